@@ -1,0 +1,1 @@
+"""Sources (where orders come from) and targets (where orders go), one folder each."""

@@ -1,0 +1,200 @@
+"""Drop-folder source: partners (or an SFTP/SMB mount) put order files into an inbox folder.
+
+Capabilities: poll + ack (move). Config keys: see FolderSourceConfig.
+
+- A file is claimed only when complete: its size and mtime stayed unchanged for
+  `stable_seconds` across polls, or its done-marker (`FILE + done_suffix`) exists.
+- Symlinks are never followed (opened with O_NOFOLLOW); a symlink, a file over `max_bytes`
+  or anything that is not a regular file is refused and moved to `failed/` with its reason.
+- File names are metadata only: the archive name is `<timestamp>-<message id>-<safe name>`,
+  built from characters we choose, inside folders we configured.
+- `ack` runs only after the message is committed (see gateway.pipeline): stored files move to
+  `archive/`, refused ones to `failed/`. A crash before the move leaves the file in the inbox;
+  the next poll reads it again and the store recognises the same bytes: nothing doubled.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import logging
+import os
+import re
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.sources.folder.config import FolderSourceConfig
+from gateway import crashpoints
+from gateway.connector import AckOutcome, RawMessage
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FolderSource"]
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(slots=True)
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float
+
+
+@dataclass(slots=True)
+class _Claim:
+    name: str  # entry name inside the inbox (as listed by the OS, not a path we built from data)
+    done_marker: str | None
+
+
+class FolderSource:
+    def __init__(self, config: FolderSourceConfig, clock: callable = time.monotonic):  # type: ignore[valid-type]
+        self.config = config
+        self.name = config.name
+        self.inbox = Path(config.path)
+        self.archive = Path(config.archive or self.inbox.parent / "archive")
+        self.failed = Path(config.failed or self.inbox.parent / "failed")
+        for d in (self.inbox, self.archive, self.failed):
+            d.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._seen: dict[str, _Seen] = {}
+        self._acked: set[int] = set()
+
+    def poll(self) -> Iterator[RawMessage]:
+        suffix = self.config.done_suffix
+        now = self._clock()
+        present: set[str] = set()
+        try:
+            entries = sorted(os.scandir(self.inbox), key=lambda e: e.name)
+        except FileNotFoundError:
+            self.inbox.mkdir(parents=True, exist_ok=True)
+            return
+        names = {e.name for e in entries}
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or (suffix and name.endswith(suffix)):
+                continue  # hidden/partial uploads and done-markers are not orders
+            if not fnmatch.fnmatch(name, self.config.pattern):
+                continue
+            present.add(name)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                yield self._refusal(name, "SYMLINK: a symbolic link in the inbox is never followed; put the file itself there")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # sub-folders, fifos: not ours
+            if suffix:
+                if name + suffix not in names:
+                    continue
+            elif not self._stable(name, st, now):
+                continue
+            if st.st_size > self.config.max_bytes:
+                yield self._refusal(
+                    name, f"TOO_LARGE: {st.st_size} bytes is over the limit of {self.config.max_bytes}; raise max_bytes for this source if it is genuine"
+                )
+                continue
+            msg = self._read(name, suffix)
+            if msg is not None:
+                yield msg
+        for gone in set(self._seen) - present:
+            del self._seen[gone]
+
+    def ack(self, message: RawMessage, outcome: AckOutcome, message_id: str) -> None:
+        claim: _Claim = message.ack_token
+        key = id(claim)
+        if key in self._acked:
+            raise RuntimeError(f"message {message.source_ref} was acknowledged twice")
+        self._acked.add(key)
+        crashpoints.hit("before_ack")
+        target_dir = self.failed if outcome == "rejected" else self.archive
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        safe = _SAFE.sub("_", claim.name)[-120:].lstrip(".") or "file"
+        target = target_dir / f"{stamp}-{message_id[:8]}-{safe}"
+        try:
+            os.replace(self.inbox / claim.name, _unique(target))
+        except FileNotFoundError:
+            log.warning("folder %s: %s vanished before it could be moved", self.name, claim.name)
+        if claim.done_marker:
+            try:
+                os.unlink(self.inbox / claim.done_marker)
+            except FileNotFoundError:
+                pass
+        self._seen.pop(claim.name, None)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _stable(self, name: str, st: os.stat_result, now: float) -> bool:
+        seen = self._seen.get(name)
+        if seen is None or seen.size != st.st_size or seen.mtime_ns != st.st_mtime_ns:
+            self._seen[name] = _Seen(st.st_size, st.st_mtime_ns, now)
+            return self.config.stable_seconds == 0 and st.st_size > 0
+        if st.st_size == 0:
+            return False  # an empty file is probably still being written; wait for content
+        return now - seen.since >= self.config.stable_seconds
+
+    def _read(self, name: str, suffix: str | None) -> RawMessage | None:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(self.inbox / name, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return self._refusal(name, "SYMLINK: a symbolic link in the inbox is never followed")
+            log.warning("folder %s: cannot open %s: %s", self.name, name, exc.strerror)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            if st.st_size > self.config.max_bytes:
+                return self._refusal(name, f"TOO_LARGE: {st.st_size} bytes is over the limit of {self.config.max_bytes}")
+            chunks = []
+            remaining = self.config.max_bytes + 1
+            while remaining > 0:
+                chunk = os.read(fd, min(1 << 20, remaining))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            body = b"".join(chunks)
+        finally:
+            os.close(fd)
+        if len(body) > self.config.max_bytes:
+            return self._refusal(name, f"TOO_LARGE: the file grew over the limit of {self.config.max_bytes} bytes")
+        ref = f"{self.inbox}/{name}"
+        return RawMessage(
+            body=body,
+            source=self.name,
+            source_ref=ref,
+            display_name=name,
+            ack_token=_Claim(name, name + suffix if suffix else None),
+        )
+
+    def _refusal(self, name: str, reason: str) -> RawMessage:
+        # The refusal itself is stored (with no content) so a person sees it, then the entry
+        # moves to failed/. Its bytes are never read.
+        return RawMessage(
+            body=f"refused {self.name}/{name} at {time.time_ns()}".encode(),
+            source=self.name,
+            source_ref=f"{self.inbox}/{name}",
+            display_name=name,
+            ack_token=_Claim(name, None),
+            rejected=reason,
+        )
+
+
+def _unique(target: Path) -> Path:
+    if not target.exists():
+        return target
+    for i in range(1, 10_000):
+        candidate = target.with_name(f"{target.name}.{i}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(target)

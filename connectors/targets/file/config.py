@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.dispatch.policy import RetryPolicy
+
+
+class FileTargetConfig(BaseModel):
+    """Writes each order as a JSON file into a folder (an ERP import folder, or the demo outbox)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["file"] = "file"
+    name: str = Field(description="Unique name of this connector.")
+    path: Path = Field(description="Folder the order files are written to (created if missing).")
+    payload: Path | None = Field(None, description="Optional JMESPath file shaping the JSON written (default: the canonical order).")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry policy for failed writes.")

@@ -1,0 +1,380 @@
+"""Typed configuration: YAML validated once at start-up, every problem reported together.
+
+Secrets never live in the file: any string may be a reference ``${env:NAME}`` (or
+``${env:NAME:-default}``), resolved when the file is loaded, and fields typed as secrets
+accept nothing else. Unknown keys are refused with a "did you mean". Each problem names its
+place as ``file:line: dotted.path``.
+
+Relative paths are resolved against ``home``, itself relative to the configuration file's
+folder (default: that folder).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+)
+
+from connectors.sources.folder.config import FolderSourceConfig
+from connectors.targets.file.config import FileTargetConfig
+from connectors.targets.http_json.config import HttpJsonConfig
+from gateway.errors import ConfigError
+
+__all__ = [
+    "DispatchConfig",
+    "GatewayConfig",
+    "PartnerConfig",
+    "StoreConfig",
+    "load_config",
+]
+
+SourceConfig = Annotated[Union[FolderSourceConfig], Field(discriminator="type")]  # noqa: UP007
+ConnectorConfig = Annotated[Union[HttpJsonConfig, FileTargetConfig], Field(discriminator="type")]  # noqa: UP007
+
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class StoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        "sqlite:///var/gateway.db",
+        description="SQLAlchemy URL: sqlite:///path (embedded, one node) or postgresql+psycopg://... (several nodes).",
+    )
+
+
+class DispatchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    poll_seconds: PositiveFloat = Field(1.0, description="Seconds between two looks for due deliveries.")
+    lease_seconds: PositiveFloat = Field(
+        120.0, description="A claimed delivery not finished within this time is taken up again (after a crash)."
+    )
+    batch: PositiveInt = Field(50, description="Deliveries claimed per look.")
+    workers: PositiveInt = Field(4, description="Deliveries sent in parallel.")
+
+
+class PartnerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Short name of the trading partner, used in mappings/<name>/ and reports.")
+    x12_ids: list[str] = Field(default_factory=list, description="ISA06 sender ids (optionally 'QQ:ID' with the ISA05 qualifier).")
+    connectors: list[str] | None = Field(None, description="Connectors this partner's orders go to (default: all).")
+
+
+class ProcessingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    poll_seconds: PositiveFloat = Field(1.0, description="Seconds between two looks for stored but unprocessed messages.")
+    max_attempts: PositiveInt = Field(
+        3, description="A message whose processing crashed the gateway this many times is quarantined (CRASH_LOOP)."
+    )
+    batch_orders: PositiveInt = Field(500, description="Orders written per database commit while processing a large file.")
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    home: Path = Field(Path("."), description="Folder that relative paths are resolved against (relative to this file).")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Where messages, orders and history are kept.")
+    sources: list[SourceConfig] = Field(default_factory=list, description="Where orders come from.")
+    connectors: list[ConnectorConfig] = Field(default_factory=list, description="Where orders go.")
+    partners: list[PartnerConfig] = Field(default_factory=list, description="Known trading partners.")
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig, description="Turning stored messages into orders.")
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Sending orders to connectors.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
+
+    def source(self, name: str) -> FolderSourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def connector(self, name: str) -> HttpJsonConfig | FileTargetConfig:
+        for c in self.connectors:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def default_config(home: Path) -> GatewayConfig:
+    """The embedded defaults: SQLite, a local drop folder, a file outbox."""
+    cfg = GatewayConfig.model_validate(
+        {
+            "sources": [{"type": "folder", "name": "inbox", "path": "var/inbox", "poll_seconds": 1}],
+            "connectors": [{"type": "file", "name": "outbox", "path": "var/outbox"}],
+        }
+    )
+    return _resolve_paths(cfg, home)
+
+
+def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None) -> GatewayConfig:
+    """Load, resolve environment references, validate. Raises ConfigError listing every problem."""
+    path = Path(path)
+    env = os.environ if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the configuration must be a mapping of keys to values")
+    lines = _line_index(node)
+    problems: list[str] = []
+    data = _resolve_env(data, env, (), problems, lines, path)
+    _check_secret_literals(data, (), problems, lines, path)
+    try:
+        cfg = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(err, data, lines, path) for err in exc.errors())
+        cfg = None
+    if cfg is not None:
+        problems.extend(_check_semantics(cfg, lines, path))
+    if problems:
+        raise ConfigError(problems)
+    assert cfg is not None
+    home = (path.parent / cfg.home).resolve()
+    return _resolve_paths(cfg, home)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
+    def fix(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else (home / p)
+
+    cfg.home = home
+    for s in cfg.sources:
+        s.path = fix(s.path)  # type: ignore[assignment]
+        s.archive = fix(s.archive) or s.path.parent / "archive"
+        s.failed = fix(s.failed) or s.path.parent / "failed"
+    for c in cfg.connectors:
+        if isinstance(c, FileTargetConfig):
+            c.path = fix(c.path)  # type: ignore[assignment]
+        c.payload = fix(c.payload)
+    url = cfg.store.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///") :]
+        if rel and rel != ":memory:":
+            cfg.store.url = f"sqlite:///{home / rel}"
+    return cfg
+
+
+def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
+    index: dict[tuple[Any, ...], int] = {}
+
+    def walk(n: yaml.Node, loc: tuple[Any, ...]) -> None:
+        index[loc] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                index[(*loc, k.value)] = k.start_mark.line + 1
+                walk(v, (*loc, k.value))
+                index[(*loc, k.value)] = k.start_mark.line + 1
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                walk(v, (*loc, i))
+
+    if node is not None:
+        walk(node, ())
+    return index
+
+
+def _where(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int], path: Path) -> str:
+    probe = tuple(loc)
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe, 1)
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return f"{path}:{line}: {dotted or '(top level)'}"
+
+
+def _resolve_env(
+    value: Any,
+    env: typing.Mapping[str, str],
+    loc: tuple[Any, ...],
+    problems: list[str],
+    lines: dict[tuple[Any, ...], int],
+    path: Path,
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, env, (*loc, k), problems, lines, path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, env, (*loc, i), problems, lines, path) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                f"{_where(loc, lines, path)}: environment variable {name} is not set "
+                f"(export {name}=... before starting the gateway)"
+            )
+            return ""
+
+        resolved = ENV_REF.sub(sub, value)
+        return _EnvValue(resolved)
+    return value
+
+
+class _EnvValue(str):
+    """A string that came from an environment reference (allowed in secret fields)."""
+
+    __slots__ = ()
+
+
+def _check_secret_literals(
+    data: Any, loc: tuple[Any, ...], problems: list[str], lines: dict[tuple[Any, ...], int], path: Path
+) -> None:
+    """Secret-typed fields must come from the environment, never be written in the file."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k == "secret_headers" and isinstance(v, dict):
+                for hk, hv in v.items():
+                    if not isinstance(hv, _EnvValue):
+                        problems.append(
+                            f"{_where((*loc, k, hk), lines, path)}: secrets may not be written in the "
+                            f"configuration; use a reference such as ${{env:{_env_name(hk)}}}"
+                        )
+            elif k == "headers" and isinstance(v, dict):
+                for hk, hv in v.items():
+                    if re.search(r"auth|token|key|secret|password", str(hk), re.I) and not isinstance(hv, _EnvValue):
+                        problems.append(
+                            f"{_where((*loc, k, hk), lines, path)}: header {hk!r} looks like a credential; "
+                            f"move it to secret_headers with a reference such as ${{env:{_env_name(hk)}}}"
+                        )
+            else:
+                _check_secret_literals(v, (*loc, k), problems, lines, path)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _check_secret_literals(v, (*loc, i), problems, lines, path)
+
+
+def _env_name(header: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", str(header).upper()).strip("_") or "SECRET"
+
+
+def _describe(err: Any, data: Any, lines: dict[tuple[Any, ...], int], path: Path) -> str:
+    loc = tuple(err["loc"])
+    # Drop the discriminator tag pydantic inserts for tagged unions (sources[0].folder.path).
+    clean: list[Any] = []
+    cursor: Any = data
+    for part in loc:
+        if isinstance(cursor, dict) and part not in cursor and isinstance(part, str) and cursor.get("type") == part:
+            continue
+        clean.append(part)
+        cursor = cursor.get(part) if isinstance(cursor, dict) else (
+            cursor[part] if isinstance(cursor, list) and isinstance(part, int) and part < len(cursor) else None
+        )
+    where = _where(tuple(clean), lines, path)
+    if err["type"] == "extra_forbidden":
+        key = clean[-1]
+        allowed = _allowed_keys(tuple(clean[:-1]), data)
+        hint = difflib.get_close_matches(str(key), allowed, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else (f"; known keys: {', '.join(sorted(allowed))}" if allowed else "")
+        return f"{where}: unknown key {key!r}{suggestion}"
+    if err["type"] == "union_tag_invalid":
+        return f"{where}: {err['msg']}"
+    return f"{where}: {err['msg']}"
+
+
+def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
+    model: Any = GatewayConfig
+    cursor: Any = data
+    for part in loc:
+        cursor = cursor[part] if isinstance(cursor, (dict, list)) else None
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation, cursor)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _model_of(annotation: Any, value: Any) -> Any:
+    """The pydantic model inside an annotation (list[...], Optional, tagged union)."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _model_of(typing.get_args(annotation)[0], value)
+    if origin in (list, dict):
+        item = value[0] if isinstance(value, list) and value else value
+        return _model_of(typing.get_args(annotation)[-1], item)
+    if origin in (Union, types.UnionType):
+        candidates = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if isinstance(value, dict):
+            for c in candidates:
+                tag = c.model_fields.get("type")
+                if tag is not None and value.get("type") == tag.default:
+                    return c
+        return candidates[0] if candidates else None
+    return annotation
+
+
+def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path: Path) -> list[str]:
+    problems = []
+    for kind, items in (("sources", cfg.sources), ("connectors", cfg.connectors), ("partners", cfg.partners)):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.name in seen:
+                problems.append(f"{_where((kind, i, 'name'), lines, path)}: name {item.name!r} is used twice")
+            seen.add(item.name)
+    names = {c.name for c in cfg.connectors}
+    for i, p in enumerate(cfg.partners):
+        for j, c in enumerate(p.connectors or []):
+            if c not in names:
+                hint = difflib.get_close_matches(c, sorted(names), n=1)
+                problems.append(
+                    f"{_where(('partners', i, 'connectors', j), lines, path)}: no connector named {c!r}"
+                    + (f"; did you mean {hint[0]!r}?" if hint else "")
+                )
+    for i, c in enumerate(cfg.connectors):
+        if c.payload is not None:
+            from gateway.payload import PayloadError, load_payload
+
+            target = c.payload if c.payload.is_absolute() else (path.parent / cfg.home / c.payload)
+            try:
+                load_payload(target)
+            except PayloadError as exc:
+                problems.append(f"{_where(('connectors', i, 'payload'), lines, path)}: {exc}")
+    if cfg.dispatch.lease_seconds <= max(
+        (c.timeout.connect + c.timeout.read for c in cfg.connectors if isinstance(c, HttpJsonConfig)), default=0
+    ):
+        problems.append(
+            f"{_where(('dispatch', 'lease_seconds'), lines, path)}: must be longer than the slowest connector's "
+            "connect + read timeout, or a slow call is taken up twice"
+        )
+    return problems
+
+
+# Values typed SecretStr print as '**********'; re-export for connectors.
+Secret = SecretStr

@@ -1,0 +1,74 @@
+"""The two plugin surfaces: a Source polls and acknowledges; a Connector sends one order.
+
+Retry, de-duplication, state and logging live in the core, never in a plugin: a source does
+not parse, a connector does not retry on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = ["Capabilities", "Connector", "Delivery", "RawMessage", "Receipt", "Source"]
+
+AckOutcome = Literal["stored", "duplicate", "rejected"]
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """Bytes as a source received them, plus where they came from."""
+
+    body: bytes
+    source: str  # configured source name
+    source_ref: str  # identity inside the source (relative path, mailbox UID, ...)
+    display_name: str  # sanitized name for people; never used as a path
+    ack_token: Any = None  # whatever the source needs to acknowledge this message
+    rejected: str | None = None  # set by a source that refuses the item itself (symlink, too large)
+
+
+class Source(Protocol):
+    name: str
+
+    def poll(self) -> Iterator[RawMessage]:
+        """Yield messages that are ready to be stored. Must not acknowledge anything."""
+        ...
+
+    def ack(self, message: RawMessage, outcome: AckOutcome, message_id: str) -> None:
+        """Called once, only after the message is committed to the store as `message_id`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector promises; declared data, never probed."""
+
+    idempotency_key: bool = False  # the target honours an Idempotency-Key header
+    idempotent: bool = False  # sending the same delivery twice has one effect: unknown errors may be retried
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    outbox_id: int
+    order_id: str
+    idempotency_key: str
+    attempt: int  # 1 for the first attempt
+    order: dict[str, Any]  # the canonical order as JSON-ready data (decimals as strings)
+
+
+@dataclass(slots=True)
+class Receipt:
+    status: int | None = None
+    reference: str | None = None  # the target's id for the order, if it returned one
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Connector(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    def send(self, delivery: Delivery) -> Receipt:
+        """Deliver one order. Raise TransientError or PermanentError (gateway.errors)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Getting orders out: the outbox, the retry policy, dead letters and replay."""

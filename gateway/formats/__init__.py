@@ -1,0 +1,48 @@
+"""Parsers: bytes in, documents out. `detect` picks one from the first bytes of an input."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gateway.errors import ParseError
+from gateway.formats.base import Parser
+
+__all__ = ["FORMATS", "detect", "get_parser"]
+
+# name -> "module:Class"; imported only when used, so a format's dependencies load lazily.
+FORMATS: dict[str, str] = {
+    "x12": "gateway.formats.x12:X12Parser",
+}
+
+_cache: dict[str, Any] = {}
+
+
+def get_parser(name: str) -> Parser:
+    if name not in FORMATS:
+        import difflib
+
+        hint = difflib.get_close_matches(name, FORMATS, n=1)
+        raise ParseError(
+            f"unknown format {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(FORMATS)}"),
+            reason="UNKNOWN_FORMAT",
+        )
+    if name not in _cache:
+        module, _, cls = FORMATS[name].partition(":")
+        _cache[name] = getattr(importlib.import_module(module), cls)()
+    parser: Parser = _cache[name]
+    return parser
+
+
+def detect(head: bytes) -> str:
+    """The format of an input from its first bytes; ParseError when nothing recognises it."""
+    if not head.strip():
+        raise ParseError("the input is empty", reason="EMPTY", position="byte 0")
+    for name in FORMATS:
+        if get_parser(name).sniff(head):
+            return name
+    raise ParseError(
+        "not a format the gateway reads (expected an X12 interchange starting with ISA)",
+        reason="NOT_RECOGNIZED",
+        position="byte 0",
+    )

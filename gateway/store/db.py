@@ -1,0 +1,155 @@
+"""Opening the store: SQLite (WAL) by default, PostgreSQL by URL, schema kept by Alembic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from gateway.errors import StoreUnavailable
+from gateway.store import tables as t
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+class Store:
+    """The engine plus the one way to open a write transaction.
+
+    On SQLite every transaction starts with BEGIN IMMEDIATE: a deferred transaction that
+    later upgrades to a writer gets SQLITE_BUSY without waiting for busy_timeout.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True, echo: bool = False):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            _ensure_sqlite_dir(url)
+            self.engine: Engine = create_engine(
+                url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        if migrate:
+            self.migrate()
+
+    @property
+    def supports_skip_locked(self) -> bool:
+        return not self.is_sqlite
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest revision (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreUnavailable(f"cannot open the store at {_redact(self.url)}: {exc.orig}") from exc
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction; raises StoreUnavailable when the database cannot be reached."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"the store is unavailable: {exc.orig}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def add_event(
+    conn: Connection,
+    kind: str,
+    detail: str | None = None,
+    *,
+    message_id: str | None = None,
+    order_id: str | None = None,
+    outbox_id: int | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    conn.execute(
+        insert(t.events).values(
+            at=at or utcnow(),
+            kind=kind,
+            detail=detail,
+            message_id=message_id,
+            order_id=order_id,
+            outbox_id=outbox_id,
+        )
+    )
+
+
+def add_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert many events in one executemany (rows need at least `kind`)."""
+    if not rows:
+        return
+    now = utcnow()
+    full = [
+        {"at": now, "detail": None, "message_id": None, "order_id": None, "outbox_id": None, **r}
+        for r in rows
+    ]
+    conn.execute(insert(t.events), full)
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:" and not path.startswith("file:"):
+        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit survives power loss, and we acknowledge sources right after it.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

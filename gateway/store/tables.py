@@ -1,0 +1,139 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in `migrations/` create them.
+
+Every state change is a row update plus an `events` row in the same transaction, so any
+crash resumes from the last committed state and every order has a history.
+
+    messages ──< orders ──< outbox
+        │           │          │
+        └───────────┴──────────┴──< events
+    messages ──< interchanges         (one row per EDI interchange seen: duplicate detection)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TZ = DateTime(timezone=True)
+
+# Message states: received -> processed | quarantined ; duplicate (a no-op receipt)
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("received_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Column("source", String(100), nullable=False),  # configured source name, or "cli"
+    Column("source_ref", String(1000), nullable=True),  # where it came from, display only
+    Column("display_name", String(255), nullable=True),  # sanitized, never used as a path
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("size", Integer, nullable=False),
+    Column("format", String(20), nullable=True),
+    Column("partner", String(100), nullable=True),
+    Column("state", String(20), nullable=False, index=True),
+    Column("reason", String(60), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("warnings", JSON, nullable=False, default=list),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", TZ, nullable=True),
+    Column("order_count", Integer, nullable=False, default=0),
+    Column("rejected_count", Integer, nullable=False, default=0),
+)
+
+message_bodies = Table(
+    "message_bodies",
+    metadata,
+    Column("message_id", String(36), ForeignKey("messages.id"), primary_key=True),
+    Column("body", LargeBinary, nullable=False),
+)
+
+interchanges = Table(
+    "interchanges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False, unique=True),  # standard|qualifier:sender|control number
+    Column("message_id", String(36), ForeignKey("messages.id"), nullable=False, index=True),
+    Column("digest", String(64), nullable=True),
+    Column("created_at", TZ, nullable=False),
+)
+
+# Order states: mapped -> validated -> dispatched ; quarantined ; dead
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("message_id", String(36), ForeignKey("messages.id"), nullable=False),
+    Column("doc_index", Integer, nullable=False),  # position in the message: reprocessing is idempotent
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("partner", String(100), nullable=True),
+    Column("po_number", String(100), nullable=True, index=True),
+    Column("purpose", String(20), nullable=True),
+    Column("order_date", Date, nullable=True),
+    Column("order_key", String(300), nullable=True, index=True),  # partner|sender|po_number
+    Column("content_hash", String(64), nullable=True),
+    Column("state", String(20), nullable=False, index=True),
+    Column("reason", String(60), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("position", String(200), nullable=True),
+    Column("line_count", Integer, nullable=False, default=0),
+    Column("data", JSON, nullable=True),  # the canonical order; null for a rejected document
+    UniqueConstraint("message_id", "doc_index", name="uq_orders_message_doc"),
+)
+
+# Outbox states: pending -> in_flight -> sent ; pending (retry) ; dead
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("connector", String(100), nullable=False),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Column("first_attempt_at", TZ, nullable=True),
+    Column("next_attempt_at", TZ, nullable=False),
+    Column("lease_until", TZ, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("receipt", JSON, nullable=True),
+    UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
+    Index("ix_outbox_due", "state", "next_attempt_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TZ, nullable=False),
+    Column("message_id", String(36), nullable=True, index=True),
+    Column("order_id", String(36), nullable=True, index=True),
+    Column("outbox_id", Integer, nullable=True),
+    Column("kind", String(40), nullable=False),
+    Column("detail", Text, nullable=True),
+)
