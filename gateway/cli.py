@@ -1,0 +1,443 @@
+"""The `gateway` command.
+
+Every command reads the configuration from --config, else $GATEWAY_CONFIG, else
+./config/gateway.yaml, else the embedded defaults (SQLite in ./var, inbox ./var/inbox, file
+outbox ./var/outbox). Errors end with a one-line reason on stderr and a non-zero exit, never
+a traceback (set GATEWAY_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.config import GatewayConfig, default_config, load_config
+from gateway.errors import ConfigError, GatewayError, InputRejected
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Order-entry integration gateway.")
+config_app = typer.Typer(no_args_is_help=True, help="Check and explain the configuration.")
+app.add_typer(config_app, name="config")
+
+# Piped output keeps whole table cells instead of rich's 80-column default.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Configuration file (YAML).", envvar="GATEWAY_CONFIG")]
+
+EXAMPLES = Path(__file__).with_name("examples")
+
+
+def _config(path: Path | None) -> GatewayConfig:
+    if path is not None:
+        return load_config(path)
+    default = Path("config/gateway.yaml")
+    if default.exists():
+        return load_config(default)
+    return default_config(Path.cwd())
+
+
+def _gateway(path: Path | None) -> Any:
+    from gateway.app import Gateway
+
+    cfg = _config(path)
+    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("pyx12", "apscheduler.executors", "apscheduler.scheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL if noisy == "pyx12" else logging.WARNING)
+    return Gateway(cfg)
+
+
+# -- translate / schema -----------------------------------------------------------------------
+
+
+@app.command()
+def translate(
+    files: Annotated[list[Path], typer.Argument(help="Input files; '-' reads standard input.")],
+    format: Annotated[str | None, typer.Option("--format", "-f", help="Input format (default: detected from the content).")] = None,
+    partner: Annotated[str | None, typer.Option("--partner", "-p", help="Trading partner the input comes from.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print the canonical orders in FILES as JSON Lines; problems go to stderr."""
+    from gateway.translate import PartnerDirectory, Rejected, Translated
+    from gateway.translate import translate as run
+
+    partners = PartnerDirectory(_config(config).partners)
+
+    write = sys.stdout.write
+    failed = 0
+    for f in files:
+        label = str(f)
+        try:
+            stream = sys.stdin.buffer if label == "-" else open(f, "rb")  # noqa: SIM115
+        except OSError as exc:
+            err.print(f"{label}: cannot read: {exc.strerror}", markup=False)
+            failed += 1
+            continue
+        try:
+            if label == "-":
+                import io
+
+                stream = io.BytesIO(stream.read())
+            for ev in run(stream, name=Path(label).name, format=format, partner=partner, partners=partners):
+                if isinstance(ev, Translated):
+                    write(ev.order.model_dump_json())
+                    write("\n")
+                elif isinstance(ev, Rejected):
+                    failed += 1
+                    doc = f"{ev.doc_type or 'document'} {ev.control_number or ''}".strip()
+                    err.print(f"{label}: {ev.position}: {doc} rejected ({ev.reason}): {ev.message}", markup=False)
+        except InputRejected as exc:
+            failed += 1
+            err.print(f"{label}: {exc.position or 'start'}: {exc.message} ({exc.reason})", markup=False)
+        finally:
+            stream.close()
+    sys.stdout.flush()
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the canonical order."""
+    from gateway.model import order_json_schema
+
+    sys.stdout.write(json.dumps(order_json_schema(), indent=2) + "\n")
+
+
+# -- ingest / run / demo ----------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Files to store and process.")],
+    config: ConfigOpt = None,
+    format: Annotated[str | None, typer.Option("--format", "-f")] = None,
+    partner: Annotated[str | None, typer.Option("--partner", "-p")] = None,
+) -> None:
+    """Store FILES and turn them into orders now (they are dispatched by `gateway run`)."""
+    from rich.progress import Progress
+
+    from gateway.connector import RawMessage
+
+    gw = _gateway(config)
+    totals = {"orders": 0, "quarantined": 0, "duplicates": 0, "rejected": 0}
+    started = time.perf_counter()
+    try:
+        with Progress(console=err, transient=True, disable=len(files) < 3) as progress:
+            task = progress.add_task("ingesting", total=len(files))
+            for f in files:
+                try:
+                    body = f.read_bytes()
+                except OSError as exc:
+                    err.print(f"{f}: cannot read: {exc.strerror}", markup=False)
+                    totals["rejected"] += 1
+                    continue
+                raw = RawMessage(body=body, source="cli", source_ref=str(f.resolve()), display_name=f.name)
+                mid, dup, st = gw.ingest(raw, format=format, partner=partner)
+                if dup:
+                    totals["duplicates"] += 1
+                    err.print(f"{f}: already received as message {mid[:8]}; nothing new", markup=False)
+                totals["orders"] += st.orders
+                totals["quarantined"] += st.quarantined
+                totals["rejected"] += st.rejected_messages
+                progress.advance(task)
+    finally:
+        gw.close()
+    elapsed = time.perf_counter() - started
+    err.print(
+        f"{len(files)} file(s): {totals['orders']} orders accepted, {totals['quarantined']} quarantined, "
+        f"{totals['duplicates']} duplicate file(s), {totals['rejected']} file(s) refused in {elapsed:.2f}s",
+        markup=False,
+    )
+    if totals["rejected"] or totals["quarantined"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Work until nothing is left to do, then exit.")] = False,
+    seconds: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+) -> None:
+    """Run the gateway: poll sources, make orders, deliver them. Stops cleanly on SIGTERM."""
+    gw = _gateway(config)
+    if once:
+        try:
+            _run_until_idle(gw, seconds or 60.0)
+        finally:
+            gw.close()
+        return
+    from gateway.service import run_service
+
+    run_service(gw, max_seconds=seconds)
+
+
+def _run_until_idle(gw: Any, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    idle_rounds = 0
+    while time.monotonic() < deadline:
+        stats = gw.cycle()
+        pending = _pending_deliveries(gw)
+        if stats.busy or pending["due"]:
+            idle_rounds = 0
+        else:
+            idle_rounds += 1
+        # Files are claimed only once stable, so look twice more before calling it idle.
+        if idle_rounds >= 3 and not pending["due"]:
+            return
+        time.sleep(min(0.5, max(s.poll_seconds for s in gw.config.sources) if gw.config.sources else 0.2))
+
+
+def _pending_deliveries(gw: Any) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from gateway.store import tables as t
+    from gateway.store import utcnow
+
+    with gw.store.engine.connect() as conn:
+        due = conn.execute(
+            select(func.count()).select_from(t.outbox).where(t.outbox.c.state.in_(["pending", "in_flight"])).where(t.outbox.c.next_attempt_at <= utcnow())
+        ).scalar_one()
+    return {"due": due}
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+) -> None:
+    """Drop the bundled example orders into the inbox and watch them flow to the outbox."""
+    gw = _gateway(config)
+    inbox = next((Path(s.path) for s in gw.config.sources if s.type == "folder"), None)
+    if inbox is None:
+        raise ConfigError("the demo needs a folder source in the configuration")
+    inbox.mkdir(parents=True, exist_ok=True)
+    examples = sorted(EXAMPLES.glob("*.edi"))
+    for ex in examples:
+        shutil.copyfile(ex, inbox / ex.name)
+    err.print(f"copied {len(examples)} example file(s) into {inbox}; running until they are delivered ...", markup=False)
+    try:
+        _run_until_idle(gw, 60.0)
+        _orders_table(gw, state=None, limit=50)
+        outbox_dirs = [c.path for c in gw.config.connectors if getattr(c, "type", "") == "file"]
+        for d in outbox_dirs:
+            files = sorted(Path(d).glob("*.json"))
+            out.print(f"\n{len(files)} order file(s) in {d}")
+    finally:
+        gw.close()
+
+
+# -- looking at orders ------------------------------------------------------------------------
+
+
+@app.command()
+def orders(
+    config: ConfigOpt = None,
+    state: Annotated[str | None, typer.Option("--state", "-s", help="Only orders in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+) -> None:
+    """List recent orders with their state."""
+    gw = _gateway(config)
+    try:
+        _orders_table(gw, state=state, limit=limit)
+    finally:
+        gw.close()
+
+
+def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
+    from sqlalchemy import select
+
+    from gateway.store import tables as t
+
+    q = (
+        select(t.orders, t.messages.c.display_name)
+        .join(t.messages, t.messages.c.id == t.orders.c.message_id)
+        .order_by(t.orders.c.created_at.desc())
+        .limit(limit)
+    )
+    if state:
+        q = q.where(t.orders.c.state == state)
+    with gw.store.engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    table = Table(title=f"{len(rows)} order(s)" + (f" in state {state}" if state else ""))
+    for col in ("id", "po number", "partner", "lines", "state", "reason", "from"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["id"][:8], r["po_number"] or "-", r["partner"] or "-", str(r["line_count"]), r["state"], r["reason"] or "", r["display_name"] or "")
+    out.print(table)
+
+
+@app.command()
+def show(
+    order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the canonical order as JSON only.")] = False,
+) -> None:
+    """Show one order: status, canonical content, deliveries and full history."""
+    from sqlalchemy import or_, select
+
+    from gateway.store import tables as t
+
+    gw = _gateway(config)
+    try:
+        with gw.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.orders).where(or_(t.orders.c.id.startswith(order), t.orders.c.po_number == order)).limit(5)
+            ).mappings().all()
+            if not rows:
+                raise GatewayError(f"no order with id or PO number {order!r}; `gateway orders` lists them")
+            if len(rows) > 1:
+                ids = ", ".join(f"{r['id'][:8]} (PO {r['po_number']})" for r in rows)
+                raise GatewayError(f"{order!r} matches several orders: {ids}; give more of the id")
+            o = rows[0]
+            deliveries = conn.execute(select(t.outbox).where(t.outbox.c.order_id == o["id"]).order_by(t.outbox.c.id)).mappings().all()
+            outbox_ids = [d["id"] for d in deliveries]
+            history = conn.execute(
+                select(t.events)
+                .where(
+                    or_(
+                        t.events.c.order_id == o["id"],
+                        t.events.c.outbox_id.in_(outbox_ids or [-1]),
+                        (t.events.c.message_id == o["message_id"]) & t.events.c.order_id.is_(None),
+                    )
+                )
+                .order_by(t.events.c.at, t.events.c.id)
+            ).mappings().all()
+            msg = conn.execute(select(t.messages).where(t.messages.c.id == o["message_id"])).mappings().one()
+    finally:
+        gw.close()
+    if as_json:
+        sys.stdout.write(json.dumps(o["data"], indent=2) + "\n")
+        return
+    out.print(f"[bold]Order {o['id']}[/bold]  PO {o['po_number'] or '-'}  state [bold]{o['state']}[/bold]")
+    if o["reason"]:
+        out.print(f"  {o['reason']}: {o['error']}", markup=False)
+    out.print(f"  from message {msg['id'][:8]} ({msg['display_name']}, source {msg['source']}) at {o['position']}", markup=False)
+    for w in msg["warnings"] or []:
+        out.print(f"  warning: {w}", markup=False)
+    if o["data"]:
+        d = o["data"]
+        out.print(f"  partner {d.get('partner') or '-'}, ordered {d.get('order_date') or '-'}, currency {d.get('currency') or '-'}, {len(d['lines'])} line(s)", markup=False)
+        lines = Table(show_edge=False)
+        for col in ("#", "qty", "uom", "price", "sku", "buyer part", "gtin", "description"):
+            lines.add_column(col)
+        for ln in d["lines"]:
+            lines.add_row(*(str(ln.get(k) or "") for k in ("line_number", "quantity", "uom", "unit_price", "sku", "buyer_part_number", "gtin", "description")))
+        out.print(lines)
+    if deliveries:
+        dt_ = Table(title="deliveries", show_edge=False)
+        for col in ("connector", "state", "attempts", "last status", "last error", "reference"):
+            dt_.add_column(col)
+        for d in deliveries:
+            ref = (d["receipt"] or {}).get("reference") if d["receipt"] else None
+            dt_.add_row(d["connector"], d["state"], str(d["attempts"]), str(d["last_status"] or ""), (d["last_error"] or "")[:60], ref or "")
+        out.print(dt_)
+    ht = Table(title="history", show_edge=False)
+    for col in ("at", "event", "detail"):
+        ht.add_column(col)
+    for e in history:
+        ht.add_row(str(e["at"])[:23], e["kind"], e["detail"] or "")
+    out.print(ht)
+
+
+@app.command("dead-letters")
+def dead_letters(config: ConfigOpt = None) -> None:
+    """List deliveries that gave up, with their last error."""
+    from gateway.dispatch.outbox import list_dead
+
+    gw = _gateway(config)
+    try:
+        rows = list_dead(gw.store)
+    finally:
+        gw.close()
+    table = Table(title=f"{len(rows)} dead letter(s)")
+    for col in ("id", "order", "po number", "connector", "attempts", "last status", "last error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.id), r.order_id[:8], r.po_number or "-", r.connector, str(r.attempts), str(r.last_status or ""), (r.last_error or "")[:80])
+    out.print(table)
+
+
+@app.command()
+def replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids (see `gateway dead-letters`).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Send dead letters again (after fixing what made them fail)."""
+    from gateway.dispatch.outbox import replay as do_replay
+
+    if not ids and not all_:
+        raise GatewayError("name the dead letters to replay, or pass --all")
+    gw = _gateway(config)
+    try:
+        n = do_replay(gw.store, None if all_ else ids)
+    finally:
+        gw.close()
+    err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)
+    if ids and n < len(ids):
+        raise typer.Exit(1)
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the configuration and report every problem with its place."""
+    cfg = _config(config)
+    from gateway.app import check_connectors
+
+    problems = check_connectors(cfg)
+    if problems:
+        raise ConfigError(problems)
+    out.print(
+        f"configuration OK: {len(cfg.sources)} source(s), {len(cfg.connectors)} connector(s), "
+        f"{len(cfg.partners)} partner(s), store {cfg.store.url}",
+        markup=False,
+    )
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the configuration file."""
+    sys.stdout.write(json.dumps(GatewayConfig.model_json_schema(), indent=2) + "\n")
+
+
+def main() -> None:
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except ConfigError as exc:
+        for p in exc.problems:
+            err.print(f"config: {p}", markup=False)
+        sys.exit(2)
+    except GatewayError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+    except Exception as exc:  # the last line of defence: never a traceback for a user
+        # Usage errors from the command-line parser (typer vendors its own click).
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("GATEWAY_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (set GATEWAY_DEBUG=1 for details)", markup=False)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

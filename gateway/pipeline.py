@@ -1,0 +1,479 @@
+"""The unit of work from a raw message to stored, validated, queued orders.
+
+Two steps, each its own committed transaction, so a crash anywhere resumes cleanly:
+
+1. `receive`  store the raw bytes, their sha256 and where they came from. The caller
+              acknowledges the source only after this returns: nothing lost. The same bytes
+              received again are recognised here and become a no-op: nothing doubled.
+2. `process`  parse, map and validate a stored message; write its orders, their outbox rows
+              and their history in batches. Orders are keyed by (message, position), so
+              re-processing after a crash skips what was already written. An interchange seen
+              before (same sender and control number) creates nothing new; an order whose
+              partner and PO number were already received does not reach a connector twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway import crashpoints
+from gateway.connector import RawMessage
+from gateway.dispatch.outbox import new_deliveries
+from gateway.errors import InputRejected
+from gateway.formats.base import InterchangeClosed, InterchangeOpened
+from gateway.model import Purpose
+from gateway.store import Store, add_event, add_events, new_id, utcnow
+from gateway.store import tables as t
+from gateway.translate import PartnerDirectory, Rejected, Translated, translate
+from gateway.validation import validate
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Pipeline", "ProcessStats", "ReceiveResult", "display_name"]
+
+
+@dataclass(slots=True)
+class ReceiveResult:
+    message_id: str
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class ProcessStats:
+    messages: int = 0
+    orders: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    rejected_messages: int = 0
+
+    def add(self, other: ProcessStats) -> None:
+        self.messages += other.messages
+        self.orders += other.orders
+        self.quarantined += other.quarantined
+        self.duplicates += other.duplicates
+        self.rejected_messages += other.rejected_messages
+
+
+def display_name(name: str) -> str:
+    """A file or attachment name made safe to show: basename only, no control characters."""
+    name = unicodedata.normalize("NFKC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in "\x00")
+    name = name.strip().lstrip(".") or "unnamed"
+    return name[:255]
+
+
+@dataclass
+class _Batch:
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    interchanges: list[dict[str, Any]] = field(default_factory=list)
+    digests: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        connectors: list[str],
+        partners: PartnerDirectory | None = None,
+        partner_connectors: dict[str, list[str]] | None = None,
+        batch_orders: int = 500,
+        max_attempts: int = 3,
+        lease_seconds: float = 600.0,
+    ):
+        self.store = store
+        self.connectors = list(connectors)
+        self.partners = partners or PartnerDirectory()
+        self.partner_connectors = partner_connectors or {}
+        self.batch_orders = batch_orders
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+
+    # -- step 1: receive ---------------------------------------------------------------------
+
+    def receive(self, raw: RawMessage, *, format: str | None = None, partner: str | None = None) -> ReceiveResult:
+        """Commit the raw message. Returns the id of the stored (or earlier identical) message."""
+        sha = hashlib.sha256(raw.body).hexdigest()
+        now = utcnow()
+        with self.store.begin() as conn:
+            existing = conn.execute(select(t.messages.c.id).where(t.messages.c.sha256 == sha)).scalar()
+            if existing is not None:
+                add_event(conn, "duplicate_received", f"same content received again from {raw.source}: {raw.display_name}", message_id=existing)
+                return ReceiveResult(existing, True)
+            mid = new_id()
+            state, reason, error = "received", None, None
+            if raw.rejected:
+                state, reason, error = "quarantined", raw.rejected.split(":", 1)[0], raw.rejected
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(t.messages).values(
+                            id=mid,
+                            received_at=now,
+                            updated_at=now,
+                            source=raw.source,
+                            source_ref=raw.source_ref[:1000],
+                            display_name=display_name(raw.display_name),
+                            sha256=sha,
+                            size=len(raw.body),
+                            format=format,
+                            partner=partner,
+                            state=state,
+                            reason=reason,
+                            error=error,
+                            warnings=[],
+                            attempts=0,
+                            order_count=0,
+                            rejected_count=0,
+                        )
+                    )
+                    conn.execute(insert(t.message_bodies).values(message_id=mid, body=raw.body))
+            except IntegrityError:
+                # Another node stored the same bytes between our look and our insert.
+                existing = conn.execute(select(t.messages.c.id).where(t.messages.c.sha256 == sha)).scalar_one()
+                return ReceiveResult(existing, True)
+            add_event(conn, "received", f"{len(raw.body)} bytes from {raw.source}: {display_name(raw.display_name)}", message_id=mid, at=now)
+            if state == "quarantined":
+                add_event(conn, "quarantined", error, message_id=mid, at=now)
+        crashpoints.hit("after_store")
+        return ReceiveResult(mid, False)
+
+    # -- step 2: process ---------------------------------------------------------------------
+
+    def process_pending(self, limit: int = 100) -> ProcessStats:
+        """Process stored messages that are waiting (or whose processing was interrupted)."""
+        stats = ProcessStats()
+        for mid in self._claim(limit):
+            stats.add(self.process(mid, claimed=True))
+        return stats
+
+    def _claim(self, limit: int) -> list[str]:
+        now = utcnow()
+        lease = now + dt.timedelta(seconds=self.lease_seconds)
+        with self.store.begin() as conn:
+            q = (
+                select(t.messages.c.id)
+                .where(t.messages.c.state == "received")
+                .where((t.messages.c.lease_until.is_(None)) | (t.messages.c.lease_until < now))
+                .order_by(t.messages.c.received_at)
+                .limit(limit)
+            )
+            if self.store.supports_skip_locked:
+                q = q.with_for_update(skip_locked=True)
+            ids = list(conn.execute(q).scalars())
+            if ids:
+                conn.execute(update(t.messages).where(t.messages.c.id.in_(ids)).values(lease_until=lease))
+        return ids
+
+    def process(self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None) -> ProcessStats:
+        stats = ProcessStats(messages=1)
+        now = utcnow()
+        with self.store.begin() as conn:
+            row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().one()
+            if row["state"] != "received":
+                return ProcessStats()
+            attempts = row["attempts"] + 1
+            # Counted before the work: an input that kills the process is not retried forever.
+            conn.execute(
+                update(t.messages)
+                .where(t.messages.c.id == message_id)
+                .values(attempts=attempts, updated_at=now, lease_until=now + dt.timedelta(seconds=self.lease_seconds))
+            )
+            if attempts > self.max_attempts:
+                self._finish_message(
+                    conn, message_id, "quarantined", "CRASH_LOOP",
+                    f"processing this message stopped the gateway {attempts - 1} times; it needs a person",
+                )
+                stats.rejected_messages = 1
+                return stats
+            body = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == message_id)).scalar_one()
+            done = set(conn.execute(select(t.orders.c.doc_index).where(t.orders.c.message_id == message_id)).scalars())
+        fmt = format or row["format"]
+        partner = partner or row["partner"]
+        name = row["display_name"] or "<input>"
+        warnings: list[str] = []
+        batch = _Batch()
+        skipping: dict[int, str] = {}  # interchange index -> earlier digest (a duplicate interchange)
+        opened: dict[str, str] = {}  # interchange key -> digest, for repeats inside this file
+        counts = {"orders": 0, "rejected": 0, "duplicates": 0}
+        try:
+            for ev in translate(io.BytesIO(body), name=name, format=fmt, partner=partner, partners=self.partners, message_id=message_id):
+                if isinstance(ev, InterchangeOpened):
+                    warnings.extend(ev.warnings)
+                    self._open_interchange(ev, message_id, batch, skipping, opened)
+                elif isinstance(ev, InterchangeClosed):
+                    self._close_interchange(ev, message_id, batch, skipping, opened, warnings, counts)
+                elif ev.index in done or ev.envelope is not None and ev.envelope.interchange_index in skipping:
+                    continue
+                elif isinstance(ev, Translated):
+                    warnings.extend(ev.warnings)
+                    self._add_order(ev, message_id, batch, counts)
+                else:
+                    self._add_rejection(ev, message_id, batch, counts)
+                if len(batch) >= self.batch_orders:
+                    self._flush(batch)
+                    batch = _Batch()
+        except InputRejected as exc:
+            self._flush(batch)
+            with self.store.begin() as conn:
+                self._finish_message(conn, message_id, "quarantined", exc.reason, str(exc), warnings=warnings, fmt=fmt)
+            stats.rejected_messages = 1
+            return stats
+        self._flush(batch)
+        crashpoints.hit("after_orders")
+        with self.store.begin() as conn:
+            total = conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars().all()
+            good = sum(1 for s in total if s not in ("quarantined", "duplicate"))
+            if not total and counts["duplicates"] == 0 and not skipping:
+                self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=warnings, fmt=fmt)
+                stats.rejected_messages = 1
+            elif total and good == 0 and all(s == "quarantined" for s in total):
+                self._finish_message(conn, message_id, "quarantined", "ALL_REJECTED", f"none of the {len(total)} documents could be accepted", warnings=warnings, fmt=fmt, orders=0, rejected=len(total))
+                stats.rejected_messages = 1
+            else:
+                self._finish_message(conn, message_id, "processed", None, None, warnings=warnings, fmt=fmt, orders=good, rejected=len(total) - good)
+        stats.orders = counts["orders"]
+        stats.quarantined = counts["rejected"]
+        stats.duplicates = counts["duplicates"]
+        return stats
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _open_interchange(
+        self, ev: InterchangeOpened, message_id: str, batch: _Batch, skipping: dict[int, str], opened: dict[str, str]
+    ) -> None:
+        key = ev.envelope.interchange_key
+        if key is None:
+            return
+        with self.store.engine.connect() as conn:  # a read; the insert goes with the batch
+            row = conn.execute(select(t.interchanges.c.message_id, t.interchanges.c.digest).where(t.interchanges.c.key == key)).first()
+            if row is None and key not in opened:
+                batch.interchanges.append({"key": key, "message_id": message_id, "digest": None, "created_at": utcnow()})
+            elif key in opened or row.message_id != message_id:
+                # Seen before: in another message, or earlier in this very file. (The same
+                # message owning the row means we are re-processing it after a crash.)
+                digest = row.digest if row is not None else None
+                skipping[ev.envelope.interchange_index] = opened.get(key) or digest or ""
+        opened.setdefault(key, "")
+
+    def _close_interchange(
+        self,
+        ev: InterchangeClosed,
+        message_id: str,
+        batch: _Batch,
+        skipping: dict[int, str],
+        opened: dict[str, str],
+        warnings: list[str],
+        counts: dict[str, int],
+    ) -> None:
+        idx = ev.envelope.interchange_index
+        key = ev.envelope.interchange_key
+        for err in ev.errors:
+            warnings.append(f"interchange {ev.envelope.interchange_control_number}: {err}")
+        if idx in skipping:
+            earlier = skipping[idx]
+            if earlier and earlier == ev.digest:
+                counts["duplicates"] += ev.document_count or 1
+                batch.events.append({"kind": "duplicate_interchange", "message_id": message_id, "detail": f"interchange {key} was received before with the same content; nothing new created"})
+            else:
+                counts["rejected"] += 1
+                batch.events.append({"kind": "quarantined", "message_id": message_id, "detail": f"CONTROL_NUMBER_REUSED: interchange {key} was received before with different content; a person must decide"})
+                warnings.append(f"CONTROL_NUMBER_REUSED: interchange control number {ev.envelope.interchange_control_number} from {ev.envelope.sender_id} was used before for different content")
+            return
+        if key is not None:
+            opened[key] = ev.digest
+            pending = next((r for r in batch.interchanges if r["key"] == key), None)
+            if pending is not None:
+                pending["digest"] = ev.digest
+            else:
+                batch.digests.append((key, ev.digest))
+
+    def _add_order(self, ev: Translated, message_id: str, batch: _Batch, counts: dict[str, int]) -> None:
+        order = ev.order
+        now = utcnow()
+        oid = new_id()
+        data = order.model_dump(mode="json")
+        content = {k: v for k, v in data.items() if k != "source"}
+        content_hash = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        sender = order.partner or f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
+        order_key = f"{order.channel}|{sender}|{order.po_number}"[:300]
+        problems = validate(order)
+        state, reason, error = "validated", None, None
+        if problems:
+            state, reason, error = "quarantined", problems[0].reason, "; ".join(p.message for p in problems)
+        row = {
+            "id": oid,
+            "message_id": message_id,
+            "doc_index": ev.index,
+            "created_at": now,
+            "updated_at": now,
+            "channel": order.channel.value,
+            "partner": order.partner,
+            "po_number": order.po_number[:100],
+            "purpose": order.purpose.value,
+            "order_date": order.order_date,
+            "order_key": order_key,
+            "content_hash": content_hash,
+            "state": state,
+            "reason": reason,
+            "error": error,
+            "position": ev.position[:200],
+            "line_count": len(order.lines),
+            "data": data,
+        }
+        batch.orders.append(row)
+        batch.events.append({"kind": "mapped", "order_id": oid, "message_id": message_id, "at": now, "detail": f"PO {order.po_number}, {len(order.lines)} lines, from {ev.position}"})
+        if state == "quarantined":
+            counts["rejected"] += 1
+            batch.events.append({"kind": "quarantined", "order_id": oid, "at": now, "detail": f"{reason}: {error}"})
+        else:
+            counts["orders"] += 1
+
+    def _add_rejection(self, ev: Rejected, message_id: str, batch: _Batch, counts: dict[str, int]) -> None:
+        now = utcnow()
+        oid = new_id()
+        counts["rejected"] += 1
+        batch.orders.append(
+            {
+                "id": oid,
+                "message_id": message_id,
+                "doc_index": ev.index,
+                "created_at": now,
+                "updated_at": now,
+                "channel": (ev.envelope.standard if ev.envelope else "other")[:20],
+                "partner": None,
+                "po_number": None,
+                "purpose": None,
+                "order_date": None,
+                "order_key": None,
+                "content_hash": None,
+                "state": "quarantined",
+                "reason": ev.reason[:60],
+                "error": ev.message,
+                "position": (ev.position or "")[:200],
+                "line_count": 0,
+                "data": None,
+            }
+        )
+        what = f"{ev.doc_type or 'document'} {ev.control_number or ''}".strip()
+        batch.events.append({"kind": "quarantined", "order_id": oid, "message_id": message_id, "at": now, "detail": f"{ev.reason}: {what} at {ev.position}: {ev.message}"})
+
+    def _flush(self, batch: _Batch) -> None:
+        """Write a batch of orders with their outbox rows and events in one transaction."""
+        if not (batch.orders or batch.events or batch.digests or batch.interchanges):
+            return
+        with self.store.begin() as conn:
+            self._dedupe_orders(conn, batch.orders, batch.events)
+            if batch.interchanges:
+                conn.execute(insert(t.interchanges), batch.interchanges)
+            if batch.orders:
+                conn.execute(insert(t.orders), batch.orders)
+            now = utcnow()
+            outbox: list[dict[str, Any]] = []
+            for row in batch.orders:
+                if row["state"] == "validated":
+                    targets = self.partner_connectors.get(row["partner"] or "", self.connectors)
+                    outbox.extend(new_deliveries(row["id"], targets, now))
+                    batch.events.append({"kind": "validated", "order_id": row["id"], "at": now, "detail": f"queued for {', '.join(targets) or 'no connector'}"})
+            if outbox:
+                conn.execute(insert(t.outbox), outbox)
+            for key, digest in batch.digests:
+                conn.execute(update(t.interchanges).where(t.interchanges.c.key == key).values(digest=digest))
+            add_events(conn, batch.events)
+
+    def _dedupe_orders(self, conn: Connection, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        """An order re-sent by a partner (same partner/sender and PO number) is not sent again."""
+        keys = {r["order_key"] for r in rows if r["order_key"] and r["state"] == "validated"}
+        if not keys:
+            return
+        known: dict[str, list[Any]] = {}
+        for chunk in _chunks(sorted(keys), 500):
+            for r in conn.execute(
+                select(t.orders.c.id, t.orders.c.order_key, t.orders.c.content_hash, t.orders.c.purpose, t.orders.c.created_at)
+                .where(t.orders.c.order_key.in_(chunk))
+                .where(t.orders.c.state.notin_(["quarantined", "duplicate"]))
+            ):
+                known.setdefault(r.order_key, []).append(r)
+        for row in rows:
+            if row["state"] != "validated" or not row["order_key"]:
+                continue
+            earlier = known.get(row["order_key"], [])
+            same = next((e for e in earlier if e.content_hash == row["content_hash"]), None)
+            if same is not None:
+                row["state"], row["reason"] = "duplicate", "DUPLICATE_ORDER"
+                row["error"] = f"PO {row['po_number']} was already received with the same content (order {same.id}); not sent again"
+                events.append({"kind": "duplicate", "order_id": row["id"], "detail": row["error"]})
+            elif earlier and row["purpose"] == Purpose.ORIGINAL.value:
+                first = earlier[0]
+                row["state"], row["reason"] = "quarantined", "DUPLICATE_PO"
+                row["error"] = (
+                    f"PO {row['po_number']} was already received (order {first.id}) with different content; "
+                    "a person must decide which one stands"
+                )
+                events.append({"kind": "quarantined", "order_id": row["id"], "detail": f"DUPLICATE_PO: {row['error']}"})
+            elif earlier:
+                row["state"], row["reason"] = "quarantined", "CHANGE_NEEDS_REVIEW"
+                row["error"] = f"a {row['purpose']} of PO {row['po_number']} (order {earlier[0].id}); changes are held for a person"
+                events.append({"kind": "quarantined", "order_id": row["id"], "detail": f"CHANGE_NEEDS_REVIEW: {row['error']}"})
+            known.setdefault(row["order_key"], []).append(_Known(row["id"], row["order_key"], row["content_hash"], row["purpose"]))
+
+    def _finish_message(
+        self,
+        conn: Connection,
+        message_id: str,
+        state: str,
+        reason: str | None,
+        error: str | None,
+        *,
+        warnings: list[str] | None = None,
+        fmt: str | None = None,
+        orders: int = 0,
+        rejected: int = 0,
+    ) -> None:
+        values: dict[str, Any] = {
+            "state": state,
+            "reason": reason,
+            "error": error,
+            "updated_at": utcnow(),
+            "lease_until": None,
+            "order_count": orders,
+            "rejected_count": rejected,
+        }
+        if warnings is not None:
+            values["warnings"] = list(dict.fromkeys(warnings))[:200]
+        if fmt is not None:
+            values["format"] = fmt
+        conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
+        detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
+        add_event(conn, state, detail, message_id=message_id)
+
+
+@dataclass(slots=True)
+class _Known:
+    id: str
+    order_key: str
+    content_hash: str
+    purpose: str
+    created_at: Any = None
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
