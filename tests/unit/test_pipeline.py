@@ -1,0 +1,166 @@
+"""The pipeline on both stores: nothing lost, nothing doubled, bad input quarantined."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.connector import RawMessage
+from gateway.pipeline import Pipeline, display_name
+from gateway.store import Store
+from gateway.store import tables as t
+from tests.support.x12gen import file_with_orders, interchange, po
+
+
+def raw(body: bytes, name: str = "po.edi") -> RawMessage:
+    return RawMessage(body=body, source="test", source_ref=f"/in/{name}", display_name=name)
+
+
+@pytest.fixture
+def pipeline(store: Store) -> Pipeline:
+    return Pipeline(store, connectors=["erp", "crm"], batch_orders=2)
+
+
+def rows(store: Store, table, *where):
+    with store.engine.connect() as c:
+        return c.execute(select(table).where(*where)).mappings().all()
+
+
+def count(store: Store, table, *where) -> int:
+    with store.engine.connect() as c:
+        return c.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def test_receive_then_process_writes_orders_outbox_and_history(store, pipeline):
+    r = pipeline.receive(raw(file_with_orders(["PO-1", "PO-2", "PO-3"])))
+    assert not r.duplicate
+    [msg] = rows(store, t.messages)
+    assert msg["state"] == "received" and msg["size"] > 0
+    stats = pipeline.process(r.message_id)
+    assert stats.orders == 3 and stats.quarantined == 0
+    orders = rows(store, t.orders)
+    assert sorted(o["po_number"] for o in orders) == ["PO-1", "PO-2", "PO-3"]
+    assert {o["state"] for o in orders} == {"validated"}
+    assert count(store, t.outbox) == 6  # one per (order, connector)
+    keys = [o["idempotency_key"] for o in rows(store, t.outbox)]
+    assert len(set(keys)) == 6
+    [msg] = rows(store, t.messages)
+    assert msg["state"] == "processed" and msg["order_count"] == 3
+    kinds = [e["kind"] for e in rows(store, t.events, t.events.c.order_id == orders[0]["id"])]
+    assert kinds == ["mapped", "validated"]
+
+
+def test_same_bytes_twice_is_a_noop(store, pipeline):
+    body = file_with_orders(["PO-1"])
+    first = pipeline.receive(raw(body))
+    pipeline.process(first.message_id)
+    again = pipeline.receive(raw(body, "renamed.edi"))
+    assert again.duplicate and again.message_id == first.message_id
+    assert count(store, t.messages) == 1 and count(store, t.orders) == 1
+    assert count(store, t.events, t.events.c.kind == "duplicate_received") == 1
+
+
+def test_same_interchange_with_different_whitespace_creates_nothing(store, pipeline):
+    body = file_with_orders(["PO-1", "PO-2"])
+    pipeline.process(pipeline.receive(raw(body)).message_id)
+    reformatted = body.replace(b"~\n", b"~\r\n")  # other bytes, same interchange
+    r = pipeline.receive(raw(reformatted))
+    assert not r.duplicate
+    stats = pipeline.process(r.message_id)
+    assert stats.orders == 0 and stats.duplicates >= 1
+    assert count(store, t.orders) == 2
+    assert count(store, t.outbox) == 4
+
+
+def test_reused_control_number_with_other_content_is_quarantined(store, pipeline):
+    pipeline.process(pipeline.receive(raw(file_with_orders(["PO-1"], icn="000000777"))).message_id)
+    r = pipeline.receive(raw(file_with_orders(["PO-9"], icn="000000777")))
+    pipeline.process(r.message_id)
+    assert count(store, t.orders, t.orders.c.po_number == "PO-9") == 0
+    [msg] = rows(store, t.messages, t.messages.c.id == r.message_id)
+    assert any("CONTROL_NUMBER_REUSED" in w for w in msg["warnings"])
+    assert count(store, t.events, t.events.c.message_id == r.message_id, t.events.c.kind == "quarantined") == 1
+
+
+def test_resent_po_in_a_new_interchange_is_not_sent_twice(store, pipeline):
+    pipeline.process(pipeline.receive(raw(file_with_orders(["PO-1"], icn="000000001"))).message_id)
+    r = pipeline.receive(raw(file_with_orders(["PO-1"], icn="000000002")))
+    pipeline.process(r.message_id)
+    second = rows(store, t.orders, t.orders.c.message_id == r.message_id)
+    assert [o["state"] for o in second] == ["duplicate"]
+    assert count(store, t.outbox) == 2  # only the first order's deliveries
+
+
+def test_same_po_number_with_different_content_is_held_for_a_person(store, pipeline):
+    pipeline.process(pipeline.receive(raw(file_with_orders(["PO-1"], icn="000000001"))).message_id)
+    body = interchange([po("PO-1", [("5", "1.00", "OTHER")])], icn="000000002").encode()
+    r = pipeline.receive(raw(body))
+    pipeline.process(r.message_id)
+    [o] = rows(store, t.orders, t.orders.c.message_id == r.message_id)
+    assert o["state"] == "quarantined" and o["reason"] == "DUPLICATE_PO"
+    assert "a person must decide" in o["error"]
+
+
+def test_bad_transaction_is_quarantined_and_the_rest_go_on(store, pipeline):
+    good1, bad, good2 = po("PO-1", st="0001"), po("PO-2", st="0002"), po("PO-3", st="0003")
+    bad[-1] = "SE*99*0002"
+    r = pipeline.receive(raw(interchange([good1, bad, good2]).encode()))
+    stats = pipeline.process(r.message_id)
+    assert stats.orders == 2 and stats.quarantined == 1
+    [q] = rows(store, t.orders, t.orders.c.state == "quarantined")
+    assert q["reason"] == "X12_SE_COUNT" and "line" in q["position"]
+    [msg] = rows(store, t.messages)
+    assert msg["state"] == "processed" and msg["order_count"] == 2 and msg["rejected_count"] == 1
+
+
+def test_validation_failure_is_quarantined_with_the_rule(store, pipeline):
+    body = interchange([po("PO-0", [("0", "1.00", "SKU")])]).encode()
+    pipeline.process(pipeline.receive(raw(body)).message_id)
+    [o] = rows(store, t.orders)
+    assert o["state"] == "quarantined" and o["reason"] == "VALIDATION:quantity_not_positive"
+    assert count(store, t.outbox) == 0
+
+
+def test_unreadable_input_quarantines_the_message(store, pipeline):
+    r = pipeline.receive(raw(b"\x89PNG\r\n\x1a\n binary junk"))
+    stats = pipeline.process(r.message_id)
+    assert stats.rejected_messages == 1
+    [msg] = rows(store, t.messages)
+    assert msg["state"] == "quarantined" and msg["reason"] == "NOT_RECOGNIZED"
+
+
+def test_reprocessing_after_a_crash_skips_what_was_written(store, pipeline):
+    r = pipeline.receive(raw(file_with_orders([f"PO-{i}" for i in range(5)])))
+    pipeline.process(r.message_id)
+    # Simulate a crash after some batches: the message is back in 'received'.
+    with store.begin() as c:
+        c.execute(t.messages.update().values(state="received"))
+    pipeline.process(r.message_id)
+    assert count(store, t.orders) == 5 and count(store, t.outbox) == 10
+
+
+def test_a_message_that_keeps_crashing_the_gateway_is_quarantined(store):
+    p = Pipeline(store, connectors=["erp"], max_attempts=2)
+    r = p.receive(raw(file_with_orders(["PO-1"])))
+    with store.begin() as c:  # two earlier attempts that never finished
+        c.execute(t.messages.update().values(attempts=2))
+    p.process(r.message_id)
+    [msg] = rows(store, t.messages)
+    assert msg["state"] == "quarantined" and msg["reason"] == "CRASH_LOOP"
+    assert count(store, t.orders) == 0
+
+
+def test_process_pending_claims_waiting_messages(store, pipeline):
+    for i in range(3):
+        pipeline.receive(raw(file_with_orders([f"PO-{i}"], icn=f"00000000{i}")))
+    stats = pipeline.process_pending()
+    assert stats.messages == 3 and stats.orders == 3
+    assert pipeline.process_pending().messages == 0
+
+
+def test_display_name_strips_paths_and_control_characters():
+    assert display_name("../../etc/passwd") == "passwd"
+    assert display_name("C:\\x\\..\\po.edi") == "po.edi"
+    assert display_name("a\x00b\x1b[31mc.edi") == "ab[31mc.edi"
+    assert display_name("") == "unnamed"
+    assert len(display_name("x" * 1000)) == 255
