@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.connector import RawMessage, Source
-from gateway.errors import ConfigError, StoreUnavailable
+from gateway.errors import ConfigError, GatewayError, StoreUnavailable
 from gateway.pipeline import Pipeline, ProcessStats
 from gateway.store import Store
 from gateway.translate import PartnerDirectory
@@ -46,6 +47,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig, *, store: Store | None = None):
         self.config = config
         self.store = store or Store(config.store.url)
+        self._node_lock: Any = None
 
     @cached_property
     def pipeline(self) -> Pipeline:
@@ -57,6 +59,7 @@ class Gateway:
             partner_connectors={p.name: p.connectors for p in cfg.partners if p.connectors is not None},
             batch_orders=cfg.processing.batch_orders,
             max_attempts=cfg.processing.max_attempts,
+            lease_seconds=cfg.processing.lease_seconds,
         )
 
     @cached_property
@@ -128,10 +131,106 @@ class Gateway:
         stats = ProcessStats() if result.duplicate else self.pipeline.process(result.message_id, format=format, partner=partner)
         return result.message_id, result.duplicate, stats
 
+    def run_until_idle(self, limit: float = 60.0) -> CycleStats:
+        """Run cycles until nothing is left to do now (or `limit` seconds pass)."""
+        self.start_node()
+        deadline = time.monotonic() + limit
+        total = CycleStats(processed=ProcessStats())
+        idle_rounds = 0
+        pause = min([0.5] + [s.poll_seconds for s in self.config.sources]) / 2
+        while time.monotonic() < deadline:
+            stats = self.cycle()
+            total.received += stats.received
+            total.duplicates += stats.duplicates
+            if stats.processed and total.processed:
+                total.processed.add(stats.processed)
+            total.sent += stats.sent
+            total.retried += stats.retried
+            total.dead += stats.dead
+            due = self.due_deliveries()
+            idle_rounds = 0 if (stats.busy or due) else idle_rounds + 1
+            # Files are claimed only once stable: look a few more times before calling it idle.
+            if idle_rounds >= 3 and self._inbox_settled():
+                break
+            time.sleep(pause)
+        return total
+
+    def due_deliveries(self) -> int:
+        from sqlalchemy import func, select
+
+        from gateway.store import tables as t
+        from gateway.store import utcnow
+
+        with self.store.engine.connect() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(t.outbox)
+                .where(t.outbox.c.state.in_(["pending", "in_flight"]))
+                .where(t.outbox.c.next_attempt_at <= utcnow())
+            ).scalar_one()
+
+    def _inbox_settled(self) -> bool:
+        """No candidate files left waiting in any folder source."""
+        from pathlib import Path
+
+        for sc in self.config.sources:
+            if sc.type == "folder" and any(
+                p.is_file() and not p.name.startswith(".") for p in Path(sc.path).glob(sc.pattern)
+            ):
+                # Files still there and not claimed: wait unless they stay unclaimable (empty).
+                if any(p.stat().st_size > 0 for p in Path(sc.path).glob(sc.pattern) if p.is_file()):
+                    return False
+        return True
+
+    def start_node(self) -> None:
+        """Call once before running the jobs.
+
+        SQLite serves one gateway node: a lock file next to the database refuses a second
+        `gateway run`, and so every lease still held in the store belongs to a process that
+        died; they are released at once instead of after they expire. (On PostgreSQL several
+        nodes share the work and leases expire on their own.)
+        """
+        if not self.store.is_sqlite or self._node_lock is not None:
+            return
+        import fcntl
+
+        from sqlalchemy import update
+
+        from gateway.store import add_event, utcnow
+        from gateway.store import tables as t
+
+        db_path = self.store.engine.url.database or ""
+        if db_path and db_path != ":memory:":
+            fh = open(f"{db_path}.lock", "a+")  # noqa: SIM115 - held for the life of the node
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise GatewayError(
+                    f"another gateway is already running on {db_path}; SQLite serves one node. "
+                    "Stop it, or use PostgreSQL (store.url) for several nodes"
+                ) from None
+            self._node_lock = fh
+        now = utcnow()
+        with self.store.begin() as conn:
+            n = conn.execute(
+                update(t.messages).where(t.messages.c.state == "received").where(t.messages.c.lease_until.is_not(None)).values(lease_until=None)
+            ).rowcount
+            m = conn.execute(
+                update(t.outbox).where(t.outbox.c.state == "in_flight").values(lease_until=now)
+            ).rowcount
+            if n or m:
+                add_event(conn, "recovered", f"released {n} message and {m} delivery claim(s) left by a stopped gateway")
+        if n or m:
+            log.warning("recovered after an unclean stop: %d message(s) and %d delivery(ies) taken up again", n, m)
+
     def close(self) -> None:
         if "dispatcher" in self.__dict__:
             self.dispatcher.close()
         self.store.dispose()
+        if self._node_lock is not None:
+            self._node_lock.close()
+            self._node_lock = None
 
 
 def check_connectors(config: GatewayConfig) -> list[str]:

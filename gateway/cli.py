@@ -172,42 +172,13 @@ def run(
     gw = _gateway(config)
     if once:
         try:
-            _run_until_idle(gw, seconds or 60.0)
+            gw.run_until_idle(seconds or 60.0)
         finally:
             gw.close()
         return
     from gateway.service import run_service
 
     run_service(gw, max_seconds=seconds)
-
-
-def _run_until_idle(gw: Any, limit: float) -> None:
-    deadline = time.monotonic() + limit
-    idle_rounds = 0
-    while time.monotonic() < deadline:
-        stats = gw.cycle()
-        pending = _pending_deliveries(gw)
-        if stats.busy or pending["due"]:
-            idle_rounds = 0
-        else:
-            idle_rounds += 1
-        # Files are claimed only once stable, so look twice more before calling it idle.
-        if idle_rounds >= 3 and not pending["due"]:
-            return
-        time.sleep(min(0.5, max(s.poll_seconds for s in gw.config.sources) if gw.config.sources else 0.2))
-
-
-def _pending_deliveries(gw: Any) -> dict[str, int]:
-    from sqlalchemy import func, select
-
-    from gateway.store import tables as t
-    from gateway.store import utcnow
-
-    with gw.store.engine.connect() as conn:
-        due = conn.execute(
-            select(func.count()).select_from(t.outbox).where(t.outbox.c.state.in_(["pending", "in_flight"])).where(t.outbox.c.next_attempt_at <= utcnow())
-        ).scalar_one()
-    return {"due": due}
 
 
 @app.command()
@@ -225,7 +196,7 @@ def demo(
         shutil.copyfile(ex, inbox / ex.name)
     err.print(f"copied {len(examples)} example file(s) into {inbox}; running until they are delivered ...", markup=False)
     try:
-        _run_until_idle(gw, 60.0)
+        gw.run_until_idle(60.0)
         _orders_table(gw, state=None, limit=50)
         outbox_dirs = [c.path for c in gw.config.connectors if getattr(c, "type", "") == "file"]
         for d in outbox_dirs:
@@ -362,7 +333,7 @@ def dead_letters(config: ConfigOpt = None) -> None:
     for col in ("id", "order", "po number", "connector", "attempts", "last status", "last error"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r.id), r.order_id[:8], r.po_number or "-", r.connector, str(r.attempts), str(r.last_status or ""), (r.last_error or "")[:80])
+        table.add_row(str(r.outbox_id), r.order_id[:8], r.po_number or "-", r.connector, str(r.attempts), str(r.last_status or ""), (r.last_error or "")[:80])
     out.print(table)
 
 
@@ -379,7 +350,7 @@ def replay(
         raise GatewayError("name the dead letters to replay, or pass --all")
     gw = _gateway(config)
     try:
-        n = do_replay(gw.store, None if all_ else ids)
+        n = do_replay(gw.store, "all" if all_ else (ids or []))
     finally:
         gw.close()
     err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)

@@ -85,6 +85,9 @@ class ProcessingConfig(BaseModel):
         3, description="A message whose processing crashed the gateway this many times is quarantined (CRASH_LOOP)."
     )
     batch_orders: PositiveInt = Field(500, description="Orders written per database commit while processing a large file.")
+    lease_seconds: PositiveFloat = Field(
+        120.0, description="A message whose processing shows no progress this long is taken up again (after a crash)."
+    )
 
 
 class GatewayConfig(BaseModel):

@@ -96,7 +96,7 @@ class Pipeline:
         partner_connectors: dict[str, list[str]] | None = None,
         batch_orders: int = 500,
         max_attempts: int = 3,
-        lease_seconds: float = 600.0,
+        lease_seconds: float = 120.0,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -160,8 +160,12 @@ class Pipeline:
     def process_pending(self, limit: int = 100) -> ProcessStats:
         """Process stored messages that are waiting (or whose processing was interrupted)."""
         stats = ProcessStats()
-        for mid in self._claim(limit):
-            stats.add(self.process(mid, claimed=True))
+        # One claim at a time: a crash strands at most one message behind its lease.
+        for _ in range(limit):
+            ids = self._claim(1)
+            if not ids:
+                break
+            stats.add(self.process(ids[0], claimed=True))
         return stats
 
     def _claim(self, limit: int) -> list[str]:
@@ -380,6 +384,13 @@ class Pipeline:
         if not (batch.orders or batch.events or batch.digests or batch.interchanges):
             return
         with self.store.begin() as conn:
+            if batch.orders:
+                # Heartbeat: a long file keeps its claim while it makes progress.
+                conn.execute(
+                    update(t.messages)
+                    .where(t.messages.c.id == batch.orders[0]["message_id"])
+                    .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease_seconds))
+                )
             self._dedupe_orders(conn, batch.orders, batch.events)
             if batch.interchanges:
                 conn.execute(insert(t.interchanges), batch.interchanges)

@@ -45,6 +45,7 @@ def _guard(name: str, fn: Callable[[], Any]) -> Callable[[], None]:
 
 def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> None:
     stop = stop or threading.Event()
+    gw.start_node()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

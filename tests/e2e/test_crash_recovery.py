@@ -1,0 +1,90 @@
+"""kill -9 at named points, restart, and every order reaches the ERP exactly once.
+
+The fake ERP runs as its own process with a SQLite ledger, so its record survives the
+gateway's death; it honours Idempotency-Key like a well-behaved ERP. The oracle is the one
+Kafka's exactly-once tests use: every PO number appears exactly once among created orders.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import ROOT, gateway_cmd, run_cli, write_config
+from tests.support.fake_erp import Ledger
+from tests.support.x12gen import file_with_orders
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def erp_process(tmp_path):
+    db = tmp_path / "erp.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_erp", "--port", "0", "--db", str(db)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    m = re.search(r"listening on (\S+)", line)
+    assert m, f"fake ERP did not start: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+    yield m.group(1), db
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+
+
+def seed(tmp_path: Path, files: int = 3, per_file: int = 2) -> list[str]:
+    expected = []
+    for f in range(files):
+        numbers = [f"PO-{f}-{i}" for i in range(per_file)]
+        expected += numbers
+        (tmp_path / "inbox" / f"f{f}.edi").write_bytes(file_with_orders(numbers, icn=f"{f + 1:09d}"))
+    return expected
+
+
+def ledger_pos(db: Path) -> list[str]:
+    led = Ledger(db)
+    try:
+        return sorted(o["body"]["po_number"] for o in led.orders())
+    finally:
+        led.close()
+
+
+@pytest.mark.parametrize(
+    "crashpoint",
+    [
+        "after_store",  # raw message committed, file not yet moved
+        "before_ack:2",  # second file committed, about to move
+        "after_orders",  # orders + outbox committed, message state not yet final
+        "after_http_before_commit",  # the ERP answered 201, the outbox not yet updated
+        "after_http_before_commit:3",
+    ],
+)
+def test_sigkill_at_a_named_point_then_restart_delivers_each_order_once(tmp_path, erp_process, crashpoint):
+    url, db = erp_process
+    cfg = write_config(tmp_path, url, extra="", stable=0.05)
+    expected = seed(tmp_path)
+    env = {**os.environ, "GATEWAY_CRASHPOINT": crashpoint}
+    proc = subprocess.Popen(gateway_cmd("run", "--config", str(cfg)), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"the crash point {crashpoint} was never reached")
+    assert proc.returncode == -signal.SIGKILL, err
+
+    done = run_cli("run", "--once", "--for", "40", "--config", str(cfg))
+    assert done.returncode == 0, done.stderr
+    assert ledger_pos(db) == sorted(expected)  # each exactly once
+    assert os.listdir(tmp_path / "inbox") == []
+    assert len(os.listdir(tmp_path / "archive")) == 3
+    orders = run_cli("orders", "--config", str(cfg), "--limit", "100")
+    assert orders.stdout.count("dispatched") == len(expected)
+    assert "quarantined" not in orders.stdout and "duplicate" not in orders.stdout
