@@ -1,0 +1,208 @@
+"""The behaviour every target promises, written once and run against each of them.
+
+To add a target: write a `_<type>_target` factory below returning a `Target`, add its type to
+`TARGET_TYPES`. The registry test checks that no registered type is left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import types
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from connectors.registry import TARGETS, build_connector, connector_class, known_types
+from connectors.targets.file import connector as file_module
+from connectors.targets.file.config import FileTargetConfig
+from connectors.targets.http_json.config import HttpJsonConfig
+from gateway.config import DispatchConfig
+from gateway.connector import Capabilities, Connector, Delivery
+from gateway.dispatch.outbox import idempotency_key, new_deliveries
+from gateway.dispatch.policy import RetryPolicy
+from gateway.dispatch.worker import Dispatcher
+from gateway.errors import ConfigError, TransientError
+from gateway.model import Channel, Order, OrderLine, Party
+from gateway.store import Store
+from gateway.store import tables as t
+from tests.support.fake_erp import FakeERP
+
+GOLDEN = Order(
+    po_number="PO-GOLD-1",
+    order_date=dt.date(2026, 11, 27),
+    channel=Channel.X12,
+    partner="acme",
+    currency="USD",
+    buyer=Party(name="Acme Retail", code="ACME"),
+    lines=[
+        OrderLine(line_number="1", sku="WID-1", quantity=Decimal("10"), uom="EA", unit_price=Decimal("2.50")),
+        OrderLine(line_number="2", sku="GAD-9", quantity=Decimal("0.5"), uom="KG", unit_price=Decimal("19.99")),
+    ],
+).model_dump(mode="json")
+
+
+@dataclass
+class Target:
+    connector: Connector
+    effects: Callable[[], list[Any]]  # what the target holds: one body per distinct effect
+    transient_fault: Callable[[], AbstractContextManager[None]]  # while active, sends fail transiently
+
+
+def _http_json_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    with FakeERP() as erp:
+        cfg = HttpJsonConfig(name="erp", url=erp.url, allow_private_targets=True, reference="id")
+
+        @contextmanager
+        def fault() -> Iterator[None]:
+            erp.script(503)
+            yield
+            erp.clear_script()
+
+        connector = build_connector(cfg)
+        yield Target(connector, lambda: [o["body"] for o in erp.orders], fault)
+        connector.close()
+
+
+def _file_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    folder = tmp_path / "outbox"
+
+    def effects() -> list[Any]:
+        if not folder.exists():
+            return []
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+
+    @contextmanager
+    def fault() -> Iterator[None]:
+        def full(fd: int) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        with monkeypatch.context() as m:
+            m.setattr(file_module.os, "fsync", full)
+            yield
+
+    connector = build_connector(FileTargetConfig(name="files", path=folder))
+    yield Target(connector, effects, fault)
+    connector.close()
+
+
+TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
+    "http_json": _http_json_target,
+    "file": _file_target,
+}
+
+
+@pytest.fixture(params=sorted(TARGET_TYPES))
+def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    yield from TARGET_TYPES[request.param](tmp_path, monkeypatch)
+
+
+def delivery(order: dict[str, Any] = GOLDEN, order_id: str = "order-1", attempt: int = 1) -> Delivery:
+    return Delivery(outbox_id=1, order_id=order_id, idempotency_key=idempotency_key(order_id, "t"),
+                    attempt=attempt, order=order)
+
+
+# -- the contract ------------------------------------------------------------------------------
+
+
+def test_golden_order_is_delivered(target: Target) -> None:
+    receipt = target.connector.send(delivery())
+    assert target.effects() == [GOLDEN]
+    assert receipt.reference  # every target names what it made (ERP id, file name)
+    assert GOLDEN["lines"][0]["quantity"] == "10"  # decimals travel as strings, never floats
+
+
+def test_sending_the_same_delivery_twice_has_one_effect(target: Target) -> None:
+    first = target.connector.send(delivery())
+    second = target.connector.send(delivery(attempt=2))
+    assert target.effects() == [GOLDEN]
+    assert first.reference == second.reference
+    target.connector.send(delivery(order_id="order-2"))
+    assert len(target.effects()) == 2
+
+
+def test_a_transient_fault_surfaces_as_transient_error(target: Target) -> None:
+    with target.transient_fault(), pytest.raises(TransientError):
+        target.connector.send(delivery())
+    assert target.effects() == []
+    target.connector.send(delivery(attempt=2))  # the fault cleared: the retry goes through
+    assert target.effects() == [GOLDEN]
+
+
+def test_capabilities_are_declared_data(target: Target) -> None:
+    caps = type(target.connector).capabilities
+    assert isinstance(caps, Capabilities)
+    assert caps.idempotency_key  # every built-in target honours the delivery's key
+    assert isinstance(target.connector.name, str) and target.connector.name
+
+
+def test_close_twice_is_harmless(target: Target) -> None:
+    target.connector.close()
+    target.connector.close()
+
+
+def test_through_the_dispatcher_a_fault_then_success_is_one_effect(target: Target, sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    now = dt.datetime.now(dt.UTC)
+    name = target.connector.name
+    with store.begin() as conn:
+        conn.execute(insert(t.messages).values(
+            id="m-1", received_at=now, updated_at=now, source="test", sha256="c" * 64, size=1,
+            state="processed", warnings=[], attempts=1, order_count=1, rejected_count=0))
+        conn.execute(insert(t.orders).values(
+            id="order-1", message_id="m-1", doc_index=0, created_at=now, updated_at=now, channel="x12",
+            po_number=GOLDEN["po_number"], state="validated", line_count=2, data=GOLDEN))
+        conn.execute(insert(t.outbox), new_deliveries("order-1", [name], now))
+    clock = types.SimpleNamespace(now=now)
+
+    def sleep(seconds: float) -> None:
+        clock.now += dt.timedelta(seconds=seconds)
+
+    d = Dispatcher(store, {name: target.connector}, {name: RetryPolicy()}, DispatchConfig(poll_seconds=3600),
+                   clock=lambda: clock.now, sleep=sleep)
+    with target.transient_fault():
+        assert d.run_once().retried == 1
+    stats = d.run_until_idle(timeout=3600)
+    assert stats.sent == 1 and stats.idle
+    assert target.effects() == [GOLDEN]
+    with store.engine.connect() as c:
+        assert c.execute(select(t.orders.c.state)).scalar_one() == "dispatched"
+    store.dispose()
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+
+def test_every_registered_target_runs_the_contract() -> None:
+    assert set(TARGETS) == set(TARGET_TYPES)
+    assert set(TARGETS) <= set(known_types())
+
+
+def test_registry_builds_each_type(tmp_path: Path) -> None:
+    assert connector_class("file").__name__ == "FileConnector"
+    assert connector_class("http_json").__name__ == "HttpJsonConnector"
+    conn = build_connector(FileTargetConfig(name="files", path=tmp_path))
+    assert conn.name == "files"
+
+
+def test_unknown_type_says_did_you_mean() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_connector(types.SimpleNamespace(type="http_jsn", name="erp"))
+    assert "unknown connector type 'http_jsn'; did you mean 'http_json'?" in str(info.value)
+    with pytest.raises(ConfigError, match="known types: file, http_json"):
+        connector_class("smtp")
+    with pytest.raises(ConfigError, match="has no type"):
+        build_connector(types.SimpleNamespace(name="erp"))
+
+
+def test_a_broken_registration_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(TARGETS, "ghost", "connectors.targets.ghost.connector:GhostConnector")
+    with pytest.raises(ConfigError, match="cannot be loaded"):
+        connector_class("ghost")
