@@ -1,0 +1,1 @@
+"""Mappings from parsed documents to the canonical order."""

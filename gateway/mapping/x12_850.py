@@ -1,0 +1,968 @@
+"""The standard X12 850 (purchase order) mapping: one `Document` in, one canonical `Order` out.
+
+Code tables (BEG01 purposes, product id qualifiers, N1 roles, DTM roles, REF roles, ...) are
+data in ``mappings/x12/850.yaml``, loaded and checked once (`load_x12_tables`); a partner
+file can override entries.
+
+What goes where
+    BEG             purpose (table), order_type, po_number, release_number, order_date
+                    (CCYYMMDD or YYMMDD), contract_number
+    CUR             currency (CUR02; the first one, header or line, sets it)
+    REF, N9         references, with a readable role (table); MSG/NTE after N9 -> notes
+    PER (header)    the buyer's contact, when the buyer (N1*BY) has none of its own
+    DTM             dates by role (table); "requested_delivery" also sets
+                    requested_delivery_date (and "order_date" the order date if BEG05 is empty)
+    ITD             payment_terms; TD5, FOB -> shipping (FOB04 = 01 -> incoterms);
+                    TD1/TD3/TD4 are kept verbatim in extensions["x12_shipping"]
+                    (TD404 text also goes to shipping.instructions)
+    SAC             allowances_charges (SAC05 has two implied decimals: 1000 = 10.00)
+    AMT             totals (AMT*TT -> total, others -> totals.amounts); TXI -> taxes
+    N1 loop         N1 N2 N3 N4 REF PER -> buyer, ship_to, bill_to, seller (table) or
+                    other_parties[N101]; a second party with a taken role goes to
+                    other_parties["<code>_2"]
+    PO1 loop        one OrderLine: PO101..PO105, product id pairs from PO106 on -> item_ids
+                    and sku/buyer_part_number/gtin (table, first match wins); PID*F ->
+                    description (several joined with a space), PID*S -> notes; PO4 -> pack;
+                    SDQ -> destinations; CTP -> prices; REF/DTM/SAC/TXI/MSG/N9 -> the line;
+                    N1 loop inside PO1 -> other_parties["<code>@line<line number>"]
+    CTT             totals.line_count / quantity_total; CTT01 must equal the number of PO1s
+    anything else   Order.unmapped, as the segment text ("*" between elements, ":" between
+                    components), so nothing is silently dropped
+
+Reason codes (MappingError.reason)
+    MISSING_PO_NUMBER     no BEG, or BEG03 empty
+    X12_CTT_COUNT         CTT01 differs from the number of PO1 segments
+    X12_BAD_NUMBER        a quantity, price or amount that is not a number
+    X12_MISSING_QUANTITY  a PO1 without PO102
+    X12_BAD_DATE          a date that is not CCYYMMDD/YYMMDD
+    X12_NOT_850           the document is not an 850
+    INVALID_ORDER         the mapped values do not make a valid Order (a mapping bug)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pydantic
+import yaml
+
+from gateway.errors import ConfigError, MappingError
+from gateway.formats.base import Document
+from gateway.model import Order, Purpose
+
+__all__ = [
+    "DEFAULT_TABLES_PATH",
+    "X12Tables",
+    "default_tables",
+    "load_x12_tables",
+    "map_850",
+]
+
+DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "x12" / "850.yaml"
+
+# ------------------------------------------------------------------------------------------
+# Code tables
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_CODE = re.compile(r"[A-Z0-9]{1,3}")
+
+# table name -> (what it is for, allowed values or None for any snake_case name)
+_TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
+    "purpose": ("BEG01 purpose codes", frozenset(p.value for p in Purpose)),
+    "product_ids": (
+        "PO1 product id qualifiers",
+        frozenset({"sku", "buyer_part_number", "gtin"}),
+    ),
+    "party_roles": ("N101 entity codes", frozenset({"buyer", "ship_to", "bill_to", "seller"})),
+    "date_roles": ("DTM01 date qualifiers", None),
+    "reference_roles": ("REF01/N901 reference qualifiers", None),
+    "allowance_charge": ("SAC01 indicators", frozenset({"allowance", "charge"})),
+    "contact_qualifiers": ("PER communication qualifiers", frozenset({"phone", "email", "fax"})),
+    "amount_roles": (
+        "AMT01 amount qualifiers",
+        frozenset({"total", "subtotal", "tax_total", "shipping_total", "discount_total"}),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class X12Tables:
+    """The code tables of an 850 mapping, checked and read-only. See mappings/x12/850.yaml."""
+
+    purpose: Mapping[str, Purpose]
+    product_ids: Mapping[str, str]
+    party_roles: Mapping[str, str]
+    date_roles: Mapping[str, str]
+    reference_roles: Mapping[str, str]
+    allowance_charge: Mapping[str, str]
+    contact_qualifiers: Mapping[str, str]
+    amount_roles: Mapping[str, str]
+    sources: tuple[str, ...] = ()  # the files these tables were read from, base first
+
+
+def load_x12_tables(
+    path: Path | str = DEFAULT_TABLES_PATH, overrides: Sequence[Path | str] = ()
+) -> X12Tables:
+    """Read and check the code tables at `path`, then apply each override file in order.
+
+    An override file holds only the tables and entries it changes; an entry with value
+    ``null`` removes the standard entry. Raises ConfigError listing every problem, each
+    naming its file, table and key.
+    """
+    files = [Path(path), *(Path(p) for p in overrides)]
+    problems: list[str] = []
+    merged: dict[str, dict[str, str]] = {}
+    for position, file in enumerate(files):
+        data = _read_yaml(file, problems)
+        if data is None:
+            continue
+        base = position == 0
+        for table, entries in _check_file(file, data, base=base, problems=problems).items():
+            target = merged.setdefault(table, {})
+            for key, value in entries.items():
+                if value is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
+    if problems:
+        raise ConfigError(problems)
+    return X12Tables(
+        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
+        product_ids=MappingProxyType(merged["product_ids"]),
+        party_roles=MappingProxyType(merged["party_roles"]),
+        date_roles=MappingProxyType(merged["date_roles"]),
+        reference_roles=MappingProxyType(merged["reference_roles"]),
+        allowance_charge=MappingProxyType(merged["allowance_charge"]),
+        contact_qualifiers=MappingProxyType(merged["contact_qualifiers"]),
+        amount_roles=MappingProxyType(merged["amount_roles"]),
+        sources=tuple(str(f) for f in files),
+    )
+
+
+@functools.cache
+def default_tables() -> X12Tables:
+    """The standard tables from mappings/x12/850.yaml, loaded once per process."""
+    return load_x12_tables()
+
+
+def _read_yaml(file: Path, problems: list[str]) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(f"{file}: cannot read the mapping tables ({exc.strerror or exc})")
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problems.append(f"{file}{where}: not valid YAML ({getattr(exc, 'problem', exc)})")
+        return None
+
+
+def _check_file(
+    file: Path, data: Any, *, base: bool, problems: list[str]
+) -> dict[str, dict[str, str | None]]:
+    if not isinstance(data, dict):
+        problems.append(f"{file}: expected a mapping of table name to entries at the top level")
+        return {}
+    tables: dict[str, dict[str, str | None]] = {}
+    for name, entries in data.items():
+        if name == "version":
+            if entries != 1:
+                problems.append(f"{file}: version {entries!r} is not supported; use 1")
+            continue
+        if name not in _TABLES:
+            known = ", ".join(sorted(_TABLES))
+            problems.append(f"{file}: unknown table {name!r}; known tables: {known}")
+            continue
+        what, allowed = _TABLES[name]
+        if not isinstance(entries, dict):
+            problems.append(f"{file}: table {name!r} must map {what} to names")
+            continue
+        checked: dict[str, str | None] = {}
+        for key, value in entries.items():
+            place = f"{file}: {name}[{key!r}]"
+            if not isinstance(key, str):
+                problems.append(
+                    f"{place}: the code must be a quoted string (YAML read {key!r} as "
+                    f'{type(key).__name__}); write it in quotes, e.g. "002"'
+                )
+                continue
+            if not _CODE.fullmatch(key):
+                problems.append(f"{place}: {what} are 1 to 3 upper-case letters or digits")
+                continue
+            if value is None:
+                if base:
+                    problems.append(f"{place}: null removes an entry, only in an override file")
+                else:
+                    checked[key] = None
+                continue
+            if not isinstance(value, str):
+                problems.append(f"{place}: the value must be a name, not {value!r}")
+            elif allowed is not None and value not in allowed:
+                problems.append(f"{place}: {value!r} is not one of {', '.join(sorted(allowed))}")
+            elif allowed is None and not _NAME.fullmatch(value):
+                problems.append(f"{place}: {value!r} must be a snake_case name")
+            else:
+                checked[key] = value
+        tables[name] = checked
+    if base:
+        for name in _TABLES:
+            if name not in data:
+                problems.append(f"{file}: table {name!r} is missing")
+    return tables
+
+
+# ------------------------------------------------------------------------------------------
+# Mapping
+
+_LINE_PARTY_SEGMENTS = frozenset({"N2", "N3", "N4", "REF", "PER"})
+_CENTURY_PIVOT = 70  # YYMMDD: 00-69 -> 20xx, 70-99 -> 19xx
+
+
+def map_850(doc: Document, tables: X12Tables | None = None) -> Order:
+    """Map one X12 850 `Document` (from `gateway.formats.x12.X12Parser`) to an `Order`.
+
+    Raises MappingError (reasons in the module docstring) with the position of the bad
+    segment and element when the document cannot become an order.
+    """
+    if doc.doc_type != "850":
+        raise MappingError(
+            f"transaction set {doc.doc_type} is not a purchase order (850)",
+            reason="X12_NOT_850",
+            position=doc.position,
+        )
+    return _Build(doc, tables or default_tables()).run()
+
+
+def _text(segment: list[Any]) -> str:
+    """A segment as text: '*' between elements, ':' between components."""
+    return "*".join(e if e.__class__ is str else ":".join(e) for e in segment)
+
+
+def _val(seg: list[Any], i: int) -> str | None:
+    """Element i (1-based, as in PO102) stripped, or None if absent or empty."""
+    if i >= len(seg):
+        return None
+    v = seg[i]
+    if v.__class__ is not str:
+        v = v[0]
+    return v.strip() or None
+
+
+def _vals(seg: list[Any], size: int) -> list[str | None]:
+    """Every element as `_val` gives it, padded with None to at least `size` + 1 entries.
+
+    One call per segment instead of one per element: the PO1 loop is most of an 850.
+    """
+    try:
+        out: list[str | None] = [v.strip() or None for v in seg]
+    except AttributeError:  # a composite (list) among the elements: use its first component
+        out = [(v.strip() or None) if v.__class__ is str else (v[0].strip() or None) for v in seg]
+    if len(out) <= size:
+        out.extend([None] * (size + 1 - len(out)))
+    return out
+
+
+class _Build:
+    """The state of one mapping run: where in the 850 we are and what has been collected."""
+
+    def __init__(self, doc: Document, tables: X12Tables):
+        self.doc = doc
+        self.t = tables
+        self.lines_of: list[int] | None = getattr(doc.body, "lines", None)
+        env = doc.envelope
+        self.order: dict[str, Any] = {
+            "po_number": None,
+            "channel": "x12",
+            "source": {
+                "sender_id": env.sender_id,
+                "sender_qualifier": env.sender_qualifier,
+                "receiver_id": env.receiver_id,
+                "receiver_qualifier": env.receiver_qualifier,
+                "interchange_control_number": env.interchange_control_number,
+                "group_control_number": env.group_control_number,
+                "transaction_control_number": doc.control_number,
+                "version": env.version,
+                "test_indicator": env.test_indicator,
+            },
+        }
+        self.references: list[dict[str, Any]] = []
+        self.dates: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.unmapped: list[str] = []
+        self.lines: list[dict[str, Any]] = []
+        self.line: dict[str, Any] | None = None  # the PO1 loop being read
+        self.description: list[str] = []  # PID*F texts of that line
+        self.party: dict[str, Any] | None = None  # the N1 loop being read
+        self.n9_notes: list[str] | None = None  # where MSG goes inside an N9 loop
+        self.summary = False  # after CTT
+        self.saw_beg = False
+        self.header_contacts: list[tuple[dict[str, Any], list[Any]]] = []
+        self.shipping: dict[str, Any] = {}
+        self.shipping_raw: list[str] = []
+        self.totals: dict[str, Any] = {}
+        self.amounts: list[dict[str, Any]] = []
+        self.allowances: list[dict[str, Any]] = []
+        self.taxes: list[dict[str, Any]] = []
+        self.terms: list[dict[str, Any]] = []
+        self.parties: dict[str, dict[str, Any]] = {}
+        self.others: dict[str, dict[str, Any]] = {}
+        self.extensions: dict[str, Any] = {}
+        self.po1_count = 0
+        self.ctt_position: str | None = None
+        self.k = 0  # index of the segment being mapped
+
+    # -- errors and values -----------------------------------------------------------------
+
+    def where(self, seg: list[Any], element: int | None = None) -> str:
+        sid = seg[0]
+        parts = []
+        if self.lines_of is not None and self.k < len(self.lines_of):
+            parts.append(f"line {self.lines_of[self.k]}")
+        parts.append(f"segment {self.k + 1} of transaction {self.doc.control_number} ({sid})")
+        if element is not None:
+            parts.append(f"element {sid}{element:02d}")
+        return ", ".join(parts)
+
+    def dec(
+        self, seg: list[Any], i: int, implied: int = 0, value: str | None = None
+    ) -> Decimal | None:
+        v = value if value is not None else _val(seg, i)
+        if v is None:
+            return None
+        try:
+            d = Decimal(v)
+        except InvalidOperation:
+            d = None
+        if d is None or not d.is_finite() or "_" in v:
+            raise MappingError(
+                f"{seg[0]}{i:02d} {v!r} is not a number; expected digits with an optional "
+                "sign and decimal point",
+                reason="X12_BAD_NUMBER",
+                position=self.where(seg, i),
+            )
+        if implied and "." not in v:
+            # N2 elements carry two implied decimals; a value with a point is taken as sent.
+            d = d.scaleb(-implied)
+        return d
+
+    def int_(self, seg: list[Any], i: int) -> int | None:
+        d = self.dec(seg, i)
+        if d is None:
+            return None
+        if d != d.to_integral_value():
+            raise MappingError(
+                f"{seg[0]}{i:02d} {_val(seg, i)!r} must be a whole number",
+                reason="X12_BAD_NUMBER",
+                position=self.where(seg, i),
+            )
+        return int(d)
+
+    def date(self, seg: list[Any], i: int, value: str | None = None) -> dt.date | None:
+        v = value if value is not None else _val(seg, i)
+        if v is None:
+            return None
+        try:
+            if len(v) == 8 and v.isdigit():
+                return dt.date(int(v[:4]), int(v[4:6]), int(v[6:]))
+            if len(v) == 6 and v.isdigit():
+                yy = int(v[:2])
+                year = (2000 if yy < _CENTURY_PIVOT else 1900) + yy
+                return dt.date(year, int(v[2:4]), int(v[4:]))
+        except ValueError:
+            pass
+        raise MappingError(
+            f"{seg[0]}{i:02d} {v!r} is not a date; expected CCYYMMDD or YYMMDD",
+            reason="X12_BAD_DATE",
+            position=self.where(seg, i),
+        )
+
+    # -- the walk --------------------------------------------------------------------------
+
+    def run(self) -> Order:
+        body = self.doc.body
+        header, line_handlers, party_handlers = _HEADER_AREA, _LINE_AREA, _PARTY
+        for k, seg in enumerate(body):
+            self.k = k
+            sid = seg[0]
+            if self.party is not None:
+                handler = party_handlers.get(sid)
+                if handler is not None:
+                    handler(self, seg)
+                    continue
+                self.party = None
+            if self.n9_notes is not None:
+                if sid == "MSG" or sid == "NTE":
+                    _note(self, seg, self.n9_notes)
+                    continue
+                if sid == "DTM":  # the date of the N9 reference, not of the order
+                    self.unmapped.append(_text(seg))
+                    continue
+                self.n9_notes = None
+            handler = (line_handlers if self.line is not None else header).get(sid)
+            if handler is not None:
+                handler(self, seg)
+            elif sid != "ST" and sid != "SE":
+                self.unmapped.append(_text(seg))
+        return self.finish()
+
+    def finish(self) -> Order:
+        _close_line(self)
+        o = self.order
+        if not self.saw_beg or not o["po_number"]:
+            raise MappingError(
+                "the purchase order has no PO number: BEG03 is "
+                + ("empty" if self.saw_beg else "missing (no BEG segment)"),
+                reason="MISSING_PO_NUMBER",
+                position=self.doc.position,
+            )
+        line_count = self.totals.get("line_count")
+        if line_count is not None and line_count != self.po1_count:
+            raise MappingError(
+                f"CTT01 says {line_count} line items but the order has {self.po1_count} PO1 "
+                "segments; a line may have been lost, ask the sender to resend the order",
+                reason="X12_CTT_COUNT",
+                position=self.ctt_position,
+            )
+        buyer = self.parties.get("buyer")
+        for contact, seg in self.header_contacts:
+            if buyer is not None and "contact" not in buyer:
+                buyer["contact"] = contact
+            else:
+                self.unmapped.append(_text(seg))
+        o.update(self.parties)
+        if self.lines:
+            o["lines"] = self.lines
+        if self.references:
+            o["references"] = self.references
+        if self.dates:
+            o["dates"] = self.dates
+        if self.notes:
+            o["notes"] = self.notes
+        if self.others:
+            o["other_parties"] = self.others
+        if self.terms:
+            o["payment_terms"] = self.terms
+        if self.allowances:
+            o["allowances_charges"] = self.allowances
+        if self.taxes:
+            o["taxes"] = self.taxes
+        if self.shipping:
+            o["shipping"] = self.shipping
+        if self.shipping_raw:
+            self.extensions["x12_shipping"] = self.shipping_raw
+        if self.amounts:
+            self.totals["amounts"] = self.amounts
+        if self.totals:
+            o["totals"] = self.totals
+        if self.extensions:
+            o["extensions"] = self.extensions
+        if self.unmapped:
+            o["unmapped"] = self.unmapped
+        try:
+            return Order.model_validate(o)
+        except pydantic.ValidationError as exc:
+            raise MappingError(
+                f"the mapped values do not make a valid order: {exc}",
+                reason="INVALID_ORDER",
+                position=self.doc.position,
+            ) from exc
+
+
+# ------------------------------------------------------------------------------------------
+# Segment handlers: f(build, segment). Header and line tables are looked up by area first,
+# then _COMMON; a segment in none of them goes to Order.unmapped.
+
+
+def _beg(b: _Build, seg: list[Any]) -> None:
+    if b.saw_beg:
+        b.unmapped.append(_text(seg))
+        return
+    b.saw_beg = True
+    o = b.order
+    code = _val(seg, 1)
+    purpose = b.t.purpose.get(code or "")
+    if purpose is None:
+        purpose = Purpose.OTHER if code else Purpose.ORIGINAL
+        if code:
+            b.extensions["purpose_code"] = code
+    o["purpose"] = purpose
+    o["order_type"] = _val(seg, 2)
+    o["po_number"] = _val(seg, 3)
+    o["release_number"] = _val(seg, 4)
+    o["order_date"] = b.date(seg, 5)
+    o["contract_number"] = _val(seg, 6)
+
+
+def _cur(b: _Build, seg: list[Any]) -> None:
+    currency = _val(seg, 2)
+    current = b.order.get("currency")
+    if currency is not None and current is None:
+        b.order["currency"] = currency
+    elif currency is None or currency != current:
+        b.unmapped.append(_text(seg))  # no currency, or a second, different one
+
+
+def _reference(b: _Build, seg: list[Any]) -> dict[str, Any] | None:
+    qualifier = _val(seg, 1)
+    if qualifier is None:
+        b.unmapped.append(_text(seg))
+        return None
+    return {
+        "qualifier": qualifier,
+        "value": _val(seg, 2),
+        "description": _val(seg, 3),
+        "role": b.t.reference_roles.get(qualifier),
+    }
+
+
+def _ref(b: _Build, seg: list[Any]) -> None:
+    ref = _reference(b, seg)
+    if ref is not None:
+        target = b.line.setdefault("references", []) if b.line is not None else b.references
+        target.append(ref)
+
+
+def _n9(b: _Build, seg: list[Any]) -> None:
+    _ref(b, seg)
+    b.n9_notes = b.line.setdefault("notes", []) if b.line is not None else b.notes
+
+
+def _note(b: _Build, seg: list[Any], target: list[str] | None = None) -> None:
+    text = _val(seg, 1 if seg[0] == "MSG" else 2)
+    if text is None:
+        b.unmapped.append(_text(seg))
+        return
+    if target is None:
+        target = b.line.setdefault("notes", []) if b.line is not None else b.notes
+    target.append(text)
+
+
+def _dated(b: _Build, seg: list[Any]) -> dict[str, Any]:
+    qualifier = _val(seg, 1)
+    value = _val(seg, 2)
+    fmt = _val(seg, 5)
+    if value is None and fmt in ("D8", "RD8", "D6"):
+        # DTM05/06: a date or range given as a period; a range counts from its start.
+        period = _val(seg, 6)
+        value = period.split("-")[0] if period else None
+        return {
+            "role": b.t.date_roles.get(qualifier or "", qualifier or "unknown"),
+            "qualifier": qualifier,
+            "date": b.date(seg, 6, value),
+            "time": _val(seg, 3),
+        }
+    return {
+        "role": b.t.date_roles.get(qualifier or "", qualifier or "unknown"),
+        "qualifier": qualifier,
+        "date": b.date(seg, 2),
+        "time": _val(seg, 3),
+    }
+
+
+def _dtm(b: _Build, seg: list[Any]) -> None:
+    event = _dated(b, seg)
+    if b.line is not None:
+        b.line.setdefault("dates", []).append(event)
+        return
+    b.dates.append(event)
+    role, date = event["role"], event["date"]
+    if role == "requested_delivery" and date and "requested_delivery_date" not in b.order:
+        b.order["requested_delivery_date"] = date
+    elif role == "order_date" and date and not b.order.get("order_date"):
+        b.order["order_date"] = date
+
+
+def _contact(b: _Build, seg: list[Any]) -> dict[str, Any]:
+    contact: dict[str, Any] = {"name": _val(seg, 2)}
+    qualifiers = b.t.contact_qualifiers
+    for q in (3, 5, 7):
+        field = qualifiers.get(_val(seg, q) or "")
+        if field is not None and contact.get(field) is None:
+            contact[field] = _val(seg, q + 1)
+    return contact
+
+
+def _per(b: _Build, seg: list[Any]) -> None:
+    if b.line is not None:
+        b.unmapped.append(_text(seg))
+    else:
+        b.header_contacts.append((_contact(b, seg), seg))
+
+
+def _itd(b: _Build, seg: list[Any]) -> None:
+    b.terms.append(
+        {
+            "type_code": _val(seg, 1),
+            "basis_date_code": _val(seg, 2),
+            "discount_percent": b.dec(seg, 3),
+            "discount_due_date": b.date(seg, 4),
+            "discount_days": b.int_(seg, 5),
+            "net_due_date": b.date(seg, 6),
+            "net_days": b.int_(seg, 7),
+            "discount_amount": b.dec(seg, 8, implied=2),
+            "description": _val(seg, 12),
+        }
+    )
+
+
+def _td5(b: _Build, seg: list[Any]) -> None:
+    values = {
+        "routing_sequence": _val(seg, 1),
+        "carrier_qualifier": _val(seg, 2),
+        "carrier_code": _val(seg, 3),
+        "transport_method": _val(seg, 4),
+        "routing": _val(seg, 5),
+        "service_level": _val(seg, 12),
+    }
+    ship = b.shipping
+    if any(v is not None and ship.get(k, v) != v for k, v in values.items()):
+        b.shipping_raw.append(_text(seg))  # a second, different routing: keep it whole
+        return
+    for k, v in values.items():
+        if v is not None:
+            ship[k] = v
+    if any(_val(seg, i) for i in (6, 7, 8, 9, 10, 11, 13, 14, 15)):
+        b.shipping_raw.append(_text(seg))  # status, location, transit time: kept verbatim
+
+
+def _td_other(b: _Build, seg: list[Any]) -> None:
+    b.shipping_raw.append(_text(seg))
+    if seg[0] == "TD4":
+        text = _val(seg, 4)
+        if text:
+            b.shipping.setdefault("instructions", []).append(text)
+
+
+def _fob(b: _Build, seg: list[Any]) -> None:
+    ship = b.shipping
+    if "fob_payment_method" in ship or "incoterms" in ship:
+        b.shipping_raw.append(_text(seg))
+        return
+    for key, i in (("fob_payment_method", 1), ("fob_location_qualifier", 2), ("fob_location", 3)):
+        v = _val(seg, i)
+        if v is not None:
+            ship[key] = v
+    terms = _val(seg, 5)
+    if terms is not None:
+        # FOB04 01 = Incoterms; many senders leave FOB04 empty and still send an Incoterm.
+        if _val(seg, 4) in ("01", None):
+            ship["incoterms"] = terms
+            place = _val(seg, 7)
+            if place is not None:
+                ship["incoterms_location"] = place
+        else:
+            b.shipping_raw.append(_text(seg))  # other transportation terms: kept verbatim
+
+
+def _sac(b: _Build, seg: list[Any]) -> None:
+    indicator = _val(seg, 1) or ""
+    item = {
+        "indicator": b.t.allowance_charge.get(indicator, indicator or "unknown"),
+        "code": _val(seg, 2),
+        "amount": b.dec(seg, 5, implied=2),
+        "percent": b.dec(seg, 7),
+        "rate": b.dec(seg, 8),
+        "quantity": b.dec(seg, 10),
+        "handling": _val(seg, 12),
+        "description": _val(seg, 15),
+    }
+    (b.line.setdefault("allowances_charges", []) if b.line is not None else b.allowances).append(
+        item
+    )
+
+
+def _txi(b: _Build, seg: list[Any]) -> None:
+    tax = {
+        "type": _val(seg, 1),
+        "amount": b.dec(seg, 2),
+        "percent": b.dec(seg, 3),
+        "jurisdiction": _val(seg, 5),
+    }
+    (b.line.setdefault("taxes", []) if b.line is not None else b.taxes).append(tax)
+
+
+def _amt(b: _Build, seg: list[Any]) -> None:
+    if b.line is not None:
+        b.unmapped.append(_text(seg))
+        return
+    qualifier = _val(seg, 1)
+    amount = b.dec(seg, 2)
+    field = b.t.amount_roles.get(qualifier or "")
+    if field is not None and field not in b.totals:
+        b.totals[field] = amount
+    elif qualifier is not None:
+        b.amounts.append(
+            {"qualifier": qualifier, "value": _val(seg, 2), "description": _val(seg, 3)}
+        )
+    else:
+        b.unmapped.append(_text(seg))
+
+
+def _pid(b: _Build, seg: list[Any]) -> None:
+    v = _vals(seg, 5)
+    kind, text = v[1], v[5]
+    line = b.line
+    if line is None:
+        if text and kind in ("F", "X"):
+            b.notes.append(text)
+        else:
+            b.unmapped.append(_text(seg))
+        return
+    if kind == "S" or (kind == "X" and v[4]):
+        line.setdefault("notes", []).append(_text(seg))  # a coded description: kept as sent
+    if text and kind in ("F", "X"):
+        b.description.append(text)
+    elif kind not in ("S", "X"):
+        b.unmapped.append(_text(seg))
+
+
+# -- N1 loop
+
+
+def _n1(b: _Build, seg: list[Any]) -> None:
+    role = _val(seg, 1) or "unknown"
+    party: dict[str, Any] = {
+        "name": _val(seg, 2),
+        "code_qualifier": _val(seg, 3),
+        "code": _val(seg, 4),
+        "address_lines": [],
+        "references": [],
+    }
+    if b.line is not None:
+        key = f"{role}@line{b.line.get('line_number') or b.po1_count}"
+        b.others[_free_key(b.others, key)] = party
+    else:
+        field = b.t.party_roles.get(role)
+        if field is not None and field not in b.parties:
+            b.parties[field] = party
+        else:
+            b.others[_free_key(b.others, role)] = party
+    b.party = party
+    b.n9_notes = None
+
+
+def _free_key(existing: Mapping[str, Any], key: str) -> str:
+    if key not in existing:
+        return key
+    n = 2
+    while f"{key}_{n}" in existing:
+        n += 1
+    return f"{key}_{n}"
+
+
+def _n2n3(b: _Build, seg: list[Any]) -> None:
+    assert b.party is not None
+    lines = b.party["address_lines"]
+    for i in (1, 2):
+        v = _val(seg, i)
+        if v is not None:
+            lines.append(v)
+
+
+def _n4(b: _Build, seg: list[Any]) -> None:
+    party = b.party
+    assert party is not None
+    if "city" in party:
+        b.unmapped.append(_text(seg))
+        return
+    party["city"] = _val(seg, 1)
+    party["region"] = _val(seg, 2)
+    party["postal_code"] = _val(seg, 3)
+    party["country"] = _val(seg, 4)
+
+
+def _party_ref(b: _Build, seg: list[Any]) -> None:
+    assert b.party is not None
+    ref = _reference(b, seg)
+    if ref is not None:
+        b.party["references"].append(ref)
+
+
+def _party_per(b: _Build, seg: list[Any]) -> None:
+    assert b.party is not None
+    if "contact" in b.party:
+        b.unmapped.append(_text(seg))
+    else:
+        b.party["contact"] = _contact(b, seg)
+
+
+# -- PO1 loop
+
+
+def _po1(b: _Build, seg: list[Any]) -> None:
+    if b.summary:
+        b.unmapped.append(_text(seg))
+        return
+    _close_line(b)
+    b.po1_count += 1
+    v = _vals(seg, 5)
+    quantity = b.dec(seg, 2, value=v[2])
+    if quantity is None:
+        raise MappingError(
+            f"PO1 line {v[1] or b.po1_count} has no quantity (PO102)",
+            reason="X12_MISSING_QUANTITY",
+            position=b.where(seg, 2),
+        )
+    line: dict[str, Any] = {
+        "line_number": v[1],
+        "quantity": quantity,
+        "uom": v[3],
+        "unit_price": b.dec(seg, 4, value=v[4]),
+        "price_basis": v[5],
+    }
+    if len(v) > 7:
+        _item_ids(b, v, line, 6)
+    b.line = line
+    b.lines.append(line)
+
+
+def _item_ids(b: _Build, v: list[str | None], line: dict[str, Any], start: int) -> None:
+    """Qualifier/value pairs from v[start] on -> item_ids, and the fields the table names."""
+    fields = b.t.product_ids
+    ids = line.setdefault("item_ids", [])
+    for i in range(start, len(v) - 1, 2):
+        qualifier = v[i]
+        value = v[i + 1]
+        if qualifier is None or value is None:
+            continue
+        ids.append({"qualifier": qualifier, "value": value})
+        field = fields.get(qualifier)
+        if field is not None and field not in line:
+            line[field] = value
+
+
+def _close_line(b: _Build) -> None:
+    if b.line is None:
+        return
+    if b.description:
+        b.line["description"] = " ".join(b.description)
+        b.description = []
+    b.line = None
+
+
+def _lin(b: _Build, seg: list[Any]) -> None:
+    assert b.line is not None
+    _item_ids(b, _vals(seg, 3), b.line, 2)
+
+
+def _po4(b: _Build, seg: list[Any]) -> None:
+    line = b.line
+    assert line is not None
+    if "pack" in line:
+        b.unmapped.append(_text(seg))
+        return
+    line["pack"] = {
+        "pack": b.dec(seg, 1),
+        "size": b.dec(seg, 2),
+        "uom": _val(seg, 3),
+        "packaging_code": _val(seg, 4),
+        "weight": b.dec(seg, 6),
+        "weight_uom": _val(seg, 7),
+        "volume": b.dec(seg, 8),
+        "volume_uom": _val(seg, 9),
+    }
+
+
+def _sdq(b: _Build, seg: list[Any]) -> None:
+    line = b.line
+    assert line is not None
+    qualifier = _val(seg, 2)
+    for i in range(3, len(seg) - 1, 2):
+        location = _val(seg, i)
+        if location is None:
+            continue
+        quantity = b.dec(seg, i + 1)
+        if quantity is None:
+            raise MappingError(
+                f"SDQ location {location} has no quantity",
+                reason="X12_BAD_NUMBER",
+                position=b.where(seg, i + 1),
+            )
+        line.setdefault("destinations", []).append(
+            {"location_qualifier": qualifier, "location": location, "quantity": quantity}
+        )
+
+
+def _ctp(b: _Build, seg: list[Any]) -> None:
+    line = b.line
+    assert line is not None
+    price = b.dec(seg, 3)
+    qualifier = _val(seg, 2)
+    if price is None or qualifier is None:
+        b.unmapped.append(_text(seg))
+        return
+    line.setdefault("prices", []).append(
+        {"qualifier": qualifier, "value": _val(seg, 3), "description": _val(seg, 1)}
+    )
+
+
+def _line_cur(b: _Build, seg: list[Any]) -> None:
+    _cur(b, seg)
+
+
+def _ctt(b: _Build, seg: list[Any]) -> None:
+    _close_line(b)
+    b.summary = True
+    if "line_count" in b.totals:
+        b.unmapped.append(_text(seg))
+        return
+    count = b.int_(seg, 1)
+    b.totals["line_count"] = count
+    b.totals["quantity_total"] = b.dec(seg, 2)
+    b.ctt_position = b.where(seg, 1)
+
+
+_Handler = Callable[[_Build, list[Any]], None]
+
+_COMMON: dict[str, _Handler] = {
+    "PO1": _po1,
+    "CTT": _ctt,
+    "REF": _ref,
+    "DTM": _dtm,
+    "SAC": _sac,
+    "TXI": _txi,
+    "MSG": _note,
+    "NTE": _note,
+    "N9": _n9,
+    "N1": _n1,
+    "CUR": _cur,
+    "AMT": _amt,
+    "PID": _pid,
+    "PER": _per,
+}
+_HEADER: dict[str, _Handler] = {
+    "BEG": _beg,
+    "ITD": _itd,
+    "TD5": _td5,
+    "TD1": _td_other,
+    "TD3": _td_other,
+    "TD4": _td_other,
+    "FOB": _fob,
+}
+_LINE: dict[str, _Handler] = {
+    "PO4": _po4,
+    "SDQ": _sdq,
+    "CTP": _ctp,
+    "LIN": _lin,
+    "CUR": _line_cur,
+}
+_HEADER_AREA = {**_COMMON, **_HEADER}
+_LINE_AREA = {**_COMMON, **_LINE}
+_PARTY: dict[str, _Handler] = {
+    "N2": _n2n3,
+    "N3": _n2n3,
+    "N4": _n4,
+    "REF": _party_ref,
+    "PER": _party_per,
+}
