@@ -17,14 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import json
 import logging
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import crashpoints
@@ -33,7 +32,7 @@ from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.model import Purpose
-from gateway.store import Store, add_event, add_events, new_id, utcnow
+from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import tables as t
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
 from gateway.validation import validate
@@ -76,14 +75,30 @@ def display_name(name: str) -> str:
 
 @dataclass
 class _Batch:
+    """What the next flush writes in one transaction."""
+
     orders: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    interchanges: list[dict[str, Any]] = field(default_factory=list)
-    digests: list[tuple[str, str]] = field(default_factory=list)
+    digests: list[tuple[str, str]] = field(default_factory=list)  # (interchange key, digest)
 
     def __len__(self) -> int:
         return len(self.orders)
+
+
+@dataclass
+class _Run:
+    """The state of processing one message."""
+
+    message_id: str
+    batch: _Batch = field(default_factory=_Batch)
+    warnings: list[str] = field(default_factory=list)
+    skipping: dict[int, str] = field(default_factory=dict)  # interchange index -> earlier digest
+    opened: dict[str, str] = field(default_factory=dict)  # interchange key -> digest ("" until closed)
+    undecided: dict[str, int] = field(default_factory=dict)  # key -> index, not yet checked
+    closes: dict[str, InterchangeClosed] = field(default_factory=dict)  # ends awaiting that check
+    orders: int = 0
+    rejected: int = 0
+    duplicates: int = 0
 
 
 class Pipeline:
@@ -212,110 +227,131 @@ class Pipeline:
         fmt = format or row["format"]
         partner = partner or row["partner"]
         name = row["display_name"] or "<input>"
-        warnings: list[str] = []
-        batch = _Batch()
-        skipping: dict[int, str] = {}  # interchange index -> earlier digest (a duplicate interchange)
-        opened: dict[str, str] = {}  # interchange key -> digest, for repeats inside this file
-        counts = {"orders": 0, "rejected": 0, "duplicates": 0}
+        run = _Run(message_id)
         try:
             for ev in translate(io.BytesIO(body), name=name, format=fmt, partner=partner, partners=self.partners, message_id=message_id):
                 if isinstance(ev, InterchangeOpened):
-                    warnings.extend(ev.warnings)
-                    self._open_interchange(ev, message_id, batch, skipping, opened)
+                    run.warnings.extend(ev.warnings)
+                    self._open_interchange(ev, run)
                 elif isinstance(ev, InterchangeClosed):
-                    self._close_interchange(ev, message_id, batch, skipping, opened, warnings, counts)
-                elif ev.index in done or ev.envelope is not None and ev.envelope.interchange_index in skipping:
+                    self._close_interchange(ev, run)
+                elif ev.index in done or (ev.envelope is not None and ev.envelope.interchange_index in run.skipping):
                     continue
                 elif isinstance(ev, Translated):
-                    warnings.extend(ev.warnings)
-                    self._add_order(ev, message_id, batch, counts)
+                    run.warnings.extend(ev.warnings)
+                    self._add_order(ev, run)
                 else:
-                    self._add_rejection(ev, message_id, batch, counts)
-                if len(batch) >= self.batch_orders:
-                    self._flush(batch)
-                    batch = _Batch()
+                    self._add_rejection(ev, run)
+                if len(run.batch) >= self.batch_orders:
+                    self._flush(run)
         except InputRejected as exc:
-            self._flush(batch)
+            self._flush(run)
             with self.store.begin() as conn:
-                self._finish_message(conn, message_id, "quarantined", exc.reason, str(exc), warnings=warnings, fmt=fmt)
+                self._finish_message(conn, message_id, "quarantined", exc.reason, str(exc), warnings=run.warnings, fmt=fmt)
             stats.rejected_messages = 1
             return stats
-        self._flush(batch)
+        self._flush(run)
         crashpoints.hit("after_orders")
         with self.store.begin() as conn:
             total = conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars().all()
             good = sum(1 for s in total if s not in ("quarantined", "duplicate"))
-            if not total and counts["duplicates"] == 0 and not skipping:
-                self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=warnings, fmt=fmt)
+            if not total and run.duplicates == 0 and not run.skipping:
+                self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=run.warnings, fmt=fmt)
                 stats.rejected_messages = 1
             elif total and good == 0 and all(s == "quarantined" for s in total):
-                self._finish_message(conn, message_id, "quarantined", "ALL_REJECTED", f"none of the {len(total)} documents could be accepted", warnings=warnings, fmt=fmt, orders=0, rejected=len(total))
+                self._finish_message(conn, message_id, "quarantined", "ALL_REJECTED", f"none of the {len(total)} documents could be accepted", warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total))
                 stats.rejected_messages = 1
             else:
-                self._finish_message(conn, message_id, "processed", None, None, warnings=warnings, fmt=fmt, orders=good, rejected=len(total) - good)
-        stats.orders = counts["orders"]
-        stats.quarantined = counts["rejected"]
-        stats.duplicates = counts["duplicates"]
+                self._finish_message(conn, message_id, "processed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
+        stats.orders = run.orders
+        stats.quarantined = run.rejected
+        stats.duplicates = run.duplicates
         return stats
 
-    # -- helpers ------------------------------------------------------------------------------
+    # -- interchanges ---------------------------------------------------------------------------
+    # Whether an interchange was seen before is decided inside the write transaction of the
+    # first batch that holds its documents (or its end), so the check costs no extra round
+    # trip and two nodes cannot both take the same interchange.
 
-    def _open_interchange(
-        self, ev: InterchangeOpened, message_id: str, batch: _Batch, skipping: dict[int, str], opened: dict[str, str]
-    ) -> None:
+    def _open_interchange(self, ev: InterchangeOpened, run: _Run) -> None:
         key = ev.envelope.interchange_key
         if key is None:
             return
-        with self.store.engine.connect() as conn:  # a read; the insert goes with the batch
-            row = conn.execute(select(t.interchanges.c.message_id, t.interchanges.c.digest).where(t.interchanges.c.key == key)).first()
-            if row is None and key not in opened:
-                batch.interchanges.append({"key": key, "message_id": message_id, "digest": None, "created_at": utcnow()})
-            elif key in opened or row.message_id != message_id:
-                # Seen before: in another message, or earlier in this very file. (The same
-                # message owning the row means we are re-processing it after a crash.)
-                digest = row.digest if row is not None else None
-                skipping[ev.envelope.interchange_index] = opened.get(key) or digest or ""
-        opened.setdefault(key, "")
-
-    def _close_interchange(
-        self,
-        ev: InterchangeClosed,
-        message_id: str,
-        batch: _Batch,
-        skipping: dict[int, str],
-        opened: dict[str, str],
-        warnings: list[str],
-        counts: dict[str, int],
-    ) -> None:
-        idx = ev.envelope.interchange_index
-        key = ev.envelope.interchange_key
-        for err in ev.errors:
-            warnings.append(f"interchange {ev.envelope.interchange_control_number}: {err}")
-        if idx in skipping:
-            earlier = skipping[idx]
-            if earlier and earlier == ev.digest:
-                counts["duplicates"] += ev.document_count or 1
-                batch.events.append({"kind": "duplicate_interchange", "message_id": message_id, "detail": f"interchange {key} was received before with the same content; nothing new created"})
-            else:
-                counts["rejected"] += 1
-                batch.events.append({"kind": "quarantined", "message_id": message_id, "detail": f"CONTROL_NUMBER_REUSED: interchange {key} was received before with different content; a person must decide"})
-                warnings.append(f"CONTROL_NUMBER_REUSED: interchange control number {ev.envelope.interchange_control_number} from {ev.envelope.sender_id} was used before for different content")
+        ix = ev.envelope.interchange_index
+        if key in run.opened:  # the same interchange twice in this very file
+            run.skipping[ix] = run.opened[key]
             return
-        if key is not None:
-            opened[key] = ev.digest
-            pending = next((r for r in batch.interchanges if r["key"] == key), None)
-            if pending is not None:
-                pending["digest"] = ev.digest
-            else:
-                batch.digests.append((key, ev.digest))
+        run.opened[key] = ""
+        run.undecided[key] = ix
 
-    def _add_order(self, ev: Translated, message_id: str, batch: _Batch, counts: dict[str, int]) -> None:
-        order = ev.order
+    def _close_interchange(self, ev: InterchangeClosed, run: _Run) -> None:
+        for err in ev.errors:
+            run.warnings.append(f"interchange {ev.envelope.interchange_control_number}: {err}")
+        key = ev.envelope.interchange_key
+        if key is None:
+            return
+        if key in run.undecided:
+            run.closes[key] = ev  # settled by the next flush, once we know if it is a repeat
+            return
+        self._settle_close(ev, run)
+
+    def _settle_close(self, ev: InterchangeClosed, run: _Run) -> None:
+        key = ev.envelope.interchange_key
+        assert key is not None
+        ix = ev.envelope.interchange_index
+        if ix in run.skipping:
+            earlier = run.skipping[ix]
+            if earlier and earlier == ev.digest:
+                run.duplicates += ev.document_count or 1
+                run.batch.events.append({"kind": "duplicate_interchange", "message_id": run.message_id, "detail": f"interchange {key} was received before with the same content; nothing new created"})
+            else:
+                run.rejected += 1
+                run.batch.events.append({"kind": "quarantined", "message_id": run.message_id, "detail": f"CONTROL_NUMBER_REUSED: interchange {key} was received before with different content; a person must decide"})
+                run.warnings.append(f"CONTROL_NUMBER_REUSED: interchange control number {ev.envelope.interchange_control_number} from {ev.envelope.sender_id} was used before for different content")
+            return
+        if run.opened.get(key) == "":
+            run.opened[key] = ev.digest
+        run.batch.digests.append((key, ev.digest))
+
+    def _decide_interchanges(self, conn: Connection, run: _Run) -> None:
+        if not run.undecided:
+            return
+        keys = sorted(run.undecided)
+        known = {
+            r.key: r
+            for r in conn.execute(
+                select(t.interchanges.c.key, t.interchanges.c.message_id, t.interchanges.c.digest).where(t.interchanges.c.key.in_(keys))
+            )
+        }
+        new_rows = []
+        for key in keys:
+            ix = run.undecided.pop(key)
+            row = known.get(key)
+            if row is None:
+                new_rows.append({"key": key, "message_id": run.message_id, "digest": None, "created_at": utcnow()})
+            elif row.message_id != run.message_id:  # (our own row: re-processing after a crash)
+                run.skipping[ix] = row.digest or ""
+                run.opened[key] = row.digest or ""
+                dropped = {o["id"] for o in run.batch.orders if o.pop("_ix", None) == ix}
+                if dropped:
+                    run.batch.orders = [o for o in run.batch.orders if o["id"] not in dropped]
+                    run.batch.events = [e for e in run.batch.events if e.get("order_id") not in dropped]
+                    run.orders -= len(dropped)
+        if new_rows:
+            conn.execute(insert(t.interchanges), new_rows)
+        for key in keys:
+            close = run.closes.pop(key, None)
+            if close is not None:
+                self._settle_close(close, run)
+
+    def _add_order(self, ev: Translated, run: _Run) -> None:
+        order, message_id, batch = ev.order, run.message_id, run.batch
         now = utcnow()
         oid = new_id()
-        data = order.model_dump(mode="json")
-        content = {k: v for k, v in data.items() if k != "source"}
-        content_hash = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        # pydantic serializes in Rust; the same text is stored, and (without `source`) hashed
+        # to recognise a re-sent order whatever envelope it came in.
+        data = RawJSON(order.model_dump_json())
+        content_hash = hashlib.sha256(order.model_dump_json(exclude={"source"}).encode()).hexdigest()
         sender = order.partner or f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
         order_key = f"{order.channel}|{sender}|{order.po_number}"[:300]
         problems = validate(order)
@@ -341,19 +377,21 @@ class Pipeline:
             "position": ev.position[:200],
             "line_count": len(order.lines),
             "data": data,
+            "_ix": ev.envelope.interchange_index,
         }
         batch.orders.append(row)
         batch.events.append({"kind": "mapped", "order_id": oid, "message_id": message_id, "at": now, "detail": f"PO {order.po_number}, {len(order.lines)} lines, from {ev.position}"})
         if state == "quarantined":
-            counts["rejected"] += 1
+            run.rejected += 1
             batch.events.append({"kind": "quarantined", "order_id": oid, "at": now, "detail": f"{reason}: {error}"})
         else:
-            counts["orders"] += 1
+            run.orders += 1
 
-    def _add_rejection(self, ev: Rejected, message_id: str, batch: _Batch, counts: dict[str, int]) -> None:
+    def _add_rejection(self, ev: Rejected, run: _Run) -> None:
+        message_id, batch = run.message_id, run.batch
         now = utcnow()
         oid = new_id()
-        counts["rejected"] += 1
+        run.rejected += 1
         batch.orders.append(
             {
                 "id": oid,
@@ -374,16 +412,22 @@ class Pipeline:
                 "position": (ev.position or "")[:200],
                 "line_count": 0,
                 "data": None,
+                "_ix": ev.envelope.interchange_index if ev.envelope else None,
             }
         )
         what = f"{ev.doc_type or 'document'} {ev.control_number or ''}".strip()
         batch.events.append({"kind": "quarantined", "order_id": oid, "message_id": message_id, "at": now, "detail": f"{ev.reason}: {what} at {ev.position}: {ev.message}"})
 
-    def _flush(self, batch: _Batch) -> None:
+    def _flush(self, run: _Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
-        if not (batch.orders or batch.events or batch.digests or batch.interchanges):
+        batch = run.batch
+        if not (batch.orders or batch.events or batch.digests or run.undecided):
             return
         with self.store.begin() as conn:
+            self._decide_interchanges(conn, run)
+            batch = run.batch  # settling may have added events
+            for row in batch.orders:
+                row.pop("_ix", None)
             if batch.orders:
                 # Heartbeat: a long file keeps its claim while it makes progress.
                 conn.execute(
@@ -392,8 +436,6 @@ class Pipeline:
                     .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease_seconds))
                 )
             self._dedupe_orders(conn, batch.orders, batch.events)
-            if batch.interchanges:
-                conn.execute(insert(t.interchanges), batch.interchanges)
             if batch.orders:
                 conn.execute(insert(t.orders), batch.orders)
             now = utcnow()
@@ -405,9 +447,13 @@ class Pipeline:
                     batch.events.append({"kind": "validated", "order_id": row["id"], "at": now, "detail": f"queued for {', '.join(targets) or 'no connector'}"})
             if outbox:
                 conn.execute(insert(t.outbox), outbox)
-            for key, digest in batch.digests:
-                conn.execute(update(t.interchanges).where(t.interchanges.c.key == key).values(digest=digest))
+            if batch.digests:
+                conn.execute(
+                    update(t.interchanges).where(t.interchanges.c.key == bindparam("k")).values(digest=bindparam("d")),
+                    [{"k": k, "d": d} for k, d in batch.digests],
+                )
             add_events(conn, batch.events)
+        run.batch = _Batch()
 
     def _dedupe_orders(self, conn: Connection, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
         """An order re-sent by a partner (same partner/sender and PO number) is not sent again."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,18 @@ from gateway.store import tables as t
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class RawJSON(str):
+    """JSON text already serialized (by pydantic, in Rust): stored as is in a JSON column."""
+
+    __slots__ = ()
+
+
+def _json_serializer(value: Any) -> str:
+    if isinstance(value, RawJSON):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def utcnow() -> dt.datetime:
@@ -49,11 +62,16 @@ class Store:
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             self.engine: Engine = create_engine(
-                url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
+                url,
+                echo=echo,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                json_serializer=_json_serializer,
             )
             _configure_sqlite(self.engine)
         else:
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            self.engine = create_engine(
+                url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json_serializer
+            )
         if migrate:
             self.migrate()
 

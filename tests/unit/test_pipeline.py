@@ -164,3 +164,22 @@ def test_display_name_strips_paths_and_control_characters():
     assert display_name("a\x00b\x1b[31mc.edi") == "ab[31mc.edi"
     assert display_name("") == "unnamed"
     assert len(display_name("x" * 1000)) == 255
+
+
+def test_interchange_repeated_inside_one_file_counts_once(store, pipeline):
+    one = file_with_orders(["PO-1", "PO-2"], icn="000000042")
+    r = pipeline.receive(raw(one + one))
+    stats = pipeline.process(r.message_id)
+    assert stats.orders == 2 and stats.duplicates == 2
+    assert count(store, t.orders) == 2 and count(store, t.interchanges) == 1
+
+
+def test_repeated_interchange_larger_than_a_batch_creates_nothing(store, pipeline):
+    numbers = [f"PO-{i}" for i in range(5)]  # batch_orders=2: the repeat spans three batches
+    pipeline.process(pipeline.receive(raw(file_with_orders(numbers, icn="000000050"))).message_id)
+    r = pipeline.receive(raw(file_with_orders(numbers, icn="000000050").replace(b"~\n", b"~")))
+    stats = pipeline.process(r.message_id)
+    assert stats.orders == 0 and stats.duplicates == 5
+    assert count(store, t.orders) == 5 and count(store, t.outbox) == 10
+    [msg] = rows(store, t.messages, t.messages.c.id == r.message_id)
+    assert msg["state"] == "processed"
