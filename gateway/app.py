@@ -73,7 +73,6 @@ class Gateway:
     @cached_property
     def dispatcher(self) -> Any:
         from connectors.registry import build_connector
-
         from gateway.dispatch.worker import Dispatcher
 
         connectors = {c.name: build_connector(c) for c in self.config.connectors}
@@ -174,12 +173,11 @@ class Gateway:
         from pathlib import Path
 
         for sc in self.config.sources:
+            # Non-empty files still there are not claimed yet (an empty one may never be).
             if sc.type == "folder" and any(
-                p.is_file() and not p.name.startswith(".") for p in Path(sc.path).glob(sc.pattern)
+                p.is_file() and not p.name.startswith(".") and p.stat().st_size > 0 for p in Path(sc.path).glob(sc.pattern)
             ):
-                # Files still there and not claimed: wait unless they stay unclaimable (empty).
-                if any(p.stat().st_size > 0 for p in Path(sc.path).glob(sc.pattern) if p.is_file()):
-                    return False
+                return False
         return True
 
     def start_node(self) -> None:

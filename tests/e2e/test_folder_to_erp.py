@@ -11,7 +11,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config import load_config
-from tests.e2e.helpers import gateway_cmd, run_cli, write_config, ROOT
+from tests.e2e.helpers import ROOT, gateway_cmd, run_cli, write_config
 from tests.support.fake_erp import FakeERP, Scripted
 from tests.support.x12gen import file_with_orders
 

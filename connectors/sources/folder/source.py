@@ -15,6 +15,7 @@ Capabilities: poll + ack (move). Config keys: see FolderSourceConfig.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import logging
@@ -121,10 +122,8 @@ class FolderSource:
         except FileNotFoundError:
             log.warning("folder %s: %s vanished before it could be moved", self.name, claim.name)
         if claim.done_marker:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.inbox / claim.done_marker)
-            except FileNotFoundError:
-                pass
         self._seen.pop(claim.name, None)
 
     # -- helpers ------------------------------------------------------------------------------
