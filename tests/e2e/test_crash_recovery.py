@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,28 @@ def test_sigkill_at_a_named_point_then_restart_delivers_each_order_once(tmp_path
     orders = run_cli("orders", "--config", str(cfg), "--limit", "100")
     assert orders.stdout.count("dispatched") == len(expected)
     assert "quarantined" not in orders.stdout and "duplicate" not in orders.stdout
+
+
+def test_random_kills_while_files_keep_arriving(tmp_path, erp_process):
+    """F4: kill -9 at random moments, six times, while new files keep arriving."""
+    import random
+
+    url, db = erp_process
+    cfg = write_config(tmp_path, url, stable=0.05)
+    rng = random.Random(20261127)
+    expected: list[str] = []
+    for round_ in range(6):
+        for f in range(2):
+            numbers = [f"PO-{round_}-{f}-{i}" for i in range(3)]
+            expected += numbers
+            (tmp_path / "inbox" / f"r{round_}f{f}.edi").write_bytes(file_with_orders(numbers, icn=f"{round_ * 10 + f + 1:09d}"))
+        proc = subprocess.Popen(gateway_cmd("run", "--config", str(cfg)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.4, 2.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    done = run_cli("run", "--once", "--for", "60", "--config", str(cfg))
+    assert done.returncode == 0, done.stderr
+    got = ledger_pos(db)
+    assert len(got) == len(set(got)), "an order reached the ERP twice"
+    assert got == sorted(expected)
+    assert os.listdir(tmp_path / "inbox") == []
