@@ -11,21 +11,23 @@ How a file is read, in three layers:
    a newline, CR or space as terminator, segments indented or wrapped with CR/LF, versions
    pyx12 does not know (00300, 00400, 00040, ...), several interchanges per file, each with
    its own separators.
-2. **Envelope checks** (`_Reader`, a pyx12 ``X12Reader``): each interchange is fed to pyx12
-   lazily, as normalized text through a small file-like adapter (`_Feed`), so pyx12's
-   ``RawX12File`` tokenizes it and its envelope bookkeeping checks SE/GE/IEA counts,
-   control numbers and duplicates, reported through ``pop_errors()`` / ``cleanup()``.
-   pyx12 builds a rich ``Segment`` object per segment, which costs about 3x everything
-   else together; `_Reader` hands pyx12's own checks a light segment (`_LightSegment`)
-   with the same interface instead. tests/unit/test_x12_parser.py pins that both report
-   the same errors.
+2. **Envelope checks** (`_Reader`, a pyx12 ``X12Reader`` per interchange): pyx12 reads the
+   (re-padded) ISA itself, with its ``RawX12File``, and its envelope bookkeeping checks every
+   segment: SE/GE/IEA counts, control numbers, duplicates, segment ids, reported through
+   ``pop_errors()`` / ``cleanup()``. Two departures from the stock loop, both for speed and
+   both pinned by tests/unit/test_x12_parser.py to give the same errors: the segments after
+   the ISA come from `_Segmenter` already split (RawX12File splitting them again cost ~10% of
+   a translate run and checks nothing), and pyx12's checks get a light segment
+   (`_LightSegment`) with the interface they use instead of pyx12's ``Segment`` object tree,
+   which cost more than parsing and mapping together. `_Reader._check` also keeps pyx12's
+   loop stack in step on broken envelopes (an SE without ST made pyx12 raise IndexError).
 3. **Events**: `InterchangeOpened`, then per transaction a `Document` (body: a list of
    segments, each ``[segment id, element, ...]``; a composite element is a list of
    components) or a `DocumentRejected`, then `InterchangeClosed` with the sha256 of the
    interchange's normalized text and its group/interchange-level errors.
 
-Memory stays flat: at most one chunk of input, pyx12's 8 KiB buffer and the transaction
-being assembled are held at a time.
+Memory stays flat: one 64 KiB chunk of input and the transaction set being assembled are
+held at a time (45 MB peak RSS for one 100,000-order interchange, bench/bench_x12.py).
 
 Reason codes
     ParseError (the file cannot be read at all):
@@ -33,6 +35,8 @@ Reason codes
         X12_SEPARATORS   the ISA declares separators that cannot work (equal, letters, digits,
                          blanks)
         X12_ISA          the ISA segment itself is unreadable (cut off, elements missing)
+    Problems after the first interchange (junk between interchanges, an unreadable later ISA)
+    are reported in InterchangeClosed.errors of the interchange before them instead.
     DocumentRejected (one transaction set; the others go on):
         X12_SE_COUNT           SE01 is not the number of segments from ST to SE
         X12_CONTROL_MISMATCH   SE02 differs from ST02
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import functools
 import hashlib
 import io
 import itertools
@@ -179,7 +184,8 @@ class _Isa:
     terminator: str  # what ends segments in the input
     out_terminator: str  # what ends segments in the normalized text pyx12 reads
     line: int
-    text_for_pyx12: str  # exactly 106 characters, terminator included
+    normalized: str  # the ISA re-padded to 106 characters, terminator included
+    text_for_pyx12: str  # the same with ISA12 00401 where pyx12 does not know the version
     version: str  # ISA12 as sent
     warnings: list[str]
 
@@ -268,15 +274,16 @@ class _Segmenter:
             if match:
                 cut = match.start()
                 break
-            if not self._fill(len(self._buf) + 1):
-                cut = len(self._buf)
-                break
-            # keep the last 3 characters: an "ISA" may straddle two chunks
-            cut = max(len(self._buf) - 4, pos)
+            # None here: drop all but the last 3 characters (an "ISA" may straddle two
+            # chunks), then read on.
+            cut = max(len(self._buf) - 3, pos)
             dropped += cut
             self._line += self._buf.count("\n", 0, cut)
             self._buf = self._buf[cut:]
             pos = 0
+            if not self._fill(len(self._buf) + 1):
+                cut = len(self._buf)
+                break
         dropped += cut
         self._line += self._buf.count("\n", 0, cut)
         self._buf = self._buf[cut:]
@@ -316,6 +323,14 @@ class _Segmenter:
                     position=where,
                 )
         _check_separators(es, cs, term, where)
+        for idx, value in enumerate(elements[:15]):
+            if (term not in _BLANKS and term in value) or "\n" in value or "\r" in value:
+                raise ParseError(
+                    f"ISA{idx + 1:02d} {value!r} holds a segment terminator or line break; the "
+                    "ISA is cut short or has an element too few",
+                    reason="X12_ISA",
+                    position=where,
+                )
         consumed = sum(len(p) + 1 for p in parts[:16]) + 2  # "ISA*...*" + ISA16 + terminator
         self._buf = self._buf[consumed:]
         self._seg_no += 1
@@ -334,12 +349,7 @@ class _Segmenter:
             term = "\n"
         if term in _BLANKS:
             out_term = "\n"
-        for sep, what in ((es, "element separator"), (cs, "component separator")):
-            if sep == out_term:  # cannot happen with _check_separators, kept for safety
-                raise ParseError(
-                    f"the {what} is a line break", reason="X12_SEPARATORS", position=where
-                )
-        text = _isa_for_pyx12(elements, es, cs, out_term, warnings)
+        normalized, text = _isa_for_pyx12(elements, es, cs, out_term, warnings)
         return _Isa(
             elements=elements,
             element_sep=es,
@@ -347,12 +357,62 @@ class _Segmenter:
             terminator=term,
             out_terminator=out_term,
             line=line,
+            normalized=normalized,
             text_for_pyx12=text,
             version=version,
             warnings=warnings,
         )
 
     # -- inside an interchange --------------------------------------------------------------
+
+    def _clean_batch(
+        self, pieces: list[str], tail: str, term: str, line: int, boundary: re.Pattern[str]
+    ) -> tuple[list[str], list[int], int, bool] | None:
+        """Split a chunk with whole-list operations when it needs no fixing but line breaks.
+
+        The common case (a terminator and a line break after each segment) costs a fraction
+        of the per-segment loop in `segments`. Returns None when the chunk has anything else
+        (indentation, empty segments, wrapped segments): `segments` handles it then.
+        Otherwise (texts, their lines, the line after them, whether the interchange ended).
+        """
+        buf = self._buf
+        end = len(buf) - len(tail)
+        pos = 0
+        cut = len(pieces)  # pieces of this interchange in the chunk
+        ended = False
+        while True:
+            match = boundary.search(buf, pos, end)
+            if match is None:
+                break
+            start = match.start()
+            previous_end = buf.rfind(term, 0, start) + 1
+            if not buf[previous_end:start].strip("\r\n"):
+                # At the start of a segment, not inside one ("...*LISA*..."): IEA ends the
+                # interchange, an ISA starts the next one without an IEA before it.
+                cut = buf.count(term, 0, start)
+                if match.group().startswith("IEA"):
+                    cut += 1
+                    end = buf.index(term, start) + 1
+                else:
+                    end = previous_end
+                ended = True
+                break
+            pos = start + 1
+        mine = pieces[:cut] if cut < len(pieces) else pieces
+        texts = [p.lstrip(_BLANKS) for p in mine]
+        joined = "".join(texts)
+        if "\n" in joined or "\r" in joined or "" in texts:
+            return None
+        newlines = buf.count("\n", 0, end)
+        if end - len(mine) - len(joined) != newlines + buf.count("\r", 0, end):
+            return None  # blanks other than line breaks: indentation to report
+        lines = list(itertools.accumulate([p.count("\n") for p in mine], initial=line))
+        after = lines[-1]
+        del lines[0]
+        if ended:
+            self._buf = term.join(pieces[cut:] + [tail])
+            self._line = after
+        return texts, lines, after, ended
 
     def segments(self, isa: _Isa) -> Iterator[_Batch]:
         """Yield the segments of one interchange, a buffered chunk at a time.
@@ -367,6 +427,9 @@ class _Segmenter:
         blank_term = term in _BLANKS
         newline_term = term == "\n"
         iea_prefix = "IEA" + isa.element_sep
+        # An IEA, or the ISA of a next interchange (checked to start a segment when found).
+        t, e = re.escape(term), re.escape(isa.element_sep)
+        boundary = re.compile(rf"IEA(?:{e}|{t})|ISA[^A-Za-z0-9\s]")
         line = self._line
         empties = 0
         self.trailing_empties = 0
@@ -397,8 +460,22 @@ class _Segmenter:
                         f"the last segment (near line {line}) has no segment terminator"
                     )
                 pieces, tail = [tail], ""
-            texts: list[str] = []
-            lines: list[int] = []
+                unterminated = True
+            else:
+                unterminated = False
+            if not blank_term and not empties and not unterminated:
+                fast = self._clean_batch(pieces, tail, term, line, boundary)
+                if fast is not None:
+                    texts, lines, line, done = fast
+                    self._seg_no += len(texts)
+                    if texts:
+                        yield texts, lines, None
+                    if done:
+                        return
+                    self._buf = tail
+                    continue
+            texts = []
+            lines = []
             empty_at: dict[int, int] | None = None
             done = False
             for idx, piece in enumerate(pieces):
@@ -435,7 +512,7 @@ class _Segmenter:
                         empties += 1
                     continue
                 if text[0] == "I":
-                    if text.startswith("ISA") and len(text) > 3 and not text[3].isalnum():
+                    if text[:3] == "ISA" and (len(text) == 3 or not text[3].isalnum()):
                         # The next interchange starts without an IEA before it: give it back.
                         self._buf = text + term + term.join(pieces[idx + 1 :] + [tail])
                         self._line = seg_line
@@ -485,8 +562,13 @@ def _check_separators(es: str, cs: str, term: str, where: str) -> None:
         )
 
 
-def _isa_for_pyx12(elements: list[str], es: str, cs: str, term: str, warnings: list[str]) -> str:
-    """The ISA re-padded to the fixed 106 characters pyx12 requires."""
+def _isa_for_pyx12(
+    elements: list[str], es: str, cs: str, term: str, warnings: list[str]
+) -> tuple[str, str]:
+    """The ISA re-padded to its fixed 106 characters, and the same as pyx12 must see it.
+
+    pyx12 knows only the 00401 and 00501 versions: the second text says 00401 for any other.
+    """
     fields = []
     repadded = nbsp = False
     for idx, (value, width) in enumerate(zip(elements[:15], _ISA_WIDTHS, strict=True)):
@@ -511,6 +593,9 @@ def _isa_for_pyx12(elements: list[str], es: str, cs: str, term: str, warnings: l
         warnings.append("the ISA is padded with no-break spaces; they were read as spaces")
     if repadded:
         warnings.append("the ISA fields are not padded to their fixed widths; re-padded")
+    normalized = "ISA" + es + es.join(fields) + es + cs + term
+    if len(normalized) != 106:  # pragma: no cover - the widths above add up to 106
+        raise AssertionError(f"normalized ISA has {len(normalized)} characters")
     version = fields[11]
     if version not in _PYX12_VERSIONS:
         warnings.append(
@@ -518,10 +603,7 @@ def _isa_for_pyx12(elements: list[str], es: str, cs: str, term: str, warnings: l
             "keeps the version as sent"
         )
         fields[11] = "00401"
-    text = "ISA" + es + es.join(fields) + es + cs + term
-    if len(text) != 106:  # pragma: no cover - the widths above add up to 106
-        raise AssertionError(f"normalized ISA has {len(text)} characters")
-    return text
+    return normalized, "ISA" + es + es.join(fields) + es + cs + term
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,7 +611,11 @@ def _isa_for_pyx12(elements: list[str], es: str, cs: str, term: str, warnings: l
 
 
 _SEG_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
-_VALID_SEG_IDS: set[str] = set()
+
+
+@functools.lru_cache(maxsize=1024)  # real files use a few dozen segment ids
+def _seg_id_ok(seg_id: str) -> bool:
+    return _SEG_ID.fullmatch(seg_id) is not None
 
 
 class _LightSegment:
@@ -560,14 +646,7 @@ class _LightSegment:
         return self.seg_id
 
     def is_seg_id_valid(self) -> bool:
-        seg_id = self.seg_id
-        if seg_id in _VALID_SEG_IDS:
-            return True
-        if _SEG_ID.fullmatch(seg_id) is None:
-            return False
-        if len(_VALID_SEG_IDS) < 4096:  # a cache: real files use a few dozen ids
-            _VALID_SEG_IDS.add(seg_id)
-        return True
+        return _seg_id_ok(self.seg_id)
 
     def is_empty(self) -> bool:
         elements, cs = self.elements, self._cs
@@ -609,7 +688,7 @@ class _Reader(pyx12.x12file.X12Reader):
         self._batches = batches
         self.empties: dict[int, int] = {}  # segment index (ISA = 0) -> empty segments before it
         # sha256 of the interchange's normalized text: each segment and its terminator.
-        self.digest = hashlib.sha256(isa.text_for_pyx12.encode("utf-8"))
+        self.digest = hashlib.sha256(isa.normalized.encode("utf-8"))
 
     @property  # type: ignore[override]
     def st_ids(self) -> _IdSet:
@@ -634,10 +713,10 @@ class _Reader(pyx12.x12file.X12Reader):
         es = self.ele_term
         cs = self.subele_term
         assert es is not None and cs is not None
-        parse = self._parse_segment
+        check = self._check
         for line in self.raw:  # just the ISA
             seg = _LightSegment(line, es, cs, self._isa.line)
-            parse(seg)  # type: ignore[arg-type]
+            check(seg)
             yield seg
         term = self._isa.out_terminator
         digest = self.digest.update
@@ -657,8 +736,37 @@ class _Reader(pyx12.x12file.X12Reader):
                         self.cur_line + 1,
                     )
                 seg = _LightSegment(text, es, cs, lineno)
-                parse(seg)  # type: ignore[arg-type]
+                check(seg)
                 yield seg
+
+    def _check(self, seg: _LightSegment) -> None:
+        """pyx12's checks for one segment, kept from tripping over a broken envelope.
+
+        pyx12 assumes ST/SE, GS/GE and ISA/IEA pair up: an SE without ST pops the GS, and a
+        GE after that raises IndexError. The event loop reports such structure problems
+        itself, so here pyx12's loop stack is kept in step, and a segment pyx12 cannot
+        handle is skipped with an interchange-level error instead of ending the file.
+        """
+        sid = seg.seg_id
+        if sid in _LOOP_IDS:
+            loops = self.loops
+            open_kinds = [kind for kind, _ in loops]
+            if sid == "ST" or sid == "GS":
+                closing = ("ST",) if sid == "ST" else ("ST", "GS")
+                while loops and loops[-1][0] in closing:
+                    loops.pop()  # left open: reported as X12_TRUNCATED / a missing GE
+            elif sid == "SE":
+                if not loops or loops[-1][0] != "ST":
+                    return  # SE without ST: reported by the event loop
+            elif sid == "GE" or sid == "IEA":
+                if ("GS" if sid == "GE" else "ISA") not in open_kinds:
+                    return  # GE without GS: reported by the event loop
+                while loops[-1][0] == "ST":
+                    loops.pop()  # reported as X12_TRUNCATED
+        try:
+            self._parse_segment(seg)  # type: ignore[arg-type]
+        except (IndexError, KeyError, TypeError, ValueError, pyx12.errors.X12Error) as exc:
+            self._isa_error("pyx12", f"pyx12 could not check segment {sid}: {exc}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,6 +781,7 @@ _TX_REJECT = {
     ("seg", "1"): "X12_SEGMENT",
 }
 _ENVELOPE_IDS = frozenset(("ISA", "GS", "ST", "SE", "GE", "IEA"))
+_LOOP_IDS = frozenset(("GS", "ST", "SE", "GE", "IEA"))
 
 
 @dataclasses.dataclass(slots=True)
@@ -881,6 +990,8 @@ class X12Parser:
                     version=gs08 or isa.version,
                 )
             elif sid == "GE":
+                if group is None:
+                    errors.append(f"the GE at line {line} closes no functional group (no GS)")
                 group = None
             elif sid in ("IEA", "ISA"):
                 pass

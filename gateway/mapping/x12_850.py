@@ -12,14 +12,15 @@ What goes where
     PER (header)    the buyer's contact, when the buyer (N1*BY) has none of its own
     DTM             dates by role (table); "requested_delivery" also sets
                     requested_delivery_date (and "order_date" the order date if BEG05 is empty)
-    ITD             payment_terms; TD5, FOB -> shipping (FOB04 = 01 -> incoterms);
+    ITD             payment_terms; TD5, FOB -> shipping (FOB05 -> incoterms when FOB04 is 01
+                    or empty, FOB07 -> incoterms_location);
                     TD1/TD3/TD4 are kept verbatim in extensions["x12_shipping"]
                     (TD404 text also goes to shipping.instructions)
     SAC             allowances_charges (SAC05 has two implied decimals: 1000 = 10.00)
     AMT             totals (AMT*TT -> total, others -> totals.amounts); TXI -> taxes
     N1 loop         N1 N2 N3 N4 REF PER -> buyer, ship_to, bill_to, seller (table) or
-                    other_parties[N101]; a second party with a taken role goes to
-                    other_parties["<code>_2"]
+                    other_parties[N101]; a second N1*ST (a role already taken) goes to
+                    other_parties["ST"], a third to other_parties["ST_2"], ...
     PO1 loop        one OrderLine: PO101..PO105, product id pairs from PO106 on -> item_ids
                     and sku/buyer_part_number/gtin (table, first match wins); PID*F ->
                     description (several joined with a space), PID*S -> notes; PO4 -> pack;
@@ -32,7 +33,7 @@ What goes where
 Reason codes (MappingError.reason)
     MISSING_PO_NUMBER     no BEG, or BEG03 empty
     X12_CTT_COUNT         CTT01 differs from the number of PO1 segments
-    X12_BAD_NUMBER        a quantity, price or amount that is not a number
+    X12_BAD_NUMBER        a quantity, price or amount that is not a number (or beyond 1e15)
     X12_MISSING_QUANTITY  a PO1 without PO102
     X12_BAD_DATE          a date that is not CCYYMMDD/YYMMDD
     X12_NOT_850           the document is not an 850
@@ -160,7 +161,7 @@ def _read_yaml(file: Path, problems: list[str]) -> Any:
         problems.append(f"{file}: cannot read the mapping tables ({exc.strerror or exc})")
         return None
     try:
-        return yaml.safe_load(text)
+        return yaml.safe_load(text)  # type: ignore[no-untyped-call, unused-ignore]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -227,6 +228,8 @@ def _check_file(
 
 _LINE_PARTY_SEGMENTS = frozenset({"N2", "N3", "N4", "REF", "PER"})
 _CENTURY_PIVOT = 70  # YYMMDD: 00-69 -> 20xx, 70-99 -> 19xx
+# Numbers from 1e-12 to below 1e16 (Decimal.adjusted() is the exponent of the first digit).
+_MIN_EXPONENT, _MAX_EXPONENT = -12, 15
 
 
 def map_850(doc: Document, tables: X12Tables | None = None) -> Order:
@@ -348,6 +351,13 @@ class _Build:
             raise MappingError(
                 f"{seg[0]}{i:02d} {v!r} is not a number; expected digits with an optional "
                 "sign and decimal point",
+                reason="X12_BAD_NUMBER",
+                position=self.where(seg, i),
+            )
+        if d and not _MIN_EXPONENT <= d.adjusted() <= _MAX_EXPONENT:
+            # "1E999999999" is a valid Decimal, and writing it out as digits never ends.
+            raise MappingError(
+                f"{seg[0]}{i:02d} {v!r} is out of range for a quantity or amount",
                 reason="X12_BAD_NUMBER",
                 position=self.where(seg, i),
             )
@@ -480,8 +490,9 @@ class _Build:
 
 
 # ------------------------------------------------------------------------------------------
-# Segment handlers: f(build, segment). Header and line tables are looked up by area first,
-# then _COMMON; a segment in none of them goes to Order.unmapped.
+# Segment handlers: f(build, segment), looked up in _PARTY inside an N1 loop, else in
+# _HEADER_AREA or _LINE_AREA (_COMMON plus what only that area has). A segment with no
+# handler goes to Order.unmapped.
 
 
 def _beg(b: _Build, seg: list[Any]) -> None:

@@ -363,7 +363,13 @@ def test_ctt_count_mismatch_names_both_numbers():
 
 @pytest.mark.parametrize(
     ("segment", "element"),
-    [("PO1*1*ten*EA*1", "PO102"), ("PO1*1*1*EA*1,50", "PO104"), ("PO1*1*NaN*EA*1", "PO102")],
+    [
+        ("PO1*1*ten*EA*1", "PO102"),
+        ("PO1*1*1*EA*1,50", "PO104"),
+        ("PO1*1*NaN*EA*1", "PO102"),
+        ("PO1*1*1E999999999*EA*1", "PO102"),
+        ("PO1*1*1*EA*1_000", "PO104"),
+    ],
 )
 def test_bad_number_names_segment_and_element(segment: str, element: str):
     with pytest.raises(MappingError) as info:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyx12.x12file import X12Reader
 
-from gateway.errors import ParseError
+from gateway.errors import MappingError, ParseError
 from gateway.formats import x12 as x12mod
 from gateway.formats.base import (
     Document,
@@ -18,6 +21,7 @@ from gateway.formats.base import (
     InterchangeOpened,
 )
 from gateway.formats.x12 import X12Parser, X12Segments, parse_x12
+from gateway.mapping.x12_850 import map_850
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "x12"
 
@@ -356,3 +360,125 @@ def test_small_chunks_give_the_same_events():
     assert [type(e) for e in whole] == [type(e) for e in trickled]
     assert whole[1].body == trickled[1].body
     assert whole[-1].digest == trickled[-1].digest
+
+
+def _summary(evs: list[Event]) -> list[tuple]:
+    out = []
+    for e in evs:
+        if isinstance(e, Document):
+            out.append(
+                (
+                    "doc",
+                    e.doc_type,
+                    e.control_number,
+                    e.position,
+                    e.index,
+                    e.warnings,
+                    list(e.body),
+                    list(e.body.lines),
+                    e.envelope,
+                )
+            )
+        elif isinstance(e, DocumentRejected):
+            out.append(("rej", e.reason, e.message, e.position, e.index, e.envelope))
+        elif isinstance(e, InterchangeClosed):
+            out.append(("closed", e.digest, e.errors, e.document_count, e.envelope))
+        else:
+            out.append(("opened", e.warnings, e.envelope))
+    return out
+
+
+LOOKALIKES = (
+    b"ISA*00*          *00*          *ZZ*A              *ZZ*B              "
+    b"*240115*1200*U*00401*000000001*0*P*>~\n"
+    b"GS*PO*A*B*20240115*1200*1*X*004010~\n"
+    b"ST*850*0001~\nBEG*00*SA*LISA*IEA*20240115~\nN1*ST*MISA*92*IEA~\nREF*ZZ*ISA*IEA*~\n"
+    b"PO1*1*1*EA*1~\nCTT*1~\nSE*7*0001~\nGE*1*1~\nIEA*1*000000001~\n"
+    b"ISA*00*          *00*          *ZZ*A              *ZZ*B              "
+    b"*240115*1200*U*00401*000000002*0*P*>~\n"
+    b"GS*PO*A*B*20240115*1200*2*X*004010~\n"
+    b"ST*850*0001~\nBEG*00*SA*P2**20240115~\nSE*3*0001~\nGE*1*2~\n"
+)
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 300, 1 << 16])
+@pytest.mark.parametrize("name", [*sorted(p.name for p in FIXTURES.glob("*.edi")), "<lookalikes>"])
+def test_whole_chunk_fast_path_matches_the_segment_loop(name, chunk, monkeypatch):
+    """_Segmenter._clean_batch (whole-list operations) must not change a single event."""
+    data = LOOKALIKES if name == "<lookalikes>" else (FIXTURES / name).read_bytes()
+
+    class Chunked(io.BytesIO):
+        def read(self, n=-1):
+            return super().read(chunk)
+
+    fast = _summary(list(X12Parser().parse(Chunked(data))))
+    monkeypatch.setattr(x12mod._Segmenter, "_clean_batch", lambda *args: None)
+    slow = _summary(list(X12Parser().parse(Chunked(data))))
+    assert fast == slow
+
+
+def test_lookalikes_inside_segments_are_data():
+    evs = list(parse_x12(LOOKALIKES))
+    docs = of(Document, evs)
+    assert docs[0].body[1] == ["BEG", "00", "SA", "LISA", "IEA", "20240115"]
+    assert len(of(InterchangeOpened, evs)) == 2
+    assert "IEA=000000002) missing" in of(InterchangeClosed, evs)[1].errors[0]
+
+
+_FUZZ_SOURCES = [p.read_bytes() for p in sorted(FIXTURES.glob("*.edi"))]
+_FUZZ_BYTES = b"*~>:^|\n\r \t\x00ISAGEIEASTSE0123456789\xa0\xc3\xff"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    source=st.sampled_from(_FUZZ_SOURCES),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["delete", "insert", "cut"]),
+            st.floats(min_value=0, max_value=1),
+            st.binary(min_size=1, max_size=3).map(
+                lambda b: bytes(_FUZZ_BYTES[x % len(_FUZZ_BYTES)] for x in b)
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_damaged_input_gives_events_or_parse_error_only(source, edits):
+    """Whatever the damage: events or ParseError, and mapping errors are MappingErrors."""
+    data = bytearray(source)
+    for op, where, chunk in edits:
+        pos = int(where * len(data))
+        if op == "delete":
+            del data[pos : pos + len(chunk)]
+        elif op == "insert":
+            data[pos:pos] = chunk
+        else:
+            del data[pos:]
+    try:
+        for event in parse_x12(bytes(data)):
+            if isinstance(event, Document) and event.doc_type == "850":
+                with contextlib.suppress(MappingError):
+                    map_850(event).model_dump_json()
+    except ParseError as exc:
+        assert exc.reason in {"NOT_X12", "X12_ISA", "X12_SEPARATORS"}
+
+
+def test_digest_keeps_the_version_as_sent():
+    """pyx12 is shown 00401 for 00300, but the digest is of the interchange as sent."""
+    data = (FIXTURES / "isa12_00300.edi").read_bytes()
+    as_00401 = data.replace(b"*00300*", b"*00401*", 1)
+    assert list(parse_x12(data))[-1].digest != list(parse_x12(as_00401))[-1].digest
+
+
+def test_public_names():
+    assert sorted(x12mod.__all__) == ["X12Parser", "X12Segments", "parse_x12"]
+    from gateway.mapping import x12_850
+
+    assert sorted(x12_850.__all__) == [
+        "DEFAULT_TABLES_PATH",
+        "X12Tables",
+        "default_tables",
+        "load_x12_tables",
+        "map_850",
+    ]
