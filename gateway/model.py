@@ -267,9 +267,10 @@ class Order(_Model):
     taxes: list[Tax] = Field(default_factory=list, description="Header taxes.")
     totals: Totals | None = Field(None, description="Totals the sender declared.")
     payment: Payment | None = Field(None, description="Payment status and method (cart orders).")
-    source: Source = Field(default_factory=Source, description="Where the order came from.")
     unmapped: list[str] = Field(default_factory=list, description="Segments or fields the mapping did not understand, kept verbatim so nothing is silently dropped.")
     extensions: dict[str, Any] = Field(default_factory=dict, description="Partner-specific values a mapping chose to keep (a JSON object).")
+    # Kept last: the pipeline hashes the serialized order up to this field (see pipeline.py).
+    source: Source = Field(default_factory=Source, description="Where the order came from.")
 
 
 Party.model_rebuild()

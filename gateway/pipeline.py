@@ -348,10 +348,13 @@ class Pipeline:
         order, message_id, batch = ev.order, run.message_id, run.batch
         now = utcnow()
         oid = new_id()
-        # pydantic serializes in Rust; the same text is stored, and (without `source`) hashed
-        # to recognise a re-sent order whatever envelope it came in.
-        data = RawJSON(order.model_dump_json())
-        content_hash = hashlib.sha256(order.model_dump_json(exclude={"source"}).encode()).hexdigest()
+        # pydantic serializes in Rust; the same text is stored and, without `source`, hashed to
+        # recognise a re-sent order whatever envelope it came in. `source` is the model's last
+        # field and a quote inside a JSON string is always escaped, so the last `,"source":{`
+        # is the start of that field.
+        text = order.model_dump_json()
+        data = RawJSON(text)
+        content_hash = hashlib.sha256(text[: text.rfind(',"source":{')].encode()).hexdigest()
         sender = order.partner or f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
         order_key = f"{order.channel}|{sender}|{order.po_number}"[:300]
         problems = validate(order)
@@ -380,12 +383,14 @@ class Pipeline:
             "_ix": ev.envelope.interchange_index,
         }
         batch.orders.append(row)
-        batch.events.append({"kind": "mapped", "order_id": oid, "message_id": message_id, "at": now, "detail": f"PO {order.po_number}, {len(order.lines)} lines, from {ev.position}"})
+        # Mapped and validated in the same instant: one event, whose detail says both.
+        mapped = f"PO {order.po_number}, {len(order.lines)} line(s) from {ev.position}"
         if state == "quarantined":
             run.rejected += 1
-            batch.events.append({"kind": "quarantined", "order_id": oid, "at": now, "detail": f"{reason}: {error}"})
+            batch.events.append({"kind": "quarantined", "order_id": oid, "message_id": message_id, "at": now, "detail": f"{mapped}; {reason}: {error}"})
         else:
             run.orders += 1
+            row["_mapped"] = mapped
 
     def _add_rejection(self, ev: Rejected, run: _Run) -> None:
         message_id, batch = run.message_id, run.batch
@@ -426,8 +431,11 @@ class Pipeline:
         with self.store.begin() as conn:
             self._decide_interchanges(conn, run)
             batch = run.batch  # settling may have added events
+            mapped: dict[str, str] = {}
             for row in batch.orders:
                 row.pop("_ix", None)
+                if "_mapped" in row:
+                    mapped[row["id"]] = row.pop("_mapped")
             if batch.orders:
                 # Heartbeat: a long file keeps its claim while it makes progress.
                 conn.execute(
@@ -444,7 +452,7 @@ class Pipeline:
                 if row["state"] == "validated":
                     targets = self.partner_connectors.get(row["partner"] or "", self.connectors)
                     outbox.extend(new_deliveries(row["id"], targets, now))
-                    batch.events.append({"kind": "validated", "order_id": row["id"], "at": now, "detail": f"queued for {', '.join(targets) or 'no connector'}"})
+                    batch.events.append({"kind": "validated", "order_id": row["id"], "message_id": row["message_id"], "at": now, "detail": f"{mapped.pop(row['id'], '')}; queued for {', '.join(targets) or 'no connector'}"})
             if outbox:
                 conn.execute(insert(t.outbox), outbox)
             if batch.digests:

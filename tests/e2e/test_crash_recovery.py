@@ -104,9 +104,11 @@ def test_random_kills_while_files_keep_arriving(tmp_path, erp_process):
             expected += numbers
             (tmp_path / "inbox" / f"r{round_}f{f}.edi").write_bytes(file_with_orders(numbers, icn=f"{round_ * 10 + f + 1:09d}"))
         proc = subprocess.Popen(gateway_cmd("run", "--config", str(cfg)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.4, 2.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        try:
+            time.sleep(rng.uniform(0.4, 2.0))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
     done = run_cli("run", "--once", "--for", "60", "--config", str(cfg))
     assert done.returncode == 0, done.stderr
     got = ledger_pos(db)

@@ -46,8 +46,21 @@ def test_receive_then_process_writes_orders_outbox_and_history(store, pipeline):
     assert len(set(keys)) == 6
     [msg] = rows(store, t.messages)
     assert msg["state"] == "processed" and msg["order_count"] == 3
-    kinds = [e["kind"] for e in rows(store, t.events, t.events.c.order_id == orders[0]["id"])]
-    assert kinds == ["mapped", "validated"]
+    [event] = rows(store, t.events, t.events.c.order_id == orders[0]["id"])
+    assert event["kind"] == "validated"
+    assert event["detail"].startswith(f"PO {orders[0]['po_number']}, 1 line(s) from line ")
+    assert event["detail"].endswith("queued for erp, crm")
+
+
+def test_content_hash_ignores_the_envelope_but_not_the_order(store, pipeline):
+    a = pipeline.receive(raw(file_with_orders(["PO-1"], icn="000000001", sender="ACMERETAIL")))
+    pipeline.process(a.message_id)
+    b = pipeline.receive(raw(file_with_orders(["PO-1"], icn="000000002", sender="ACMERETAIL")))
+    pipeline.process(b.message_id)
+    first, second = sorted(rows(store, t.orders), key=lambda o: o["created_at"])
+    assert first["content_hash"] == second["content_hash"]  # other ISA13, same order
+    assert first["data"]["source"]["interchange_control_number"] == "000000001"
+    assert second["data"]["source"]["interchange_control_number"] == "000000002"
 
 
 def test_same_bytes_twice_is_a_noop(store, pipeline):
