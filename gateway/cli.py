@@ -247,6 +247,38 @@ def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
 
 
 @app.command()
+def messages(
+    config: ConfigOpt = None,
+    state: Annotated[str | None, typer.Option("--state", "-s", help="received, processed or quarantined.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+) -> None:
+    """List received files and messages: what came in, what it became, and why one was refused."""
+    from sqlalchemy import select
+
+    from gateway.store import tables as t
+
+    gw = _gateway(config)
+    try:
+        q = select(t.messages).order_by(t.messages.c.received_at.desc()).limit(limit)
+        if state:
+            q = q.where(t.messages.c.state == state)
+        with gw.store.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+    finally:
+        gw.close()
+    table = Table(title=f"{len(rows)} message(s)" + (f" in state {state}" if state else ""))
+    for col in ("id", "received", "source", "name", "bytes", "state", "orders", "rejected", "reason / warnings"):
+        table.add_column(col)
+    for r in rows:
+        note = f"{r['reason']}: {r['error']}" if r["reason"] else "; ".join((r["warnings"] or [])[:2])
+        table.add_row(
+            r["id"][:8], str(r["received_at"])[:19], r["source"], r["display_name"] or "", str(r["size"]),
+            r["state"], str(r["order_count"]), str(r["rejected_count"]), note[:100],
+        )
+    out.print(table)
+
+
+@app.command()
 def show(
     order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
     config: ConfigOpt = None,
@@ -401,9 +433,10 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:  # the last line of defence: never a traceback for a user
         # Usage errors from the command-line parser (typer vendors its own click).
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if os.environ.get("GATEWAY_DEBUG"):
             raise
         err.print(f"internal error: {type(exc).__name__}: {exc} (set GATEWAY_DEBUG=1 for details)", markup=False)

@@ -353,11 +353,11 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
             seen.add(item.name)
     names = {c.name for c in cfg.connectors}
     for i, p in enumerate(cfg.partners):
-        for j, c in enumerate(p.connectors or []):
-            if c not in names:
-                hint = difflib.get_close_matches(c, sorted(names), n=1)
+        for j, wanted in enumerate(p.connectors or []):
+            if wanted not in names:
+                hint = difflib.get_close_matches(wanted, sorted(names), n=1)
                 problems.append(
-                    f"{_where(('partners', i, 'connectors', j), lines, path)}: no connector named {c!r}"
+                    f"{_where(('partners', i, 'connectors', j), lines, path)}: no connector named {wanted!r}"
                     + (f"; did you mean {hint[0]!r}?" if hint else "")
                 )
     for i, c in enumerate(cfg.connectors):

@@ -12,6 +12,7 @@ state, so even a SIGKILL loses nothing: the next start resumes from the store.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -58,7 +59,7 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
     for source in gw.sources:
         interval = gw.source_config(source.name).poll_seconds
         sched.add_job(
-            _guard(f"poll:{source.name}", lambda s=source: gw.poll_source(s)),
+            _guard(f"poll:{source.name}", functools.partial(gw.poll_source, source)),
             "interval", seconds=interval, id=f"poll:{source.name}", next_run_time=_now(),
         )
     sched.add_job(_guard("process", gw.process), "interval", seconds=cfg.processing.poll_seconds, id="process", next_run_time=_now())

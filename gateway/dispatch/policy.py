@@ -39,8 +39,8 @@ class RetryPolicy(BaseModel):
         rand: Callable[[], float] = random.random,
     ) -> float:
         """Seconds to wait after `attempts` failed attempts (attempts >= 1)."""
-        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** max(attempts - 1, 0)))
-        delay = rand() * ceiling
+        ceiling = min(self.cap_seconds, self.base_seconds * 2.0 ** max(attempts - 1, 0))
+        delay: float = rand() * ceiling
         if retry_after is not None and retry_after > 0:
             delay = max(delay, min(retry_after, self.max_retry_after_seconds))
         return delay

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +52,7 @@ class _Claim:
 
 
 class FolderSource:
-    def __init__(self, config: FolderSourceConfig, clock: callable = time.monotonic):  # type: ignore[valid-type]
+    def __init__(self, config: FolderSourceConfig, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.name = config.name
         self.inbox = Path(config.path)
