@@ -196,3 +196,35 @@ def test_repeated_interchange_larger_than_a_batch_creates_nothing(store, pipelin
     assert count(store, t.orders) == 5 and count(store, t.outbox) == 10
     [msg] = rows(store, t.messages, t.messages.c.id == r.message_id)
     assert msg["state"] == "processed"
+
+
+@pytest.mark.postgres
+def test_two_nodes_share_the_processing_on_postgresql(pg_url):
+    import threading
+
+    stores = [Store(pg_url), Store(pg_url)]
+    try:
+        nodes = [Pipeline(s, connectors=["erp"]) for s in stores]
+        for i in range(30):
+            nodes[0].receive(raw(file_with_orders([f"PO-{i}"], icn=f"{i + 1:09d}"), f"f{i}.edi"))
+        results: list[int] = []
+        errors: list[BaseException] = []
+
+        def work(p: Pipeline) -> None:
+            try:
+                results.append(p.process_pending(limit=100).messages)
+            except BaseException as exc:  # noqa: BLE001 - surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in nodes]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert not errors
+        assert sum(results) == 30
+        assert count(stores[0], t.orders) == 30 and count(stores[0], t.outbox) == 30
+        assert count(stores[0], t.messages, t.messages.c.state == "processed") == 30
+    finally:
+        for s in stores:
+            s.dispose()
