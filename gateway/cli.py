@@ -249,7 +249,7 @@ def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
 @app.command()
 def messages(
     config: ConfigOpt = None,
-    state: Annotated[str | None, typer.Option("--state", "-s", help="received, processed or quarantined.")] = None,
+    state: Annotated[str | None, typer.Option("--state", "-s", help="received, parsed or quarantined.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
 ) -> None:
     """List received files and messages: what came in, what it became, and why one was refused."""

@@ -262,7 +262,7 @@ class Pipeline:
                 self._finish_message(conn, message_id, "quarantined", "ALL_REJECTED", f"none of the {len(total)} documents could be accepted", warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total))
                 stats.rejected_messages = 1
             else:
-                self._finish_message(conn, message_id, "processed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
+                self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
         stats.orders = run.orders
         stats.quarantined = run.rejected
         stats.duplicates = run.duplicates

@@ -38,7 +38,7 @@ metadata = MetaData(
 
 TZ = DateTime(timezone=True)
 
-# Message states: received -> processed | quarantined ; duplicate (a no-op receipt)
+# Message states: received -> parsed | quarantined (a repeat of stored bytes is only an event)
 messages = Table(
     "messages",
     metadata,

@@ -47,7 +47,7 @@ def seed(store: Any, n: int = 1, *, connectors: tuple[str, ...] = ("erp",), at: 
             mid, oid = str(uuid.uuid4()), str(uuid.uuid4())
             conn.execute(insert(t.messages).values(
                 id=mid, received_at=at, updated_at=at, source="test", sha256=uuid.uuid4().hex * 2, size=1,
-                state="processed", warnings=[], attempts=1, order_count=1, rejected_count=0))
+                state="parsed", warnings=[], attempts=1, order_count=1, rejected_count=0))
             conn.execute(insert(t.orders).values(
                 id=oid, message_id=mid, doc_index=0, created_at=at, updated_at=at, channel="x12",
                 po_number=f"PO-{i + 1}", state="validated", line_count=1,

@@ -356,7 +356,7 @@ def queued(sqlite_url: str) -> Any:
     with store.begin() as conn:
         conn.execute(insert(t.messages).values(
             id=mid, received_at=T0, updated_at=T0, source="test", sha256="a" * 64, size=1,
-            state="processed", warnings=[], attempts=1, order_count=1, rejected_count=0))
+            state="parsed", warnings=[], attempts=1, order_count=1, rejected_count=0))
         conn.execute(insert(t.orders).values(
             id=oid, message_id=mid, doc_index=0, created_at=T0, updated_at=T0, channel="x12",
             po_number="PO-1001", state="validated", line_count=1, data=ORDER))

@@ -36,7 +36,7 @@ def seed(store: Any, *, connectors: tuple[str, ...] = ("erp",), po: str = "PO-1"
         conn.execute(
             insert(t.messages).values(
                 id=mid, received_at=at, updated_at=at, source="test", sha256=uuid.uuid4().hex * 2,
-                size=10, state="processed", warnings=[], attempts=1, order_count=1, rejected_count=0,
+                size=10, state="parsed", warnings=[], attempts=1, order_count=1, rejected_count=0,
             )
         )
         conn.execute(

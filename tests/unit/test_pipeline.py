@@ -45,7 +45,7 @@ def test_receive_then_process_writes_orders_outbox_and_history(store, pipeline):
     keys = [o["idempotency_key"] for o in rows(store, t.outbox)]
     assert len(set(keys)) == 6
     [msg] = rows(store, t.messages)
-    assert msg["state"] == "processed" and msg["order_count"] == 3
+    assert msg["state"] == "parsed" and msg["order_count"] == 3
     [event] = rows(store, t.events, t.events.c.order_id == orders[0]["id"])
     assert event["kind"] == "validated"
     assert event["detail"].startswith(f"PO {orders[0]['po_number']}, 1 line(s) from line ")
@@ -123,7 +123,7 @@ def test_bad_transaction_is_quarantined_and_the_rest_go_on(store, pipeline):
     [q] = rows(store, t.orders, t.orders.c.state == "quarantined")
     assert q["reason"] == "X12_SE_COUNT" and "line" in q["position"]
     [msg] = rows(store, t.messages)
-    assert msg["state"] == "processed" and msg["order_count"] == 2 and msg["rejected_count"] == 1
+    assert msg["state"] == "parsed" and msg["order_count"] == 2 and msg["rejected_count"] == 1
 
 
 def test_validation_failure_is_quarantined_with_the_rule(store, pipeline):
@@ -195,7 +195,7 @@ def test_repeated_interchange_larger_than_a_batch_creates_nothing(store, pipelin
     assert stats.orders == 0 and stats.duplicates == 5
     assert count(store, t.orders) == 5 and count(store, t.outbox) == 10
     [msg] = rows(store, t.messages, t.messages.c.id == r.message_id)
-    assert msg["state"] == "processed"
+    assert msg["state"] == "parsed"
 
 
 @pytest.mark.postgres
@@ -224,7 +224,7 @@ def test_two_nodes_share_the_processing_on_postgresql(pg_url):
         assert not errors
         assert sum(results) == 30
         assert count(stores[0], t.orders) == 30 and count(stores[0], t.outbox) == 30
-        assert count(stores[0], t.messages, t.messages.c.state == "processed") == 30
+        assert count(stores[0], t.messages, t.messages.c.state == "parsed") == 30
     finally:
         for s in stores:
             s.dispose()

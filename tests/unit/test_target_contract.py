@@ -155,7 +155,7 @@ def test_through_the_dispatcher_a_fault_then_success_is_one_effect(target: Targe
     with store.begin() as conn:
         conn.execute(insert(t.messages).values(
             id="m-1", received_at=now, updated_at=now, source="test", sha256="c" * 64, size=1,
-            state="processed", warnings=[], attempts=1, order_count=1, rejected_count=0))
+            state="parsed", warnings=[], attempts=1, order_count=1, rejected_count=0))
         conn.execute(insert(t.orders).values(
             id="order-1", message_id="m-1", doc_index=0, created_at=now, updated_at=now, channel="x12",
             po_number=GOLDEN["po_number"], state="validated", line_count=2, data=GOLDEN))
