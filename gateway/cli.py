@@ -27,6 +27,8 @@ from gateway.errors import ConfigError, GatewayError, InputRejected
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Order-entry integration gateway.")
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain the configuration.")
 app.add_typer(config_app, name="config")
+mapping_app = typer.Typer(no_args_is_help=True, help="Try mappings against sample files.")
+app.add_typer(mapping_app, name="mapping")
 
 # Piped output keeps whole table cells instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -388,6 +390,114 @@ def replay(
     err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)
     if ids and n < len(ids):
         raise typer.Exit(1)
+
+
+# -- partners and mappings ----------------------------------------------------------------------
+
+
+@app.command()
+def partners(config: ConfigOpt = None) -> None:
+    """List the configured trading partners, their ids, mappings and acknowledgements."""
+    from gateway.partners import MAPPINGS
+
+    cfg = _config(config)
+    table = Table(title=f"{len(cfg.partners)} partner(s)")
+    for col in ("name", "ids", "connectors", "mapping files", "acknowledgements"):
+        table.add_column(col)
+    for p in cfg.partners:
+        ids = [f"x12 {i}" for i in p.x12_ids] + [f"edifact {i}" for i in p.edifact_ids]
+        ids += [f"cxml {i}" for i in p.cxml_ids] + [f"ubl {i}" for i in p.ubl_ids]
+        folder = MAPPINGS / p.name
+        files = sorted(f.name for f in folder.glob("*.yaml")) if folder.is_dir() else []
+        acks = []
+        if p.acks.functional:
+            acks.append("997/999/CONTRL")
+        if p.acks.order_response:
+            acks.append("855/ORDRSP")
+        acks.append(f"TA1 {p.acks.ta1}")
+        where = f" -> {p.acks.outbound}" if p.acks.outbound else " (no outbound folder)"
+        table.add_row(p.name, "\n".join(ids) or "-", ", ".join(p.connectors) if p.connectors is not None else "all",
+                      "\n".join(files) or "standard", ", ".join(acks) + where)
+    out.print(table)
+
+
+@mapping_app.command("test")
+def mapping_test(
+    partner: Annotated[str, typer.Argument(help="Partner name (see `gateway partners`).")],
+    file: Annotated[Path, typer.Argument(help="A sample file from that partner.")],
+    config: ConfigOpt = None,
+    format: Annotated[str | None, typer.Option("--format", "-f")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print order and provenance as JSON Lines.")] = False,
+) -> None:
+    """Map FILE as PARTNER would be mapped; show each field and where it came from."""
+    from gateway.translate import PartnerDirectory, Rejected, Translated
+    from gateway.translate import translate as run
+
+    cfg = _config(config)
+    directory = PartnerDirectory(cfg.partners)
+    if partner not in directory.names():
+        import difflib
+
+        hint = difflib.get_close_matches(partner, directory.names(), n=1)
+        raise GatewayError(f"no partner named {partner!r}" + (f"; did you mean {hint[0]!r}?" if hint else "; `gateway partners` lists them"))
+    failed = 0
+    try:
+        stream = open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise GatewayError(f"{file}: cannot read: {exc.strerror}") from exc
+    with stream:
+        try:
+            for ev in run(stream, name=file.name, format=format, partner=partner, partners=directory, trace=True):
+                if isinstance(ev, Rejected):
+                    failed += 1
+                    err.print(f"{file}: {ev.position}: rejected ({ev.reason}): {ev.message}", markup=False)
+                elif isinstance(ev, Translated):
+                    if as_json:
+                        sys.stdout.write(json.dumps({"order": ev.order.model_dump(mode="json"), "provenance": ev.provenance}) + "\n")
+                        continue
+                    _print_traced(ev)
+        except InputRejected as exc:
+            raise GatewayError(f"{file}: {exc.position or 'start'}: {exc.message} ({exc.reason})") from exc
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_traced(ev: Any) -> None:
+    data = ev.order.model_dump(mode="json")
+    table = Table(title=f"PO {ev.order.po_number} ({ev.position})", show_edge=False)
+    for col in ("field", "value", "from"):
+        table.add_column(col)
+    for path, value in _leaves(data):
+        if value in (None, [], {}):
+            continue
+        table.add_row(path, str(value)[:60], ev.provenance.get(path) or _nearest(ev.provenance, path))
+    out.print(table)
+
+
+def _leaves(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        items: list[tuple[str, Any]] = []
+        for k, v in data.items():
+            items += _leaves(v, f"{prefix}.{k}" if prefix else k)
+        return items
+    if isinstance(data, list) and data and isinstance(data[0], (dict, list)):
+        items = []
+        for i, v in enumerate(data):
+            items += _leaves(v, f"{prefix}[{i}]")
+        return items
+    return [(prefix, data)]
+
+
+def _nearest(provenance: dict[str, str], path: str) -> str:
+    """Provenance of the closest recorded ancestor (a party or line records its segment)."""
+    while path:
+        cut = max(path.rfind("."), path.rfind("["))
+        if cut <= 0:
+            break
+        path = path[:cut]
+        if path in provenance:
+            return provenance[path]
+    return ""
 
 
 # -- configuration ----------------------------------------------------------------------------

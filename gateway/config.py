@@ -69,12 +69,31 @@ class DispatchConfig(BaseModel):
     workers: PositiveInt = Field(4, description="Deliveries sent in parallel.")
 
 
+class AckConfig(BaseModel):
+    """Which acknowledgements a partner gets, and where they go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    functional: bool = Field(True, description="Send 997 (X12 4010), 999 (X12 5010) or CONTRL (EDIFACT) for every interchange.")
+    ta1: Literal["requested", "always", "never"] = Field(
+        "requested", description="X12 TA1: when ISA14 asks for one (and on envelope errors), always, or never."
+    )
+    order_response: bool = Field(False, description="Send an 855 (X12) or ORDRSP (EDIFACT) after validation.")
+    outbound: Path | None = Field(None, description="Folder the partner's acknowledgements are written to (its outbound mailbox).")
+    x12_id: str | None = Field(None, description="Our ISA06 as 'QQ:ID' on outbound interchanges (default: the inbound ISA07:ISA08).")
+    edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
+
+
 class PartnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Short name of the trading partner, used in mappings/<name>/ and reports.")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Short name of the trading partner (lower case), used in mappings/<name>/ and reports.")
     x12_ids: list[str] = Field(default_factory=list, description="ISA06 sender ids (optionally 'QQ:ID' with the ISA05 qualifier).")
+    edifact_ids: list[str] = Field(default_factory=list, description="UNB sender ids (optionally 'QQ:ID' with the UNB 0007 qualifier).")
+    cxml_ids: list[str] = Field(default_factory=list, description="cXML Sender credentials as 'domain:identity' (e.g. 'NetworkID:AN01000000001').")
+    ubl_ids: list[str] = Field(default_factory=list, description="UBL buyer endpoint ids as 'schemeID:ID' (e.g. '0088:7300010000001').")
     connectors: list[str] | None = Field(None, description="Connectors this partner's orders go to (default: all).")
+    acks: AckConfig = Field(default_factory=AckConfig, description="Acknowledgements sent back to this partner.")
 
 
 class ProcessingConfig(BaseModel):
@@ -176,6 +195,8 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
         s.path = fix(s.path)  # type: ignore[assignment]
         s.archive = fix(s.archive) or s.path.parent / "archive"
         s.failed = fix(s.failed) or s.path.parent / "failed"
+    for p in cfg.partners:
+        p.acks.outbound = fix(p.acks.outbound)
     for c in cfg.connectors:
         if isinstance(c, FileTargetConfig):
             c.path = fix(c.path)  # type: ignore[assignment]
@@ -351,6 +372,13 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
             if item.name in seen:
                 problems.append(f"{_where((kind, i, 'name'), lines, path)}: name {item.name!r} is used twice")
             seen.add(item.name)
+    from gateway.partners import load_partner_mapping
+
+    for i, p in enumerate(cfg.partners):
+        try:
+            load_partner_mapping(p.name)
+        except ConfigError as exc:
+            problems.extend(f"{_where(('partners', i, 'name'), lines, path)}: {msg}" for msg in exc.problems)
     names = {c.name for c in cfg.connectors}
     for i, p in enumerate(cfg.partners):
         for j, wanted in enumerate(p.connectors or []):

@@ -229,7 +229,17 @@ class Pipeline:
         name = row["display_name"] or "<input>"
         run = _Run(message_id)
         try:
-            for ev in translate(io.BytesIO(body), name=name, format=fmt, partner=partner, partners=self.partners, message_id=message_id):
+            events = translate(
+                io.BytesIO(body),
+                name=name,
+                format=fmt,
+                partner=partner,
+                partners=self.partners,
+                message_id=message_id,
+                require_partner=self.partners.enforced,
+                trace=True,
+            )
+            for ev in events:
                 if isinstance(ev, InterchangeOpened):
                     run.warnings.extend(ev.warnings)
                     self._open_interchange(ev, run)
@@ -380,6 +390,9 @@ class Pipeline:
             "position": ev.position[:200],
             "line_count": len(order.lines),
             "data": data,
+            "provenance": ev.provenance or None,
+            "version": 1,
+            "supersedes": None,
             "_ix": ev.envelope.interchange_index,
         }
         batch.orders.append(row)
@@ -417,6 +430,9 @@ class Pipeline:
                 "position": (ev.position or "")[:200],
                 "line_count": 0,
                 "data": None,
+                "provenance": None,
+                "version": 1,
+                "supersedes": None,
                 "_ix": ev.envelope.interchange_index if ev.envelope else None,
             }
         )

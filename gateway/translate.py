@@ -1,17 +1,25 @@
 """From bytes to canonical orders: detect, parse, map. The one path `gateway translate`,
-`gateway ingest` and the running service all take.
+`gateway mapping test`, `gateway ingest` and the running service all take.
 
 `translate()` yields, in input order:
     InterchangeOpened / InterchangeClosed   envelopes, passed through from the parser
     Translated                              a document that became an Order
     Rejected                                a document that did not, with reason and position
+
+Each mapping is a function `map(doc, tables=None, trace=None) -> Order`, with code tables
+loaded from `mappings/<format>/...` and optionally overridden per partner by
+`mappings/<partner>/<format>_<document>.yaml`. When `trace` is a dict the mapper records,
+for each field it sets, where in the input the value came from (field provenance).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from gateway.errors import InputRejected
@@ -24,17 +32,26 @@ from gateway.formats.base import (
     InterchangeOpened,
 )
 from gateway.model import Order
+from gateway.partners import PartnerDirectory
 
-__all__ = ["PartnerDirectory", "Rejected", "Translated", "translate"]
+__all__ = ["MAPPERS", "MapperSpec", "PartnerDirectory", "Rejected", "Translated", "translate"]
 
 SNIFF_BYTES = 4096
 
-# (format, document type) -> "module:function"; the function maps a Document to an Order.
-MAPPERS: dict[tuple[str, str], str] = {
-    ("x12", "850"): "gateway.mapping.x12_850:map_850",
+
+@dataclass(frozen=True)
+class MapperSpec:
+    function: str  # "module:function" taking (doc, tables=None, trace=None)
+    name: str  # the mapping's name: a partner overrides its tables in mappings/<partner>/<name>.yaml
+    tables: str | None = None  # "module:loader" taking (overrides=[...]) -> tables
+
+
+# (format, document type) -> mapping. Imported only when used.
+MAPPERS: dict[tuple[str, str], MapperSpec] = {
+    ("x12", "850"): MapperSpec("gateway.mapping.x12_850:map_850", "x12_850", "gateway.mapping.x12_850:load_x12_tables"),
 }
 
-ORDER_TYPES_HINT = {"x12": "850 purchase orders"}
+ORDER_TYPES_HINT = {"x12": "850 purchase orders", "edifact": "ORDERS messages"}
 
 
 @dataclass(slots=True)
@@ -44,6 +61,7 @@ class Translated:
     position: str
     envelope: Envelope
     warnings: list[str] = field(default_factory=list)
+    provenance: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -60,32 +78,26 @@ class Rejected:
 TranslationEvent = InterchangeOpened | InterchangeClosed | Translated | Rejected
 
 
-class PartnerDirectory:
-    """Finds the configured trading partner for an envelope (by X12 sender id)."""
-
-    def __init__(self, partners: list[Any] | None = None):
-        self._by_id: dict[str, str] = {}
-        for p in partners or []:
-            for ident in p.x12_ids:
-                self._by_id[ident.strip().upper()] = p.name
-
-    def for_envelope(self, env: Envelope) -> str | None:
-        sender = (env.sender_id or "").strip().upper()
-        qualified = f"{(env.sender_qualifier or '').strip().upper()}:{sender}"
-        return self._by_id.get(qualified) or self._by_id.get(sender)
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
-_mappers: dict[tuple[str, str], Callable[[Document], Order]] = {}
-
-
-def _mapper(fmt: str, doc_type: str) -> Callable[[Document], Order] | None:
-    key = (fmt, doc_type)
-    if key not in MAPPERS:
+@functools.cache
+def _mapper(fmt: str, doc_type: str) -> tuple[MapperSpec, Callable[..., Order], bool] | None:
+    spec = MAPPERS.get((fmt, doc_type))
+    if spec is None:
         return None
-    if key not in _mappers:
-        module, _, func = MAPPERS[key].partition(":")
-        _mappers[key] = getattr(importlib.import_module(module), func)
-    return _mappers[key]
+    fn = _load(spec.function)
+    return spec, fn, "trace" in inspect.signature(fn).parameters
+
+
+@functools.cache
+def _tables(spec: MapperSpec, override: Path | None) -> Any:
+    """The code tables with one partner's overrides applied (None: the mapper's defaults)."""
+    if spec.tables is None or override is None:
+        return None
+    return _load(spec.tables)(overrides=[override])
 
 
 def sniff(stream: IO[bytes]) -> str:
@@ -104,13 +116,21 @@ def translate(
     partner: str | None = None,
     partners: PartnerDirectory | None = None,
     message_id: str | None = None,
+    require_partner: bool = False,
+    trace: bool = False,
 ) -> Iterator[TranslationEvent]:
-    """Parse and map one input. Raises ParseError (an InputRejected) when it cannot be read."""
+    """Parse and map one input. Raises ParseError (an InputRejected) when it cannot be read.
+
+    `partner` forces the partner (a folder dedicated to one partner, `--partner`); otherwise
+    it is looked up from each envelope's sender. With `require_partner`, a document from a
+    sender no partner claims is rejected (UNKNOWN_PARTNER) instead of mapped.
+    """
     fmt = format or sniff(stream)
     parser = get_parser(fmt)
+    directory = partners or PartnerDirectory()
     for ev in parser.parse(stream, name=name):
         if isinstance(ev, Document):
-            yield _map(fmt, ev, partner, partners, message_id, name)
+            yield _map(fmt, ev, partner, directory, message_id, name, require_partner, trace)
         elif isinstance(ev, DocumentRejected):
             yield Rejected(ev.reason, ev.message, ev.position, ev.index, ev.envelope, ev.doc_type, ev.control_number)
         else:
@@ -121,28 +141,42 @@ def _map(
     fmt: str,
     doc: Document,
     partner: str | None,
-    partners: PartnerDirectory | None,
+    partners: PartnerDirectory,
     message_id: str | None,
     name: str,
+    require_partner: bool,
+    trace: bool,
 ) -> Translated | Rejected:
-    mapper = _mapper(fmt, doc.doc_type)
-    if mapper is None:
-        return Rejected(
+    def reject(reason: str, message: str, position: str | None = None) -> Rejected:
+        return Rejected(reason, message, position or doc.position, doc.index, doc.envelope, doc.doc_type, doc.control_number)
+
+    found = _mapper(fmt, doc.doc_type)
+    if found is None:
+        return reject(
             "NOT_AN_ORDER",
             f"{fmt.upper()} {doc.doc_type} is not an order document; the gateway takes {ORDER_TYPES_HINT.get(fmt, 'orders')}",
-            doc.position,
-            doc.index,
-            doc.envelope,
-            doc.doc_type,
-            doc.control_number,
         )
+    who = partner or partners.for_envelope(doc.envelope)
+    if who is None and require_partner:
+        return reject(
+            "UNKNOWN_PARTNER",
+            f"{PartnerDirectory.describe(doc.envelope)} is not a configured trading partner; "
+            "add its id to a partner in the configuration if it is one",
+        )
+    spec, mapper, traces = found
+    pmap = partners.mapping(who)
+    tables = _tables(spec, pmap.table_override(spec.name) if pmap else None)
+    provenance: dict[str, str] | None = {} if trace else None
     try:
-        order = mapper(doc)
+        order = mapper(doc, tables, trace=provenance) if traces else mapper(doc, tables)
+        if pmap is not None and pmap.apply(order, provenance):
+            order = Order.model_validate(order.model_dump())  # partner values are checked like any other
     except InputRejected as exc:
-        return Rejected(
-            exc.reason, exc.message, exc.position or doc.position, doc.index, doc.envelope, doc.doc_type, doc.control_number
-        )
-    order.partner = partner or order.partner or (partners.for_envelope(doc.envelope) if partners else None)
+        return reject(exc.reason, exc.message, exc.position)
+    except ValueError as exc:  # a partner default that is not a valid value for its field
+        return reject("PARTNER_MAPPING", f"the partner mapping for {who} produced an invalid order: {exc}")
+    order.partner = who or order.partner
     order.source.message_id = message_id
-    order.source.file_name = name if name != "<input>" else order.source.file_name
-    return Translated(order, doc.index, doc.position, doc.envelope, list(doc.warnings))
+    if name != "<input>":
+        order.source.file_name = name
+    return Translated(order, doc.index, doc.position, doc.envelope, list(doc.warnings), provenance or {})

@@ -101,6 +101,11 @@ orders = Table(
     Column("position", String(200), nullable=True),
     Column("line_count", Integer, nullable=False, default=0),
     Column("data", JSON, nullable=True),  # the canonical order; null for a rejected document
+    # Versions: a change or cancellation of an order is a new row, version + 1, pointing at
+    # the version it supersedes; the history of both shows the difference.
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
+    Column("supersedes", String(36), nullable=True, index=True),
+    Column("provenance", JSON, nullable=True),  # field path -> where in the input it came from
     UniqueConstraint("message_id", "doc_index", name="uq_orders_message_doc"),
 )
 
@@ -122,6 +127,8 @@ outbox = Table(
     Column("last_status", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("receipt", JSON, nullable=True),
+    Column("action", String(10), nullable=False, default="create", server_default="create"),  # create|update|cancel
+    Column("target_reference", String(200), nullable=True),  # the target's id of the order being changed
     UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
     Index("ix_outbox_due", "state", "next_attempt_at"),
 )
@@ -136,4 +143,33 @@ events = Table(
     Column("outbox_id", Integer, nullable=True),
     Column("kind", String(40), nullable=False),
     Column("detail", Text, nullable=True),
+)
+
+
+# Outbound control numbers (ISA13, GS06, UNB 0020, ...) per partner and kind, allocated
+# with an atomic UPDATE ... RETURNING-free read-modify-write inside a write transaction.
+control_numbers = Table(
+    "control_numbers",
+    metadata,
+    Column("partner", String(100), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+# Acknowledgements we generated (997, 999, TA1, 855, CONTRL, ORDRSP) and their delivery.
+acks = Table(
+    "acks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", TZ, nullable=False),
+    Column("message_id", String(36), nullable=True, index=True),
+    Column("order_id", String(36), nullable=True, index=True),
+    Column("partner", String(100), nullable=True),
+    Column("kind", String(10), nullable=False),
+    Column("control_number", String(30), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("state", String(10), nullable=False),  # pending | sent | failed | held
+    Column("channel", String(100), nullable=True),
+    Column("sent_at", TZ, nullable=True),
+    Column("error", Text, nullable=True),
 )
