@@ -45,6 +45,8 @@ class Capabilities:
 
     idempotency_key: bool = False  # the target honours an Idempotency-Key header
     idempotent: bool = False  # sending the same delivery twice has one effect: unknown errors may be retried
+    updates: bool = False  # can take a changed version of an order it already has (action "update")
+    cancels: bool = False  # can cancel an order it already has (action "cancel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class Delivery:
     idempotency_key: str
     attempt: int  # 1 for the first attempt
     order: dict[str, Any]  # the canonical order as JSON-ready data (decimals as strings)
+    action: str = "create"  # create | update | cancel
+    target_reference: str | None = None  # for update/cancel: the target's id of the order (its receipt reference)
 
 
 @dataclass(slots=True)

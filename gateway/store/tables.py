@@ -129,6 +129,8 @@ outbox = Table(
     Column("receipt", JSON, nullable=True),
     Column("action", String(10), nullable=False, default="create", server_default="create"),  # create|update|cancel
     Column("target_reference", String(200), nullable=True),  # the target's id of the order being changed
+    # An update or cancel waits until the delivery of the version it changes was sent.
+    Column("after_id", Integer, nullable=True),
     UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
     Index("ix_outbox_due", "state", "next_attempt_at"),
 )

@@ -21,6 +21,7 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("action", sa.String(length=10), server_default="create", nullable=False))
         batch_op.add_column(sa.Column("target_reference", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("after_id", sa.Integer(), nullable=True))
     op.create_table(
         "control_numbers",
         sa.Column("partner", sa.String(length=100), nullable=False),
@@ -53,6 +54,7 @@ def downgrade() -> None:
     op.drop_table("acks")
     op.drop_table("control_numbers")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("after_id")
         batch_op.drop_column("target_reference")
         batch_op.drop_column("action")
     with op.batch_alter_table("orders", schema=None) as batch_op:
