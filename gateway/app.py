@@ -60,6 +60,7 @@ class Gateway:
             batch_orders=cfg.processing.batch_orders,
             max_attempts=cfg.processing.max_attempts,
             lease_seconds=cfg.processing.lease_seconds,
+            capabilities={name: c.capabilities for name, c in self.dispatcher.connectors.items()},
         )
 
     @cached_property

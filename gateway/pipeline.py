@@ -19,7 +19,7 @@ import hashlib
 import io
 import logging
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,15 +27,15 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import crashpoints
-from gateway.connector import RawMessage
+from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
-from gateway.model import Purpose
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import tables as t
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
 from gateway.validation import validate
+from gateway.versions import Linker, Plan
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class Pipeline:
         batch_orders: int = 500,
         max_attempts: int = 3,
         lease_seconds: float = 120.0,
+        capabilities: Mapping[str, Capabilities] | None = None,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -120,6 +121,10 @@ class Pipeline:
         self.batch_orders = batch_orders
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
+        self.linker = Linker(capabilities or {}, self._targets)
+
+    def _targets(self, partner: str | None) -> list[str]:
+        return list(self.partner_connectors.get(partner or "", self.connectors))
 
     # -- step 1: receive ---------------------------------------------------------------------
 
@@ -459,18 +464,39 @@ class Pipeline:
                     .where(t.messages.c.id == batch.orders[0]["message_id"])
                     .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease_seconds))
                 )
-            self._dedupe_orders(conn, batch.orders, batch.events)
+            plans = self.linker.link(conn, batch.orders, batch.events)
             if batch.orders:
                 conn.execute(insert(t.orders), batch.orders)
-            now = utcnow()
-            outbox: list[dict[str, Any]] = []
-            for row in batch.orders:
-                if row["state"] == "validated":
-                    targets = self.partner_connectors.get(row["partner"] or "", self.connectors)
-                    outbox.extend(new_deliveries(row["id"], targets, now))
-                    batch.events.append({"kind": "validated", "order_id": row["id"], "message_id": row["message_id"], "at": now, "detail": f"{mapped.pop(row['id'], '')}; queued for {', '.join(targets) or 'no connector'}"})
-            if outbox:
-                conn.execute(insert(t.outbox), outbox)
+            self._queue(
+                conn, [(row, plans.get(row["id"])) for row in batch.orders], batch.events, mapped
+            )
+            # Changes that waited for an order written just now (in this or an earlier input).
+            keys = sorted(
+                {
+                    r["order_key"]
+                    for r in batch.orders
+                    if r["order_key"] and r["state"] in ("validated", "held")
+                }
+            )
+            while keys:
+                released = self.linker.release_waiting(conn, keys, batch.events)
+                for row, _ in released:
+                    conn.execute(
+                        update(t.orders)
+                        .where(t.orders.c.id == row["id"])
+                        .values(
+                            state=row["state"],
+                            reason=row["reason"],
+                            error=row["error"],
+                            version=row["version"],
+                            supersedes=row["supersedes"],
+                            updated_at=utcnow(),
+                        )
+                    )
+                self._queue(conn, released, batch.events, {})
+                keys = sorted(
+                    {r["order_key"] for r, _ in released if r["state"] in ("validated", "held")}
+                )
             if batch.digests:
                 conn.execute(
                     update(t.interchanges).where(t.interchanges.c.key == bindparam("k")).values(digest=bindparam("d")),
@@ -479,41 +505,48 @@ class Pipeline:
             add_events(conn, batch.events)
         run.batch = _Batch()
 
-    def _dedupe_orders(self, conn: Connection, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-        """An order re-sent by a partner (same partner/sender and PO number) is not sent again."""
-        keys = {r["order_key"] for r in rows if r["order_key"] and r["state"] == "validated"}
-        if not keys:
-            return
-        known: dict[str, list[Any]] = {}
-        for chunk in _chunks(sorted(keys), 500):
-            for r in conn.execute(
-                select(t.orders.c.id, t.orders.c.order_key, t.orders.c.content_hash, t.orders.c.purpose, t.orders.c.created_at)
-                .where(t.orders.c.order_key.in_(chunk))
-                .where(t.orders.c.state.notin_(["quarantined", "duplicate"]))
-            ):
-                known.setdefault(r.order_key, []).append(r)
-        for row in rows:
-            if row["state"] != "validated" or not row["order_key"]:
+    def _queue(
+        self,
+        conn: Connection,
+        rows: list[tuple[dict[str, Any], Plan | None]],
+        events: list[dict[str, Any]],
+        mapped: dict[str, str],
+    ) -> None:
+        """Outbox rows for each accepted order, per its plan; one 'validated' event each."""
+        now = utcnow()
+        outbox: list[dict[str, Any]] = []
+        for row, plan in rows:
+            if row["state"] != "validated" or plan is None:
                 continue
-            earlier = known.get(row["order_key"], [])
-            same = next((e for e in earlier if e.content_hash == row["content_hash"]), None)
-            if same is not None:
-                row["state"], row["reason"] = "duplicate", "DUPLICATE_ORDER"
-                row["error"] = f"PO {row['po_number']} was already received with the same content (order {same.id}); not sent again"
-                events.append({"kind": "duplicate", "order_id": row["id"], "detail": row["error"]})
-            elif earlier and row["purpose"] == Purpose.ORIGINAL.value:
-                first = earlier[0]
-                row["state"], row["reason"] = "quarantined", "DUPLICATE_PO"
-                row["error"] = (
-                    f"PO {row['po_number']} was already received (order {first.id}) with different content; "
-                    "a person must decide which one stands"
+            outbox.extend(
+                new_deliveries(
+                    row["id"],
+                    plan.connectors,
+                    now,
+                    action=plan.action,
+                    after=plan.after,
+                    references=plan.references,
                 )
-                events.append({"kind": "quarantined", "order_id": row["id"], "detail": f"DUPLICATE_PO: {row['error']}"})
-            elif earlier:
-                row["state"], row["reason"] = "quarantined", "CHANGE_NEEDS_REVIEW"
-                row["error"] = f"a {row['purpose']} of PO {row['po_number']} (order {earlier[0].id}); changes are held for a person"
-                events.append({"kind": "quarantined", "order_id": row["id"], "detail": f"CHANGE_NEEDS_REVIEW: {row['error']}"})
-            known.setdefault(row["order_key"], []).append(_Known(row["id"], row["order_key"], row["content_hash"], row["purpose"]))
+            )
+            what = (
+                "queued"
+                if plan.action == "create"
+                else f"queued as an {plan.action}"
+                if plan.action == "update"
+                else "queued as a cancel"
+            )
+            lead = mapped.pop(row["id"], "") or f"PO {row['po_number']} version {row['version']}"
+            events.append(
+                {
+                    "kind": "validated",
+                    "order_id": row["id"],
+                    "message_id": row["message_id"],
+                    "at": now,
+                    "detail": f"{lead}; {what} for {', '.join(plan.connectors) or 'no connector'}",
+                }
+            )
+        if outbox:
+            conn.execute(insert(t.outbox), outbox)
 
     def _finish_message(
         self,
@@ -544,17 +577,3 @@ class Pipeline:
         conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
-
-
-@dataclass(slots=True)
-class _Known:
-    id: str
-    order_key: str
-    content_hash: str
-    purpose: str
-    created_at: Any = None
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -27,6 +27,19 @@ Rules every function here keeps:
 * Every state change writes an `events` row in the same transaction, and the order's state
   follows its rows: all rows `sent` gives `dispatched`, any row `dead` gives `dead`, a replay
   that leaves no `dead` row gives `validated` again.
+
+Actions and ordering. A row's `action` is ``create`` (the first version of an order), or
+``update`` / ``cancel`` for a later version that changes or cancels it. Such a row names in
+`after_id` the outbox row that delivered the previous version to the same connector, and is
+not claimed until that row is `sent`: a target never sees a change before the order it
+changes, and versions reach it one after the other. When a waiting row is claimed without a
+`target_reference` of its own, it takes the ``reference`` from its predecessor's receipt (the
+target's id of the order) and keeps it on the row.
+
+A predecessor that is `dead` keeps its successors waiting, still `pending` (they are not dead
+letters and `list_dead` does not show them; `next_due` ignores them, so a dispatcher does not
+wait for them). Replaying the dead predecessor, once it is `sent`, releases them in order.
+A predecessor that no longer exists holds nothing back.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
 
 from gateway.connector import Delivery, Receipt
 from gateway.dispatch.policy import RetryPolicy
@@ -47,6 +60,7 @@ from gateway.store import Store, add_events, as_utc
 from gateway.store import tables as t
 
 __all__ = [
+    "ACTIONS",
     "ClaimedDelivery",
     "DeadLetter",
     "claim_due",
@@ -71,8 +85,30 @@ def idempotency_key(order_id: str, connector: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{order_id}\x1f{connector}"))
 
 
-def new_deliveries(order_id: str, connectors: Iterable[str], now: dt.datetime) -> list[dict[str, Any]]:
-    """Rows for `insert(outbox)`, one per connector, due at once."""
+ACTIONS = ("create", "update", "cancel")
+
+
+def new_deliveries(
+    order_id: str,
+    connectors: Iterable[str],
+    now: dt.datetime,
+    *,
+    action: str = "create",
+    after: Mapping[str, int] | None = None,
+    references: Mapping[str, str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for `insert(outbox)`, one per connector, due at once.
+
+    `action` is create, update or cancel. For a later version of an order, `after` maps a
+    connector to the outbox id of the delivery of the previous version to it (the row waits
+    until that one is `sent`), and `references` to the target's id of the order when it is
+    already known (otherwise it is taken from the predecessor's receipt at claim time).
+    Connectors missing from either mapping get None.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown outbox action {action!r}; expected one of {', '.join(ACTIONS)}")
+    after = after or {}
+    references = references or {}
     return [
         {
             "order_id": order_id,
@@ -83,6 +119,9 @@ def new_deliveries(order_id: str, connectors: Iterable[str], now: dt.datetime) -
             "created_at": now,
             "updated_at": now,
             "next_attempt_at": now,
+            "action": action,
+            "after_id": after.get(name),
+            "target_reference": _reference_text(references.get(name)),
         }
         for name in connectors
     ]
@@ -101,6 +140,8 @@ class ClaimedDelivery:
     lease_until: dt.datetime
     order: dict[str, Any]
     rescued: bool = False  # taken over from a worker whose lease expired
+    action: str = "create"  # create | update | cancel
+    target_reference: str | None = None  # for update/cancel: the target's id of the order
 
     def delivery(self) -> Delivery:
         """What the connector is handed."""
@@ -110,6 +151,8 @@ class ClaimedDelivery:
             idempotency_key=self.idempotency_key,
             attempt=self.attempts,
             order=self.order,
+            action=self.action,
+            target_reference=self.target_reference,
         )
 
 
@@ -149,6 +192,10 @@ def claim_due(
     first one. `connectors` limits the claim to rows this node can send (None: any).
     `policies` (by connector; default policy otherwise) decides whether a rescued row has
     already used up its attempts, in which case it goes to `dead` instead of being claimed.
+
+    A row with an `after_id` is due only once that predecessor is `sent` (see the module
+    docstring); without a `target_reference` of its own it gets the predecessor's receipt
+    reference, stored on the row with the claim.
     """
     now = _utc(now)
     if connectors is not None and not connectors:
@@ -167,7 +214,10 @@ def claim_due(
         o.c.state,
         o.c.attempts,
         o.c.first_attempt_at,
-    ).where(due)
+        o.c.action,
+        o.c.target_reference,
+        o.c.after_id,
+    ).where(due, _not_waiting())
     if connectors is not None:
         query = query.where(o.c.connector.in_(sorted(connectors)))
     query = query.order_by(o.c.next_attempt_at, o.c.id).limit(limit)
@@ -180,6 +230,9 @@ def claim_due(
         if not rows:
             return []
         data = _order_data(conn, {r.order_id for r in rows})
+        inherited = _predecessor_references(
+            conn, {r.after_id for r in rows if r.after_id is not None and not r.target_reference}
+        )
         events: list[dict[str, Any]] = []
         for r in rows:
             rescued = r.state == "in_flight"
@@ -193,18 +246,23 @@ def claim_due(
                 )
                 _to_dead(conn, r.id, r.order_id, r.connector, why, None, now, events)
                 continue
-            conn.execute(
-                update(o)
-                .where(o.c.id == r.id)
-                .values(
-                    state="in_flight",
-                    attempts=attempts,
-                    first_attempt_at=first,
-                    lease_until=lease_until,
-                    updated_at=now,
-                )
-            )
+            action = r.action or "create"
+            reference = r.target_reference
+            values: dict[str, Any] = {
+                "state": "in_flight",
+                "attempts": attempts,
+                "first_attempt_at": first,
+                "lease_until": lease_until,
+                "updated_at": now,
+            }
+            if not reference and r.after_id is not None and inherited.get(r.after_id):
+                reference = values["target_reference"] = inherited[r.after_id]
+            conn.execute(update(o).where(o.c.id == r.id).values(**values))
             detail = f"attempt {attempts} of {policy.max_attempts} to {r.connector}"
+            if action != "create":
+                detail = f"{action} {detail}" + (
+                    f" (target reference {reference})" if reference else ""
+                )
             if rescued:
                 detail += f" (attempt {r.attempts} never finished: its lease expired)"
             events.append(_event("attempt", detail, r.order_id, r.id, now))
@@ -219,6 +277,8 @@ def claim_due(
                     lease_until=lease_until,
                     order=data.get(r.order_id) or {},
                     rescued=rescued,
+                    action=action,
+                    target_reference=reference or None,
                 )
             )
         add_events(conn, events)
@@ -229,13 +289,17 @@ def next_due(store: Store, *, connectors: Collection[str] | None = None) -> dt.d
     """When the earliest unfinished row becomes claimable (None: nothing is pending or in flight).
 
     For a pending row that is `next_attempt_at`; for an in-flight one, the end of its lease.
+    Rows waiting for their predecessor to be sent are left out: they become due when it is
+    sent (which a pending predecessor already accounts for), never on their own.
     """
     o = t.outbox
     claimable_at = case(
         (o.c.state == "in_flight", func.coalesce(o.c.lease_until, o.c.next_attempt_at)),
         else_=o.c.next_attempt_at,
     )
-    query = select(func.min(claimable_at)).where(o.c.state.in_(["pending", "in_flight"]))
+    query = select(func.min(claimable_at)).where(
+        o.c.state.in_(["pending", "in_flight"]), _not_waiting()
+    )
     if connectors is not None:
         query = query.where(o.c.connector.in_(sorted(connectors)))
     with store.engine.connect() as conn:
@@ -281,7 +345,12 @@ def mark_sent(
         if result.rowcount != 1:
             log.warning("outbox %s to %s: already settled; result of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
             return False
-        parts = [f"HTTP {receipt.status}" if receipt.status else "accepted", f"by {claim.connector}"]
+        parts = [
+            f"HTTP {receipt.status}" if receipt.status else "accepted",
+            f"by {claim.connector}",
+        ]
+        if claim.action != "create":
+            parts.insert(0, f"{claim.action}:")
         if receipt.reference:
             parts.append(f"as {receipt.reference}")
         detail = " ".join(parts) + f" (attempt {claim.attempts})"
@@ -505,6 +574,38 @@ def _duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s"
+
+
+def _not_waiting() -> Any:
+    """The outbox row is not waiting for its predecessor (`after_id`) to be sent."""
+    o = t.outbox
+    prev = o.alias("prev")
+    return ~exists().where(prev.c.id == o.c.after_id, prev.c.state != "sent")
+
+
+def _reference_text(value: object) -> str | None:
+    """A target reference as stored (the column holds 200 characters); None for nothing."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    text = str(value).strip()
+    return text[:200] or None
+
+
+def _predecessor_references(conn: Connection, ids: set[int]) -> dict[int, str]:
+    """outbox id -> the `reference` in that row's receipt, for the sent rows among `ids`."""
+    if not ids:
+        return {}
+    o = t.outbox
+    rows = conn.execute(
+        select(o.c.id, o.c.receipt).where(o.c.id.in_(sorted(ids)), o.c.state == "sent")
+    )
+    found: dict[int, str] = {}
+    for r in rows:
+        receipt = r.receipt
+        reference = _reference_text(receipt.get("reference")) if isinstance(receipt, dict) else None
+        if reference:
+            found[r.id] = reference
+    return found
 
 
 def _order_data(conn: Connection, order_ids: set[str]) -> dict[str, dict[str, Any]]:

@@ -133,6 +133,12 @@ class Dispatcher:
             now = self.clock()
             ok = mark_dead(self.store, claim, error="the order has no canonical data to send", now=now)
             return "dead" if ok else "lost"
+        caps = connector.capabilities
+        if (claim.action == "update" and not caps.updates) or (claim.action == "cancel" and not caps.cancels):
+            # Never hand a change to a connector that would take it for a new order.
+            error = f"{claim.connector} does not declare that it can take an order {claim.action}"
+            ok = mark_dead(self.store, claim, error=error, now=self.clock())
+            return "dead" if ok else "lost"
         try:
             result: Receipt | DeliveryError = connector.send(claim.delivery())
         except DeliveryError as exc:

@@ -9,7 +9,7 @@
         assert len(erp.orders) == 1
         assert {r.idempotency_key for r in erp.requests} == {key}
 
-Behaviour of a POST/PUT to any path:
+Behaviour of a POST/PUT to any path (except the change routes further down):
 
 * every request is recorded (method, path, headers, JSON body);
 * a scripted answer, if one is queued, is used first: a non-2xx answer creates nothing, a
@@ -18,6 +18,15 @@ Behaviour of a POST/PUT to any path:
   ``201 {"id": "ERP-<n>"}`` again (header ``Idempotent-Replayed: true``) and creates nothing;
   the same key with a different body gets 422 (IETF idempotency-key draft). Otherwise an
   order ``ERP-<n>`` is created.
+
+Changes to an order it created, addressed by its id (``ERP-<n>``, percent-decoded):
+
+* ``PUT`` or ``PATCH /orders/<id>`` records an update, ``DELETE /orders/<id>`` and ``POST`` or
+  ``PATCH /orders/<id>/cancel`` record a cancellation; each answers ``200 {"id": <id>,
+  "status": "updated" | "cancelled"}``. An unknown id gets 404 and records nothing (no
+  order is created). The same Idempotency-Key again records nothing and gets the original
+  answer (header ``Idempotent-Replayed: true``); with a different body, 422. Scripted
+  answers apply here too. ``erp.changes`` lists what was recorded.
 
 ``GET /orders`` lists the created orders, ``GET /health`` answers 200.
 
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sqlite3
 import sys
@@ -47,6 +57,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = ["FakeERP", "Ledger", "RecordedRequest", "Scripted", "fake_erp_fixture"]
 
@@ -89,6 +100,10 @@ class Ledger:
             "CREATE TABLE IF NOT EXISTS erp_requests (n INTEGER PRIMARY KEY AUTOINCREMENT, "
             "method TEXT, path TEXT, headers TEXT, body TEXT, at REAL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS erp_changes (n INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "order_n INTEGER, action TEXT, idempotency_key TEXT UNIQUE, body TEXT, at REAL)"
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -125,6 +140,46 @@ class Ledger:
                 self._db.execute("ROLLBACK")
                 raise
         return 201, {"id": f"ERP-{cur.lastrowid}"}
+
+    def change(self, order_id: str, action: str, key: str | None, body: Any) -> tuple[int, dict[str, Any]]:
+        """(status, answer) for an update or cancel of `order_id` ("ERP-<n>"): 200, 404 or 422."""
+        text = json.dumps(body, sort_keys=True)
+        n = int(order_id[4:]) if order_id.startswith("ERP-") and order_id[4:].isdigit() else None
+        status = "updated" if action == "update" else "cancelled"
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if n is None or self._db.execute("SELECT 1 FROM erp_orders WHERE n = ?", (n,)).fetchone() is None:
+                    self._db.execute("COMMIT")
+                    return 404, {"error": f"no order {order_id}"}
+                if key is not None:
+                    row = self._db.execute(
+                        "SELECT order_n, action, body FROM erp_changes WHERE idempotency_key = ?", (key,)
+                    ).fetchone()
+                    if row is not None:
+                        self._db.execute("COMMIT")
+                        if (row[0], row[1], row[2]) != (n, action, text):
+                            return 422, {"error": "Idempotency-Key reused with a different request"}
+                        return 200, {"id": order_id, "status": status, "replayed": True}
+                self._db.execute(
+                    "INSERT INTO erp_changes (order_n, action, idempotency_key, body, at) VALUES (?, ?, ?, ?, ?)",
+                    (n, action, key, text, time.time()),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return 200, {"id": order_id, "status": status}
+
+    def changes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT order_n, action, idempotency_key, body FROM erp_changes ORDER BY n"
+            ).fetchall()
+        return [
+            {"id": f"ERP-{n}", "action": action, "idempotency_key": key, "body": json.loads(body)}
+            for n, action, key, body in rows
+        ]
 
     def orders(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -203,13 +258,18 @@ class FakeERP:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every order request received (POST/PUT), in order."""
+        """Every order request received (POST/PUT, and PATCH/DELETE), in order."""
         return self.ledger.requests()
 
     @property
     def orders(self) -> list[dict[str, Any]]:
         """The distinct orders created: {"id", "idempotency_key", "body"}."""
         return self.ledger.orders()
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """Updates and cancels recorded, in order: {"id", "action", "idempotency_key", "body"}."""
+        return self.ledger.changes()
 
 
 def _handler_for(erp: FakeERP) -> type[BaseHTTPRequestHandler]:
@@ -235,7 +295,32 @@ def _handler_for(erp: FakeERP) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:  # noqa: N802
             self._order()
 
+        def do_PATCH(self) -> None:  # noqa: N802
+            self._order()
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._order()
+
+        def _change(self) -> tuple[str, str] | None:
+            """(ERP id, action) when this request changes an existing order's resource."""
+            match = _CHANGE_PATH.match(self.path.split("?", 1)[0])
+            if match is None:
+                return None
+            order_id, cancel = unquote(match.group(1)), bool(match.group(2))
+            if cancel and self.command in ("POST", "PATCH"):
+                return order_id, "cancel"
+            if not cancel and self.command == "DELETE":
+                return order_id, "cancel"
+            if not cancel and self.command in ("PUT", "PATCH"):
+                return order_id, "update"
+            return None
+
         def _order(self) -> None:
+            change = self._change()
+            if change is None and self.command in ("PATCH", "DELETE"):
+                self._read_body()
+                self._answer(405, {"error": f"{self.command} only on /orders/<id>"})
+                return
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
@@ -254,14 +339,22 @@ def _handler_for(erp: FakeERP) -> type[BaseHTTPRequestHandler]:
             if raw and body is None:
                 self._answer(400, {"error": "the body is not JSON"})
                 return
-            status, answer = erp.ledger.create(headers.get("idempotency-key"), body)
+            if change is not None:
+                status, answer = erp.ledger.change(change[0], change[1], headers.get("idempotency-key"), body)
+            else:
+                status, answer = erp.ledger.create(headers.get("idempotency-key"), body)
             extra = dict(scripted.headers) if scripted else {}
             if answer.pop("replayed", False):
-                status = 201  # the original answer, again
+                status = 200 if change is not None else 201  # the original answer, again
                 extra["Idempotent-Replayed"] = "true"
             if scripted is not None and scripted.delay:
                 time.sleep(scripted.delay)
             self._answer(status, answer, extra)
+
+        def _read_body(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
 
         def _answer(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             if isinstance(payload, bytes):
@@ -282,6 +375,9 @@ def _handler_for(erp: FakeERP) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # the client gave up (a timeout test)
 
     return Handler
+
+
+_CHANGE_PATH = re.compile(r"^/orders/([^/]+)(/cancel)?/?$")
 
 
 def fake_erp_fixture(**kwargs: Any) -> Any:

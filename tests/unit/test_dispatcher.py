@@ -23,7 +23,14 @@ from connectors.targets.http_json.connector import HttpJsonConnector
 from gateway import crashpoints
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Delivery, Receipt
-from gateway.dispatch.outbox import claim_due, idempotency_key, list_dead, new_deliveries, replay
+from gateway.dispatch.outbox import (
+    claim_due,
+    idempotency_key,
+    list_dead,
+    mark_sent,
+    new_deliveries,
+    replay,
+)
 from gateway.dispatch.policy import RetryPolicy
 from gateway.dispatch.worker import Dispatcher
 from gateway.store import Store, as_utc
@@ -450,3 +457,169 @@ def test_serve_runs_until_stopped_and_finishes_what_it_claimed(store: Any, fake_
     assert not runner.is_alive()
     assert result[0].sent == 3
     assert {r.state for r in outbox(store)} == {"sent"}
+
+
+# -- updates and cancels -----------------------------------------------------------------------
+
+
+def seed_change(store: Any, previous: str, *, action: str = "update", at: dt.datetime = T0, qty: str = "5") -> str:
+    """The next version of `previous`, queued behind its deliveries as the pipeline does."""
+    oid = str(uuid.uuid4())
+    with store.begin() as conn:
+        v1 = conn.execute(select(t.orders).where(t.orders.c.id == previous)).one()
+        after = {r.connector: r.id for r in conn.execute(select(t.outbox).where(t.outbox.c.order_id == previous))}
+        conn.execute(insert(t.orders).values(
+            id=oid, message_id=v1.message_id, doc_index=v1.doc_index + 1, created_at=at, updated_at=at,
+            channel="x12", po_number=v1.po_number, state="validated", line_count=1, version=v1.version + 1,
+            supersedes=previous, data={"po_number": v1.po_number, "lines": [{"sku": "WID-1", "quantity": qty}]}))
+        conn.execute(insert(t.outbox), new_deliveries(oid, list(after), at, action=action, after=after))
+    return oid
+
+
+def http_changes(erp: FakeERP, **kw: Any) -> HttpJsonConnector:
+    kw.setdefault("update_url", erp.base_url + "/orders/{reference}")
+    kw.setdefault("cancel_url", erp.base_url + "/orders/{reference}")
+    kw.setdefault("cancel_method", "DELETE")
+    return http(erp, **kw)
+
+
+def test_create_update_cancel_reach_the_erp_in_order(store: Any, fake_erp: FakeERP) -> None:
+    """All three versions are queued at once; each waits for the one before it."""
+    [v1] = seed(store)
+    v2 = seed_change(store, v1)
+    v3 = seed_change(store, v2, action="cancel")
+    stats = make_dispatcher(store, http_changes(fake_erp), workers=4).run_until_idle(timeout=3600)
+    assert (stats.sent, stats.dead, stats.idle) == (3, 0, True)
+    [created] = fake_erp.orders
+    assert [(c["id"], c["action"]) for c in fake_erp.changes] == [(created["id"], "update"), (created["id"], "cancel")]
+    assert fake_erp.changes[0]["body"]["lines"][0]["quantity"] == "5"
+    assert [(r.method, r.path) for r in fake_erp.requests] == [
+        ("POST", "/orders"), ("PUT", f"/orders/{created['id']}"), ("DELETE", f"/orders/{created['id']}")
+    ]
+    assert fake_erp.requests[2].body is None  # a DELETE carries no body
+    assert [r.idempotency_key for r in fake_erp.requests] == [idempotency_key(o, "erp") for o in (v1, v2, v3)]
+    rows = outbox(store)
+    assert [(r.action, r.target_reference, r.after_id) for r in rows] == [
+        ("create", None, None), ("update", created["id"], rows[0].id), ("cancel", created["id"], rows[1].id)
+    ]
+    assert [r.receipt["reference"] for r in rows] == [created["id"]] * 3
+    assert order_states(store) == ["dispatched"] * 3
+
+
+def test_an_update_retried_after_a_timeout_changes_the_order_once(store: Any, fake_erp: FakeERP) -> None:
+    [v1] = seed(store)
+    seed_change(store, v1)
+    fake_erp.script(201, Scripted(200, delay=0.3))  # the create; the update applied but answered late
+    stats = make_dispatcher(store, http_changes(fake_erp, timeout={"connect": 1, "read": 0.1})).run_until_idle(
+        timeout=3600
+    )
+    assert (stats.sent, stats.retried) == (2, 1)
+    assert len(fake_erp.changes) == 1  # the repeat carried the same key
+    assert len([r for r in fake_erp.requests if r.method == "PUT"]) == 2
+
+
+def test_update_without_a_reference_is_dead_with_a_clear_error(store: Any, fake_erp: FakeERP) -> None:
+    """v1 was delivered before `reference:` was configured: its receipt names no ERP id."""
+    [v1] = seed(store)
+    with store.begin() as c:
+        c.execute(update(t.outbox).values(state="sent", attempts=1, receipt={"status": 201, "reference": None, "detail": {}}))
+        c.execute(update(t.orders).values(state="dispatched"))
+    v2 = seed_change(store, v1)
+    stats = make_dispatcher(store, http_changes(fake_erp)).run_until_idle(timeout=60)
+    assert stats.dead == 1 and fake_erp.requests == []
+    [dead] = list_dead(store)
+    assert dead.order_id == v2
+    error = dead.last_error or ""
+    assert "update of order PO-1" in error and v2 in error
+    assert "the original delivery returned no reference" in error and "configure `reference:`" in error
+
+
+def test_a_hostile_reference_stays_one_path_segment(store: Any, fake_erp: FakeERP) -> None:
+    [v1] = seed(store)
+    with store.begin() as c:
+        c.execute(update(t.outbox).values(
+            state="sent", attempts=1, receipt={"status": 201, "reference": "../admin?x=1#", "detail": {}}))
+    seed_change(store, v1)
+    stats = make_dispatcher(store, http_changes(fake_erp)).run_until_idle(timeout=60)
+    assert stats.dead == 1  # the ERP knows no such order: 404
+    [req] = fake_erp.requests
+    assert (req.method, req.path) == ("PUT", "/orders/..%2Fadmin%3Fx%3D1%23")
+    assert fake_erp.changes == [] and outbox(store)[1].last_status == 404
+
+
+def test_a_dead_create_holds_its_update_until_replayed(store: Any, fake_erp: FakeERP) -> None:
+    [v1] = seed(store)
+    v2 = seed_change(store, v1)
+    fake_erp.script(Scripted(400, body={"error": "unknown SKU WID-1"}))
+    clock = FakeClock()
+    d = make_dispatcher(store, http_changes(fake_erp), clock)
+    stats = d.run_until_idle(timeout=3600)
+    assert (stats.dead, stats.sent, stats.idle) == (1, 0, True)  # the waiting update is not busy work
+    assert clock.now == T0  # it did not sleep through the timeout waiting for it
+    assert [r.state for r in outbox(store)] == ["dead", "pending"]
+    assert [dl.order_id for dl in list_dead(store)] == [v1]
+
+    assert replay(store, "all", now=clock()) == 1
+    stats = d.run_until_idle(timeout=3600)
+    assert stats.sent == 2
+    [created] = fake_erp.orders
+    assert [(c["id"], c["action"]) for c in fake_erp.changes] == [(created["id"], "update")]
+    assert order_states(store) == ["dispatched", "dispatched"]
+    assert event_kinds(store, v2) == ["attempt", "sent", "dispatched"]
+
+
+def test_an_update_to_a_connector_without_update_url_is_dead(store: Any, fake_erp: FakeERP) -> None:
+    [v1] = seed(store)
+    seed_change(store, v1)
+    stats = make_dispatcher(store, http(fake_erp)).run_until_idle(timeout=60)
+    assert (stats.sent, stats.dead) == (1, 1)
+    assert "erp does not declare that it can take an order update" in outbox(store)[1].last_error
+    assert len(fake_erp.requests) == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_claims_on_postgres_keep_versions_in_order(pg_url: str) -> None:
+    """Six nodes claim v1 creates and v2 updates at once: no row twice, no update before its create."""
+    store = Store(pg_url)
+    try:
+        firsts = seed(store, 40, connectors=("erp", "shipping"))
+        for oid in firsts:
+            seed_change(store, oid)
+        total = len(outbox(store))
+        log: list[tuple[str, int, str | None]] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(6)
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+
+        def node() -> None:
+            barrier.wait()
+            while dt.datetime.now(dt.UTC) < deadline:
+                got = claim_due(store, now=T0, lease_seconds=3600, limit=5)
+                with lock:
+                    log.extend(("claimed", c.outbox_id, c.target_reference) for c in got)
+                    if not got and sum(1 for e in log if e[0] == "sent") == total:
+                        return
+                for c in got:
+                    with lock:  # logged before the commit, so before anyone can claim a successor
+                        log.append(("sent", c.outbox_id, None))
+                    mark_sent(store, c, Receipt(status=201, reference=f"R-{c.outbox_id}"), now=T0)
+                if not got:
+                    threading.Event().wait(0.005)
+
+        threads = [threading.Thread(target=node) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=90)
+        claimed = [e[1] for e in log if e[0] == "claimed"]
+        assert len(claimed) == total == 160 and len(set(claimed)) == total  # no row claimed twice
+        position = {(kind, oid): i for i, (kind, oid, _) in enumerate(log)}
+        rows = outbox(store)
+        updates = [r for r in rows if r.action == "update"]
+        assert len(updates) == 80
+        for r in updates:
+            assert position[("sent", r.after_id)] < position[("claimed", r.id)]  # never before its create
+            assert r.target_reference == f"R-{r.after_id}"
+        assert {r.state for r in rows} == {"sent"} and {r.attempts for r in rows} == {1}
+    finally:
+        store.dispose()

@@ -129,3 +129,56 @@ def test_payload_mapping_is_applied(tmp_path: Path) -> None:
 
 def test_repr_names_the_folder(tmp_path: Path) -> None:
     assert repr(make(tmp_path)) == f"FileConnector(name='files', path={str(tmp_path)!r})"
+
+
+# -- updates and cancels -----------------------------------------------------------------------
+
+
+def change(action: str, order_id: str = "o-2", order: dict[str, Any] | None = None) -> Delivery:
+    return Delivery(outbox_id=2, order_id=order_id, idempotency_key=idempotency_key(order_id, "files"), attempt=1,
+                    order=order if order is not None else {**ORDER, "notes": [action]}, action=action,
+                    target_reference="PO-1001-whatever.json")
+
+
+def test_capabilities_declare_updates_and_cancels(tmp_path: Path) -> None:
+    caps = make(tmp_path).capabilities
+    assert caps.updates and caps.cancels and caps.idempotent and caps.idempotency_key
+
+
+@pytest.mark.parametrize("action", ["update", "cancel"])
+def test_update_and_cancel_get_their_own_file(tmp_path: Path, action: str) -> None:
+    conn = make(tmp_path)
+    created = conn.send(delivery())
+    receipt = conn.send(change(action))
+    key = idempotency_key("o-2", "files")
+    assert receipt.reference == f"{action}-PO-1001-{key}.json"
+    assert listing(tmp_path) == sorted([created.reference, receipt.reference])
+    assert json.loads((tmp_path / receipt.reference).read_text(encoding="utf-8"))["notes"] == [action]
+    again = conn.send(change(action))  # a repeat overwrites, as for a create
+    assert again.reference == receipt.reference and len(listing(tmp_path)) == 2
+
+
+def test_a_hostile_po_number_cannot_steer_an_update_file(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    receipt = make(folder).send(change("cancel", order={**ORDER, "po_number": "../../etc/passwd"}))
+    assert receipt.reference.startswith("cancel-_.._etc_passwd-")
+    assert listing(tmp_path) == ["out"] and (folder / receipt.reference).exists()
+
+
+def test_an_update_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        calls.append((os.path.basename(src), os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(file_module.os, "replace", spy)
+    receipt = make(tmp_path).send(change("update"))
+    assert calls == [(calls[0][0], receipt.reference)] and calls[0][0].startswith(".tmp-")
+
+
+def test_an_unknown_action_is_refused_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(PermanentError, match="unknown delivery action 'merge'"):
+        make(tmp_path).send(change("merge"))
+    assert listing(tmp_path) == []

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+import urllib3
 from responses import registries
 from sqlalchemy import insert, select
 
@@ -438,3 +439,199 @@ def test_connection_errors_and_timeouts_are_retried(queued: Any) -> None:
     stats = dispatcher(store, make(), FakeClock()).run_until_idle(timeout=3600)
     assert (stats.sent, stats.retried, stats.dead) == (1, 2, 0)
     assert outbox_row(store).attempts == 3
+
+
+# -- updates and cancels -----------------------------------------------------------------------
+
+ORDERS = "https://erp.example.com/api/orders"
+
+
+def change(action: str, reference: str | None = "ERP-1", order: dict[str, Any] | None = None) -> Delivery:
+    return Delivery(outbox_id=2, order_id="o-2", idempotency_key=idempotency_key("o-2", "erp"), attempt=1,
+                    order=order or {**ORDER, "lines": [{**ORDER["lines"][0], "quantity": "12"}]},
+                    action=action, target_reference=reference)
+
+
+def make_changes(session: requests.Session | None = None, **overrides: Any) -> HttpJsonConnector:
+    overrides.setdefault("reference", "id")
+    overrides.setdefault("update_url", ORDERS + "/{reference}")
+    overrides.setdefault("cancel_url", ORDERS + "/{reference}/cancel")
+    return make(session, **overrides)
+
+
+def test_capabilities_follow_the_configured_urls() -> None:
+    plain = make()
+    assert (plain.capabilities.updates, plain.capabilities.cancels) == (False, False)
+    both = make_changes()
+    assert (both.capabilities.updates, both.capabilities.cancels) == (True, True)
+    assert both.capabilities.idempotency_key and not both.capabilities.idempotent
+    only_cancel = make(reference="id", cancel_url=ORDERS + "/{reference}", cancel_method="DELETE")
+    assert (only_cancel.capabilities.updates, only_cancel.capabilities.cancels) == (False, True)
+    assert HttpJsonConnector.capabilities == plain.capabilities  # the class default stays as it was
+
+
+@responses.activate
+def test_update_puts_the_payload_to_the_reference_url() -> None:
+    responses.put(ORDERS + "/ERP-1", status=200, json={"id": "ERP-1", "status": "changed"})
+    receipt = make_changes().send(change("update"))
+    assert (receipt.status, receipt.reference) == (200, "ERP-1")
+    [call] = responses.calls
+    assert call.request.method == "PUT"
+    assert json.loads(call.request.body)["lines"][0]["quantity"] == "12"  # the changed order, as for create
+    assert call.request.headers["Idempotency-Key"] == idempotency_key("o-2", "erp")  # this delivery's own key
+    assert call.request.headers["Content-Type"] == "application/json"
+
+
+@responses.activate
+def test_update_method_and_po_number_placeholder() -> None:
+    responses.patch(ORDERS + "/by-po/PO%201001%2F7/lines", status=204)
+    conn = make_changes(update_url=ORDERS + "/by-po/{po_number}/lines", update_method="PATCH")
+    receipt = conn.send(change("update", reference=None, order={**ORDER, "po_number": "PO 1001/7"}))
+    assert responses.calls[0].request.method == "PATCH"
+    assert receipt.reference is None  # no reference needed, none known, none answered
+
+
+@responses.activate
+def test_cancel_posts_the_payload_by_default() -> None:
+    responses.post(ORDERS + "/ERP-1/cancel", status=200, json={})
+    receipt = make_changes().send(change("cancel"))
+    [call] = responses.calls
+    assert call.request.method == "POST"
+    assert json.loads(call.request.body)["po_number"] == "PO-1001"  # the ERP may want the reason
+    assert receipt.reference == "ERP-1"  # the answer named none: the order keeps the one it was sent to
+    assert "reference_error" not in receipt.detail
+
+
+@responses.activate
+def test_cancel_with_delete_sends_no_body() -> None:
+    responses.delete(ORDERS + "/ERP-1", status=204)
+    conn = make_changes(cancel_url=ORDERS + "/{reference}", cancel_method="DELETE", headers={"Content-Type": "x/y"})
+    conn.send(change("cancel"))
+    [call] = responses.calls
+    assert call.request.method == "DELETE"
+    assert not call.request.body
+    assert "Content-Type" not in call.request.headers
+    assert call.request.headers["Idempotency-Key"] == idempotency_key("o-2", "erp")
+
+
+@pytest.mark.parametrize(
+    ("reference", "segment"),
+    [
+        ("../admin?x=1#", "..%2Fadmin%3Fx%3D1%23"),
+        ("a/b/../../c", "a%2Fb%2F..%2F..%2Fc"),
+        ("ERP 7&x=%2F", "ERP%207%26x%3D%252F"),
+        ("{po_number}", "%7Bpo_number%7D"),
+        ("@evil.example.com", "%40evil.example.com"),
+    ],
+)
+def test_reference_is_percent_encoded_as_one_path_segment(reference: str, segment: str) -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Spy(requests.Session):
+        def request(self, method: str, url: str, **kw: Any) -> Any:  # type: ignore[override]
+            seen.append((method, url))
+            # what requests and urllib3 make of it on the way to the wire: still the same path
+            prepared = requests.Request(method, url).prepare().url or ""
+            seen.append((method, urllib3.util.parse_url(prepared).url))
+            raise requests.exceptions.ConnectionError("not really sending")
+
+    conn = make_changes(Spy())
+    with pytest.raises(TransientError):
+        conn.send(change("update", reference=reference))
+    assert seen == [("PUT", f"{ORDERS}/{segment}")] * 2
+
+
+@pytest.mark.parametrize("reference", [".", ".."])
+def test_dot_segments_are_refused(reference: str) -> None:
+    with responses.RequestsMock() as rsps, pytest.raises(PermanentError, match="cannot be used in the URL"):
+        make_changes().send(change("cancel", reference=reference))
+    assert len(rsps.calls) == 0
+
+
+@responses.activate
+def test_missing_reference_is_a_permanent_error_naming_the_order() -> None:
+    with pytest.raises(PermanentError) as info:
+        make_changes().send(change("update", reference=None))
+    msg = str(info.value)
+    assert "update of order PO-1001 (o-2)" in msg
+    assert "the original delivery returned no reference" in msg and "configure `reference:`" in msg
+    assert len(responses.calls) == 0
+
+
+@pytest.mark.parametrize("action", ["update", "cancel"])
+@responses.activate
+def test_an_action_the_connector_does_not_declare_is_refused(action: str) -> None:
+    with pytest.raises(PermanentError, match=f"does not take {action}s \\({action}_url is not configured\\)"):
+        make().send(change(action))
+    with pytest.raises(PermanentError, match="unknown delivery action 'merge'"):
+        make_changes().send(change("merge"))
+    assert len(responses.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        ("https://erp.example.com/orders/{id}", "only placeholders allowed"),
+        ("https://erp.example.com/orders/{reference!r}", "only placeholders allowed"),
+        ("https://erp.example.com/orders/{}", "only placeholders allowed"),
+        ("https://erp.example.com/orders/{{reference}}", "only placeholders allowed"),
+        ("https://{reference}.example.com/orders", "not in the host"),
+        ("https://erp.example.com{reference}/orders", "not in the host"),
+        ("https://{reference}@erp.example.com/orders", "not in the host"),
+        ("https://erp.example.com/orders?id={reference}", "not in the query"),
+        ("https://erp.example.com/orders#{reference}", "not in the fragment"),
+        ("ftp://erp.example.com/orders/{reference}", "http or https"),
+        ("/orders/{reference}", "http or https"),
+        ("https:///orders/{reference}", "no host"),
+        ("https://erp.example.com\\@evil.example/{reference}", "backslashes"),
+        ("https://erp.example.com/orders/ {reference}", "spaces"),
+    ],
+)
+def test_url_templates_are_checked_at_config_load(template: str, why: str) -> None:
+    for field in ("update_url", "cancel_url"):
+        with pytest.raises(ValueError, match=why):
+            HttpJsonConfig.model_validate({"name": "erp", "url": URL, "reference": "id", field: template})
+
+
+def test_a_reference_placeholder_needs_the_reference_setting() -> None:
+    with pytest.raises(ValueError, match="update_url uses \\{reference\\}, but `reference` is not set"):
+        HttpJsonConfig(name="erp", url=URL, update_url=ORDERS + "/{reference}")
+    HttpJsonConfig(name="erp", url=URL, update_url=ORDERS + "/by-po/{po_number}")  # fine without it
+
+
+def test_config_methods() -> None:
+    cfg = HttpJsonConfig(name="erp", url=URL, reference="id", update_url=ORDERS + "/{reference}",
+                         cancel_url=ORDERS + "/{reference}")
+    assert (cfg.update_method, cfg.cancel_method) == ("PUT", "POST")
+    with pytest.raises(ValueError):
+        HttpJsonConfig.model_validate({"name": "erp", "url": URL, "update_method": "DELETE"})
+    with pytest.raises(ValueError):
+        HttpJsonConfig.model_validate({"name": "erp", "url": URL, "cancel_method": "PUT"})
+
+
+def test_ssrf_guard_covers_the_update_and_cancel_hosts() -> None:
+    hosts = {"erp.example.com": [PUBLIC_IP], "internal.example.com": ["10.0.0.7"]}
+    with pytest.raises(UnsafeTarget, match="10.0.0.7, a private address"):
+        make_changes(update_url="https://internal.example.com/orders/{reference}", resolver=lambda h, p: hosts[h])
+    with pytest.raises(UnsafeTarget, match="loopback"):
+        make_changes(cancel_url="http://127.0.0.1/orders/{reference}")
+
+
+def test_ssrf_guard_checks_the_update_host_again_at_send() -> None:
+    answers = {"erp.example.com": iter([[PUBLIC_IP]] * 5), "changes.example.com": iter([[PUBLIC_IP], ["10.0.0.9"]])}
+    conn = make_changes(update_url="https://changes.example.com/o/{reference}", resolver=lambda h, p: next(answers[h]))
+    with responses.RequestsMock() as rsps, pytest.raises(UnsafeTarget, match="changes.example.com is 10.0.0.9"):
+        conn.send(change("update"))
+    assert len(rsps.calls) == 0
+
+
+@responses.activate(registry=registries.OrderedRegistry)
+def test_update_errors_map_like_create() -> None:
+    responses.put(ORDERS + "/ERP-1", status=503, headers={"Retry-After": "4"})
+    responses.put(ORDERS + "/ERP-1", status=404, json={"error": "no such order"})
+    conn = make_changes()
+    with pytest.raises(TransientError) as first:
+        conn.send(change("update"))
+    assert first.value.retry_after == 4
+    with pytest.raises(PermanentError, match="HTTP 404 from erp: .*no such order"):
+        conn.send(change("update"))

@@ -322,3 +322,173 @@ def test_next_due(store: Any) -> None:
     with store.begin() as conn:
         conn.execute(update(t.outbox).values(state="sent"))
     assert next_due(store) is None
+
+
+# -- updates and cancels: ordering behind the previous version ---------------------------------
+
+
+def seed_change(
+    store: Any,
+    previous: str,
+    *,
+    action: str = "update",
+    connectors: tuple[str, ...] = ("erp",),
+    references: dict[str, str | None] | None = None,
+    at: dt.datetime = T0,
+) -> str:
+    """The next version of `previous` (a change or cancel), queued behind its deliveries."""
+    oid = str(uuid.uuid4())
+    with store.begin() as conn:
+        v1 = conn.execute(select(t.orders).where(t.orders.c.id == previous)).one()
+        after = {
+            r.connector: r.id
+            for r in conn.execute(select(t.outbox).where(t.outbox.c.order_id == previous))
+        }
+        conn.execute(
+            insert(t.orders).values(
+                id=oid, message_id=v1.message_id, doc_index=v1.doc_index + 1, created_at=at, updated_at=at,
+                channel="x12", partner="acme", po_number=v1.po_number, state="validated", line_count=1,
+                version=v1.version + 1,
+                supersedes=previous, data={**v1.data, "purpose": action, "lines": [{"sku": "A-1", "quantity": "5"}]},
+            )
+        )
+        conn.execute(
+            insert(t.outbox),
+            new_deliveries(oid, connectors, at, action=action, after=after, references=references),
+        )
+    return oid
+
+
+def test_new_deliveries_carries_action_predecessor_and_reference() -> None:
+    now = T0
+    [plain] = new_deliveries("o-1", ["erp"], now)
+    assert (plain["action"], plain["after_id"], plain["target_reference"]) == ("create", None, None)
+    got = new_deliveries(
+        "o-2", ["erp", "files", "crm"], now, action="cancel", after={"erp": 7, "files": 8}, references={"erp": "ERP-7"}
+    )
+    assert [(r["connector"], r["action"], r["after_id"], r["target_reference"]) for r in got] == [
+        ("erp", "cancel", 7, "ERP-7"),
+        ("files", "cancel", 8, None),
+        ("crm", "cancel", None, None),
+    ]
+    assert {r["idempotency_key"] for r in got} == {idempotency_key("o-2", n) for n in ("erp", "files", "crm")}
+    with pytest.raises(ValueError, match="unknown outbox action 'delete'"):
+        new_deliveries("o-3", ["erp"], now, action="delete")
+
+
+def test_update_waits_until_its_predecessor_is_sent_then_takes_its_reference(store: Any) -> None:
+    v1 = seed(store)
+    v2 = seed_change(store, v1)
+    [first] = claim(store)
+    assert first.order_id == v1 and first.action == "create"  # the update is not claimed with it
+    assert claim(store) == []  # v1 is in flight: v2 still waits
+    assert next_due(store) == T0 + dt.timedelta(seconds=LEASE)  # only v1's lease counts
+    assert mark_sent(store, first, Receipt(status=201, reference="ERP-7"), now=T0)
+
+    [c] = claim(store, T0 + dt.timedelta(seconds=1))
+    assert (c.order_id, c.action, c.target_reference) == (v2, "update", "ERP-7")
+    d = c.delivery()
+    assert (d.action, d.target_reference, d.order["lines"][0]["quantity"]) == ("update", "ERP-7", "5")
+    assert d.idempotency_key == idempotency_key(v2, "erp") != first.idempotency_key  # its own key
+    r = rows(store, v2)[0]
+    assert (r.state, r.target_reference, r.after_id) == ("in_flight", "ERP-7", first.outbox_id)
+    assert events(store, v2)[0] == ("attempt", "update attempt 1 of 8 to erp (target reference ERP-7)")
+
+    assert mark_sent(store, c, Receipt(status=200, reference="ERP-7"), now=T0)
+    assert order_state(store, v2) == "dispatched"
+    assert events(store, v2)[1] == ("sent", "update: HTTP 200 by erp as ERP-7 (attempt 1)")
+
+
+def test_a_rescued_update_keeps_its_reference(store: Any) -> None:
+    v1 = seed(store)
+    [c1] = claim(store)
+    mark_sent(store, c1, Receipt(status=201, reference="ERP-1"), now=T0)
+    v2 = seed_change(store, v1, action="cancel")
+    [c2] = claim(store)
+    [again] = claim(store, T0 + dt.timedelta(seconds=LEASE + 1))
+    assert (again.order_id, again.action, again.target_reference, again.rescued) == (v2, "cancel", "ERP-1", True)
+    assert again.attempts == 2 and again.outbox_id == c2.outbox_id
+
+
+def test_a_known_reference_is_kept_and_a_missing_one_stays_none(store: Any) -> None:
+    v1 = seed(store, connectors=("erp", "files"))
+    for c in claim(store):
+        mark_sent(store, c, Receipt(status=None, reference=None if c.connector == "files" else "ERP-1"), now=T0)
+    v2 = seed_change(store, v1, connectors=("erp", "files"), references={"erp": "ERP-KNOWN"})
+    got = {c.connector: c for c in claim(store)}
+    assert got["erp"].target_reference == "ERP-KNOWN"  # given by the pipeline: not replaced
+    assert got["files"].target_reference is None  # the predecessor's receipt had none
+    assert {r.connector: r.target_reference for r in rows(store, v2)} == {"erp": "ERP-KNOWN", "files": None}
+    assert sorted(d for k, d in events(store, v2) if k == "attempt") == [
+        "update attempt 1 of 8 to erp (target reference ERP-KNOWN)",
+        "update attempt 1 of 8 to files",
+    ]
+
+
+def test_versions_reach_a_target_one_after_the_other(store: Any) -> None:
+    """v1 create, v2 update, v3 cancel: each waits for the one before, the reference travels on."""
+    v1 = seed(store)
+    v2 = seed_change(store, v1)
+    v3 = seed_change(store, v2, action="cancel")
+    order = []
+    now = T0
+    while True:
+        got = claim(store, now)
+        if not got:
+            break
+        assert len(got) == 1  # never two versions of one order in flight at once
+        [c] = got
+        order.append((c.order_id, c.action, c.target_reference))
+        mark_sent(store, c, Receipt(status=200, reference="ERP-1" if c.action == "create" else None), now=now)
+        now += dt.timedelta(seconds=1)
+    assert order == [(v1, "create", None), (v2, "update", "ERP-1"), (v3, "cancel", None)]
+
+
+def test_a_dead_predecessor_keeps_the_update_waiting_until_it_is_replayed(store: Any) -> None:
+    v1 = seed(store)
+    v2 = seed_change(store, v1)
+    [c1] = claim(store)
+    mark_dead(store, c1, error="HTTP 400 from erp: unknown SKU", status=400, now=T0)
+    later = T0 + dt.timedelta(days=1)
+    assert claim(store, later) == []
+    [r2] = rows(store, v2)
+    assert r2.state == "pending" and r2.attempts == 0  # waiting, not a dead letter
+    assert [dl.order_id for dl in list_dead(store)] == [v1]
+    assert next_due(store) is None  # nothing a dispatcher could do now
+    assert order_state(store, v2) == "validated"
+
+    assert replay(store, [c1.outbox_id], now=later) == 1
+    [again] = claim(store, later)
+    assert again.order_id == v1  # the replayed v1 first, the update still waits
+    mark_sent(store, again, Receipt(status=201, reference="ERP-3"), now=later)
+    [c2] = claim(store, later)
+    assert (c2.order_id, c2.target_reference) == (v2, "ERP-3")
+
+
+def test_a_predecessor_for_another_connector_does_not_block(store: Any) -> None:
+    v1 = seed(store, connectors=("erp", "files"))
+    got = {c.connector: c for c in claim(store)}
+    mark_sent(store, got["files"], Receipt(status=None, reference="f.json"), now=T0)
+    v2 = seed_change(store, v1, connectors=("erp", "files"))
+    [c] = claim(store)  # files' v1 is sent, erp's is still in flight
+    assert (c.order_id, c.connector, c.target_reference) == (v2, "files", "f.json")
+
+
+@pytest.mark.postgres
+def test_claim_locks_only_outbox_rows_and_skips_locked_ones_on_postgres(pg_url: str) -> None:
+    from sqlalchemy import event
+
+    from gateway.store import Store
+
+    store = Store(pg_url)
+    try:
+        v1 = seed(store)
+        seed_change(store, v1)
+        seen: list[str] = []
+        event.listen(store.engine, "before_cursor_execute", lambda conn, cur, stmt, *a: seen.append(stmt))
+        claim(store)
+        [sql] = [s for s in seen if "FOR UPDATE" in s]
+        assert "FOR UPDATE OF outbox SKIP LOCKED" in sql
+        assert "NOT (EXISTS (SELECT" in sql and "FROM outbox AS prev" in sql
+    finally:
+        store.dispose()

@@ -54,11 +54,20 @@ class Target:
     connector: Connector
     effects: Callable[[], list[Any]]  # what the target holds: one body per distinct effect
     transient_fault: Callable[[], AbstractContextManager[None]]  # while active, sends fail transiently
+    # updates and cancels the target holds: (action, body or None when it carries none)
+    changes: Callable[[], list[tuple[str, Any]]]
+
+
+CHANGED = {**GOLDEN, "lines": [{**GOLDEN["lines"][0], "quantity": "12"}]}
 
 
 def _http_json_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
     with FakeERP() as erp:
-        cfg = HttpJsonConfig(name="erp", url=erp.url, allow_private_targets=True, reference="id")
+        cfg = HttpJsonConfig(
+            name="erp", url=erp.url, allow_private_targets=True, reference="id",
+            update_url=erp.base_url + "/orders/{reference}",
+            cancel_url=erp.base_url + "/orders/{reference}", cancel_method="DELETE",
+        )
 
         @contextmanager
         def fault() -> Iterator[None]:
@@ -67,17 +76,29 @@ def _http_json_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
             erp.clear_script()
 
         connector = build_connector(cfg)
-        yield Target(connector, lambda: [o["body"] for o in erp.orders], fault)
+        yield Target(
+            connector,
+            lambda: [o["body"] for o in erp.orders],
+            fault,
+            lambda: [(c["action"], c["body"]) for c in erp.changes],
+        )
         connector.close()
 
 
 def _file_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
     folder = tmp_path / "outbox"
 
-    def effects() -> list[Any]:
+    def files(*, changes: bool) -> list[Path]:
         if not folder.exists():
             return []
-        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+        found = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return [p for p in found if p.name.startswith(("update-", "cancel-")) == changes]
+
+    def effects() -> list[Any]:
+        return [json.loads(p.read_text(encoding="utf-8")) for p in files(changes=False)]
+
+    def changes() -> list[tuple[str, Any]]:
+        return [(p.name.split("-", 1)[0], json.loads(p.read_text(encoding="utf-8"))) for p in files(changes=True)]
 
     @contextmanager
     def fault() -> Iterator[None]:
@@ -89,7 +110,7 @@ def _file_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ta
             yield
 
     connector = build_connector(FileTargetConfig(name="files", path=folder))
-    yield Target(connector, effects, fault)
+    yield Target(connector, effects, fault, changes)
     connector.close()
 
 
@@ -104,9 +125,15 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     yield from TARGET_TYPES[request.param](tmp_path, monkeypatch)
 
 
-def delivery(order: dict[str, Any] = GOLDEN, order_id: str = "order-1", attempt: int = 1) -> Delivery:
+def delivery(
+    order: dict[str, Any] = GOLDEN,
+    order_id: str = "order-1",
+    attempt: int = 1,
+    action: str = "create",
+    reference: str | None = None,
+) -> Delivery:
     return Delivery(outbox_id=1, order_id=order_id, idempotency_key=idempotency_key(order_id, "t"),
-                    attempt=attempt, order=order)
+                    attempt=attempt, order=order, action=action, target_reference=reference)
 
 
 # -- the contract ------------------------------------------------------------------------------
@@ -137,10 +164,24 @@ def test_a_transient_fault_surfaces_as_transient_error(target: Target) -> None:
 
 
 def test_capabilities_are_declared_data(target: Target) -> None:
-    caps = type(target.connector).capabilities
-    assert isinstance(caps, Capabilities)
+    caps = target.connector.capabilities
+    assert isinstance(caps, Capabilities) and isinstance(type(target.connector).capabilities, Capabilities)
     assert caps.idempotency_key  # every built-in target honours the delivery's key
+    assert caps.updates and caps.cancels  # as configured here (http_json: update_url, cancel_url)
     assert isinstance(target.connector.name, str) and target.connector.name
+
+
+def test_update_and_cancel_after_create_each_have_one_effect(target: Target) -> None:
+    created = target.connector.send(delivery())
+    assert created.reference
+    for attempt in (1, 2):  # a repeat of an update or a cancel changes nothing more
+        target.connector.send(delivery(CHANGED, "order-2", attempt, "update", created.reference))
+    for attempt in (1, 2):
+        target.connector.send(delivery(CHANGED, "order-3", attempt, "cancel", created.reference))
+    assert target.effects() == [GOLDEN]  # still one order
+    changes = dict(target.changes())
+    assert len(target.changes()) == 2 and set(changes) == {"update", "cancel"}
+    assert changes["update"] == CHANGED  # an update carries the changed order
 
 
 def test_close_twice_is_harmless(target: Target) -> None:
@@ -174,6 +215,37 @@ def test_through_the_dispatcher_a_fault_then_success_is_one_effect(target: Targe
     assert target.effects() == [GOLDEN]
     with store.engine.connect() as c:
         assert c.execute(select(t.orders.c.state)).scalar_one() == "dispatched"
+    store.dispose()
+
+
+def test_through_the_dispatcher_an_update_follows_its_create(target: Target, sqlite_url: str) -> None:
+    """Both versions queued at once: the update waits, then goes with the create's reference."""
+    store = Store(sqlite_url)
+    now = dt.datetime.now(dt.UTC)
+    name = target.connector.name
+    with store.begin() as conn:
+        conn.execute(insert(t.messages).values(
+            id="m-1", received_at=now, updated_at=now, source="test", sha256="d" * 64, size=1,
+            state="parsed", warnings=[], attempts=1, order_count=2, rejected_count=0))
+        for i, (oid, data) in enumerate([("order-1", GOLDEN), ("order-2", CHANGED)]):
+            conn.execute(insert(t.orders).values(
+                id=oid, message_id="m-1", doc_index=i, created_at=now, updated_at=now, channel="x12",
+                po_number=GOLDEN["po_number"], state="validated", line_count=2, data=data, version=i + 1,
+                supersedes="order-1" if i else None))
+        conn.execute(insert(t.outbox), new_deliveries("order-1", [name], now))
+        first = conn.execute(select(t.outbox.c.id)).scalar_one()
+        conn.execute(insert(t.outbox), new_deliveries("order-2", [name], now, action="update", after={name: first}))
+    d = Dispatcher(store, {name: target.connector}, {name: RetryPolicy()}, DispatchConfig(poll_seconds=3600),
+                   clock=lambda: now, sleep=lambda s: None)
+    stats = d.run_until_idle(timeout=60)
+    assert (stats.sent, stats.idle) == (2, True)
+    assert target.effects() == [GOLDEN]
+    assert target.changes() == [("update", CHANGED)]
+    with store.engine.connect() as c:
+        create, update = c.execute(select(t.outbox).order_by(t.outbox.c.id)).all()
+        states = set(c.execute(select(t.orders.c.state)).scalars())
+    assert update.target_reference == create.receipt["reference"]
+    assert states == {"dispatched"}
     store.dispose()
 
 

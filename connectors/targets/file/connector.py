@@ -4,13 +4,17 @@ Capabilities
     idempotency_key=True   the delivery's key is part of the file name
     idempotent=True        a repeat overwrites the same file with the same content; it never
                            makes a second file, so any error may be retried
+    updates=True           a changed order is written as its own file (see File)
+    cancels=True           so is a cancellation (the payload of the cancelling version)
 
 Config keys (`FileTargetConfig`)
     name, path (folder, created if missing), payload (JMESPath file shaping the JSON;
     default: the canonical order), retry (RetryPolicy)
 
 File
-    ``<path>/<po_number>-<idempotency key>.json``; the PO number is sanitized to
+    ``<path>/<po_number>-<idempotency key>.json`` for a new order, and
+    ``<path>/<action>-<po_number>-<idempotency key>.json`` for an update or a cancel (action
+    ``update`` or ``cancel``; each version has its own key). The PO number is sanitized to
     ``[A-Za-z0-9._-]`` (other characters become ``_``, leading dots are dropped, at most 80
     characters), so order data can never choose a folder. The file is written to a hidden
     temporary file in the same folder, fsynced, then renamed over the final name (atomic on
@@ -43,6 +47,7 @@ from gateway.payload import load_payload
 __all__ = ["FileConnector", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_CHANGES = ("update", "cancel")  # actions written as `<action>-<po>-<key>.json`
 _PERMANENT_ERRNOS = frozenset(
     {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 )
@@ -57,7 +62,7 @@ def safe_name(value: object, max_chars: int = 80) -> str:
 class FileConnector:
     """Writes one JSON file per delivery; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True)
 
     def __init__(self, config: FileTargetConfig):
         self.config = config
@@ -72,15 +77,19 @@ class FileConnector:
         """Where `delivery` is written: always directly inside the configured folder."""
         po = safe_name(delivery.order.get("po_number"))
         key = safe_name(delivery.idempotency_key, 100)
-        return self.folder / f"{po}-{key}.json"
+        if delivery.action == "create":
+            return self.folder / f"{po}-{key}.json"
+        if delivery.action in _CHANGES:
+            return self.folder / f"{delivery.action}-{po}-{key}.json"
+        raise PermanentError(f"{self.name}: unknown delivery action {delivery.action!r} for order {delivery.order_id}")
 
     def send(self, delivery: Delivery) -> Receipt:
+        target = self.path_for(delivery)  # refuses an unknown action before anything is written
         try:
             shaped = self._payload.render(delivery.order)
             data = json.dumps(shaped, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
         except (TypeError, ValueError, jmespath.exceptions.JMESPathError) as exc:
             raise PermanentError(f"{self.name}: the payload mapping {self._payload.source} failed: {exc}") from None
-        target = self.path_for(delivery)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             _write_atomically(target, data)

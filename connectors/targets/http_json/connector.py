@@ -1,21 +1,37 @@
-"""HTTP JSON target: POSTs (or PUTs) each order as JSON to an ERP, CRM or shipping API.
+"""HTTP JSON target: POSTs (or PUTs) each order as JSON to an ERP, CRM or shipping API,
+and, when configured, sends changed and cancelled orders to their own endpoints.
 
-Capabilities
+Capabilities (per instance, from the config)
     idempotency_key=True   every attempt and every replay of a delivery carries the same
                            ``Idempotency-Key`` header; a target that honours it creates one order
     idempotent=False       a target that ignores the key may create a second order on a repeat,
                            so errors this connector did not classify are not retried
+    updates                True when ``update_url`` is set
+    cancels                True when ``cancel_url`` is set
 
 Config keys (`HttpJsonConfig`)
-    name, url, method (POST|PUT), headers, secret_headers (``${env:NAME}`` only),
-    timeout.connect / timeout.read (always applied), payload (JMESPath file shaping the body;
-    default: the canonical order), reference (JMESPath into the JSON answer giving the
-    target's id, e.g. ``id``), retry (RetryPolicy), allow_private_targets, verify_tls
+    name, url, method (POST|PUT), update_url, update_method (PUT|PATCH|POST, default PUT),
+    cancel_url, cancel_method (DELETE|POST|PATCH, default POST), headers, secret_headers
+    (``${env:NAME}`` only), timeout.connect / timeout.read (always applied), payload
+    (JMESPath file shaping the body; default: the canonical order), reference (JMESPath into
+    the JSON answer giving the target's id, e.g. ``id``), retry (RetryPolicy),
+    allow_private_targets, verify_tls
 
 Request
-    body: the payload as UTF-8 JSON; headers: ``Content-Type: application/json``,
-    ``User-Agent: order-gateway/0.1``, the configured headers and secret headers, and
-    ``Idempotency-Key: <delivery key>`` (not overridable). Redirects are not followed.
+    by the delivery's action: create → ``method url``; update → ``update_method update_url``;
+    cancel → ``cancel_method cancel_url``. An action whose URL is not configured is refused
+    (PermanentError): the pipeline only queues what the capabilities declare.
+    update_url and cancel_url may hold ``{reference}`` (the target's id of the order, from the
+    original delivery's receipt) and ``{po_number}``, in the path only; the host is fixed in
+    config and checked like ``url``. Each value is percent-encoded as one path segment
+    (``quote(value, safe="")``, so ``../admin?x=1#`` stays one segment); an empty value, ``.``
+    or ``..`` is refused, and so is a ``{reference}`` URL for a delivery without a reference.
+    body: the payload as UTF-8 JSON, for every action except a DELETE cancel, which has no
+    body; headers: ``Content-Type: application/json`` (with a body), ``User-Agent:
+    order-gateway/0.1``, the configured headers and secret headers, and ``Idempotency-Key:
+    <delivery key>`` (not overridable; one key per outbox row, so an update has its own).
+    Redirects are not followed. The receipt of an update or cancel keeps the reference it was
+    sent to when the answer names none, so a later version finds it.
 
 Error mapping
     2xx                                   Receipt(status, reference)
@@ -45,8 +61,9 @@ import re
 import socket
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jmespath
 import requests
@@ -57,7 +74,7 @@ from gateway.dispatch.policy import parse_retry_after
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.payload import load_payload
 
-__all__ = ["HttpJsonConnector", "UnsafeTarget", "redact"]
+__all__ = ["Endpoint", "HttpJsonConnector", "UnsafeTarget", "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +103,38 @@ class UnsafeTarget(PermanentError, ConfigError):
         PermanentError.__init__(self, message)
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one action goes: a URL (template) with its host fixed in config."""
+
+    action: str
+    method: str
+    template: str  # may hold {reference} / {po_number} in the path (update and cancel only)
+    scheme: str
+    host: str
+    port: int
+    display: str  # scheme://host[:port]/path, no credentials or query
+
+    @classmethod
+    def parse(cls, action: str, method: str, template: str) -> Endpoint:
+        parts = urlsplit(template)
+        scheme = (parts.scheme or "").lower()
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            port = 0
+        return cls(action, method, template, scheme, parts.hostname or "", port, _display_url(template))
+
+
 class HttpJsonConnector:
     """Sends one order per request; see the module docstring for the contract.
 
-    Building it checks the URL once (scheme; the host's addresses unless allow_private_targets),
-    raising UnsafeTarget; a name that cannot be resolved yet is checked again at every send.
+    Building it checks every configured URL once (scheme; the host's addresses unless
+    allow_private_targets), raising UnsafeTarget; a name that cannot be resolved yet is
+    checked again at every send.
     """
 
+    # The class-level default; each instance declares updates/cancels from its config.
     capabilities = Capabilities(idempotency_key=True, idempotent=False)
 
     def __init__(
@@ -114,21 +156,28 @@ class HttpJsonConnector:
         self._reference = jmespath.compile(config.reference) if config.reference else None
         self._secrets = [v.get_secret_value() for v in config.secret_headers.values() if v.get_secret_value()]
         self._timeout = (config.timeout.connect, config.timeout.read)
-        parts = urlsplit(self.url)
-        self._scheme = (parts.scheme or "").lower()
-        self._host = parts.hostname or ""
-        try:
-            self._port = parts.port or (443 if self._scheme == "https" else 80)
-        except ValueError:
-            self._port = 0
-        self._display_url = _display_url(self.url)
-        self.check_target(resolve=False)
-        if not self.config.allow_private_targets and not _is_ip(self._host):
-            try:
-                addresses = self._resolver(self._host, self._port)
-            except (OSError, UnicodeError):
-                addresses = []  # DNS may be down at start-up; every send checks again
-            self._refuse_forbidden(addresses)
+        self._create = Endpoint.parse("create", config.method, self.url)
+        self._scheme, self._host, self._port = self._create.scheme, self._create.host, self._create.port
+        self._display_url = self._create.display
+        self._endpoints: dict[str, Endpoint] = {"create": self._create}
+        if config.update_url:
+            self._endpoints["update"] = Endpoint.parse("update", config.update_method, config.update_url)
+        if config.cancel_url:
+            self._endpoints["cancel"] = Endpoint.parse("cancel", config.cancel_method, config.cancel_url)
+        self.capabilities = Capabilities(
+            idempotency_key=True,
+            idempotent=False,
+            updates="update" in self._endpoints,
+            cancels="cancel" in self._endpoints,
+        )
+        for endpoint in self._endpoints.values():
+            self._check(endpoint, resolve=False)
+            if not self.config.allow_private_targets and not _is_ip(endpoint.host):
+                try:
+                    addresses = self._resolver(endpoint.host, endpoint.port)
+                except (OSError, UnicodeError):
+                    addresses = []  # DNS may be down at start-up; every send checks again
+                self._refuse_forbidden(addresses, endpoint)
 
     def __repr__(self) -> str:
         return f"HttpJsonConnector(name={self.name!r}, url={self._display_url!r})"
@@ -136,17 +185,23 @@ class HttpJsonConnector:
     # -- the Connector protocol ----------------------------------------------------------------
 
     def send(self, delivery: Delivery) -> Receipt:
-        self.check_target()
-        body = self._body(delivery)
+        endpoint = self._endpoint_for(delivery)
+        url = self._url_for(endpoint, delivery)
+        self._check(endpoint)
+        body = None if endpoint.method == "DELETE" else self._body(delivery)
         headers = {"User-Agent": USER_AGENT, **self.config.headers}
         headers.update({k: v.get_secret_value() for k, v in self.config.secret_headers.items()})
-        headers["Content-Type"] = "application/json"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        else:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         headers["Idempotency-Key"] = delivery.idempotency_key
+        fallback = delivery.target_reference if endpoint.action != "create" else None
         started = time.monotonic()
         try:
             with self.session.request(
-                self.config.method,
-                self.url,
+                endpoint.method,
+                url,
                 data=body,
                 headers=headers,
                 timeout=self._timeout,
@@ -155,15 +210,15 @@ class HttpJsonConnector:
                 stream=True,
             ) as response:
                 content = self._read(response, started)
-                return self._interpret(response, content)
+                return self._interpret(response, content, fallback)
         except requests.exceptions.SSLError as exc:
             raise PermanentError(
-                f"TLS failure talking to {self.name} at {self._display_url}: {_reason(exc)}. "
+                f"TLS failure talking to {self.name} at {endpoint.display}: {_reason(exc)}. "
                 "This is a configuration problem (certificate, CA bundle or verify_tls), not retried"
             ) from None
         except requests.exceptions.ConnectTimeout:
             raise TransientError(
-                f"could not connect to {self.name} at {self._display_url} within {self._timeout[0]:g} s"
+                f"could not connect to {self.name} at {endpoint.display} within {self._timeout[0]:g} s"
             ) from None
         except requests.exceptions.ReadTimeout:
             raise TransientError(
@@ -171,10 +226,10 @@ class HttpJsonConnector:
                 "order, the retry carries the same Idempotency-Key"
             ) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(f"connection to {self.name} at {self._display_url} failed: {_reason(exc)}") from None
+            raise TransientError(f"connection to {self.name} at {endpoint.display} failed: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise PermanentError(
-                f"request to {self.name} at {self._display_url} could not be made: {type(exc).__name__}"
+                f"request to {self.name} at {endpoint.display} could not be made: {type(exc).__name__}"
             ) from None
 
     def close(self) -> None:
@@ -186,37 +241,88 @@ class HttpJsonConnector:
     def check_target(self, *, resolve: bool = True) -> None:
         """Refuse a URL that is not http(s) or that reaches a non-public address.
 
-        Raises UnsafeTarget (a PermanentError), or TransientError if the name cannot be
-        resolved right now. The HTTP client resolves the name again: the address is not pinned.
+        Checks every configured endpoint (url, update_url, cancel_url). Raises UnsafeTarget
+        (a PermanentError), or TransientError if a name cannot be resolved right now. The HTTP
+        client resolves the name again: the address is not pinned.
         """
-        if self._scheme not in ("http", "https"):
-            raise UnsafeTarget(f"{self.name}: refusing URL scheme {self._scheme!r}; only http and https are allowed")
-        if not self._host:
+        for endpoint in self._endpoints.values():
+            self._check(endpoint, resolve=resolve)
+
+    def _check(self, endpoint: Endpoint, *, resolve: bool = True) -> None:
+        """The SSRF guard for one endpoint (run before every send to it)."""
+        if endpoint.scheme not in ("http", "https"):
+            raise UnsafeTarget(
+                f"{self.name}: refusing URL scheme {endpoint.scheme!r}; only http and https are allowed"
+            )
+        if not endpoint.host:
             raise UnsafeTarget(f"{self.name}: the URL has no host")
         if self.config.allow_private_targets:
             return
-        if _is_ip(self._host):
-            self._refuse_forbidden([self._host])
+        if _is_ip(endpoint.host):
+            self._refuse_forbidden([endpoint.host], endpoint)
         elif resolve:
-            self._refuse_forbidden(self._resolve())
+            self._refuse_forbidden(self._resolve(endpoint), endpoint)
 
-    def _refuse_forbidden(self, addresses: list[str]) -> None:
+    def _refuse_forbidden(self, addresses: list[str], endpoint: Endpoint) -> None:
         for address in addresses:
             why = _forbidden(address)
             if why:
                 raise UnsafeTarget(
-                    f"{self.name}: refusing to send to {self._display_url}: {self._host} is {address}, "
+                    f"{self.name}: refusing to send to {endpoint.display}: {endpoint.host} is {address}, "
                     f"{why}. Set allow_private_targets: true for an on-premise ERP you trust"
                 )
 
-    def _resolve(self) -> list[str]:
+    def _resolve(self, endpoint: Endpoint) -> list[str]:
         try:
-            addresses = self._resolver(self._host, self._port)
+            addresses = self._resolver(endpoint.host, endpoint.port)
         except (OSError, UnicodeError) as exc:
-            raise TransientError(f"{self.name}: cannot resolve {self._host}: {exc}") from None
+            raise TransientError(f"{self.name}: cannot resolve {endpoint.host}: {exc}") from None
         if not addresses:
-            raise TransientError(f"{self.name}: {self._host} resolved to no address")
+            raise TransientError(f"{self.name}: {endpoint.host} resolved to no address")
         return addresses
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _endpoint_for(self, delivery: Delivery) -> Endpoint:
+        endpoint = self._endpoints.get(delivery.action)
+        if endpoint is not None:
+            return endpoint
+        if delivery.action in ("update", "cancel"):
+            key = f"{delivery.action}_url"
+            raise PermanentError(
+                f"{self.name} does not take {delivery.action}s ({key} is not configured), so the "
+                f"{delivery.action} of order {_order_label(delivery)} was not sent; configure {key} and replay it"
+            )
+        raise PermanentError(f"{self.name}: unknown delivery action {delivery.action!r} for order {_order_label(delivery)}")
+
+    def _url_for(self, endpoint: Endpoint, delivery: Delivery) -> str:
+        """The endpoint's URL with its placeholders filled in, each value one encoded path segment."""
+        url = endpoint.template
+        if endpoint.action == "create":
+            return url
+        if "{reference}" in url:
+            if not delivery.target_reference:
+                raise PermanentError(
+                    f"{self.name}: cannot send the {delivery.action} of order {_order_label(delivery)}: "
+                    f"{endpoint.action}_url needs {{reference}}, but the original delivery returned no reference "
+                    "(the target's id of the order); configure `reference:` (a JMESPath into the target's "
+                    "answer, e.g. 'id') so it is recorded"
+                )
+            url = url.replace("{reference}", self._segment("reference", delivery.target_reference, delivery))
+        if "{po_number}" in url:
+            url = url.replace("{po_number}", self._segment("po_number", delivery.order.get("po_number"), delivery))
+        if urlsplit(url).hostname != endpoint.host:  # cannot happen: values are encoded, the host is fixed
+            raise UnsafeTarget(f"{self.name}: the {endpoint.action} URL for order {_order_label(delivery)} changed host")
+        return url
+
+    def _segment(self, what: str, value: object, delivery: Delivery) -> str:
+        text = "" if value is None or isinstance(value, (dict, list)) else str(value)
+        if text in ("", ".", ".."):
+            raise PermanentError(
+                f"{self.name}: cannot send the {delivery.action} of order {_order_label(delivery)}: "
+                f"its {what} {text!r} cannot be used in the URL"
+            )
+        return quote(text, safe="")
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -241,14 +347,19 @@ class HttpJsonConnector:
                 raise requests.exceptions.ReadTimeout("response body too slow")
         return b"".join(chunks)[:MAX_RESPONSE_BYTES]
 
-    def _interpret(self, response: requests.Response, content: bytes) -> Receipt:
+    def _interpret(self, response: requests.Response, content: bytes, fallback: str | None = None) -> Receipt:
         status = response.status_code
         if 200 <= status < 300:
             detail: dict[str, Any] = {}
             location = response.headers.get("Location")
             if location:
                 detail["location"] = _display_url(location)
-            return Receipt(status=status, reference=self._find_reference(content, detail), detail=detail)
+            reference = self._find_reference(content, detail)
+            if reference is None and fallback:
+                # an update or cancel answered without the id: the order keeps the one it was sent to
+                detail.pop("reference_error", None)
+                reference = fallback
+            return Receipt(status=status, reference=reference, detail=detail)
         if status in TRANSIENT_STATUSES or 500 <= status < 600:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
             excerpt = self._excerpt(content)
@@ -296,6 +407,11 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     text = _EMAIL.sub("<email>", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
     return " ".join(text.split())
+
+
+def _order_label(delivery: Delivery) -> str:
+    po = delivery.order.get("po_number") if isinstance(delivery.order, dict) else None
+    return f"{po} ({delivery.order_id})" if po else delivery.order_id
 
 
 def _is_ip(host: str) -> bool:

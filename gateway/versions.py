@@ -1,0 +1,252 @@
+"""Linking an incoming order to the orders already received with the same partner and PO.
+
+Decided inside the transaction that writes the new order rows:
+
+    nothing known, purpose original        a new order (version 1), queued for every connector
+    nothing known, change/replace/cancel   `waiting`: applied as soon as its original arrives
+    same content as the current version    `duplicate`: never sent again
+    original again, different content      `quarantined` DUPLICATE_PO: a person decides
+    change/replace/cancel of a version     version n+1, superseding it; the difference goes
+                                           into both histories; queued as an `update` or a
+                                           `cancel` to connectors that can take one, each
+                                           after the previous version's delivery was sent;
+                                           `held` for a person if a connector cannot, or if
+                                           the order has already shipped
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from gateway.connector import Capabilities
+from gateway.diff import order_diff
+from gateway.store import tables as t
+
+__all__ = ["CHANGES", "Linker", "Plan"]
+
+CHANGES = {"change", "replace", "cancel"}
+# States of orders a new version can be linked to (the others were never accepted).
+LIVE = ("validated", "dispatched", "dead", "held", "shipped")
+
+
+@dataclass
+class _Version:
+    id: str
+    version: int
+    state: str
+    content_hash: str | None
+    data: dict[str, Any] | None
+    deliveries: dict[str, tuple[int, str | None]] = field(
+        default_factory=dict
+    )  # connector -> (outbox id, reference)
+    unwritten: bool = False  # accepted earlier in this same batch: its deliveries have no ids yet
+
+
+@dataclass
+class Plan:
+    """What to queue for one accepted order row."""
+
+    connectors: list[str]
+    action: str = "create"
+    after: dict[str, int] = field(default_factory=dict)
+    references: dict[str, str | None] = field(default_factory=dict)
+
+
+class Linker:
+    def __init__(
+        self, capabilities: Mapping[str, Capabilities], targets: Callable[[str | None], list[str]]
+    ):
+        self.capabilities = capabilities
+        self.targets = targets
+
+    def link(
+        self, conn: Connection, rows: list[dict[str, Any]], events: list[dict[str, Any]]
+    ) -> dict[str, Plan]:
+        """Decide each validated row's fate (mutating it); returns the delivery plan by order id."""
+        keys = sorted(
+            {r["order_key"] for r in rows if r["order_key"] and r["state"] == "validated"}
+        )
+        current = self._current(conn, keys)
+        plans: dict[str, Plan] = {}
+        for row in rows:
+            if row["state"] != "validated" or not row["order_key"]:
+                continue
+            plan = self.decide(row, current.get(row["order_key"]), events)
+            if plan is not None:
+                plans[row["id"]] = plan
+            if row["state"] in ("validated", "held"):
+                current[row["order_key"]] = _Version(
+                    row["id"],
+                    row["version"],
+                    row["state"],
+                    row["content_hash"],
+                    _data(row),
+                    unwritten=True,
+                )
+        return plans
+
+    def release_waiting(
+        self, conn: Connection, keys: list[str], events: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], Plan | None]]:
+        """Link changes that were waiting for an order now written. Returns (row, plan) to apply."""
+        if not keys:
+            return []
+        o = t.orders
+        waiting = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(o)
+                .where(o.c.order_key.in_(keys), o.c.state == "waiting")
+                .order_by(o.c.created_at, o.c.doc_index)
+            )
+        ]
+        if not waiting:
+            return []
+        current = self._current(conn, sorted({w["order_key"] for w in waiting}))
+        results = []
+        for row in waiting:
+            row["state"], row["reason"], row["error"] = "validated", None, None
+            plan = self.decide(row, current.get(row["order_key"]), events)
+            if row["state"] == "waiting":  # still nothing to apply it to
+                continue
+            results.append((row, plan))
+            if row["state"] in ("validated", "held"):
+                current[row["order_key"]] = _Version(
+                    row["id"],
+                    row["version"],
+                    row["state"],
+                    row["content_hash"],
+                    _data(row),
+                    unwritten=True,
+                )
+        return results
+
+    def decide(
+        self, row: dict[str, Any], cur: _Version | None, events: list[dict[str, Any]]
+    ) -> Plan | None:
+        po, purpose = row["po_number"], row["purpose"]
+
+        def mark(state: str, reason: str, error: str, kind: str | None = None) -> None:
+            row["state"], row["reason"], row["error"] = state, reason, error
+            events.append(
+                {"kind": kind or state, "order_id": row["id"], "detail": f"{reason}: {error}"}
+            )
+
+        if cur is not None and cur.unwritten and purpose in CHANGES:
+            # Its original is in this same batch: apply it once that is written (same transaction).
+            mark(
+                "waiting",
+                "WAITING_FOR_ORIGINAL",
+                f"a {purpose} of PO {po} in the same input as the PO; applied right after it",
+            )
+            return None
+        if cur is None:
+            if purpose in CHANGES:
+                mark(
+                    "waiting",
+                    "WAITING_FOR_ORIGINAL",
+                    f"a {purpose} of PO {po} arrived before the PO itself; it is applied when the PO arrives",
+                )
+                return None
+            return Plan(self.targets(row["partner"]))
+        if cur.content_hash == row["content_hash"]:
+            mark(
+                "duplicate",
+                "DUPLICATE_ORDER",
+                f"PO {po} was already received with the same content (order {cur.id}); not sent again",
+            )
+            return None
+        if purpose not in CHANGES:
+            mark(
+                "quarantined",
+                "DUPLICATE_PO",
+                f"PO {po} was already received (order {cur.id}) with different content; a person must decide which one stands",
+            )
+            return None
+        row["version"], row["supersedes"] = cur.version + 1, cur.id
+        diff = order_diff(cur.data or {}, _data(row))
+        summary = "; ".join(diff) if diff else "no field differs"
+        events.append(
+            {
+                "kind": "changed",
+                "order_id": row["id"],
+                "detail": f"version {row['version']} ({purpose}) of PO {po} supersedes order {cur.id[:8]}: {summary}",
+            }
+        )
+        events.append(
+            {
+                "kind": "superseded",
+                "order_id": cur.id,
+                "detail": f"{purpose} received as version {row['version']} (order {row['id'][:8]}): {summary}",
+            }
+        )
+        if cur.state == "shipped":
+            mark(
+                "held",
+                "ALREADY_SHIPPED",
+                f"PO {po} has already shipped; a person must handle this {purpose}",
+            )
+            return None
+        action = "cancel" if purpose == "cancel" else "update"
+        targets = self.targets(row["partner"])
+        unable = [c for c in targets if not self._can(c, action)]
+        if unable:
+            mark(
+                "held",
+                "CHANGE_NEEDS_REVIEW",
+                f"{', '.join(unable)} cannot take an order {action}; apply it there by hand",
+            )
+            return None
+        return Plan(
+            targets,
+            action,
+            after={c: cur.deliveries[c][0] for c in targets if c in cur.deliveries},
+            references={c: cur.deliveries[c][1] for c in targets if c in cur.deliveries},
+        )
+
+    def _can(self, connector: str, action: str) -> bool:
+        caps = self.capabilities.get(connector)
+        if caps is None:
+            return False
+        return caps.cancels if action == "cancel" else caps.updates
+
+    def _current(self, conn: Connection, keys: list[str]) -> dict[str, _Version]:
+        found: dict[str, _Version] = {}
+        o = t.orders
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            for r in conn.execute(
+                select(o.c.id, o.c.order_key, o.c.version, o.c.state, o.c.content_hash, o.c.data)
+                .where(o.c.order_key.in_(chunk), o.c.state.in_(LIVE))
+                .order_by(o.c.version, o.c.created_at)
+            ):
+                found[r.order_key] = _Version(
+                    r.id, r.version, r.state, r.content_hash, r.data
+                )  # last = highest version
+        if found:
+            ids = [v.id for v in found.values()]
+            by_id = {v.id: v for v in found.values()}
+            for j in range(0, len(ids), 500):
+                for d in conn.execute(
+                    select(
+                        t.outbox.c.order_id, t.outbox.c.connector, t.outbox.c.id, t.outbox.c.receipt
+                    ).where(t.outbox.c.order_id.in_(ids[j : j + 500]))
+                ):
+                    ref = (
+                        (d.receipt or {}).get("reference") if isinstance(d.receipt, dict) else None
+                    )
+                    by_id[d.order_id].deliveries[d.connector] = (d.id, ref)
+        return found
+
+
+def _data(row: dict[str, Any]) -> dict[str, Any]:
+    data = row.get("data")
+    if isinstance(data, str):
+        parsed: dict[str, Any] = json.loads(data)
+        return parsed
+    return data or {}
