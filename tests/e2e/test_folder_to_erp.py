@@ -156,3 +156,33 @@ def test_config_check_reports_problems_and_ok(tmp_path):
     assert "did you mean 'poll_seconds'" in res.stderr and f"{cfg}:2" in res.stderr
     ok = run_cli("config", "check", "--config", str(ROOT / "config" / "gateway.yaml"))
     assert ok.returncode == 0 and "configuration OK" in ok.stdout
+
+
+def test_cancel_of_a_delivered_order_reaches_the_erp_as_a_cancel(tmp_path, erp):
+    from tests.support.x12gen import interchange, po
+
+    base = erp.url.rsplit("/", 1)[0]
+    extra = """\
+"""
+    cfg = write_config(tmp_path, erp.url, extra=extra)
+    text = cfg.read_text().replace(
+        "    reference: id\n",
+        f"    reference: id\n    update_url: {base}/orders/{{reference}}\n    cancel_url: {base}/orders/{{reference}}\n    cancel_method: DELETE\n",
+    )
+    cfg.write_text(text)
+    gw = Gateway(load_config(cfg))
+    try:
+        drop(tmp_path, "po.edi", interchange([po("PO-5", [("2", "9.99", "SKU-1")])], icn="000000001").encode())
+        gw.run_until_idle(20)
+        drop(tmp_path, "a-change.edi", interchange([po("PO-5", [("6", "9.99", "SKU-1")], purpose="04")], icn="000000002").encode())
+        drop(tmp_path, "b-cancel.edi", interchange([po("PO-5", [("6", "9.99", "SKU-1")], purpose="01")], icn="000000003").encode())
+        gw.run_until_idle(20)
+    finally:
+        gw.close()
+    assert pos(erp) == ["PO-5"]  # one order at the ERP, never a second
+    [created] = erp.orders
+    assert [(c["action"], c["id"]) for c in erp.changes] == [("update", created["id"]), ("cancel", created["id"])]
+    show = run_cli("show", "PO-5", "--config", str(cfg))
+    assert "several orders" in show.stderr  # three versions share the PO number
+    listing = run_cli("orders", "--config", str(cfg))
+    assert listing.stdout.count("PO-5") == 3 and listing.stdout.count("dispatched") == 3
