@@ -295,14 +295,19 @@ def show(
     try:
         with gw.store.engine.connect() as conn:
             rows = conn.execute(
-                select(t.orders).where(or_(t.orders.c.id.startswith(order), t.orders.c.po_number == order)).limit(5)
+                select(t.orders)
+                .where(or_(t.orders.c.id.startswith(order), t.orders.c.po_number == order))
+                .order_by(t.orders.c.version, t.orders.c.created_at)
+                .limit(20)
             ).mappings().all()
             if not rows:
                 raise GatewayError(f"no order with id or PO number {order!r}; `gateway orders` lists them")
-            if len(rows) > 1:
+            keys = {r["order_key"] for r in rows}
+            if len(rows) > 1 and (len(keys) > 1 or None in keys):
                 ids = ", ".join(f"{r['id'][:8]} (PO {r['po_number']})" for r in rows)
                 raise GatewayError(f"{order!r} matches several orders: {ids}; give more of the id")
-            o = rows[0]
+            o = rows[-1]  # versions of one order: show the latest, list the others
+            versions = rows
             deliveries = conn.execute(select(t.outbox).where(t.outbox.c.order_id == o["id"]).order_by(t.outbox.c.id)).mappings().all()
             outbox_ids = [d["id"] for d in deliveries]
             history = conn.execute(
@@ -322,7 +327,10 @@ def show(
     if as_json:
         sys.stdout.write(json.dumps(o["data"], indent=2) + "\n")
         return
-    out.print(f"[bold]Order {o['id']}[/bold]  PO {o['po_number'] or '-'}  state [bold]{o['state']}[/bold]")
+    out.print(f"[bold]Order {o['id']}[/bold]  PO {o['po_number'] or '-'}  version {o['version']}  state [bold]{o['state']}[/bold]")
+    if len(versions) > 1:
+        listed = ", ".join(f"v{v['version']} {v['id'][:8]} {v['purpose']} {v['state']}" for v in versions)
+        out.print(f"  versions: {listed}", markup=False)
     if o["reason"]:
         out.print(f"  {o['reason']}: {o['error']}", markup=False)
     out.print(f"  from message {msg['id'][:8]} ({msg['display_name']}, source {msg['source']}) at {o['position']}", markup=False)
