@@ -370,8 +370,13 @@ class Pipeline:
         text = order.model_dump_json()
         data = RawJSON(text)
         content_hash = hashlib.sha256(text[: text.rfind(',"source":{')].encode()).hexdigest()
-        sender = order.partner or f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
-        order_key = f"{order.channel}|{sender}|{order.po_number}"[:300]
+        # A partner's PO number names one order whatever the channel (a UBL change may follow
+        # an X12 original); without a configured partner, the channel and sender stand in.
+        if order.partner:
+            order_key = f"partner|{order.partner}|{order.po_number}"[:300]
+        else:
+            sender = f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
+            order_key = f"{order.channel.value}|{sender}|{order.po_number}"[:300]
         problems = validate(order)
         state, reason, error = "validated", None, None
         if problems:

@@ -49,9 +49,24 @@ class MapperSpec:
 # (format, document type) -> mapping. Imported only when used.
 MAPPERS: dict[tuple[str, str], MapperSpec] = {
     ("x12", "850"): MapperSpec("gateway.mapping.x12_850:map_850", "x12_850", "gateway.mapping.x12_850:load_x12_tables"),
+    ("cxml", "OrderRequest"): MapperSpec(
+        "gateway.mapping.cxml_order:map_order_request", "cxml_order", "gateway.mapping.cxml_order:load_cxml_tables"
+    ),
+    ("ubl", "Order"): MapperSpec("gateway.mapping.ubl_order:map_ubl_order", "ubl_order", "gateway.mapping.ubl_order:load_ubl_tables"),
+    ("ubl", "OrderChange"): MapperSpec(
+        "gateway.mapping.ubl_order:map_ubl_order", "ubl_order", "gateway.mapping.ubl_order:load_ubl_tables"
+    ),
+    ("ubl", "OrderCancellation"): MapperSpec(
+        "gateway.mapping.ubl_order:map_ubl_order", "ubl_order", "gateway.mapping.ubl_order:load_ubl_tables"
+    ),
 }
 
-ORDER_TYPES_HINT = {"x12": "850 purchase orders", "edifact": "ORDERS messages"}
+ORDER_TYPES_HINT = {
+    "x12": "850 purchase orders",
+    "edifact": "ORDERS messages",
+    "cxml": "OrderRequest documents",
+    "ubl": "Order, OrderChange and OrderCancellation documents",
+}
 
 
 @dataclass(slots=True)

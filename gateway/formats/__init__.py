@@ -13,6 +13,8 @@ __all__ = ["FORMATS", "detect", "get_parser"]
 # name -> "module:Class"; imported only when used, so a format's dependencies load lazily.
 FORMATS: dict[str, str] = {
     "x12": "gateway.formats.x12:X12Parser",
+    "cxml": "gateway.formats.cxml:CxmlParser",
+    "ubl": "gateway.formats.ubl:UblParser",
 }
 
 _cache: dict[str, Any] = {}
@@ -42,7 +44,8 @@ def detect(head: bytes) -> str:
         if get_parser(name).sniff(head):
             return name
     raise ParseError(
-        "not a format the gateway reads (expected an X12 interchange starting with ISA)",
+        "not a format the gateway reads (expected an X12 interchange (ISA), an EDIFACT interchange "
+        "(UNA/UNB), a cXML document or a UBL order)",
         reason="NOT_RECOGNIZED",
         position="byte 0",
     )
