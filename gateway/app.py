@@ -116,6 +116,10 @@ class Gateway:
         return self.pipeline.process_pending()
 
     def dispatch(self) -> Any:
+        if self.pipeline.partners.wants_acks:
+            from gateway.acks.outbound import deliver_pending
+
+            deliver_pending(self.store)  # acknowledgements a crash or a full disk left behind
         return self.dispatcher.run_once()
 
     def cycle(self) -> CycleStats:

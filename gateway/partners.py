@@ -171,6 +171,14 @@ class PartnerDirectory:
             self._mappings[p.name] = load_partner_mapping(p.name, root / p.name)
 
     @property
+    def configs(self) -> list[Any]:
+        return list(self._partners)
+
+    @property
+    def wants_acks(self) -> bool:
+        return any(p.acks.functional or p.acks.order_response or p.acks.ta1 == "always" for p in self._partners)
+
+    @property
     def enforced(self) -> bool:
         """With partners configured, unknown senders are quarantined."""
         return bool(self._partners)

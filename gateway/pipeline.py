@@ -27,6 +27,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import crashpoints
+from gateway.acks.outbound import AckCollector, deliver_pending, plan_acks, store_acks
 from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import InputRejected
@@ -99,6 +100,8 @@ class _Run:
     orders: int = 0
     rejected: int = 0
     duplicates: int = 0
+    acks: AckCollector | None = None  # what acknowledgements need to know, when any partner wants them
+    order_ids: dict[str, str] = field(default_factory=dict)  # PO number -> order id (for 855/ORDRSP)
 
 
 class Pipeline:
@@ -232,7 +235,7 @@ class Pipeline:
         fmt = format or row["format"]
         partner = partner or row["partner"]
         name = row["display_name"] or "<input>"
-        run = _Run(message_id)
+        run = _Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
         try:
             events = translate(
                 io.BytesIO(body),
@@ -245,6 +248,8 @@ class Pipeline:
                 trace=True,
             )
             for ev in events:
+                if run.acks is not None:
+                    self._collect_ack(ev, run.acks)
                 if isinstance(ev, InterchangeOpened):
                     run.warnings.extend(ev.warnings)
                     self._open_interchange(ev, run)
@@ -278,6 +283,8 @@ class Pipeline:
                 stats.rejected_messages = 1
             else:
                 self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
+        if run.acks is not None:
+            self._acknowledge(run, body, partner)
         stats.orders = run.orders
         stats.quarantined = run.rejected
         stats.duplicates = run.duplicates
@@ -304,6 +311,8 @@ class Pipeline:
             run.warnings.append(f"interchange {ev.envelope.interchange_control_number}: {err}")
         key = ev.envelope.interchange_key
         if key is None:
+            if run.acks is not None:
+                run.acks.closed(ev, None)
             return
         if key in run.undecided:
             run.closes[key] = ev  # settled by the next flush, once we know if it is a repeat
@@ -314,6 +323,9 @@ class Pipeline:
         key = ev.envelope.interchange_key
         assert key is not None
         ix = ev.envelope.interchange_index
+        if run.acks is not None:
+            repeat = None if ix not in run.skipping else ("same" if run.skipping[ix] and run.skipping[ix] == ev.digest else "reused")
+            run.acks.closed(ev, repeat)
         if ix in run.skipping:
             earlier = run.skipping[ix]
             if earlier and earlier == ev.digest:
@@ -406,6 +418,9 @@ class Pipeline:
             "_ix": ev.envelope.interchange_index,
         }
         batch.orders.append(row)
+        run.order_ids[order.po_number] = oid
+        if run.acks is not None and order.partner:
+            run.acks.order(order, ev.envelope, problems)
         # Mapped and validated in the same instant: one event, whose detail says both.
         mapped = f"PO {order.po_number}, {len(order.lines)} line(s) from {ev.position}"
         if state == "quarantined":
@@ -509,6 +524,27 @@ class Pipeline:
                 )
             add_events(conn, batch.events)
         run.batch = _Batch()
+
+    # -- acknowledgements -------------------------------------------------------------------------
+
+    @staticmethod
+    def _collect_ack(ev: Any, acks: AckCollector) -> None:
+        if isinstance(ev, InterchangeOpened):
+            acks.opened(ev.envelope)
+        elif isinstance(ev, Translated):
+            acks.document(ev.envelope, ev.doc_type, ev.control_number)
+        elif isinstance(ev, Rejected) and ev.envelope is not None:
+            acks.document(ev.envelope, ev.doc_type, ev.control_number, ev.reason, ev.message, ev.position)
+
+    def _acknowledge(self, run: _Run, body: bytes, partner: str | None) -> None:
+        assert run.acks is not None
+        with self.store.begin() as conn:
+            # Re-processing after a crash must not acknowledge twice.
+            if conn.execute(select(t.acks.c.id).where(t.acks.c.message_id == run.message_id).limit(1)).first():
+                return
+            planned = plan_acks(run.acks, body, self.partners.configs, self.partners, conn, forced_partner=partner)
+            store_acks(conn, run.message_id, planned, run.order_ids)
+        deliver_pending(self.store)
 
     def _queue(
         self,

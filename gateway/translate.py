@@ -77,6 +77,8 @@ class Translated:
     envelope: Envelope
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, str] = field(default_factory=dict)
+    doc_type: str | None = None
+    control_number: str | None = None
 
 
 @dataclass(slots=True)
@@ -194,4 +196,4 @@ def _map(
     order.source.message_id = message_id
     if name != "<input>":
         order.source.file_name = name
-    return Translated(order, doc.index, doc.position, doc.envelope, list(doc.warnings), provenance or {})
+    return Translated(order, doc.index, doc.position, doc.envelope, list(doc.warnings), provenance or {}, doc.doc_type, doc.control_number)

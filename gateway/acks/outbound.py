@@ -1,0 +1,341 @@
+"""Deciding which acknowledgements a processed message earns, storing them, sending them.
+
+While a message is processed, an `AckCollector` notes what each interchange held (every
+document accepted or refused, with why, and whether the interchange was a repeat). After
+the orders are committed, `plan_acks` turns that into acknowledgements for each configured
+partner that wants them:
+
+    X12      TA1 when the partner asks (ISA14=1) or always, or on envelope errors and
+             repeats; 997 (4010) or 999 (5010) for every interchange that is not itself an
+             acknowledgement; 855 per order after validation, if configured
+    EDIFACT  CONTRL for every interchange (and for a repeat: code 26); ORDRSP per order
+
+They are stored (`acks` table) in the same transaction that allocates their control
+numbers, then written to the partner's outbound folder; a crash in between leaves them
+`pending`, and the next cycle sends them. An unknown sender never gets an acknowledgement,
+and acknowledgements are never acknowledged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from gateway.acks.edifact import (
+    build_contrl,
+    build_ordrsp,
+    edifact_interchange_reasons,
+    read_edifact_header,
+)
+from gateway.acks.model import (
+    AckError,
+    AckValueError,
+    GroupAck,
+    InterchangeAck,
+    LineResult,
+    LineStatus,
+    PoDecision,
+    TransactionAck,
+)
+from gateway.acks.x12 import (
+    build_855,
+    build_997,
+    build_999,
+    build_ta1,
+    interchange_reasons,
+    read_isa,
+    x12_ack_error,
+)
+from gateway.formats.base import Envelope, InterchangeClosed
+from gateway.model import Order
+from gateway.store import add_event, utcnow
+from gateway.store import tables as t
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AckCollector", "PlannedAck", "StoreControlNumbers", "deliver_pending", "plan_acks", "store_acks"]
+
+# Interchanges made only of these are acknowledgements themselves: never acknowledged.
+_ACK_TYPES = {"997", "999", "TA1", "CONTRL", "APERAK"}
+_MAX_CONTROL = 999_999_999
+
+
+class StoreControlNumbers:
+    """Outbound control numbers per partner and kind, allocated inside the caller's write
+    transaction (BEGIN IMMEDIATE on SQLite, a row lock on PostgreSQL): two nodes never hand
+    out the same number, and a rolled-back acknowledgement gives its number back."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def next(self, partner: str, kind: str) -> int:
+        c = t.control_numbers
+        q = select(c.c.value).where(c.c.partner == partner, c.c.kind == kind)
+        if self.conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        value = self.conn.execute(q).scalar()
+        if value is None:
+            self.conn.execute(insert(c).values(partner=partner, kind=kind, value=1))
+            return 1
+        nxt = 1 if value >= _MAX_CONTROL else value + 1
+        self.conn.execute(update(c).where(c.c.partner == partner, c.c.kind == kind).values(value=nxt))
+        return int(nxt)
+
+
+@dataclass
+class _Group:
+    functional_id: str
+    control_number: str | None
+    version: str | None
+    transactions: list[TransactionAck] = field(default_factory=list)
+
+
+@dataclass
+class _Interchange:
+    envelope: Envelope
+    groups: dict[str | None, _Group] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    repeat: str | None = None  # "same" content or "reused" control number
+    unknown_partner: bool = False
+
+
+@dataclass
+class _OrderAck:
+    order: Order
+    envelope: Envelope
+    accepted: bool
+    line_results: list[LineResult]
+
+
+class AckCollector:
+    """What one message held, as acknowledgements need it."""
+
+    def __init__(self) -> None:
+        self.interchanges: dict[int, _Interchange] = {}
+        self.orders: list[_OrderAck] = []
+
+    def opened(self, envelope: Envelope) -> None:
+        self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
+
+    def document(self, envelope: Envelope, doc_type: str | None, control: str | None, reason: str | None = None, message: str = "", position: str | None = None) -> None:
+        ix = self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
+        if reason == "UNKNOWN_PARTNER":
+            ix.unknown_partner = True
+        key = envelope.group_control_number
+        group = ix.groups.setdefault(key, _Group(envelope.functional_id or "", key, envelope.version))
+        if reason is None:
+            group.transactions.append(TransactionAck(doc_type or "", control))
+            return
+        if envelope.standard == "x12":
+            error = x12_ack_error(reason, message, position)
+        else:
+            error = AckError(reason=reason, message=message)
+        group.transactions.append(TransactionAck(doc_type or "", control, accepted=False, errors=(error,)))
+
+    def closed(self, ev: InterchangeClosed, repeat: str | None) -> None:
+        ix = self.interchanges.setdefault(ev.envelope.interchange_index, _Interchange(ev.envelope))
+        ix.errors = list(ev.errors)
+        ix.repeat = repeat
+
+    def order(self, order: Order, envelope: Envelope, problems: list[Any]) -> None:
+        # Validation problems name their line ("line 2: quantity 0 must be ..."): those lines
+        # are rejected, the others accepted as ordered.
+        bad = {str(getattr(p, "message", "")).split(":", 1)[0] for p in problems}
+        results = []
+        for i, line in enumerate(order.lines, 1):
+            label = f"line {line.line_number or i}"
+            results.append(LineResult(status=LineStatus.REJECTED if label in bad else LineStatus.ACCEPTED))
+        self.orders.append(_OrderAck(order, envelope, not problems, results))
+
+
+@dataclass
+class PlannedAck:
+    kind: str  # TA1, 997, 999, CONTRL, 855, ORDRSP
+    partner: str
+    body: str
+    control_number: str | None
+    outbound: Path | None
+    order_po: str | None = None
+
+
+def plan_acks(collector: AckCollector, body: bytes, partners: Any, directory: Any, conn: Connection, *, forced_partner: str | None = None, now: dt.datetime | None = None) -> list[PlannedAck]:
+    """Build every acknowledgement the collected message earns (control numbers from `conn`)."""
+    numbers = StoreControlNumbers(conn)
+    by_name = {p.name: p for p in partners}
+    planned: list[PlannedAck] = []
+    for ix in collector.interchanges.values():
+        env = ix.envelope
+        who = forced_partner or directory.for_envelope(env)
+        cfg = by_name.get(who) if who else None
+        if cfg is None or ix.unknown_partner or _is_ack(ix):
+            continue
+        try:
+            planned.extend(_interchange_acks(ix, body, cfg, numbers, now))
+        except AckValueError as exc:
+            log.warning("no acknowledgement for interchange %s from %s: %s", env.interchange_control_number, who, exc)
+    for oa in collector.orders:
+        who = oa.order.partner
+        cfg = by_name.get(who) if who else None
+        if cfg is None or not cfg.acks.order_response:
+            continue
+        try:
+            planned.append(_order_ack(oa, body, cfg, numbers, now))
+        except AckValueError as exc:
+            log.warning("no order response for PO %s: %s", oa.order.po_number, exc)
+    return planned
+
+
+def _is_ack(ix: _Interchange) -> bool:
+    types = {tx.doc_type for g in ix.groups.values() for tx in g.transactions}
+    fa_only = all(g.functional_id in ("FA", "") for g in ix.groups.values())
+    return bool(types) and types <= _ACK_TYPES or (bool(ix.groups) and fa_only and ix.envelope.standard == "x12")
+
+
+def _interchange_acks(ix: _Interchange, body: bytes, cfg: Any, numbers: StoreControlNumbers, now: dt.datetime | None) -> list[PlannedAck]:
+    env = ix.envelope
+    out: list[PlannedAck] = []
+    if env.standard == "x12":
+        head = read_isa(body[_isa_offset(body, env.interchange_index):])
+        reasons = interchange_reasons(ix.errors)
+        errors = list(reasons.interchange)
+        if ix.repeat:
+            errors.append("X12_DUPLICATE_INTERCHANGE" if ix.repeat == "same" else "CONTROL_NUMBER_REUSED")
+        groups = [
+            GroupAck(g.functional_id, g.control_number, g.version, tuple(g.transactions), errors=tuple(reasons.groups.get(g.control_number or "", ())))
+            for g in ix.groups.values()
+        ]
+        ack = InterchangeAck(env, tuple(groups), tuple(errors), head.separators, head.date, head.time)
+        ta1 = cfg.acks.ta1 == "always" or (cfg.acks.ta1 == "requested" and (env.ack_requested or errors))
+        if ix.repeat:
+            # The first copy was acknowledged already; a repeat only gets its TA1 (025).
+            if cfg.acks.ta1 != "never":
+                out.append(_planned("TA1", cfg, build_ta1(ack, control_numbers=numbers, partner=cfg.name, now=now)))
+            return out
+        if cfg.acks.functional and groups:
+            if (env.version or "").startswith("005"):
+                text = build_999(ack, control_numbers=numbers, partner=cfg.name, now=now, with_ta1=bool(ta1))
+                out.append(_planned("999", cfg, text))
+            else:
+                text = build_997(ack, control_numbers=numbers, partner=cfg.name, now=now, with_ta1=bool(ta1))
+                out.append(_planned("997", cfg, text))
+        elif ta1:
+            out.append(_planned("TA1", cfg, build_ta1(ack, control_numbers=numbers, partner=cfg.name, now=now)))
+        return out
+    if env.standard == "edifact" and cfg.acks.functional:
+        edi = read_edifact_header(body)
+        ereasons = edifact_interchange_reasons(ix.errors)
+        eerrors = list(ereasons.interchange) + (["CONTROL_NUMBER_REUSED"] if ix.repeat else [])
+        egroups = [GroupAck(g.functional_id, g.control_number, g.version, tuple(g.transactions)) for g in ix.groups.values()]
+        ack = InterchangeAck(env, tuple(egroups), tuple(eerrors), edi.separators, syntax_identifier=edi.syntax_identifier, syntax_version=edi.syntax_version, has_una=edi.has_una)
+        out.append(_planned("CONTRL", cfg, build_contrl(ack, control_numbers=numbers, partner=cfg.name, now=now)))
+    return out
+
+
+def _order_ack(oa: _OrderAck, body: bytes, cfg: Any, numbers: StoreControlNumbers, now: dt.datetime | None) -> PlannedAck:
+    bad = any(r.status != LineStatus.ACCEPTED for r in oa.line_results)
+    if oa.accepted:
+        decision = PoDecision.ACCEPTED
+    else:
+        decision = PoDecision.REJECTED_WITH_DETAIL if bad else PoDecision.REJECTED
+    if oa.envelope.standard == "edifact":
+        edi = read_edifact_header(body)
+        version = tuple((oa.envelope.version or "D:96A:UN").split(":")[1:4]) or ("D", "96A", "UN")
+        text = build_ordrsp(
+            oa.order, decision, oa.line_results, control_numbers=numbers, separators=edi.separators,
+            syntax_identifier=edi.syntax_identifier, syntax_version=edi.syntax_version, envelope=oa.envelope,
+            partner=cfg.name, now=now, message_version=version,
+        )
+        return _planned("ORDRSP", cfg, text, oa.order.po_number)
+    isa = read_isa(body[_isa_offset(body, oa.envelope.interchange_index):])
+    text = build_855(oa.order, decision, oa.line_results, control_numbers=numbers, separators=isa.separators, envelope=oa.envelope, partner=cfg.name, now=now)
+    return _planned("855", cfg, text, oa.order.po_number)
+
+
+def _planned(kind: str, cfg: Any, text: str, po: str | None = None) -> PlannedAck:
+    control = _control_of(kind, text)
+    return PlannedAck(kind, cfg.name, text, control, cfg.acks.outbound, po)
+
+
+def _control_of(kind: str, text: str) -> str | None:
+    if text.startswith("ISA") and len(text) > 106:
+        return text[90:99]
+    if "UNB" in text[:200]:
+        parts = text[text.index("UNB") :].split("'", 1)[0].split("+")
+        return parts[5] if len(parts) > 5 else None
+    return None
+
+
+def _isa_offset(body: bytes, index: int) -> int:
+    """Byte offset of the index-th ISA in the body (0 if it cannot be found)."""
+    pos = -1
+    for _ in range(index + 1):
+        pos = body.find(b"ISA", pos + 1)
+        if pos < 0:
+            return 0
+    return pos
+
+
+def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck], order_ids: dict[str, str]) -> int:
+    """Insert the planned acknowledgements (pending, or held without a channel)."""
+    now = utcnow()
+    n = 0
+    for p in planned:
+        state = "pending" if p.outbound is not None else "held"
+        error = None if p.outbound is not None else f"partner {p.partner} has no outbound channel (acks.outbound) configured"
+        order_id = order_ids.get(p.order_po or "") if p.order_po else None
+        conn.execute(
+            insert(t.acks).values(
+                created_at=now, message_id=message_id, order_id=order_id, partner=p.partner, kind=p.kind,
+                control_number=p.control_number, body=p.body, state=state,
+                channel=f"folder:{p.outbound}" if p.outbound else None, error=error,
+            )
+        )
+        what = f"{p.kind} {p.control_number or ''} for {p.partner}".replace("  ", " ")
+        add_event(conn, "ack_queued" if state == "pending" else "ack_held", what + ("" if state == "pending" else f": {error}"), message_id=message_id, order_id=order_id)
+        n += 1
+    return n
+
+
+def deliver_pending(store: Any) -> int:
+    """Write pending acknowledgements to their channels; returns how many were sent."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.acks).where(t.acks.c.state == "pending").order_by(t.acks.c.id).limit(200)).mappings().all()
+    sent = 0
+    for row in rows:
+        channel = row["channel"] or ""
+        try:
+            if not channel.startswith("folder:"):
+                raise OSError(f"unknown channel {channel!r}")
+            suffix = "edi" if row["kind"] in ("CONTRL", "ORDRSP") else "x12"
+            name = f"{row['kind']}-{row['control_number'] or row['id']}-{row['id']}.{suffix}"
+            _write_atomic(Path(channel[len("folder:") :]), name, row["body"].encode("utf-8"))
+        except OSError as exc:
+            log.error("acknowledgement %s to %s not written: %s; will retry", row["id"], row["partner"], exc)
+            continue
+        with store.begin() as conn:
+            conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="sent", sent_at=utcnow(), error=None))
+            add_event(conn, "ack_sent", f"{row['kind']} {row['control_number'] or ''} written to {name}", message_id=row["message_id"], order_id=row["order_id"])
+        sent += 1
+    return sent
+
+
+def _write_atomic(folder: Path, name: str, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
