@@ -222,6 +222,11 @@ class OrderLine(_Model):
     taxes: list[Tax] = Field(default_factory=list, description="Line-level taxes.")
     prices: list[Reference] = Field(default_factory=list, description="Other prices sent for the line (X12 CTP) as price qualifier and amount.")
     notes: list[str] = Field(default_factory=list, description="Line-level free text.")
+    change_code: str | None = Field(
+        None,
+        description="In a change document, what happens to this line, as sent (X12 POC02: AI add, DI delete, CA change, QI/QD quantity up/down, PC price change; EDIFACT LIN 1229: 1 added, 2 deleted, 3 changed).",
+    )
+    change: str | None = Field(None, description="The change_code in words: add, delete or change.")
 
 
 class Source(_Model):
@@ -259,6 +264,10 @@ class Order(_Model):
     customer_email: str | None = Field(None, description="The ordering customer's e-mail (cart and web orders).")
     customer_phone: str | None = Field(None, description="The ordering customer's phone (cart and web orders).")
     lines: list[OrderLine] = Field(default_factory=list, description="The ordered items.")
+    lines_are_changes: bool = Field(
+        False,
+        description="True when `lines` lists only the lines that change (X12 860, EDIFACT ORDCHG); the gateway merges them onto the order's current version.",
+    )
     references: list[Reference] = Field(default_factory=list, description="Header references as qualifier and value (department, vendor number, contract, promotion, customer order, ...).")
     dates: list[DatedEvent] = Field(default_factory=list, description="Every header date by role (requested ship, ship not before, ship no later, cancel after, ...).")
     payment_terms: list[PaymentTerms] = Field(default_factory=list, description="Payment terms (X12 ITD).")

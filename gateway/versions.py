@@ -25,9 +25,10 @@ from sqlalchemy import Connection, select
 
 from gateway.connector import Capabilities
 from gateway.diff import order_diff
+from gateway.store import RawJSON
 from gateway.store import tables as t
 
-__all__ = ["CHANGES", "Linker", "Plan"]
+__all__ = ["CHANGES", "Linker", "Plan", "merge_changes"]
 
 CHANGES = {"change", "replace", "cancel"}
 # States of orders a new version can be linked to (the others were never accepted).
@@ -169,6 +170,13 @@ class Linker:
             )
             return None
         row["version"], row["supersedes"] = cur.version + 1, cur.id
+        if _data(row).get("lines_are_changes"):
+            # X12 860 / EDIFACT ORDCHG list only what changes: the new version is the current
+            # one with those changes applied, so every version stays a complete order.
+            merged = merge_changes(cur.data or {}, _data(row))
+            row["data"] = RawJSON(json.dumps(merged, separators=(",", ":")))
+            row["line_count"] = len(merged.get("lines") or [])
+            # content_hash stays the change document's own: a repeat of it is a duplicate.
         diff = order_diff(cur.data or {}, _data(row))
         summary = "; ".join(diff) if diff else "no field differs"
         events.append(
@@ -242,6 +250,38 @@ class Linker:
                     )
                     by_id[d.order_id].deliveries[d.connector] = (d.id, ref)
         return found
+
+
+_KEEP = {"lines", "source", "lines_are_changes", "unmapped", "extensions"}
+_DELETE = {"delete", "DI", "2"}
+_ADD = {"add", "AI", "1"}
+
+
+def merge_changes(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """The current version with a partial change document applied (header values it sets,
+    lines it adds, changes or deletes, matched by line number)."""
+    merged: dict[str, Any] = json.loads(json.dumps(current))  # a deep copy of plain JSON data
+    for key, value in change.items():
+        if key not in _KEEP and value not in (None, "", [], {}):
+            merged[key] = value
+    merged["source"] = change.get("source", merged.get("source"))
+    merged["unmapped"] = list(change.get("unmapped") or [])
+    merged["lines_are_changes"] = False
+    lines: list[dict[str, Any]] = merged.get("lines") or []
+    for cl in change.get("lines") or []:
+        how = cl.get("change") or cl.get("change_code")
+        at = next((i for i, ln in enumerate(lines) if cl.get("line_number") and ln.get("line_number") == cl.get("line_number")), None)
+        if how in _DELETE:
+            if at is not None:
+                lines.pop(at)
+            continue
+        fresh = {k: v for k, v in cl.items() if k not in ("change", "change_code")}
+        if at is None or how in _ADD:
+            lines.append(fresh)
+        else:
+            lines[at].update({k: v for k, v in fresh.items() if v not in (None, "", [], {})})
+    merged["lines"] = lines
+    return merged
 
 
 def _data(row: dict[str, Any]) -> dict[str, Any]:

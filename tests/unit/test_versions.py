@@ -156,3 +156,31 @@ def test_dispatcher_refuses_a_change_for_a_connector_without_the_capability(tmp_
     rows = outbox(store)
     assert rows[1]["state"] == "dead" and "cannot" not in rows[1]["last_error"] and "does not declare" in rows[1]["last_error"]
     store.dispose()
+
+
+def test_partial_change_document_is_merged_onto_the_current_version(store):
+    import json as _json
+
+    from gateway.versions import merge_changes
+
+    current = {
+        "po_number": "PO-1", "currency": "USD", "purpose": "original", "source": {"interchange_control_number": "1"},
+        "lines": [
+            {"line_number": "1", "quantity": "2", "sku": "A", "unit_price": "1.00"},
+            {"line_number": "2", "quantity": "5", "sku": "B", "unit_price": "2.00"},
+        ],
+    }
+    change = {
+        "po_number": "PO-1", "purpose": "change", "currency": None, "lines_are_changes": True,
+        "source": {"interchange_control_number": "2"},
+        "lines": [
+            {"line_number": "1", "quantity": "3", "sku": None, "change_code": "QI", "change": "change"},
+            {"line_number": "2", "quantity": "5", "change_code": "DI", "change": "delete"},
+            {"line_number": "3", "quantity": "1", "sku": "C", "change_code": "AI", "change": "add"},
+        ],
+    }
+    merged = merge_changes(current, change)
+    assert merged["currency"] == "USD" and merged["purpose"] == "change" and not merged["lines_are_changes"]
+    assert [(ln["line_number"], ln["quantity"], ln["sku"]) for ln in merged["lines"]] == [("1", "3", "A"), ("3", "1", "C")]
+    assert merged["source"]["interchange_control_number"] == "2"
+    assert _json.loads(_json.dumps(current))["lines"][0]["quantity"] == "2"  # the current version is untouched
