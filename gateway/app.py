@@ -25,6 +25,7 @@ __all__ = ["CycleStats", "Gateway"]
 
 SOURCES: dict[str, str] = {
     "folder": "connectors.sources.folder.source:FolderSource",
+    "sftp": "connectors.sources.sftp.source:SftpSource",
 }
 
 
@@ -119,7 +120,7 @@ class Gateway:
         if self.pipeline.partners.wants_acks:
             from gateway.acks.outbound import deliver_pending
 
-            deliver_pending(self.store)  # acknowledgements a crash or a full disk left behind
+            deliver_pending(self.store, self.config.partners)  # acknowledgements a crash or a full disk left behind
         return self.dispatcher.run_once()
 
     def cycle(self) -> CycleStats:
@@ -230,6 +231,10 @@ class Gateway:
     def close(self) -> None:
         if "dispatcher" in self.__dict__:
             self.dispatcher.close()
+        for source in self.__dict__.get("sources", []):
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
         self.store.dispose()
         if self._node_lock is not None:
             self._node_lock.close()

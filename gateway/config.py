@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from connectors.sources.folder.config import FolderSourceConfig
+from connectors.sources.sftp.config import SftpChannelConfig, SftpSourceConfig
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
 from gateway.errors import ConfigError
@@ -43,7 +44,7 @@ __all__ = [
     "load_config",
 ]
 
-SourceConfig = Annotated[Union[FolderSourceConfig], Field(discriminator="type")]  # noqa: UP007
+SourceConfig = Annotated[Union[FolderSourceConfig, SftpSourceConfig], Field(discriminator="type")]  # noqa: UP007
 ConnectorConfig = Annotated[Union[HttpJsonConfig, FileTargetConfig], Field(discriminator="type")]  # noqa: UP007
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -80,6 +81,7 @@ class AckConfig(BaseModel):
     )
     order_response: bool = Field(False, description="Send an 855 (X12) or ORDRSP (EDIFACT) after validation.")
     outbound: Path | None = Field(None, description="Folder the partner's acknowledgements are written to (its outbound mailbox).")
+    sftp: SftpChannelConfig | None = Field(None, description="Upload the partner's acknowledgements to this SFTP folder instead.")
     x12_id: str | None = Field(None, description="Our ISA06 as 'QQ:ID' on outbound interchanges (default: the inbound ISA07:ISA08).")
     edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
 
@@ -121,7 +123,7 @@ class GatewayConfig(BaseModel):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Sending orders to connectors.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
-    def source(self, name: str) -> FolderSourceConfig:
+    def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig:
         for s in self.sources:
             if s.name == name:
                 return s
@@ -192,11 +194,18 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
 
     cfg.home = home
     for s in cfg.sources:
-        s.path = fix(s.path)  # type: ignore[assignment]
-        s.archive = fix(s.archive) or s.path.parent / "archive"
-        s.failed = fix(s.failed) or s.path.parent / "failed"
+        if isinstance(s, FolderSourceConfig):
+            s.path = fix(s.path)  # type: ignore[assignment]
+            s.archive = fix(s.archive) or s.path.parent / "archive"
+            s.failed = fix(s.failed) or s.path.parent / "failed"
+        else:
+            s.known_hosts = fix(s.known_hosts)
+            s.private_key_file = fix(s.private_key_file)
     for p in cfg.partners:
         p.acks.outbound = fix(p.acks.outbound)
+        if p.acks.sftp is not None:
+            p.acks.sftp.known_hosts = fix(p.acks.sftp.known_hosts)
+            p.acks.sftp.private_key_file = fix(p.acks.sftp.private_key_file)
     for c in cfg.connectors:
         if isinstance(c, FileTargetConfig):
             c.path = fix(c.path)  # type: ignore[assignment]
@@ -280,7 +289,12 @@ def _check_secret_literals(
     """Secret-typed fields must come from the environment, never be written in the file."""
     if isinstance(data, dict):
         for k, v in data.items():
-            if k == "secret_headers" and isinstance(v, dict):
+            if k in ("password", "passphrase") and v is not None and not isinstance(v, _EnvValue):
+                problems.append(
+                    f"{_where((*loc, k), lines, path)}: secrets may not be written in the configuration; "
+                    f"use a reference such as ${{env:{_env_name(k)}}}"
+                )
+            elif k == "secret_headers" and isinstance(v, dict):
                 for hk, hv in v.items():
                     if not isinstance(hv, _EnvValue):
                         problems.append(

@@ -544,7 +544,7 @@ class Pipeline:
                 return
             planned = plan_acks(run.acks, body, self.partners.configs, self.partners, conn, forced_partner=partner)
             store_acks(conn, run.message_id, planned, run.order_ids)
-        deliver_pending(self.store)
+        deliver_pending(self.store, self.partners.configs)
 
     def _queue(
         self,

@@ -162,7 +162,7 @@ class PlannedAck:
     partner: str
     body: str
     control_number: str | None
-    outbound: Path | None
+    channel: str | None  # "folder:<path>" or "sftp:<partner>"; None: nowhere configured
     order_po: str | None = None
 
 
@@ -261,7 +261,13 @@ def _order_ack(oa: _OrderAck, body: bytes, cfg: Any, numbers: StoreControlNumber
 
 def _planned(kind: str, cfg: Any, text: str, po: str | None = None) -> PlannedAck:
     control = _control_of(kind, text)
-    return PlannedAck(kind, cfg.name, text, control, cfg.acks.outbound, po)
+    if cfg.acks.sftp is not None:
+        channel: str | None = f"sftp:{cfg.name}"
+    elif cfg.acks.outbound is not None:
+        channel = f"folder:{cfg.acks.outbound}"
+    else:
+        channel = None
+    return PlannedAck(kind, cfg.name, text, control, channel, po)
 
 
 def _control_of(kind: str, text: str) -> str | None:
@@ -288,14 +294,14 @@ def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck],
     now = utcnow()
     n = 0
     for p in planned:
-        state = "pending" if p.outbound is not None else "held"
-        error = None if p.outbound is not None else f"partner {p.partner} has no outbound channel (acks.outbound) configured"
+        state = "pending" if p.channel is not None else "held"
+        error = None if p.channel is not None else f"partner {p.partner} has no outbound channel (acks.outbound or acks.sftp) configured"
         order_id = order_ids.get(p.order_po or "") if p.order_po else None
         conn.execute(
             insert(t.acks).values(
                 created_at=now, message_id=message_id, order_id=order_id, partner=p.partner, kind=p.kind,
                 control_number=p.control_number, body=p.body, state=state,
-                channel=f"folder:{p.outbound}" if p.outbound else None, error=error,
+                channel=p.channel, error=error,
             )
         )
         what = f"{p.kind} {p.control_number or ''} for {p.partner}".replace("  ", " ")
@@ -304,26 +310,42 @@ def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck],
     return n
 
 
-def deliver_pending(store: Any) -> int:
+def deliver_pending(store: Any, partners: Iterable[Any] = ()) -> int:
     """Write pending acknowledgements to their channels; returns how many were sent."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.acks).where(t.acks.c.state == "pending").order_by(t.acks.c.id).limit(200)).mappings().all()
+    if not rows:
+        return 0
+    sftp = {p.name: p.acks.sftp for p in partners if p.acks.sftp is not None}
+    channels: dict[str, Any] = {}
     sent = 0
-    for row in rows:
-        channel = row["channel"] or ""
-        try:
-            if not channel.startswith("folder:"):
-                raise OSError(f"unknown channel {channel!r}")
+    try:
+        for row in rows:
+            channel = row["channel"] or ""
             suffix = "edi" if row["kind"] in ("CONTRL", "ORDRSP") else "x12"
             name = f"{row['kind']}-{row['control_number'] or row['id']}-{row['id']}.{suffix}"
-            _write_atomic(Path(channel[len("folder:") :]), name, row["body"].encode("utf-8"))
-        except OSError as exc:
-            log.error("acknowledgement %s to %s not written: %s; will retry", row["id"], row["partner"], exc)
-            continue
-        with store.begin() as conn:
-            conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="sent", sent_at=utcnow(), error=None))
-            add_event(conn, "ack_sent", f"{row['kind']} {row['control_number'] or ''} written to {name}", message_id=row["message_id"], order_id=row["order_id"])
-        sent += 1
+            try:
+                if channel.startswith("folder:"):
+                    _write_atomic(Path(channel[len("folder:") :]), name, row["body"].encode("utf-8"))
+                elif channel.startswith("sftp:") and channel[5:] in sftp:
+                    if channel not in channels:
+                        from connectors.sources.sftp.channel import SftpChannel
+
+                        channels[channel] = SftpChannel(sftp[channel[5:]])
+                    channels[channel].put(name, row["body"].encode("utf-8"))
+                else:
+                    raise OSError(f"channel {channel!r} is not configured any more")
+            except Exception as exc:  # any channel failure: keep it pending, try next cycle
+                log.error("acknowledgement %s to %s not delivered: %s; will retry", row["id"], row["partner"], exc)
+                continue
+            with store.begin() as conn:
+                conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="sent", sent_at=utcnow(), error=None))
+                where = "uploaded by SFTP as" if channel.startswith("sftp:") else "written to"
+                add_event(conn, "ack_sent", f"{row['kind']} {row['control_number'] or ''} {where} {name}", message_id=row["message_id"], order_id=row["order_id"])
+            sent += 1
+    finally:
+        for ch in channels.values():
+            ch.close()
     return sent
 
 
