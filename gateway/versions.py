@@ -177,6 +177,10 @@ class Linker:
             row["data"] = RawJSON(json.dumps(merged, separators=(",", ":")))
             row["line_count"] = len(merged.get("lines") or [])
             # content_hash stays the change document's own: a repeat of it is a duplicate.
+            problems = _problems(merged)
+            if problems:
+                mark("quarantined", problems[0], problems[1])
+                return None
         diff = order_diff(cur.data or {}, _data(row))
         summary = "; ".join(diff) if diff else "no field differs"
         events.append(
@@ -252,7 +256,9 @@ class Linker:
         return found
 
 
-_KEEP = {"lines", "source", "lines_are_changes", "unmapped", "extensions"}
+# Not copied from a change document onto the merged order: its lines are applied one by one,
+# its totals describe only the changed lines, its extensions are merged key by key.
+_KEEP = {"lines", "source", "lines_are_changes", "unmapped", "extensions", "totals"}
 _DELETE = {"delete", "DI", "2"}
 _ADD = {"add", "AI", "1"}
 
@@ -267,6 +273,7 @@ def merge_changes(current: dict[str, Any], change: dict[str, Any]) -> dict[str, 
     merged["source"] = change.get("source", merged.get("source"))
     merged["unmapped"] = list(change.get("unmapped") or [])
     merged["lines_are_changes"] = False
+    merged["extensions"] = {**(merged.get("extensions") or {}), **(change.get("extensions") or {})}
     lines: list[dict[str, Any]] = merged.get("lines") or []
     for cl in change.get("lines") or []:
         how = cl.get("change") or cl.get("change_code")
@@ -282,6 +289,22 @@ def merge_changes(current: dict[str, Any], change: dict[str, Any]) -> dict[str, 
             lines[at].update({k: v for k, v in fresh.items() if v not in (None, "", [], {})})
     merged["lines"] = lines
     return merged
+
+
+def _problems(merged: dict[str, Any]) -> tuple[str, str] | None:
+    """Validation of the order as it stands after a change: (reason, message) or None."""
+    from pydantic import ValidationError
+
+    from gateway.model import Order
+    from gateway.validation import validate
+
+    try:
+        found = validate(Order.model_validate(merged))
+    except ValidationError as exc:
+        return "INVALID_ORDER", f"the change does not make a valid order: {exc.errors()[0]['msg']}"
+    if not found:
+        return None
+    return found[0].reason, "after the change: " + "; ".join(p.message for p in found)
 
 
 def _data(row: dict[str, Any]) -> dict[str, Any]:
