@@ -49,6 +49,10 @@ class MapperSpec:
 # (format, document type) -> mapping. Imported only when used.
 MAPPERS: dict[tuple[str, str], MapperSpec] = {
     ("x12", "850"): MapperSpec("gateway.mapping.x12_850:map_850", "x12_850", "gateway.mapping.x12_850:load_x12_tables"),
+    ("x12", "860"): MapperSpec("gateway.mapping.x12_860:map_860", "x12_860", "gateway.mapping.x12_860:load_x12_860_tables"),
+    ("edifact", "ORDERS"): MapperSpec(
+        "gateway.mapping.edifact_orders:map_orders", "edifact_orders", "gateway.mapping.edifact_orders:load_edifact_tables"
+    ),
     ("cxml", "OrderRequest"): MapperSpec(
         "gateway.mapping.cxml_order:map_order_request", "cxml_order", "gateway.mapping.cxml_order:load_cxml_tables"
     ),
@@ -62,7 +66,7 @@ MAPPERS: dict[tuple[str, str], MapperSpec] = {
 }
 
 ORDER_TYPES_HINT = {
-    "x12": "850 purchase orders",
+    "x12": "850 purchase orders and 860 change requests",
     "edifact": "ORDERS messages",
     "cxml": "OrderRequest documents",
     "ubl": "Order, OrderChange and OrderCancellation documents",

@@ -13,6 +13,7 @@ __all__ = ["FORMATS", "detect", "get_parser"]
 # name -> "module:Class"; imported only when used, so a format's dependencies load lazily.
 FORMATS: dict[str, str] = {
     "x12": "gateway.formats.x12:X12Parser",
+    "edifact": "gateway.formats.edifact:EdifactParser",
     "cxml": "gateway.formats.cxml:CxmlParser",
     "ubl": "gateway.formats.ubl:UblParser",
 }
