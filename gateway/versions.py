@@ -41,11 +41,17 @@ class _Version:
     version: int
     state: str
     content_hash: str | None
-    data: dict[str, Any] | None
-    deliveries: dict[str, tuple[int, str | None]] = field(
-        default_factory=dict
-    )  # connector -> (outbox id, reference)
+    raw: Any  # the stored order: a dict, or JSON text not parsed until a change needs it
+    # connector -> (outbox id, the target's reference from its receipt)
+    deliveries: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     unwritten: bool = False  # accepted earlier in this same batch: its deliveries have no ids yet
+
+    @property
+    def data(self) -> dict[str, Any]:
+        # Parsed lazily: most orders are never changed, and ingest should not pay for it.
+        if isinstance(self.raw, str):
+            self.raw = json.loads(self.raw)
+        return dict(self.raw or {})
 
 
 @dataclass
@@ -86,7 +92,7 @@ class Linker:
                     row["version"],
                     row["state"],
                     row["content_hash"],
-                    _data(row),
+                    row.get("data"),
                     unwritten=True,
                 )
         return plans
@@ -122,7 +128,7 @@ class Linker:
                     row["version"],
                     row["state"],
                     row["content_hash"],
-                    _data(row),
+                    row.get("data"),
                     unwritten=True,
                 )
         return results
@@ -173,7 +179,7 @@ class Linker:
         if _data(row).get("lines_are_changes"):
             # X12 860 / EDIFACT ORDCHG list only what changes: the new version is the current
             # one with those changes applied, so every version stays a complete order.
-            merged = merge_changes(cur.data or {}, _data(row))
+            merged = merge_changes(cur.data, _data(row))
             row["data"] = RawJSON(json.dumps(merged, separators=(",", ":")))
             row["line_count"] = len(merged.get("lines") or [])
             # content_hash stays the change document's own: a repeat of it is a duplicate.
@@ -181,7 +187,7 @@ class Linker:
             if problems:
                 mark("quarantined", problems[0], problems[1])
                 return None
-        diff = order_diff(cur.data or {}, _data(row))
+        diff = order_diff(cur.data, _data(row))
         summary = "; ".join(diff) if diff else "no field differs"
         events.append(
             {
