@@ -10,21 +10,29 @@ How a file is read, in three layers:
    where something changed: ISA fields not padded to fixed width, no-break-space padding,
    a newline, CR or space as terminator, segments indented or wrapped with CR/LF, versions
    pyx12 does not know (00300, 00400, 00040, ...), several interchanges per file, each with
-   its own separators.
+   its own separators. Input written the usual way (each segment followed by its terminator
+   and a line break, or by the terminator alone) is split with whole-string operations,
+   one interchange's part of the buffer at a time; anything else goes through a
+   per-segment loop that fixes and reports it.
 2. **Envelope checks** (`_Reader`, a pyx12 ``X12Reader`` per interchange): pyx12 reads the
    (re-padded) ISA itself, with its ``RawX12File``, and its envelope bookkeeping checks every
    segment: SE/GE/IEA counts, control numbers, duplicates, segment ids, reported through
-   ``pop_errors()`` / ``cleanup()``. Two departures from the stock loop, both for speed and
-   both pinned by tests/unit/test_x12_parser.py to give the same errors: the segments after
-   the ISA come from `_Segmenter` already split (RawX12File splitting them again cost ~10% of
-   a translate run and checks nothing), and pyx12's checks get a light segment
-   (`_LightSegment`) with the interface they use instead of pyx12's ``Segment`` object tree,
-   which cost more than parsing and mapping together. `_Reader._check` also keeps pyx12's
-   loop stack in step on broken envelopes (an SE without ST made pyx12 raise IndexError).
+   ``pop_errors()`` / ``cleanup()``. Departures from the stock loop, all for speed and
+   pinned by tests/unit/test_x12_parser.py to give the same errors: the segments after the
+   ISA come from `_Segmenter` already split (RawX12File splitting them again cost ~10% of a
+   translate run and checks nothing); pyx12's checks get a light segment (`_LightSegment`)
+   with the interface they use instead of pyx12's ``Segment`` object tree, which cost more
+   than parsing and mapping together; and segments are checked a batch at a time
+   (`_Reader.checked`), the ordinary ones through one reusable `_LightSegment`, with each
+   segment's errors kept on it instead of being popped after every segment.
+   `_Reader._check` also keeps pyx12's loop stack in step on broken envelopes (an SE
+   without ST made pyx12 raise IndexError).
 3. **Events**: `InterchangeOpened`, then per transaction a `Document` (body: a list of
    segments, each ``[segment id, element, ...]``; a composite element is a list of
    components) or a `DocumentRejected`, then `InterchangeClosed` with the sha256 of the
-   interchange's normalized text and its group/interchange-level errors.
+   interchange's normalized text and its group/interchange-level errors. Only envelope
+   segments, segments with errors and segments outside a transaction set are looked at one
+   by one; the ordinary segments between them go into the body a run at a time.
 
 Memory stays flat: one 64 KiB chunk of input and the transaction set being assembled are
 held at a time (45 MB peak RSS for one 100,000-order interchange, bench/bench_x12.py).
@@ -87,6 +95,7 @@ _BLANKS = " \t\r\n"
 # Between interchanges: blanks, NUL padding and a DOS end-of-file mark are ignored.
 _GAP = " \t\r\n\x00\x1a"
 _ISA_START = re.compile(r"ISA[^A-Za-z0-9\s]")
+_INDENTED = re.compile(r"\n[ \t]")  # a segment indented after a line break
 _MAX_SEGMENT_WARNINGS = 5
 # One batch from _Segmenter.segments: texts, their lines, {index: empty segments before it}.
 _Batch = tuple[list[str], list[int], dict[int, int] | None]
@@ -366,19 +375,23 @@ class _Segmenter:
     # -- inside an interchange --------------------------------------------------------------
 
     def _clean_batch(
-        self, pieces: list[str], tail: str, term: str, line: int, boundary: re.Pattern[str]
+        self, term: str, line: int, boundary: re.Pattern[str]
     ) -> tuple[list[str], list[int], int, bool] | None:
-        """Split a chunk with whole-list operations when it needs no fixing but line breaks.
+        """Split the whole segments buffered with whole-string operations, when they need no
+        fixing but line breaks.
 
         The common case (a terminator and a line break after each segment) costs a fraction
-        of the per-segment loop in `segments`. Returns None when the chunk has anything else
-        (indentation, empty segments, wrapped segments): `segments` handles it then.
-        Otherwise (texts, their lines, the line after them, whether the interchange ended).
+        of the per-segment loop in `segments`. Returns None when there is no whole segment
+        or anything else to fix (indentation, empty segments, wrapped segments): `segments`
+        handles it then. Otherwise consumes the segments up to the end of the interchange
+        (IEA or the next ISA) or of the buffer and returns (texts, their lines, the line
+        after them, whether the interchange ended).
         """
         buf = self._buf
-        end = len(buf) - len(tail)
+        end = buf.rfind(term) + 1
+        if not end:
+            return None
         pos = 0
-        cut = len(pieces)  # pieces of this interchange in the chunk
         ended = False
         while True:
             match = boundary.search(buf, pos, end)
@@ -389,28 +402,22 @@ class _Segmenter:
             if not buf[previous_end:start].strip("\r\n"):
                 # At the start of a segment, not inside one ("...*LISA*..."): IEA ends the
                 # interchange, an ISA starts the next one without an IEA before it.
-                cut = buf.count(term, 0, start)
                 if match.group().startswith("IEA"):
-                    cut += 1
                     end = buf.index(term, start) + 1
                 else:
                     end = previous_end
                 ended = True
                 break
             pos = start + 1
-        mine = pieces[:cut] if cut < len(pieces) else pieces
-        texts = [p.lstrip(_BLANKS) for p in mine]
-        joined = "".join(texts)
-        if "\n" in joined or "\r" in joined or "" in texts:
+        # Only this interchange's part of the buffer is split: a 64 KiB chunk holds several
+        # small interchanges, and splitting all of it for each one was quadratic.
+        region = buf[:end]
+        split = _split_one_per_line(region, term, line) or _split_clean(region, term, line)
+        if split is None:
             return None
-        newlines = buf.count("\n", 0, end)
-        if end - len(mine) - len(joined) != newlines + buf.count("\r", 0, end):
-            return None  # blanks other than line breaks: indentation to report
-        lines = list(itertools.accumulate([p.count("\n") for p in mine], initial=line))
-        after = lines[-1]
-        del lines[0]
+        texts, lines, after = split
+        self._buf = buf[end:]
         if ended:
-            self._buf = term.join(pieces[cut:] + [tail])
             self._line = after
         return texts, lines, after, ended
 
@@ -435,6 +442,16 @@ class _Segmenter:
         self.trailing_empties = 0
         warned_indent = warned_wrap = False
         while True:
+            if not blank_term and not empties:
+                fast = self._clean_batch(term, line, boundary)
+                if fast is not None:
+                    texts, lines, line, done = fast
+                    self._seg_no += len(texts)
+                    if texts:
+                        yield texts, lines, None
+                    if done:
+                        return
+                    continue
             pieces = self._buf.split(term)
             tail = pieces.pop()
             if not pieces:  # no whole segment buffered
@@ -460,20 +477,6 @@ class _Segmenter:
                         f"the last segment (near line {line}) has no segment terminator"
                     )
                 pieces, tail = [tail], ""
-                unterminated = True
-            else:
-                unterminated = False
-            if not blank_term and not empties and not unterminated:
-                fast = self._clean_batch(pieces, tail, term, line, boundary)
-                if fast is not None:
-                    texts, lines, line, done = fast
-                    self._seg_no += len(texts)
-                    if texts:
-                        yield texts, lines, None
-                    if done:
-                        return
-                    self._buf = tail
-                    continue
             texts = []
             lines = []
             empty_at: dict[int, int] | None = None
@@ -538,6 +541,54 @@ class _Segmenter:
             if done:
                 return
             self._buf = tail
+
+
+def _split_one_per_line(
+    region: str, term: str, line: int
+) -> tuple[list[str], list[int], int] | None:
+    """`region` (whole segments) split when each segment is followed by its terminator and
+    one line break ("\n" or "\r\n"), as most senders write X12: (texts, lines, line after).
+
+    None for any other layout; `_split_clean` is the general form. Here the line numbers
+    are a range and nothing is done per segment in Python. The tests are searches for one
+    character (memchr, nearly free) where possible: counting or searching for two
+    characters reads the whole region at a byte per nanosecond.
+    """
+    body = region.lstrip("\r\n")
+    if not body or body[0] in " \t" or body[0] == term:
+        return None
+    nl = "\r\n" if "\r" in body else "\n"
+    texts = body[:-1].split(term + nl)  # body ends with the last segment's terminator
+    joined = "".join(texts)
+    if (
+        term in joined  # a segment without a line break after it
+        or "\n" in joined  # blank lines, wrapped segments, a lone CR or LF
+        or "\r" in joined
+        or "" in texts  # an empty segment
+        or _INDENTED.search(body)
+    ):
+        return None
+    first = line + region.count("\n", 0, len(region) - len(body))
+    n = len(texts)
+    return texts, list(range(first, first + n)), first + n - 1
+
+
+def _split_clean(region: str, term: str, line: int) -> tuple[list[str], list[int], int] | None:
+    """`region` (whole segments) split when nothing but line breaks before segments needs
+    removing: (texts, lines, line after), or None."""
+    pieces = region.split(term)
+    del pieces[-1]  # "" after the last terminator
+    texts = [p.lstrip(_BLANKS) for p in pieces]
+    joined = "".join(texts)
+    if "\n" in joined or "\r" in joined or "" in texts:
+        return None
+    newlines = region.count("\n")
+    if len(region) - len(pieces) - len(joined) != newlines + region.count("\r"):
+        return None  # blanks other than line breaks: indentation to report
+    lines = list(itertools.accumulate([p.count("\n") for p in pieces], initial=line))
+    after = lines[-1]
+    del lines[0]
+    return texts, lines, after
 
 
 def _check_separators(es: str, cs: str, term: str, where: str) -> None:
@@ -625,14 +676,16 @@ class _LightSegment:
     components dropped, None past the end; ISA elements are never split into components.
     """
 
-    __slots__ = ("line", "elements", "seg_id", "lineno", "_cs")
+    __slots__ = ("line", "elements", "seg_id", "lineno", "errors", "_cs", "_separators")
 
     def __init__(self, line: str, es: str, cs: str, lineno: int):
         self.line = line
         self.elements = line.split(es)
         self.seg_id = self.elements[0]
         self.lineno = lineno  # in the source file
+        self.errors: list[Any] | None = None  # pyx12's errors for it, see _Reader.checked
         self._cs = cs
+        self._separators = es + cs
 
     def __len__(self) -> int:
         return len(self.elements) - 1
@@ -649,12 +702,9 @@ class _LightSegment:
         return _seg_id_ok(self.seg_id)
 
     def is_empty(self) -> bool:
-        elements, cs = self.elements, self._cs
-        if len(elements) > 1:
-            first = elements[1]
-            if first and first[0] != cs:
-                return False  # the usual case: the first element has data
-        return not any(value.strip(cs) for value in elements[1:])
+        # Every element is empty or only component separators: nothing but separators
+        # follows the segment id. One C call; pyx12 asks this of every segment.
+        return len(self.line.rstrip(self._separators)) <= len(self.seg_id)
 
     def get_value(self, ref_des: str) -> str | None:
         idx = int(ref_des[-2:])
@@ -667,14 +717,34 @@ class _LightSegment:
         return value
 
 
+_ENVELOPE_IDS = frozenset(("ISA", "GS", "ST", "SE", "GE", "IEA"))
+_LOOP_IDS = frozenset(("GS", "ST", "SE", "GE", "IEA"))
+# What pyx12 raises on a segment it cannot check (broken envelopes, see _Reader._check).
+_PYX12_FAILURES = (IndexError, KeyError, TypeError, ValueError, pyx12.errors.X12Error)
+
+
 class _IdSet(set):  # type: ignore[type-arg]
     """pyx12 keeps seen control numbers in lists; `in` on a 100,000-long list is quadratic."""
 
     append = set.add
 
 
+@dataclasses.dataclass(slots=True)
+class _Checked:
+    """A batch of segments of one interchange after pyx12's checks (`_Reader.checked`)."""
+
+    texts: list[str]
+    elements: list[list[Any]]  # each segment in body form (see X12Segments)
+    lines: list[int]
+    # Indexes, ascending, of the segments the event loop must look at one by one: envelope
+    # segments, segments pyx12 reported errors on, segments after empty segments.
+    special: list[int]
+    segments: dict[int, _LightSegment]  # index -> the envelope segments and those with errors
+    empty_at: dict[int, int] | None  # index -> empty segments just before it
+
+
 class _Reader(pyx12.x12file.X12Reader):
-    """pyx12's X12Reader over one interchange, yielding `_LightSegment`s.
+    """pyx12's X12Reader over one interchange, checking `_LightSegment`s.
 
     pyx12 reads the ISA itself (RawX12File: separators, 106 characters, version) and runs
     its own envelope checks on every segment. The segments after the ISA come from
@@ -686,7 +756,6 @@ class _Reader(pyx12.x12file.X12Reader):
         super().__init__(io.StringIO(isa.text_for_pyx12))
         self._isa = isa
         self._batches = batches
-        self.empties: dict[int, int] = {}  # segment index (ISA = 0) -> empty segments before it
         # sha256 of the interchange's normalized text: each segment and its terminator.
         self.digest = hashlib.sha256(isa.normalized.encode("utf-8"))
 
@@ -707,37 +776,80 @@ class _Reader(pyx12.x12file.X12Reader):
         self._gs_ids = _IdSet(value)
 
     def __iter__(self) -> Iterator[_LightSegment]:  # type: ignore[override]
-        # Same steps as X12Reader.__iter__, with _LightSegment for pyx12.segment.Segment.
-        # Leading blanks never reach here: _Segmenter strips them.
-        self.err_list = []
-        es = self.ele_term
-        cs = self.subele_term
+        """X12Reader's interface: each segment once checked, its errors in `err_list`."""
+        es, cs = self.ele_term, self.subele_term
         assert es is not None and cs is not None
-        check = self._check
-        for line in self.raw:  # just the ISA
-            seg = _LightSegment(line, es, cs, self._isa.line)
-            check(seg)
-            yield seg
+        for batch in self.checked():
+            for k, text in enumerate(batch.texts):
+                seg = batch.segments.get(k) or _LightSegment(text, es, cs, batch.lines[k])
+                if seg.errors:
+                    self.err_list.extend(seg.errors)
+                yield seg
+
+    def checked(self) -> Iterator[_Checked]:
+        """The interchange a batch at a time, each segment checked by pyx12, in order.
+
+        The same steps as X12Reader.__iter__, with _LightSegment for pyx12.segment.Segment.
+        pyx12's errors for a segment are moved from `err_list` to the segment's `errors`.
+        Leading blanks never reach here: _Segmenter strips them.
+        """
+        self.err_list = []
+        es, cs = self.ele_term, self.subele_term
+        assert es is not None and cs is not None
+        for text in self.raw:  # just the ISA
+            isa = _LightSegment(text, es, cs, self._isa.line)
+            self._check(isa)
+            isa.errors, self.err_list = self.err_list or None, []
+            yield _Checked([text], [isa.elements], [isa.lineno], [0], {0: isa}, None)
         term = self._isa.out_terminator
         digest = self.digest.update
-        index = 1
+        parse = self._parse_segment
+        loop_ids = _LOOP_IDS
+        # Ordinary segments (all but ~5 per order) are checked through this one object, aimed
+        # at each in turn: pyx12 keeps nothing of a segment it checks, and a _LightSegment
+        # per segment, yielded one at a time, cost ~15% of parsing. Only envelope segments
+        # and those pyx12 finds fault with get a _LightSegment of their own.
+        probe = _LightSegment("", es, cs, 0)
         for texts, lines, empty_at in self._batches:
-            digest((term.join(texts) + term).encode("utf-8"))
-            if empty_at:
-                for at, count in empty_at.items():
-                    self.empties[index + at] = count
-            index += len(texts)
-            for text, lineno in zip(texts, lines, strict=True):
-                if text[-1] == es:
+            joined = term.join(texts) + term
+            digest(joined.encode("utf-8"))
+            # Asked of the whole batch first, as most batches have no segment that ends with
+            # an element separator and no composite element: then no segment is asked.
+            trailing_es = es + term in joined
+            composites = cs in joined
+            elements_of: list[list[Any]] = []
+            segments: dict[int, _LightSegment] = {}
+            for text in texts:
+                if trailing_es and text[-1] == es:
                     self._seg_error(
                         "SEG1",
                         "Segment contains trailing element terminators",
                         None,
                         self.cur_line + 1,
                     )
-                seg = _LightSegment(text, es, cs, lineno)
-                check(seg)
-                yield seg
+                elements = text.split(es)
+                sid = elements[0]
+                if sid in loop_ids:
+                    seg = _LightSegment(text, es, cs, lines[len(elements_of)])
+                    self._check(seg)
+                    if self.err_list:
+                        seg.errors, self.err_list = self.err_list, []
+                    segments[len(elements_of)] = seg
+                else:
+                    probe.line, probe.elements, probe.seg_id = text, elements, sid
+                    try:
+                        parse(probe)  # type: ignore[arg-type]  # _check, for non-loop ids
+                    except _PYX12_FAILURES as exc:
+                        self._isa_error("pyx12", f"pyx12 could not check segment {sid}: {exc}")
+                    if self.err_list:
+                        seg = _LightSegment(text, es, cs, lines[len(elements_of)])
+                        seg.errors, self.err_list = self.err_list, []
+                        segments[len(elements_of)] = seg
+                elements_of.append(
+                    _body_form(elements, cs) if composites and cs in text else elements
+                )
+            special = sorted(segments.keys() | empty_at.keys()) if empty_at else list(segments)
+            yield _Checked(texts, elements_of, lines, special, segments, empty_at)
 
     def _check(self, seg: _LightSegment) -> None:
         """pyx12's checks for one segment, kept from tripping over a broken envelope.
@@ -765,7 +877,7 @@ class _Reader(pyx12.x12file.X12Reader):
                     loops.pop()  # reported as X12_TRUNCATED
         try:
             self._parse_segment(seg)  # type: ignore[arg-type]
-        except (IndexError, KeyError, TypeError, ValueError, pyx12.errors.X12Error) as exc:
+        except _PYX12_FAILURES as exc:
             self._isa_error("pyx12", f"pyx12 could not check segment {sid}: {exc}")
 
 
@@ -780,8 +892,6 @@ _TX_REJECT = {
     ("st", "2"): "X12_TRUNCATED",
     ("seg", "1"): "X12_SEGMENT",
 }
-_ENVELOPE_IDS = frozenset(("ISA", "GS", "ST", "SE", "GE", "IEA"))
-_LOOP_IDS = frozenset(("GS", "ST", "SE", "GE", "IEA"))
 
 
 @dataclasses.dataclass(slots=True)
@@ -883,126 +993,136 @@ class X12Parser:
         source.warnings.clear()
         segmenter.warnings.clear()
 
-        cs = isa.component_sep
         group: Envelope | None = None
         tx: _Tx | None = None
-        body: X12Segments = X12Segments()
         count = 0
-        empties_at = reader.empties
-        index = -1  # of the segment in this interchange, the ISA is 0
-        envelope_ids = _ENVELOPE_IDS
-        for seg in reader:
-            index += 1
-            sid = seg.seg_id
-            if (
-                tx is not None
-                and sid not in envelope_ids
-                and not reader.err_list
-                and not empties_at
-            ):
-                # The common case, kept short: an ordinary segment inside a transaction set.
-                body.append(seg.elements if cs not in seg.line else _elements(seg, cs))
-                body.lines.append(seg.lineno)
-                continue
-            line = seg.lineno
-            seg_no = first_seg_no + index
-            pyx12_errors = reader.err_list
-            if pyx12_errors:
-                reader.err_list = []
-            empties = empties_at.pop(index, 0) if empties_at else 0
-            if empties:
-                message = (
-                    f"an empty segment (two segment terminators in a row) before line {line}; "
-                    "pyx12 and many translators stop reading there, so the sender must remove it"
-                )
-                if tx is not None and sid != "ST":
-                    tx.problems.append(("X12_EMPTY_SEGMENT", message))
-                else:
-                    errors.append(message)
-
-            if tx is not None:
-                if sid in _ENVELOPE_IDS and sid != "SE":
-                    # ST, GE, IEA or GS before the SE: the transaction set is cut off.
-                    tx.problems.append(
-                        (
-                            "X12_TRUNCATED",
-                            f"no SE before the {sid} at line {line}; the transaction set is incomplete",
-                        )
+        base = 0  # index in this interchange of the batch's first segment; the ISA is 0
+        for batch in reader.checked():
+            elements_of, lines, segments = batch.elements, batch.lines, batch.segments
+            empty_at = batch.empty_at
+            n = len(elements_of)
+            special = iter(batch.special)
+            next_special = next(special, n)
+            k = 0
+            while k < n:
+                if tx is not None and k < next_special:
+                    # The common case, kept short: the ordinary segments of a transaction set
+                    # up to the next special one go to its body in one step.
+                    tx.body.extend(elements_of[k:next_special])
+                    tx.body.lines.extend(lines[k:next_special])
+                    k = next_special
+                    continue
+                # One segment at a time: a special one, or one outside a transaction set.
+                i = k
+                k += 1
+                if i == next_special:
+                    next_special = next(special, n)
+                elements = elements_of[i]
+                sid = elements[0]
+                line = lines[i]
+                seg_no = first_seg_no + base + i
+                seg = segments.get(i)  # set for envelope segments and those with errors
+                pyx12_errors = seg.errors if seg is not None else None
+                empties = empty_at.get(i, 0) if empty_at else 0
+                if empties:
+                    message = (
+                        f"an empty segment (two segment terminators in a row) before line "
+                        f"{line}; pyx12 and many translators stop reading there, so the sender "
+                        "must remove it"
                     )
-                    yield self._finish(tx, source, segmenter)
-                    tx = None
-                else:
-                    tx.body.append(_elements(seg, cs))
-                    tx.body.lines.append(line)
-                    if pyx12_errors:
-                        _attach(tx, pyx12_errors, sid, line, errors)
-                    if sid == "SE":
+                    if tx is not None and sid != "ST":
+                        tx.problems.append(("X12_EMPTY_SEGMENT", message))
+                    else:
+                        errors.append(message)
+
+                if tx is not None:
+                    if sid in _ENVELOPE_IDS and sid != "SE":
+                        # ST, GE, IEA or GS before the SE: the transaction set is cut off.
+                        tx.problems.append(
+                            (
+                                "X12_TRUNCATED",
+                                f"no SE before the {sid} at line {line}; the transaction set is "
+                                "incomplete",
+                            )
+                        )
                         yield self._finish(tx, source, segmenter)
                         tx = None
+                    else:
+                        tx.body.append(elements)
+                        tx.body.lines.append(line)
+                        if pyx12_errors:
+                            _attach(tx, pyx12_errors, sid, line, errors)
+                        if sid == "SE":
+                            yield self._finish(tx, source, segmenter)
+                            tx = None
+                        continue
+
+                if sid == "ST":
+                    assert seg is not None  # an envelope segment
+                    ctl = seg.get_value("ST02")
+                    if group is None:
+                        problem = (
+                            "X12_NO_GROUP",
+                            f"the transaction set at line {line} is not inside a GS..GE functional group",
+                        )
+                        envelope = interchange
+                    else:
+                        problem = None
+                        envelope = group
+                    body = X12Segments()
+                    body.append(elements)
+                    body.lines.append(line)
+                    tx = _Tx(
+                        envelope=envelope,
+                        doc_type=seg.get_value("ST01") or "",
+                        control=ctl or None,
+                        line=line,
+                        seg_no=seg_no,
+                        index=state.doc_index,
+                        body=body,
+                        problems=[problem] if problem else [],
+                        warnings=[],
+                    )
+                    state.doc_index += 1
+                    count += 1
+                    if pyx12_errors:
+                        _attach(tx, pyx12_errors, sid, line, errors)
                     continue
 
-            if sid == "ST":
-                ctl = seg.get_value("ST02")
-                if group is None:
-                    problem = (
-                        "X12_NO_GROUP",
-                        f"the transaction set at line {line} is not inside a GS..GE functional group",
-                    )
-                    envelope = interchange
-                else:
-                    problem = None
-                    envelope = group
-                body = X12Segments()
-                body.append(_elements(seg, cs))
-                body.lines.append(line)
-                tx = _Tx(
-                    envelope=envelope,
-                    doc_type=seg.get_value("ST01") or "",
-                    control=ctl or None,
-                    line=line,
-                    seg_no=seg_no,
-                    index=state.doc_index,
-                    body=body,
-                    problems=[problem] if problem else [],
-                    warnings=[],
-                )
-                state.doc_index += 1
-                count += 1
                 if pyx12_errors:
-                    _attach(tx, pyx12_errors, sid, line, errors)
-                continue
-
-            if pyx12_errors:
-                if sid == "IEA":
-                    pyx12_errors = _drop_repadded_iea_mismatch(pyx12_errors, seg, interchange)
-                errors.extend(_envelope_message(e, line) for e in pyx12_errors)
-            if sid == "GS":
-                if group is not None:
-                    errors.append(
-                        f"the GS at line {line} opens a group before the GE of group "
-                        f"{group.group_control_number}"
+                    assert seg is not None  # errors come with a segment
+                    if sid == "IEA":
+                        pyx12_errors = _drop_repadded_iea_mismatch(pyx12_errors, seg, interchange)
+                    errors.extend(_envelope_message(e, line) for e in pyx12_errors)
+                if sid == "GS":
+                    assert seg is not None  # an envelope segment
+                    if group is not None:
+                        errors.append(
+                            f"the GS at line {line} opens a group before the GE of group "
+                            f"{group.group_control_number}"
+                        )
+                    gs08 = (seg.get_value("GS08") or "").strip()
+                    group = dataclasses.replace(
+                        interchange,
+                        group_control_number=(seg.get_value("GS06") or "").strip() or None,
+                        functional_id=(seg.get_value("GS01") or "").strip() or None,
+                        version=gs08 or isa.version,
                     )
-                gs08 = (seg.get_value("GS08") or "").strip()
-                group = dataclasses.replace(
-                    interchange,
-                    group_control_number=(seg.get_value("GS06") or "").strip() or None,
-                    functional_id=(seg.get_value("GS01") or "").strip() or None,
-                    version=gs08 or isa.version,
-                )
-            elif sid == "GE":
-                if group is None:
-                    errors.append(f"the GE at line {line} closes no functional group (no GS)")
-                group = None
-            elif sid in ("IEA", "ISA"):
-                pass
-            elif sid == "TA1":
-                errors.append(
-                    f"a TA1 interchange acknowledgment at line {line} was ignored (not an order)"
-                )
-            else:
-                errors.append(
-                    f"segment {sid} at line {line} is outside any transaction set and was ignored"
-                )
+                elif sid == "GE":
+                    if group is None:
+                        errors.append(f"the GE at line {line} closes no functional group (no GS)")
+                    group = None
+                elif sid in ("IEA", "ISA"):
+                    pass
+                elif sid == "TA1":
+                    errors.append(
+                        f"a TA1 interchange acknowledgment at line {line} was ignored (not an order)"
+                    )
+                else:
+                    errors.append(
+                        f"segment {sid} at line {line} is outside any transaction set and was ignored"
+                    )
+            base += n
 
         trailing = segmenter.trailing_empties
         if trailing:
@@ -1071,11 +1191,9 @@ class _FileState:
     interchange_keys: set[str | None] = dataclasses.field(default_factory=set)
 
 
-def _elements(seg: _LightSegment, cs: str) -> list[Any]:
-    """Body form of a segment: composites become lists, trailing empty components dropped."""
-    elements = seg.elements
-    if cs not in seg.line:
-        return elements
+def _body_form(elements: list[str], cs: str) -> list[Any]:
+    """Body form of a segment holding the component separator: composites become lists,
+    trailing empty components dropped."""
     out: list[Any] = [elements[0]]
     for value in elements[1:]:
         if cs in value:

@@ -262,20 +262,6 @@ def _val(seg: list[Any], i: int) -> str | None:
     return v.strip() or None
 
 
-def _vals(seg: list[Any], size: int) -> list[str | None]:
-    """Every element as `_val` gives it, padded with None to at least `size` + 1 entries.
-
-    One call per segment instead of one per element: the PO1 loop is most of an 850.
-    """
-    try:
-        out: list[str | None] = [v.strip() or None for v in seg]
-    except AttributeError:  # a composite (list) among the elements: use its first component
-        out = [(v.strip() or None) if v.__class__ is str else (v[0].strip() or None) for v in seg]
-    if len(out) <= size:
-        out.extend([None] * (size + 1 - len(out)))
-    return out
-
-
 class _Build:
     """The state of one mapping run: where in the 850 we are and what has been collected."""
 
@@ -322,17 +308,20 @@ class _Build:
         self.others: dict[str, dict[str, Any]] = {}
         self.extensions: dict[str, Any] = {}
         self.po1_count = 0
-        self.ctt_position: str | None = None
+        self.ctt_at: tuple[int, list[Any]] | None = None  # (index, segment) of the CTT
         self.k = 0  # index of the segment being mapped
 
     # -- errors and values -----------------------------------------------------------------
 
-    def where(self, seg: list[Any], element: int | None = None) -> str:
+    def where(self, seg: list[Any], element: int | None = None, k: int | None = None) -> str:
+        """Position of `seg` (the segment being mapped, else the one at index `k`)."""
         sid = seg[0]
+        if k is None:
+            k = self.k
         parts = []
-        if self.lines_of is not None and self.k < len(self.lines_of):
-            parts.append(f"line {self.lines_of[self.k]}")
-        parts.append(f"segment {self.k + 1} of transaction {self.doc.control_number} ({sid})")
+        if self.lines_of is not None and k < len(self.lines_of):
+            parts.append(f"line {self.lines_of[k]}")
+        parts.append(f"segment {k + 1} of transaction {self.doc.control_number} ({sid})")
         if element is not None:
             parts.append(f"element {sid}{element:02d}")
         return ", ".join(parts)
@@ -438,11 +427,13 @@ class _Build:
             )
         line_count = self.totals.get("line_count")
         if line_count is not None and line_count != self.po1_count:
+            assert self.ctt_at is not None  # set with line_count
+            k, ctt = self.ctt_at
             raise MappingError(
                 f"CTT01 says {line_count} line items but the order has {self.po1_count} PO1 "
                 "segments; a line may have been lost, ask the sender to resend the order",
                 reason="X12_CTT_COUNT",
-                position=self.ctt_position,
+                position=self.where(ctt, 1, k),
             )
         buyer = self.parties.get("buyer")
         for contact, seg in self.header_contacts:
@@ -721,8 +712,7 @@ def _amt(b: _Build, seg: list[Any]) -> None:
 
 
 def _pid(b: _Build, seg: list[Any]) -> None:
-    v = _vals(seg, 5)
-    kind, text = v[1], v[5]
+    kind, text = _val(seg, 1), _val(seg, 5)
     line = b.line
     if line is None:
         if text and kind in ("F", "X"):
@@ -730,7 +720,7 @@ def _pid(b: _Build, seg: list[Any]) -> None:
         else:
             b.unmapped.append(_text(seg))
         return
-    if kind == "S" or (kind == "X" and v[4]):
+    if kind == "S" or (kind == "X" and _val(seg, 4)):
         line.setdefault("notes", []).append(_text(seg))  # a coded description: kept as sent
     if text and kind in ("F", "X"):
         b.description.append(text)
@@ -815,42 +805,57 @@ def _po1(b: _Build, seg: list[Any]) -> None:
     if b.summary:
         b.unmapped.append(_text(seg))
         return
-    _close_line(b)
+    if b.line is not None:
+        _close_line(b)
     b.po1_count += 1
-    v = _vals(seg, 5)
-    quantity = b.dec(seg, 2, value=v[2])
+    # PO101..PO105 read one by one instead of through _val: one PO1 per order line
+    # makes this the busiest handler. A composite among them is rare: AttributeError.
+    e = seg if len(seg) > 5 else [*seg, "", "", "", "", ""]
+    try:
+        line_number = e[1].strip() or None
+        quantity_text = e[2].strip() or None
+        uom = e[3].strip() or None
+        price_text = e[4].strip() or None
+        price_basis = e[5].strip() or None
+    except AttributeError:
+        line_number, quantity_text, uom, price_text, price_basis = [_val(e, i) for i in range(1, 6)]
+    quantity = b.dec(seg, 2, value=quantity_text)
     if quantity is None:
         raise MappingError(
-            f"PO1 line {v[1] or b.po1_count} has no quantity (PO102)",
+            f"PO1 line {line_number or b.po1_count} has no quantity (PO102)",
             reason="X12_MISSING_QUANTITY",
             position=b.where(seg, 2),
         )
     line: dict[str, Any] = {
-        "line_number": v[1],
+        "line_number": line_number,
         "quantity": quantity,
-        "uom": v[3],
-        "unit_price": b.dec(seg, 4, value=v[4]),
-        "price_basis": v[5],
+        "uom": uom,
+        "unit_price": b.dec(seg, 4, value=price_text),
+        "price_basis": price_basis,
     }
-    if len(v) > 7:
-        _item_ids(b, v, line, 6)
+    if len(seg) > 7:
+        _item_ids(b, seg, line, 6)
     b.line = line
     b.lines.append(line)
 
 
-def _item_ids(b: _Build, v: list[str | None], line: dict[str, Any], start: int) -> None:
-    """Qualifier/value pairs from v[start] on -> item_ids, and the fields the table names."""
+def _item_ids(b: _Build, seg: list[Any], line: dict[str, Any], start: int) -> None:
+    """Qualifier/value pairs from seg[start] on -> item_ids, and the fields the table names."""
     fields = b.t.product_ids
     ids = line.setdefault("item_ids", [])
-    for i in range(start, len(v) - 1, 2):
-        qualifier = v[i]
-        value = v[i + 1]
-        if qualifier is None or value is None:
-            continue
-        ids.append({"qualifier": qualifier, "value": value})
-        field = fields.get(qualifier)
-        if field is not None and field not in line:
-            line[field] = value
+    for i in range(start, len(seg) - 1, 2):
+        # _val written out: two or more pairs on every PO1.
+        qualifier, value = seg[i], seg[i + 1]
+        try:
+            qualifier, value = qualifier.strip(), value.strip()
+        except AttributeError:  # a composite: its first component counts
+            qualifier = (qualifier if qualifier.__class__ is str else qualifier[0]).strip()
+            value = (value if value.__class__ is str else value[0]).strip()
+        if qualifier and value:
+            ids.append({"qualifier": qualifier, "value": value})
+            field = fields.get(qualifier)
+            if field is not None and field not in line:
+                line[field] = value
 
 
 def _close_line(b: _Build) -> None:
@@ -864,7 +869,7 @@ def _close_line(b: _Build) -> None:
 
 def _lin(b: _Build, seg: list[Any]) -> None:
     assert b.line is not None
-    _item_ids(b, _vals(seg, 3), b.line, 2)
+    _item_ids(b, seg, b.line, 2)
 
 
 def _po4(b: _Build, seg: list[Any]) -> None:
@@ -931,7 +936,7 @@ def _ctt(b: _Build, seg: list[Any]) -> None:
     count = b.int_(seg, 1)
     b.totals["line_count"] = count
     b.totals["quantity_total"] = b.dec(seg, 2)
-    b.ctt_position = b.where(seg, 1)
+    b.ctt_at = (b.k, seg)  # its position is written out only for an error
 
 
 _Handler = Callable[[_Build, list[Any]], None]

@@ -417,6 +417,94 @@ def test_whole_chunk_fast_path_matches_the_segment_loop(name, chunk, monkeypatch
     assert fast == slow
 
 
+def _layouts() -> dict[str, bytes]:
+    """One clean 850 interchange written the ways senders write segments, and variations
+    that each fast path must refuse (then the per-segment loop reports what it fixed)."""
+    base = (FIXTURES / "clean_4010_850.edi").read_bytes()
+    segs = [s.strip() for s in base.split(b"~") if s.strip()]
+    first = LOOKALIKES.split(b"~\n")[:11]  # ISA .. IEA
+    small = b"".join(  # small interchanges, every other one without its IEA
+        b"~\n".join([*first[: 11 - i % 2], b""]).replace(b"000000001", b"%09d" % i)
+        for i in range(1, 7)
+    )
+
+    def join(sep: bytes, items: list[bytes] = segs) -> bytes:
+        return sep.join(items) + sep
+
+    indented = list(segs)
+    indented[5] = b"  " + indented[5]
+    tabbed = list(segs)
+    tabbed[7] = b"\t" + tabbed[7]
+    wrapped = list(segs)
+    wrapped[6] = wrapped[6][:4] + b"\n" + wrapped[6][4:]
+    lone_cr = list(segs)
+    lone_cr[6] = wrapped[6].replace(b"\n", b"\r")
+    return {
+        "lf": join(b"~\n"),
+        "crlf": join(b"~\r\n"),
+        "one line": join(b"~"),
+        "blank lines first": b"\n\r\n\n" + join(b"~\n"),
+        "mixed lf and crlf": join(b"~\n", segs[:9]) + join(b"~\r\n", segs[9:]),
+        "some without line break": join(b"~\n", segs[:9]) + join(b"~", segs[9:]),
+        "blank line inside": join(b"~\n", segs[:9]) + b"\n" + join(b"~\n", segs[9:]),
+        "empty segment": join(b"~\n", segs[:9]) + b"~\n" + join(b"~\n", segs[9:]),
+        "indented": join(b"~\n", indented),
+        "tab indented": join(b"~\n", tabbed),
+        "wrapped": join(b"~\n", wrapped),
+        "lone cr": join(b"~\n", lone_cr),
+        "crlf, lone cr": join(b"~\r\n", lone_cr),
+        "trailing element separator": join(b"~\n", [*segs[:8], segs[8] + b"*", *segs[9:]]),
+        "small interchanges": small,
+    }
+
+
+@pytest.mark.parametrize("chunk", [7, 100, 1 << 16])
+@pytest.mark.parametrize("layout", sorted(_layouts()))
+def test_split_fast_paths_match_the_segment_loop(layout, chunk, monkeypatch):
+    """_split_one_per_line and _split_clean must give what the per-segment loop gives."""
+    data = _layouts()[layout]
+
+    class Chunked(io.BytesIO):
+        def read(self, n=-1):
+            return super().read(chunk)
+
+    fast = _summary(list(X12Parser().parse(Chunked(data))))
+    monkeypatch.setattr(x12mod._Segmenter, "_clean_batch", lambda *args: None)
+    slow = _summary(list(X12Parser().parse(Chunked(data))))
+    assert fast == slow
+
+
+def test_one_segment_per_line_split():
+    split = x12mod._split_one_per_line
+    assert split("\nA*1~\nB*2~\nC~", "~", 10) == (["A*1", "B*2", "C"], [11, 12, 13], 13)
+    assert split("A*1~\r\nB*2~", "~", 1) == (["A*1", "B*2"], [1, 2], 2)
+    refused = ["A~B~", "A~\n\nB~", "A~\n~\nB~", "A~\n B~", "A~\n\tB~", " A~", "~", "A~\nB\rC~"]
+    refused += ["A~\r\nB\rC~\r\nD~", "A~\r\nB\nC~\r\nD~"]
+    for layout in refused:
+        assert split(layout, "~", 1) is None, layout
+
+
+def test_checked_batches_mark_what_the_event_loop_must_see():
+    """Envelope segments and segments with pyx12 errors come with a _LightSegment; the other
+    segments only in body form, composites split."""
+    data = (FIXTURES / "envelope_errors.edi").read_bytes()
+    segmenter = x12mod._Segmenter(x12mod._Source(io.BytesIO(data)))
+    isa = segmenter.first_interchange()
+    reader = x12mod._Reader(isa, segmenter.segments(isa))
+    batches = list(reader.checked())
+    assert batches[0].elements[0][0] == "ISA" and batches[0].special == [0]
+    elements = [e for b in batches for e in b.elements]
+    special = {
+        (b.elements[k][0], b.lines[k]): b.segments.get(k) for b in batches for k in b.special
+    }
+    assert {"GS", "ST", "SE", "GE", "IEA"} <= {sid for sid, _ in special}
+    assert all(seg is not None for seg in special.values())  # no empty segments in this file
+    errors = [e for seg in special.values() if seg and seg.errors for e in seg.errors]
+    assert ("seg", "SEG1") in {(k, c) for k, c, *_ in errors}  # REF*...*~ at line 33
+    assert len(elements) == sum(len(b.texts) for b in batches)
+    assert reader.err_list == []  # every error went onto its segment
+
+
 def test_lookalikes_inside_segments_are_data():
     evs = list(parse_x12(LOOKALIKES))
     docs = of(Document, evs)
