@@ -756,7 +756,7 @@ class _Interchange:
             ack_requested=_component(unb, 9, 0) == "1",
             interchange_index=index,
         )
-        self._envelopes: dict[tuple[int, str | None], Envelope] = {}
+        self._envelopes: dict[tuple[Envelope, str | None], Envelope] = {}
         self.refs: set[str] = set()
 
     # -- the walk ---------------------------------------------------------------------------
@@ -1085,7 +1085,9 @@ class _Interchange:
         )
 
     def _doc_envelope(self, envelope: Envelope, version: str | None) -> Envelope:
-        key = (id(envelope), version)
+        # Keyed by the envelope itself, not id(): a group's envelope freed at its UNE can be
+        # reallocated at the same address for the next group's, and would match wrongly.
+        key = (envelope, version)
         cached = self._envelopes.get(key)
         if cached is None:
             cached = dataclasses.replace(envelope, version=version)
