@@ -510,6 +510,9 @@ class Pipeline:
                             error=row["error"],
                             version=row["version"],
                             supersedes=row["supersedes"],
+                            # a partial change was merged onto its order just now
+                            data=row["data"],
+                            line_count=row["line_count"],
                             updated_at=utcnow(),
                         )
                     )

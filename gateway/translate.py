@@ -53,6 +53,9 @@ MAPPERS: dict[tuple[str, str], MapperSpec] = {
     ("edifact", "ORDERS"): MapperSpec(
         "gateway.mapping.edifact_orders:map_orders", "edifact_orders", "gateway.mapping.edifact_orders:load_edifact_tables"
     ),
+    ("edifact", "ORDCHG"): MapperSpec(
+        "gateway.mapping.edifact_ordchg:map_ordchg", "edifact_ordchg", "gateway.mapping.edifact_ordchg:load_ordchg_tables"
+    ),
     ("cxml", "OrderRequest"): MapperSpec(
         "gateway.mapping.cxml_order:map_order_request", "cxml_order", "gateway.mapping.cxml_order:load_cxml_tables"
     ),
@@ -67,7 +70,7 @@ MAPPERS: dict[tuple[str, str], MapperSpec] = {
 
 ORDER_TYPES_HINT = {
     "x12": "850 purchase orders and 860 change requests",
-    "edifact": "ORDERS messages",
+    "edifact": "ORDERS and ORDCHG messages",
     "cxml": "OrderRequest documents",
     "ubl": "Order, OrderChange and OrderCancellation documents",
 }

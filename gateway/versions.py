@@ -274,7 +274,16 @@ def merge_changes(current: dict[str, Any], change: dict[str, Any]) -> dict[str, 
     lines it adds, changes or deletes, matched by line number)."""
     merged: dict[str, Any] = json.loads(json.dumps(current))  # a deep copy of plain JSON data
     for key, value in change.items():
-        if key not in _KEEP and value not in (None, "", [], {}):
+        if key in _KEEP or value in (None, "", [], {}):
+            continue
+        before = merged.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            # A party or shipping block sent with only some fields keeps the others.
+            merged[key] = {**before, **{k: v for k, v in value.items() if v not in (None, "", [], {})}}
+        elif isinstance(value, list) and isinstance(before, list):
+            # References, dates, notes ...: what the change adds, after what the order had.
+            merged[key] = before + [v for v in value if v not in before]
+        else:
             merged[key] = value
     merged["source"] = change.get("source", merged.get("source"))
     merged["unmapped"] = list(change.get("unmapped") or [])

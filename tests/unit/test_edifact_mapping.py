@@ -580,7 +580,8 @@ def test_every_fixture_order_maps():
         if path.name in ("unoa_with_latin1_byte.edi",):
             continue
         for doc in documents(path):
-            assert map_orders(doc).po_number
+            if doc.doc_type == "ORDERS":  # the ORDCHG fixtures have their own tests
+                assert map_orders(doc).po_number
 
 
 # -- tables ----------------------------------------------------------------------------------

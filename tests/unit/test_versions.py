@@ -184,3 +184,13 @@ def test_partial_change_document_is_merged_onto_the_current_version(store):
     assert [(ln["line_number"], ln["quantity"], ln["sku"]) for ln in merged["lines"]] == [("1", "3", "A"), ("3", "1", "C")]
     assert merged["source"]["interchange_control_number"] == "2"
     assert _json.loads(_json.dumps(current))["lines"][0]["quantity"] == "2"  # the current version is untouched
+
+
+def test_merge_keeps_party_fields_and_list_entries_the_change_does_not_repeat():
+    from gateway.versions import merge_changes
+
+    current = {"buyer": {"name": "Acme", "code": "A1", "city": "Columbus"}, "references": [{"qualifier": "DP", "value": "042"}], "lines": []}
+    change = {"buyer": {"name": None, "code": "A1", "city": "Dayton"}, "references": [{"qualifier": "CO", "value": "X9"}], "lines": [], "lines_are_changes": True}
+    merged = merge_changes(current, change)
+    assert merged["buyer"] == {"name": "Acme", "code": "A1", "city": "Dayton"}
+    assert merged["references"] == [{"qualifier": "DP", "value": "042"}, {"qualifier": "CO", "value": "X9"}]
