@@ -57,7 +57,10 @@ class Gateway:
             self.store,
             connectors=[c.name for c in cfg.connectors],
             partners=PartnerDirectory(cfg.partners),
-            partner_connectors={p.name: p.connectors for p in cfg.partners if p.connectors is not None},
+            partner_connectors={
+                **{p.name: p.connectors for p in cfg.partners if p.connectors is not None},
+                **{s.name: s.connectors for s in (cfg.intake.stores if cfg.intake else []) if s.connectors is not None},
+            },
             batch_orders=cfg.processing.batch_orders,
             max_attempts=cfg.processing.max_attempts,
             lease_seconds=cfg.processing.lease_seconds,

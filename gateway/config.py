@@ -35,6 +35,7 @@ from connectors.sources.sftp.config import SftpChannelConfig, SftpSourceConfig
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
 from gateway.errors import ConfigError
+from gateway.intake.config import IntakeConfig
 
 __all__ = [
     "DispatchConfig",
@@ -121,6 +122,7 @@ class GatewayConfig(BaseModel):
     partners: list[PartnerConfig] = Field(default_factory=list, description="Known trading partners.")
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig, description="Turning stored messages into orders.")
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Sending orders to connectors.")
+    intake: IntakeConfig | None = Field(None, description="The HTTP intake service for cart webhooks (started by `gateway run`).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
     def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig:
@@ -289,7 +291,14 @@ def _check_secret_literals(
     """Secret-typed fields must come from the environment, never be written in the file."""
     if isinstance(data, dict):
         for k, v in data.items():
-            if k in ("password", "passphrase") and v is not None and not isinstance(v, _EnvValue):
+            if k == "secrets" and isinstance(v, list):
+                for i, item in enumerate(v):
+                    if not isinstance(item, _EnvValue):
+                        problems.append(
+                            f"{_where((*loc, k, i), lines, path)}: secrets may not be written in the configuration; "
+                            "use a reference such as ${env:SHOPIFY_WEBHOOK_SECRET}"
+                        )
+            elif k in ("password", "passphrase") and v is not None and not isinstance(v, _EnvValue):
                 problems.append(
                     f"{_where((*loc, k), lines, path)}: secrets may not be written in the configuration; "
                     f"use a reference such as ${{env:{_env_name(k)}}}"
@@ -394,12 +403,17 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
         except ConfigError as exc:
             problems.extend(f"{_where(('partners', i, 'name'), lines, path)}: {msg}" for msg in exc.problems)
     names = {c.name for c in cfg.connectors}
-    for i, p in enumerate(cfg.partners):
-        for j, wanted in enumerate(p.connectors or []):
+    owners: list[tuple[tuple[str, ...], int, list[str] | None]] = [
+        (("partners",), i, p.connectors) for i, p in enumerate(cfg.partners)
+    ]
+    if cfg.intake is not None:
+        owners += [(("intake", "stores"), i, s.connectors) for i, s in enumerate(cfg.intake.stores)]
+    for prefix, i, wanted_list in owners:
+        for j, wanted in enumerate(wanted_list or []):
             if wanted not in names:
                 hint = difflib.get_close_matches(wanted, sorted(names), n=1)
                 problems.append(
-                    f"{_where(('partners', i, 'connectors', j), lines, path)}: no connector named {wanted!r}"
+                    f"{_where((*prefix, i, 'connectors', j), lines, path)}: no connector named {wanted!r}"
                     + (f"; did you mean {hint[0]!r}?" if hint else "")
                 )
     for i, c in enumerate(cfg.connectors):

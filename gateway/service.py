@@ -70,6 +70,13 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
         len(gw.sources), len(cfg.connectors), gw.store.engine.url.render_as_string(hide_password=True),
     )
     sched.start()
+    server = None
+    if cfg.intake is not None and cfg.intake.stores:
+        from gateway.intake.server import IntakeServer
+
+        server = IntakeServer(gw, cfg.intake)
+        server.start()
+        log.info("HTTP intake listening on %s (OpenAPI docs at /docs)", server.url)
     started = time.monotonic()
     try:
         while not stop.wait(0.5):
@@ -77,6 +84,8 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
                 break
     finally:
         log.info("stopping: waiting for running jobs to finish")
+        if server is not None:
+            server.stop()  # stop accepting first; requests in flight finish
         sched.shutdown(wait=True)
         gw.close()
         log.info("stopped")

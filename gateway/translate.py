@@ -56,6 +56,10 @@ MAPPERS: dict[tuple[str, str], MapperSpec] = {
     ("edifact", "ORDCHG"): MapperSpec(
         "gateway.mapping.edifact_ordchg:map_ordchg", "edifact_ordchg", "gateway.mapping.edifact_ordchg:load_ordchg_tables"
     ),
+    ("shopify", "order"): MapperSpec("gateway.mapping.jsonmap:map_shopify", "shopify", "gateway.mapping.jsonmap:load_shopify_mapping"),
+    ("woocommerce", "order"): MapperSpec(
+        "gateway.mapping.jsonmap:map_woocommerce", "woocommerce", "gateway.mapping.jsonmap:load_woocommerce_mapping"
+    ),
     ("cxml", "OrderRequest"): MapperSpec(
         "gateway.mapping.cxml_order:map_order_request", "cxml_order", "gateway.mapping.cxml_order:load_cxml_tables"
     ),
@@ -73,6 +77,8 @@ ORDER_TYPES_HINT = {
     "edifact": "ORDERS and ORDCHG messages",
     "cxml": "OrderRequest documents",
     "ubl": "Order, OrderChange and OrderCancellation documents",
+    "shopify": "orders",
+    "woocommerce": "orders",
 }
 
 

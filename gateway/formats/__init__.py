@@ -16,6 +16,9 @@ FORMATS: dict[str, str] = {
     "edifact": "gateway.formats.edifact:EdifactParser",
     "cxml": "gateway.formats.cxml:CxmlParser",
     "ubl": "gateway.formats.ubl:UblParser",
+    # Cart JSON is never detected from content: it comes through its webhook or --format.
+    "shopify": "gateway.formats.carts:ShopifyParser",
+    "woocommerce": "gateway.formats.carts:WooCommerceParser",
 }
 
 _cache: dict[str, Any] = {}

@@ -118,3 +118,21 @@ def test_not_yaml_and_not_a_mapping(tmp_path):
         load_config(write(tmp_path, "a: [1, 2"), env={})
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(write(tmp_path, "- 1\n- 2\n"), env={})
+
+
+def test_intake_webhook_secrets_only_from_the_environment(tmp_path):
+    text = """\
+connectors:
+  - {type: file, name: out, path: o}
+intake:
+  stores:
+    - {name: shop, platform: shopify, secrets: ["literal-secret-0123456789"], connectors: [outt]}
+"""
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text), env={})
+    joined = "\n".join(exc.value.problems)
+    assert "intake.stores[0].secrets[0]: secrets may not be written" in joined
+    assert "no connector named 'outt'; did you mean 'out'?" in joined
+    ok = text.replace('["literal-secret-0123456789"]', '["${env:SHOP_SECRET}"]').replace("[outt]", "[out]")
+    cfg = load_config(write(tmp_path, ok), env={"SHOP_SECRET": "s" * 32})
+    assert cfg.intake is not None and cfg.intake.stores[0].secrets[0].get_secret_value() == "s" * 32
