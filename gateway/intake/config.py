@@ -1,0 +1,107 @@
+"""Configuration of the HTTP intake: where it listens, its limits, and the shops it serves.
+
+    intake:
+      port: 8080
+      stores:
+        - name: acme-shop                # becomes the partner of the shop's orders
+          platform: shopify
+          secrets: ["${env:ACME_SHOPIFY_SECRET}", "${env:ACME_SHOPIFY_SECRET_OLD}"]
+
+Webhook secrets are typed as secrets (they print as ``**********``) and, like every secret
+in the configuration, must be ``${env:NAME}`` references, never literals.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+)
+
+__all__ = ["MIN_SECRET_LENGTH", "IntakeConfig", "StoreConfig"]
+
+#: Shorter webhook secrets are refused: an empty one (an unset variable with an empty
+#: default) would let anybody sign a delivery.
+MIN_SECRET_LENGTH = 16
+
+
+class StoreConfig(BaseModel):
+    """One online shop whose order webhooks the intake accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Short name of the shop (lower case). It is the last part of the webhook URL "
+        "(/intake/<platform>/<name>) and the partner of the shop's orders.",
+    )
+    platform: Literal["shopify", "woocommerce"] = Field(
+        description="The shop software: shopify (X-Shopify-Hmac-Sha256) or woocommerce (X-WC-Webhook-Signature)."
+    )
+    secrets: list[SecretStr] = Field(
+        min_length=1,
+        max_length=2,
+        description="Webhook signing secret(s) as ${env:NAME} references: the current one, and during a "
+        "rotation the previous one too (deliveries signed with either are accepted).",
+    )
+    connectors: list[str] | None = Field(
+        None, description="Connectors this shop's orders go to (default: all)."
+    )
+
+    @field_validator("secrets")
+    @classmethod
+    def _long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            if len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"a webhook secret must have at least {MIN_SECRET_LENGTH} characters "
+                    "(is the environment variable set?)"
+                )
+        return value
+
+
+class IntakeConfig(BaseModel):
+    """The HTTP server that receives shop webhooks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(
+        "127.0.0.1", description="Address to listen on (put a TLS-terminating proxy in front)."
+    )
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on (0: any free port).")
+    max_body_bytes: PositiveInt = Field(
+        1_000_000, description="Larger requests are refused with 413 before more than this is read."
+    )
+    body_timeout_seconds: PositiveFloat = Field(
+        10.0,
+        description="A request body not received completely within this time is refused with 408 (slow senders).",
+    )
+    max_connections: PositiveInt = Field(
+        200, description="Open connections served at once; more are answered 503 at once."
+    )
+    rate_limit_per_minute: PositiveInt = Field(
+        60,
+        description="Requests per minute accepted from one client address on web-form endpoints. "
+        "Signed webhooks are not limited: a shop's burst must never be refused.",
+    )
+    stores: list[StoreConfig] = Field(
+        default_factory=list, description="The shops whose webhooks are accepted."
+    )
+
+    @field_validator("stores")
+    @classmethod
+    def _unique_names(cls, value: list[StoreConfig]) -> list[StoreConfig]:
+        # Unique across platforms too: the name is the partner, and orders are keyed by partner + PO.
+        seen: set[str] = set()
+        for store in value:
+            if store.name in seen:
+                raise ValueError(f"store name {store.name!r} is used twice")
+            seen.add(store.name)
+        return value
