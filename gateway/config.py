@@ -110,6 +110,9 @@ class ProcessingConfig(BaseModel):
     lease_seconds: PositiveFloat = Field(
         120.0, description="A message whose processing shows no progress this long is taken up again (after a crash)."
     )
+    provenance: bool = Field(
+        True, description="Store, with each order, where each field came from (costs about a third of X12 throughput)."
+    )
 
 
 class GatewayConfig(BaseModel):

@@ -116,6 +116,7 @@ class Pipeline:
         max_attempts: int = 3,
         lease_seconds: float = 120.0,
         capabilities: Mapping[str, Capabilities] | None = None,
+        provenance: bool = True,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -125,6 +126,7 @@ class Pipeline:
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
         self.linker = Linker(capabilities or {}, self._targets)
+        self.provenance = provenance
 
     def _targets(self, partner: str | None) -> list[str]:
         return list(self.partner_connectors.get(partner or "", self.connectors))
@@ -245,7 +247,7 @@ class Pipeline:
                 partners=self.partners,
                 message_id=message_id,
                 require_partner=self.partners.enforced,
-                trace=True,
+                trace=self.provenance,
             )
             for ev in events:
                 if run.acks is not None:

@@ -209,4 +209,9 @@ def _map(
     order.source.message_id = message_id
     if name != "<input>":
         order.source.file_name = name
+    if provenance is not None:
+        if who:
+            provenance["partner"] = "--partner / the source's partner" if partner else f"partner directory: {PartnerDirectory.describe(doc.envelope)}"
+        if name != "<input>":
+            provenance["source.file_name"] = "the received file's name"
     return Translated(order, doc.index, doc.position, doc.envelope, list(doc.warnings), provenance or {}, doc.doc_type, doc.control_number)

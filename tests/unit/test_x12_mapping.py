@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
 from gateway.formats.x12 import parse_x12
+from gateway.mapping import x12_850
 from gateway.mapping.x12_850 import (
     DEFAULT_TABLES_PATH,
     X12Tables,
@@ -333,6 +336,282 @@ def test_dtm_period_format_and_requested_delivery_only_from_002():
 def test_unknown_date_qualifier_keeps_the_code_as_role():
     order = order_from("BEG*00*SA*P1**20240115", "DTM*999*20240301")
     assert [(d.role, d.qualifier) for d in order.dates] == [("999", "999")]
+
+
+# -- field provenance (trace) -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def traced() -> tuple[Order, dict[str, str]]:
+    (doc,) = documents(FIXTURES / "clean_4010_850.edi")
+    trace: dict[str, str] = {}
+    return map_850(doc, trace=trace), trace
+
+
+def traced_from(*segments: str) -> tuple[Order, dict[str, str]]:
+    """Like order_from, with a trace. The first of `segments` is segment 2, on line 4."""
+    trace: dict[str, str] = {}
+    return map_850(_doc(*segments), trace=trace), trace
+
+
+def _resolve(data: Any, path: str) -> Any:
+    """The value at a trace path ("lines[0].item_ids[1]", "other_parties.ST@line1.name")."""
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        data = data[int(part[1:-1])] if part.startswith("[") else data[part]
+    return data
+
+
+def _leaves(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, value) of every value that is set; a list of texts is one value (as the
+    `gateway mapping test` table shows it)."""
+    if isinstance(data, dict):
+        return [x for k, v in data.items() for x in _leaves(v, f"{prefix}.{k}" if prefix else k)]
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return [x for i, v in enumerate(data) for x in _leaves(v, f"{prefix}[{i}]")]
+    return [] if data in (None, [], {}) else [(prefix, data)]
+
+
+def test_trace_header(traced: tuple[Order, dict[str, str]]):
+    _, tr = traced
+    assert tr["po_number"] == "BEG03 (segment 2, line 4)"
+    assert tr["purpose"] == "BEG01 (segment 2, line 4)"
+    assert tr["order_type"] == "BEG02 (segment 2, line 4)"
+    assert tr["release_number"] == "BEG04 (segment 2, line 4)"
+    assert tr["order_date"] == "BEG05 (segment 2, line 4)"
+    assert tr["contract_number"] == "BEG06 (segment 2, line 4)"
+    assert tr["currency"] == "CUR02 (segment 3, line 5)"
+    assert tr["requested_delivery_date"] == "DTM02 (segment 11, line 13)"
+    assert tr["channel"] == "ISA (an X12 interchange)"
+    assert tr["lines_are_changes"] == "ST01 (segment 1, line 3)"
+    assert tr["notes[1]"] == "MSG01 (segment 22, line 24)"  # inside the N9 loop
+    assert tr["notes"] == "MSG01 (segment 21, line 23); MSG01 (segment 22, line 24)"
+
+
+def test_trace_references_and_dates(traced: tuple[Order, dict[str, str]]):
+    _, tr = traced
+    assert tr["references[0].qualifier"] == "REF01 (segment 4, line 6)"
+    assert tr["references[0].value"] == "REF02 (segment 4, line 6)"
+    assert tr["references[0].role"] == "REF01 (segment 4, line 6)"
+    assert tr["references[1].description"] == "REF03 (segment 5, line 7)"
+    assert tr["references[2].value"] == "N902 (segment 20, line 22)"
+    assert "references[0].description" not in tr  # REF03 empty: nothing to trace
+    assert tr["dates[0].date"] == "DTM02 (segment 11, line 13)"
+    assert tr["dates[0].role"] == "DTM01 (segment 11, line 13)"
+    assert tr["dates[2].date"] == "DTM02 (segment 13, line 15)"
+    assert tr["dates[3].time"] == "DTM03 (segment 14, line 16)"
+
+
+def test_trace_parties(traced: tuple[Order, dict[str, str]]):
+    _, tr = traced
+    assert tr["buyer"] == "N1*BY loop (segment 23, line 25)"
+    assert tr["buyer.name"] == "N102 (segment 23, line 25)"
+    assert tr["buyer.code_qualifier"] == "N103 (segment 23, line 25)"
+    assert tr["buyer.code"] == "N104 (segment 23, line 25)"
+    assert tr["buyer.address_lines[0]"] == "N201 (segment 24, line 26)"
+    assert tr["buyer.address_lines[2]"] == "N302 (segment 25, line 27)"
+    assert tr["buyer.address_lines"] == (
+        "N201 (segment 24, line 26); N301 (segment 25, line 27); N302 (segment 25, line 27)"
+    )
+    assert tr["buyer.city"] == "N401 (segment 26, line 28)"
+    assert tr["buyer.country"] == "N404 (segment 26, line 28)"
+    assert tr["buyer.references[0].value"] == "REF02 (segment 27, line 29)"
+    assert tr["buyer.contact.name"] == "PER02 (segment 28, line 30)"
+    assert tr["buyer.contact.email"] == "PER04 (segment 28, line 30)"
+    assert tr["buyer.contact.fax"] == "PER06 (segment 28, line 30)"
+    assert tr["ship_to"] == "N1*ST loop (segment 29, line 31)"
+    assert tr["ship_to.name"] == "N102 (segment 29, line 31)"
+    assert tr["ship_to.address_lines"] == "N301 (segment 30, line 32)"
+    assert tr["ship_to.postal_code"] == "N403 (segment 31, line 33)"
+    assert tr["bill_to.name"] == "N102 (segment 32, line 34)"
+    assert tr["seller.code"] == "N104 (segment 33, line 35)"
+    assert tr["other_parties.PO"] == "N1*PO loop (segment 34, line 36)"
+    assert tr["other_parties.ST@line1.name"] == "N102 (segment 47, line 49)"
+    assert tr["other_parties.ST@line1.address_lines[0]"] == "N301 (segment 48, line 50)"
+
+
+def test_trace_lines(traced: tuple[Order, dict[str, str]]):
+    _, tr = traced
+    assert tr["lines[0]"] == "PO1 loop (segment 35, line 37)"
+    assert tr["lines[0].line_number"] == "PO101 (segment 35, line 37)"
+    assert tr["lines[0].quantity"] == "PO102 (segment 35, line 37)"
+    assert tr["lines[0].uom"] == "PO103 (segment 35, line 37)"
+    assert tr["lines[0].unit_price"] == "PO104 (segment 35, line 37)"
+    assert tr["lines[0].price_basis"] == "PO105 (segment 35, line 37)"
+    assert tr["lines[0].item_ids[0]"] == "PO106/PO107 (segment 35, line 37)"
+    assert tr["lines[0].item_ids[2]"] == "PO110/PO111 (segment 35, line 37)"
+    assert tr["lines[0].sku"] == "PO107 (segment 35, line 37)"
+    assert tr["lines[0].gtin"] == "PO109 (segment 35, line 37)"
+    assert tr["lines[0].buyer_part_number"] == "PO111 (segment 35, line 37)"
+    assert tr["lines[0].prices[0].value"] == "CTP03 (segment 36, line 38)"
+    assert tr["lines[0].description"] == (
+        "PID05 (segment 37, line 39); PID05 (segment 38, line 40)"
+    )
+    assert tr["lines[0].notes[0]"] == "PID (segment 39, line 41)"  # PID*S, kept as sent
+    assert tr["lines[0].notes[1]"] == "MSG01 (segment 46, line 48)"
+    assert tr["lines[0].pack.pack"] == "PO401 (segment 40, line 42)"
+    assert tr["lines[0].pack.weight"] == "PO406 (segment 40, line 42)"
+    assert tr["lines[0].pack.weight_uom"] == "PO407 (segment 40, line 42)"
+    assert tr["lines[0].destinations[0].location_qualifier"] == "SDQ02 (segment 41, line 43)"
+    assert tr["lines[0].destinations[1].location"] == "SDQ05 (segment 41, line 43)"
+    assert tr["lines[0].destinations[1].quantity"] == "SDQ06 (segment 41, line 43)"
+    assert tr["lines[0].references[0].value"] == "REF02 (segment 42, line 44)"
+    assert tr["lines[0].dates[0].date"] == "DTM02 (segment 43, line 45)"
+    assert tr["lines[0].allowances_charges[0].amount"] == "SAC05 (segment 44, line 46)"
+    assert tr["lines[0].taxes[0].amount"] == "TXI02 (segment 45, line 47)"
+    assert tr["lines[1].quantity"] == "PO102 (segment 49, line 51)"
+    assert tr["lines[1].gtin"] == "PO107 (segment 49, line 51)"  # UK
+    assert tr["lines[1].sku"] == "PO109 (segment 49, line 51)"  # VN
+    assert tr["lines[1].description"] == "PID05 (segment 50, line 52)"
+    assert "lines[1].dates[0].date" not in tr and "requested_delivery_date" in tr
+
+
+def test_trace_terms_shipping_allowances_totals(traced: tuple[Order, dict[str, str]]):
+    _, tr = traced
+    assert tr["payment_terms[0].type_code"] == "ITD01 (segment 10, line 12)"
+    assert tr["payment_terms[0].discount_percent"] == "ITD03 (segment 10, line 12)"
+    assert tr["payment_terms[0].net_days"] == "ITD07 (segment 10, line 12)"
+    assert tr["payment_terms[0].description"] == "ITD12 (segment 10, line 12)"
+    assert tr["shipping.fob_payment_method"] == "FOB01 (segment 7, line 9)"
+    assert tr["shipping.incoterms"] == "FOB05 (segment 7, line 9)"
+    assert tr["shipping.incoterms_location"] == "FOB07 (segment 7, line 9)"
+    assert tr["shipping.carrier_code"] == "TD503 (segment 17, line 19)"
+    assert tr["shipping.service_level"] == "TD512 (segment 17, line 19)"
+    assert tr["shipping.instructions[0]"] == "TD404 (segment 18, line 20)"
+    assert tr["shipping.instructions"] == "TD404 (segment 18, line 20)"
+    assert tr["extensions.x12_shipping"] == "TD1 (segment 16, line 18); TD4 (segment 18, line 20)"
+    assert tr["allowances_charges[0].indicator"] == "SAC01 (segment 8, line 10)"
+    assert tr["allowances_charges[0].amount"] == "SAC05 (segment 8, line 10)"
+    assert tr["allowances_charges[0].handling"] == "SAC12 (segment 8, line 10)"
+    assert tr["allowances_charges[0].description"] == "SAC15 (segment 8, line 10)"
+    assert tr["allowances_charges[1].code"] == "SAC02 (segment 9, line 11)"
+    assert tr["taxes[0].jurisdiction"] == "TXI05 (segment 19, line 21)"
+    assert tr["totals.line_count"] == "CTT01 (segment 52, line 54)"
+    assert tr["totals.quantity_total"] == "CTT02 (segment 52, line 54)"
+    assert tr["totals.total"] == "AMT02 (segment 53, line 55)"
+    assert tr["totals.amounts[0].qualifier"] == "AMT01 (segment 54, line 56)"
+    assert tr["totals.amounts[0].value"] == "AMT02 (segment 54, line 56)"
+
+
+def test_trace_unmapped_and_source(traced: tuple[Order, dict[str, str]]):
+    _, tr = traced
+    assert tr["unmapped[0]"] == "PKG (segment 15, line 17)"
+    assert tr["unmapped[1]"] == "CSH (segment 51, line 53)"
+    assert tr["unmapped[2]"] == "PER (segment 6, line 8)"  # the header PER, left over
+    assert tr["unmapped"] == (
+        "PKG (segment 15, line 17); CSH (segment 51, line 53); PER (segment 6, line 8)"
+    )
+    assert tr["source.sender_id"] == "ISA06"
+    assert tr["source.interchange_control_number"] == "ISA13"
+    assert tr["source.group_control_number"] == "GS06"
+    assert tr["source.transaction_control_number"] == "ST02 (segment 1, line 3)"
+
+
+def test_every_traced_path_is_in_the_order(traced: tuple[Order, dict[str, str]]):
+    order, tr = traced
+    data = order.model_dump(mode="json")
+    for path in tr:
+        assert _resolve(data, path) not in (None, [], {}), path
+
+
+def test_every_value_is_traced(traced: tuple[Order, dict[str, str]]):
+    order, tr = traced
+    data = order.model_dump(mode="json")
+    untraced = [path for path, _ in _leaves(data) if path not in tr]
+    # Only an item id's qualifier and value go by the entry of the id ("PO106/PO107 (...)").
+    assert untraced and all(re.fullmatch(r"lines\[\d\]\.item_ids\[\d\]\.\w+", p) for p in untraced)
+    assert all(p.rsplit(".", 1)[0] in tr for p in untraced)
+
+
+def test_trace_none_maps_the_same_and_does_no_trace_work(
+    traced: tuple[Order, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+):
+    def no_trace_work(*args: object) -> str:
+        raise AssertionError("trace work with trace=None")
+
+    # Every trace entry is written with a position from _Build.pos, or in finish_trace.
+    monkeypatch.setattr(x12_850._Build, "pos", no_trace_work)
+    monkeypatch.setattr(x12_850._Build, "finish_trace", no_trace_work)
+    (doc,) = documents(FIXTURES / "clean_4010_850.edi")
+    assert map_850(doc) == traced[0]
+    assert map_850(doc, trace=None) == traced[0]
+    for name in ("clean_5010_850.edi", "multi_interchange.edi", "latin1.edi"):
+        for d in documents(FIXTURES / name):
+            if d.doc_type == "850":
+                map_850(d)
+
+
+def test_trace_5010_composite_product_id():
+    (doc,) = documents(FIXTURES / "clean_5010_850.edi")
+    trace: dict[str, str] = {}
+    order = map_850(doc, trace=trace)
+    assert order == map_850(doc)
+    assert trace["lines[0].sku"] == "PO107 (segment 6, line 8)"  # sent as X1:A
+    assert trace["lines[0].item_ids[1]"] == "PO108/PO109 (segment 6, line 8)"
+    assert trace["ship_to.city"] == "N401 (segment 5, line 7)"
+    assert trace["source.version"] == "GS08 (ISA12 without one)"
+
+
+def test_trace_of_less_usual_segments():
+    order, tr = traced_from(
+        "BEG*00*SA*P1**20240115",
+        "PER*BD*Jane*TE*555",
+        "DTM*002****RD8*20240310-20240312",
+        "TD5*O*2*UPSN*M*UPS GROUND*CC",
+        "FOB*PP*OR*Dock*02*DDP",
+        "N1*BY*Buyer",
+        "N1*ST*First",
+        "N1*ST*Second",
+        "N3*2 Second St",
+        "PO1*1*1*EA*1**VP*A***UP*012345678905",
+        "LIN**BP*B1",
+        "PID*F****Widget",
+        "N1*ST*Line party",
+        "N4*Town",
+        "PO1*2*1*EA*1",
+        "CTT*2",
+        "AMT*1*5",
+    )
+    assert tr["buyer.contact.name"] == "PER02 (segment 3, line 5)"  # given to the buyer
+    assert tr["buyer.contact.phone"] == "PER04 (segment 3, line 5)"
+    assert tr["dates[0].date"] == "DTM06 (segment 4, line 6)"  # a period: its start
+    assert tr["requested_delivery_date"] == "DTM06 (segment 4, line 6)"
+    assert tr["shipping.routing"] == "TD505 (segment 5, line 7)"
+    assert tr["extensions.x12_shipping[0]"] == "TD5 (segment 5, line 7)"  # TD506 kept whole
+    assert tr["shipping.fob_location"] == "FOB03 (segment 6, line 8)"
+    assert tr["extensions.x12_shipping[1]"] == "FOB (segment 6, line 8)"  # FOB04 02: not Incoterms
+    assert tr["other_parties.ST"] == "N1*ST loop (segment 9, line 11)"
+    assert tr["other_parties.ST.address_lines"] == "N301 (segment 10, line 12)"
+    assert tr["lines[0].item_ids[1]"] == "PO110/PO111 (segment 11, line 13)"  # PO108/09 empty
+    assert tr["lines[0].gtin"] == "PO111 (segment 11, line 13)"
+    assert tr["lines[0].item_ids[2]"] == "LIN02/LIN03 (segment 12, line 14)"
+    assert tr["lines[0].buyer_part_number"] == "LIN03 (segment 12, line 14)"
+    assert tr["lines[0].description"] == "PID05 (segment 13, line 15)"
+    assert tr["other_parties.ST@line1.city"] == "N401 (segment 15, line 17)"
+    assert tr["lines[1].quantity"] == "PO102 (segment 16, line 18)"
+    assert tr["totals.line_count"] == "CTT01 (segment 17, line 19)"
+    assert tr["totals.amounts[0].value"] == "AMT02 (segment 18, line 20)"
+    data = order.model_dump(mode="json")
+    for path in tr:
+        assert _resolve(data, path) not in (None, [], {}), path
+    assert order == order_from(
+        "BEG*00*SA*P1**20240115",
+        "PER*BD*Jane*TE*555",
+        "DTM*002****RD8*20240310-20240312",
+        "TD5*O*2*UPSN*M*UPS GROUND*CC",
+        "FOB*PP*OR*Dock*02*DDP",
+        "N1*BY*Buyer",
+        "N1*ST*First",
+        "N1*ST*Second",
+        "N3*2 Second St",
+        "PO1*1*1*EA*1**VP*A***UP*012345678905",
+        "LIN**BP*B1",
+        "PID*F****Widget",
+        "N1*ST*Line party",
+        "N4*Town",
+        "PO1*2*1*EA*1",
+        "CTT*2",
+        "AMT*1*5",
+    )
 
 
 # -- errors --------------------------------------------------------------------------------------
