@@ -26,7 +26,10 @@ __all__ = ["CycleStats", "Gateway"]
 SOURCES: dict[str, str] = {
     "folder": "connectors.sources.folder.source:FolderSource",
     "sftp": "connectors.sources.sftp.source:SftpSource",
+    "cart_poll": "connectors.sources.cartpoll.source:CartPollSource",
 }
+# Sources that keep state in the store (a cursor) are handed the store.
+_NEEDS_STORE = {"cart_poll"}
 
 
 @dataclass(slots=True)
@@ -73,7 +76,8 @@ class Gateway:
         built: list[Source] = []
         for sc in self.config.sources:
             module, _, cls = SOURCES[sc.type].partition(":")
-            built.append(getattr(importlib.import_module(module), cls)(sc))
+            factory = getattr(importlib.import_module(module), cls)
+            built.append(factory(sc, store=self.store) if sc.type in _NEEDS_STORE else factory(sc))
         return built
 
     @cached_property

@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
 )
 
+from connectors.sources.cartpoll.config import CartPollConfig
 from connectors.sources.folder.config import FolderSourceConfig
 from connectors.sources.sftp.config import SftpChannelConfig, SftpSourceConfig
 from connectors.targets.file.config import FileTargetConfig
@@ -45,7 +46,7 @@ __all__ = [
     "load_config",
 ]
 
-SourceConfig = Annotated[Union[FolderSourceConfig, SftpSourceConfig], Field(discriminator="type")]  # noqa: UP007
+SourceConfig = Annotated[Union[FolderSourceConfig, SftpSourceConfig, CartPollConfig], Field(discriminator="type")]  # noqa: UP007
 ConnectorConfig = Annotated[Union[HttpJsonConfig, FileTargetConfig], Field(discriminator="type")]  # noqa: UP007
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -128,7 +129,7 @@ class GatewayConfig(BaseModel):
     intake: IntakeConfig | None = Field(None, description="The HTTP intake service for cart webhooks (started by `gateway run`).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
-    def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig:
+    def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig | CartPollConfig:
         for s in self.sources:
             if s.name == name:
                 return s
@@ -203,7 +204,7 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
             s.path = fix(s.path)  # type: ignore[assignment]
             s.archive = fix(s.archive) or s.path.parent / "archive"
             s.failed = fix(s.failed) or s.path.parent / "failed"
-        else:
+        elif isinstance(s, SftpSourceConfig):
             s.known_hosts = fix(s.known_hosts)
             s.private_key_file = fix(s.private_key_file)
     for p in cfg.partners:
@@ -301,7 +302,7 @@ def _check_secret_literals(
                             f"{_where((*loc, k, i), lines, path)}: secrets may not be written in the configuration; "
                             "use a reference such as ${env:SHOPIFY_WEBHOOK_SECRET}"
                         )
-            elif k in ("password", "passphrase") and v is not None and not isinstance(v, _EnvValue):
+            elif k in ("password", "passphrase", "access_token", "consumer_key", "consumer_secret") and v is not None and not isinstance(v, _EnvValue):
                 problems.append(
                     f"{_where((*loc, k), lines, path)}: secrets may not be written in the configuration; "
                     f"use a reference such as ${{env:{_env_name(k)}}}"

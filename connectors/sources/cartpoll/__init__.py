@@ -1,0 +1,1 @@
+"""Reconciliation poller for shopping carts (Shopify, WooCommerce): fetches orders updated since a cursor."""
