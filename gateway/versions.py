@@ -31,6 +31,9 @@ from gateway.store import tables as t
 __all__ = ["CHANGES", "Linker", "Plan", "merge_changes"]
 
 CHANGES = {"change", "replace", "cancel"}
+# Channels whose every delivery is the whole current state of an order (a cart webhook or a
+# polled copy): a copy that differs from what we hold is a newer version, not a second order.
+STATEFUL_CHANNELS = {"shopify", "woocommerce"}
 # States of orders a new version can be linked to (the others were never accepted).
 LIVE = ("validated", "dispatched", "dead", "held", "shipped")
 
@@ -168,6 +171,8 @@ class Linker:
                 f"PO {po} was already received with the same content (order {cur.id}); not sent again",
             )
             return None
+        if purpose not in CHANGES and row.get("channel") in STATEFUL_CHANNELS:
+            row["purpose"] = purpose = "replace"
         if purpose not in CHANGES:
             mark(
                 "quarantined",

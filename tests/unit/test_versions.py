@@ -194,3 +194,28 @@ def test_merge_keeps_party_fields_and_list_entries_the_change_does_not_repeat():
     merged = merge_changes(current, change)
     assert merged["buyer"] == {"name": "Acme", "code": "A1", "city": "Dayton"}
     assert merged["references"] == [{"qualifier": "DP", "value": "042"}, {"qualifier": "CO", "value": "X9"}]
+
+
+def test_cart_order_received_again_with_other_content_is_a_new_version(store, tmp_path):
+    import json as _json
+    from pathlib import Path
+
+    from gateway.connector import RawMessage as Raw
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "carts" / "shopify_orders_create.json"
+    body = _json.loads(fixture.read_text())
+    p = Pipeline(store, connectors=["erp"], capabilities={"erp": CAN_ALL})
+
+    def deliver(data: dict) -> None:
+        r = p.receive(Raw(body=_json.dumps(data).encode(), source="shopify:shop", source_ref="x", display_name="webhook"), format="shopify", partner="shop")
+        p.process(r.message_id, format="shopify", partner="shop")
+
+    deliver(body)
+    updated = _json.loads(fixture.read_text())
+    updated["line_items"][0]["quantity"] = updated["line_items"][0]["quantity"] + 1
+    deliver(updated)  # orders/updated: the whole order again, with a change
+    deliver(updated)  # the same delivery again
+    with store.engine.connect() as c:
+        rows = c.execute(select(t.orders.c.version, t.orders.c.purpose, t.orders.c.state).order_by(t.orders.c.created_at)).all()
+    assert [tuple(r) for r in rows] == [(1, "original", "validated"), (2, "replace", "validated")]  # the repeat: same bytes, nothing new
+    assert [r["action"] for r in outbox(store)] == ["create", "update"]
