@@ -60,6 +60,7 @@ MAPPERS: dict[tuple[str, str], MapperSpec] = {
     ("woocommerce", "order"): MapperSpec(
         "gateway.mapping.jsonmap:map_woocommerce", "woocommerce", "gateway.mapping.jsonmap:load_woocommerce_mapping"
     ),
+    ("web_form", "form"): MapperSpec("gateway.mapping.webform:map_web_form", "web_form", None),
     ("cxml", "OrderRequest"): MapperSpec(
         "gateway.mapping.cxml_order:map_order_request", "cxml_order", "gateway.mapping.cxml_order:load_cxml_tables"
     ),
@@ -78,6 +79,7 @@ ORDER_TYPES_HINT = {
     "cxml": "OrderRequest documents",
     "ubl": "Order, OrderChange and OrderCancellation documents",
     "shopify": "orders",
+    "web_form": "form submissions",
     "woocommerce": "orders",
 }
 

@@ -19,6 +19,7 @@ FORMATS: dict[str, str] = {
     # Cart JSON is never detected from content: it comes through its webhook or --format.
     "shopify": "gateway.formats.carts:ShopifyParser",
     "woocommerce": "gateway.formats.carts:WooCommerceParser",
+    "web_form": "gateway.formats.webform:WebFormParser",
 }
 
 _cache: dict[str, Any] = {}

@@ -385,6 +385,9 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.intake = intake
+    from gateway.intake.forms import forms_router
+
+    app.include_router(forms_router(gateway, cfg.forms))
 
     @app.post(
         "/intake/shopify/{store}",
@@ -537,7 +540,9 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
                 description=app.description,
                 routes=app.routes,
             )
-            for item in schema.get("paths", {}).values():
+            for path, item in schema.get("paths", {}).items():
+                if path.startswith("/intake/forms/"):
+                    continue  # forms do answer 422, with a message per field
                 for operation in item.values():
                     operation.get("responses", {}).pop("422", None)
             for name in ("HTTPValidationError", "ValidationError"):

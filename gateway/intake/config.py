@@ -25,11 +25,11 @@ from pydantic import (
     field_validator,
 )
 
+from gateway.intake.forms import FormConfig
+from gateway.intake.signatures import MIN_SECRET_LENGTH
+
 __all__ = ["MIN_SECRET_LENGTH", "IntakeConfig", "StoreConfig"]
 
-#: Shorter webhook secrets are refused: an empty one (an unset variable with an empty
-#: default) would let anybody sign a delivery.
-MIN_SECRET_LENGTH = 16
 
 
 class StoreConfig(BaseModel):
@@ -94,6 +94,18 @@ class IntakeConfig(BaseModel):
     stores: list[StoreConfig] = Field(
         default_factory=list, description="The shops whose webhooks are accepted."
     )
+    forms: list[FormConfig] = Field(
+        default_factory=list, description="Web order forms accepted at /intake/forms/<name>."
+    )
+
+    @field_validator("forms")
+    @classmethod
+    def _unique_forms(cls, value: list[FormConfig]) -> list[FormConfig]:
+        names = [f.name for f in value]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"form name {sorted(dup)[0]!r} is used twice")
+        return value
 
     @field_validator("stores")
     @classmethod

@@ -14,6 +14,10 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+#: Shorter secrets are refused: an empty one (an unset variable with an empty default) would
+#: let anybody sign a delivery.
+MIN_SECRET_LENGTH = 16
+
 __all__ = ["sign_hmac_base64", "verify_hmac_base64"]
 
 
