@@ -27,9 +27,10 @@ SOURCES: dict[str, str] = {
     "folder": "connectors.sources.folder.source:FolderSource",
     "sftp": "connectors.sources.sftp.source:SftpSource",
     "cart_poll": "connectors.sources.cartpoll.source:CartPollSource",
+    "imap": "connectors.sources.imap.source:ImapSource",
 }
 # Sources that keep state in the store (a cursor) are handed the store.
-_NEEDS_STORE = {"cart_poll"}
+_NEEDS_STORE = {"cart_poll", "imap"}
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from pydantic import (
 
 from connectors.sources.cartpoll.config import CartPollConfig
 from connectors.sources.folder.config import FolderSourceConfig
+from connectors.sources.imap.config import ImapSourceConfig
 from connectors.sources.sftp.config import SftpChannelConfig, SftpSourceConfig
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
@@ -46,7 +47,10 @@ __all__ = [
     "load_config",
 ]
 
-SourceConfig = Annotated[Union[FolderSourceConfig, SftpSourceConfig, CartPollConfig], Field(discriminator="type")]  # noqa: UP007
+SourceConfig = Annotated[
+    Union[FolderSourceConfig, SftpSourceConfig, CartPollConfig, ImapSourceConfig],  # noqa: UP007
+    Field(discriminator="type"),
+]
 ConnectorConfig = Annotated[Union[HttpJsonConfig, FileTargetConfig], Field(discriminator="type")]  # noqa: UP007
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -129,7 +133,7 @@ class GatewayConfig(BaseModel):
     intake: IntakeConfig | None = Field(None, description="The HTTP intake service for cart webhooks (started by `gateway run`).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
-    def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig | CartPollConfig:
+    def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig | CartPollConfig | ImapSourceConfig:
         for s in self.sources:
             if s.name == name:
                 return s
@@ -302,7 +306,7 @@ def _check_secret_literals(
                             f"{_where((*loc, k, i), lines, path)}: secrets may not be written in the configuration; "
                             "use a reference such as ${env:SHOPIFY_WEBHOOK_SECRET}"
                         )
-            elif k in ("password", "passphrase", "access_token", "consumer_key", "consumer_secret") and v is not None and not isinstance(v, _EnvValue):
+            elif k in ("password", "passphrase", "access_token", "consumer_key", "consumer_secret", "oauth2_token") and v is not None and not isinstance(v, _EnvValue):
                 problems.append(
                     f"{_where((*loc, k), lines, path)}: secrets may not be written in the configuration; "
                     f"use a reference such as ${{env:{_env_name(k)}}}"

@@ -37,6 +37,7 @@ from gateway.partners import PartnerDirectory
 __all__ = ["MAPPERS", "MapperSpec", "PartnerDirectory", "Rejected", "Translated", "translate"]
 
 SNIFF_BYTES = 4096
+CONTAINERS = {"email"}
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,9 @@ def _map(
     def reject(reason: str, message: str, position: str | None = None) -> Rejected:
         return Rejected(reason, message, position or doc.position, doc.index, doc.envelope, doc.doc_type, doc.control_number)
 
+    # A container (an e-mail) hands on its attachments' documents: map them by their own standard.
+    if fmt in CONTAINERS:
+        fmt = doc.envelope.standard
     found = _mapper(fmt, doc.doc_type)
     if found is None:
         return reject(

@@ -20,6 +20,8 @@ FORMATS: dict[str, str] = {
     "shopify": "gateway.formats.carts:ShopifyParser",
     "woocommerce": "gateway.formats.carts:WooCommerceParser",
     "web_form": "gateway.formats.webform:WebFormParser",
+    # Last: an e-mail is a container whose attachments the formats above read.
+    "email": "gateway.formats.email:EmailParser",
 }
 
 _cache: dict[str, Any] = {}
