@@ -1,0 +1,363 @@
+"""E-mail reader: an RFC 5322 message is a container; its order attachments go to their parsers.
+
+The message is parsed with the stdlib `email` package and `policy.default` (it never raises
+on broken MIME; defects are recorded). The MIME tree is walked within limits, and for each
+attachment (and a text/plain body that itself starts with ISA, UNA, UNB or ``<?xml``) the
+format is detected from its first bytes (`gateway.formats.detect`) and the attachment is
+parsed by that format's parser. Its events are passed on with the attachment's name in the
+positions (``attachment po.edi: line 3, segment 3``) and its envelope unchanged, so an X12
+partner is recognised by its ISA ids. One attachment's problem never stops the others.
+
+ZIP attachments are unpacked in memory (`gateway.formats.ziplimits`) and their entries are
+taken like attachments; a ZIP inside a ZIP is refused (nesting depth 1).
+
+Limits: the whole message ≤ 25 MB, message/rfc822 nesting ≤ 3, ≤ 100 MIME parts, each
+attachment ≤ 10 MB.
+
+Events
+    the delegated parsers' events (InterchangeOpened, Document, DocumentRejected,
+    InterchangeClosed), positions prefixed with the attachment, indexes renumbered across
+    the message; DocumentRejected for what is not usable, with Envelope(standard "email",
+    sender_id = the From address) and no control number (no interchange key).
+
+Reason codes
+    ParseError:
+        EMPTY                the input is empty
+        NOT_EMAIL            not an RFC 5322 message (an Outlook .msg file, no headers)
+        MAIL_TOO_LARGE       the message is larger than 25 MB
+        MIME_LIMIT           more than 100 MIME parts, or message/rfc822 nested deeper than 3
+    DocumentRejected:
+        <inner reason>       an attachment's ParseError, with that parser's reason code
+        ATTACHMENT_TOO_LARGE an attachment larger than 10 MB (the others go on)
+        CSV_NEEDS_MAPPING    a CSV attachment: it needs a partner column mapping
+        ZIP_LIMIT            a ZIP attachment past a limit (a bomb), or a ZIP inside a ZIP
+        ZIP_INVALID          a ZIP attachment that cannot be read
+        NO_ORDER_ATTACHMENT  nothing in the message is an order; the message lists its parts
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from typing import IO, Any
+
+from gateway.errors import ParseError
+from gateway.formats.base import (
+    Document,
+    DocumentRejected,
+    Envelope,
+    Event,
+    InterchangeClosed,
+    InterchangeOpened,
+)
+from gateway.formats.ziplimits import ZipProblem, is_zip, read_zip
+
+__all__ = ["MAX_ATTACHMENT", "MAX_DEPTH", "MAX_MESSAGE", "MAX_PARTS", "EmailParser"]
+
+MAX_MESSAGE = 25 * 1024 * 1024
+MAX_ATTACHMENT = 10 * 1024 * 1024
+MAX_DEPTH = 3
+MAX_PARTS = 100
+_HEAD = 4096
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_KNOWN_HEADERS = {
+    "return-path", "received", "from", "message-id", "mime-version", "date", "subject",
+    "delivered-to", "to", "cc", "reply-to", "sender", "content-type", "dkim-signature",
+    "authentication-results", "arc-seal", "arc-message-signature", "arc-authentication-results",
+    "received-spf", "thread-topic", "thread-index", "in-reply-to", "references", "user-agent",
+    "envelope-to", "importance", "content-transfer-encoding",
+}  # fmt: skip
+_HEADER_LINE = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,76})[ \t]*:")
+_ORDER_BODY_PREFIXES = (b"ISA", b"UNA", b"UNB", b"<?xml")
+_CSV_TYPES = {"text/csv", "application/csv", "text/comma-separated-values"}
+_ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
+
+
+@dataclass(slots=True)
+class _Attachment:
+    label: str  # "po.edi", "orders.zip/po.edi", "part 3 (text/plain)"
+    content_type: str
+    data: bytes
+    zip_depth: int = 0
+
+
+class _Walk:
+    """What the walk found: leaves in order, and a description of every part."""
+
+    def __init__(self) -> None:
+        self.parts = 0
+        self.leaves: list[tuple[Message, str, bool]] = []  # (part, label, is a body text)
+        self.summary: list[str] = []
+        self.defects: set[str] = set()
+
+
+class EmailParser:
+    name = "email"
+
+    def __init__(
+        self,
+        *,
+        max_message: int = MAX_MESSAGE,
+        max_attachment: int = MAX_ATTACHMENT,
+        max_depth: int = MAX_DEPTH,
+        max_parts: int = MAX_PARTS,
+    ):
+        self.max_message = max_message
+        self.max_attachment = max_attachment
+        self.max_depth = max_depth
+        self.max_parts = max_parts
+
+    # -- sniff -----------------------------------------------------------------------------
+
+    def sniff(self, head: bytes) -> bool:
+        """True if `head` starts with an RFC 5322 header line of a name mail carries."""
+        if head.startswith(b"\xef\xbb\xbf"):
+            head = head[3:]
+        if head.lstrip(b" \t\r\n").startswith((b"ISA", b"UNA", b"UNB", b"<", b"{", b"[")):
+            return False
+        m = _HEADER_LINE.match(head)
+        if m is None:
+            return False
+        field = m.group(1).decode("ascii").lower()
+        return field in _KNOWN_HEADERS or field.startswith("x-")
+
+    # -- parse -----------------------------------------------------------------------------
+
+    def parse(self, stream: IO[bytes] | Any, *, name: str = "<input>") -> Iterator[Event]:
+        """Yield the events of the message's order attachments; ParseError if unreadable."""
+        data = stream.read(self.max_message + 1)
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        if len(data) > self.max_message:
+            raise ParseError(
+                f"the e-mail is larger than the limit of {self.max_message:,} bytes; it was not read",
+                reason="MAIL_TOO_LARGE",
+                position=f"byte {self.max_message}",
+            )
+        if not data.strip():
+            raise ParseError("the e-mail is empty", reason="EMPTY", position="byte 0")
+        if data.startswith(_OLE):
+            raise ParseError(
+                "this is an Outlook .msg file (an OLE compound document), not an RFC 5322 e-mail; "
+                "forward it as a normal e-mail or save it as .eml",
+                reason="NOT_EMAIL",
+                position="byte 0",
+            )
+        if _HEADER_LINE.match(data.lstrip(b"\xef\xbb\xbf")) is None:
+            raise ParseError(
+                "the input does not start with an e-mail header line (Name: value); it is not an RFC 5322 message",
+                reason="NOT_EMAIL",
+                position="line 1",
+            )
+        try:
+            msg = BytesParser(policy=policy.default).parsebytes(data)
+        except RecursionError as exc:
+            raise ParseError("the e-mail's MIME structure is nested too deeply to be read", reason="MIME_LIMIT") from exc
+        envelope = Envelope(standard="email", sender_id=_from_address(msg))
+        walk = _Walk()
+        self._walk(msg, walk, depth=0, label="message")
+        yield from self._attachments(walk, envelope, name)
+
+    def _walk(self, part: Message, walk: _Walk, *, depth: int, label: str) -> None:
+        walk.parts += 1
+        if walk.parts > self.max_parts:
+            raise ParseError(
+                f"the e-mail has more than {self.max_parts} MIME parts; it was not read further",
+                reason="MIME_LIMIT",
+                position=f"part {walk.parts}",
+            )
+        walk.defects.update(type(d).__name__ for d in getattr(part, "defects", ()))
+        ctype = _safe_ctype(part)
+        payload = _safe(part.get_payload, None)
+        if ctype == "message/rfc822" or (ctype.startswith("message/") and isinstance(payload, list)):
+            if depth + 1 > self.max_depth:
+                raise ParseError(
+                    f"forwarded messages (message/rfc822) are nested more than {self.max_depth} deep",
+                    reason="MIME_LIMIT",
+                    position=label,
+                )
+            walk.summary.append(f"a forwarded message ({ctype})")
+            inner = payload if isinstance(payload, list) else []
+            for sub in inner:
+                if isinstance(sub, Message):
+                    self._walk(sub, walk, depth=depth + 1, label=f"{label} > forwarded message")
+            return
+        if isinstance(payload, list):
+            for sub in payload:
+                if isinstance(sub, Message):
+                    self._walk(sub, walk, depth=depth, label=label)
+            return
+        filename = _safe_filename(part)
+        disposition = _safe(lambda: part.get_content_disposition(), None)
+        is_body = filename is None and disposition != "attachment" and ctype in ("text/plain", "text/html")
+        leaf_label = filename or f"part {walk.parts} ({ctype})"
+        walk.leaves.append((part, leaf_label, is_body))
+
+    def _attachments(self, walk: _Walk, envelope: Envelope, name: str) -> Iterator[Event]:
+        counter = _Counter()
+        delegated = 0
+        rejected_any = False
+        for part, label, is_body in walk.leaves:
+            ctype = _safe_ctype(part)
+            data = _safe_bytes(part)
+            size_note = f"{len(data):,} bytes"
+            if is_body:
+                head = data[:_HEAD].lstrip(b"\xef\xbb\xbf \t\r\n")
+                if ctype != "text/plain" or not head.startswith(_ORDER_BODY_PREFIXES):
+                    walk.summary.append(f"a {ctype} body ({size_note})")
+                    continue
+                label = "message body"
+            walk.summary.append(f"{label!r} ({ctype}, {size_note})")
+            att = _Attachment(label, ctype, data)
+            for ev in self._attachment(att, envelope, counter):
+                if isinstance(ev, DocumentRejected):
+                    rejected_any = True
+                elif isinstance(ev, (Document, InterchangeOpened)):
+                    delegated += 1
+                yield ev
+        if delegated == 0 and not rejected_any:
+            described = "; ".join(walk.summary[:20]) or "no parts"
+            if len(walk.summary) > 20:
+                described += f"; and {len(walk.summary) - 20} more"
+            defects = f" MIME defects: {', '.join(sorted(walk.defects))}." if walk.defects else ""
+            yield DocumentRejected(
+                envelope=envelope,
+                doc_type=None,
+                control_number=None,
+                reason="NO_ORDER_ATTACHMENT",
+                message=f"the e-mail holds no order attachment (X12, EDIFACT, cXML or UBL); it contained: {described}.{defects}",
+                position="message",
+                index=counter.next(),
+            )
+
+    def _attachment(self, att: _Attachment, envelope: Envelope, counter: _Counter) -> Iterator[Event]:
+        where = f"attachment {att.label}"
+
+        def reject(reason: str, message: str) -> DocumentRejected:
+            return DocumentRejected(envelope, None, None, reason, message, where, counter.next())
+
+        if len(att.data) > self.max_attachment:
+            yield reject(
+                "ATTACHMENT_TOO_LARGE",
+                f"the attachment {att.label} is {len(att.data):,} bytes; the limit is {self.max_attachment:,}",
+            )
+            return
+        lower = att.label.lower()
+        if att.content_type in _ZIP_TYPES or lower.endswith(".zip") or is_zip(att.data[:4]):
+            yield from self._zip(att, envelope, counter, reject)
+            return
+        if att.content_type in _CSV_TYPES or lower.endswith(".csv"):
+            yield reject(
+                "CSV_NEEDS_MAPPING",
+                f"the CSV attachment {att.label} was not read: a CSV order needs a column mapping "
+                "configured for the sender's partner, and none is",
+            )
+            return
+        fmt = _detect(att.data[:_HEAD])
+        if fmt is None:
+            return  # not an order format (a logo, a PDF, a signature): listed in the summary
+        from gateway.formats import get_parser
+
+        last_envelope = envelope
+        try:
+            for ev in get_parser(fmt).parse(io.BytesIO(att.data), name=att.label):
+                if isinstance(ev, Document):
+                    ev.position = f"{where}: {ev.position}"
+                    ev.index = counter.next()
+                    last_envelope = ev.envelope
+                elif isinstance(ev, DocumentRejected):
+                    ev.position = f"{where}: {ev.position}"
+                    ev.index = counter.next()
+                elif isinstance(ev, (InterchangeOpened, InterchangeClosed)):
+                    last_envelope = ev.envelope
+                yield ev
+        except ParseError as exc:
+            at = f"{where}: {exc.position}" if exc.position else where
+            yield DocumentRejected(
+                last_envelope, None, None, exc.reason, f"the attachment {att.label} cannot be read as {fmt}: {exc.message}", at, counter.next()
+            )
+
+    def _zip(self, att: _Attachment, envelope: Envelope, counter: _Counter, reject: Any) -> Iterator[Event]:
+        if att.zip_depth >= 1:
+            yield reject("ZIP_LIMIT", f"{att.label} is a ZIP inside a ZIP; archives are unpacked one level deep only")
+            return
+        try:
+            entries = read_zip(att.data)
+        except ZipProblem as exc:
+            yield reject(exc.reason, f"the ZIP attachment {att.label} was not unpacked: {exc.message}")
+            return
+        for entry in entries:
+            yield from self._attachment(
+                _Attachment(f"{att.label}/{entry.name}", "application/octet-stream", entry.data, att.zip_depth + 1),
+                envelope,
+                counter,
+            )
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.value = -1
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+def _detect(head: bytes) -> str | None:
+    """The order format of an attachment, or None (not recognised, or not an order format)."""
+    from gateway.formats import detect
+
+    try:
+        fmt = detect(head)
+    except ParseError:
+        return None
+    return None if fmt == "email" else fmt
+
+
+def _safe(fn: Any, default: Any) -> Any:
+    try:
+        return fn()
+    except Exception:  # a header the stdlib cannot parse: the part is described, never a crash
+        return default
+
+
+def _safe_ctype(part: Message) -> str:
+    value: str = _safe(part.get_content_type, "application/octet-stream")
+    return value
+
+
+def _safe_filename(part: Message) -> str | None:
+    value = _safe(part.get_filename, None)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return "".join(c if c.isprintable() else "?" for c in value.strip())[:200]
+
+
+def _safe_bytes(part: Message) -> bytes:
+    payload = _safe(lambda: part.get_payload(decode=True), None)
+    if isinstance(payload, bytes):
+        return payload
+    raw = _safe(part.get_payload, "")
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def _from_address(msg: Message) -> str | None:
+    """The single From address, lower-case, for display only (sender checks: email_sender)."""
+
+    def read() -> str | None:
+        header: Any = msg["From"] if isinstance(msg, EmailMessage) else None
+        addresses = list(getattr(header, "addresses", ()))
+        if len(addresses) != 1:
+            return None
+        spec: str = addresses[0].addr_spec or ""
+        return spec.lower() or None
+
+    result: str | None = _safe(read, None)
+    return result
