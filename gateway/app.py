@@ -70,6 +70,7 @@ class Gateway:
             lease_seconds=cfg.processing.lease_seconds,
             capabilities={name: c.capabilities for name, c in self.dispatcher.connectors.items()},
             provenance=cfg.processing.provenance,
+            authserv_id=cfg.processing.authserv_id,
         )
 
     @cached_property

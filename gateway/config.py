@@ -100,6 +100,8 @@ class PartnerConfig(BaseModel):
     edifact_ids: list[str] = Field(default_factory=list, description="UNB sender ids (optionally 'QQ:ID' with the UNB 0007 qualifier).")
     cxml_ids: list[str] = Field(default_factory=list, description="cXML Sender credentials as 'domain:identity' (e.g. 'NetworkID:AN01000000001').")
     ubl_ids: list[str] = Field(default_factory=list, description="UBL buyer endpoint ids as 'schemeID:ID' (e.g. '0088:7300010000001').")
+    email_senders: list[str] = Field(default_factory=list, description="E-mail senders accepted for this partner: addresses, or '@domain' for a whole domain.")
+    email_require_auth: bool = Field(False, description="Accept its e-mail only with dkim=pass or dmarc=pass (aligned) from our own mail server's Authentication-Results.")
     connectors: list[str] | None = Field(None, description="Connectors this partner's orders go to (default: all).")
     acks: AckConfig = Field(default_factory=AckConfig, description="Acknowledgements sent back to this partner.")
 
@@ -114,6 +116,9 @@ class ProcessingConfig(BaseModel):
     batch_orders: PositiveInt = Field(500, description="Orders written per database commit while processing a large file.")
     lease_seconds: PositiveFloat = Field(
         120.0, description="A message whose processing shows no progress this long is taken up again (after a crash)."
+    )
+    authserv_id: str | None = Field(
+        None, description="The authserv-id our own mail server writes in Authentication-Results (only that header is trusted)."
     )
     provenance: bool = Field(
         True, description="Store, with each order, where each field came from (costs about a third of X12 throughput)."

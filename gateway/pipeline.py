@@ -117,6 +117,7 @@ class Pipeline:
         lease_seconds: float = 120.0,
         capabilities: Mapping[str, Capabilities] | None = None,
         provenance: bool = True,
+        authserv_id: str | None = None,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -127,6 +128,7 @@ class Pipeline:
         self.lease_seconds = lease_seconds
         self.linker = Linker(capabilities or {}, self._targets)
         self.provenance = provenance
+        self.authserv_id = authserv_id
 
     def _targets(self, partner: str | None) -> list[str]:
         return list(self.partner_connectors.get(partner or "", self.connectors))
@@ -237,6 +239,16 @@ class Pipeline:
         fmt = format or row["format"]
         partner = partner or row["partner"]
         name = row["display_name"] or "<input>"
+        if self.partners.enforced and (fmt or _sniff(body)) == "email":
+            # Who sent it decides whose orders these are; an e-mail is never accepted on
+            # the strength of its From header alone (see gateway.formats.email_sender).
+            found, problem = self._email_partner(body)
+            if problem is not None:
+                with self.store.begin() as conn:
+                    self._finish_message(conn, message_id, "quarantined", "SENDER_UNVERIFIED", problem, fmt="email")
+                stats.rejected_messages = 1
+                return stats
+            partner = partner or found
         run = _Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
         try:
             events = translate(
@@ -530,6 +542,29 @@ class Pipeline:
             add_events(conn, batch.events)
         run.batch = _Batch()
 
+    def _email_partner(self, body: bytes) -> tuple[str | None, str | None]:
+        """(partner, None) for a verified sender, or (None, why not)."""
+        from email import policy
+        from email.parser import BytesHeaderParser
+
+        from gateway.formats.email_sender import verify_sender
+
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(body)
+        refusals = []
+        for p in self.partners.configs:
+            if not p.email_senders:
+                continue
+            check = verify_sender(headers, p.email_senders, p.email_require_auth, self.authserv_id)
+            if check.ok:
+                return p.name, None
+            if "allow-list" not in check.reason:
+                refusals.append(f"{p.name}: {check.reason}")
+        if refusals:
+            return None, "; ".join(refusals)
+        check = verify_sender(headers, [], False, None)
+        who = check.address or "the sender"
+        return None, check.reason if "allow-list" not in check.reason else f"{who} is not an e-mail sender of any configured partner"
+
     # -- acknowledgements -------------------------------------------------------------------------
 
     @staticmethod
@@ -623,3 +658,13 @@ class Pipeline:
         conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
+
+
+def _sniff(body: bytes) -> str | None:
+    from gateway.errors import InputRejected
+    from gateway.formats import detect
+
+    try:
+        return detect(body[:4096])
+    except InputRejected:
+        return None
