@@ -82,7 +82,6 @@ from typing import Any
 
 import jmespath
 import pydantic
-import yaml
 from jmespath.exceptions import JMESPathError, JMESPathTypeError
 from jmespath.functions import Functions, signature
 from jmespath.parser import ParsedResult
@@ -90,6 +89,7 @@ from jmespath.visitor import Options
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.tables import read_yaml
 from gateway.model import Channel, Order, Purpose
 
 __all__ = [
@@ -518,18 +518,7 @@ def map_woocommerce(
 
 
 def _read_yaml(file: Path, problems: list[str]) -> Any:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        problems.append(f"{file}: cannot read the mapping ({exc.strerror or exc})")
-        return None
-    try:
-        return yaml.safe_load(text)  # type: ignore[no-untyped-call, unused-ignore]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problems.append(f"{file}{where}: not valid YAML ({getattr(exc, 'problem', exc)})")
-        return None
+    return read_yaml(file, problems, "the mapping")
 
 
 _MAX_FILE_DEPTH = 32

@@ -64,10 +64,10 @@ from types import MappingProxyType
 from typing import Any
 
 import pydantic
-import yaml
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.tables import read_yaml
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -165,19 +165,7 @@ def default_tables() -> X12Tables:
     return load_x12_tables()
 
 
-def _read_yaml(file: Path, problems: list[str]) -> Any:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        problems.append(f"{file}: cannot read the mapping tables ({exc.strerror or exc})")
-        return None
-    try:
-        return yaml.safe_load(text)  # type: ignore[no-untyped-call, unused-ignore]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problems.append(f"{file}{where}: not valid YAML ({getattr(exc, 'problem', exc)})")
-        return None
+_read_yaml = read_yaml  # shared reader (gateway/mapping/tables.py); the name stays for importers
 
 
 def _check_file(
