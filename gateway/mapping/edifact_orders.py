@@ -101,7 +101,7 @@ import pydantic
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
-from gateway.mapping.tables import read_yaml
+from gateway.mapping.tables import check_tables, read_yaml
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -210,55 +210,7 @@ _read_yaml = read_yaml  # shared reader (gateway/mapping/tables.py); the name st
 def _check_file(
     file: Path, data: Any, *, base: bool, problems: list[str]
 ) -> dict[str, dict[str, str | None]]:
-    if not isinstance(data, dict):
-        problems.append(f"{file}: expected a mapping of table name to entries at the top level")
-        return {}
-    tables: dict[str, dict[str, str | None]] = {}
-    for name, entries in data.items():
-        if name == "version":
-            if entries != 1:
-                problems.append(f"{file}: version {entries!r} is not supported; use 1")
-            continue
-        if name not in _TABLES:
-            known = ", ".join(sorted(_TABLES))
-            problems.append(f"{file}: unknown table {name!r}; known tables: {known}")
-            continue
-        what, allowed = _TABLES[name]
-        if not isinstance(entries, dict):
-            problems.append(f"{file}: table {name!r} must map {what} to names")
-            continue
-        checked: dict[str, str | None] = {}
-        for key, value in entries.items():
-            place = f"{file}: {name}[{key!r}]"
-            if not isinstance(key, str):
-                problems.append(
-                    f"{place}: the code must be a quoted string (YAML read {key!r} as "
-                    f'{type(key).__name__}); write it in quotes, e.g. "9"'
-                )
-                continue
-            if not _CODE.fullmatch(key):
-                problems.append(f"{place}: {what} are 1 to 3 upper-case letters or digits")
-                continue
-            if value is None:
-                if base:
-                    problems.append(f"{place}: null removes an entry, only in an override file")
-                else:
-                    checked[key] = None
-                continue
-            if not isinstance(value, str):
-                problems.append(f"{place}: the value must be a name, not {value!r}")
-            elif allowed is not None and value not in allowed:
-                problems.append(f"{place}: {value!r} is not one of {', '.join(sorted(allowed))}")
-            elif allowed is None and not _NAME.fullmatch(value):
-                problems.append(f"{place}: {value!r} must be a snake_case name")
-            else:
-                checked[key] = value
-        tables[name] = checked
-    if base:
-        for name in _TABLES:
-            if name not in data:
-                problems.append(f"{file}: table {name!r} is missing")
-    return tables
+    return check_tables(file, data, spec=_TABLES, code=_CODE, example="9", base=base, problems=problems)
 
 
 # ------------------------------------------------------------------------------------------
