@@ -12,7 +12,9 @@ from typing import Any, Literal, Protocol
 
 __all__ = ["Capabilities", "Connector", "Delivery", "RawMessage", "Receipt", "Source"]
 
-AckOutcome = Literal["stored", "duplicate", "rejected"]
+# stored/duplicate: committed (and, for a source that routes by outcome, processed without a
+# problem); review: a person must look at it; rejected: refused, by the source or the pipeline.
+AckOutcome = Literal["stored", "duplicate", "review", "rejected"]
 
 
 @dataclass(slots=True)

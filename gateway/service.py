@@ -2,8 +2,18 @@
 
 APScheduler 3 runs three kinds of jobs on its own thread pool: one poller per source, the
 processor (stored messages -> orders) and the dispatcher (outbox -> connectors). Each job
-has `max_instances=1` and `coalesce=True`, so a slow run is never doubled up and a backlog
-of missed runs becomes one run.
+runs one at a time (`max_instances=1`, or `_RunNow` below) with `coalesce=True`, so a slow
+run is never doubled up and a backlog of missed runs becomes one run.
+
+An IMAP source with `idle: true` also gets a daemon thread, `imap-idle:<name>`, that waits
+in IMAP IDLE on a connection of its own (`ImapSource.wait_for_mail`). When the server
+reports new mail, the thread makes the scheduler run that source's poll job at once, and
+when that poll stored something, the processor runs at once too; the poll every
+`poll_seconds` goes on as a safety net. Those poll jobs and the processor are `_RunNow`
+jobs: a request that comes while the job runs is not dropped (as APScheduler drops a
+second instance) but makes the running job go round once more. When the server does not
+offer IDLE, the thread logs it once and ends: the source is polled only. The threads end
+with the service, within a few seconds (DONE and LOGOUT are sent).
 
 SIGTERM or SIGINT only sets a flag (work in a signal handler is unsafe); the main thread
 then shuts the scheduler down, waiting for running jobs. Everything a job does is committed
@@ -18,17 +28,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway.app import Gateway
+from gateway.connector import Source
 from gateway.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from connectors.sources.imap.source import ImapSource
 
 log = logging.getLogger(__name__)
 
 __all__ = ["run_service"]
+
+_WATCH_RETRY_SECONDS = 30.0  # after an unexpected error in an IDLE watcher thread
+_WATCH_JOIN_SECONDS = 10.0  # how long the stop waits for the IDLE watcher threads in all
 
 
 def _guard(name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -44,6 +61,92 @@ def _guard(name: str, fn: Callable[[], Any]) -> Callable[[], None]:
     return job
 
 
+class _RunNow:
+    """A scheduled job that another thread can run at once with `request()`.
+
+    The job runs `fn` one at a time: a run the scheduler starts while another is going
+    (the job is added with `max_instances=2`), or a request that comes meanwhile, makes the
+    running one go round once more instead of being dropped.
+    """
+
+    def __init__(self, sched: BackgroundScheduler, job_id: str, fn: Callable[[], Any]) -> None:
+        self.job_id = job_id
+        self._sched = sched
+        self._fn = fn
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        try:
+            while True:
+                with self._lock:
+                    self._again = False
+                self._fn()
+                with self._lock:
+                    if not self._again:
+                        self._running = False
+                        return
+        except BaseException:
+            with self._lock:
+                self._running = False
+            raise
+
+    def request(self) -> None:
+        """Run the job now (or once more right after the run in progress)."""
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+        try:
+            self._sched.modify_job(self.job_id, next_run_time=_now())
+        except Exception:  # the scheduler is shutting down; the stop wins
+            log.debug("%s: could not be run at once", self.job_id, exc_info=True)
+
+
+def _idle_source(gw: Gateway, source: Source) -> ImapSource | None:
+    """The source, when it is an IMAP source that watches its folder with IDLE."""
+    sc = gw.source_config(source.name)
+    if sc.type != "imap" or not sc.idle:
+        return None
+    from connectors.sources.imap.source import ImapSource
+
+    return source if isinstance(source, ImapSource) else None
+
+
+def _poll_then_process(gw: Gateway, source: Source, process: _RunNow) -> Callable[[], None]:
+    def run() -> None:
+        received, _duplicates = gw.poll_source(source)
+        if received:
+            process.request()
+
+    return run
+
+
+def _watch(source: ImapSource, poll: _RunNow, stop: threading.Event) -> None:
+    """Body of an IDLE watcher thread: new mail runs the source's poll job at once."""
+    while not stop.is_set():
+        try:
+            outcome = source.wait_for_mail(stop)
+        except Exception:  # the thread must not die: log, pause, go on
+            log.exception(
+                "imap source %s: the IDLE watcher failed; it tries again in %g s",
+                source.name, _WATCH_RETRY_SECONDS,
+            )
+            stop.wait(_WATCH_RETRY_SECONDS)
+            continue
+        if outcome == "new_mail" and not stop.is_set():
+            log.debug("imap source %s: new mail reported by IDLE; polling now", source.name)
+            poll.request()
+        elif outcome in ("unsupported", "disabled"):
+            return
+
+
 def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> None:
     stop = stop or threading.Event()
     gw.start_node()
@@ -56,13 +159,25 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         timezone="UTC",
     )
+    process = _RunNow(sched, "process", _guard("process", gw.process))
+    watch_stop = threading.Event()  # set when the service stops, however it stops
+    watchers: list[threading.Thread] = []
     for source in gw.sources:
         interval = gw.source_config(source.name).poll_seconds
-        sched.add_job(
-            _guard(f"poll:{source.name}", functools.partial(gw.poll_source, source)),
-            "interval", seconds=interval, id=f"poll:{source.name}", next_run_time=_now(),
+        job_id = f"poll:{source.name}"
+        imap = _idle_source(gw, source)
+        if imap is None:
+            sched.add_job(
+                _guard(job_id, functools.partial(gw.poll_source, source)),
+                "interval", seconds=interval, id=job_id, next_run_time=_now(),
+            )
+            continue
+        poll = _RunNow(sched, job_id, _guard(job_id, _poll_then_process(gw, source, process)))
+        sched.add_job(poll, "interval", seconds=interval, id=job_id, name=job_id, max_instances=2, next_run_time=_now())
+        watchers.append(
+            threading.Thread(target=_watch, args=(imap, poll, watch_stop), name=f"imap-idle:{source.name}", daemon=True)
         )
-    sched.add_job(_guard("process", gw.process), "interval", seconds=cfg.processing.poll_seconds, id="process", next_run_time=_now())
+    sched.add_job(process, "interval", seconds=cfg.processing.poll_seconds, id="process", name="process", max_instances=2, next_run_time=_now())
     if cfg.connectors:
         sched.add_job(_guard("dispatch", gw.dispatch), "interval", seconds=cfg.dispatch.poll_seconds, id="dispatch", next_run_time=_now())
     log.info(
@@ -70,6 +185,8 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
         len(gw.sources), len(cfg.connectors), gw.store.engine.url.render_as_string(hide_password=True),
     )
     sched.start()
+    for thread in watchers:
+        thread.start()
     server = None
     if cfg.intake is not None and cfg.intake.stores:
         from gateway.intake.server import IntakeServer
@@ -84,11 +201,21 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
                 break
     finally:
         log.info("stopping: waiting for running jobs to finish")
+        watch_stop.set()
         if server is not None:
             server.stop()  # stop accepting first; requests in flight finish
         sched.shutdown(wait=True)
+        _join(watchers)
         gw.close()
         log.info("stopped")
+
+
+def _join(watchers: list[threading.Thread]) -> None:
+    deadline = time.monotonic() + _WATCH_JOIN_SECONDS
+    for thread in watchers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.warning("%s did not end in time; its connection is closed under it", thread.name)
 
 
 def _now() -> Any:

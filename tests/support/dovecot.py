@@ -6,8 +6,13 @@
         user = dovecot.new_user()               # any user name logs in: a fresh, empty mailbox
         dovecot.append(user, b"Subject: x\\r\\n\\r\\nbody")
         ... ImapSourceConfig(**dovecot.login(user), ...) ...
-        dovecot.kick(user)                      # drop the user's sessions server-side
+        dovecot.kick(user)                      # drop the user's sessions server-side (BYE)
+        dovecot.kill_sessions(user)             # ... or with no BYE at all (EOF)
         dovecot.set_uidvalidity(user, "INBOX", 12345)
+        dovecot.log_lines(user)                 # what the server logged for the user
+
+    with running_dovecot(imap_capability="IMAP4rev1 MOVE") as server:  # a server without IDLE
+        ...
 
 Everything lives in a temporary folder: its own dovecot.conf (nothing from /etc/dovecot is
 read), a self-signed certificate made by openssl, free ports for imap and imaps, mail as
@@ -103,8 +108,29 @@ class DovecotServer:
         """Drop every session of the user (``doveadm kick``; rc 68 on 2.3 when none is open)."""
         self.doveadm("kick", username, check=False)
 
+    def kill_sessions(self, username: str) -> int:
+        """SIGKILL the user's imap processes: their connections end with no BYE (bare EOF),
+        as when a server crashes. Returns how many were killed."""
+        out = self.doveadm("who", "-1", username, check=False).stdout
+        pids = [
+            int(f[2])
+            for f in (line.split() for line in out.splitlines()[1:])
+            if len(f) >= 3 and f[2].isdigit()
+        ]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
     def set_uidvalidity(self, username: str, folder: str, value: int) -> None:
         self.doveadm("mailbox", "update", "-u", username, "--uid-validity", str(value), folder)
+
+    def log_lines(self, username: str) -> list[str]:
+        """Lines of the server log about the user: logins (``Login: user=<...>``) and the
+        sessions' own lines (``imap(<user>)...: Disconnected: Logged out`` and the like)."""
+        log = self.workdir / "dovecot.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        marks = (f"imap({username})", f"user=<{username}>")
+        return [line for line in text.splitlines() if any(m in line for m in marks)]
 
 
 def _require_services() -> bool:
@@ -138,22 +164,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _conf(syntax: str, d: Path, port: int, sport: int, owner: tuple[str, str]) -> str:
+def _conf(
+    syntax: str,
+    d: Path,
+    port: int,
+    sport: int,
+    owner: tuple[str, str],
+    imap_capability: str | None = None,
+) -> str:
     uid, gid = owner
-    common_tail = """
-namespace inbox {
+    # The whole CAPABILITY list after login (2.3 syntax; checked on Dovecot 2.3.19 only).
+    capability = f"  imap_capability = {imap_capability}\n" if imap_capability else ""
+    common_tail = f"""
+namespace inbox {{
   inbox = yes
   separator = /
-}
+}}
 auth_failure_delay = 0
-service anvil {
-  unix_listener anvil-auth-penalty {
+service anvil {{
+  unix_listener anvil-auth-penalty {{
     mode = 0
-  }
-}
-protocol imap {
+  }}
+}}
+protocol imap {{
   mail_max_userip_connections = 100
-}
+{capability}}}
 """
     if syntax == "2.3":
         return (
@@ -273,13 +308,21 @@ def _stop(pidfile: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_dovecot() -> Iterator[DovecotServer]:
-    """Start a private Dovecot; stop it and remove its folder afterwards."""
+def running_dovecot(*, imap_capability: str | None = None) -> Iterator[DovecotServer]:
+    """Start a private Dovecot; stop it and remove its folder afterwards.
+
+    ``imap_capability`` replaces the CAPABILITY list the server sends after login (to test
+    a server without IDLE, say). It is set up for Dovecot 2.3 only: on 2.4 the test skips.
+    """
     if shutil.which("dovecot") is None or shutil.which("doveadm") is None:
         _unavailable("dovecot is not installed (apt-get install dovecot-imapd)")
     if shutil.which("openssl") is None:
         _unavailable("openssl is not installed")
     syntax = _syntax()
+    if imap_capability is not None and syntax != "2.3":
+        import pytest
+
+        pytest.skip("imap_capability is written and checked for Dovecot 2.3 only")
     workdir = Path(tempfile.mkdtemp(prefix="gateway-dovecot-"))
     os.chmod(workdir, 0o755)
     pidfile = workdir / "run" / "master.pid"
@@ -308,7 +351,7 @@ def running_dovecot() -> Iterator[DovecotServer]:
         )  # fmt: skip
         port, sport = _free_port(), _free_port()
         conf = workdir / "dovecot.conf"
-        conf.write_text(_conf(syntax, workdir, port, sport, owner))
+        conf.write_text(_conf(syntax, workdir, port, sport, owner, imap_capability))
         # The master keeps fd 2 open: never capture its output (the call would wait forever).
         err = workdir / "startup.err"
         with open(err, "wb") as errf:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +13,16 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.sources.imap.config import ImapSourceConfig
-from connectors.sources.imap.source import ImapLoginError, ImapSource
+from connectors.sources.imap.source import IdleOutcome, ImapLoginError, ImapSource
 from gateway.pipeline import Pipeline
 from gateway.store import tables as t
 from gateway.store.db import Store
-from tests.support.dovecot import DovecotServer, dovecot_fixture
+from tests.support.dovecot import DovecotServer, dovecot_fixture, running_dovecot
 
 dovecot = dovecot_fixture()
+
+# Generous: the suite may run on a loaded CI machine. Nothing waits this long when it works.
+DEADLINE = 30.0
 
 
 def mail(n: int, subject: str | None = None) -> bytes:
@@ -231,3 +238,269 @@ def test_plain_and_starttls_connections(dovecot: DovecotServer, user: str, store
 def test_config_needs_a_credential() -> None:
     with pytest.raises(ValueError, match="password or oauth2_token"):
         ImapSourceConfig(type="imap", name="m", host="h", username="u")
+
+
+def test_config_folders_must_all_differ_review_included() -> None:
+    base = {"type": "imap", "name": "m", "host": "h", "username": "u", "password": "p"}
+    with pytest.raises(ValueError, match="review_folder"):
+        ImapSourceConfig(**base, review_folder="Processed")
+    with pytest.raises(ValueError, match="must all differ"):
+        ImapSourceConfig(**base, review_folder="Failed")
+    with pytest.raises(ValueError, match="must all differ"):
+        ImapSourceConfig(**base, folder="Needs-review")
+
+
+def test_config_idle_defaults_and_the_rfc_2177_limit() -> None:
+    base = {"type": "imap", "name": "m", "host": "h", "username": "u", "password": "p"}
+    cfg = ImapSourceConfig(**base)
+    assert cfg.idle is True and cfg.idle_seconds == 300
+    assert cfg.format == "email"
+    assert ImapSourceConfig(**base, idle_seconds=1740).idle_seconds == 1740
+    with pytest.raises(ValueError, match="1740"):
+        ImapSourceConfig(**base, idle_seconds=1741)
+    with pytest.raises(ValueError, match="greater than 0"):
+        ImapSourceConfig(**base, idle_seconds=0)
+    for name in ("idle", "idle_seconds", "review_folder"):
+        assert ImapSourceConfig.model_fields[name].description
+
+
+# -- acknowledging by outcome ---------------------------------------------------------------------
+
+
+def test_each_outcome_moves_the_mail_to_its_folder(
+    dovecot: DovecotServer, user: str, store: Store
+) -> None:
+    assert ImapSource.routes_by_outcome is True  # the gateway processes before it acks
+    for n in (1, 2, 3, 4):
+        dovecot.append(user, mail(n))
+    with ImapSource(config(dovecot, user), store=store) as source:
+        got = list(source.poll())
+        for m, outcome in zip(got, ("stored", "review", "rejected", "duplicate"), strict=True):
+            source.ack(m, outcome, "id")  # type: ignore[arg-type]
+    assert folder_uids(dovecot, user, "INBOX") == {}
+    assert bodies(dovecot, user, "Processed") == [mail(1), mail(4)]
+    assert bodies(dovecot, user, "Needs-review") == [mail(2)]
+    assert bodies(dovecot, user, "Failed") == [mail(3)]
+    from gateway.store.cursors import get_cursor
+
+    assert (get_cursor(store, "mailbox") or "").endswith(":4")
+
+
+def test_review_folder_is_configurable(dovecot: DovecotServer, user: str, store: Store) -> None:
+    dovecot.append(user, mail(5))
+    with ImapSource(config(dovecot, user, review_folder="Orders/Check"), store=store) as source:
+        (m,) = source.poll()
+        source.ack(m, "review", "id")
+    assert bodies(dovecot, user, "Orders/Check") == [mail(5)]
+    assert folder_uids(dovecot, user, "INBOX") == {}
+
+
+# -- IDLE -------------------------------------------------------------------------------------
+
+
+def wait_until(check: Callable[[], object], what: str, limit: float = DEADLINE) -> None:
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {limit} s")
+        time.sleep(0.02)
+
+
+class Watcher:
+    """``wait_for_mail`` on a thread of its own, called again after each "timeout" as
+    gateway.service does; ``outcome`` is the first other answer."""
+
+    def __init__(self, source: ImapSource) -> None:
+        self.source = source
+        self.stop = threading.Event()
+        self.timeouts = 0
+        self.outcome: IdleOutcome | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while (outcome := self.source.wait_for_mail(self.stop)) == "timeout":
+            self.timeouts += 1
+        self.outcome = outcome
+
+    def start(self) -> Watcher:
+        self.thread.start()
+        return self
+
+    def result(self) -> IdleOutcome | None:
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), "wait_for_mail did not return"
+        return self.outcome
+
+
+@pytest.fixture
+def watchers() -> Iterator[list[Watcher]]:
+    """Watchers made by a test are stopped and joined even when it fails."""
+    made: list[Watcher] = []
+    yield made
+    for w in made:
+        w.stop.set()
+        w.thread.join(DEADLINE)
+
+
+def watch(watchers: list[Watcher], source: ImapSource) -> Watcher:
+    w = Watcher(source)
+    watchers.append(w)
+    return w.start()
+
+
+def idle_source(dovecot: DovecotServer, user: str, store: Store, **kw: Any) -> ImapSource:
+    return ImapSource(config(dovecot, user, **{"idle_seconds": 600, **kw}), store=store)
+
+
+def test_idle_wakes_when_another_client_appends(
+    dovecot: DovecotServer, user: str, store: Store, watchers: list[Watcher]
+) -> None:
+    with idle_source(dovecot, user, store) as source:
+        w = watch(watchers, source)
+        wait_until(lambda: source.idling, "the watcher to be in IDLE")
+        dovecot.append(user, mail(1))
+        assert w.result() == "new_mail"
+        assert not source.idling
+        # the poll connection was never used by the watcher: it polls as usual
+        assert [m.body for m in source.poll()] == [mail(1)]
+
+
+def test_idle_time_over_returns_without_mail(
+    dovecot: DovecotServer, user: str, store: Store
+) -> None:
+    with idle_source(dovecot, user, store, idle_seconds=0.3) as source:
+        assert source.wait_for_mail(threading.Event()) == "timeout"
+        assert not source.idling
+
+
+def test_idle_is_reissued_on_the_same_connection_and_still_wakes(
+    dovecot: DovecotServer, user: str, store: Store, watchers: list[Watcher]
+) -> None:
+    with idle_source(dovecot, user, store, idle_seconds=0.3) as source:
+        w = watch(watchers, source)
+        wait_until(lambda: w.timeouts >= 2, "two IDLEs to time out")
+        assert logins(dovecot, user) == 1  # each IDLE re-issued on the one watcher connection
+        dovecot.append(user, mail(2))
+        assert w.result() == "new_mail"
+
+
+def test_idle_reconnects_after_a_kick_and_still_wakes(
+    dovecot: DovecotServer,
+    user: str,
+    store: Store,
+    watchers: list[Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="connectors.sources.imap.source")
+
+    def lost() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "IDLE connection was lost" in r.getMessage()]
+
+    with idle_source(dovecot, user, store) as source:
+        w = watch(watchers, source)
+        wait_until(lambda: source.idling, "the watcher to be in IDLE")
+        dovecot.kick(user)
+        wait_until(lost, "the watcher to notice the kick")
+        wait_until(lambda: source.idling, "the watcher to be back in IDLE")
+        assert w.thread.is_alive() and w.outcome is None  # no error came out
+        dovecot.append(user, mail(3))
+        assert w.result() == "new_mail"
+    (record,) = lost()  # one drop, one warning: no spinning on the dead socket
+    assert record.levelno == logging.WARNING
+    assert "reconnects in 1 s" in record.getMessage()
+    assert any("watching INBOX with IDLE again" in r.getMessage() for r in caplog.records)
+
+
+def test_idle_connection_ending_without_bye_is_noticed_and_reopened(
+    dovecot: DovecotServer,
+    user: str,
+    store: Store,
+    watchers: list[Watcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="connectors.sources.imap.source")
+
+    def lost() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "IDLE connection was lost" in r.getMessage()]
+
+    with idle_source(dovecot, user, store) as source:
+        w = watch(watchers, source)
+        wait_until(lambda: source.idling, "the watcher to be in IDLE")
+        assert dovecot.kill_sessions(user) == 1  # a bare EOF: imapclient reports nothing
+        wait_until(lost, "the watcher to notice the end of the connection")
+        wait_until(lambda: source.idling, "the watcher to be back in IDLE")
+        dovecot.append(user, mail(8))
+        assert w.result() == "new_mail"
+    assert len(lost()) == 1
+
+
+def test_mail_that_came_while_no_idle_was_open_is_reported_at_once(
+    dovecot: DovecotServer, user: str, store: Store, watchers: list[Watcher]
+) -> None:
+    dovecot.append(user, mail(4))  # before the watcher ever connected
+    with idle_source(dovecot, user, store) as source:
+        assert watch(watchers, source).result() == "new_mail"
+
+
+def logins(dovecot: DovecotServer, user: str) -> int:
+    return sum(1 for line in dovecot.log_lines(user) if "Login:" in line)
+
+
+def test_stop_event_ends_idle_with_done_and_logout(
+    dovecot: DovecotServer, user: str, store: Store, watchers: list[Watcher]
+) -> None:
+    source = idle_source(dovecot, user, store)
+    w = watch(watchers, source)
+    wait_until(lambda: source.idling, "the watcher to be in IDLE")
+    w.stop.set()
+    assert w.result() == "stopped"
+    assert not source.idling
+    # the server saw a LOGOUT (a dropped socket is logged as "Connection closed")
+    wait_until(
+        lambda: any("Logged out" in line for line in dovecot.log_lines(user)),
+        "the server to log the LOGOUT",
+    )
+    assert not any("Connection closed" in line for line in dovecot.log_lines(user))
+    assert source.wait_for_mail(w.stop) == "stopped"  # a stopped watcher opens nothing
+    source.close()
+
+
+def test_idle_false_never_issues_idle(
+    dovecot: DovecotServer, user: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imapclient import IMAPClient
+
+    calls: list[str] = []
+    monkeypatch.setattr(IMAPClient, "idle", lambda self: calls.append("IDLE"))
+    dovecot.append(user, mail(6))
+    before = logins(dovecot, user)
+    with ImapSource(config(dovecot, user, idle=False), store=store) as source:
+        assert source.wait_for_mail(threading.Event()) == "disabled"
+        assert logins(dovecot, user) == before  # no watcher connection was opened
+        assert [m.body for m in source.poll()] == [mail(6)]  # polling works as before
+    assert calls == []
+
+
+@pytest.fixture(scope="module")
+def dovecot_without_idle() -> Iterator[DovecotServer]:
+    with running_dovecot(
+        imap_capability="IMAP4rev1 LITERAL+ SASL-IR ID ENABLE UIDPLUS MOVE NAMESPACE UNSELECT"
+    ) as server:
+        yield server
+
+
+def test_server_without_idle_is_logged_once_and_polled(
+    dovecot_without_idle: DovecotServer, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = dovecot_without_idle
+    user = server.new_user()
+    server.append(user, mail(7))
+    caplog.set_level(logging.INFO, logger="connectors.sources.imap.source")
+    with ImapSource(config(server, user), store=store) as source:
+        stop = threading.Event()
+        assert source.wait_for_mail(stop) == "unsupported"
+        assert source.wait_for_mail(stop) == "unsupported"
+        assert [m.body for m in source.poll()] == [mail(7)]
+    said = [r for r in caplog.records if "does not offer IDLE" in r.getMessage()]
+    assert len(said) == 1
+    assert "polling every 60 s" in said[0].getMessage()

@@ -59,14 +59,27 @@ class ImapSourceConfig(BaseModel):
     review_folder: str = Field(
         "Needs-review",
         min_length=1,
-        description="Folder for mails a person must look at; created if missing.",
+        description="Folder mails a person must look at (held for review) are moved to; created if missing.",
     )
     failed_folder: str = Field(
         "Failed",
         min_length=1,
         description="Folder refused mails (too large, rejected) are moved to; created if missing.",
     )
-    poll_seconds: PositiveFloat = Field(60, description="Seconds between polls of the folder.")
+    poll_seconds: PositiveFloat = Field(
+        60,
+        description="Seconds between polls of the folder (with IDLE, a safety net: new mail is fetched at once).",
+    )
+    idle: bool = Field(
+        True,
+        description="Watch the folder with IMAP IDLE (RFC 2177) on a second connection when the server offers it, and fetch new mail at once; polling goes on beside it.",
+    )
+    idle_seconds: float = Field(
+        300,
+        gt=0,
+        le=1740,
+        description="Seconds one IDLE lasts before it is re-issued (at most 1740, 29 minutes, as RFC 2177 asks).",
+    )
     max_message_bytes: PositiveInt = Field(
         25_000_000,
         description="Largest mail (RFC822.SIZE) fetched; larger ones are refused without downloading.",
@@ -82,6 +95,14 @@ class ImapSourceConfig(BaseModel):
     def _credentials(self) -> Self:
         if self.password is None and self.oauth2_token is None:
             raise ValueError("set password or oauth2_token")
-        if len({self.folder, self.processed_folder, self.failed_folder}) < 3:
-            raise ValueError("folder, processed_folder and failed_folder must all differ")
+        folders = (self.folder, self.processed_folder, self.review_folder, self.failed_folder)
+        if len(set(folders)) < len(folders):
+            raise ValueError(
+                "folder, processed_folder, review_folder and failed_folder must all differ"
+            )
         return self
+
+    @property
+    def format(self) -> str:
+        """The input format of every message: a whole e-mail."""
+        return "email"

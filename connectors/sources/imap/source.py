@@ -1,6 +1,9 @@
 """IMAP source: order mails are read from one folder of an IMAP mailbox.
 
-Capabilities: poll + ack (move to another folder). Config keys: see ImapSourceConfig.
+Capabilities: poll + ack (move to a folder chosen by the outcome), and a watcher that waits
+in IDLE (RFC 2177) for new mail. ``routes_by_outcome = True``: the gateway processes a mail
+before acknowledging it, so the ack can say where the mail belongs. Config keys: see
+ImapSourceConfig.
 
 - The connection is kept between polls (checked with NOOP first). When it drops, the poll
   ends without acknowledging anything; the next poll reconnects. Failed connects in a row
@@ -15,13 +18,26 @@ Capabilities: poll + ack (move to another folder). Config keys: see ImapSourceCo
 - RFC822.SIZE is checked before anything is downloaded: a mail over ``max_message_bytes``
   is offered as a small refusal (``rejected="MAIL_TOO_LARGE: ..."``) and moved to the
   failed folder on ack. Mails are fetched with ``BODY.PEEK[]``, so \\Seen is never set.
-- ``ack`` runs only after the commit: MOVE to ``processed_folder`` (stored/duplicate) or
-  ``failed_folder`` (rejected); without the MOVE capability COPY + \\Deleted + UID EXPUNGE
-  (plain EXPUNGE when the server lacks UIDPLUS). Target folders are created if missing.
-  Then the cursor advances, but never past a mail of the same poll that is still
-  unacknowledged. A crash between commit and move re-offers the mail on the next poll;
-  the store answers "duplicate" and the move completes.
-- IDLE is not used: the folder is polled every ``poll_seconds``.
+- ``ack`` runs only after the commit and moves the mail by outcome: ``stored`` and
+  ``duplicate`` to ``processed_folder``, ``review`` to ``review_folder`` (a person must look
+  at it), ``rejected`` to ``failed_folder``. MOVE, or without the MOVE capability COPY +
+  \\Deleted + UID EXPUNGE (plain EXPUNGE when the server lacks UIDPLUS). Target folders are
+  created if missing. Then the cursor advances, but never past a mail of the same poll that
+  is still unacknowledged. A crash between commit and move re-offers the mail on the next
+  poll; the store answers "duplicate" and the move completes.
+- IDLE (``idle: true``, the default): ``wait_for_mail(stop)`` runs on a second connection
+  of its own (the poll connection stays free for polls and acks), opens the folder
+  read-only (EXAMINE) and waits in IDLE. It returns ``"new_mail"`` when the server reports
+  more messages (EXISTS or RECENT growing), ``"timeout"`` after ``idle_seconds`` (call again:
+  the IDLE is re-issued on the same connection, as RFC 2177 asks at least every 29 minutes),
+  ``"stopped"`` once the stop event is set (DONE + LOGOUT sent; seen within about a second),
+  ``"unsupported"`` when the server does not advertise IDLE (logged once; the caller keeps
+  to polling) and ``"disabled"`` with ``idle: false`` (nothing is opened). A dropped watcher
+  connection (``doveadm kick``, a restart, a BYE, EOF) is reopened inside the call with
+  back-off (1, 2, 4, ... seconds, at most five minutes); mail that arrived meanwhile (UIDNEXT
+  grew) is reported at once. Network and server trouble is logged, never raised.
+  ``gateway.service`` runs it on a daemon thread per source and, on ``"new_mail"``, runs the
+  source's poll job at once; the poll every ``poll_seconds`` goes on as a safety net.
 
 Error mapping
     server unreachable, connection dropped, timeout   logged; the poll yields nothing more
@@ -29,6 +45,8 @@ Error mapping
     folder cannot be selected                         logged; the poll yields nothing
     connection lost during ack, or UIDVALIDITY        TransientError from ack (the mail stays
     changed before the ack                            and is offered again)
+    any trouble on the IDLE connection                logged; reconnected with back-off inside
+    (incl. login refused)                             wait_for_mail, which never raises for it
 """
 
 from __future__ import annotations
@@ -40,11 +58,13 @@ import logging
 import re
 import socket
 import ssl
+import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -59,9 +79,13 @@ from gateway.store.db import Store, utcnow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImapLoginError", "ImapSource", "parse_cursor"]
+__all__ = ["IdleOutcome", "ImapLoginError", "ImapSource", "parse_cursor"]
+
+IdleOutcome = Literal["new_mail", "timeout", "stopped", "unsupported", "disabled"]
 
 _MAX_BACKOFF_SECONDS = 300.0
+_IDLE_STEP_SECONDS = 1.0  # an IDLE wait looks at the stop event this often
+_IDLE_STABLE_SECONDS = 60.0  # a watcher connection that lived this long restarts the back-off
 _LOST = (imaplib.IMAP4.abort, OSError, EOFError, socket.timeout)
 _CURSOR = re.compile(r"^(\d+):(\d+)$")
 # imapclient ships partial type hints only (many methods unannotated): use it untyped.
@@ -74,6 +98,10 @@ class ImapLoginError(ConfigError):
 
 class _ConnectionLost(Exception):
     """Internal: the connection dropped in the middle of a poll."""
+
+
+class _IdleUnsupported(Exception):
+    """Internal: the server does not advertise IDLE."""
 
 
 @dataclass(slots=True)
@@ -108,6 +136,10 @@ def _header_text(value: Any) -> str:
 class ImapSource:
     """Polls one folder of an IMAP mailbox; see the module docstring for the behaviour."""
 
+    # The gateway processes each mail before acknowledging it, so that ack() can move it to
+    # the processed, review or failed folder by the result.
+    routes_by_outcome = True
+
     def __init__(self, config: ImapSourceConfig, *, store: Store):
         self.config = config
         self.name = config.name
@@ -119,6 +151,16 @@ class ImapSource:
         self._skip_polls = 0
         self._pending: set[int] = set()  # UIDs offered in the current poll, not yet acknowledged
         self._acked: set[int] = set()  # UIDs acknowledged since the current poll started
+        # The IDLE watcher's own connection and what it knows of the folder; used only by
+        # the thread that calls wait_for_mail.
+        self._idle_client: _Client | None = None
+        self._idle_failures = 0
+        self._idle_unsupported = False
+        self._idle_exists = 0
+        self._idle_recent = 0
+        self._idle_seen: tuple[int, int] | None = None  # (UIDVALIDITY, UIDNEXT) last seen
+        self._idle_opened = 0.0  # time.monotonic() when the watcher connection was opened
+        self._idling = False
 
     # -- the Source protocol ------------------------------------------------------------------
 
@@ -195,7 +237,7 @@ class ImapSource:
                 return  # an ack in between lost the connection
 
     def ack(self, message: RawMessage, outcome: AckOutcome, message_id: str) -> None:
-        """Move the committed mail to the processed folder (a refused one to failed); advance the cursor."""
+        """Move the committed mail to the folder for its outcome; advance the cursor."""
         claim = message.ack_token
         if not isinstance(claim, _Claim):
             raise TypeError(f"message {message.source_ref} did not come from this source")
@@ -203,9 +245,7 @@ class ImapSource:
             raise RuntimeError(f"message {message.source_ref} was acknowledged twice")
         claim.acked = True
         crashpoints.hit("before_ack")
-        target = (
-            self.config.failed_folder if outcome == "rejected" else self.config.processed_folder
-        )
+        target = self._folder_for(outcome)
         for attempt in (1, 2):
             try:
                 client = self._client
@@ -235,8 +275,204 @@ class ImapSource:
             self._advance(claim.uidvalidity, max(done))
 
     def close(self) -> None:
-        """Log out (the next poll opens a new connection)."""
+        """Log out of both connections (the next poll opens a new one).
+
+        Call it once the thread in wait_for_mail has returned (the service joins it first).
+        """
         self._drop(logout=True)
+        self._close_idle()
+
+    # -- IDLE ---------------------------------------------------------------------------------
+
+    @property
+    def idling(self) -> bool:
+        """True while an IDLE command is open on the watcher connection."""
+        return self._idling
+
+    def wait_for_mail(self, stop: threading.Event) -> IdleOutcome:
+        """Wait in IDLE on a second connection until new mail, ``idle_seconds`` or ``stop``.
+
+        Returns "new_mail", "timeout" (call again to re-issue the IDLE), "stopped" (logged
+        out), "unsupported" (the server lacks IDLE; logged once) or "disabled" (idle: false).
+        A lost connection is reopened inside the call with back-off; nothing is raised for
+        network or server trouble. Call it from one thread at a time.
+        """
+        if not self.config.idle:
+            return "disabled"
+        if self._idle_unsupported:
+            return "unsupported"
+        delay = 0.0
+        while True:
+            if stop.wait(delay):
+                self._close_idle()
+                return "stopped"
+            client = self._idle_client
+            if client is None:
+                try:
+                    client, missed = self._open_idle()
+                except _IdleUnsupported:
+                    return "unsupported"
+                except ConfigError as exc:
+                    delay = self._idle_failed(str(exc), logging.ERROR)
+                    continue
+                except TransientError as exc:
+                    delay = self._idle_failed(str(exc))
+                    continue
+                except Exception:  # a watcher must outlive surprises: log, try again later
+                    log.exception("imap source %s: unexpected error opening IDLE", self.name)
+                    delay = self._idle_failed("unexpected error opening IDLE (logged above)")
+                    continue
+                if missed:
+                    return "new_mail"
+            try:
+                outcome = self._idle_once(client, stop)
+            except (*_LOST, IMAPClientError) as exc:
+                self._drop_idle()
+                delay = self._idle_failed(f"the IDLE connection was lost ({_describe(exc)})")
+                continue
+            except Exception:  # a watcher must outlive surprises: log, reconnect later
+                log.exception("imap source %s: unexpected error in IDLE", self.name)
+                self._drop_idle()
+                delay = self._idle_failed("unexpected error in IDLE (logged above)")
+                continue
+            self._idle_failures = 0
+            if outcome == "stopped":
+                self._close_idle()
+            return outcome
+
+    def _open_idle(self) -> tuple[_Client, bool]:
+        """Open the watcher connection and EXAMINE the folder; True if mail came meanwhile."""
+        c = self.config
+        client = self._open()
+        try:
+            if not client.has_capability("IDLE"):
+                self._idle_unsupported = True
+                log.warning(
+                    "imap source %s: the server %s:%d does not offer IDLE; new mail is found by "
+                    "polling every %g s",
+                    self.name,
+                    c.host,
+                    c.port,
+                    c.poll_seconds,
+                )
+                _logout(client)
+                raise _IdleUnsupported
+            info = client.select_folder(c.folder, readonly=True)
+        except (*_LOST, IMAPClientError) as exc:
+            _shutdown(client)
+            raise TransientError(f"cannot open {c.folder} for IDLE: {_describe(exc)}") from exc
+        except BaseException:
+            _shutdown(client)
+            raise
+        self._idle_client = client
+        self._idle_opened = time.monotonic()
+        self._idle_exists = int(info.get(b"EXISTS", 0))
+        self._idle_recent = int(info.get(b"RECENT", 0))
+        seen = (int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"UIDNEXT", 0)))
+        before, self._idle_seen = self._idle_seen, seen
+        # Mail that arrived while no IDLE was open (first start, reconnect) is reported at
+        # once: on the first connection any mail in the folder, later a grown UIDNEXT.
+        missed = self._idle_exists > 0 and (
+            before is None or seen[0] != before[0] or seen[1] > before[1]
+        )
+        log.info(
+            "imap source %s: watching %s with IDLE%s (re-issued every %g s)",
+            self.name,
+            c.folder,
+            " again" if self._idle_failures else "",
+            c.idle_seconds,
+        )
+        return client, missed
+
+    def _idle_once(self, client: _Client, stop: threading.Event) -> IdleOutcome:
+        """One IDLE command: "new_mail", "timeout" or "stopped" (DONE sent in each case)."""
+        client.idle()
+        self._idling = True
+        try:
+            deadline = time.monotonic() + self.config.idle_seconds
+            while True:
+                if stop.is_set():
+                    self._idle_done(client)
+                    return "stopped"
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "new_mail" if self._idle_done(client) else "timeout"
+                step = min(remaining, _IDLE_STEP_SECONDS)
+                started = time.monotonic()
+                responses = client.idle_check(timeout=step)
+                if self._new_mail_in(responses):
+                    self._idle_done(client)
+                    return "new_mail"
+                if not responses and time.monotonic() - started < step / 2:
+                    # Readable, yet no whole line: the server closed the connection (EOF;
+                    # imapclient then returns nothing, at once, forever) or a line is on its
+                    # way. Ending the IDLE tells which: on EOF it raises.
+                    if self._idle_done(client):
+                        return "new_mail"
+                    client.idle()
+                    self._idling = True
+        finally:
+            self._idling = False
+
+    def _idle_done(self, client: _Client) -> bool:
+        """Send DONE; True if the responses that came with it report new mail."""
+        self._idling = False
+        _text, responses = client.idle_done()
+        return self._new_mail_in(responses)
+
+    def _new_mail_in(self, responses: list[Any]) -> bool:
+        """Follow EXISTS/RECENT/EXPUNGE; True when the folder holds more mail than before."""
+        new = False
+        for resp in responses:
+            if not isinstance(resp, tuple) or not resp:
+                continue
+            if isinstance(resp[0], int) and len(resp) > 1:
+                count, kind = resp[0], resp[1]
+                if kind == b"EXISTS":
+                    new = new or count > self._idle_exists
+                    self._idle_exists = count
+                elif kind == b"RECENT":
+                    new = new or count > self._idle_recent
+                    self._idle_recent = count
+                elif kind == b"EXPUNGE":
+                    self._idle_exists = max(0, self._idle_exists - 1)
+            elif resp[0] == b"BYE":
+                said = b" ".join(x for x in resp[1:] if isinstance(x, bytes))
+                raise imaplib.IMAP4.abort(f"the server said BYE: {said.decode('ascii', 'replace')}")
+        return new
+
+    def _idle_failed(self, reason: str, level: int = logging.WARNING) -> float:
+        """Count a failure; the back-off before the next try (1, 2, 4, ... s, at most 300).
+
+        A connection that worked for a while before it dropped (a NAT that forgets quiet
+        connections, a server restart) starts the back-off again from 1 s.
+        """
+        if self._idle_opened and time.monotonic() - self._idle_opened >= _IDLE_STABLE_SECONDS:
+            self._idle_failures = 0
+        self._idle_opened = 0.0
+        self._idle_failures += 1
+        delay = min(2.0 ** (self._idle_failures - 1), _MAX_BACKOFF_SECONDS)
+        log.log(
+            level,
+            "imap source %s: %s; IDLE reconnects in %g s (polling goes on meanwhile)",
+            self.name,
+            reason,
+            delay,
+        )
+        return delay
+
+    def _drop_idle(self) -> None:
+        client, self._idle_client = self._idle_client, None
+        self._idling = False
+        if client is not None:
+            _shutdown(client)
+
+    def _close_idle(self) -> None:
+        """LOGOUT on the watcher connection (DONE was sent before), or just close it."""
+        client, self._idle_client = self._idle_client, None
+        self._idling = False
+        if client is not None:
+            _logout(client)
 
     def __enter__(self) -> ImapSource:
         return self
@@ -284,6 +520,14 @@ class ImapSource:
 
     def _connect(self) -> _Client:
         """Open, secure and log in a new connection (it becomes the current one)."""
+        client = self._open()
+        self._client = client
+        self._uidvalidity = None
+        self._ready_folders.clear()
+        return client
+
+    def _open(self) -> _Client:
+        """Open, secure and log in a new connection."""
         c = self.config
         context: ssl.SSLContext | None = None
         if c.tls != "none":
@@ -311,9 +555,6 @@ class ImapSource:
         except (*_LOST, IMAPClientError) as exc:
             _shutdown(client)
             raise TransientError(f"cannot log in to IMAP server {where}: {exc}") from exc
-        self._client = client
-        self._uidvalidity = None
-        self._ready_folders.clear()
         return client
 
     def _select(self, client: _Client) -> int:
@@ -337,6 +578,14 @@ class ImapSource:
             return None  # expunged meanwhile
         body = data.get(b"BODY[]")
         return bytes(body) if body is not None else None
+
+    def _folder_for(self, outcome: AckOutcome) -> str:
+        c = self.config
+        if outcome == "review":
+            return c.review_folder
+        if outcome == "rejected":
+            return c.failed_folder
+        return c.processed_folder  # stored, duplicate
 
     def _move(self, client: _Client, uid: int, target: str) -> None:
         if target not in self._ready_folders:
@@ -367,10 +616,9 @@ class ImapSource:
         self._uidvalidity = None
         if client is not None:
             if logout:
-                with contextlib.suppress(Exception):  # already gone: just close the socket
-                    client.logout()
-                    return
-            _shutdown(client)
+                _logout(client)
+            else:
+                _shutdown(client)
 
     # -- cursor -------------------------------------------------------------------------------
 
@@ -410,3 +658,14 @@ class ImapSource:
 def _shutdown(client: _Client) -> None:
     with contextlib.suppress(Exception):  # the socket is gone already
         client.shutdown()
+
+
+def _logout(client: _Client) -> None:
+    try:
+        client.logout()
+    except Exception:  # already gone: just close the socket
+        _shutdown(client)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
