@@ -8,6 +8,7 @@ configured, never guessed.
 A partner may adjust the standard mapping with files in `mappings/<partner>/`:
 
     partner.yaml         defaults, overrides and cross-reference tables (below)
+    email.yaml           how to read its CSV/XLSX/PDF and body-text orders (gateway.extract.template)
     x12_850.yaml         overrides of the standard X12 850 code tables
     edifact_orders.yaml  overrides of the standard EDIFACT ORDERS code tables
     ...                  (one per format mapping: <format>_<document type>.yaml)
@@ -60,6 +61,7 @@ class PartnerMapping:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
     xref: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    email_template: Any = None  # gateway.extract.template.EmailTemplate, when email.yaml exists
 
     def table_override(self, mapping_name: str) -> Path | None:
         """The partner's override file for a standard mapping (e.g. 'x12_850'), if any."""
@@ -113,9 +115,14 @@ class PartnerMapping:
 def load_partner_mapping(name: str, folder: Path | None = None) -> PartnerMapping:
     """Read and check mappings/<name>/partner.yaml (absent: no adjustments)."""
     folder = folder or MAPPINGS / name
+    template = None
+    if (folder / "email.yaml").is_file():
+        from gateway.extract.template import load_email_template
+
+        template = load_email_template(folder / "email.yaml")
     file = folder / "partner.yaml"
     if not file.is_file():
-        return PartnerMapping(name, folder)
+        return PartnerMapping(name, folder, email_template=template)
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -151,6 +158,7 @@ def load_partner_mapping(name: str, folder: Path | None = None) -> PartnerMappin
         MappingProxyType(dict(data.get("defaults") or {})),
         MappingProxyType(dict(data.get("overrides") or {})),
         MappingProxyType({k: MappingProxyType({str(a): str(b) for a, b in v.items()}) for k, v in xref.items()}),
+        template,
     )
 
 

@@ -95,6 +95,9 @@ class Translated:
     provenance: dict[str, str] = field(default_factory=dict)
     doc_type: str | None = None
     control_number: str | None = None
+    # Fields a person must check before the order may go on (an extraction below the
+    # partner's confidence threshold); empty for EDI, XML and cart orders.
+    review: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -163,7 +166,7 @@ def translate(
     directory = partners or PartnerDirectory()
     for ev in parser.parse(stream, name=name):
         if isinstance(ev, Document):
-            yield _map(fmt, ev, partner, directory, message_id, name, require_partner, trace)
+            yield from _map(fmt, ev, partner, directory, message_id, name, require_partner, trace)
         elif isinstance(ev, DocumentRejected):
             yield Rejected(ev.reason, ev.message, ev.position, ev.index, ev.envelope, ev.doc_type, ev.control_number)
         else:
@@ -179,26 +182,31 @@ def _map(
     name: str,
     require_partner: bool,
     trace: bool,
-) -> Translated | Rejected:
+) -> Iterator[Translated | Rejected]:
     def reject(reason: str, message: str, position: str | None = None) -> Rejected:
         return Rejected(reason, message, position or doc.position, doc.index, doc.envelope, doc.doc_type, doc.control_number)
 
     # A container (an e-mail) hands on its attachments' documents: map them by their own standard.
     if fmt in CONTAINERS:
         fmt = doc.envelope.standard
+        if fmt == "email":  # a CSV, XLSX, PDF or body text: only a partner's template reads it
+            yield from _extract(doc, partner, partners, message_id, name, trace)
+            return
     found = _mapper(fmt, doc.doc_type)
     if found is None:
-        return reject(
+        yield reject(
             "NOT_AN_ORDER",
             f"{fmt.upper()} {doc.doc_type} is not an order document; the gateway takes {ORDER_TYPES_HINT.get(fmt, 'orders')}",
         )
+        return
     who = partner or partners.for_envelope(doc.envelope)
     if who is None and require_partner:
-        return reject(
+        yield reject(
             "UNKNOWN_PARTNER",
             f"{PartnerDirectory.describe(doc.envelope)} is not a configured trading partner; "
             "add its id to a partner in the configuration if it is one",
         )
+        return
     spec, mapper, traces = found
     pmap = partners.mapping(who)
     tables = _tables(spec, pmap.table_override(spec.name) if pmap else None)
@@ -208,9 +216,11 @@ def _map(
         if pmap is not None and pmap.apply(order, provenance):
             order = Order.model_validate(order.model_dump())  # partner values are checked like any other
     except InputRejected as exc:
-        return reject(exc.reason, exc.message, exc.position)
+        yield reject(exc.reason, exc.message, exc.position)
+        return
     except ValueError as exc:  # a partner default that is not a valid value for its field
-        return reject("PARTNER_MAPPING", f"the partner mapping for {who} produced an invalid order: {exc}")
+        yield reject("PARTNER_MAPPING", f"the partner mapping for {who} produced an invalid order: {exc}")
+        return
     order.partner = who or order.partner
     order.source.message_id = message_id
     if name != "<input>":
@@ -220,4 +230,106 @@ def _map(
             provenance["partner"] = "--partner / the source's partner" if partner else f"partner directory: {PartnerDirectory.describe(doc.envelope)}"
         if name != "<input>":
             provenance["source.file_name"] = "the received file's name"
-    return Translated(order, doc.index, doc.position, doc.envelope, list(doc.warnings), provenance or {}, doc.doc_type, doc.control_number)
+    yield Translated(order, doc.index, doc.position, doc.envelope, list(doc.warnings), provenance or {}, doc.doc_type, doc.control_number)
+
+
+_EXTRACTED_CHANNELS = {"csv": "csv", "xlsx": "xlsx", "pdf": "pdf", "body": "email"}
+_TEMPLATE_SECTION = {"csv": "table", "xlsx": "table", "pdf": "text", "body": "text"}
+# One table may hold several orders; they share the attachment's document and are told
+# apart by this stride, so re-processing after a crash still recognises each one.
+_SUB_ORDER_STRIDE = 1_000_000
+
+
+def _extract(
+    doc: Document,
+    partner: str | None,
+    partners: PartnerDirectory,
+    message_id: str | None,
+    name: str,
+    trace: bool,
+) -> Iterator[Translated | Rejected]:
+    """Orders from a CSV/XLSX/PDF attachment or a body text, read with the partner's template."""
+    from gateway.extract.base import Extraction
+    from gateway.model import Channel
+
+    kind = doc.doc_type
+    label = str(doc.body.get("label", kind))
+    what = "the message body" if kind == "body" else f"the {kind.upper()} attachment {label}"
+
+    def reject(reason: str, message: str, position: str | None = None) -> Rejected:
+        return Rejected(reason, message, position or doc.position, doc.index, doc.envelope, kind, None)
+
+    who = partner or partners.for_envelope(doc.envelope)
+    if who is None:
+        yield reject(
+            "NEEDS_PARTNER",
+            f"{what} can only be read with a trading partner's template, and the sender "
+            f"{doc.envelope.sender_id or '(unknown)'} is not a configured partner's address "
+            "(list it in the partner's email_senders, or use --partner)",
+        )
+        return
+    pmap = partners.mapping(who)
+    if pmap is None:
+        yield reject("UNKNOWN_PARTNER", f"{what} was not read: {who} is not a configured trading partner (partners: in the configuration)")
+        return
+    template = pmap.email_template
+    section = _TEMPLATE_SECTION[kind]
+    if template is None or getattr(template, section) is None:
+        yield reject(
+            "NO_TEMPLATE",
+            f"{what} was not read: partner {who} has no `{section}:` section in mappings/{who}/email.yaml "
+            f"(it tells the gateway which {'columns' if section == 'table' else 'labels and line pattern'} hold the order)",
+        )
+        return
+    try:
+        extractions: list[Extraction]
+        if kind == "csv":
+            from gateway.extract.table import extract_table
+
+            extractions = extract_table(doc.body["data"], "csv", label, template)
+        elif kind == "xlsx":  # openpyxl and pdfium run in a child process with limits
+            from gateway.extract.isolate import isolated_xlsx_table
+
+            extractions = isolated_xlsx_table(doc.body["data"], label, template)
+        elif kind == "pdf":
+            from gateway.extract.isolate import isolated_pdf_text
+            from gateway.extract.text import extract_text
+
+            pages = isolated_pdf_text(doc.body["data"], label)
+            extractions = [extract_text(pages, f"attachment {label}", template, Channel.PDF)]
+        else:
+            from gateway.extract.text import extract_text
+
+            extractions = [extract_text([doc.body["text"]], "message body", template, Channel.EMAIL)]
+    except InputRejected as exc:
+        yield reject(exc.reason, f"{what}: {exc.message}", exc.position)
+        return
+    for k, ex in enumerate(extractions):
+        order = ex.order
+        provenance = dict(ex.provenance)
+        for path, confidence in ex.confidence.items():
+            if confidence < 1.0 and path in provenance:
+                provenance[path] = f"{provenance[path]} (confidence {confidence:.2f})"
+        try:
+            if pmap is not None and pmap.apply(order, provenance):
+                order = Order.model_validate(order.model_dump())
+        except ValueError as exc:
+            yield reject("PARTNER_MAPPING", f"the partner mapping for {who} produced an invalid order: {exc}")
+            continue
+        order.partner = who
+        order.channel = Channel(_EXTRACTED_CHANNELS[kind])
+        order.source.message_id = message_id
+        order.source.file_name = label if kind != "body" else (name if name != "<input>" else None)
+        order.source.sender_id = doc.envelope.sender_id
+        provenance["partner"] = "--partner / the source's partner" if partner else f"the verified sender {doc.envelope.sender_id}"
+        yield Translated(
+            order,
+            doc.index + k * _SUB_ORDER_STRIDE,
+            doc.position,
+            doc.envelope,
+            [*doc.warnings, *ex.warnings],
+            provenance if trace else {},
+            kind,
+            None,
+            review=ex.weak(template.min_confidence),
+        )

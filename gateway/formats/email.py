@@ -8,6 +8,13 @@ parsed by that format's parser. Its events are passed on with the attachment's n
 positions (``attachment po.edi: line 3, segment 3``) and its envelope unchanged, so an X12
 partner is recognised by its ISA ids. One attachment's problem never stops the others.
 
+Attachments that do not say what each value is (CSV, XLSX, PDF) and, when the message has
+no other order, the text body are handed on as `Document`s of type ``csv``, ``xlsx``,
+``pdf`` or ``body`` (envelope standard ``email``; body ``{"label", "data"}`` or ``{"label",
+"text"}``): only a partner's template can read them, and the partner is known only after
+the sender is verified, so `gateway.translate` extracts them (`gateway.extract`). A PDF
+next to an EDI or XML order (a printable copy) is listed, not read.
+
 ZIP attachments are unpacked in memory (`gateway.formats.ziplimits`) and their entries are
 taken like attachments; a ZIP inside a ZIP is refused (nesting depth 1).
 
@@ -29,7 +36,6 @@ Reason codes
     DocumentRejected:
         <inner reason>       an attachment's ParseError, with that parser's reason code
         ATTACHMENT_TOO_LARGE an attachment larger than 10 MB (the others go on)
-        CSV_NEEDS_MAPPING    a CSV attachment: it needs a partner column mapping
         ZIP_LIMIT            a ZIP attachment past a limit (a bomb), or a ZIP inside a ZIP
         ZIP_INVALID          a ZIP attachment that cannot be read
         NO_ORDER_ATTACHMENT  nothing in the message is an order; the message lists its parts
@@ -63,6 +69,7 @@ MAX_MESSAGE = 25 * 1024 * 1024
 MAX_ATTACHMENT = 10 * 1024 * 1024
 MAX_DEPTH = 3
 MAX_PARTS = 100
+MAX_BODY_TEXT = 1_000_000  # characters of body text handed to a template
 _HEAD = 4096
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _KNOWN_HEADERS = {
@@ -75,6 +82,8 @@ _KNOWN_HEADERS = {
 _HEADER_LINE = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,76})[ \t]*:")
 _ORDER_BODY_PREFIXES = (b"ISA", b"UNA", b"UNB", b"<?xml")
 _CSV_TYPES = {"text/csv", "application/csv", "text/comma-separated-values"}
+_XLSX_TYPES = {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+_PDF_TYPES = {"application/pdf", "application/x-pdf"}
 _ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 
 
@@ -202,6 +211,8 @@ class EmailParser:
         counter = _Counter()
         delegated = 0
         rejected_any = False
+        pdfs: list[_Attachment] = []
+        body: Message | None = None
         for part, label, is_body in walk.leaves:
             ctype = _safe_ctype(part)
             data = _safe_bytes(part)
@@ -210,16 +221,30 @@ class EmailParser:
                 head = data[:_HEAD].lstrip(b"\xef\xbb\xbf \t\r\n")
                 if ctype != "text/plain" or not head.startswith(_ORDER_BODY_PREFIXES):
                     walk.summary.append(f"a {ctype} body ({size_note})")
+                    if body is None or (ctype == "text/plain" and _safe_ctype(body) != "text/plain"):
+                        body = part
                     continue
                 label = "message body"
             walk.summary.append(f"{label!r} ({ctype}, {size_note})")
             att = _Attachment(label, ctype, data)
-            for ev in self._attachment(att, envelope, counter):
+            for ev in self._attachment(att, envelope, counter, pdfs):
                 if isinstance(ev, DocumentRejected):
                     rejected_any = True
                 elif isinstance(ev, (Document, InterchangeOpened)):
                     delegated += 1
                 yield ev
+        # PDFs and the body text are read by a partner's template only when nothing in the
+        # message is a structured order (a PDF beside an 850 is its printable copy), and
+        # not when an attachment was refused (the body then only says "see attached").
+        if delegated == 0 and not rejected_any:
+            for att in pdfs:
+                delegated += 1
+                yield _candidate("pdf", att.label, {"label": att.label, "data": att.data}, envelope, counter)
+        if delegated == 0 and not rejected_any and body is not None:
+            text = _body_text(body)
+            if text.strip():
+                delegated += 1
+                yield _candidate("body", "message body", {"label": "message body", "text": text}, envelope, counter)
         if delegated == 0 and not rejected_any:
             described = "; ".join(walk.summary[:20]) or "no parts"
             if len(walk.summary) > 20:
@@ -230,12 +255,12 @@ class EmailParser:
                 doc_type=None,
                 control_number=None,
                 reason="NO_ORDER_ATTACHMENT",
-                message=f"the e-mail holds no order attachment (X12, EDIFACT, cXML or UBL); it contained: {described}.{defects}",
+                message=f"the e-mail holds no order (no X12, EDIFACT, cXML, UBL, CSV, XLSX or PDF attachment and no body text); it contained: {described}.{defects}",
                 position="message",
                 index=counter.next(),
             )
 
-    def _attachment(self, att: _Attachment, envelope: Envelope, counter: _Counter) -> Iterator[Event]:
+    def _attachment(self, att: _Attachment, envelope: Envelope, counter: _Counter, pdfs: list[_Attachment]) -> Iterator[Event]:
         where = f"attachment {att.label}"
 
         def reject(reason: str, message: str) -> DocumentRejected:
@@ -248,15 +273,17 @@ class EmailParser:
             )
             return
         lower = att.label.lower()
+        if att.content_type in _XLSX_TYPES or lower.endswith((".xlsx", ".xlsm")):
+            yield _candidate("xlsx", att.label, {"label": att.label, "data": att.data}, envelope, counter)
+            return
         if att.content_type in _ZIP_TYPES or lower.endswith(".zip") or is_zip(att.data[:4]):
-            yield from self._zip(att, envelope, counter, reject)
+            yield from self._zip(att, envelope, counter, reject, pdfs)
             return
         if att.content_type in _CSV_TYPES or lower.endswith(".csv"):
-            yield reject(
-                "CSV_NEEDS_MAPPING",
-                f"the CSV attachment {att.label} was not read: a CSV order needs a column mapping "
-                "configured for the sender's partner, and none is",
-            )
+            yield _candidate("csv", att.label, {"label": att.label, "data": att.data}, envelope, counter)
+            return
+        if att.content_type in _PDF_TYPES or lower.endswith(".pdf") or att.data.startswith(b"%PDF-"):
+            pdfs.append(att)
             return
         fmt = _detect(att.data[:_HEAD])
         if fmt is None:
@@ -282,7 +309,7 @@ class EmailParser:
                 last_envelope, None, None, exc.reason, f"the attachment {att.label} cannot be read as {fmt}: {exc.message}", at, counter.next()
             )
 
-    def _zip(self, att: _Attachment, envelope: Envelope, counter: _Counter, reject: Any) -> Iterator[Event]:
+    def _zip(self, att: _Attachment, envelope: Envelope, counter: _Counter, reject: Any, pdfs: list[_Attachment]) -> Iterator[Event]:
         if att.zip_depth >= 1:
             yield reject("ZIP_LIMIT", f"{att.label} is a ZIP inside a ZIP; archives are unpacked one level deep only")
             return
@@ -296,7 +323,44 @@ class EmailParser:
                 _Attachment(f"{att.label}/{entry.name}", "application/octet-stream", entry.data, att.zip_depth + 1),
                 envelope,
                 counter,
+                pdfs,
             )
+
+
+def _candidate(kind: str, label: str, body: dict[str, Any], envelope: Envelope, counter: _Counter) -> Document:
+    """A document only a partner's template can read (see the module docstring)."""
+    where = "message body" if kind == "body" else f"attachment {label}"
+    return Document(envelope=envelope, doc_type=kind, control_number=None, body=body, position=where, index=counter.next())
+
+
+def _body_text(part: Message) -> str:
+    """The body as text: text/plain decoded by its charset; text/html reduced to its text."""
+    content = _safe(lambda: part.get_content(), None)  # type: ignore[attr-defined]
+    if not isinstance(content, str):
+        content = _safe_bytes(part).decode("utf-8", "replace")
+    content = content.replace("\r\n", "\n")
+    if _safe_ctype(part) == "text/html":
+        content = _html_text(content)
+    return content[:MAX_BODY_TEXT]
+
+
+def _html_text(html: str) -> str:
+    """The text of an HTML body, one line per block element (no network, no scripts)."""
+    import lxml.html
+
+    root: Any
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return ""
+    for bad in root.xpath("//script|//style|//head"):
+        bad.drop_tree()
+    for el in root.iter("br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "table"):
+        el.tail = "\n" + (el.tail or "")
+    for cell in root.iter("td", "th"):
+        cell.tail = "  " + (cell.tail or "")
+    text: str = root.text_content()
+    return "\n".join(line.strip() for line in text.splitlines())
 
 
 class _Counter:

@@ -111,21 +111,52 @@ def test_zip_with_edifact() -> None:
     assert not rejects(evs)
 
 
-def test_text_only_message_says_what_it_held() -> None:
-    evs = events((EMAIL / "text_only.eml").read_bytes())
-    (rej,) = evs
+def test_text_only_message_hands_on_its_body() -> None:
+    # Only a partner's text template can read a body; the parser hands the text on.
+    (doc,) = events((EMAIL / "text_only.eml").read_bytes())
+    assert isinstance(doc, Document)
+    assert doc.doc_type == "body"
+    assert doc.position == "message body"
+    assert doc.body["text"] == "Hi, please ship 10 widgets to our usual address. Thanks\n"
+    assert doc.envelope.interchange_key is None
+    assert doc.envelope.sender_id == "orders@partner.example"
+
+
+def test_message_with_no_body_and_no_order_says_what_it_held() -> None:
+    m = message("")
+    m.add_attachment(b"\x89PNG\r\n\x1a\n0000", maintype="image", subtype="png", filename="logo.png")
+    (rej,) = events(m.as_bytes())
     assert isinstance(rej, DocumentRejected)
     assert rej.reason == "NO_ORDER_ATTACHMENT"
-    assert "text/plain body" in rej.message
-    assert rej.envelope.interchange_key is None
-    assert rej.envelope.sender_id == "orders@partner.example"
+    assert "'logo.png' (image/png" in rej.message
 
 
-def test_csv_needs_mapping() -> None:
-    (rej,) = events((EMAIL / "csv_attachment.eml").read_bytes())
-    assert isinstance(rej, DocumentRejected)
-    assert rej.reason == "CSV_NEEDS_MAPPING"
-    assert "column mapping" in rej.message
+def test_csv_attachment_is_handed_on_for_a_template() -> None:
+    (doc,) = events((EMAIL / "csv_attachment.eml").read_bytes())
+    assert isinstance(doc, Document)
+    assert doc.doc_type == "csv"
+    assert doc.body["label"].endswith(".csv")
+    assert doc.body["data"].count(b"\n") >= 1
+
+
+def test_pdf_beside_an_edi_order_is_not_read() -> None:
+    m = message("PO attached, printable copy too")
+    m.add_attachment((FIXTURES / "x12/clean_4010_850.edi").read_bytes(), maintype="application", subtype="edi-x12", filename="po.edi")
+    m.add_attachment(b"%PDF-1.4 printable copy", maintype="application", subtype="pdf", filename="po.pdf")
+    assert [d.doc_type for d in docs(events(m.as_bytes()))] == ["850"]
+
+
+def test_pdf_alone_is_handed_on_and_html_body_is_reduced_to_text() -> None:
+    m = message("see attached")
+    m.add_attachment(b"%PDF-1.4 an order", maintype="application", subtype="pdf", filename="po.pdf")
+    assert [(d.doc_type, d.position) for d in docs(events(m.as_bytes()))] == [("pdf", "attachment po.pdf")]
+    html = message("")
+    html.set_content("<html><head><style>p{}</style></head><body><p>PO Number: 77</p><table><tr><td>A-1</td><td>2</td></tr></table></body></html>", subtype="html")
+    (doc,) = docs(events(html.as_bytes()))
+    assert doc.doc_type == "body"
+    assert "PO Number: 77" in doc.body["text"]
+    assert "A-1  2" in doc.body["text"]
+    assert "p{}" not in doc.body["text"]
 
 
 def test_edi_in_plain_text_body() -> None:
@@ -257,7 +288,9 @@ def test_translate_email() -> None:
         assert done[0].order.po_number
     with open(EMAIL / "text_only.eml", "rb") as fh:
         out = list(translate(fh, name="text_only.eml"))  # detected as e-mail
-    assert [e.reason for e in out if isinstance(e, Rejected)] == ["NO_ORDER_ATTACHMENT"]
+    (rej,) = [e for e in out if isinstance(e, Rejected)]
+    assert rej.reason == "NEEDS_PARTNER"  # a body is read only with a partner's template
+    assert "--partner" in rej.message
 
 
 # -- corpus ------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Orders from documents that do not say what each value is: CSV, XLSX, PDF, e-mail bodies."""
