@@ -60,7 +60,7 @@ class Gateway:
         return Pipeline(
             self.store,
             connectors=[c.name for c in cfg.connectors],
-            partners=PartnerDirectory(cfg.partners),
+            partners=PartnerDirectory(cfg.partners, mappings_root=cfg.mappings),
             partner_connectors={
                 **{p.name: p.connectors for p in cfg.partners if p.connectors is not None},
                 **{s.name: s.connectors for s in (cfg.intake.stores if cfg.intake else []) if s.connectors is not None},
@@ -71,6 +71,7 @@ class Gateway:
             capabilities={name: c.capabilities for name, c in self.dispatcher.connectors.items()},
             provenance=cfg.processing.provenance,
             authserv_id=cfg.processing.authserv_id,
+            smtp=cfg.smtp,
         )
 
     @cached_property
@@ -101,15 +102,40 @@ class Gateway:
         received = duplicates = 0
         sc = self.source_config(source.name)
         fmt = None if sc.format == "auto" else sc.format
+        routes = getattr(source, "routes_by_outcome", False)
         for raw in source.poll():
             result = self.pipeline.receive(raw, format=fmt, partner=sc.partner)
             outcome = "rejected" if raw.rejected else ("duplicate" if result.duplicate else "stored")
+            if routes and not raw.rejected:
+                # A mailbox shows people where each mail stands (Processed, Needs-review,
+                # Failed), so the mail is processed before it is moved. It is committed
+                # already: a crash here re-offers it, and the store answers "duplicate".
+                if not result.duplicate:
+                    self.pipeline.process(result.message_id, format=fmt, partner=sc.partner)
+                outcome = self._outcome(result.message_id) or outcome
             source.ack(raw, outcome, result.message_id)  # type: ignore[arg-type]
             if result.duplicate:
                 duplicates += 1
             else:
                 received += 1
         return received, duplicates
+
+    def _outcome(self, message_id: str) -> str | None:
+        """review, rejected or stored for a processed message; None while it is not processed."""
+        from sqlalchemy import select
+
+        from gateway.store import tables as t
+
+        with self.store.engine.connect() as conn:
+            msg = conn.execute(select(t.messages.c.state, t.messages.c.reason).where(t.messages.c.id == message_id)).one_or_none()
+            states = set(conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars())
+        if msg is None or msg.state in ("received", "processing"):
+            return None
+        if msg.state == "quarantined":
+            return "review" if msg.reason == "SENDER_UNVERIFIED" else "rejected"
+        if "held" in states or "quarantined" in states:
+            return "review"
+        return "stored"
 
     def poll_sources(self) -> tuple[int, int]:
         received = duplicates = 0
@@ -127,10 +153,10 @@ class Gateway:
         return self.pipeline.process_pending()
 
     def dispatch(self) -> Any:
-        if self.pipeline.partners.wants_acks:
+        if self.pipeline.partners.wants_acks or self.config.smtp is not None:
             from gateway.acks.outbound import deliver_pending
 
-            deliver_pending(self.store, self.config.partners)  # acknowledgements a crash or a full disk left behind
+            deliver_pending(self.store, self.config.partners, smtp=self.config.smtp)  # acknowledgements a crash or a full disk left behind
         return self.dispatcher.run_once()
 
     def cycle(self) -> CycleStats:

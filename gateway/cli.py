@@ -72,7 +72,8 @@ def translate(
     from gateway.translate import PartnerDirectory, Rejected, Translated
     from gateway.translate import translate as run
 
-    partners = PartnerDirectory(_config(config).partners)
+    cfg = _config(config)
+    partners = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
 
     write = sys.stdout.write
     failed = 0
@@ -93,6 +94,8 @@ def translate(
                 if isinstance(ev, Translated):
                     write(ev.order.model_dump_json())
                     write("\n")
+                    if ev.review:
+                        err.print(f"{label}: {ev.position}: PO {ev.order.po_number} would be held for review: {'; '.join(ev.review)}", markup=False)
                 elif isinstance(ev, Rejected):
                     failed += 1
                     doc = f"{ev.doc_type or 'document'} {ev.control_number or ''}".strip()
@@ -193,7 +196,7 @@ def demo(
     if inbox is None:
         raise ConfigError("the demo needs a folder source in the configuration")
     inbox.mkdir(parents=True, exist_ok=True)
-    examples = sorted(EXAMPLES.glob("*.edi"))
+    examples = sorted([*EXAMPLES.glob("*.edi"), *EXAMPLES.glob("*.eml")])
     for ex in examples:
         shutil.copyfile(ex, inbox / ex.name)
     err.print(f"copied {len(examples)} example file(s) into {inbox}; running until they are delivered ...", markup=False)
@@ -400,6 +403,61 @@ def replay(
         raise typer.Exit(1)
 
 
+# -- review by a person -------------------------------------------------------------------------
+
+
+@app.command()
+def review(
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 100,
+) -> None:
+    """List the orders held for a person, with what to check (approve or reject each)."""
+    gw = _gateway(config)
+    try:
+        rows = gw.pipeline.held_for_review(limit)
+    finally:
+        gw.close()
+    table = Table(title=f"{len(rows)} order(s) held for review")
+    for col in ("id", "received", "partner", "po number", "from", "why"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"][:8], f"{r['created_at']:%Y-%m-%d %H:%M}", r["partner"] or "-", r["po_number"] or "-", r["position"] or "", f"{r['reason']}: {r['error']}")
+    out.print(table)
+    if rows:
+        err.print("`gateway show ID` shows an order with where each value came from; `gateway approve ID` sends it on, `gateway reject ID --reason ...` refuses it.", markup=False)
+
+
+@app.command()
+def approve(
+    order: Annotated[str, typer.Argument(help="Id (or its first characters) of an order held for review.")],
+    by: Annotated[str, typer.Option("--by", help="Who approves (recorded in the history).")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Send an order held for review on to its connectors."""
+    gw = _gateway(config)
+    try:
+        oid = gw.pipeline.approve(order, by=by)
+    finally:
+        gw.close()
+    err.print(f"order {oid[:8]} approved and queued; `gateway run` sends it", markup=False)
+
+
+@app.command()
+def reject(
+    order: Annotated[str, typer.Argument(help="Id (or its first characters) of an order held for review.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why it is refused (recorded in the history).")] = "",
+    by: Annotated[str, typer.Option("--by", help="Who rejects (recorded in the history).")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Refuse an order held for review; it is never sent."""
+    gw = _gateway(config)
+    try:
+        oid = gw.pipeline.reject(order, reason, by=by)
+    finally:
+        gw.close()
+    err.print(f"order {oid[:8]} rejected", markup=False)
+
+
 # -- partners and mappings ----------------------------------------------------------------------
 
 
@@ -442,7 +500,7 @@ def mapping_test(
     from gateway.translate import translate as run
 
     cfg = _config(config)
-    directory = PartnerDirectory(cfg.partners)
+    directory = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
     if partner not in directory.names():
         import difflib
 

@@ -38,6 +38,7 @@ from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
 from gateway.errors import ConfigError
 from gateway.intake.config import IntakeConfig
+from gateway.smtp import SmtpConfig
 
 __all__ = [
     "DispatchConfig",
@@ -102,6 +103,7 @@ class PartnerConfig(BaseModel):
     ubl_ids: list[str] = Field(default_factory=list, description="UBL buyer endpoint ids as 'schemeID:ID' (e.g. '0088:7300010000001').")
     email_senders: list[str] = Field(default_factory=list, description="E-mail senders accepted for this partner: addresses, or '@domain' for a whole domain.")
     email_require_auth: bool = Field(False, description="Accept its e-mail only with dkim=pass or dmarc=pass (aligned) from our own mail server's Authentication-Results.")
+    email_confirmation: bool = Field(True, description="Reply to this partner's order e-mails with a summary of what was understood (needs smtp:).")
     connectors: list[str] | None = Field(None, description="Connectors this partner's orders go to (default: all).")
     acks: AckConfig = Field(default_factory=AckConfig, description="Acknowledgements sent back to this partner.")
 
@@ -136,6 +138,8 @@ class GatewayConfig(BaseModel):
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig, description="Turning stored messages into orders.")
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Sending orders to connectors.")
     intake: IntakeConfig | None = Field(None, description="The HTTP intake service for cart webhooks (started by `gateway run`).")
+    smtp: SmtpConfig | None = Field(None, description="Outgoing mail server for order confirmation replies to partners' order e-mails.")
+    mappings: Path | None = Field(None, description="Folder of the partner mapping folders (<partner>/partner.yaml, email.yaml, ...); default: the mappings/ folder shipped with the gateway.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
     def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig | CartPollConfig | ImapSourceConfig:
@@ -189,12 +193,12 @@ def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | No
         problems.extend(_describe(err, data, lines, path) for err in exc.errors())
         cfg = None
     if cfg is not None:
+        cfg = _resolve_paths(cfg, (path.parent / cfg.home).resolve())
         problems.extend(_check_semantics(cfg, lines, path))
     if problems:
         raise ConfigError(problems)
     assert cfg is not None
-    home = (path.parent / cfg.home).resolve()
-    return _resolve_paths(cfg, home)
+    return cfg
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -208,6 +212,7 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
         return p if p.is_absolute() else (home / p)
 
     cfg.home = home
+    cfg.mappings = fix(cfg.mappings)
     for s in cfg.sources:
         if isinstance(s, FolderSourceConfig):
             s.path = fix(s.path)  # type: ignore[assignment]
@@ -412,7 +417,7 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
 
     for i, p in enumerate(cfg.partners):
         try:
-            load_partner_mapping(p.name)
+            load_partner_mapping(p.name, cfg.mappings / p.name if cfg.mappings else None)
         except ConfigError as exc:
             problems.extend(f"{_where(('partners', i, 'name'), lines, path)}: {msg}" for msg in exc.problems)
     names = {c.name for c in cfg.connectors}

@@ -30,7 +30,7 @@ from gateway import crashpoints
 from gateway.acks.outbound import AckCollector, deliver_pending, plan_acks, store_acks
 from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
-from gateway.errors import InputRejected
+from gateway.errors import GatewayError, InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import tables as t
@@ -118,6 +118,7 @@ class Pipeline:
         capabilities: Mapping[str, Capabilities] | None = None,
         provenance: bool = True,
         authserv_id: str | None = None,
+        smtp: Any = None,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -129,6 +130,7 @@ class Pipeline:
         self.linker = Linker(capabilities or {}, self._targets)
         self.provenance = provenance
         self.authserv_id = authserv_id
+        self.smtp = smtp  # gateway.smtp.SmtpConfig: order e-mails get a confirmation reply
 
     def _targets(self, partner: str | None) -> list[str]:
         return list(self.partner_connectors.get(partner or "", self.connectors))
@@ -249,6 +251,9 @@ class Pipeline:
                 stats.rejected_messages = 1
                 return stats
             partner = partner or found
+            verified = partner if found else None
+        else:
+            verified = None
         run = _Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
         try:
             events = translate(
@@ -299,6 +304,8 @@ class Pipeline:
                 self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
         if run.acks is not None:
             self._acknowledge(run, body, partner)
+        if verified is not None and self.smtp is not None:
+            self._confirm(message_id, body, verified)
         stats.orders = run.orders
         stats.quarantined = run.rejected
         stats.duplicates = run.duplicates
@@ -443,6 +450,8 @@ class Pipeline:
         else:
             run.orders += 1
             row["_mapped"] = mapped
+            if ev.review:
+                row["_review"] = ev.review
 
     def _add_rejection(self, ev: Rejected, run: _Run) -> None:
         message_id, batch = run.message_id, run.batch
@@ -487,10 +496,13 @@ class Pipeline:
             self._decide_interchanges(conn, run)
             batch = run.batch  # settling may have added events
             mapped: dict[str, str] = {}
+            review: dict[str, list[str]] = {}
             for row in batch.orders:
                 row.pop("_ix", None)
                 if "_mapped" in row:
                     mapped[row["id"]] = row.pop("_mapped")
+                if "_review" in row:
+                    review[row["id"]] = row.pop("_review")
             if batch.orders:
                 # Heartbeat: a long file keeps its claim while it makes progress.
                 conn.execute(
@@ -499,6 +511,8 @@ class Pipeline:
                     .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease_seconds))
                 )
             plans = self.linker.link(conn, batch.orders, batch.events)
+            if review:
+                self._hold_for_review(batch.orders, review, plans, batch.events, mapped)
             if batch.orders:
                 conn.execute(insert(t.orders), batch.orders)
             self._queue(
@@ -542,6 +556,103 @@ class Pipeline:
             add_events(conn, batch.events)
         run.batch = _Batch()
 
+    # -- review by a person ----------------------------------------------------------------------
+
+    def held_for_review(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Orders waiting for a person (`gateway review`), oldest first."""
+        o = t.orders
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(o.c.id, o.c.created_at, o.c.partner, o.c.channel, o.c.po_number, o.c.reason, o.c.error, o.c.position)
+                .where(o.c.state == "held")
+                .order_by(o.c.created_at, o.c.doc_index)
+                .limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def approve(self, order_id: str, *, by: str = "") -> str:
+        """Release an order held for review to its connectors; returns its full id.
+
+        GatewayError when the id matches no held order, or more than one."""
+        with self.store.begin() as conn:
+            row = self._held_order(conn, order_id)
+            if row["reason"] != "NEEDS_REVIEW":
+                raise GatewayError(
+                    f"order {row['id'][:8]} is held because {row['reason']}: {row['error']} "
+                    "It cannot be sent as it is; handle it in the target system and reject it here."
+                )
+            row["state"], row["reason"], row["error"] = "validated", None, None
+            conn.execute(
+                update(t.orders).where(t.orders.c.id == row["id"], t.orders.c.state == "held")
+                .values(state="validated", reason=None, error=None, updated_at=utcnow())
+            )
+            events: list[dict[str, Any]] = []
+            targets = self.linker.targets(row["partner"])
+            note = f"approved by {by}" if by else "approved by a person"
+            self._queue(conn, [(row, Plan(targets))], events, {row["id"]: f"PO {row['po_number']} {note}"})
+            add_events(conn, events)
+        return str(row["id"])
+
+    def reject(self, order_id: str, reason: str, *, by: str = "") -> str:
+        """Refuse an order held for review (it is never sent); returns its full id."""
+        if not reason.strip():
+            raise GatewayError("say why the order is rejected (--reason); the partner may be told")
+        with self.store.begin() as conn:
+            row = self._held_order(conn, order_id)
+            who = f" by {by}" if by else ""
+            conn.execute(
+                update(t.orders).where(t.orders.c.id == row["id"], t.orders.c.state == "held")
+                .values(state="quarantined", reason="REJECTED_BY_PERSON", error=reason.strip()[:2000], updated_at=utcnow())
+            )
+            add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
+        return str(row["id"])
+
+    @staticmethod
+    def _held_order(conn: Connection, order_id: str) -> dict[str, Any]:
+        o = t.orders
+        ident = order_id.strip()
+        if len(ident) < 6:
+            raise GatewayError("give at least the first 6 characters of the order id (see `gateway review`)")
+        rows = [dict(r._mapping) for r in conn.execute(select(o).where(o.c.id.startswith(ident, autoescape=True)).limit(2))]
+        if not rows:
+            raise GatewayError(f"no order has an id starting with {ident!r}; `gateway review` lists the held ones")
+        if len(rows) > 1:
+            raise GatewayError(f"more than one order id starts with {ident!r}; give more characters")
+        row = rows[0]
+        if row["state"] != "held":
+            raise GatewayError(f"order {row['id'][:8]} (PO {row['po_number']}) is {row['state']}, not held for review")
+        return row
+
+    @staticmethod
+    def _hold_for_review(
+        rows: list[dict[str, Any]],
+        review: dict[str, list[str]],
+        plans: dict[str, Plan],
+        events: list[dict[str, Any]],
+        mapped: dict[str, str],
+    ) -> None:
+        """An order read with too little confidence waits for a person (`gateway approve`).
+
+        Decided after linking, so a re-sent copy of an order is still a duplicate and not a
+        second order to review; only a new order is held (nothing is queued for it)."""
+        for row in rows:
+            weak = review.get(row["id"])
+            if not weak or row["state"] != "validated" or row["id"] not in plans:
+                continue
+            plans.pop(row["id"])
+            row["state"], row["reason"] = "held", "NEEDS_REVIEW"
+            row["error"] = "read with low confidence; check before approving: " + "; ".join(weak)
+            lead = mapped.pop(row["id"], "") or f"PO {row['po_number']}"
+            events.append(
+                {
+                    "kind": "held",
+                    "order_id": row["id"],
+                    "message_id": row["message_id"],
+                    "at": utcnow(),
+                    "detail": f"{lead}; held for review: {row['error']}",
+                }
+            )
+
     def _email_partner(self, body: bytes) -> tuple[str | None, str | None]:
         """(partner, None) for a verified sender, or (None, why not)."""
         from email import policy
@@ -584,7 +695,69 @@ class Pipeline:
                 return
             planned = plan_acks(run.acks, body, self.partners.configs, self.partners, conn, forced_partner=partner)
             store_acks(conn, run.message_id, planned, run.order_ids)
-        deliver_pending(self.store, self.partners.configs)
+        deliver_pending(self.store, self.partners.configs, smtp=self.smtp)
+
+    def _confirm(self, message_id: str, body: bytes, partner: str) -> None:
+        """Reply to a verified partner's order e-mail with what was understood (stored, then sent)."""
+        from email import policy
+        from email.parser import BytesHeaderParser
+
+        from gateway.email_reply import (
+            OrderOutcome,
+            OutcomeState,
+            build_confirmation,
+            make_message_id,
+            reply_refusal,
+        )
+        from gateway.formats.email_sender import verify_sender
+        from gateway.model import Order
+
+        cfg = next((p for p in self.partners.configs if p.name == partner), None)
+        if cfg is None or not cfg.email_confirmation:
+            return
+        headers: Any = BytesHeaderParser(policy=policy.default).parsebytes(body)
+        o = t.orders
+        with self.store.begin() as conn:
+            # Re-processing after a crash must not reply twice.
+            if conn.execute(select(t.acks.c.id).where(t.acks.c.message_id == message_id, t.acks.c.kind == "MAILREPLY").limit(1)).first():
+                return
+            refusal = reply_refusal(headers, own_addresses=[self.smtp.from_addr_spec])
+            if refusal is not None:
+                add_event(conn, "reply_skipped", f"no confirmation e-mail: {refusal}", message_id=message_id)
+                return
+            rows = conn.execute(
+                select(o.c.id, o.c.po_number, o.c.state, o.c.reason, o.c.error, o.c.data)
+                .where(o.c.message_id == message_id)
+                .order_by(o.c.doc_index)
+            ).mappings().all()
+            orders, outcomes = [], []
+            words: dict[str, OutcomeState] = {"validated": "accepted", "dispatched": "accepted", "held": "review", "duplicate": "duplicate"}
+            for r in rows:
+                state = words.get(r["state"], "rejected")
+                reason = "" if state in ("accepted", "duplicate") else (r["error"] or r["reason"] or "it could not be read")
+                outcomes.append(OrderOutcome(r["po_number"], state, reason))
+                if r["data"] is not None:
+                    data = r["data"]
+                    orders.append(Order.model_validate_json(data) if isinstance(data, str) else Order.model_validate(data))
+            if not rows:
+                return
+            sender = verify_sender(headers, cfg.email_senders, cfg.email_require_auth, self.authserv_id).address
+            if sender is None:
+                return
+            reply = build_confirmation(
+                headers, to=sender, orders=orders, outcomes=outcomes, from_address=self.smtp.from_address,
+                message_id=make_message_id(message_id, self.smtp.from_domain), now=utcnow(),
+            )
+            conn.execute(
+                insert(t.acks).values(
+                    created_at=utcnow(), message_id=message_id, order_id=rows[0]["id"], partner=partner, kind="MAILREPLY",
+                    control_number=None, body=reply.as_string(policy=policy.SMTP), state="pending", channel="smtp",
+                )
+            )
+            add_event(conn, "ack_queued", f"confirmation e-mail to {sender} listing {len(rows)} order(s)", message_id=message_id, order_id=rows[0]["id"])
+        from gateway.acks.outbound import deliver_pending
+
+        deliver_pending(self.store, self.partners.configs, smtp=self.smtp)
 
     def _queue(
         self,

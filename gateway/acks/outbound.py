@@ -54,6 +54,7 @@ from gateway.acks.x12 import (
     read_isa,
     x12_ack_error,
 )
+from gateway.errors import PermanentError
 from gateway.formats.base import Envelope, InterchangeClosed
 from gateway.model import Order
 from gateway.store import add_event, utcnow
@@ -146,6 +147,8 @@ class AckCollector:
         ix.repeat = repeat
 
     def order(self, order: Order, envelope: Envelope, problems: list[Any]) -> None:
+        if envelope.standard not in ("x12", "edifact"):
+            return  # an 855/ORDRSP answers an EDI order; e-mailed orders get the confirmation e-mail
         # Validation problems name their line ("line 2: quantity 0 must be ..."): those lines
         # are rejected, the others accepted as ordered.
         bad = {str(getattr(p, "message", "")).split(":", 1)[0] for p in problems}
@@ -310,8 +313,12 @@ def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck],
     return n
 
 
-def deliver_pending(store: Any, partners: Iterable[Any] = ()) -> int:
-    """Write pending acknowledgements to their channels; returns how many were sent."""
+def deliver_pending(store: Any, partners: Iterable[Any] = (), *, smtp: Any = None) -> int:
+    """Write pending acknowledgements to their channels; returns how many were sent.
+
+    Confirmation e-mails (kind MAILREPLY, channel ``smtp``) go through `smtp`
+    (gateway.smtp.SmtpConfig); a permanent refusal (5xx) marks them failed, anything else
+    leaves them pending for the next cycle."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.acks).where(t.acks.c.state == "pending").order_by(t.acks.c.id).limit(200)).mappings().all()
     if not rows:
@@ -327,6 +334,9 @@ def deliver_pending(store: Any, partners: Iterable[Any] = ()) -> int:
             try:
                 if channel.startswith("folder:"):
                     _write_atomic(Path(channel[len("folder:") :]), name, row["body"].encode("utf-8"))
+                elif channel == "smtp" and smtp is not None:
+                    _send_mail(row["body"], smtp)
+                    name = "e-mail"
                 elif channel.startswith("sftp:") and channel[5:] in sftp:
                     if channel not in channels:
                         from connectors.sources.sftp.channel import SftpChannel
@@ -335,18 +345,33 @@ def deliver_pending(store: Any, partners: Iterable[Any] = ()) -> int:
                     channels[channel].put(name, row["body"].encode("utf-8"))
                 else:
                     raise OSError(f"channel {channel!r} is not configured any more")
+            except PermanentError as exc:
+                log.error("acknowledgement %s to %s refused for good: %s", row["id"], row["partner"], exc)
+                with store.begin() as conn:
+                    conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="failed", error=str(exc)[:2000]))
+                    add_event(conn, "ack_failed", f"{row['kind']} not delivered: {exc}", message_id=row["message_id"], order_id=row["order_id"])
+                continue
             except Exception as exc:  # any channel failure: keep it pending, try next cycle
                 log.error("acknowledgement %s to %s not delivered: %s; will retry", row["id"], row["partner"], exc)
                 continue
             with store.begin() as conn:
                 conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="sent", sent_at=utcnow(), error=None))
-                where = "uploaded by SFTP as" if channel.startswith("sftp:") else "written to"
+                where = "uploaded by SFTP as" if channel.startswith("sftp:") else "sent as an" if channel == "smtp" else "written to"
                 add_event(conn, "ack_sent", f"{row['kind']} {row['control_number'] or ''} {where} {name}", message_id=row["message_id"], order_id=row["order_id"])
             sent += 1
     finally:
         for ch in channels.values():
             ch.close()
     return sent
+
+
+def _send_mail(text: str, smtp: Any) -> None:
+    from email import policy
+    from email.parser import Parser
+
+    from gateway.smtp import send
+
+    send(Parser(policy=policy.default).parsestr(text), smtp, envelope_from=smtp.envelope_from)  # type: ignore[arg-type, unused-ignore]
 
 
 def _write_atomic(folder: Path, name: str, data: bytes) -> None:
