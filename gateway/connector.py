@@ -27,6 +27,9 @@ class RawMessage:
     display_name: str  # sanitized name for people; never used as a path
     ack_token: Any = None  # whatever the source needs to acknowledge this message
     rejected: str | None = None  # set by a source that refuses the item itself (symlink, too large)
+    # The message's own identity where the source has one (an e-mail's Message-ID): the
+    # same identity from the same source again is a duplicate even if the bytes differ.
+    dedupe_key: str | None = None
 
 
 class Source(Protocol):

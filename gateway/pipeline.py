@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import crashpoints
@@ -140,12 +140,15 @@ class Pipeline:
     def receive(self, raw: RawMessage, *, format: str | None = None, partner: str | None = None) -> ReceiveResult:
         """Commit the raw message. Returns the id of the stored (or earlier identical) message."""
         sha = hashlib.sha256(raw.body).hexdigest()
+        key = f"{raw.source}|{raw.dedupe_key}"[:400] if raw.dedupe_key else None
+        same = t.messages.c.sha256 == sha if key is None else or_(t.messages.c.sha256 == sha, t.messages.c.dedupe_key == key)
         now = utcnow()
         with self.store.begin() as conn:
-            existing = conn.execute(select(t.messages.c.id).where(t.messages.c.sha256 == sha)).scalar()
-            if existing is not None:
-                add_event(conn, "duplicate_received", f"same content received again from {raw.source}: {raw.display_name}", message_id=existing)
-                return ReceiveResult(existing, True)
+            found = conn.execute(select(t.messages.c.id, t.messages.c.sha256).where(same).limit(1)).first()
+            if found is not None:
+                what = "same content" if found.sha256 == sha else f"same {raw.dedupe_key}"
+                add_event(conn, "duplicate_received", f"{what} received again from {raw.source}: {raw.display_name}", message_id=found.id)
+                return ReceiveResult(found.id, True)
             mid = new_id()
             state, reason, error = "received", None, None
             if raw.rejected:
@@ -161,6 +164,7 @@ class Pipeline:
                             source_ref=raw.source_ref[:1000],
                             display_name=display_name(raw.display_name),
                             sha256=sha,
+                            dedupe_key=key,
                             size=len(raw.body),
                             format=format,
                             partner=partner,
@@ -175,8 +179,8 @@ class Pipeline:
                     )
                     conn.execute(insert(t.message_bodies).values(message_id=mid, body=raw.body))
             except IntegrityError:
-                # Another node stored the same bytes between our look and our insert.
-                existing = conn.execute(select(t.messages.c.id).where(t.messages.c.sha256 == sha)).scalar_one()
+                # Another node stored the same message between our look and our insert.
+                existing = conn.execute(select(t.messages.c.id).where(same).limit(1)).scalar_one()
                 return ReceiveResult(existing, True)
             add_event(conn, "received", f"{len(raw.body)} bytes from {raw.source}: {display_name(raw.display_name)}", message_id=mid, at=now)
             if state == "quarantined":

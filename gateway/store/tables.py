@@ -49,6 +49,9 @@ messages = Table(
     Column("source_ref", String(1000), nullable=True),  # where it came from, display only
     Column("display_name", String(255), nullable=True),  # sanitized, never used as a path
     Column("sha256", String(64), nullable=False, unique=True),
+    # The source's own identity of the message, when it has one ("<source>|message-id:<...>"):
+    # the same e-mail delivered again with other bytes (new Received headers) is recognised.
+    Column("dedupe_key", String(400), nullable=True, index=True, unique=True),
     Column("size", Integer, nullable=False),
     Column("format", String(20), nullable=True),
     Column("partner", String(100), nullable=True),

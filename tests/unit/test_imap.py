@@ -148,6 +148,23 @@ def test_uidvalidity_change_rescans_without_a_second_row(
     assert (get_cursor(store, "mailbox") or "").startswith("4242:")
 
 
+def test_rescan_recognises_a_mail_by_message_id_though_its_bytes_changed(
+    dovecot: DovecotServer, user: str, store: Store
+) -> None:
+    pipeline = Pipeline(store, connectors=[])
+    dovecot.append(user, mail(1))
+    with ImapSource(config(dovecot, user), store=store) as source:
+        assert receive_all(pipeline, source) == [(mail(1), False)]
+    # restored from a backup through another relay: one more Received header, same Message-ID
+    relayed = b"Received: from backup.example by mx.example; Tue, 1 Dec 2026 10:00:00 +0000\r\n" + mail(1)
+    dovecot.append(user, relayed)
+    dovecot.set_uidvalidity(user, "INBOX", 4343)
+    with ImapSource(config(dovecot, user), store=store) as source:
+        assert receive_all(pipeline, source) == [(relayed, True)]
+    assert message_rows(store) == 1
+    assert folder_uids(dovecot, user, "INBOX") == {}
+
+
 def test_crash_before_ack_reoffers_the_same_bytes(
     dovecot: DovecotServer, user: str, store: Store
 ) -> None:
@@ -504,3 +521,12 @@ def test_server_without_idle_is_logged_once_and_polled(
     said = [r for r in caplog.records if "does not offer IDLE" in r.getMessage()]
     assert len(said) == 1
     assert "polling every 60 s" in said[0].getMessage()
+
+
+def test_message_id_is_the_dedupe_key_only_when_well_formed() -> None:
+    from connectors.sources.imap.source import _dedupe_key
+
+    assert _dedupe_key(b"<a.b/c@partner.example>") == "message-id:<a.b/c@partner.example>"
+    assert _dedupe_key(b"  <x@y>  ") == "message-id:<x@y>"
+    for bad in (None, "<x@y>", b"", b"x@y", b"<no-at-sign>", b"<a b@c>", b"<" + b"a" * 300 + b"@c>", b"<x@y>\r\nBcc: z"):
+        assert _dedupe_key(bad) is None, bad

@@ -73,6 +73,21 @@ def test_same_bytes_twice_is_a_noop(store, pipeline):
     assert count(store, t.events, t.events.c.kind == "duplicate_received") == 1
 
 
+def test_same_source_identity_with_other_bytes_is_a_duplicate(store, pipeline):
+    # An e-mail delivered again with one more Received header: same Message-ID, other bytes.
+    first = pipeline.receive(RawMessage(b"Subject: PO\r\n\r\nbody", "mailbox", "uid 1", "PO", dedupe_key="message-id:<a@b>"))
+    again = pipeline.receive(RawMessage(b"Received: x\r\nSubject: PO\r\n\r\nbody", "mailbox", "uid 9", "PO", dedupe_key="message-id:<a@b>"))
+    assert again.duplicate and again.message_id == first.message_id
+    # the same id from another mailbox is another message; so is a mail without an id
+    other = pipeline.receive(RawMessage(b"Received: y\r\nSubject: PO\r\n\r\nbody", "other-box", "uid 1", "PO", dedupe_key="message-id:<a@b>"))
+    plain = pipeline.receive(RawMessage(b"Received: z\r\nSubject: PO\r\n\r\nbody", "mailbox", "uid 2", "PO"))
+    assert not other.duplicate and not plain.duplicate
+    with store.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(t.messages)).scalar_one() == 3
+        details = c.execute(select(t.events.c.detail).where(t.events.c.kind == "duplicate_received")).scalars().all()
+    assert details == ["same message-id:<a@b> received again from mailbox: PO"]
+
+
 def test_same_interchange_with_different_whitespace_creates_nothing(store, pipeline):
     body = file_with_orders(["PO-1", "PO-2"])
     pipeline.process(pipeline.receive(raw(body)).message_id)

@@ -231,7 +231,12 @@ class ImapSource:
                 continue
             self._pending.add(uid)
             yield RawMessage(
-                body=body, source=self.name, source_ref=ref, display_name=shown, ack_token=claim
+                body=body,
+                source=self.name,
+                source_ref=ref,
+                display_name=shown,
+                ack_token=claim,
+                dedupe_key=_dedupe_key(getattr(envelope, "message_id", None)),
             )
             if self._client is None:
                 return  # an ack in between lost the connection
@@ -653,6 +658,21 @@ class ImapSource:
                 .where(source_cursors.c.source == self.name)
                 .values(value=value, updated_at=utcnow())
             )
+
+
+_MSG_ID = re.compile(r"^<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>$")
+
+
+def _dedupe_key(message_id: Any) -> str | None:
+    """The mail's identity for the store: its Message-ID when it is a well-formed one.
+
+    A mailbox rescan (UIDVALIDITY changed) or a second delivery of the same mail with other
+    Received headers is then recognised though the bytes differ (RFC 5322 3.6.4: the id is
+    unique per message). A mail without a usable id is recognised by its bytes only."""
+    if not isinstance(message_id, bytes):
+        return None
+    value = message_id.decode("ascii", "replace").strip()
+    return f"message-id:{value}" if _MSG_ID.match(value) and len(value) <= 250 else None
 
 
 def _shutdown(client: _Client) -> None:
