@@ -185,3 +185,20 @@ def test_review_commands(store, tmp_path, monkeypatch):
     done = runner.invoke(app, ["approve", oid[:8], "--by", "anna", "--config", str(cfg)])
     assert done.exit_code == 0, done.output
     assert orders(store)[0]["state"] == "validated"
+
+
+def test_translate_reads_a_template_order_only_with_a_partner(tmp_path):
+    (tmp_path / "acme").mkdir()
+    (tmp_path / "acme" / "email.yaml").write_text(TEXT_TEMPLATE.replace("min_confidence: 0.8", "min_confidence: 0.9"))
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"mappings: {tmp_path}\npartners:\n  - {{name: acme, email_senders: ['@acme-retail.example']}}\n")
+    eml = tmp_path / "po.eml"
+    eml.write_bytes(mail((FIX / "po_body.txt").read_text()))
+    runner = CliRunner()
+    without = runner.invoke(app, ["translate", str(eml), "--config", str(cfg)])
+    assert without.exit_code == 1
+    assert "NEEDS_PARTNER" in without.output and "--partner" in without.output
+    done = runner.invoke(app, ["translate", str(eml), "--partner", "acme", "--config", str(cfg)])
+    assert done.exit_code == 0, done.output
+    assert '"po_number":"4500012399"' in done.output
+    assert "would be held for review" in done.output and "ship_to.city" in done.output
