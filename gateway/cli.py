@@ -458,6 +458,22 @@ def reject(
     err.print(f"order {oid[:8]} rejected", markup=False)
 
 
+@app.command()
+def reprocess(
+    message: Annotated[str, typer.Argument(help="Id (or its first characters) of a refused message (see `gateway messages`).")],
+    by: Annotated[str, typer.Option("--by", help="Who asks (recorded in the history).")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Read a refused message again with the current configuration (a sender added, a template fixed)."""
+    gw = _gateway(config)
+    try:
+        mid, n = gw.pipeline.reprocess(message, by=by)
+    finally:
+        gw.close()
+    what = f"{n} refused document(s)" if n else "the message"
+    err.print(f"message {mid[:8]}: {what} will be read again; `gateway run` processes it", markup=False)
+
+
 # -- partners and mappings ----------------------------------------------------------------------
 
 

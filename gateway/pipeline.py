@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import crashpoints
@@ -610,6 +610,47 @@ class Pipeline:
             )
             add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
         return str(row["id"])
+
+    def reprocess(self, message_id: str, *, by: str = "") -> tuple[str, int]:
+        """Read a refused message again with the current configuration (after a person added
+        a sender to a partner, fixed a template, configured a partner, ...).
+
+        Its refused documents are forgotten (their history stays under the message) and the
+        message waits for processing again; what was accepted stays, and is skipped. Orders a
+        person rejected stay rejected. Returns (full message id, documents to read again).
+        GatewayError when the message is unknown, waiting already, or has nothing refused."""
+        m, o = t.messages, t.orders
+        ident = message_id.strip()
+        if len(ident) < 6:
+            raise GatewayError("give at least the first 6 characters of the message id (see `gateway messages`)")
+        with self.store.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(m).where(m.c.id.startswith(ident, autoescape=True)).limit(2))]
+            if not rows:
+                raise GatewayError(f"no message has an id starting with {ident!r}; `gateway messages` lists them")
+            if len(rows) > 1:
+                raise GatewayError(f"more than one message id starts with {ident!r}; give more characters")
+            msg = rows[0]
+            if msg["state"] == "received":
+                raise GatewayError(f"message {msg['id'][:8]} is waiting to be processed already")
+            refused = [
+                r.id
+                for r in conn.execute(select(o.c.id, o.c.reason).where(o.c.message_id == msg["id"], o.c.state == "quarantined"))
+                if r.reason != "REJECTED_BY_PERSON"
+            ]
+            if msg["state"] != "quarantined" and not refused:
+                raise GatewayError(f"message {msg['id'][:8]} has nothing refused to read again")
+            if msg["state"] == "quarantined" and msg["attempts"] == 0:  # the source refused it unread
+                raise GatewayError(f"message {msg['id'][:8]} was refused before it was read ({msg['reason']}); nothing is stored to read again")
+            if refused:
+                conn.execute(delete(o).where(o.c.id.in_(refused)))
+            conn.execute(
+                update(m).where(m.c.id == msg["id"])
+                .values(state="received", reason=None, error=None, attempts=0, lease_until=None, updated_at=utcnow())
+            )
+            who = f" by {by}" if by else ""
+            what = f"{len(refused)} refused document(s)" if refused else "the whole message"
+            add_event(conn, "reprocess", f"read again{who} with the current configuration: {what} (was {msg['state']}{': ' + msg['reason'] if msg['reason'] else ''})", message_id=msg["id"])
+        return str(msg["id"]), len(refused)
 
     @staticmethod
     def _held_order(conn: Connection, order_id: str) -> dict[str, Any]:

@@ -202,3 +202,53 @@ def test_translate_reads_a_template_order_only_with_a_partner(tmp_path):
     assert done.exit_code == 0, done.output
     assert '"po_number":"4500012399"' in done.output
     assert "would be held for review" in done.output and "ship_to.city" in done.output
+
+
+def test_a_refused_mail_is_read_again_once_its_sender_is_added(store, tmp_path):
+    body = mail((FIX / "po_body.txt").read_text()).replace(b"jane.buyer@acme-retail.example", b"new.buyer@acme-branch.example")
+    p = make_pipeline(store, tmp_path)
+    mid = feed(p, body)
+    with store.engine.connect() as c:
+        assert c.execute(select(t.messages.c.reason).where(t.messages.c.id == mid)).scalar_one() == "SENDER_UNVERIFIED"
+    # a person adds the branch's address to the partner and asks for the mail again
+    partners = [PartnerConfig(name="acme", email_senders=["@acme-retail.example", "new.buyer@acme-branch.example"])]
+    p2 = Pipeline(store, connectors=["erp"], partners=PartnerDirectory(partners, mappings_root=tmp_path))
+    assert p2.reprocess(mid[:8], by="anna") == (mid, 0)
+    p2.process_pending()
+    (o,) = orders(store)
+    assert (o["state"], o["po_number"], o["partner"]) == ("validated", "4500012399", "acme")
+    with pytest.raises(GatewayError, match="nothing refused"):
+        p2.reprocess(mid)
+
+
+def test_reprocess_reads_only_the_refused_documents_again(store, tmp_path):
+    p = make_pipeline(store, tmp_path, template="min_confidence: 0.9\n")  # no text: section yet
+    m = EmailMessage()
+    m["From"] = "jane.buyer@acme-retail.example"
+    m["Subject"] = "two orders"
+    m.set_content("see attached")
+    m.add_attachment((ROOT / "tests/fixtures/x12/clean_4010_850.edi").read_bytes(), maintype="application", subtype="edi-x12", filename="po.edi")
+    m.add_attachment((FIX / "po_table.csv").read_bytes(), maintype="text", subtype="csv", filename="po.csv")
+    mid = feed(p, m.as_bytes())
+    before = {o["reason"] or o["state"] for o in orders(store)}
+    assert "NO_TEMPLATE" in before and "validated" in before
+    kept = [o["id"] for o in orders(store) if o["state"] == "validated"]
+    (tmp_path / "acme" / "email.yaml").write_text(TABLE_TEMPLATE)  # the template is written
+    p2 = make_pipeline(store, tmp_path, template=TABLE_TEMPLATE)
+    _, again = p2.reprocess(mid)
+    assert again == 1
+    p2.process_pending()
+    after = orders(store)
+    assert [o["id"] for o in after if o["id"] in kept] == kept  # the 850 was not read twice
+    assert all(o["reason"] != "NO_TEMPLATE" for o in after)
+    assert {o["channel"] for o in after if o["state"] in ("validated", "held")} == {"x12", "csv"}
+
+
+def test_reprocess_refuses_what_it_cannot_help(store, tmp_path):
+    p = make_pipeline(store, tmp_path)
+    refused = p.receive(RawMessage(body=b"ref\nMAIL_TOO_LARGE: 30000000 bytes", source="imap", source_ref="x", display_name="big", rejected="MAIL_TOO_LARGE: 30000000 bytes"))
+    with pytest.raises(GatewayError, match="refused before it was read"):
+        p.reprocess(refused.message_id)
+    waiting = p.receive(RawMessage(body=b"not yet", source="imap", source_ref="y", display_name="y"))
+    with pytest.raises(GatewayError, match="waiting"):
+        p.reprocess(waiting.message_id)
