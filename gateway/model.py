@@ -242,6 +242,7 @@ class Source(_Model):
     transaction_control_number: str | None = Field(None, description="Transaction set control number (ST02, UNH 0062).")
     version: str | None = Field(None, description="Standard version as sent (GS08, e.g. 004010, 005010).")
     test_indicator: str | None = Field(None, description="P for production, T for test (ISA15).")
+    updated_at: dt.datetime | None = Field(None, description="When the sender last changed the order, where it says (a cart's updated_at): an older copy arriving late is not a new version.")
 
 
 class Order(_Model):

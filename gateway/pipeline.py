@@ -297,7 +297,7 @@ class Pipeline:
         crashpoints.hit("after_orders")
         with self.store.begin() as conn:
             total = conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars().all()
-            good = sum(1 for s in total if s not in ("quarantined", "duplicate"))
+            good = sum(1 for s in total if s not in ("quarantined", "duplicate", "stale"))
             if not total and run.duplicates == 0 and not run.skipping:
                 self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=run.warnings, fmt=fmt)
                 stats.rejected_messages = 1
@@ -776,7 +776,7 @@ class Pipeline:
                 .order_by(o.c.doc_index)
             ).mappings().all()
             orders, outcomes = [], []
-            words: dict[str, OutcomeState] = {"validated": "accepted", "dispatched": "accepted", "held": "review", "duplicate": "duplicate"}
+            words: dict[str, OutcomeState] = {"validated": "accepted", "dispatched": "accepted", "held": "review", "duplicate": "duplicate", "stale": "duplicate"}
             for r in rows:
                 state = words.get(r["state"], "rejected")
                 reason = "" if state in ("accepted", "duplicate") else (r["error"] or r["reason"] or "it could not be read")

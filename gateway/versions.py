@@ -12,10 +12,13 @@ Decided inside the transaction that writes the new order rows:
                                            after the previous version's delivery was sent;
                                            `held` for a person if a connector cannot, or if
                                            the order has already shipped
+    cart copy last changed before the held one `stale`: webhooks and polls arrive out of
+                                           order; the platform's updated_at decides
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -169,6 +172,15 @@ class Linker:
                 "duplicate",
                 "DUPLICATE_ORDER",
                 f"PO {po} was already received with the same content (order {cur.id}); not sent again",
+            )
+            return None
+        if row.get("channel") in STATEFUL_CHANNELS and _older(_data(row), cur.data):
+            mark(
+                "stale",
+                "OLDER_COPY",
+                f"this copy of PO {po} was last changed before the one held (order {cur.id}); "
+                "a late webhook or poll, not a change: not sent",
+                kind="duplicate",
             )
             return None
         if purpose not in CHANGES and row.get("channel") in STATEFUL_CHANNELS:
@@ -325,6 +337,18 @@ def _problems(merged: dict[str, Any]) -> tuple[str, str] | None:
     if not found:
         return None
     return found[0].reason, "after the change: " + "; ".join(p.message for p in found)
+
+
+def _older(new: dict[str, Any], current: dict[str, Any]) -> bool:
+    """True when both copies say when they were last changed and `new` is strictly older."""
+    a = (new.get("source") or {}).get("updated_at")
+    b = (current.get("source") or {}).get("updated_at")
+    if not a or not b:
+        return False
+    try:
+        return dt.datetime.fromisoformat(a) < dt.datetime.fromisoformat(b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _data(row: dict[str, Any]) -> dict[str, Any]:

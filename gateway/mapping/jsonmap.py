@@ -365,7 +365,7 @@ def _fields_of(model: type[pydantic.BaseModel]) -> dict[str, _Target]:
 
 
 _PARTY_FIELDS = ("buyer", "seller", "ship_to", "bill_to", "other_parties")
-_META = ("version", "channel", "description", "purpose", "ignore", "parties")
+_META = ("version", "channel", "description", "purpose", "ignore", "parties", "updated_at")
 # Order fields a mapping file does not set: why, for the message that refuses them.
 _NOT_MAPPABLE = {
     "source": "the gateway fills source from the envelope",
@@ -432,6 +432,9 @@ class JsonMapping:
     ignore: frozenset[str]
     used: frozenset[str]  # top-level input keys some expression reads
     sources: tuple[str, ...] = ()
+    # When the platform last changed the order (source.updated_at): a copy older than the
+    # one the gateway holds is not a new version (webhooks arrive out of order).
+    updated_at: _Expr | None = None
 
     def map(self, doc: Document, trace: dict[str, str] | None = None) -> Order:
         """Map one `Document` whose body is an order object. Raises MappingError."""
@@ -639,10 +642,15 @@ class _Compiler:
         fields = self.fields(items, Order)
         rules, default = self._purpose(data.get("purpose"))
         ignore = self._ignore(data.get("ignore"))
+        updated = None
+        if data.get("updated_at") is not None:
+            updated = self.expr(data["updated_at"], ("updated_at",))
         if self.problems or channel is None:
             return None
         used = frozenset().union(*(_root_heads(n) for n in fields))
         used = used.union(*(e.heads for e, _ in rules))
+        if updated is not None:
+            used = used.union(updated.heads)
         return JsonMapping(
             name=name,
             channel=channel,
@@ -653,6 +661,7 @@ class _Compiler:
             ignore=ignore,
             used=used,
             sources=sources,
+            updated_at=updated,
         )
 
     def _channel(self, value: Any) -> Channel | None:
@@ -1020,6 +1029,7 @@ class _Run:
             "transaction_control_number": doc.control_number,
             "version": env.version,
             "test_indicator": env.test_indicator,
+            "updated_at": self.updated_at(body, local),
         }
         try:
             order = Order.model_validate(values)
@@ -1034,6 +1044,24 @@ class _Run:
         if self.trace is not None:
             self.trace.update(local)
         return order
+
+    def updated_at(self, body: dict[str, Any], trace: dict[str, str]) -> dt.datetime | None:
+        """The platform's last-change time; None when absent or unreadable (never an error:
+        it only orders copies, and without it every differing copy is a new version)."""
+        expr = self.m.updated_at
+        if expr is None:
+            return None
+        value = self.search(expr, body, expr.text)
+        if not isinstance(value, str):
+            return None
+        try:
+            when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:  # WooCommerce date_modified_gmt: UTC without an offset
+            when = when.replace(tzinfo=dt.UTC)
+        trace["source.updated_at"] = f"{expr.origin}: source.updated_at <- {expr.text}"
+        return when
 
     def purpose(self, body: dict[str, Any], trace: dict[str, str]) -> Purpose:
         for expr, purpose in self.m.purpose_rules:

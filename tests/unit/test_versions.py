@@ -219,3 +219,51 @@ def test_cart_order_received_again_with_other_content_is_a_new_version(store, tm
         rows = c.execute(select(t.orders.c.version, t.orders.c.purpose, t.orders.c.state).order_by(t.orders.c.created_at)).all()
     assert [tuple(r) for r in rows] == [(1, "original", "validated"), (2, "replace", "validated")]  # the repeat: same bytes, nothing new
     assert [r["action"] for r in outbox(store)] == ["create", "update"]
+
+
+def test_an_older_cart_copy_arriving_late_is_not_a_new_version(store):
+    # Shopify does not promise order: orders/updated at 14:30 can reach us before the one at
+    # 14:25. The late, older copy must not undo the newer one at the ERP.
+    import json as _json
+    from pathlib import Path
+
+    from gateway.connector import RawMessage as Raw
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "carts" / "shopify_orders_create.json"
+    p = Pipeline(store, connectors=["erp"], capabilities={"erp": CAN_ALL})
+
+    def deliver(quantity: int, updated_at: str) -> None:
+        data = _json.loads(fixture.read_text())
+        data["line_items"][0]["quantity"] = quantity
+        data["updated_at"] = updated_at
+        r = p.receive(Raw(body=_json.dumps(data).encode(), source="shopify:shop", source_ref="x", display_name="webhook"), format="shopify", partner="shop")
+        p.process(r.message_id, format="shopify", partner="shop")
+
+    deliver(1, "2024-03-05T14:20:00-05:00")  # orders/create
+    deliver(3, "2024-03-05T14:30:00-05:00")  # the second update, delivered first
+    deliver(2, "2024-03-05T19:25:00+00:00")  # the first update (14:25 EST, in UTC), late
+    deliver(4, "2024-03-05T14:35:00-05:00")  # a real later change still goes through
+    with store.engine.connect() as c:
+        rows = c.execute(select(t.orders.c.version, t.orders.c.state, t.orders.c.reason).order_by(t.orders.c.created_at)).all()
+        stored = c.execute(select(t.orders.c.data).where(t.orders.c.state == "validated").order_by(t.orders.c.version)).scalars().all()
+    assert [tuple(r) for r in rows] == [(1, "validated", None), (2, "validated", None), (1, "stale", "OLDER_COPY"), (3, "validated", None)]
+    assert [r["action"] for r in outbox(store)] == ["create", "update", "update"]
+    assert [d["lines"][0]["quantity"] for d in stored] == ["1", "3", "4"]
+    assert stored[0]["source"]["updated_at"] == "2024-03-05T14:20:00-05:00"
+
+
+def test_copies_without_a_time_still_become_versions(store):
+    import json as _json
+    from pathlib import Path
+
+    from gateway.connector import RawMessage as Raw
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "carts" / "shopify_orders_create.json"
+    p = Pipeline(store, connectors=["erp"], capabilities={"erp": CAN_ALL})
+    for q in (1, 2):
+        data = _json.loads(fixture.read_text())
+        data["line_items"][0]["quantity"] = q
+        data.pop("updated_at")
+        r = p.receive(Raw(body=_json.dumps(data).encode(), source="shopify:shop", source_ref="x", display_name="webhook"), format="shopify", partner="shop")
+        p.process(r.message_id, format="shopify", partner="shop")
+    assert [r["action"] for r in outbox(store)] == ["create", "update"]
