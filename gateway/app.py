@@ -109,10 +109,17 @@ class Gateway:
             if routes and not raw.rejected:
                 # A mailbox shows people where each mail stands (Processed, Needs-review,
                 # Failed), so the mail is processed before it is moved. It is committed
-                # already: a crash here re-offers it, and the store answers "duplicate".
-                if not result.duplicate:
-                    self.pipeline.process(result.message_id, format=fmt, partner=sc.partner)
-                outcome = self._outcome(result.message_id) or outcome
+                # already: a crash here re-offers it, the store answers "duplicate", and a
+                # message that is still waiting is processed now. One that another worker
+                # (or node) is processing at this moment stays where it is: a later poll
+                # offers it again and moves it once its outcome is known.
+                if self._outcome(result.message_id) is None and self.pipeline.claim(result.message_id):
+                    self.pipeline.process(result.message_id, claimed=True, format=fmt, partner=sc.partner)
+                routed = self._outcome(result.message_id)
+                if routed is None:
+                    log.info("source %s: %s is being processed elsewhere; it is moved on a later poll", source.name, raw.display_name)
+                    continue
+                outcome = routed
             source.ack(raw, outcome, result.message_id)  # type: ignore[arg-type]
             if result.duplicate:
                 duplicates += 1

@@ -219,6 +219,19 @@ class Pipeline:
                 conn.execute(update(t.messages).where(t.messages.c.id.in_(ids)).values(lease_until=lease))
         return ids
 
+    def claim(self, message_id: str) -> bool:
+        """Take the lease on one waiting message (False: processed, or another node has it)."""
+        now = utcnow()
+        m = t.messages
+        with self.store.begin() as conn:
+            done = conn.execute(
+                update(m)
+                .where(m.c.id == message_id, m.c.state == "received")
+                .where((m.c.lease_until.is_(None)) | (m.c.lease_until < now))
+                .values(lease_until=now + dt.timedelta(seconds=self.lease_seconds))
+            )
+            return bool(done.rowcount)
+
     def process(self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None) -> ProcessStats:
         stats = ProcessStats(messages=1)
         now = utcnow()
