@@ -288,6 +288,7 @@ def show(
     order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the canonical order as JSON only.")] = False,
+    sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was).")] = False,
 ) -> None:
     """Show one order: status, canonical content, deliveries and full history."""
     from sqlalchemy import or_, select
@@ -348,6 +349,8 @@ def show(
         for ln in d["lines"]:
             lines.add_row(*(str(ln.get(k) or "") for k in ("line_number", "quantity", "uom", "unit_price", "sku", "buyer_part_number", "gtin", "description")))
         out.print(lines)
+        if sources:
+            _print_sources(d, o["provenance"] or {})
     if deliveries:
         dt_ = Table(title="deliveries", show_edge=False)
         for col in ("connector", "state", "attempts", "last status", "last error", "reference"):
@@ -545,15 +548,20 @@ def mapping_test(
 
 
 def _print_traced(ev: Any) -> None:
-    data = ev.order.model_dump(mode="json")
-    table = Table(title=f"PO {ev.order.po_number} ({ev.position})", show_edge=False)
+    _print_sources(ev.order.model_dump(mode="json"), ev.provenance, title=f"PO {ev.order.po_number} ({ev.position})")
+
+
+def _print_sources(data: dict[str, Any], provenance: dict[str, str], *, title: str = "where each value came from") -> None:
+    table = Table(title=title, show_edge=False)
     for col in ("field", "value", "from"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for path, value in _leaves(data):
         if value in (None, [], {}):
             continue
-        table.add_row(path, str(value)[:60], ev.provenance.get(path) or _nearest(ev.provenance, path))
+        table.add_row(path, str(value)[:60], provenance.get(path) or _nearest(provenance, path))
     out.print(table)
+    if not provenance:
+        out.print("  (no sources recorded: processing.provenance is off, or the order predates it)", markup=False)
 
 
 def _leaves(data: Any, prefix: str = "") -> list[tuple[str, Any]]:

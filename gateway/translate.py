@@ -321,7 +321,7 @@ def _extract(
         order.source.message_id = message_id
         order.source.file_name = label if kind != "body" else (name if name != "<input>" else None)
         order.source.sender_id = doc.envelope.sender_id
-        provenance["partner"] = "--partner / the source's partner" if partner else f"the verified sender {doc.envelope.sender_id}"
+        provenance["partner"] = "the verified e-mail sender, the source's partner or --partner" if partner else f"the verified sender {doc.envelope.sender_id}"
         yield Translated(
             order,
             doc.index + k * _SUB_ORDER_STRIDE,

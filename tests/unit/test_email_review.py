@@ -182,6 +182,9 @@ def test_review_commands(store, tmp_path, monkeypatch):
     listed = runner.invoke(app, ["review", "--config", str(cfg)])
     assert listed.exit_code == 0, listed.output
     assert oid[:8] in listed.output and "4500012399" in listed.output
+    shown = runner.invoke(app, ["show", oid[:8], "--sources", "--config", str(cfg)], terminal_width=240)
+    assert shown.exit_code == 0, shown.output
+    assert "message body, line 13" in shown.output and "(confidence 0.80)" in shown.output
     done = runner.invoke(app, ["approve", oid[:8], "--by", "anna", "--config", str(cfg)])
     assert done.exit_code == 0, done.output
     assert orders(store)[0]["state"] == "validated"
