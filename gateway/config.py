@@ -89,6 +89,11 @@ class AckConfig(BaseModel):
     order_response: bool = Field(False, description="Send an 855 (X12) or ORDRSP (EDIFACT) after validation.")
     outbound: Path | None = Field(None, description="Folder the partner's acknowledgements are written to (its outbound mailbox).")
     sftp: SftpChannelConfig | None = Field(None, description="Upload the partner's acknowledgements to this SFTP folder instead.")
+    email: str | None = Field(
+        None,
+        pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$",
+        description="E-mail the partner's acknowledgements to this address instead, each as an attachment (needs smtp:); for partners who send their EDI by e-mail.",
+    )
     x12_id: str | None = Field(None, description="Our ISA06 as 'QQ:ID' on outbound interchanges (default: the inbound ISA07:ISA08).")
     edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
 
@@ -420,6 +425,9 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
             load_partner_mapping(p.name, cfg.mappings / p.name if cfg.mappings else None)
         except ConfigError as exc:
             problems.extend(f"{_where(('partners', i, 'name'), lines, path)}: {msg}" for msg in exc.problems)
+    for i, p in enumerate(cfg.partners):
+        if p.acks.email is not None and cfg.smtp is None:
+            problems.append(f"{_where(('partners', i, 'acks', 'email'), lines, path)}: acknowledgements by e-mail need an smtp: section (the mail server to send them through)")
     names = {c.name for c in cfg.connectors}
     owners: list[tuple[tuple[str, ...], int, list[str] | None]] = [
         (("partners",), i, p.connectors) for i, p in enumerate(cfg.partners)

@@ -266,6 +266,8 @@ def _planned(kind: str, cfg: Any, text: str, po: str | None = None) -> PlannedAc
     control = _control_of(kind, text)
     if cfg.acks.sftp is not None:
         channel: str | None = f"sftp:{cfg.name}"
+    elif cfg.acks.email is not None:
+        channel = f"mail:{cfg.acks.email}"
     elif cfg.acks.outbound is not None:
         channel = f"folder:{cfg.acks.outbound}"
     else:
@@ -337,6 +339,9 @@ def deliver_pending(store: Any, partners: Iterable[Any] = (), *, smtp: Any = Non
                 elif channel == "smtp" and smtp is not None:
                     _send_mail(row["body"], smtp)
                     name = "e-mail"
+                elif channel.startswith("mail:") and smtp is not None:
+                    _mail_ack(channel[len("mail:") :], name, row, smtp)
+                    name = f"an e-mail to {channel[len('mail:') :]} ({name})"
                 elif channel.startswith("sftp:") and channel[5:] in sftp:
                     if channel not in channels:
                         from connectors.sources.sftp.channel import SftpChannel
@@ -356,13 +361,36 @@ def deliver_pending(store: Any, partners: Iterable[Any] = (), *, smtp: Any = Non
                 continue
             with store.begin() as conn:
                 conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="sent", sent_at=utcnow(), error=None))
-                where = "uploaded by SFTP as" if channel.startswith("sftp:") else "sent as an" if channel == "smtp" else "written to"
+                where = "uploaded by SFTP as" if channel.startswith("sftp:") else "sent as an" if channel == "smtp" else "sent as" if channel.startswith("mail:") else "written to"
                 add_event(conn, "ack_sent", f"{row['kind']} {row['control_number'] or ''} {where} {name}", message_id=row["message_id"], order_id=row["order_id"])
             sent += 1
     finally:
         for ch in channels.values():
             ch.close()
     return sent
+
+
+def _mail_ack(to: str, name: str, row: Any, smtp: Any) -> None:
+    """An acknowledgement as the attachment of an e-mail (EDI over e-mail, as partners who
+    send their orders by e-mail expect it back). The Message-ID is derived from the ack's
+    row, so a resend after a crash is recognisable as the same mail."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    from gateway.email_reply import make_message_id
+    from gateway.smtp import send
+
+    msg = EmailMessage()
+    msg["From"] = smtp.from_address
+    msg["To"] = to
+    msg["Subject"] = f"{row['kind']} acknowledgement {row['control_number'] or ''}".strip()
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = make_message_id(f"ack-{row['id']}-{row['created_at']}", smtp.from_domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(f"{row['kind']} {row['control_number'] or ''} for {row['partner']} is attached ({name}).\n")
+    subtype = "edifact" if name.endswith(".edi") else "edi-x12"
+    msg.add_attachment(row["body"].encode("utf-8"), maintype="application", subtype=subtype, filename=name)
+    send(msg, smtp, envelope_from=smtp.envelope_from)
 
 
 def _send_mail(text: str, smtp: Any) -> None:

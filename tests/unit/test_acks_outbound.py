@@ -127,3 +127,40 @@ def test_reprocessing_does_not_acknowledge_twice(store, tmp_path):
         c.execute(t.messages.update().values(state="received"))
     p.process(mid)
     assert len(written(tmp_path)) == 1
+
+
+def test_acks_by_email_for_a_partner_that_sends_edi_by_email(store, tmp_path):
+    from gateway.smtp import SmtpConfig
+    from tests.support.smtp_sink import running_smtp_sink
+
+    with running_smtp_sink() as sink:
+        partners = [PartnerConfig(name="acme", x12_ids=["ZZ:ACMERETAIL"], acks={"email": "edi@acme-retail.example"})]
+        smtp = SmtpConfig(**sink.config(from_address="EDI desk <edi@widgetco.example>"))
+        p = Pipeline(store, connectors=["erp"], partners=PartnerDirectory(partners, mappings_root=tmp_path / "maps"), smtp=smtp)
+        ingest(p, (EXAMPLES / "acme-po-4010.edi").read_bytes())
+        (got,) = sink.wait_for(1)
+    assert got.rcpt_tos == ["edi@acme-retail.example"]
+    assert got.message["Auto-Submitted"] == "auto-generated"
+    (part,) = list(got.message.iter_attachments())
+    assert part.get_content_type() == "application/edi-x12" and part.get_filename().startswith("997-")
+    text = part.get_content()
+    text = text.decode() if isinstance(text, bytes) else text
+    assert [s for s in segments(text) if s[0] == "AK9"] == [["AK9", "A", "2", "2", "2"]]
+    with store.engine.connect() as c:
+        row = c.execute(select(t.acks.c.state, t.acks.c.channel)).one()
+        sent = c.execute(select(t.events.c.detail).where(t.events.c.kind == "ack_sent")).scalar_one()
+    assert tuple(row) == ("sent", "mail:edi@acme-retail.example")
+    assert "sent as an e-mail to edi@acme-retail.example" in sent
+
+
+def test_acks_by_email_need_an_smtp_section(tmp_path):
+    import pytest
+
+    from gateway.config import load_config
+    from gateway.errors import ConfigError
+
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text("partners:\n  - name: acme\n    x12_ids: ['ZZ:ACMERETAIL']\n    acks:\n      email: edi@acme-retail.example\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cfg, env={})
+    assert any("acks.email" in p or "email" in p and "smtp:" in p for p in exc.value.problems)
