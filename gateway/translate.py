@@ -164,13 +164,37 @@ def translate(
     fmt = format or sniff(stream)
     parser = get_parser(fmt)
     directory = partners or PartnerDirectory()
+    mail_id = _mail_id(stream) if fmt == "email" else None
     for ev in parser.parse(stream, name=name):
         if isinstance(ev, Document):
-            yield from _map(fmt, ev, partner, directory, message_id, name, require_partner, trace)
+            for out in _map(fmt, ev, partner, directory, message_id, name, require_partner, trace):
+                if mail_id and isinstance(out, Translated):
+                    out.order.source.mail_id = mail_id
+                yield out
         elif isinstance(ev, DocumentRejected):
             yield Rejected(ev.reason, ev.message, ev.position, ev.index, ev.envelope, ev.doc_type, ev.control_number)
         else:
             yield ev
+
+
+def _mail_id(stream: IO[bytes]) -> str | None:
+    """The Message-ID of an e-mail, read from its header without consuming the stream."""
+    from email import policy
+    from email.parser import BytesHeaderParser
+
+    if not stream.seekable():
+        return None
+    pos = stream.tell()
+    head = stream.read(65536)
+    stream.seek(pos)
+    end = head.find(b"\r\n\r\n")
+    end = head.find(b"\n\n") if end < 0 else end
+    try:
+        value = BytesHeaderParser(policy=policy.default).parsebytes(head[: end if end >= 0 else len(head)]).get("Message-ID")
+    except Exception:  # a header the library cannot parse: the orders simply carry no mail id
+        return None
+    text = " ".join(str(value or "").split())
+    return text[:250] or None
 
 
 def _map(

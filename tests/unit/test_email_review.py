@@ -255,3 +255,10 @@ def test_reprocess_refuses_what_it_cannot_help(store, tmp_path):
     waiting = p.receive(RawMessage(body=b"not yet", source="imap", source_ref="y", display_name="y"))
     with pytest.raises(GatewayError, match="waiting"):
         p.reprocess(waiting.message_id)
+
+
+def test_orders_from_a_mail_carry_its_message_id(store, tmp_path):
+    p = make_pipeline(store, tmp_path)
+    feed(p, mail((FIX / "po_body.txt").read_text(), msgid="<po-77@acme-retail.example>"))
+    (o,) = orders(store)
+    assert o["data"]["source"]["mail_id"] == "<po-77@acme-retail.example>"

@@ -254,6 +254,7 @@ def test_unmapped_and_source(clean: Order):
         "transaction_control_number": "0001",
         "version": "004010",
         "test_indicator": "T",
+        "updated_at": None,
     }
 
 
@@ -759,6 +760,17 @@ def test_base_file_must_have_every_table_and_no_nulls(tmp_path: Path):
     problems = info.value.problems
     assert any("null removes an entry, only in an override file" in p for p in problems)
     assert any("table 'product_ids' is missing" in p for p in problems)
+
+
+def test_empty_base_file_misses_every_table(tmp_path: Path):
+    base = tmp_path / "base.yaml"
+    base.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError) as info:
+        load_x12_tables(base)
+    assert len(info.value.problems) == 8
+    assert all(p.startswith(f"{base}: table '") for p in info.value.problems)
+    # an empty override changes nothing
+    assert load_x12_tables(overrides=[base]).product_ids == default_tables().product_ids
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path):
