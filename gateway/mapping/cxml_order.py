@@ -75,7 +75,7 @@ from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
 from gateway.formats.cxml import CxmlRequest
 from gateway.formats.safexml import XmlPicker, XPaths
-from gateway.mapping.tables import read_yaml
+from gateway.mapping.tables import Codes, read_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -91,7 +91,9 @@ DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "xml" /
 # ------------------------------------------------------------------------------------------
 # Code tables
 
-_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+_KEYS = Codes(
+    re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}"), "names of letters, digits, '_', '.', ':', '-'"
+)
 _PARTY_FIELDS = frozenset({"buyer", "seller", "ship_to", "bill_to"})
 _TABLES: dict[str, tuple[str, frozenset[str]]] = {
     "purpose": ("OrderRequestHeader/@type values", frozenset(p.value for p in Purpose)),
@@ -120,12 +122,7 @@ def load_cxml_tables(
     """
     files = [Path(path), *(Path(p) for p in overrides)]
     problems: list[str] = []
-    merged: dict[str, dict[str, str]] = {name: {} for name in _TABLES}
-    for position, file in enumerate(files):
-        data = _read_yaml(file, problems)
-        if data is None:
-            continue
-        _merge(file, data, merged, base=position == 0, problems=problems)
+    merged = read_tables(files, problems, spec=_TABLES, codes=_KEYS, example="EAN-13")
     if problems:
         raise ConfigError(problems)
     return CxmlTables(
@@ -140,46 +137,6 @@ def load_cxml_tables(
 def default_cxml_tables() -> CxmlTables:
     """The standard tables from mappings/xml/cxml.yaml, loaded once per process."""
     return load_cxml_tables()
-
-
-_read_yaml = read_yaml  # shared reader (gateway/mapping/tables.py); the name stays for importers
-
-
-def _merge(
-    file: Path, data: Any, merged: dict[str, dict[str, str]], *, base: bool, problems: list[str]
-) -> None:
-    if not isinstance(data, dict):
-        problems.append(f"{file}: expected a mapping of table name to entries at the top level")
-        return
-    for name, entries in data.items():
-        if name == "version":
-            if entries != 1:
-                problems.append(f"{file}: version {entries!r} is not supported; use 1")
-            continue
-        if name not in _TABLES:
-            problems.append(f"{file}: unknown table {name!r}; known tables: {', '.join(_TABLES)}")
-            continue
-        what, allowed = _TABLES[name]
-        if not isinstance(entries, dict):
-            problems.append(f"{file}: table {name!r} must map {what} to names")
-            continue
-        for key, value in entries.items():
-            place = f"{file}: {name}[{key!r}]"
-            if not isinstance(key, str) or not _KEY.fullmatch(key):
-                problems.append(f"{place}: {what} are names of letters, digits, '_', '.', ':', '-'")
-            elif value is None:
-                if base:
-                    problems.append(f"{place}: null removes an entry, only in an override file")
-                else:
-                    merged[name].pop(key, None)
-            elif not isinstance(value, str) or value not in allowed:
-                problems.append(f"{place}: {value!r} is not one of {', '.join(sorted(allowed))}")
-            else:
-                merged[name][key] = value
-    if base:
-        for name in _TABLES:
-            if name not in data:
-                problems.append(f"{file}: table {name!r} is missing")
 
 
 # ------------------------------------------------------------------------------------------

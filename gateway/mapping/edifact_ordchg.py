@@ -77,13 +77,10 @@ from gateway.formats.base import Document
 # private, shared on purpose: an ORDCHG has the segments of an ORDERS and reads them the same
 # way, and one copy of each rule is easier to keep right than two.
 from gateway.mapping.edifact_orders import (
-    _CODE,
     _GROUP_OTHERS,
     _HANDLERS,
     EdifactTables,
     _Build,
-    _check_file,
-    _read_yaml,
     _text,
     _val,
     load_edifact_tables,
@@ -92,6 +89,7 @@ from gateway.mapping.edifact_orders import _TABLES as _TABLES_ORDERS
 from gateway.mapping.edifact_orders import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
 from gateway.mapping.edifact_orders import _lin as _lin_orders
 from gateway.mapping.edifact_orders import _rff as _rff_orders
+from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -122,6 +120,11 @@ _OWN: dict[str, tuple[str, frozenset[str]]] = {
 }
 # Tables shared with ORDERS ("purpose" there is ORDERS' BGM 1225: ORDCHG's own wins).
 _SHARED = frozenset(_TABLES_ORDERS) - frozenset(_OWN)
+# What an ORDCHG file may hold: its own tables, and changes to the shared ones.
+_TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
+    **{name: _TABLES_ORDERS[name] for name in _SHARED},
+    **_OWN,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,50 +159,15 @@ def load_ordchg_tables(
     except ConfigError as exc:
         problems.extend(exc.problems)
         base = None
-    own: dict[str, dict[str, str]] = {}
-    changes: dict[str, dict[str, str | None]] = {}
-    for position, file in enumerate(files):
-        data = _read_yaml(file, problems)
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            problems.append(f"{file}: expected a mapping of table name to entries at the top level")
-            continue
-        first = position == 0
-        for name in data:
-            if name != "version" and name not in _OWN and name not in _SHARED:
-                known = ", ".join(sorted({*_OWN, *_SHARED}))
-                problems.append(f"{file}: unknown table {name!r}; known tables: {known}")
-        # The ORDERS checker reads "version" and the shared tables (entries as in an override).
-        shared_part = {k: v for k, v in data.items() if k == "version" or k in _SHARED}
-        for table, entries in _check_file(file, shared_part, base=False, problems=problems).items():
-            changes.setdefault(table, {}).update(entries)
-        for name in _OWN:
-            if name not in data:
-                if first:
-                    problems.append(f"{file}: table {name!r} is missing")
-                continue
-            target = own.setdefault(name, {})
-            for key, value in _check_own(file, name, data[name], first, problems).items():
-                if value is None:
-                    target.pop(key, None)
-                else:
-                    target[key] = value
+    from_orders = {name: getattr(base, name) if base else {} for name in _SHARED}
+    merged = read_tables(files, problems, spec=_TABLES, example="9", shared=from_orders)
     if problems or base is None:
         raise ConfigError(problems)
-    for table, entries in changes.items():
-        merged = dict(getattr(base, table))
-        for key, value in entries.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        replaced: dict[str, Any] = {table: MappingProxyType(merged)}
-        base = dataclasses.replace(base, **replaced)
+    changed: dict[str, Any] = {name: MappingProxyType(merged[name]) for name in _SHARED}
     return EdifactChangeTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in own["purpose"].items()}),
-        change_codes=MappingProxyType(own["change_codes"]),
-        edifact=base,
+        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
+        change_codes=MappingProxyType(merged["change_codes"]),
+        edifact=dataclasses.replace(base, **changed),
         sources=(*base.sources, *(str(f) for f in files)),
     )
 
@@ -209,37 +177,6 @@ def default_ordchg_tables() -> EdifactChangeTables:
     """The standard tables from mappings/edifact/ordchg.yaml and orders.yaml, loaded once
     per process."""
     return load_ordchg_tables()
-
-
-def _check_own(
-    file: Path, name: str, entries: Any, base: bool, problems: list[str]
-) -> dict[str, str | None]:
-    """Check one of ORDCHG's own tables, with the ORDERS loader's rules and messages (its
-    checker knows only the ORDERS tables)."""
-    what, allowed = _OWN[name]
-    if not isinstance(entries, dict):
-        problems.append(f"{file}: table {name!r} must map {what} to names")
-        return {}
-    checked: dict[str, str | None] = {}
-    for key, value in entries.items():
-        place = f"{file}: {name}[{key!r}]"
-        if not isinstance(key, str):
-            problems.append(
-                f"{place}: the code must be a quoted string (YAML read {key!r} as "
-                f'{type(key).__name__}); write it in quotes, e.g. "1"'
-            )
-        elif not _CODE.fullmatch(key):
-            problems.append(f"{place}: {what} are 1 to 3 upper-case letters or digits")
-        elif value is None:
-            if base:
-                problems.append(f"{place}: null removes an entry, only in an override file")
-            else:
-                checked[key] = None
-        elif value not in allowed:
-            problems.append(f"{place}: {value!r} is not one of {', '.join(sorted(allowed))}")
-        else:
-            checked[key] = value
-    return checked
 
 
 # ------------------------------------------------------------------------------------------

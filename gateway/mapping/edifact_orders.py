@@ -101,7 +101,7 @@ import pydantic
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
-from gateway.mapping.tables import check_tables, read_yaml
+from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -116,9 +116,6 @@ DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "edifac
 
 # ------------------------------------------------------------------------------------------
 # Code tables
-
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
-_CODE = re.compile(r"[A-Z0-9]{1,3}")
 
 # table name -> (what it is for, allowed values or None for any snake_case name)
 _TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
@@ -169,20 +166,7 @@ def load_edifact_tables(
     """
     files = [Path(path), *(Path(p) for p in overrides)]
     problems: list[str] = []
-    merged: dict[str, dict[str, str]] = {name: {} for name in _TABLES}
-    for position, file in enumerate(files):
-        data = _read_yaml(file, problems)
-        if data is None:
-            continue
-        for table, entries in _check_file(
-            file, data, base=position == 0, problems=problems
-        ).items():
-            target = merged[table]
-            for key, value in entries.items():
-                if value is None:
-                    target.pop(key, None)
-                else:
-                    target[key] = value
+    merged = read_tables(files, problems, spec=_TABLES, example="9")
     if problems:
         raise ConfigError(problems)
     return EdifactTables(
@@ -202,15 +186,6 @@ def load_edifact_tables(
 def default_tables() -> EdifactTables:
     """The standard tables from mappings/edifact/orders.yaml, loaded once per process."""
     return load_edifact_tables()
-
-
-_read_yaml = read_yaml  # shared reader (gateway/mapping/tables.py); the name stays for importers
-
-
-def _check_file(
-    file: Path, data: Any, *, base: bool, problems: list[str]
-) -> dict[str, dict[str, str | None]]:
-    return check_tables(file, data, spec=_TABLES, code=_CODE, example="9", base=base, problems=problems)
 
 
 # ------------------------------------------------------------------------------------------

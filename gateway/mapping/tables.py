@@ -1,22 +1,39 @@
 """Reading mapping data files: one place that turns a YAML file into data or a clear problem.
 
 Every mapping's code tables (X12, EDIFACT, cXML, UBL) and the declarative JSON mappings are
-read here; each mapping then checks its own tables. Problems are collected, not raised, so
-a configuration check reports all of them together.
+read here, and the code tables are checked and merged here too (`read_tables`): a mapping
+says which tables it has and what their keys and values may be. Problems are collected, not
+raised, so a configuration check reports all of them together.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["check_tables", "read_yaml"]
+__all__ = ["EDI_CODES", "Codes", "check_tables", "read_tables", "read_yaml"]
 
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
+
+# table name -> (what its keys are, the names its values may take, or None for any
+# snake_case name)
+_Spec = Mapping[str, tuple[str, frozenset[str] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Codes:
+    """What the keys of a mapping's tables may be: `pattern`, and the same in words."""
+
+    pattern: re.Pattern[str]
+    rule: str  # read after "<what> are", e.g. "BEG01 purpose codes are ..."
+
+
+EDI_CODES = Codes(re.compile(r"[A-Z0-9]{1,3}"), "1 to 3 upper-case letters or digits")
 
 
 def read_yaml(file: Path, problems: list[str], what: str = "the mapping tables") -> Any:
@@ -35,19 +52,64 @@ def read_yaml(file: Path, problems: list[str], what: str = "the mapping tables")
         return None
 
 
+def read_tables(
+    files: Sequence[Path],
+    problems: list[str],
+    *,
+    spec: _Spec,
+    example: str,
+    codes: Codes = EDI_CODES,
+    shared: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Read, check and merge the code tables in `files`: the first is the base, each later
+    one an override whose entries replace the base's and whose ``null`` entries remove them.
+
+    `shared` holds tables of another mapping, read from that mapping's own file, which these
+    files may change: their entries are merged onto them and, in every file, checked as an
+    override's are. Every table of `spec` is in the result; with problems it may be
+    incomplete. `example` and `codes`: see `check_tables`.
+    """
+    shared = shared or {}
+    merged = {name: dict(shared.get(name, {})) for name in spec}
+    for position, file in enumerate(files):
+        before = len(problems)
+        data = read_yaml(file, problems)
+        if len(problems) > before:
+            continue
+        checked = check_tables(
+            file,
+            {} if data is None else data,  # None: an empty file, or only comments
+            spec=spec,
+            example=example,
+            codes=codes,
+            base=position == 0,
+            shared=shared.keys(),
+            problems=problems,
+        )
+        for table, entries in checked.items():
+            for key, value in entries.items():
+                if value is None:
+                    merged[table].pop(key, None)
+                else:
+                    merged[table][key] = value
+    return merged
+
+
 def check_tables(
     file: Path,
     data: Any,
     *,
-    spec: Mapping[str, tuple[str, frozenset[str] | None]],
-    code: re.Pattern[str],
+    spec: _Spec,
     example: str,
     base: bool,
     problems: list[str],
+    codes: Codes = EDI_CODES,
+    shared: Collection[str] = (),
 ) -> dict[str, dict[str, str | None]]:
-    """Check one file of code tables: `spec` maps a table name to (what its keys are, the
-    names its values may take, or None for any snake_case name). In an override file
-    (`base` False) a null value removes an entry; the base file must have every table."""
+    """Check one file of code tables against `spec`; keys must match `codes`, and `example`
+    is a key shown, quoted, when YAML read one as a number or a boolean. In an override
+    file (`base` False) a null value removes an entry; the base file must have every table
+    but the `shared` ones, which change another mapping's tables as an override does."""
     if not isinstance(data, dict):
         problems.append(f"{file}: expected a mapping of table name to entries at the top level")
         return {}
@@ -73,20 +135,17 @@ def check_tables(
                     f"{place}: the code must be a quoted string (YAML read {key!r} as "
                     f'{type(key).__name__}); write it in quotes, e.g. "{example}"'
                 )
-                continue
-            if not code.fullmatch(key):
-                problems.append(f"{place}: {what} are 1 to 3 upper-case letters or digits")
-                continue
-            if value is None:
-                if base:
+            elif not codes.pattern.fullmatch(key):
+                problems.append(f"{place}: {what} are {codes.rule}")
+            elif value is None:
+                if base and name not in shared:
                     problems.append(f"{place}: null removes an entry, only in an override file")
                 else:
                     checked[key] = None
-                continue
-            if not isinstance(value, str):
-                problems.append(f"{place}: the value must be a name, not {value!r}")
-            elif allowed is not None and value not in allowed:
+            elif allowed is not None and (not isinstance(value, str) or value not in allowed):
                 problems.append(f"{place}: {value!r} is not one of {', '.join(sorted(allowed))}")
+            elif not isinstance(value, str):
+                problems.append(f"{place}: the value must be a name, not {value!r}")
             elif allowed is None and not _SNAKE.fullmatch(value):
                 problems.append(f"{place}: {value!r} must be a snake_case name")
             else:
@@ -94,6 +153,6 @@ def check_tables(
         found[name] = checked
     if base:
         for name in spec:
-            if name not in data:
+            if name not in data and name not in shared:
                 problems.append(f"{file}: table {name!r} is missing")
     return found

@@ -91,7 +91,7 @@ from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
 from gateway.formats.safexml import XmlPicker, XPaths
 from gateway.formats.ubl import CAC, CBC, EXT, ORDER_TYPES
-from gateway.mapping.tables import read_yaml
+from gateway.mapping.tables import Codes, read_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -108,8 +108,9 @@ NS = {"cac": CAC, "cbc": CBC, "ext": EXT}
 # ------------------------------------------------------------------------------------------
 # Code tables
 
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-_ROLE = re.compile(r"[a-z][a-z0-9_]*")
+_KEYS = Codes(
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"), "names of letters, digits, '_', '.', ':', '-'"
+)
 _PARTY_FIELDS = frozenset({"buyer", "seller", "ship_to", "bill_to"})
 # table name -> (what it is for, allowed values or None for any snake_case role name)
 _TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
@@ -142,12 +143,7 @@ def load_ubl_tables(
     """
     files = [Path(path), *(Path(p) for p in overrides)]
     problems: list[str] = []
-    merged: dict[str, dict[str, str]] = {name: {} for name in _TABLES}
-    for position, file in enumerate(files):
-        data = _read_yaml(file, problems)
-        if data is None:
-            continue
-        _merge(file, data, merged, base=position == 0, problems=problems)
+    merged = read_tables(files, problems, spec=_TABLES, codes=_KEYS, example="0160")
     if problems:
         raise ConfigError(problems)
     return UblTables(
@@ -162,55 +158,6 @@ def load_ubl_tables(
 def default_ubl_tables() -> UblTables:
     """The standard tables from mappings/xml/ubl.yaml, loaded once per process."""
     return load_ubl_tables()
-
-
-_read_yaml = read_yaml  # shared reader (gateway/mapping/tables.py); the name stays for importers
-
-
-def _merge(
-    file: Path, data: Any, merged: dict[str, dict[str, str]], *, base: bool, problems: list[str]
-) -> None:
-    if not isinstance(data, dict):
-        problems.append(f"{file}: expected a mapping of table name to entries at the top level")
-        return
-    for name, entries in data.items():
-        if name == "version":
-            if entries != 1:
-                problems.append(f"{file}: version {entries!r} is not supported; use 1")
-            continue
-        if name not in _TABLES:
-            problems.append(f"{file}: unknown table {name!r}; known tables: {', '.join(_TABLES)}")
-            continue
-        what, allowed = _TABLES[name]
-        if not isinstance(entries, dict):
-            problems.append(f"{file}: table {name!r} must map {what} to names")
-            continue
-        for key, value in entries.items():
-            place = f"{file}: {name}[{key!r}]"
-            if not isinstance(key, str):
-                problems.append(
-                    f"{place}: the key must be a quoted string (YAML read {key!r} as "
-                    f'{type(key).__name__}); write it in quotes, e.g. "0160"'
-                )
-            elif not _KEY.fullmatch(key):
-                problems.append(f"{place}: {what} are names of letters, digits, '_', '.', ':', '-'")
-            elif value is None:
-                if base:
-                    problems.append(f"{place}: null removes an entry, only in an override file")
-                else:
-                    merged[name].pop(key, None)
-            elif not isinstance(value, str):
-                problems.append(f"{place}: the value must be a name, not {value!r}")
-            elif allowed is not None and value not in allowed:
-                problems.append(f"{place}: {value!r} is not one of {', '.join(sorted(allowed))}")
-            elif allowed is None and not _ROLE.fullmatch(value):
-                problems.append(f"{place}: {value!r} must be a snake_case name")
-            else:
-                merged[name][key] = value
-    if base:
-        for name in _TABLES:
-            if name not in data:
-                problems.append(f"{file}: table {name!r} is missing")
 
 
 # ------------------------------------------------------------------------------------------

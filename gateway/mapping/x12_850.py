@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -67,7 +66,7 @@ import pydantic
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
-from gateway.mapping.tables import check_tables, read_yaml
+from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -82,9 +81,6 @@ DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "x12" /
 
 # ------------------------------------------------------------------------------------------
 # Code tables
-
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
-_CODE = re.compile(r"[A-Z0-9]{1,3}")
 
 # table name -> (what it is for, allowed values or None for any snake_case name)
 _TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
@@ -131,19 +127,7 @@ def load_x12_tables(
     """
     files = [Path(path), *(Path(p) for p in overrides)]
     problems: list[str] = []
-    merged: dict[str, dict[str, str]] = {}
-    for position, file in enumerate(files):
-        data = _read_yaml(file, problems)
-        if data is None:
-            continue
-        base = position == 0
-        for table, entries in _check_file(file, data, base=base, problems=problems).items():
-            target = merged.setdefault(table, {})
-            for key, value in entries.items():
-                if value is None:
-                    target.pop(key, None)
-                else:
-                    target[key] = value
+    merged = read_tables(files, problems, spec=_TABLES, example="002")
     if problems:
         raise ConfigError(problems)
     return X12Tables(
@@ -163,15 +147,6 @@ def load_x12_tables(
 def default_tables() -> X12Tables:
     """The standard tables from mappings/x12/850.yaml, loaded once per process."""
     return load_x12_tables()
-
-
-_read_yaml = read_yaml  # shared reader (gateway/mapping/tables.py); the name stays for importers
-
-
-def _check_file(
-    file: Path, data: Any, *, base: bool, problems: list[str]
-) -> dict[str, dict[str, str | None]]:
-    return check_tables(file, data, spec=_TABLES, code=_CODE, example="002", base=base, problems=problems)
 
 
 # ------------------------------------------------------------------------------------------

@@ -64,26 +64,24 @@ from typing import Any
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.tables import read_tables
 
 # The 850 mapping's tables, helpers and handlers, most of them private, shared on purpose:
 # the 860 reads the same segments the same way, and one copy of each rule is easier to keep
 # right than two.
+from gateway.mapping.x12_850 import _HEADER_AREA as _HEADER_AREA_850
+from gateway.mapping.x12_850 import _LINE_AREA as _LINE_AREA_850
 from gateway.mapping.x12_850 import (
-    _CODE,
     _PARTY,
     X12Tables,
     _Build,
-    _check_file,
     _close_line,
     _item_ids,
     _note,
-    _read_yaml,
     _text,
     _val,
     load_x12_tables,
 )
-from gateway.mapping.x12_850 import _HEADER_AREA as _HEADER_AREA_850
-from gateway.mapping.x12_850 import _LINE_AREA as _LINE_AREA_850
 from gateway.mapping.x12_850 import _TABLES as _TABLES_850
 from gateway.mapping.x12_850 import DEFAULT_TABLES_PATH as X12_850_TABLES_PATH
 from gateway.mapping.x12_850 import _ctt as _ctt_850
@@ -112,6 +110,11 @@ _OWN: dict[str, tuple[str, frozenset[str]]] = {
 }
 # Tables shared with the 850 ("purpose" there is BEG01, here BCH01: the 860's own wins).
 _SHARED = frozenset(_TABLES_850) - frozenset(_OWN)
+# What an 860 file may hold: its own tables, and changes to the shared ones.
+_TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
+    **{name: _TABLES_850[name] for name in _SHARED},
+    **_OWN,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,50 +148,15 @@ def load_x12_860_tables(
     except ConfigError as exc:
         problems.extend(exc.problems)
         base = None
-    own: dict[str, dict[str, str]] = {}
-    changes: dict[str, dict[str, str | None]] = {}
-    for position, file in enumerate(files):
-        data = _read_yaml(file, problems)
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            problems.append(f"{file}: expected a mapping of table name to entries at the top level")
-            continue
-        first = position == 0
-        unknown = [k for k in data if k != "version" and k not in _OWN and k not in _SHARED]
-        for name in unknown:
-            known = ", ".join(sorted({*_OWN, *_SHARED}))
-            problems.append(f"{file}: unknown table {name!r}; known tables: {known}")
-        # The 850's checker reads "version" and the shared tables (entries as in an override).
-        shared_part = {k: v for k, v in data.items() if k == "version" or k in _SHARED}
-        for table, entries in _check_file(file, shared_part, base=False, problems=problems).items():
-            changes.setdefault(table, {}).update(entries)
-        for name in _OWN:
-            if name not in data:
-                if first:
-                    problems.append(f"{file}: table {name!r} is missing")
-                continue
-            target = own.setdefault(name, {})
-            for key, value in _check_own(file, name, data[name], first, problems).items():
-                if value is None:
-                    target.pop(key, None)
-                else:
-                    target[key] = value
+    from_850 = {name: getattr(base, name) if base else {} for name in _SHARED}
+    merged = read_tables(files, problems, spec=_TABLES, example="04", shared=from_850)
     if problems or base is None:
         raise ConfigError(problems)
-    for table, entries in changes.items():
-        merged = dict(getattr(base, table))
-        for key, value in entries.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        replaced: dict[str, Any] = {table: MappingProxyType(merged)}
-        base = dataclasses.replace(base, **replaced)
+    changed: dict[str, Any] = {name: MappingProxyType(merged[name]) for name in _SHARED}
     return X12ChangeTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in own["purpose"].items()}),
-        change_codes=MappingProxyType(own["change_codes"]),
-        x12=base,
+        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
+        change_codes=MappingProxyType(merged["change_codes"]),
+        x12=dataclasses.replace(base, **changed),
         sources=(*base.sources, *(str(f) for f in files)),
     )
 
@@ -197,37 +165,6 @@ def load_x12_860_tables(
 def default_860_tables() -> X12ChangeTables:
     """The standard tables from mappings/x12/860.yaml and 850.yaml, loaded once per process."""
     return load_x12_860_tables()
-
-
-def _check_own(
-    file: Path, name: str, entries: Any, base: bool, problems: list[str]
-) -> dict[str, str | None]:
-    """Check one of the 860's own tables, with the 850 loader's rules and messages (its
-    checker knows only the 850's tables)."""
-    what, allowed = _OWN[name]
-    if not isinstance(entries, dict):
-        problems.append(f"{file}: table {name!r} must map {what} to names")
-        return {}
-    checked: dict[str, str | None] = {}
-    for key, value in entries.items():
-        place = f"{file}: {name}[{key!r}]"
-        if not isinstance(key, str):
-            problems.append(
-                f"{place}: the code must be a quoted string (YAML read {key!r} as "
-                f'{type(key).__name__}); write it in quotes, e.g. "04"'
-            )
-        elif not _CODE.fullmatch(key):
-            problems.append(f"{place}: {what} are 1 to 3 upper-case letters or digits")
-        elif value is None:
-            if base:
-                problems.append(f"{place}: null removes an entry, only in an override file")
-            else:
-                checked[key] = None
-        elif value not in allowed:
-            problems.append(f"{place}: {value!r} is not one of {', '.join(sorted(allowed))}")
-        else:
-            checked[key] = value
-    return checked
 
 
 # ------------------------------------------------------------------------------------------

@@ -648,6 +648,10 @@ def test_table_problems_are_reported_together(tmp_path: Path):
         "table 'product_id_domains' is missing",
     ):
         assert expected in text
+    numeric = tmp_path / "numeric.yaml"
+    numeric.write_text("product_id_domains:\n  8800: gtin\n")
+    with pytest.raises(ConfigError, match=r"\[8800\]: the code must be a quoted string"):
+        load_cxml_tables(overrides=[numeric])
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError, match="cannot read"):
         load_cxml_tables(missing)

@@ -490,6 +490,10 @@ def test_partner_override(tmp_path: Path):
         ('change_codes:\n  "1234": add\n', "1 to 3 upper-case letters or digits"),
         ("change_codes: [1, 2]\n", "table 'change_codes' must map"),
         (
+            'change_codes:\n  "3": [x]\n',
+            "change_codes['3']: ['x'] is not one of add, change, delete",
+        ),
+        (
             'colours:\n  "R": red\n',
             "unknown table 'colours'; known tables: allowance_charge, amount_roles, change_codes",
         ),
