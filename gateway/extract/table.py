@@ -43,7 +43,8 @@ How a sheet is read
                  With several POs in one table, a sheet-wide total is compared with all lines
                  and stored on none of the orders.
     values       numbers and dates through `parse_amount` / `parse_date` with the template's
-                 ``decimal_comma``, ``day_first`` and ``date_formats``; XLSX number and date
+                 ``decimal_comma``, ``day_first`` and ``date_formats``; a whole-number field
+                 (``totals.line_count``) takes at most 18 digits; XLSX number and date
                  cells are taken as they are (1.0), floats to Excel's 15 significant digits
                  (0.1 + 0.2 stored as 0.30000000000000004 reads 0.3). The template's
                  ``currency`` fills a currency the document does not state (1.0).
@@ -137,6 +138,7 @@ _DTD_MARKS = tuple("<!DOCTYPE".encode(enc) for enc in ("utf-8", "utf-16-le", "ut
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".emf", ".wmf", ".svg", ".ico")
 _FORMULA_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
 _SIGNIFICANT = 15  # digits Excel keeps of a number
+_MAX_WHOLE_DIGITS = 18  # a count or a number of days; also fits the 64-bit integers of databases and ERPs
 _UNSAVED_CONFIDENCE = 0.5
 _MISMATCH_CONFIDENCE = 0.5
 _TEMPLATE_WHERE = "the partner's e-mail template"
@@ -1148,6 +1150,8 @@ class _Reader:
                 return number, confidence
             if number != number.to_integral_value():
                 raise self._bad(path, value, place, "a whole number")
+            if number.adjusted() >= _MAX_WHOLE_DIGITS:  # also past 4,300 digits Python cannot print it
+                raise self._bad(path, value, place, f"a whole number of at most {_MAX_WHOLE_DIGITS} digits")
             return int(number), confidence
         if spec.kind == "date":
             if isinstance(value, dt.datetime):

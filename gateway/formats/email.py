@@ -33,6 +33,8 @@ Reason codes
         NOT_EMAIL            not an RFC 5322 message (an Outlook .msg file, no headers)
         MAIL_TOO_LARGE       the message is larger than 25 MB
         MIME_LIMIT           more than 100 MIME parts, or message/rfc822 nested deeper than 3
+        MIME_DEFECT          a header the stdlib parser crashes on instead of recording a defect
+                             (a Content-Type parameter ``name*`` without a value)
     DocumentRejected:
         <inner reason>       an attachment's ParseError, with that parser's reason code
         ATTACHMENT_TOO_LARGE an attachment larger than 10 MB (the others go on)
@@ -167,6 +169,11 @@ class EmailParser:
             msg = BytesParser(policy=policy.default).parsebytes(data)
         except RecursionError as exc:
             raise ParseError("the e-mail's MIME structure is nested too deeply to be read", reason="MIME_LIMIT") from exc
+        except Exception as exc:  # the stdlib parser should record defects, but some headers crash it (CPython gh-151857)
+            raise ParseError(
+                f"the e-mail's MIME headers are malformed in a way the mail parser cannot read ({type(exc).__name__}: {exc})",
+                reason="MIME_DEFECT",
+            ) from exc
         envelope = Envelope(standard="email", sender_id=_from_address(msg))
         walk = _Walk()
         self._walk(msg, walk, depth=0, label="message")

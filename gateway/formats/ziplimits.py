@@ -79,7 +79,7 @@ def read_zip(
     """The file entries of an in-memory archive, within limits; ZipProblem otherwise."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, ValueError, EOFError, struct.error) as exc:
         raise ZipProblem(f"the ZIP archive cannot be read ({exc})", reason="ZIP_INVALID") from exc
     with zf:
         infos = zf.infolist()
