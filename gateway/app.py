@@ -113,7 +113,8 @@ class Gateway:
                 # message that is still waiting is processed now. One that another worker
                 # (or node) is processing at this moment stays where it is: a later poll
                 # offers it again and moves it once its outcome is known.
-                if self._outcome(result.message_id) is None and self.pipeline.claim(result.message_id):
+                # claim() takes only a waiting, unleased message: a processed one is just routed.
+                if self.pipeline.claim(result.message_id):
                     self.pipeline.process(result.message_id, claimed=True, format=fmt, partner=sc.partner)
                 routed = self._outcome(result.message_id)
                 if routed is None:

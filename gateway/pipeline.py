@@ -633,16 +633,8 @@ class Pipeline:
         person rejected stay rejected. Returns (full message id, documents to read again).
         GatewayError when the message is unknown, waiting already, or has nothing refused."""
         m, o = t.messages, t.orders
-        ident = message_id.strip()
-        if len(ident) < 6:
-            raise GatewayError("give at least the first 6 characters of the message id (see `gateway messages`)")
         with self.store.begin() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(select(m).where(m.c.id.startswith(ident, autoescape=True)).limit(2))]
-            if not rows:
-                raise GatewayError(f"no message has an id starting with {ident!r}; `gateway messages` lists them")
-            if len(rows) > 1:
-                raise GatewayError(f"more than one message id starts with {ident!r}; give more characters")
-            msg = rows[0]
+            msg = _one_by_prefix(conn, m, message_id, "message", "gateway messages", "`gateway messages` lists them")
             if msg["state"] == "received":
                 raise GatewayError(f"message {msg['id'][:8]} is waiting to be processed already")
             refused = [
@@ -667,16 +659,7 @@ class Pipeline:
 
     @staticmethod
     def _held_order(conn: Connection, order_id: str) -> dict[str, Any]:
-        o = t.orders
-        ident = order_id.strip()
-        if len(ident) < 6:
-            raise GatewayError("give at least the first 6 characters of the order id (see `gateway review`)")
-        rows = [dict(r._mapping) for r in conn.execute(select(o).where(o.c.id.startswith(ident, autoescape=True)).limit(2))]
-        if not rows:
-            raise GatewayError(f"no order has an id starting with {ident!r}; `gateway review` lists the held ones")
-        if len(rows) > 1:
-            raise GatewayError(f"more than one order id starts with {ident!r}; give more characters")
-        row = rows[0]
+        row = _one_by_prefix(conn, t.orders, order_id, "order", "gateway review", "`gateway review` lists the held ones")
         if row["state"] != "held":
             raise GatewayError(f"order {row['id'][:8]} (PO {row['po_number']}) is {row['state']}, not held for review")
         return row
@@ -899,3 +882,17 @@ def _sniff(body: bytes) -> str | None:
         return detect(body[:4096])
     except InputRejected:
         return None
+
+
+def _one_by_prefix(conn: Connection, table: Any, given: str, what: str, command: str, listing: str) -> dict[str, Any]:
+    """The one row of `table` whose id starts with `given` (a person types the first
+    characters `gateway` shows); GatewayError saying what to do otherwise."""
+    ident = given.strip()
+    if len(ident) < 6:
+        raise GatewayError(f"give at least the first 6 characters of the {what} id (see `{command}`)")
+    rows = [dict(r._mapping) for r in conn.execute(select(table).where(table.c.id.startswith(ident, autoescape=True)).limit(2))]
+    if not rows:
+        raise GatewayError(f"no {what} has an id starting with {ident!r}; {listing}")
+    if len(rows) > 1:
+        raise GatewayError(f"more than one {what} id starts with {ident!r}; give more characters")
+    return rows[0]
