@@ -48,7 +48,6 @@ import paramiko
 
 from connectors.sources.sftp.channel import SftpServer, SftpSession, connection_lost
 from connectors.sources.sftp.config import SftpSourceConfig
-from gateway import crashpoints
 from gateway.connector import AckOutcome, RawMessage
 from gateway.errors import ConfigError, TransientError
 
@@ -77,7 +76,6 @@ class _Seen:
 class _Claim:
     name: str  # entry name inside the inbox, as the server listed it (checked by plain_name)
     done_marker: str | None
-    acked: bool = False
 
 
 def plain_name(name: str) -> bool:
@@ -178,10 +176,6 @@ class SftpSource:
         claim = message.ack_token
         if not isinstance(claim, _Claim):
             raise TypeError(f"message {message.source_ref} did not come from this source")
-        if claim.acked:
-            raise RuntimeError(f"message {message.source_ref} was acknowledged twice")
-        claim.acked = True
-        crashpoints.hit("before_ack")
         target_dir = self.failed if outcome == "rejected" else self.archive
         for attempt in (1, 2):
             session = self._session
