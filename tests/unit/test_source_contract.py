@@ -58,6 +58,7 @@ class Harness:
     put: Callable[[int], None]  # make n new, distinct items available at the source
     put_refused: Callable[[], None]  # make one item the source refuses itself
     waiting: Callable[[], int]  # items at the source not yet acknowledged
+    twin: Callable[[], Source]  # another instance on the same items (a second node)
     # The source re-reads a window on purpose (the cart poller's overlap_seconds): a second
     # poll may offer acknowledged items again, which the store recognises as duplicates.
     rereads: bool = False
@@ -84,7 +85,7 @@ def _folder_source(tmp_path: Path, store: Store, request: pytest.FixtureRequest)
     def put_refused() -> None:
         os.symlink(tmp_path / "elsewhere.txt", inbox / "link.edi")
 
-    yield Harness(src, put, put_refused, lambda: len(os.listdir(inbox)))
+    yield Harness(src, put, put_refused, lambda: len(os.listdir(inbox)), lambda: FolderSource(cfg))
 
 
 def _sftp_source(tmp_path: Path, store: Store, request: pytest.FixtureRequest) -> Iterator[Harness]:
@@ -105,10 +106,17 @@ def _sftp_source(tmp_path: Path, store: Store, request: pytest.FixtureRequest) -
     def put_refused() -> None:
         os.symlink("/etc/hostname", root / "inbox" / "link.edi")
 
+    twins: list[SftpSource] = []
+
+    def twin() -> SftpSource:
+        twins.append(SftpSource(cfg))
+        return twins[-1]
+
     try:
-        yield Harness(src, put, put_refused, lambda: len(os.listdir(root / "inbox")))
+        yield Harness(src, put, put_refused, lambda: len(os.listdir(root / "inbox")), twin)
     finally:
-        src.close()
+        for s in (src, *twins):
+            s.close()
 
 
 def _imap_source(tmp_path: Path, store: Store, request: pytest.FixtureRequest) -> Iterator[Harness]:
@@ -139,10 +147,17 @@ def _imap_source(tmp_path: Path, store: Store, request: pytest.FixtureRequest) -
             c.select_folder("INBOX", readonly=True)
             return len(c.search(["ALL"]))
 
+    twins: list[ImapSource] = []
+
+    def twin() -> ImapSource:
+        twins.append(ImapSource(cfg, store=store))
+        return twins[-1]
+
     try:
-        yield Harness(src, put, put_refused, waiting)
+        yield Harness(src, put, put_refused, waiting, twin)
     finally:
-        src.close()
+        for s in (src, *twins):
+            s.close()
 
 
 SHOP = "https://acme.myshopify.com"
@@ -157,7 +172,10 @@ def _cart_poll_source(tmp_path: Path, store: Store, request: pytest.FixtureReque
     cfg = CartPollConfig.model_validate(
         {"name": "shop-poll", "platform": "shopify", "partner": "acme", "base_url": SHOP, "access_token": "shpat_x", "page_size": 250, "overlap_seconds": 0}
     )
-    src = CartPollSource(cfg, store=store, clock=lambda: NOW, resolver=lambda host, port: ["93.184.216.34"], sleep=lambda s: None)
+    def make() -> CartPollSource:
+        return CartPollSource(cfg, store=store, clock=lambda: NOW, resolver=lambda host, port: ["93.184.216.34"], sleep=lambda s: None)
+
+    src = make()
 
     def answer(req: Any) -> tuple[int, dict[str, str], str]:
         query = parse_qs(urlsplit(req.url).query)
@@ -190,7 +208,7 @@ def _cart_poll_source(tmp_path: Path, store: Store, request: pytest.FixtureReque
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.GET, SHOP_ORDERS, callback=answer)
-        yield Harness(src, put, put_refused, waiting, rereads=True)
+        yield Harness(src, put, put_refused, waiting, make, rereads=True)
 
 
 FACTORIES: dict[str, Callable[[Path, Store, pytest.FixtureRequest], Iterator[Harness]]] = {
@@ -326,3 +344,23 @@ def test_a_thousand_items_in_one_poll(harness: Harness, commit: Callable[[RawMes
     assert harness.waiting() == 0
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.messages)).scalar_one() == 1000
+
+
+def test_two_instances_on_the_same_items_never_fail(harness: Harness, commit: Callable[[RawMessage], Stored], store: Store) -> None:
+    """reliability F17, issue 14 #1: two nodes read the same items before either acknowledges;
+    each item is stored once, and acknowledging one the other node took first is no error."""
+    harness.put(5)
+    other = harness.twin()
+    mine, theirs = list(claims(harness.source)), list(claims(other))
+    assert len(mine) == len(theirs) == 5
+    for claim in theirs:
+        claim.ack("stored", commit(claim.message))
+    for claim in mine:
+        stored = commit(claim.message)
+        assert stored.duplicate
+        claim.ack("duplicate", stored)
+    assert harness.waiting() == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.messages)).scalar_one() == 5
+    assert ingest(harness.source, commit).received == 0
+    assert ingest(other, commit).received == 0

@@ -596,6 +596,18 @@ class ImapSource:
                     if not client.folder_exists(target):
                         raise
             self._ready_folders.add(target)
+        try:
+            self._move_one(client, uid, target)
+        except _LOST:
+            raise
+        except IMAPClientError:
+            # Another poll (or node) that read the same mail moved it first: not an error.
+            if client.search(["UID", str(uid)]):
+                raise
+            log.info("imap source %s: UID %d was already moved by another poll", self.name, uid)
+
+    @staticmethod
+    def _move_one(client: _Client, uid: int, target: str) -> None:
         if client.has_capability("MOVE"):
             client.move([uid], target)
             return

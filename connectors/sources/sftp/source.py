@@ -338,9 +338,8 @@ class SftpSource:
             try:
                 sftp.remove(src)
             except FileNotFoundError:
-                log.warning(
-                    "sftp source %s: %s vanished before it could be deleted", self.name, claim.name
-                )
+                # Another poll (or node) that read the same file took it first.
+                log.info("sftp source %s: %s was already taken by another poll", self.name, claim.name)
         else:
             self._ensure_dir(sftp, target_dir)
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -420,7 +419,7 @@ def _move(sftp: paramiko.SFTPClient, src: str, target: str, *, log_name: str) ->
             return
         except OSError:
             if not _exists(sftp, src):
-                log.warning("sftp source %s vanished before it could be moved", log_name)
+                log.info("sftp source %s was already taken by another poll", log_name)
                 return
             if _exists(sftp, candidate):
                 continue  # taken between our look and the rename
