@@ -168,3 +168,35 @@ def test_two_nodes_polling_one_folder_each_file_once(tmp_path: Path, pg_url: str
     finally:
         engine.dispose()
     assert sorted(pos) == sorted(expected) and states == {"sent"}
+
+
+def test_two_polls_in_flight_on_one_source(tmp_path: Path) -> None:
+    """reliability F17: two threads poll the same folder source at once (a poll job still
+    running when the next starts); nothing raises, each file is stored once and archived."""
+    from gateway.app import Gateway
+    from gateway.config import load_config
+
+    cfg = write_config(tmp_path, stable=0)
+    expected = [drop(tmp_path / "inbox", i) for i in range(300)]
+    gw = Gateway(load_config(cfg))
+    errors: list[BaseException] = []
+    try:
+        [source] = gw.sources
+
+        def poll() -> None:
+            try:
+                while os.listdir(tmp_path / "inbox"):
+                    gw.poll_source(source)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=poll) for _ in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        assert errors == []
+        gw.run_until_idle(300)
+    finally:
+        gw.close()
+    assert_each_delivered_once(tmp_path, expected)
