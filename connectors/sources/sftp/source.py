@@ -5,19 +5,20 @@ It behaves like the drop-folder source, over the network:
 
 - A file is claimed only when complete: its size and mtime stayed unchanged for
   `stable_seconds` across polls, or its done-marker (`FILE + done_suffix`) exists.
-- Symlinks are never followed: entries are looked at with lstat; a symlink, or a file over
-  `max_bytes` (checked before anything is downloaded), is refused and moved to the failed
-  folder with its reason. SFTP v3 has no O_NOFOLLOW, so after opening a file its attributes
+- Symlinks are never followed: entries are looked at with lstat; a symlink, a file that
+  stayed empty for the stability window (`EMPTY`), or a file over `max_bytes` (checked
+  before anything is downloaded), is refused and moved to the failed folder with its reason. SFTP v3 has no O_NOFOLLOW, so after opening a file its attributes
   are compared with the lstat taken just before and after: a file swapped meanwhile is left
   for the next poll (or refused, if it became a symlink).
 - Downloads go into memory, reading at most `max_bytes + 1` bytes.
 - Remote names are metadata only. A name that is not one plain path segment (contains '/',
   is '.' or '..', holds a NUL byte) is never touched; the archive name is
   `<timestamp>-<message id[:8]>-<safe name>`, built from characters we choose.
-- `ack` runs only after the message is committed: the file moves to `archive_path` (or is
-  deleted when none is set); refused ones move to the failed folder. A crash before that
-  leaves the file in the inbox; the next poll downloads it again and the store recognises
-  the same bytes: nothing doubled.
+- `ack` runs once, only after the message is committed (gateway.ingest owns both rules):
+  the file moves to `archive_path` (or is deleted when none is set); refused ones move to
+  the failed folder. A crash before that leaves the file in the inbox; the next poll
+  downloads it again and the store recognises the same bytes: nothing doubled. A file
+  another poll or node took first is skipped.
 - The connection is kept between polls. When it drops, the poll ends without acknowledging
   anything; the next poll reconnects. Failed connects in a row back off (0, 1, 3, 7, ...
   polls skipped, at most five minutes' worth). An ack finding the connection gone
@@ -157,6 +158,9 @@ class SftpSource:
                     continue
             elif not self._stable(name, size, mtime, now):
                 continue
+            if size == 0:
+                yield self._refusal(name, "EMPTY: the file has no content (it stayed empty for the stability window); send it again with its content")
+                continue
             if size > self.config.max_bytes:
                 yield self._refusal(name, self._too_large(size))
                 continue
@@ -265,9 +269,9 @@ class SftpSource:
         seen = self._seen.get(name)
         if seen is None or seen.size != size or seen.mtime != mtime:
             self._seen[name] = _Seen(size, mtime, now)
+            # With no stability window a file is taken at first sight, unless it is empty:
+            # the writer may not have written yet. An empty one is judged on a later poll.
             return self.config.stable_seconds == 0 and size > 0
-        if size == 0:
-            return False  # an empty file is probably still being written; wait for content
         return now - seen.since >= self.config.stable_seconds
 
     def _download(self, name: str) -> RawMessage | None:
