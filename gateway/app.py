@@ -13,8 +13,9 @@ from functools import cached_property
 from typing import Any
 
 from gateway.config import GatewayConfig
-from gateway.connector import RawMessage, Source
+from gateway.connector import AckOutcome, RawMessage, Source
 from gateway.errors import ConfigError, GatewayError, StoreUnavailable
+from gateway.ingest import Stored, default_outcome, ingest
 from gateway.pipeline import Pipeline, ProcessStats
 from gateway.store import Store
 from gateway.translate import PartnerDirectory
@@ -98,37 +99,35 @@ class Gateway:
     # -- the jobs ------------------------------------------------------------------------------
 
     def poll_source(self, source: Source) -> tuple[int, int]:
-        """Store everything the source offers, acknowledging each message after its commit."""
-        received = duplicates = 0
+        """Store everything the source offers, acknowledging each message once, after its commit."""
         sc = self.source_config(source.name)
         fmt = None if sc.format == "auto" else sc.format
-        routes = getattr(source, "routes_by_outcome", False)
-        for raw in source.poll():
-            result = self.pipeline.receive(raw, format=fmt, partner=sc.partner)
-            outcome = "rejected" if raw.rejected else ("duplicate" if result.duplicate else "stored")
-            if routes and not raw.rejected:
-                # A mailbox shows people where each mail stands (Processed, Needs-review,
-                # Failed), so the mail is processed before it is moved. It is committed
-                # already: a crash here re-offers it, the store answers "duplicate", and a
-                # message that is still waiting is processed now. One that another worker
-                # (or node) is processing at this moment stays where it is: a later poll
-                # offers it again and moves it once its outcome is known.
-                # claim() takes only a waiting, unleased message: a processed one is just routed.
-                if self.pipeline.claim(result.message_id):
-                    self.pipeline.process(result.message_id, claimed=True, format=fmt, partner=sc.partner)
-                routed = self._outcome(result.message_id)
-                if routed is None:
-                    log.info("source %s: %s is being processed elsewhere; it is moved on a later poll", source.name, raw.display_name)
-                    continue
-                outcome = routed
-            source.ack(raw, outcome, result.message_id)  # type: ignore[arg-type]
-            if result.duplicate:
-                duplicates += 1
-            else:
-                received += 1
-        return received, duplicates
 
-    def _outcome(self, message_id: str) -> str | None:
+        def store(raw: RawMessage) -> Stored:
+            result = self.pipeline.receive(raw, format=fmt, partner=sc.partner)
+            return Stored(result.message_id, result.duplicate)
+
+        def settle(raw: RawMessage, stored: Stored) -> AckOutcome | None:
+            if raw.rejected:
+                return "rejected"
+            # A mailbox shows people where each mail stands (Processed, Needs-review,
+            # Failed), so the mail is processed before it is moved. It is committed
+            # already: a crash here re-offers it, the store answers "duplicate", and a
+            # message that is still waiting is processed now. One that another worker
+            # (or node) is processing at this moment stays where it is: a later poll
+            # offers it again and moves it once its outcome is known.
+            # claim() takes only a waiting, unleased message: a processed one is just routed.
+            if self.pipeline.claim(stored.message_id):
+                self.pipeline.process(stored.message_id, claimed=True, format=fmt, partner=sc.partner)
+            routed = self._outcome(stored.message_id)
+            if routed is None:
+                log.info("source %s: %s is being processed elsewhere; it is moved on a later poll", source.name, raw.display_name)
+            return routed
+
+        stats = ingest(source, store, settle if getattr(source, "routes_by_outcome", False) else default_outcome)
+        return stats.received, stats.duplicates
+
+    def _outcome(self, message_id: str) -> AckOutcome | None:
         """review, rejected or stored for a processed message; None while it is not processed."""
         from sqlalchemy import select
 
@@ -223,9 +222,9 @@ class Gateway:
         from pathlib import Path
 
         for sc in self.config.sources:
-            # Non-empty files still there are not claimed yet (an empty one may never be).
+            # Files still there are not claimed yet (an empty one is refused once stable).
             if sc.type == "folder" and any(
-                p.is_file() and not p.name.startswith(".") and p.stat().st_size > 0 for p in Path(sc.path).glob(sc.pattern)
+                p.is_file() and not p.name.startswith(".") for p in Path(sc.path).glob(sc.pattern)
             ):
                 return False
         return True

@@ -40,7 +40,12 @@ class Source(Protocol):
         ...
 
     def ack(self, message: RawMessage, outcome: AckOutcome, message_id: str) -> None:
-        """Called once, only after the message is committed to the store as `message_id`."""
+        """The source's acknowledging action (move the file, move the mail, advance a cursor).
+
+        gateway.ingest calls it once per offered message, only after the message is committed
+        as `message_id`; the single-shot guard lives there. The item may be gone already
+        (another poll or node acknowledged it first): that is not an error.
+        """
         ...
 
 

@@ -4,8 +4,8 @@
 SIGKILL itself at that point, the way a power cut or an OOM kill would. The variable is read
 once; unset (always, in production) every `hit()` is a dictionary lookup and nothing else.
 
-Points: after_store (raw message committed, source not yet acknowledged), before_ack (same
-place, named for the folder move), after_orders (orders committed), after_http_before_commit
+Points: after_store (raw message committed, source not yet acknowledged), before_ack (in
+gateway.ingest, just before the source's acknowledging action), after_orders (orders committed), after_http_before_commit
 (a connector answered, the outbox not yet updated).
 """
 

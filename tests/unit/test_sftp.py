@@ -116,8 +116,8 @@ def test_file_is_claimed_only_once_stable_then_archived(make_source, area):
     assert (area / "archive" / archived).read_bytes() == b"ISA first part more"
     clock.now += 10
     assert list(src.poll()) == []
-    with pytest.raises(RuntimeError, match="twice"):
-        src.ack(msg, "stored", "abcdef12-3456")
+    src.ack(msg, "duplicate", "abcdef12-3456")  # moved already (by another poll): skipped, not an error
+    assert ls(area / "archive") == [archived]
 
 
 def test_done_marker_claims_and_is_removed(make_source, area):
@@ -483,3 +483,19 @@ class socket_closed_port:
 
     def __exit__(self, *_: object) -> None:
         self.sock.close()
+
+
+def test_empty_file_is_refused_once_stable(make_source, area):
+    """issue 14 #21, reliability E7: a 0-byte file does not wait in the inbox forever."""
+    clock = Clock()
+    src = make_source(clock, stable_seconds=2)
+    (area / "inbox" / "empty.edi").write_bytes(b"")
+    assert list(src.poll()) == []  # first sight: the writer may not have written yet
+    clock.now += 1
+    assert list(src.poll()) == []
+    clock.now += 1.5
+    [msg] = list(src.poll())
+    assert msg.rejected and msg.rejected.startswith("EMPTY:")
+    src.ack(msg, "rejected", "77777777")
+    assert ls(area / "inbox") == []
+    assert [n.rsplit("-", 1)[1] for n in ls(area / "failed")] == ["empty.edi"]

@@ -17,6 +17,9 @@ The cursor (the latest ``updated_at`` acknowledged) lives in the store (source_c
 moves only in `ack`, after the message is committed, and only forward. Each poll starts at
 cursor - overlap_seconds (first start: now - initial_lookback_hours).
 
+An order without id or a readable modification time is refused (a quarantined message
+with reason UNREADABLE_ORDER) and leaves the cursor where it is.
+
 Errors end the poll quietly (logged); nothing unacknowledged is lost, the next poll reads it
 again: connection errors, timeouts and 5xx; 401/403 (logged as a configuration error); 429
 (the poll stops and the next one waits for Retry-After). Shopify's call-limit header
@@ -116,8 +119,10 @@ class CartPollSource:
 
     def ack(self, message: RawMessage, outcome: AckOutcome, message_id: str) -> None:
         # Every outcome means the order is committed (stored, or the same bytes were already).
-        updated_at: str = message.ack_token
-        set_cursor(self.store, self.name, updated_at)
+        # A refused order has no usable modification time: the cursor stays where it is.
+        updated_at: str | None = message.ack_token
+        if updated_at is not None:
+            set_cursor(self.store, self.name, updated_at)
 
     # -- fetching ----------------------------------------------------------------------------------
 
@@ -301,15 +306,13 @@ class CartPollSource:
         platform = self.config.platform
         oid = order.get("id")
         updated = order.get("updated_at") if platform == "shopify" else order.get("date_modified_gmt") or order.get("date_modified")
+        body = json.dumps(order, separators=(",", ":"), sort_keys=True).encode()
         if oid is None or not isinstance(updated, str):
-            log.warning("cart poll %s: an order without id or modification time was skipped", self.name)
-            return None
+            return self._refusal(order, body, "UNREADABLE_ORDER: the shop sent an order without id or modification time")
         try:
             parse_timestamp(updated)
         except ValueError:
-            log.warning("cart poll %s: order %s has an unreadable modification time; skipped", self.name, _safe(str(oid)))
-            return None
-        body = json.dumps(order, separators=(",", ":"), sort_keys=True).encode()
+            return self._refusal(order, body, f"UNREADABLE_ORDER: order {_safe(str(oid))} has an unreadable modification time")
         ident, stamp = _safe(str(oid)), _safe(updated)
         return RawMessage(
             body=body,
@@ -317,6 +320,20 @@ class CartPollSource:
             source_ref=f"{platform}:{self.config.partner}:{ident}:{stamp}",
             display_name=f"order {ident} updated {stamp}",
             ack_token=updated,
+        )
+
+    def _refusal(self, order: dict[str, Any], body: bytes, reason: str) -> RawMessage:
+        # Stored (quarantined) so a person sees it rather than a skipped line in a log; its
+        # bytes are the shop's, so reading it again is a duplicate, never a second message.
+        ident = _safe(str(order.get("id")))
+        log.warning("cart poll %s: %s; refused", self.name, reason)
+        return RawMessage(
+            body=body,
+            source=self.name,
+            source_ref=f"{self.config.platform}:{self.config.partner}:{ident}:refused",
+            display_name=f"order {ident} (refused)",
+            ack_token=None,
+            rejected=reason,
         )
 
 

@@ -4,13 +4,21 @@ Capabilities: poll + ack (move). Config keys: see FolderSourceConfig.
 
 - A file is claimed only when complete: its size and mtime stayed unchanged for
   `stable_seconds` across polls, or its done-marker (`FILE + done_suffix`) exists.
-- Symlinks are never followed (opened with O_NOFOLLOW); a symlink, a file over `max_bytes`
-  or anything that is not a regular file is refused and moved to `failed/` with its reason.
+- Symlinks are never followed (opened with O_NOFOLLOW) and hard links never read: a symlink
+  (`SYMLINK`), a file with more than one link (`HARDLINK`, it could be another file of this
+  machine), a file over `max_bytes` (`TOO_LARGE`) or one that stayed empty for the stability
+  window (`EMPTY`) is refused and moved to `failed/` with its reason. Anything that is not a
+  regular file (a sub-folder, a fifo) is left alone.
 - File names are metadata only: the archive name is `<timestamp>-<message id>-<safe name>`,
   built from characters we choose, inside folders we configured.
-- `ack` runs only after the message is committed (see gateway.pipeline): stored files move to
-  `archive/`, refused ones to `failed/`. A crash before the move leaves the file in the inbox;
-  the next poll reads it again and the store recognises the same bytes: nothing doubled.
+- `ack` runs once, only after the message is committed (gateway.ingest owns that rule and the
+  single-shot guard): stored files move to `archive/`, refused ones to `failed/`. A crash
+  before the move leaves the file in the inbox; the next poll reads it again and the store
+  recognises the same bytes: nothing doubled.
+- Several polls of one folder may overlap (two nodes, or two polls in flight): both may read
+  and store a file (the store answers "duplicate" to the second); the first move wins, and a
+  file already moved is simply skipped. A file replaced under the same name since it was read
+  (another inode) is left in the inbox for the next poll (reliability F17).
 """
 
 from __future__ import annotations
@@ -28,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.sources.folder.config import FolderSourceConfig
-from gateway import crashpoints
 from gateway.connector import AckOutcome, RawMessage
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class _Seen:
     size: int
     mtime_ns: int
+    nlink: int
     since: float
 
 
@@ -49,6 +57,7 @@ class _Seen:
 class _Claim:
     name: str  # entry name inside the inbox (as listed by the OS, not a path we built from data)
     done_marker: str | None
+    identity: tuple[int, int]  # (st_dev, st_ino) of the entry that was read or refused
 
 
 class FolderSource:
@@ -62,7 +71,6 @@ class FolderSource:
             d.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._seen: dict[str, _Seen] = {}
-        self._acked: set[int] = set()
 
     def poll(self) -> Iterator[RawMessage]:
         suffix = self.config.done_suffix
@@ -86,7 +94,7 @@ class FolderSource:
             except FileNotFoundError:
                 continue
             if stat.S_ISLNK(st.st_mode):
-                yield self._refusal(name, "SYMLINK: a symbolic link in the inbox is never followed; put the file itself there")
+                yield self._refusal(name, "SYMLINK: a symbolic link in the inbox is never followed; put the file itself there", st)
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue  # sub-folders, fifos: not ours
@@ -95,32 +103,41 @@ class FolderSource:
                     continue
             elif not self._stable(name, st, now):
                 continue
+            if st.st_nlink > 1:
+                yield self._refusal(name, _hardlink(st.st_nlink), st)
+                continue
+            if st.st_size == 0:
+                yield self._refusal(name, "EMPTY: the file has no content (it stayed empty for the stability window); send it again with its content", st)
+                continue
             if st.st_size > self.config.max_bytes:
                 yield self._refusal(
-                    name, f"TOO_LARGE: {st.st_size} bytes is over the limit of {self.config.max_bytes}; raise max_bytes for this source if it is genuine"
+                    name, f"TOO_LARGE: {st.st_size} bytes is over the limit of {self.config.max_bytes}; raise max_bytes for this source if it is genuine", st
                 )
                 continue
             msg = self._read(name, suffix)
             if msg is not None:
                 yield msg
         for gone in set(self._seen) - present:
-            del self._seen[gone]
+            self._seen.pop(gone, None)  # another poll in flight may have dropped it already
 
     def ack(self, message: RawMessage, outcome: AckOutcome, message_id: str) -> None:
+        """Move the committed file to `archive/` (a refused one to `failed/`)."""
         claim: _Claim = message.ack_token
-        key = id(claim)
-        if key in self._acked:
-            raise RuntimeError(f"message {message.source_ref} was acknowledged twice")
-        self._acked.add(key)
-        crashpoints.hit("before_ack")
         target_dir = self.failed if outcome == "rejected" else self.archive
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         safe = _SAFE.sub("_", claim.name)[-120:].lstrip(".") or "file"
         target = target_dir / f"{stamp}-{message_id[:8]}-{safe}"
+        src = self.inbox / claim.name
         try:
-            os.replace(self.inbox / claim.name, _unique(target))
+            st = os.lstat(src)
+            if (st.st_dev, st.st_ino) != claim.identity:
+                log.info("folder %s: %s was replaced since it was read; the new file is read on a later poll", self.name, claim.name)
+                self._seen.pop(claim.name, None)
+                return
+            os.replace(src, _unique(target))
         except FileNotFoundError:
-            log.warning("folder %s: %s vanished before it could be moved", self.name, claim.name)
+            # Another poll (or node) that read the same file moved it first.
+            log.info("folder %s: %s was already moved by another poll", self.name, claim.name)
         if claim.done_marker:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.inbox / claim.done_marker)
@@ -130,11 +147,12 @@ class FolderSource:
 
     def _stable(self, name: str, st: os.stat_result, now: float) -> bool:
         seen = self._seen.get(name)
-        if seen is None or seen.size != st.st_size or seen.mtime_ns != st.st_mtime_ns:
-            self._seen[name] = _Seen(st.st_size, st.st_mtime_ns, now)
-            return self.config.stable_seconds == 0 and st.st_size > 0
-        if st.st_size == 0:
-            return False  # an empty file is probably still being written; wait for content
+        if seen is None or (seen.size, seen.mtime_ns, seen.nlink) != (st.st_size, st.st_mtime_ns, st.st_nlink):
+            self._seen[name] = _Seen(st.st_size, st.st_mtime_ns, st.st_nlink, now)
+            # With no stability window a file is taken at first sight, unless it is empty or
+            # hard-linked: a writer may not have written yet, or be half-way through a
+            # link-then-unlink rename. Those are judged on a later poll.
+            return self.config.stable_seconds == 0 and st.st_size > 0 and st.st_nlink == 1
         return now - seen.since >= self.config.stable_seconds
 
     def _read(self, name: str, suffix: str | None) -> RawMessage | None:
@@ -145,15 +163,21 @@ class FolderSource:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return self._refusal(name, "SYMLINK: a symbolic link in the inbox is never followed")
+                try:
+                    link = os.lstat(self.inbox / name)
+                except FileNotFoundError:
+                    return None
+                return self._refusal(name, "SYMLINK: a symbolic link in the inbox is never followed", link)
             log.warning("folder %s: cannot open %s: %s", self.name, name, exc.strerror)
             return None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 return None
+            if st.st_nlink > 1:
+                return self._refusal(name, _hardlink(st.st_nlink), st)
             if st.st_size > self.config.max_bytes:
-                return self._refusal(name, f"TOO_LARGE: {st.st_size} bytes is over the limit of {self.config.max_bytes}")
+                return self._refusal(name, f"TOO_LARGE: {st.st_size} bytes is over the limit of {self.config.max_bytes}", st)
             chunks = []
             remaining = self.config.max_bytes + 1
             while remaining > 0:
@@ -166,17 +190,17 @@ class FolderSource:
         finally:
             os.close(fd)
         if len(body) > self.config.max_bytes:
-            return self._refusal(name, f"TOO_LARGE: the file grew over the limit of {self.config.max_bytes} bytes")
+            return self._refusal(name, f"TOO_LARGE: the file grew over the limit of {self.config.max_bytes} bytes", st)
         ref = f"{self.inbox}/{name}"
         return RawMessage(
             body=body,
             source=self.name,
             source_ref=ref,
             display_name=name,
-            ack_token=_Claim(name, name + suffix if suffix else None),
+            ack_token=_Claim(name, name + suffix if suffix else None, (st.st_dev, st.st_ino)),
         )
 
-    def _refusal(self, name: str, reason: str) -> RawMessage:
+    def _refusal(self, name: str, reason: str, st: os.stat_result) -> RawMessage:
         # The refusal itself is stored (with no content) so a person sees it, then the entry
         # moves to failed/. Its bytes are never read.
         return RawMessage(
@@ -184,9 +208,16 @@ class FolderSource:
             source=self.name,
             source_ref=f"{self.inbox}/{name}",
             display_name=name,
-            ack_token=_Claim(name, None),
+            ack_token=_Claim(name, None, (st.st_dev, st.st_ino)),
             rejected=reason,
         )
+
+
+def _hardlink(links: int) -> str:
+    return (
+        f"HARDLINK: the file has {links} links; a hard link in the inbox is never read "
+        "(it could be any file of this machine); put a copy of the file itself there"
+    )
 
 
 def _unique(target: Path) -> Path:

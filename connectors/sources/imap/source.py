@@ -71,7 +71,6 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy import insert, select, update
 
 from connectors.sources.imap.config import ImapSourceConfig
-from gateway import crashpoints
 from gateway.connector import AckOutcome, RawMessage
 from gateway.errors import ConfigError, TransientError
 from gateway.store.cursors import source_cursors
@@ -108,7 +107,6 @@ class _IdleUnsupported(Exception):
 class _Claim:
     uidvalidity: int
     uid: int
-    acked: bool = False
 
 
 def parse_cursor(value: str | None) -> tuple[int, int] | None:
@@ -150,7 +148,7 @@ class ImapSource:
         self._failures = 0
         self._skip_polls = 0
         self._pending: set[int] = set()  # UIDs offered in the current poll, not yet acknowledged
-        self._acked: set[int] = set()  # UIDs acknowledged since the current poll started
+        self._moved: set[int] = set()  # UIDs moved since the current poll started (for the cursor)
         # The IDLE watcher's own connection and what it knows of the folder; used only by
         # the thread that calls wait_for_mail.
         self._idle_client: _Client | None = None
@@ -170,7 +168,7 @@ class ImapSource:
         if client is None:
             return
         self._pending.clear()
-        self._acked.clear()
+        self._moved.clear()
         try:
             uidvalidity = self._select(client)
             stored = parse_cursor(self._read_cursor())
@@ -246,10 +244,6 @@ class ImapSource:
         claim = message.ack_token
         if not isinstance(claim, _Claim):
             raise TypeError(f"message {message.source_ref} did not come from this source")
-        if claim.acked:
-            raise RuntimeError(f"message {message.source_ref} was acknowledged twice")
-        claim.acked = True
-        crashpoints.hit("before_ack")
         target = self._folder_for(outcome)
         for attempt in (1, 2):
             try:
@@ -273,9 +267,9 @@ class ImapSource:
                     ) from exc
                 log.info("imap source %s: connection lost before the move; reconnecting", self.name)
         self._pending.discard(claim.uid)
-        self._acked.add(claim.uid)
+        self._moved.add(claim.uid)
         below = min(self._pending, default=None)
-        done = [u for u in self._acked if below is None or u < below]
+        done = [u for u in self._moved if below is None or u < below]
         if done:
             self._advance(claim.uidvalidity, max(done))
 
@@ -602,6 +596,18 @@ class ImapSource:
                     if not client.folder_exists(target):
                         raise
             self._ready_folders.add(target)
+        try:
+            self._move_one(client, uid, target)
+        except _LOST:
+            raise
+        except IMAPClientError:
+            # Another poll (or node) that read the same mail moved it first: not an error.
+            if client.search(["UID", str(uid)]):
+                raise
+            log.info("imap source %s: UID %d was already moved by another poll", self.name, uid)
+
+    @staticmethod
+    def _move_one(client: _Client, uid: int, target: str) -> None:
         if client.has_capability("MOVE"):
             client.move([uid], target)
             return

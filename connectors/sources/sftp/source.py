@@ -5,19 +5,20 @@ It behaves like the drop-folder source, over the network:
 
 - A file is claimed only when complete: its size and mtime stayed unchanged for
   `stable_seconds` across polls, or its done-marker (`FILE + done_suffix`) exists.
-- Symlinks are never followed: entries are looked at with lstat; a symlink, or a file over
-  `max_bytes` (checked before anything is downloaded), is refused and moved to the failed
-  folder with its reason. SFTP v3 has no O_NOFOLLOW, so after opening a file its attributes
+- Symlinks are never followed: entries are looked at with lstat; a symlink, a file that
+  stayed empty for the stability window (`EMPTY`), or a file over `max_bytes` (checked
+  before anything is downloaded), is refused and moved to the failed folder with its reason. SFTP v3 has no O_NOFOLLOW, so after opening a file its attributes
   are compared with the lstat taken just before and after: a file swapped meanwhile is left
   for the next poll (or refused, if it became a symlink).
 - Downloads go into memory, reading at most `max_bytes + 1` bytes.
 - Remote names are metadata only. A name that is not one plain path segment (contains '/',
   is '.' or '..', holds a NUL byte) is never touched; the archive name is
   `<timestamp>-<message id[:8]>-<safe name>`, built from characters we choose.
-- `ack` runs only after the message is committed: the file moves to `archive_path` (or is
-  deleted when none is set); refused ones move to the failed folder. A crash before that
-  leaves the file in the inbox; the next poll downloads it again and the store recognises
-  the same bytes: nothing doubled.
+- `ack` runs once, only after the message is committed (gateway.ingest owns both rules):
+  the file moves to `archive_path` (or is deleted when none is set); refused ones move to
+  the failed folder. A crash before that leaves the file in the inbox; the next poll
+  downloads it again and the store recognises the same bytes: nothing doubled. A file
+  another poll or node took first is skipped.
 - The connection is kept between polls. When it drops, the poll ends without acknowledging
   anything; the next poll reconnects. Failed connects in a row back off (0, 1, 3, 7, ...
   polls skipped, at most five minutes' worth). An ack finding the connection gone
@@ -48,7 +49,6 @@ import paramiko
 
 from connectors.sources.sftp.channel import SftpServer, SftpSession, connection_lost
 from connectors.sources.sftp.config import SftpSourceConfig
-from gateway import crashpoints
 from gateway.connector import AckOutcome, RawMessage
 from gateway.errors import ConfigError, TransientError
 
@@ -77,7 +77,6 @@ class _Seen:
 class _Claim:
     name: str  # entry name inside the inbox, as the server listed it (checked by plain_name)
     done_marker: str | None
-    acked: bool = False
 
 
 def plain_name(name: str) -> bool:
@@ -159,6 +158,9 @@ class SftpSource:
                     continue
             elif not self._stable(name, size, mtime, now):
                 continue
+            if size == 0:
+                yield self._refusal(name, "EMPTY: the file has no content (it stayed empty for the stability window); send it again with its content")
+                continue
             if size > self.config.max_bytes:
                 yield self._refusal(name, self._too_large(size))
                 continue
@@ -178,10 +180,6 @@ class SftpSource:
         claim = message.ack_token
         if not isinstance(claim, _Claim):
             raise TypeError(f"message {message.source_ref} did not come from this source")
-        if claim.acked:
-            raise RuntimeError(f"message {message.source_ref} was acknowledged twice")
-        claim.acked = True
-        crashpoints.hit("before_ack")
         target_dir = self.failed if outcome == "rejected" else self.archive
         for attempt in (1, 2):
             session = self._session
@@ -271,9 +269,9 @@ class SftpSource:
         seen = self._seen.get(name)
         if seen is None or seen.size != size or seen.mtime != mtime:
             self._seen[name] = _Seen(size, mtime, now)
+            # With no stability window a file is taken at first sight, unless it is empty:
+            # the writer may not have written yet. An empty one is judged on a later poll.
             return self.config.stable_seconds == 0 and size > 0
-        if size == 0:
-            return False  # an empty file is probably still being written; wait for content
         return now - seen.since >= self.config.stable_seconds
 
     def _download(self, name: str) -> RawMessage | None:
@@ -344,9 +342,8 @@ class SftpSource:
             try:
                 sftp.remove(src)
             except FileNotFoundError:
-                log.warning(
-                    "sftp source %s: %s vanished before it could be deleted", self.name, claim.name
-                )
+                # Another poll (or node) that read the same file took it first.
+                log.info("sftp source %s: %s was already taken by another poll", self.name, claim.name)
         else:
             self._ensure_dir(sftp, target_dir)
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -426,7 +423,7 @@ def _move(sftp: paramiko.SFTPClient, src: str, target: str, *, log_name: str) ->
             return
         except OSError:
             if not _exists(sftp, src):
-                log.warning("sftp source %s vanished before it could be moved", log_name)
+                log.info("sftp source %s was already taken by another poll", log_name)
                 return
             if _exists(sftp, candidate):
                 continue  # taken between our look and the rename
