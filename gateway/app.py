@@ -5,13 +5,13 @@ One object, passed around instead of globals; the CLI and the service both build
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from gateway import plugins
 from gateway.config import GatewayConfig
 from gateway.connector import AckOutcome, RawMessage, Source
 from gateway.errors import ConfigError, GatewayError, StoreUnavailable
@@ -23,15 +23,6 @@ from gateway.translate import PartnerDirectory
 log = logging.getLogger(__name__)
 
 __all__ = ["CycleStats", "Gateway"]
-
-SOURCES: dict[str, str] = {
-    "folder": "connectors.sources.folder.source:FolderSource",
-    "sftp": "connectors.sources.sftp.source:SftpSource",
-    "cart_poll": "connectors.sources.cartpoll.source:CartPollSource",
-    "imap": "connectors.sources.imap.source:ImapSource",
-}
-# Sources that keep state in the store (a cursor) are handed the store.
-_NEEDS_STORE = {"cart_poll", "imap"}
 
 
 @dataclass(slots=True)
@@ -77,19 +68,13 @@ class Gateway:
 
     @cached_property
     def sources(self) -> list[Source]:
-        built: list[Source] = []
-        for sc in self.config.sources:
-            module, _, cls = SOURCES[sc.type].partition(":")
-            factory = getattr(importlib.import_module(module), cls)
-            built.append(factory(sc, store=self.store) if sc.type in _NEEDS_STORE else factory(sc))
-        return built
+        return [plugins.build("source", sc, store=self.store) for sc in self.config.sources]
 
     @cached_property
     def dispatcher(self) -> Any:
-        from connectors.registry import build_connector
         from gateway.dispatch.worker import Dispatcher
 
-        connectors = {c.name: build_connector(c) for c in self.config.connectors}
+        connectors = {c.name: plugins.build("target", c) for c in self.config.connectors}
         policies = {c.name: c.retry for c in self.config.connectors}
         return Dispatcher(self.store, connectors, policies, self.config.dispatch)
 
@@ -101,7 +86,7 @@ class Gateway:
     def poll_source(self, source: Source) -> tuple[int, int]:
         """Store everything the source offers, acknowledging each message once, after its commit."""
         sc = self.source_config(source.name)
-        fmt = None if sc.format == "auto" else sc.format
+        fmt = sc.message_format()
 
         def store(raw: RawMessage) -> Stored:
             result = self.pipeline.receive(raw, format=fmt, partner=sc.partner)
@@ -221,9 +206,11 @@ class Gateway:
         """No candidate files left waiting in any folder source."""
         from pathlib import Path
 
+        from connectors.sources.folder.config import FolderSourceConfig
+
         for sc in self.config.sources:
             # Files still there are not claimed yet (an empty one is refused once stable).
-            if sc.type == "folder" and any(
+            if isinstance(sc, FolderSourceConfig) and any(
                 p.is_file() and not p.name.startswith(".") for p in Path(sc.path).glob(sc.pattern)
             ):
                 return False
@@ -287,11 +274,9 @@ class Gateway:
 def check_connectors(config: GatewayConfig) -> list[str]:
     """Build every connector once, to surface problems (SSRF guard, payload files) at start-up."""
     problems: list[str] = []
-    from connectors.registry import build_connector
-
     for c in config.connectors:
         try:
-            build_connector(c).close()
+            plugins.build("target", c).close()
         except (ConfigError, ValueError) as exc:
             problems.append(f"connector {c.name}: {exc}")
     return problems

@@ -612,7 +612,9 @@ def config_check(config: ConfigOpt = None) -> None:
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of the configuration file."""
-    sys.stdout.write(json.dumps(GatewayConfig.model_json_schema(), indent=2) + "\n")
+    from gateway.config import config_schema as full_schema
+
+    sys.stdout.write(json.dumps(full_schema(), indent=2) + "\n")
 
 
 def main() -> None:

@@ -28,16 +28,15 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    create_model,
+    field_validator,
 )
 
-from connectors.sources.cartpoll.config import CartPollConfig
-from connectors.sources.folder.config import FolderSourceConfig
-from connectors.sources.imap.config import ImapSourceConfig
-from connectors.sources.sftp.config import SftpChannelConfig, SftpSourceConfig
-from connectors.targets.file.config import FileTargetConfig
-from connectors.targets.http_json.config import HttpJsonConfig
+from connectors.sources.sftp.config import SftpChannelConfig
+from gateway import plugins
 from gateway.errors import ConfigError
 from gateway.intake.config import IntakeConfig
+from gateway.plugins import SourceConfigBase, TargetConfigBase
 from gateway.smtp import SmtpConfig
 
 __all__ = [
@@ -45,14 +44,9 @@ __all__ = [
     "GatewayConfig",
     "PartnerConfig",
     "StoreConfig",
+    "config_schema",
     "load_config",
 ]
-
-SourceConfig = Annotated[
-    Union[FolderSourceConfig, SftpSourceConfig, CartPollConfig, ImapSourceConfig],  # noqa: UP007
-    Field(discriminator="type"),
-]
-ConnectorConfig = Annotated[Union[HttpJsonConfig, FileTargetConfig], Field(discriminator="type")]  # noqa: UP007
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -137,8 +131,8 @@ class GatewayConfig(BaseModel):
 
     home: Path = Field(Path("."), description="Folder that relative paths are resolved against (relative to this file).")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where messages, orders and history are kept.")
-    sources: list[SourceConfig] = Field(default_factory=list, description="Where orders come from.")
-    connectors: list[ConnectorConfig] = Field(default_factory=list, description="Where orders go.")
+    sources: list[SourceConfigBase] = Field(default_factory=list, description="Where orders come from.")
+    connectors: list[TargetConfigBase] = Field(default_factory=list, description="Where orders go.")
     partners: list[PartnerConfig] = Field(default_factory=list, description="Known trading partners.")
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig, description="Turning stored messages into orders.")
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Sending orders to connectors.")
@@ -147,17 +141,45 @@ class GatewayConfig(BaseModel):
     mappings: Path | None = Field(None, description="Folder of the partner mapping folders (<partner>/partner.yaml, email.yaml, ...); default: the mappings/ folder shipped with the gateway.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
-    def source(self, name: str) -> FolderSourceConfig | SftpSourceConfig | CartPollConfig | ImapSourceConfig:
+    # Each item is validated by the model of its own type, found in the plugin registry: a
+    # type an installed package adds is configured exactly like a built-in one.
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _source_types(cls, items: Any) -> Any:
+        return plugins.validate_configs("source", items) if isinstance(items, list) else items
+
+    @field_validator("connectors", mode="before")
+    @classmethod
+    def _connector_types(cls, items: Any) -> Any:
+        return plugins.validate_configs("target", items) if isinstance(items, list) else items
+
+    def source(self, name: str) -> SourceConfigBase:
         for s in self.sources:
             if s.name == name:
                 return s
         raise KeyError(name)
 
-    def connector(self, name: str) -> HttpJsonConfig | FileTargetConfig:
+    def connector(self, name: str) -> TargetConfigBase:
         for c in self.connectors:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON Schema of the configuration file, with every known source and connector type."""
+
+    def union(kind: plugins.Kind) -> Any:
+        models = tuple(plugins.config_model(kind, name) for name in sorted(plugins.known_types(kind)))
+        return list[Annotated[Union[models], Field(discriminator="type")]]  # type: ignore[valid-type]  # noqa: UP007
+
+    full = create_model(
+        "GatewayConfig",
+        __base__=GatewayConfig,
+        sources=(union("source"), Field(default_factory=list, description="Where orders come from.")),
+        connectors=(union("target"), Field(default_factory=list, description="Where orders go.")),
+    )
+    return full.model_json_schema()
 
 
 def default_config(home: Path) -> GatewayConfig:
@@ -219,22 +241,14 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
     cfg.home = home
     cfg.mappings = fix(cfg.mappings)
     for s in cfg.sources:
-        if isinstance(s, FolderSourceConfig):
-            s.path = fix(s.path)  # type: ignore[assignment]
-            s.archive = fix(s.archive) or s.path.parent / "archive"
-            s.failed = fix(s.failed) or s.path.parent / "failed"
-        elif isinstance(s, SftpSourceConfig):
-            s.known_hosts = fix(s.known_hosts)
-            s.private_key_file = fix(s.private_key_file)
+        s.resolve_paths(fix)
     for p in cfg.partners:
         p.acks.outbound = fix(p.acks.outbound)
         if p.acks.sftp is not None:
             p.acks.sftp.known_hosts = fix(p.acks.sftp.known_hosts)
             p.acks.sftp.private_key_file = fix(p.acks.sftp.private_key_file)
     for c in cfg.connectors:
-        if isinstance(c, FileTargetConfig):
-            c.path = fix(c.path)  # type: ignore[assignment]
-        c.payload = fix(c.payload)
+        c.resolve_paths(fix)
     url = cfg.store.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url[len("sqlite:///") :]
@@ -407,12 +421,19 @@ def _model_of(annotation: Any, value: Any) -> Any:
                 if tag is not None and value.get("type") == tag.default:
                     return c
         return candidates[0] if candidates else None
+    for kind, base in (("source", SourceConfigBase), ("target", TargetConfigBase)):
+        if annotation is base and isinstance(value, dict) and isinstance(value.get("type"), str):
+            try:
+                return plugins.config_model(kind, value["type"])  # type: ignore[arg-type]
+            except ConfigError:
+                return base
     return annotation
 
 
 def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path: Path) -> list[str]:
     problems = []
-    for kind, items in (("sources", cfg.sources), ("connectors", cfg.connectors), ("partners", cfg.partners)):
+    named: tuple[tuple[str, list[Any]], ...] = (("sources", cfg.sources), ("connectors", cfg.connectors), ("partners", cfg.partners))
+    for kind, items in named:
         seen: set[str] = set()
         for i, item in enumerate(items):
             if item.name in seen:
@@ -451,9 +472,7 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
                 load_payload(target)
             except PayloadError as exc:
                 problems.append(f"{_where(('connectors', i, 'payload'), lines, path)}: {exc}")
-    if cfg.dispatch.lease_seconds <= max(
-        (c.timeout.connect + c.timeout.read for c in cfg.connectors if isinstance(c, HttpJsonConfig)), default=0
-    ):
+    if cfg.dispatch.lease_seconds <= max((c.call_seconds() for c in cfg.connectors), default=0):
         problems.append(
             f"{_where(('dispatch', 'lease_seconds'), lines, path)}: must be longer than the slowest connector's "
             "connect + read timeout, or a slow call is taken up twice"

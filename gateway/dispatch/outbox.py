@@ -55,7 +55,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
 
 from gateway.connector import Delivery, Receipt
-from gateway.dispatch.policy import RetryPolicy
+from gateway.retry import RetryPolicy
 from gateway.store import Store, add_events, as_utc
 from gateway.store import tables as t
 

@@ -38,8 +38,8 @@ from gateway.dispatch.outbox import (
     mark_sent,
     next_due,
 )
-from gateway.dispatch.policy import RetryPolicy
 from gateway.errors import DeliveryError, PermanentError, StoreUnavailable, TransientError
+from gateway.retry import RetryPolicy
 from gateway.store import Store, utcnow
 
 __all__ = ["DispatchStats", "Dispatcher"]

@@ -31,8 +31,8 @@ from gateway.dispatch.outbox import (
     new_deliveries,
     replay,
 )
-from gateway.dispatch.policy import RetryPolicy
 from gateway.dispatch.worker import Dispatcher
+from gateway.retry import RetryPolicy
 from gateway.store import Store, as_utc
 from gateway.store import tables as t
 from tests.support.fake_erp import FakeERP, Scripted, fake_erp_fixture
@@ -294,7 +294,7 @@ import sys
 from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.http_json.connector import HttpJsonConnector
 from gateway.config import DispatchConfig
-from gateway.dispatch.policy import RetryPolicy
+from gateway.retry import RetryPolicy
 from gateway.dispatch.worker import Dispatcher
 from gateway.store import Store
 

@@ -23,10 +23,10 @@ from connectors.targets.http_json.connector import HttpJsonConnector, UnsafeTarg
 from gateway.config import DispatchConfig
 from gateway.connector import Delivery
 from gateway.dispatch.outbox import idempotency_key, new_deliveries
-from gateway.dispatch.policy import RetryPolicy
 from gateway.dispatch.worker import Dispatcher
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.payload import load_payload
+from gateway.retry import RetryPolicy
 from gateway.store import Store, as_utc
 from gateway.store import tables as t
 

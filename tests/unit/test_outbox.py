@@ -21,7 +21,7 @@ from gateway.dispatch.outbox import (
     next_due,
     replay,
 )
-from gateway.dispatch.policy import RetryPolicy
+from gateway.retry import RetryPolicy
 from gateway.store import as_utc
 from gateway.store import tables as t
 

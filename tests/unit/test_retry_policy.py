@@ -8,7 +8,7 @@ import email.utils
 import pytest
 from pydantic import ValidationError
 
-from gateway.dispatch.policy import RetryPolicy, parse_retry_after
+from gateway.retry import RetryPolicy, parse_retry_after
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 

@@ -20,17 +20,18 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from connectors.registry import TARGETS, build_connector, connector_class, known_types
+from connectors.registry import TARGETS
 from connectors.targets.file import connector as file_module
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Connector, Delivery
 from gateway.dispatch.outbox import idempotency_key, new_deliveries
-from gateway.dispatch.policy import RetryPolicy
 from gateway.dispatch.worker import Dispatcher
 from gateway.errors import ConfigError, TransientError
 from gateway.model import Channel, Order, OrderLine, Party
+from gateway.plugins import PluginSpec, build, known_types, plugin_class
+from gateway.retry import RetryPolicy
 from gateway.store import Store
 from gateway.store import tables as t
 from tests.support.fake_erp import FakeERP
@@ -75,7 +76,7 @@ def _http_json_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
             yield
             erp.clear_script()
 
-        connector = build_connector(cfg)
+        connector = build("target", cfg)
         yield Target(
             connector,
             lambda: [o["body"] for o in erp.orders],
@@ -109,7 +110,7 @@ def _file_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ta
             m.setattr(file_module.os, "fsync", full)
             yield
 
-    connector = build_connector(FileTargetConfig(name="files", path=folder))
+    connector = build("target", FileTargetConfig(name="files", path=folder))
     yield Target(connector, effects, fault, changes)
     connector.close()
 
@@ -254,27 +255,27 @@ def test_through_the_dispatcher_an_update_follows_its_create(target: Target, sql
 
 def test_every_registered_target_runs_the_contract() -> None:
     assert set(TARGETS) == set(TARGET_TYPES)
-    assert set(TARGETS) <= set(known_types())
+    assert set(TARGETS) <= set(known_types("target"))
 
 
 def test_registry_builds_each_type(tmp_path: Path) -> None:
-    assert connector_class("file").__name__ == "FileConnector"
-    assert connector_class("http_json").__name__ == "HttpJsonConnector"
-    conn = build_connector(FileTargetConfig(name="files", path=tmp_path))
+    assert plugin_class("target", "file").__name__ == "FileConnector"
+    assert plugin_class("target", "http_json").__name__ == "HttpJsonConnector"
+    conn = build("target", FileTargetConfig(name="files", path=tmp_path))
     assert conn.name == "files"
 
 
 def test_unknown_type_says_did_you_mean() -> None:
     with pytest.raises(ConfigError) as info:
-        build_connector(types.SimpleNamespace(type="http_jsn", name="erp"))
+        build("target", types.SimpleNamespace(type="http_jsn", name="erp"))
     assert "unknown connector type 'http_jsn'; did you mean 'http_json'?" in str(info.value)
     with pytest.raises(ConfigError, match="known types: file, http_json"):
-        connector_class("smtp")
+        plugin_class("target", "smtp")
     with pytest.raises(ConfigError, match="has no type"):
-        build_connector(types.SimpleNamespace(name="erp"))
+        build("target", types.SimpleNamespace(name="erp"))
 
 
 def test_a_broken_registration_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(TARGETS, "ghost", "connectors.targets.ghost.connector:GhostConnector")
+    monkeypatch.setitem(TARGETS, "ghost", PluginSpec("ghost", "connectors.targets.ghost.connector:GhostConnector"))
     with pytest.raises(ConfigError, match="cannot be loaded"):
-        connector_class("ghost")
+        plugin_class("target", "ghost")

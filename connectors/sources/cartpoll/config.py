@@ -4,7 +4,6 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PositiveFloat,
@@ -14,10 +13,12 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.plugins import SourceConfigBase
+
 __all__ = ["CartPollConfig"]
 
 
-class CartPollConfig(BaseModel):
+class CartPollConfig(SourceConfigBase):
     """A shop whose orders are fetched periodically from its REST API (webhooks get lost)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -44,8 +44,8 @@ import requests
 from connectors.sources.cartpoll.config import CartPollConfig
 from connectors.targets.http_json.connector import _forbidden, _is_ip, resolve_host
 from gateway.connector import AckOutcome, RawMessage
-from gateway.dispatch.policy import parse_retry_after
 from gateway.errors import ConfigError
+from gateway.retry import parse_retry_after
 from gateway.store import Store
 from gateway.store.cursors import get_cursor, parse_timestamp, set_cursor
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
+
+from gateway.plugins import PathFixer, SourceConfigBase
 
 
-class FolderSourceConfig(BaseModel):
+class FolderSourceConfig(SourceConfigBase):
     """A local drop folder (or a mounted SFTP/SMB share) polled for order files."""
 
     model_config = ConfigDict(extra="forbid")
@@ -27,3 +29,8 @@ class FolderSourceConfig(BaseModel):
     pattern: str = Field("*", description="Glob of file names to pick up (e.g. '*.edi'); others are left alone.")
     format: Literal["auto", "x12"] = Field("auto", description="Input format; 'auto' detects it from the content.")
     partner: str | None = Field(None, description="Trading partner every file in this folder comes from, if only one.")
+
+    def resolve_paths(self, fix: PathFixer) -> None:
+        self.path = fix(self.path) or self.path
+        self.archive = fix(self.archive) or self.path.parent / "archive"
+        self.failed = fix(self.failed) or self.path.parent / "failed"

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PositiveFloat,
@@ -19,10 +18,12 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.plugins import SourceConfigBase
+
 __all__ = ["ImapSourceConfig"]
 
 
-class ImapSourceConfig(BaseModel):
+class ImapSourceConfig(SourceConfigBase):
     """One IMAP mailbox folder polled for order mails."""
 
     model_config = ConfigDict(extra="forbid")

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.plugins import PathFixer, SourceConfigBase
+
 __all__ = ["SftpChannelConfig", "SftpServerConfig", "SftpSourceConfig"]
 
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
@@ -88,7 +90,7 @@ class SftpServerConfig(BaseModel):
         return self
 
 
-class SftpSourceConfig(SftpServerConfig):
+class SftpSourceConfig(SftpServerConfig, SourceConfigBase):
     """An inbox folder on a partner's (or our own) SFTP server, polled for order files."""
 
     type: Literal["sftp"] = "sftp"
@@ -140,6 +142,10 @@ class SftpSourceConfig(SftpServerConfig):
         if value is not None and (not value or "/" in value or "\x00" in value):
             raise ValueError("must be a non-empty file name ending such as '.done'")
         return value
+
+    def resolve_paths(self, fix: PathFixer) -> None:
+        self.known_hosts = fix(self.known_hosts)
+        self.private_key_file = fix(self.private_key_file)
 
     @property
     def failed_folder(self) -> str:

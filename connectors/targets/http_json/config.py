@@ -17,7 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.dispatch.policy import RetryPolicy
+from gateway.plugins import TargetConfigBase
+from gateway.retry import RetryPolicy
 
 #: The only placeholders an update or cancel URL may contain; each is filled in with one
 #: percent-encoded path segment.
@@ -75,7 +76,7 @@ class Timeouts(BaseModel):
     read: PositiveFloat = Field(30.0, description="Seconds to wait for the response after sending.")
 
 
-class HttpJsonConfig(BaseModel):
+class HttpJsonConfig(TargetConfigBase):
     """POSTs each order as JSON to an HTTP endpoint (an ERP, CRM or shipping API)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -117,6 +118,9 @@ class HttpJsonConfig(BaseModel):
         False, description="Allow loopback and private addresses (tests, on-premise ERPs). Off by default against SSRF."
     )
     verify_tls: bool = Field(True, description="Verify the server's TLS certificate.")
+
+    def call_seconds(self) -> float:
+        return self.timeout.connect + self.timeout.read
 
     @field_validator("update_url", "cancel_url")
     @classmethod

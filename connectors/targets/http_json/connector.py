@@ -70,9 +70,9 @@ import requests
 
 from connectors.targets.http_json.config import HttpJsonConfig
 from gateway.connector import Capabilities, Delivery, Receipt
-from gateway.dispatch.policy import parse_retry_after
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.payload import load_payload
+from gateway.retry import parse_retry_after
 
 __all__ = ["Endpoint", "HttpJsonConnector", "UnsafeTarget", "redact"]
 

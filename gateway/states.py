@@ -1,0 +1,158 @@
+"""Every state a message, an order, a delivery and an acknowledgement can be in, and the moves.
+
+This module is the one place the states are named. Each kind is a string enum (its values
+are what the store's `state` columns hold) with the moves allowed between them; the store's
+repositories call :func:`move` before they write a new state, so a move not listed here
+raises :class:`IllegalTransition` instead of corrupting an order's history. The README's
+state diagram is generated from these tables (:func:`diagram`) and a test keeps the two equal.
+
+``None`` as the source of a move means "created in this state".
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from gateway.errors import GatewayError
+
+__all__ = [
+    "AckState",
+    "DeliveryState",
+    "IllegalTransition",
+    "MessageState",
+    "OrderState",
+    "TRANSITIONS",
+    "diagram",
+    "move",
+]
+
+
+class MessageState(enum.StrEnum):
+    """A received message (a file, a mail, a webhook body)."""
+
+    RECEIVED = "received"  # stored, waiting to be read (or being read under a lease)
+    PARSED = "parsed"  # read: its orders and refused documents are stored
+    QUARANTINED = "quarantined"  # nothing in it could be used; a person sees why
+
+
+class OrderState(enum.StrEnum):
+    """One canonical order (one version of a PO)."""
+
+    VALIDATED = "validated"  # accepted; its deliveries are queued
+    HELD = "held"  # waits for a person (low confidence, a change that cannot be applied, a test interchange)
+    QUARANTINED = "quarantined"  # refused (bad input, failed validation, duplicate PO, rejected by a person)
+    DUPLICATE = "duplicate"  # the same PO with the same content again: nothing sent
+    STALE = "stale"  # an older copy of a cart order than the one held: nothing sent
+    WAITING = "waiting"  # a change that arrived before its original
+    DISPATCHED = "dispatched"  # every delivery sent
+    DEAD = "dead"  # a delivery gave up; replay it once the cause is fixed
+    SHIPPED = "shipped"  # the ERP or carrier reported it shipped: changes are held
+
+
+class DeliveryState(enum.StrEnum):
+    """One outbox row: an order (or an acknowledgement) to one connector."""
+
+    PENDING = "pending"  # due at next_attempt_at (first try or a retry)
+    IN_FLIGHT = "in_flight"  # claimed by a worker until lease_until
+    SENT = "sent"  # the target took it
+    DEAD = "dead"  # permanent failure or retries exhausted
+
+
+class AckState(enum.StrEnum):
+    """An acknowledgement or confirmation e-mail we generated."""
+
+    PENDING = "pending"  # to be sent
+    SENDING = "sending"  # claimed by a worker until its lease ends
+    SENT = "sent"
+    FAILED = "failed"  # sending gave up (dead letter); replayable
+    HELD = "held"  # no channel configured for the partner: kept, shown, never sent
+
+
+M, O, D, A = MessageState, OrderState, DeliveryState, AckState  # noqa: E741 - short names keep the tables readable
+
+TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.StrEnum]]] = {
+    MessageState: frozenset(
+        {
+            (None, M.RECEIVED),
+            (None, M.QUARANTINED),  # the source refused it unread (symlink, too large, empty)
+            (M.RECEIVED, M.PARSED),
+            (M.RECEIVED, M.QUARANTINED),
+            (M.QUARANTINED, M.RECEIVED),  # `gateway reprocess`
+            (M.PARSED, M.RECEIVED),  # `gateway reprocess` of its refused documents
+        }
+    ),
+    OrderState: frozenset(
+        {
+            *((None, s) for s in (O.VALIDATED, O.HELD, O.QUARANTINED, O.DUPLICATE, O.STALE, O.WAITING)),
+            *((O.WAITING, s) for s in (O.VALIDATED, O.HELD, O.QUARANTINED, O.DUPLICATE, O.STALE)),
+            (O.HELD, O.VALIDATED),  # `gateway approve`
+            (O.HELD, O.QUARANTINED),  # `gateway reject`
+            (O.VALIDATED, O.DISPATCHED),
+            (O.VALIDATED, O.DEAD),
+            (O.DISPATCHED, O.DEAD),  # a later delivery of the same order gave up
+            (O.DEAD, O.VALIDATED),  # `gateway replay`
+            (O.DEAD, O.DISPATCHED),
+            (O.DISPATCHED, O.SHIPPED),
+        }
+    ),
+    DeliveryState: frozenset(
+        {
+            (None, D.PENDING),
+            (D.PENDING, D.IN_FLIGHT),
+            (D.IN_FLIGHT, D.IN_FLIGHT),  # a lease that ran out, taken up again
+            (D.IN_FLIGHT, D.SENT),
+            (D.IN_FLIGHT, D.PENDING),  # a transient failure: retried later
+            (D.IN_FLIGHT, D.DEAD),
+            (D.PENDING, D.DEAD),  # given up before another try (its order was refused meanwhile)
+            (D.DEAD, D.PENDING),  # `gateway replay`
+        }
+    ),
+    AckState: frozenset(
+        {
+            (None, A.PENDING),
+            (None, A.HELD),
+            (A.PENDING, A.SENDING),
+            (A.SENDING, A.SENDING),  # a lease that ran out, taken up again
+            (A.SENDING, A.SENT),
+            (A.SENDING, A.PENDING),  # a transient failure: retried later
+            (A.SENDING, A.FAILED),
+            (A.FAILED, A.PENDING),  # `gateway replay`
+        }
+    ),
+}
+
+
+class IllegalTransition(GatewayError):
+    """A state change the tables above do not allow: a bug, never bad input."""
+
+
+def move(kind: type[enum.StrEnum], old: str | None, new: str) -> enum.StrEnum:
+    """Check one move of `kind` from `old` (None: being created) to `new`; returns the new state.
+
+    Raises IllegalTransition for a state that does not exist or a move not allowed.
+    """
+    try:
+        target = kind(new)
+        source = None if old is None else kind(old)
+    except ValueError as exc:
+        raise IllegalTransition(f"{kind.__name__}: {exc}") from None
+    if (source, target) not in TRANSITIONS[kind]:
+        raise IllegalTransition(f"{kind.__name__}: {old or '(new)'} -> {new} is not an allowed move")
+    return target
+
+
+def diagram(kinds: Mapping[str, type[enum.StrEnum]] | None = None) -> str:
+    """The moves as text, one line per state and kind (what the README shows)."""
+    kinds = kinds or {"Message": MessageState, "Order": OrderState, "Delivery": DeliveryState, "Acknowledgement": AckState}
+    lines: list[str] = []
+    for title, kind in kinds.items():
+        moves = TRANSITIONS[kind]
+        lines.append(f"{title}:")
+        created = sorted(str(new) for old, new in moves if old is None)
+        lines.append(f"  (new)       -> {', '.join(created)}")
+        for state in kind:
+            targets = [str(new) for old, new in sorted(moves, key=lambda m: list(kind).index(m[1])) if old is state]
+            if targets:
+                lines.append(f"  {state.value:<11} -> {', '.join(targets)}")
+    return "\n".join(lines)
