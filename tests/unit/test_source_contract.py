@@ -26,6 +26,7 @@ import pytest
 import responses
 from sqlalchemy import func, select
 
+from connectors.registry import SOURCES
 from connectors.sources.cartpoll.config import CartPollConfig
 from connectors.sources.cartpoll.source import CartPollSource
 from connectors.sources.folder.config import FolderSourceConfig
@@ -34,7 +35,6 @@ from connectors.sources.imap.config import ImapSourceConfig
 from connectors.sources.imap.source import ImapSource
 from connectors.sources.sftp.config import SftpSourceConfig
 from connectors.sources.sftp.source import SftpSource
-from gateway.app import SOURCES
 from gateway.connector import RawMessage, Source
 from gateway.errors import StoreUnavailable
 from gateway.ingest import AcknowledgedTwice, Stored, claims, ingest
