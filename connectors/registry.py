@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "order_gateway.connectors"
 TARGETS: dict[str, str] = {
     "http_json": "connectors.targets.http_json.connector:HttpJsonConnector",
     "file": "connectors.targets.file.connector:FileConnector",
+    "memory": "connectors.targets.memory.connector:MemoryConnector",
 }
 
 

@@ -36,6 +36,7 @@ from connectors.sources.imap.config import ImapSourceConfig
 from connectors.sources.sftp.config import SftpChannelConfig, SftpSourceConfig
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
+from connectors.targets.memory.config import MemoryTargetConfig
 from gateway.errors import ConfigError
 from gateway.intake.config import IntakeConfig
 from gateway.smtp import SmtpConfig
@@ -52,7 +53,7 @@ SourceConfig = Annotated[
     Union[FolderSourceConfig, SftpSourceConfig, CartPollConfig, ImapSourceConfig],  # noqa: UP007
     Field(discriminator="type"),
 ]
-ConnectorConfig = Annotated[Union[HttpJsonConfig, FileTargetConfig], Field(discriminator="type")]  # noqa: UP007
+ConnectorConfig = Annotated[Union[HttpJsonConfig, FileTargetConfig, MemoryTargetConfig], Field(discriminator="type")]  # noqa: UP007
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -153,7 +154,7 @@ class GatewayConfig(BaseModel):
                 return s
         raise KeyError(name)
 
-    def connector(self, name: str) -> HttpJsonConfig | FileTargetConfig:
+    def connector(self, name: str) -> HttpJsonConfig | FileTargetConfig | MemoryTargetConfig:
         for c in self.connectors:
             if c.name == name:
                 return c
