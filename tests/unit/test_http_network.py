@@ -4,8 +4,6 @@ reliability S2) and proxy settings read once (issue 14, per-call cost)."""
 
 from __future__ import annotations
 
-import json
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from gateway.dispatch.outbox import idempotency_key
 from gateway.errors import PermanentError, TransientError
 from tests.support.fake_erp import FakeERP
 from tests.support.tcpfault import TcpFault
+from tests.support.tls_server import TlsServer
 
 PUBLIC_IP = "93.184.216.34"
 ORDER = {"po_number": "PO-NET-1", "lines": [{"line_number": "1", "sku": "WID-1", "quantity": "10"}]}
@@ -139,48 +138,6 @@ def test_connection_refused_is_transient() -> None:
 # -- TLS ---------------------------------------------------------------------------------------
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, Any]] = []
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.seen.append({"host": self.headers["Host"], "body": json.loads(body)})
-        answer = json.dumps({"id": f"ERP-{len(self.seen)}"}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-
-class TlsServer:
-    """An HTTPS server on 127.0.0.1 with a certificate for `hostname`, recording requests and SNI."""
-
-    def __init__(self, ca: trustme.CA, hostname: str):
-        self.handler = type("Handler", (_Recorder,), {"seen": []})
-        self.sni: list[str | None] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
-        self.server.daemon_threads = True
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(hostname).configure_cert(context)
-        context.sni_callback = lambda sock, name, ctx: self.sni.append(name)  # type: ignore[assignment, func-returns-value]
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> TlsServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def ca() -> trustme.CA:
     return trustme.CA()
@@ -193,7 +150,7 @@ def test_a_certificate_the_gateway_does_not_trust_is_permanent(ca: trustme.CA) -
         with pytest.raises(PermanentError, match="TLS failure.*configuration problem") as info:
             conn.send(delivery())
         assert not isinstance(info.value, TransientError)
-        assert server.handler.seen == []
+        assert server.seen == []
 
 
 # -- the SSRF guard pins the address it checked --------------------------------------------------
@@ -235,11 +192,11 @@ def test_a_dns_rebind_cannot_reach_a_private_address(
         assert receipt.status == 201 and receipt.reference == "ERP-1"
         assert redirect_connects == [(PUBLIC_IP, server.port)]  # the checked address, nothing else
         assert lookups == ["erp.example.test", "erp.example.test"]  # one lookup per send: no second one
-        assert server.handler.seen[0]["host"] == f"erp.example.test:{server.port}"
+        assert server.seen[0]["host"] == f"erp.example.test:{server.port}"
         assert server.sni == ["erp.example.test"]
         with pytest.raises(UnsafeTarget, match="10.0.0.5, a private address"):
             conn.send(delivery(order_id="o-2"))
-        assert len(server.handler.seen) == 1 and len(redirect_connects) == 1
+        assert len(server.seen) == 1 and len(redirect_connects) == 1
         conn.close()
 
 
