@@ -49,6 +49,7 @@ class _Seen:
 class _Claim:
     name: str  # entry name inside the inbox (as listed by the OS, not a path we built from data)
     done_marker: str | None
+    acked: bool = False  # on the claim itself: an id() of a collected claim is reused
 
 
 class FolderSource:
@@ -62,7 +63,6 @@ class FolderSource:
             d.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._seen: dict[str, _Seen] = {}
-        self._acked: set[int] = set()
 
     def poll(self) -> Iterator[RawMessage]:
         suffix = self.config.done_suffix
@@ -108,10 +108,9 @@ class FolderSource:
 
     def ack(self, message: RawMessage, outcome: AckOutcome, message_id: str) -> None:
         claim: _Claim = message.ack_token
-        key = id(claim)
-        if key in self._acked:
+        if claim.acked:
             raise RuntimeError(f"message {message.source_ref} was acknowledged twice")
-        self._acked.add(key)
+        claim.acked = True
         crashpoints.hit("before_ack")
         target_dir = self.failed if outcome == "rejected" else self.archive
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
