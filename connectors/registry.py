@@ -35,4 +35,7 @@ TARGETS: dict[str, PluginSpec] = {
         "connectors.targets.http_json.config:HttpJsonConfig",
     ),
     "file": PluginSpec("file", "connectors.targets.file.connector:FileConnector", "connectors.targets.file.config:FileTargetConfig"),
+    "memory": PluginSpec(
+        "memory", "connectors.targets.memory.connector:MemoryConnector", "connectors.targets.memory.config:MemoryTargetConfig"
+    ),
 }

@@ -20,6 +20,8 @@ from sqlalchemy import insert, select, update
 
 from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.http_json.connector import HttpJsonConnector
+from connectors.targets.memory.config import MemoryTargetConfig
+from connectors.targets.memory.connector import MemoryConnector
 from gateway import crashpoints
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Delivery, Receipt
@@ -293,6 +295,8 @@ CRASHING_WORKER = """
 import sys
 from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.http_json.connector import HttpJsonConnector
+from connectors.targets.memory.config import MemoryTargetConfig
+from connectors.targets.memory.connector import MemoryConnector
 from gateway.config import DispatchConfig
 from gateway.retry import RetryPolicy
 from gateway.dispatch.worker import Dispatcher
@@ -331,27 +335,47 @@ def test_sigkill_after_the_erp_answered_gives_exactly_one_order(store: Any, fake
 # -- throughput and several nodes --------------------------------------------------------------
 
 
-def test_a_batch_is_sent_in_parallel(store: Any, fake_erp: FakeERP) -> None:
+def memory(**knobs: Any) -> MemoryConnector:
+    return MemoryConnector(MemoryTargetConfig(name="erp", **knobs))
+
+
+def test_a_batch_is_sent_in_parallel(store: Any) -> None:
     seed(store, 30)
-    stats = make_dispatcher(store, http(fake_erp), batch=10, workers=4).run_until_idle(timeout=60)
+    target = memory(delay_seconds=0.01)
+    stats = make_dispatcher(store, target, batch=10, workers=4).run_until_idle(timeout=60)
     assert (stats.claimed, stats.sent) == (30, 30)
-    assert len(fake_erp.orders) == 30 and len(fake_erp.requests) == 30
+    assert len(target.orders) == 30 and target.attempts == 30 and target.duplicates() == {}
     assert set(order_states(store)) == {"dispatched"}
 
 
-def test_run_once_claims_at_most_a_batch_a_few_at_a_time(store: Any, fake_erp: FakeERP) -> None:
+def test_run_once_claims_at_most_a_batch_a_few_at_a_time(store: Any) -> None:
     seed(store, 7)
-    d = make_dispatcher(store, http(fake_erp), batch=5, workers=2)
+    target = memory()
+    d = make_dispatcher(store, target, batch=5, workers=2)
     assert (d.run_once().sent, d.run_once().sent, d.run_once().claimed) == (5, 2, 0)
-    assert len(fake_erp.orders) == 7
+    assert len(target.orders) == 7
 
 
-def test_an_order_without_data_is_dead_not_sent_empty(store: Any, fake_erp: FakeERP) -> None:
+def test_faults_on_some_orders_leave_the_others_alone(store: Any) -> None:
+    """Every 3rd send fails transiently and PO-4 is refused: PO-4 is dead, every other order
+    arrives exactly once (in-memory target with fault knobs, issue 9)."""
+    seed(store, 12)
+    target = memory(fail_every=3, permanent_po_numbers=["PO-4"])
+    stats = make_dispatcher(store, target, batch=4, workers=2).run_until_idle(timeout=86_400)
+    assert (stats.sent, stats.dead, stats.idle) == (11, 1, True) and stats.retried >= 3
+    assert sorted(o["po_number"] for o in target.orders) == sorted(f"PO-{i}" for i in range(1, 13) if i != 4)
+    assert target.duplicates() == {}
+    [dead] = list_dead(store)
+    assert dead.last_status == 422 and "PO-4" in (dead.last_error or "")
+
+
+def test_an_order_without_data_is_dead_not_sent_empty(store: Any) -> None:
     [oid] = seed(store)
     with store.begin() as c:
         c.execute(update(t.orders).where(t.orders.c.id == oid).values(data=None))
-    stats = make_dispatcher(store, http(fake_erp)).run_until_idle(timeout=60)
-    assert stats.dead == 1 and fake_erp.requests == []
+    target = memory()
+    stats = make_dispatcher(store, target).run_until_idle(timeout=60)
+    assert stats.dead == 1 and target.attempts == 0
     assert "no canonical data" in outbox(store)[0].last_error
 
 

@@ -12,7 +12,7 @@ import json
 import types
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,19 @@ from connectors.registry import TARGETS
 from connectors.targets.file import connector as file_module
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
+from connectors.targets.memory.config import MemoryTargetConfig
+from connectors.targets.memory.connector import MemoryConnector
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Connector, Delivery
 from gateway.dispatch.outbox import idempotency_key, new_deliveries
 from gateway.dispatch.worker import Dispatcher
-from gateway.errors import ConfigError, TransientError
+from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.model import Channel, Order, OrderLine, Party
 from gateway.plugins import PluginSpec, build, known_types, plugin_class
 from gateway.retry import RetryPolicy
 from gateway.store import Store
 from gateway.store import tables as t
-from tests.support.fake_erp import FakeERP
+from tests.support.fake_erp import FakeERP, Scripted
 
 GOLDEN = Order(
     po_number="PO-GOLD-1",
@@ -57,6 +59,7 @@ class Target:
     transient_fault: Callable[[], AbstractContextManager[None]]  # while active, sends fail transiently
     # updates and cancels the target holds: (action, body or None when it carries none)
     changes: Callable[[], list[tuple[str, Any]]]
+    permanent_fault: Callable[[], AbstractContextManager[None]]  # while active, sends are refused for good
 
 
 CHANGED = {**GOLDEN, "lines": [{**GOLDEN["lines"][0], "quantity": "12"}]}
@@ -76,12 +79,19 @@ def _http_json_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
             yield
             erp.clear_script()
 
+        @contextmanager
+        def refusal() -> Iterator[None]:
+            erp.script(*[Scripted(422, body={"error": "unknown SKU"})] * 5)
+            yield
+            erp.clear_script()
+
         connector = build("target", cfg)
         yield Target(
             connector,
             lambda: [o["body"] for o in erp.orders],
             fault,
             lambda: [(c["action"], c["body"]) for c in erp.changes],
+            refusal,
         )
         connector.close()
 
@@ -110,14 +120,45 @@ def _file_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ta
             m.setattr(file_module.os, "fsync", full)
             yield
 
+    @contextmanager
+    def refusal() -> Iterator[None]:
+        def denied(fd: int) -> None:
+            raise OSError(errno.EACCES, "Permission denied")
+
+        with monkeypatch.context() as m:
+            m.setattr(file_module.os, "fsync", denied)
+            yield
+
     connector = build("target", FileTargetConfig(name="files", path=folder))
-    yield Target(connector, effects, fault, changes)
+    yield Target(connector, effects, fault, changes, refusal)
+    connector.close()
+
+
+def _memory_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    connector = build("target", MemoryTargetConfig(name="memory"))
+    assert isinstance(connector, MemoryConnector)
+
+    @contextmanager
+    def knob(**faults: Any) -> Iterator[None]:
+        before = connector.faults
+        connector.faults = replace(before, **faults)
+        yield
+        connector.faults = before
+
+    yield Target(
+        connector,
+        lambda: list(connector.orders),
+        lambda: knob(transient_rate=1.0),
+        lambda: list(connector.changes),
+        lambda: knob(permanent_po_numbers=frozenset({GOLDEN["po_number"]})),
+    )
     connector.close()
 
 
 TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
     "http_json": _http_json_target,
     "file": _file_target,
+    "memory": _memory_target,
 }
 
 
@@ -161,6 +202,16 @@ def test_a_transient_fault_surfaces_as_transient_error(target: Target) -> None:
         target.connector.send(delivery())
     assert target.effects() == []
     target.connector.send(delivery(attempt=2))  # the fault cleared: the retry goes through
+    assert target.effects() == [GOLDEN]
+
+
+def test_a_permanent_fault_surfaces_as_permanent_error(target: Target) -> None:
+    """A refusal is a PermanentError (dead-lettered, never retried), and it leaves no effect."""
+    with target.permanent_fault(), pytest.raises(PermanentError) as info:
+        target.connector.send(delivery())
+    assert not isinstance(info.value, TransientError)
+    assert target.effects() == []
+    target.connector.send(delivery(attempt=2))  # replayed after the fix: delivered once
     assert target.effects() == [GOLDEN]
 
 
@@ -269,7 +320,7 @@ def test_unknown_type_says_did_you_mean() -> None:
     with pytest.raises(ConfigError) as info:
         build("target", types.SimpleNamespace(type="http_jsn", name="erp"))
     assert "unknown connector type 'http_jsn'; did you mean 'http_json'?" in str(info.value)
-    with pytest.raises(ConfigError, match="known types: file, http_json"):
+    with pytest.raises(ConfigError, match="known types: file, http_json, memory"):
         plugin_class("target", "smtp")
     with pytest.raises(ConfigError, match="has no type"):
         build("target", types.SimpleNamespace(name="erp"))

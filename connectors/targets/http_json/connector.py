@@ -30,7 +30,11 @@ Request
     body; headers: ``Content-Type: application/json`` (with a body), ``User-Agent:
     order-gateway/0.1``, the configured headers and secret headers, and ``Idempotency-Key:
     <delivery key>`` (not overridable; one key per outbox row, so an update has its own).
-    Redirects are not followed. The receipt of an update or cancel keeps the reference it was
+    Redirects are not followed. The whole call (connect, send, the complete answer) has a
+    total deadline of timeout.connect + timeout.read seconds, enforced by a watchdog that
+    closes the connection (a server trickling one byte a second cannot hold a worker). One
+    session per connector keeps connections alive; proxy variables (HTTPS_PROXY, NO_PROXY,
+    ...) and REQUESTS_CA_BUNDLE are read once, when the connector is built. The receipt of an update or cancel keeps the reference it was
     sent to when the answer names none, so a later version finds it.
 
 Error mapping
@@ -38,14 +42,18 @@ Error mapping
     408, 425, 429, 5xx                    TransientError(status, retry_after from Retry-After)
     other 3xx and 4xx                     PermanentError(status, redacted body excerpt ≤ 300 chars)
     connection refused/reset, timeouts,   TransientError (a read timeout is ambiguous: the target
-    a response cut short                  may have the order; the retry carries the same key)
+    a response cut short, the total       may have the order; the retry carries the same key)
+    deadline passed
     DNS failure                           TransientError
     TLS failure                           PermanentError: a configuration problem (certificate,
                                           verify_tls), retrying will not fix it
     scheme not http(s), or a host that    UnsafeTarget, both a PermanentError and a ConfigError
     resolves to a loopback, private,      (SSRF guard), unless allow_private_targets is set:
     link-local, multicast, reserved or    raised when the connector is built (start-up stops)
-    IPv4-mapped address                   and checked again at every send (DNS can change)
+    IPv4-mapped address                   and checked again at every send (DNS can change);
+                                          the send connects only to the addresses it checked
+                                          (pinned: a DNS rebind cannot slip in), keeping the
+                                          host name for Host, SNI and certificate checks
 
 Secrets (secret_headers) never appear in `repr`, in error messages or in logs; response
 excerpts have secret values, e-mail addresses and bearer tokens masked.
@@ -57,9 +65,9 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,8 +77,9 @@ import jmespath
 import requests
 
 from connectors.targets.http_json.config import HttpJsonConfig
+from connectors.targets.http_json.transport import Call, GuardedAdapter
 from gateway.connector import Capabilities, Delivery, Receipt
-from gateway.errors import ConfigError, PermanentError, TransientError
+from gateway.errors import ConfigError, DeliveryError, PermanentError, TransientError
 from gateway.payload import load_payload
 from gateway.retry import parse_retry_after
 
@@ -149,13 +158,14 @@ class HttpJsonConnector:
         self.name = config.name
         self.url = str(config.url)
         self._own_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else _new_session()
         self._resolver = resolver
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._payload = load_payload(config.payload)
         self._reference = jmespath.compile(config.reference) if config.reference else None
         self._secrets = [v.get_secret_value() for v in config.secret_headers.values() if v.get_secret_value()]
         self._timeout = (config.timeout.connect, config.timeout.read)
+        self._total = config.timeout.connect + config.timeout.read  # the whole call: connect, send, answer
         self._create = Endpoint.parse("create", config.method, self.url)
         self._scheme, self._host, self._port = self._create.scheme, self._create.host, self._create.port
         self._display_url = self._create.display
@@ -170,6 +180,10 @@ class HttpJsonConnector:
             updates="update" in self._endpoints,
             cancels="cancel" in self._endpoints,
         )
+        # Read once here, not on every send (requests scans the proxy variables per call):
+        # each endpoint's proxies (HTTPS_PROXY, NO_PROXY, ...) and the CA bundle variables.
+        self._proxies = {a: _environ_proxies(e.template) for a, e in self._endpoints.items()} if self._own_session else {}
+        self._verify: bool | str = config.verify_tls and (_environ_ca_bundle() if self._own_session else True)
         for endpoint in self._endpoints.values():
             self._check(endpoint, resolve=False)
             if not self.config.allow_private_targets and not _is_ip(endpoint.host):
@@ -187,7 +201,7 @@ class HttpJsonConnector:
     def send(self, delivery: Delivery) -> Receipt:
         endpoint = self._endpoint_for(delivery)
         url = self._url_for(endpoint, delivery)
-        self._check(endpoint)
+        addresses = self._check(endpoint)
         body = None if endpoint.method == "DELETE" else self._body(delivery)
         headers = {"User-Agent": USER_AGENT, **self.config.headers}
         headers.update({k: v.get_secret_value() for k, v in self.config.secret_headers.items()})
@@ -197,40 +211,51 @@ class HttpJsonConnector:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         headers["Idempotency-Key"] = delivery.idempotency_key
         fallback = delivery.target_reference if endpoint.action != "create" else None
-        started = time.monotonic()
+        call = Call(self._total, endpoint.host, addresses)
         try:
-            with self.session.request(
+            with call, self.session.request(
                 endpoint.method,
                 url,
                 data=body,
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
-                verify=self.config.verify_tls,
+                verify=self._verify,
+                proxies=self._proxies.get(endpoint.action),
                 stream=True,
             ) as response:
-                content = self._read(response, started)
-                return self._interpret(response, content, fallback)
-        except requests.exceptions.SSLError as exc:
-            raise PermanentError(
+                content = self._read(response, call)
+            if call.expired:  # the watchdog cut the answer short; what was read is not the answer
+                raise requests.exceptions.ReadTimeout("total deadline")
+            return self._interpret(response, content, fallback)
+        except requests.exceptions.RequestException as exc:
+            raise self._map_error(exc, endpoint, call) from None
+
+    def _map_error(self, exc: requests.exceptions.RequestException, endpoint: Endpoint, call: Call) -> DeliveryError:
+        """The DeliveryError for a failed request (see Error mapping in the module docstring)."""
+        if call.expired:
+            return TransientError(
+                f"no complete answer from {self.name} at {endpoint.display} within the total deadline of "
+                f"{self._total:g} s (connect + read); it may have received the order, the retry carries "
+                "the same Idempotency-Key"
+            )
+        if isinstance(exc, requests.exceptions.SSLError):
+            return PermanentError(
                 f"TLS failure talking to {self.name} at {endpoint.display}: {_reason(exc)}. "
                 "This is a configuration problem (certificate, CA bundle or verify_tls), not retried"
-            ) from None
-        except requests.exceptions.ConnectTimeout:
-            raise TransientError(
+            )
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return TransientError(
                 f"could not connect to {self.name} at {endpoint.display} within {self._timeout[0]:g} s"
-            ) from None
-        except requests.exceptions.ReadTimeout:
-            raise TransientError(
+            )
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return TransientError(
                 f"no answer from {self.name} within {self._timeout[1]:g} s; it may have received the "
                 "order, the retry carries the same Idempotency-Key"
-            ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(f"connection to {self.name} at {endpoint.display} failed: {_reason(exc)}") from None
-        except requests.exceptions.RequestException as exc:
-            raise PermanentError(
-                f"request to {self.name} at {endpoint.display} could not be made: {type(exc).__name__}"
-            ) from None
+            )
+        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            return TransientError(f"connection to {self.name} at {endpoint.display} failed: {_reason(exc)}")
+        return PermanentError(f"request to {self.name} at {endpoint.display} could not be made: {type(exc).__name__}")
 
     def close(self) -> None:
         if self._own_session:
@@ -242,14 +267,18 @@ class HttpJsonConnector:
         """Refuse a URL that is not http(s) or that reaches a non-public address.
 
         Checks every configured endpoint (url, update_url, cancel_url). Raises UnsafeTarget
-        (a PermanentError), or TransientError if a name cannot be resolved right now. The HTTP
-        client resolves the name again: the address is not pinned.
+        (a PermanentError), or TransientError if a name cannot be resolved right now. A send
+        connects only to the addresses it checked (see transport.GuardedAdapter).
         """
         for endpoint in self._endpoints.values():
             self._check(endpoint, resolve=resolve)
 
-    def _check(self, endpoint: Endpoint, *, resolve: bool = True) -> None:
-        """The SSRF guard for one endpoint (run before every send to it)."""
+    def _check(self, endpoint: Endpoint, *, resolve: bool = True) -> list[str] | None:
+        """The SSRF guard for one endpoint (run before every send to it).
+
+        Returns the checked addresses, the only ones the send may connect to (None: nothing
+        was checked, as with allow_private_targets, and the HTTP client resolves as usual).
+        """
         if endpoint.scheme not in ("http", "https"):
             raise UnsafeTarget(
                 f"{self.name}: refusing URL scheme {endpoint.scheme!r}; only http and https are allowed"
@@ -257,11 +286,15 @@ class HttpJsonConnector:
         if not endpoint.host:
             raise UnsafeTarget(f"{self.name}: the URL has no host")
         if self.config.allow_private_targets:
-            return
+            return None
         if _is_ip(endpoint.host):
-            self._refuse_forbidden([endpoint.host], endpoint)
+            addresses = [endpoint.host.split("%", 1)[0]]
         elif resolve:
-            self._refuse_forbidden(self._resolve(endpoint), endpoint)
+            addresses = self._resolve(endpoint)
+        else:
+            return None
+        self._refuse_forbidden(addresses, endpoint)
+        return addresses
 
     def _refuse_forbidden(self, addresses: list[str], endpoint: Endpoint) -> None:
         for address in addresses:
@@ -333,18 +366,15 @@ class HttpJsonConnector:
         except (TypeError, ValueError, jmespath.exceptions.JMESPathError) as exc:
             raise PermanentError(f"{self.name}: the payload mapping {self._payload.source} failed: {exc}") from None
 
-    def _read(self, response: requests.Response, started: float) -> bytes:
-        """The body, at most MAX_RESPONSE_BYTES, within connect + read seconds overall."""
-        deadline = started + sum(self._timeout)
+    def _read(self, response: requests.Response, call: Call) -> bytes:
+        """The body, at most MAX_RESPONSE_BYTES; the watchdog ends a read past the call's deadline."""
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_content(chunk_size=65_536):
             chunks.append(chunk)
             size += len(chunk)
-            if size >= MAX_RESPONSE_BYTES:
+            if size >= MAX_RESPONSE_BYTES or call.expired:
                 break
-            if time.monotonic() > deadline:
-                raise requests.exceptions.ReadTimeout("response body too slow")
         return b"".join(chunks)[:MAX_RESPONSE_BYTES]
 
     def _interpret(self, response: requests.Response, content: bytes, fallback: str | None = None) -> Receipt:
@@ -397,6 +427,30 @@ class HttpJsonConnector:
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def _new_session() -> requests.Session:
+    """One session per connector (kept-alive connections), pinned and watched (transport.py).
+
+    trust_env is off: requests would scan the proxy variables on every call; the connector
+    reads them once instead (_environ_proxies, _environ_ca_bundle). Nor is ~/.netrc read.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    adapter = GuardedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _environ_proxies(url: str) -> dict[str, str]:
+    """The proxies the environment sets for `url` (HTTP(S)_PROXY, ALL_PROXY, minus NO_PROXY)."""
+    return dict(requests.utils.get_environ_proxies(url))
+
+
+def _environ_ca_bundle() -> bool | str:
+    """The CA bundle requests would take from the environment, else True (the default bundle)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
