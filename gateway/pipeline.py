@@ -32,6 +32,7 @@ from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import GatewayError, InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
+from gateway.formats.envelope import incomplete_interchanges
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import tables as t
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
@@ -102,6 +103,9 @@ class _Run:
     duplicates: int = 0
     acks: AckCollector | None = None  # what acknowledgements need to know, when any partner wants them
     order_ids: dict[str, str] = field(default_factory=dict)  # PO number -> order id (for 855/ORDRSP)
+    truncated: set[int] = field(default_factory=set)  # interchanges cut off (no IEA/UNZ): refused
+    truncated_seen: list[str] = field(default_factory=list)  # what the person is told about them
+    reused: list[str] = field(default_factory=list)  # keys of interchanges refused as CONTROL_NUMBER_REUSED
 
 
 class Pipeline:
@@ -272,6 +276,8 @@ class Pipeline:
         else:
             verified = None
         run = _Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
+        # Known before any of its orders is written: a cut-off interchange sends nothing.
+        run.truncated = incomplete_interchanges(body)
         try:
             events = translate(
                 io.BytesIO(body),
@@ -311,7 +317,18 @@ class Pipeline:
         with self.store.begin() as conn:
             total = conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars().all()
             good = sum(1 for s in total if s not in ("quarantined", "duplicate", "stale"))
-            if not total and run.duplicates == 0 and not run.skipping:
+            if run.truncated_seen and good == 0:
+                self._finish_message(conn, message_id, "quarantined", "TRUNCATED", "; ".join(run.truncated_seen), warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total))
+                stats.rejected_messages = 1
+            elif run.reused and good == 0:
+                self._finish_message(
+                    conn, message_id, "quarantined", "CONTROL_NUMBER_REUSED",
+                    f"interchange(s) {', '.join(run.reused)} reuse a control number received before with other content "
+                    f"(a partner's bug or a replay); after checking, `gateway reprocess {message_id[:8]} --accept-reused-control` reads it as new",
+                    warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total),
+                )
+                stats.rejected_messages = 1
+            elif not total and run.duplicates == 0 and not run.skipping:
                 self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=run.warnings, fmt=fmt)
                 stats.rejected_messages = 1
             elif total and good == 0 and all(s == "quarantined" for s in total):
@@ -335,8 +352,8 @@ class Pipeline:
 
     def _open_interchange(self, ev: InterchangeOpened, run: _Run) -> None:
         key = ev.envelope.interchange_key
-        if key is None:
-            return
+        if key is None or ev.envelope.interchange_index in run.truncated:
+            return  # a cut-off interchange is not registered: the complete one may follow
         ix = ev.envelope.interchange_index
         if key in run.opened:  # the same interchange twice in this very file
             run.skipping[ix] = run.opened[key]
@@ -348,6 +365,12 @@ class Pipeline:
         for err in ev.errors:
             run.warnings.append(f"interchange {ev.envelope.interchange_control_number}: {err}")
         key = ev.envelope.interchange_key
+        ix = ev.envelope.interchange_index
+        if not ev.complete or ix in run.truncated:
+            self._truncated(ev, run)
+            if run.acks is not None:
+                run.acks.closed(ev, None)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
+            return
         if key is None:
             if run.acks is not None:
                 run.acks.closed(ev, None)
@@ -356,6 +379,24 @@ class Pipeline:
             run.closes[key] = ev  # settled by the next flush, once we know if it is a repeat
             return
         self._settle_close(ev, run)
+
+    def _truncated(self, ev: InterchangeClosed, run: _Run) -> None:
+        env, ix = ev.envelope, ev.envelope.interchange_index
+        trailer = "IEA" if env.standard == "x12" else "UNZ"
+        run.truncated_seen.append(
+            f"interchange {env.interchange_control_number or '?'} from {env.sender_id or '?'} is cut off "
+            f"(no {trailer} or group trailer): none of its {ev.document_count} document(s) was accepted; "
+            "ask the partner to send the complete file again"
+        )
+        if ix not in run.truncated:  # the scan missed it: refuse what is not written yet
+            run.truncated.add(ix)
+            for row in run.batch.orders:
+                if row.get("_ix") == ix and row["state"] != "quarantined":
+                    row.update(state="quarantined", reason="TRUNCATED", error=run.truncated_seen[-1], order_key=None)
+                    row.pop("_mapped", None)
+                    row.pop("_review", None)
+                    run.orders -= 1
+                    run.rejected += 1
 
     def _settle_close(self, ev: InterchangeClosed, run: _Run) -> None:
         key = ev.envelope.interchange_key
@@ -371,6 +412,7 @@ class Pipeline:
                 run.batch.events.append({"kind": "duplicate_interchange", "message_id": run.message_id, "detail": f"interchange {key} was received before with the same content; nothing new created"})
             else:
                 run.rejected += 1
+                run.reused.append(key)
                 run.batch.events.append({"kind": "quarantined", "message_id": run.message_id, "detail": f"CONTROL_NUMBER_REUSED: interchange {key} was received before with different content; a person must decide"})
                 run.warnings.append(f"CONTROL_NUMBER_REUSED: interchange control number {ev.envelope.interchange_control_number} from {ev.envelope.sender_id} was used before for different content")
             return
@@ -423,13 +465,18 @@ class Pipeline:
         # A partner's PO number names one order whatever the channel (a UBL change may follow
         # an X12 original); without a configured partner, the channel and sender stand in.
         if order.partner:
-            order_key = f"partner|{order.partner}|{order.po_number}"[:300]
+            order_key: str | None = f"partner|{order.partner}|{order.po_number}"[:300]
         else:
             sender = f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
             order_key = f"{order.channel.value}|{sender}|{order.po_number}"[:300]
         problems = validate(order)
         state, reason, error = "validated", None, None
-        if problems:
+        cut_off = ev.envelope.interchange_index in run.truncated
+        if cut_off:
+            order_key = None  # never linked to, so the complete re-sent order is new
+            state, reason = "quarantined", "TRUNCATED"
+            error = "its interchange is cut off (no IEA/UNZ trailer): orders may be missing; the partner must send the complete file again"
+        elif problems:
             state, reason, error = "quarantined", problems[0].reason, "; ".join(p.message for p in problems)
         row = {
             "id": oid,
@@ -457,7 +504,7 @@ class Pipeline:
         }
         batch.orders.append(row)
         run.order_ids[order.po_number] = oid
-        if run.acks is not None and order.partner:
+        if run.acks is not None and order.partner and not cut_off:
             run.acks.order(order, ev.envelope, problems)
         # Mapped and validated in the same instant: one event, whose detail says both.
         mapped = f"PO {order.po_number}, {len(order.lines)} line(s) from {ev.position}"
@@ -624,19 +671,38 @@ class Pipeline:
             add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
         return str(row["id"])
 
-    def reprocess(self, message_id: str, *, by: str = "") -> tuple[str, int]:
+    def reprocess(self, message_id: str, *, by: str = "", accept_reused_control: bool = False) -> tuple[str, int]:
         """Read a refused message again with the current configuration (after a person added
         a sender to a partner, fixed a template, configured a partner, ...).
 
         Its refused documents are forgotten (their history stays under the message) and the
         message waits for processing again; what was accepted stays, and is skipped. Orders a
         person rejected stay rejected. Returns (full message id, documents to read again).
+
+        `accept_reused_control`: a person checked that the message's interchanges whose control
+        number was used before for other content (CONTROL_NUMBER_REUSED, e.g. a partner
+        re-sending a complete file under the same ISA13) are genuine; they are read as new
+        and their orders go through the usual order-level duplicate checks.
         GatewayError when the message is unknown, waiting already, or has nothing refused."""
         m, o = t.messages, t.orders
         with self.store.begin() as conn:
             msg = _one_by_prefix(conn, m, message_id, "message", "gateway messages", "`gateway messages` lists them")
             if msg["state"] == "received":
                 raise GatewayError(f"message {msg['id'][:8]} is waiting to be processed already")
+            if accept_reused_control:
+                keys = self._take_over_reused(conn, msg)
+                conn.execute(
+                    update(m).where(m.c.id == msg["id"])
+                    .values(state="received", reason=None, error=None, attempts=0, lease_until=None, updated_at=utcnow())
+                )
+                who = f" by {by}" if by else ""
+                add_event(conn, "reprocess", f"reused control number accepted{who}: interchange(s) {', '.join(keys)} read as new", message_id=msg["id"])
+                return str(msg["id"]), len(keys)
+            if msg["reason"] == "CONTROL_NUMBER_REUSED":
+                raise GatewayError(
+                    f"message {msg['id'][:8]} reuses an interchange control number; read again it would be refused again. "
+                    "If the partner confirms it is genuine, give --accept-reused-control"
+                )
             refused = [
                 r.id
                 for r in conn.execute(select(o.c.id, o.c.reason).where(o.c.message_id == msg["id"], o.c.state == "quarantined"))
@@ -656,6 +722,29 @@ class Pipeline:
             what = f"{len(refused)} refused document(s)" if refused else "the whole message"
             add_event(conn, "reprocess", f"read again{who} with the current configuration: {what} (was {msg['state']}{': ' + msg['reason'] if msg['reason'] else ''})", message_id=msg["id"])
         return str(msg["id"]), len(refused)
+
+    @staticmethod
+    def _take_over_reused(conn: Connection, msg: dict[str, Any]) -> list[str]:
+        """Point the control numbers this message reuses at it, so processing reads them as new."""
+        from gateway.formats import detect, get_parser
+
+        body = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == msg["id"])).scalar_one_or_none()
+        digests: dict[str, str] = {}
+        if body:
+            try:
+                parser = get_parser(msg["format"] or detect(body[:4096]))
+                for ev in parser.parse(io.BytesIO(body), name="reprocess"):
+                    if isinstance(ev, InterchangeClosed) and ev.complete and ev.envelope.interchange_key:
+                        digests[ev.envelope.interchange_key] = ev.digest
+            except (InputRejected, GatewayError, KeyError):
+                digests = {}
+        ix = t.interchanges
+        rows = conn.execute(select(ix.c.key, ix.c.message_id, ix.c.digest).where(ix.c.key.in_(sorted(digests)))).all() if digests else []
+        keys = sorted(r.key for r in rows if r.message_id != msg["id"] and r.digest != digests[r.key])
+        if not keys:
+            raise GatewayError(f"message {msg['id'][:8]} reuses no interchange control number; nothing to accept")
+        conn.execute(update(ix).where(ix.c.key.in_(keys)).values(message_id=msg["id"], digest=None))
+        return keys
 
     @staticmethod
     def _held_order(conn: Connection, order_id: str) -> dict[str, Any]:

@@ -996,6 +996,7 @@ class X12Parser:
         group: Envelope | None = None
         tx: _Tx | None = None
         count = 0
+        saw_iea = False
         base = 0  # index in this interchange of the batch's first segment; the ISA is 0
         for batch in reader.checked():
             elements_of, lines, segments = batch.elements, batch.lines, batch.segments
@@ -1112,7 +1113,9 @@ class X12Parser:
                     if group is None:
                         errors.append(f"the GE at line {line} closes no functional group (no GS)")
                     group = None
-                elif sid in ("IEA", "ISA"):
+                elif sid == "IEA":
+                    saw_iea = True
+                elif sid == "ISA":
                     pass
                 elif sid == "TA1":
                     errors.append(
@@ -1149,6 +1152,7 @@ class X12Parser:
             digest=reader.digest.hexdigest(),
             errors=errors,
             document_count=count,
+            complete=saw_iea and group is None,
         )
 
     @staticmethod

@@ -1,0 +1,98 @@
+"""Which interchanges of a stored X12 or EDIFACT file are complete, found before parsing.
+
+The parsers read a file as a stream and learn that an interchange has no trailer (IEA, UNZ)
+only at its end, after its orders went by. A cut-off interchange may be missing orders, and
+its acknowledgement is a rejection (TA1 ``R`` 023, CONTRL UCI ``4``); so the pipeline must
+decide *before* it writes any order of it that none will be sent. This scan gives that
+answer with a few byte searches over the stored body (no decoding, no splitting):
+
+    incomplete_interchanges(body) -> set of interchange indexes (0-based, in file order)
+
+An interchange is incomplete when its trailer is missing before the next header or the end
+of the input, or when a functional group in it (GS/UNG) has no trailer (GE/UNE). The parser
+reports the same on `InterchangeClosed.complete`; the scan only has to agree with it on the
+files the parser can read. It uses the separators of the first interchange; a later
+interchange with other separators ends the scan (the parser's own check still applies).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+__all__ = ["incomplete_interchanges"]
+
+_GAP = b" \t\r\n\x00"
+
+
+def incomplete_interchanges(body: bytes) -> set[int]:
+    """Indexes of the interchanges in `body` that lack a trailer (empty for other formats)."""
+    data = body[len(codecs.BOM_UTF8) :] if body.startswith(codecs.BOM_UTF8) else body
+    data = data.lstrip(_GAP)
+    if data.startswith(b"ISA") and len(data) > 3:
+        return _x12(data)
+    if data.startswith((b"UNA", b"UNB")):
+        return _edifact(data)
+    return set()
+
+
+def _walk(tokens: list[bytes], header: bytes, trailer: bytes, g_open: bytes, g_close: bytes) -> set[int]:
+    bad: set[int] = set()
+    index = -1
+    open_ix = group = False
+    for tok in tokens:
+        if tok == header:
+            if open_ix:
+                bad.add(index)
+            index += 1
+            open_ix, group = True, False
+        elif not open_ix:
+            continue
+        elif tok == g_open:
+            if group:
+                bad.add(index)
+            group = True
+        elif tok == g_close:
+            group = False
+        elif tok == trailer:
+            if group:
+                bad.add(index)
+            open_ix = False
+    if open_ix:
+        bad.add(index)
+    return bad
+
+
+def _x12(data: bytes) -> set[int]:
+    es = data[3:4]
+    if es.isalnum() or es in (b" ", b"\r", b"\n"):
+        return set()  # not a usable separator: the parser refuses the file anyway
+    # ISA16 and the terminator after it; a VAN's fixed-width wrap may break the ISA itself.
+    parts = data[:400].replace(b"\r", b"").replace(b"\n", b"").split(es, 16)
+    if len(parts) < 17 or len(parts[16]) < 2:
+        return {0}  # the ISA itself is cut off
+    term = parts[16][1:2]
+    if term.isalnum():  # a line break is the terminator: the next segment id follows it
+        term = data[:400].split(es, 16)[16][1:2]
+    if term in (b"\r", b"\n"):
+        flat, sep = data, rb"[\r\n]"
+    else:
+        # Lines wrapped by a VAN at a fixed width may split a segment id; joined first.
+        flat, sep = data.replace(b"\r", b"").replace(b"\n", b""), re.escape(term)
+    pattern = re.compile(rb"(?:\A|" + sep + rb")[ \t\r\n]*(ISA|IEA|GS|GE)" + re.escape(es))
+    return _walk([m.group(1) for m in pattern.finditer(flat)], b"ISA", b"IEA", b"GS", b"GE")
+
+
+def _edifact(data: bytes) -> set[int]:
+    if data.startswith(b"UNA"):
+        if len(data) < 9:
+            return {0}
+        es, release, term = data[4:5], data[6:7], data[8:9]
+    else:
+        es, release, term = b"+", b"?", b"'"
+    if release.strip() and release != term:
+        sep = rb"(?<!" + re.escape(release) + rb")" + re.escape(term)
+    else:
+        sep = re.escape(term)
+    pattern = re.compile(rb"(?:\A|" + sep + rb")[ \t\r\n]*(?:UNA.{6})?(UNB|UNZ|UNG|UNE)" + re.escape(es), re.S)
+    return _walk([m.group(1) for m in pattern.finditer(data)], b"UNB", b"UNZ", b"UNG", b"UNE")
