@@ -469,6 +469,9 @@ class Pipeline:
         else:
             sender = f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
             order_key = f"{order.channel.value}|{sender}|{order.po_number}"[:300]
+        testing = _is_test(ev.envelope)
+        if testing and order_key:
+            order_key = f"test|{order_key}"[:300]  # never linked with the production order
         problems = validate(order)
         state, reason, error = "validated", None, None
         cut_off = ev.envelope.interchange_index in run.truncated
@@ -502,6 +505,8 @@ class Pipeline:
             "supersedes": None,
             "_ix": ev.envelope.interchange_index,
         }
+        if testing:
+            row["_test"] = True
         batch.orders.append(row)
         run.order_ids[order.po_number] = oid
         if run.acks is not None and order.partner and not cut_off:
@@ -561,8 +566,11 @@ class Pipeline:
             batch = run.batch  # settling may have added events
             mapped: dict[str, str] = {}
             review: dict[str, list[str]] = {}
+            tests: set[str] = set()
             for row in batch.orders:
                 row.pop("_ix", None)
+                if row.pop("_test", None):
+                    tests.add(row["id"])
                 if "_mapped" in row:
                     mapped[row["id"]] = row.pop("_mapped")
                 if "_review" in row:
@@ -577,6 +585,8 @@ class Pipeline:
             plans = self.linker.link(conn, batch.orders, batch.events)
             if review:
                 self._hold_for_review(batch.orders, review, plans, batch.events, mapped)
+            if tests:
+                self._route_tests(batch.orders, tests, plans, batch.events, mapped)
             if batch.orders:
                 conn.execute(insert(t.orders), batch.orders)
             self._queue(
@@ -783,6 +793,37 @@ class Pipeline:
                 }
             )
 
+    def _route_tests(
+        self,
+        rows: list[dict[str, Any]],
+        tests: set[str],
+        plans: dict[str, Plan],
+        events: list[dict[str, Any]],
+        mapped: dict[str, str],
+    ) -> None:
+        """A test interchange's orders go only to the partner's test connectors; without
+        any they are held (TEST_INTERCHANGE), never sent to a production connector."""
+        by_name = {p.name: p for p in self.partners.configs}
+        for row in rows:
+            plan = plans.get(row["id"])
+            if row["id"] not in tests or plan is None:
+                continue
+            partner = by_name.get(row["partner"] or "")
+            targets = list(getattr(partner, "test_connectors", None) or [])
+            if targets:
+                plan.connectors = targets
+                plan.after = {c: n for c, n in plan.after.items() if c in targets}
+                plan.references = {c: r for c, r in plan.references.items() if c in targets}
+                continue
+            plans.pop(row["id"])
+            row["state"], row["reason"] = "held", "TEST_INTERCHANGE"
+            row["error"] = (
+                "the interchange is marked as a test (X12 ISA15 T / EDIFACT UNB test indicator 1) and "
+                f"partner {row['partner'] or '(none)'} has no test_connectors; it is never sent to a production connector"
+            )
+            lead = mapped.pop(row["id"], "") or f"PO {row['po_number']}"
+            events.append({"kind": "held", "order_id": row["id"], "message_id": row["message_id"], "at": utcnow(), "detail": f"{lead}; held: {row['error']}"})
+
     def _email_partner(self, body: bytes) -> tuple[str | None, str | None]:
         """(partner, None) for a verified sender, or (None, why not)."""
         from email import policy
@@ -961,6 +1002,16 @@ class Pipeline:
         conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
+
+
+def _is_test(env: Any) -> bool:
+    """A test interchange: X12 ISA15 other than P (T test, I information), EDIFACT UNB 0035 1."""
+    if env is None or not env.test_indicator:
+        return False
+    value = str(env.test_indicator).strip().upper()
+    if env.standard == "x12":
+        return value != "P"
+    return env.standard == "edifact" and value == "1"
 
 
 def _sniff(body: bytes) -> str | None:

@@ -168,3 +168,63 @@ def test_reused_control_number_can_be_released_by_a_person(tmp_path, erp):
     # Nothing left to accept: a second release is refused.
     again = run_cli("reprocess", mid[:8], "--accept-reused-control", "--config", str(cfg))
     assert again.returncode != 0
+
+
+# -- issue 14 #6: test interchanges never reach a production connector ---------------------------
+
+
+def as_test(body: bytes) -> bytes:
+    return body.replace(b"*0*P*>", b"*0*T*>", 1)
+
+
+# Its UNB carries test indicator 1 (0035): a partner's certification file.
+EDIFACT_TEST = (Path(__file__).resolve().parents[1] / "fixtures" / "edifact" / "orders_full_d96a.edi").read_bytes()
+assert EDIFACT_TEST.splitlines()[1].endswith(b"+1'")
+
+
+def config_with_test_erp(tmp_path: Path, prod_url: str, test_url: str | None) -> Path:
+    partner = "partners:\n  - name: acme\n    x12_ids: [ACMERETAIL]\n    edifact_ids: ['5412345000013']\n"
+    if test_url is not None:
+        partner += "    test_connectors: [erp_test]\n"
+    cfg = write_config(tmp_path, prod_url, extra=partner)
+    if test_url is not None:
+        text = cfg.read_text().replace(
+            "connectors:\n",
+            f"connectors:\n  - type: http_json\n    name: erp_test\n    url: {test_url}\n    allow_private_targets: true\n"
+            "    reference: id\n    timeout: {connect: 2, read: 5}\n    retry: {max_attempts: 2, base_seconds: 0.05, cap_seconds: 0.2}\n",
+            1,
+        )
+        cfg.write_text(text)
+    return cfg
+
+
+def test_test_interchanges_go_to_the_test_connector_only(tmp_path, erp):
+    """issue 14 #6: an X12 interchange with ISA15 T and an EDIFACT one with UNB 0035 = 1 go
+    to the partner's test connector; the production ERP gets only the production order, and
+    the test connector never gets a production order."""
+    with FakeERP() as test_erp:
+        cfg = config_with_test_erp(tmp_path, erp.url, test_erp.url)
+        assert run_cli("config", "check", "--config", str(cfg)).returncode == 0
+        drop(tmp_path, "test.edi", as_test(file_with_orders(["PO-T1"], icn="000000301")))
+        drop(tmp_path, "prod.edi", file_with_orders(["PO-P1"], icn="000000302"))
+        drop(tmp_path, "test-edifact.edi", EDIFACT_TEST)
+        run_once(cfg)
+        assert pos(erp) == ["PO-P1"]
+        assert pos(test_erp) == ["PO-4711", "PO-T1"]
+
+
+def test_test_interchange_without_test_connector_is_held_with_a_reason(tmp_path, erp):
+    """issue 14 #6: without test connectors a test interchange's order is held
+    (TEST_INTERCHANGE), visible in `gateway review` and `gateway orders`, and not sent; the
+    same PO later sent for production is a new order, delivered."""
+    cfg = config_with_test_erp(tmp_path, erp.url, None)
+    drop(tmp_path, "test.edi", as_test(file_with_orders(["PO-T2"], icn="000000401")))
+    drop(tmp_path, "test-edifact.edi", EDIFACT_TEST)
+    run_once(cfg)
+    assert erp.orders == []
+    review = listing(cfg, "review")
+    assert "TEST_INTERCHANGE" in review and "PO-T2" in review and "PO-4711" in review
+    assert "TEST_INTERCHANGE" in listing(cfg, "orders")
+    drop(tmp_path, "prod.edi", file_with_orders(["PO-T2"], icn="000000402"))
+    run_once(cfg)
+    assert pos(erp) == ["PO-T2"]
