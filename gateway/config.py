@@ -92,6 +92,19 @@ class AckConfig(BaseModel):
     edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
 
 
+class X12ProfileConfig(BaseModel):
+    """How strictly a partner's X12 envelopes are read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lenient_envelope: bool = Field(
+        False,
+        description="Repair what this partner's envelopes get wrong where it takes a guess: re-pad an ISA whose fields "
+        "are not fixed-width, unwrap segments broken over lines (files wrapped at 80 columns by a VAN). Off: such files are "
+        "quarantined (X12_ISA_LENGTH, X12_WRAPPED).",
+    )
+
+
 class PartnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -110,6 +123,7 @@ class PartnerConfig(BaseModel):
         "without any, such orders are held (TEST_INTERCHANGE). Production orders never go to them.",
     )
     acks: AckConfig = Field(default_factory=AckConfig, description="Acknowledgements sent back to this partner.")
+    x12: X12ProfileConfig = Field(default_factory=X12ProfileConfig, description="How this partner's X12 envelopes are read.")
 
 
 class ProcessingConfig(BaseModel):

@@ -228,3 +228,55 @@ def test_test_interchange_without_test_connector_is_held_with_a_reason(tmp_path,
     drop(tmp_path, "prod.edi", file_with_orders(["PO-T2"], icn="000000402"))
     run_once(cfg)
     assert pos(erp) == ["PO-T2"]
+
+
+# -- issue 14 #22: envelope repairs that guess are per partner profile ---------------------------
+
+
+def wrapped_at(body: bytes, width: int) -> bytes:
+    flat = body.replace(b"\n", b"")
+    return b"\r\n".join(flat[i : i + width] for i in range(0, len(flat), width)) + b"\r\n"
+
+
+def unpadded(body: bytes) -> bytes:
+    return body.replace(b"*00*          *00*          *ZZ*ACMERETAIL     *ZZ*WIDGETCO       *", b"*00**00**ZZ*ACMERETAIL*ZZ*WIDGETCO*", 1)
+
+
+def lenient_config(tmp_path: Path, erp_url: str, lenient: bool) -> Path:
+    return write_config(
+        tmp_path,
+        erp_url,
+        extra=f"partners:\n  - name: acme\n    x12_ids: [ACMERETAIL]\n    x12: {{lenient_envelope: {str(lenient).lower()}}}\n",
+    )
+
+
+def test_van_file_wrapped_at_80_columns_is_read_for_a_lenient_partner(tmp_path, erp):
+    """issue 14 #22, reliability E9: a VAN file wrapped at 80 columns (the ISA itself broken
+    over two lines) reaches the ERP when the partner's profile sets x12.lenient_envelope;
+    an unpadded ISA is re-padded for it too (reliability E1)."""
+    cfg = lenient_config(tmp_path, erp.url, True)
+    drop(tmp_path, "van.edi", wrapped_at(file_with_orders(["PO-V1", "PO-V2"], icn="000000601"), 80))
+    drop(tmp_path, "short-isa.edi", unpadded(file_with_orders(["PO-V3"], icn="000000602")))
+    run_once(cfg)
+    assert pos(erp) == ["PO-V1", "PO-V2", "PO-V3"]
+    f = tmp_path / "van2.edi"
+    f.write_bytes(wrapped_at(file_with_orders(["PO-V4"], icn="000000603"), 80))
+    done = run_cli("translate", str(f), "--config", str(cfg))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["po_number"] == "PO-V4"
+
+
+def test_envelope_repairs_are_refused_for_a_strict_partner(tmp_path, erp):
+    """issue 14 #22, reliability E1 and E9: without the profile switch (strict is the
+    default) a wrapped file is quarantined X12_WRAPPED and an ISA that is not 106 characters
+    X12_ISA_LENGTH; nothing reaches the ERP, a good file from the same partner still does."""
+    cfg = lenient_config(tmp_path, erp.url, False)
+    drop(tmp_path, "van.edi", wrapped_at(file_with_orders(["PO-S1"], icn="000000701"), 80))
+    drop(tmp_path, "short-isa.edi", unpadded(file_with_orders(["PO-S2"], icn="000000702")))
+    inner = file_with_orders(["PO-S3"], icn="000000703").replace(b"BEG*00*SA*", b"BEG*00*\r\nSA*", 1)
+    drop(tmp_path, "inner-wrap.edi", inner)
+    drop(tmp_path, "good.edi", file_with_orders(["PO-S4"], icn="000000704"))
+    run_once(cfg)
+    assert pos(erp) == ["PO-S4"]
+    messages = listing(cfg, "messages")
+    assert messages.count("X12_WRAPPED") == 2 and "X12_ISA_LENGTH" in messages, messages
