@@ -9,7 +9,6 @@ README's table maps them to the catalogue's names."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
