@@ -103,7 +103,7 @@ class _Run:
     duplicates: int = 0
     acks: AckCollector | None = None  # what acknowledgements need to know, when any partner wants them
     order_ids: dict[str, str] = field(default_factory=dict)  # PO number -> order id (for 855/ORDRSP)
-    truncated: set[int] = field(default_factory=set)  # interchanges cut off (no IEA/UNZ): refused
+    truncated: set[tuple[int, str]] = field(default_factory=set)  # (index, control number) cut off: refused
     truncated_seen: list[str] = field(default_factory=list)  # what the person is told about them
     reused: list[str] = field(default_factory=list)  # keys of interchanges refused as CONTROL_NUMBER_REUSED
 
@@ -352,7 +352,7 @@ class Pipeline:
 
     def _open_interchange(self, ev: InterchangeOpened, run: _Run) -> None:
         key = ev.envelope.interchange_key
-        if key is None or ev.envelope.interchange_index in run.truncated:
+        if key is None or _cut_off(ev.envelope, run):
             return  # a cut-off interchange is not registered: the complete one may follow
         ix = ev.envelope.interchange_index
         if key in run.opened:  # the same interchange twice in this very file
@@ -365,8 +365,7 @@ class Pipeline:
         for err in ev.errors:
             run.warnings.append(f"interchange {ev.envelope.interchange_control_number}: {err}")
         key = ev.envelope.interchange_key
-        ix = ev.envelope.interchange_index
-        if not ev.complete or ix in run.truncated:
+        if not ev.complete or _cut_off(ev.envelope, run):
             self._truncated(ev, run)
             if run.acks is not None:
                 run.acks.closed(ev, None)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
@@ -388,8 +387,8 @@ class Pipeline:
             f"(no {trailer} or group trailer): none of its {ev.document_count} document(s) was accepted; "
             "ask the partner to send the complete file again"
         )
-        if ix not in run.truncated:  # the scan missed it: refuse what is not written yet
-            run.truncated.add(ix)
+        if not _cut_off(env, run):  # the scan missed it: refuse what is not written yet
+            run.truncated.add((ix, env.interchange_control_number or ""))
             for row in run.batch.orders:
                 if row.get("_ix") == ix and row["state"] != "quarantined":
                     row.update(state="quarantined", reason="TRUNCATED", error=run.truncated_seen[-1], order_key=None)
@@ -474,7 +473,7 @@ class Pipeline:
             order_key = f"test|{order_key}"[:300]  # never linked with the production order
         problems = validate(order)
         state, reason, error = "validated", None, None
-        cut_off = ev.envelope.interchange_index in run.truncated
+        cut_off = _cut_off(ev.envelope, run)
         if cut_off:
             order_key = None  # never linked to, so the complete re-sent order is new
             state, reason = "quarantined", "TRUNCATED"
@@ -1002,6 +1001,11 @@ class Pipeline:
         conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
+
+
+def _cut_off(env: Any, run: _Run) -> bool:
+    """Whether the interchange of `env` was found cut off (gateway.formats.envelope)."""
+    return bool(run.truncated) and (env.interchange_index, env.interchange_control_number or "") in run.truncated
 
 
 def _is_test(env: Any) -> bool:

@@ -6,7 +6,11 @@ its acknowledgement is a rejection (TA1 ``R`` 023, CONTRL UCI ``4``); so the pip
 decide *before* it writes any order of it that none will be sent. This scan gives that
 answer with a few byte searches over the stored body (no decoding, no splitting):
 
-    incomplete_interchanges(body) -> set of interchange indexes (0-based, in file order)
+    incomplete_interchanges(body) -> {(interchange index (0-based, in file order), control number)}
+
+The control number (ISA13, UNB 0020) is given with the index so that a caller matching the
+parser's events can tell when the two count interchanges differently (an unreadable ISA
+the parser skips).
 
 An interchange is incomplete when its trailer is missing before the next header or the end
 of the input, or when a functional group in it (GS/UNG) has no trailer (GE/UNE). The parser
@@ -25,8 +29,12 @@ __all__ = ["incomplete_interchanges"]
 _GAP = b" \t\r\n\x00"
 
 
-def incomplete_interchanges(body: bytes) -> set[int]:
-    """Indexes of the interchanges in `body` that lack a trailer (empty for other formats)."""
+Cut = set[tuple[int, str]]
+
+
+def incomplete_interchanges(body: bytes) -> Cut:
+    """(index, control number) of the interchanges in `body` that lack a trailer (empty for
+    other formats)."""
     data = body[len(codecs.BOM_UTF8) :] if body.startswith(codecs.BOM_UTF8) else body
     data = data.lstrip(_GAP)
     if data.startswith(b"ISA") and len(data) > 3:
@@ -36,41 +44,52 @@ def incomplete_interchanges(body: bytes) -> set[int]:
     return set()
 
 
-def _walk(tokens: list[bytes], header: bytes, trailer: bytes, g_open: bytes, g_close: bytes) -> set[int]:
-    bad: set[int] = set()
+def _walk(tokens: list[tuple[bytes, str]], header: bytes, trailer: bytes, g_open: bytes, g_close: bytes) -> Cut:
+    bad: Cut = set()
     index = -1
+    control = ""
     open_ix = group = False
-    for tok in tokens:
+    for tok, ctl in tokens:
         if tok == header:
             if open_ix:
-                bad.add(index)
+                bad.add((index, control))
             index += 1
+            control = ctl
             open_ix, group = True, False
         elif not open_ix:
             continue
         elif tok == g_open:
             if group:
-                bad.add(index)
+                bad.add((index, control))
             group = True
         elif tok == g_close:
             group = False
         elif tok == trailer:
             if group:
-                bad.add(index)
+                bad.add((index, control))
             open_ix = False
     if open_ix:
-        bad.add(index)
+        bad.add((index, control))
     return bad
 
 
-def _x12(data: bytes) -> set[int]:
+def _control(data: bytes, start: int, es: bytes, term: bytes, position: int) -> str:
+    """The element at `position` of the segment starting at `start` (ISA13, UNB 0020)."""
+    head = data[start : start + 400]
+    if term.strip():
+        head = head.split(term, 1)[0]
+    parts = head.split(es)
+    return parts[position].decode("latin-1").strip() if len(parts) > position else ""
+
+
+def _x12(data: bytes) -> Cut:
     es = data[3:4]
     if es.isalnum() or es in (b" ", b"\r", b"\n"):
         return set()  # not a usable separator: the parser refuses the file anyway
     # ISA16 and the terminator after it; a VAN's fixed-width wrap may break the ISA itself.
     parts = data[:400].replace(b"\r", b"").replace(b"\n", b"").split(es, 16)
     if len(parts) < 17 or len(parts[16]) < 2:
-        return {0}  # the ISA itself is cut off
+        return {(0, "")}  # the ISA itself is cut off
     term = parts[16][1:2]
     if term.isalnum():  # a line break is the terminator: the next segment id follows it
         term = data[:400].split(es, 16)[16][1:2]
@@ -80,13 +99,17 @@ def _x12(data: bytes) -> set[int]:
         # Lines wrapped by a VAN at a fixed width may split a segment id; joined first.
         flat, sep = data.replace(b"\r", b"").replace(b"\n", b""), re.escape(term)
     pattern = re.compile(rb"(?:\A|" + sep + rb")[ \t\r\n]*(ISA|IEA|GS|GE)" + re.escape(es))
-    return _walk([m.group(1) for m in pattern.finditer(flat)], b"ISA", b"IEA", b"GS", b"GE")
+    tokens = [
+        (m.group(1), _control(flat, m.start(1), es, term, 13) if m.group(1) == b"ISA" else "")
+        for m in pattern.finditer(flat)
+    ]
+    return _walk(tokens, b"ISA", b"IEA", b"GS", b"GE")
 
 
-def _edifact(data: bytes) -> set[int]:
+def _edifact(data: bytes) -> Cut:
     if data.startswith(b"UNA"):
         if len(data) < 9:
-            return {0}
+            return {(0, "")}
         es, release, term = data[4:5], data[6:7], data[8:9]
     else:
         es, release, term = b"+", b"?", b"'"
@@ -95,4 +118,8 @@ def _edifact(data: bytes) -> set[int]:
     else:
         sep = re.escape(term)
     pattern = re.compile(rb"(?:\A|" + sep + rb")[ \t\r\n]*(?:UNA.{6})?(UNB|UNZ|UNG|UNE)" + re.escape(es), re.S)
-    return _walk([m.group(1) for m in pattern.finditer(data)], b"UNB", b"UNZ", b"UNG", b"UNE")
+    tokens = [
+        (m.group(1), _control(data, m.start(1), es, term, 5).split(":")[0] if m.group(1) == b"UNB" else "")
+        for m in pattern.finditer(data)
+    ]
+    return _walk(tokens, b"UNB", b"UNZ", b"UNG", b"UNE")
