@@ -732,16 +732,18 @@ class Pipeline:
             add_event(conn, "reprocess", f"read again{who} with the current configuration: {what} (was {msg['state']}{': ' + msg['reason'] if msg['reason'] else ''})", message_id=msg["id"])
         return str(msg["id"]), len(refused)
 
-    @staticmethod
-    def _take_over_reused(conn: Connection, msg: dict[str, Any]) -> list[str]:
+    def _take_over_reused(self, conn: Connection, msg: dict[str, Any]) -> list[str]:
         """Point the control numbers this message reuses at it, so processing reads them as new."""
         from gateway.formats import detect, get_parser
+        from gateway.formats.x12 import X12Parser
 
         body = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == msg["id"])).scalar_one_or_none()
         digests: dict[str, str] = {}
         if body:
             try:
-                parser = get_parser(msg["format"] or detect(body[:4096]))
+                fmt = msg["format"] or detect(body[:4096])
+                # Read as processing reads it: the partner's profile decides the envelope repairs.
+                parser = X12Parser(lenient=self.partners.x12_lenient(msg["partner"])) if fmt == "x12" else get_parser(fmt)
                 for ev in parser.parse(io.BytesIO(body), name="reprocess"):
                     if isinstance(ev, InterchangeClosed) and ev.complete and ev.envelope.interchange_key:
                         digests[ev.envelope.interchange_key] = ev.digest
