@@ -34,13 +34,14 @@ Cut = set[tuple[int, str]]
 
 def incomplete_interchanges(body: bytes) -> Cut:
     """(index, control number) of the interchanges in `body` that lack a trailer (empty for
-    other formats)."""
-    data = body[len(codecs.BOM_UTF8) :] if body.startswith(codecs.BOM_UTF8) else body
-    data = data.lstrip(_GAP)
-    if data.startswith(b"ISA") and len(data) > 3:
-        return _x12(data)
-    if data.startswith((b"UNA", b"UNB")):
-        return _edifact(data)
+    other formats). Searches `body` in place: no copy of a large file unless a VAN wrapped it."""
+    start = len(codecs.BOM_UTF8) if body.startswith(codecs.BOM_UTF8) else 0
+    while start < len(body) and body[start] in _GAP:
+        start += 1
+    if body.startswith(b"ISA", start) and len(body) > start + 3:
+        return _x12(body, start)
+    if body.startswith((b"UNA", b"UNB"), start):
+        return _edifact(body, start)
     return set()
 
 
@@ -82,44 +83,44 @@ def _control(data: bytes, start: int, es: bytes, term: bytes, position: int) -> 
     return parts[position].decode("latin-1").strip() if len(parts) > position else ""
 
 
-def _x12(data: bytes) -> Cut:
-    es = data[3:4]
+def _x12(data: bytes, start: int) -> Cut:
+    es = data[start + 3 : start + 4]
     if es.isalnum() or es in (b" ", b"\r", b"\n"):
         return set()  # not a usable separator: the parser refuses the file anyway
-    # ISA16 and the terminator after it; a VAN's fixed-width wrap may break the ISA itself.
-    parts = data[:400].replace(b"\r", b"").replace(b"\n", b"").split(es, 16)
+    parts = data[start : start + 400].split(es, 16)
+    if len(parts) == 17 and any(b"\r" in p or b"\n" in p for p in [*parts[1:16], parts[16][:1]]):
+        # A VAN wrapped the file at a fixed width: segment ids may be split; joined first.
+        data, start = data[start:].replace(b"\r", b"").replace(b"\n", b""), 0
+        parts = data[:400].split(es, 16)
     if len(parts) < 17 or len(parts[16]) < 2:
         return {(0, "")}  # the ISA itself is cut off
-    term = parts[16][1:2]
-    if term.isalnum():  # a line break is the terminator: the next segment id follows it
-        term = data[:400].split(es, 16)[16][1:2]
-    if term in (b"\r", b"\n"):
-        flat, sep = data, rb"[\r\n]"
-    else:
-        # Lines wrapped by a VAN at a fixed width may split a segment id; joined first.
-        flat, sep = data.replace(b"\r", b"").replace(b"\n", b""), re.escape(term)
-    pattern = re.compile(rb"(?:\A|" + sep + rb")[ \t\r\n]*(ISA|IEA|GS|GE)" + re.escape(es))
-    tokens = [
-        (m.group(1), _control(flat, m.start(1), es, term, 13) if m.group(1) == b"ISA" else "")
-        for m in pattern.finditer(flat)
+    term = parts[16][1:2]  # after ISA16; a line break when that is the terminator
+    sep = rb"[\r\n]" if term in (b"\r", b"\n") else re.escape(term)
+    pattern = re.compile(b"(?:" + sep + rb")[ \t\r\n]*(ISA|IEA|GS|GE)" + re.escape(es))
+    tokens = [(b"ISA", _control(data, start, es, term, 13))]
+    tokens += [
+        (m.group(1), _control(data, m.start(1), es, term, 13) if m.group(1) == b"ISA" else "")
+        for m in pattern.finditer(data, start + 3)
     ]
     return _walk(tokens, b"ISA", b"IEA", b"GS", b"GE")
 
 
-def _edifact(data: bytes) -> Cut:
-    if data.startswith(b"UNA"):
-        if len(data) < 9:
+def _edifact(data: bytes, start: int) -> Cut:
+    tokens: list[tuple[bytes, str]] = []
+    if data.startswith(b"UNA", start):
+        if len(data) < start + 9:
             return {(0, "")}
-        es, release, term = data[4:5], data[6:7], data[8:9]
+        es, release, term = data[start + 4 : start + 5], data[start + 6 : start + 7], data[start + 8 : start + 9]
     else:
         es, release, term = b"+", b"?", b"'"
+        tokens.append((b"UNB", _control(data, start, es, term, 5).split(":")[0]))
     if release.strip() and release != term:
         sep = rb"(?<!" + re.escape(release) + rb")" + re.escape(term)
     else:
         sep = re.escape(term)
-    pattern = re.compile(rb"(?:\A|" + sep + rb")[ \t\r\n]*(?:UNA.{6})?(UNB|UNZ|UNG|UNE)" + re.escape(es), re.S)
-    tokens = [
+    pattern = re.compile(b"(?:" + sep + rb")[ \t\r\n]*(?:UNA.{6})?(UNB|UNZ|UNG|UNE)" + re.escape(es), re.S)
+    tokens += [
         (m.group(1), _control(data, m.start(1), es, term, 5).split(":")[0] if m.group(1) == b"UNB" else "")
-        for m in pattern.finditer(data)
+        for m in pattern.finditer(data, start + 3)
     ]
     return _walk(tokens, b"UNB", b"UNZ", b"UNG", b"UNE")
