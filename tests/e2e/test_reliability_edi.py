@@ -47,6 +47,7 @@ def _inputs() -> dict[str, bytes]:
         "e6_first.edi": x12([po("PO-E6")], 61),
         "e7_garbage.edi": bytes(range(256)) * 4,
         "e7_pdf.edi": b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+        "e7_empty.edi": b"",
         "e8_huge.edi": x12([po(f"PO-E8-{i}") for i in range(600)], 81),
         "e9_bom.edi": b"\xef\xbb\xbf" + x12([po("PO-E9A")], 91),
         "e9_utf16.edi": x12([po("PO-E9B")], 92).decode().encode("utf-16"),
@@ -166,11 +167,12 @@ def test_e6_duplicate_interchange(outcome):
 
 def test_e7_garbage_in_the_edi_folder(outcome):
     """reliability E7: binary garbage and a PDF are quarantined as not recognised, with their
-    bytes stored; nothing else is disturbed."""
+    bytes stored; a 0-byte file that stayed empty is refused EMPTY; nothing else is disturbed."""
     for name in ("e7_garbage.edi", "e7_pdf.edi"):
         msg = outcome.message(name)
         assert (msg["state"], msg["reason"]) == ("quarantined", "NOT_RECOGNIZED")
         assert msg["size"] > 0
+    assert outcome.message("e7_empty.edi")["reason"] == "EMPTY"
 
 
 def test_e8_file_over_the_size_limit(outcome):
