@@ -167,6 +167,10 @@ def translate(
         from gateway.formats.x12 import X12Parser
 
         parser: Any = X12Parser(lenient=directory.x12_lenient(partner))
+    elif fmt == "email":  # and for X12 attachments
+        from gateway.formats.email import EmailParser
+
+        parser = EmailParser(x12_lenient=directory.x12_lenient(partner))
     else:
         parser = get_parser(fmt)
     mail_id = _mail_id(stream) if fmt == "email" else None

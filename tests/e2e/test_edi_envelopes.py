@@ -280,3 +280,25 @@ def test_envelope_repairs_are_refused_for_a_strict_partner(tmp_path, erp):
     assert pos(erp) == ["PO-S4"]
     messages = listing(cfg, "messages")
     assert messages.count("X12_WRAPPED") == 2 and "X12_ISA_LENGTH" in messages, messages
+
+
+def test_lenient_profile_applies_to_x12_attached_to_an_email(tmp_path):
+    """issue 14 #22: the partner's envelope profile also decides for an X12 file it attaches
+    to an e-mail (strict: refused X12_ISA_LENGTH; lenient: re-padded and translated)."""
+    from email.message import EmailMessage
+
+    m = EmailMessage()
+    m["From"] = "orders@acme.example"
+    m["To"] = "po@widgetco.example"
+    m["Subject"] = "PO"
+    m["Message-ID"] = "<po-1@acme.example>"
+    m.set_content("attached")
+    m.add_attachment(unpadded(file_with_orders(["PO-M1"], icn="000000801")), maintype="application", subtype="edi-x12", filename="po.edi")
+    mail = tmp_path / "po.eml"
+    mail.write_bytes(m.as_bytes())
+    for lenient, expected in ((False, 1), (True, 0)):
+        cfg = lenient_config(tmp_path, "http://127.0.0.1:9/", lenient)
+        done = run_cli("translate", str(mail), "--config", str(cfg))
+        assert done.returncode == expected, done.stderr
+        assert ("PO-M1" in done.stdout) is lenient
+        assert ("X12_ISA_LENGTH" in done.stderr) is not lenient
