@@ -51,7 +51,8 @@ class Gateway:
         cfg = self.config
         return Pipeline(
             self.store,
-            connectors=[c.name for c in cfg.connectors],
+            # A connector named as some partner's test connector gets no production order by default.
+            connectors=[c.name for c in cfg.connectors if not any(c.name in p.test_connectors for p in cfg.partners)],
             partners=PartnerDirectory(cfg.partners, mappings_root=cfg.mappings),
             partner_connectors={
                 **{p.name: p.connectors for p in cfg.partners if p.connectors is not None},

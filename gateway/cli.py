@@ -69,6 +69,7 @@ def translate(
     config: ConfigOpt = None,
 ) -> None:
     """Print the canonical orders in FILES as JSON Lines; problems go to stderr."""
+    from gateway.formats.base import InterchangeClosed
     from gateway.translate import PartnerDirectory, Rejected, Translated
     from gateway.translate import translate as run
 
@@ -100,6 +101,9 @@ def translate(
                     failed += 1
                     doc = f"{ev.doc_type or 'document'} {ev.control_number or ''}".strip()
                     err.print(f"{label}: {ev.position}: {doc} rejected ({ev.reason}): {ev.message}", markup=False)
+                elif isinstance(ev, InterchangeClosed) and (problem := _interchange_problem(ev)):
+                    failed += 1
+                    err.print(f"{label}: {problem}", markup=False)
         except InputRejected as exc:
             failed += 1
             err.print(f"{label}: {exc.position or 'start'}: {exc.message} ({exc.reason})", markup=False)
@@ -108,6 +112,18 @@ def translate(
     sys.stdout.flush()
     if failed:
         raise typer.Exit(1)
+
+
+def _interchange_problem(ev: Any) -> str | None:
+    """Why an interchange is refused as a whole (cut off, or holding nothing), else None."""
+    env = ev.envelope
+    what = f"interchange {env.interchange_control_number or '?'} from {env.sender_id or '?'}"
+    trailer = "IEA" if env.standard == "x12" else "UNZ"
+    if not ev.complete:
+        return f"{what} is cut off (no {trailer} or group trailer): nothing from it is accepted (TRUNCATED)"
+    if not ev.document_count:
+        return f"{what} holds no transaction set or message (NO_ORDERS)"
+    return None
 
 
 @app.command()
@@ -465,14 +481,21 @@ def reject(
 def reprocess(
     message: Annotated[str, typer.Argument(help="Id (or its first characters) of a refused message (see `gateway messages`).")],
     by: Annotated[str, typer.Option("--by", help="Who asks (recorded in the history).")] = "",
+    accept_reused_control: Annotated[
+        bool,
+        typer.Option("--accept-reused-control", help="Read interchanges refused as CONTROL_NUMBER_REUSED as new (after checking with the partner)."),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Read a refused message again with the current configuration (a sender added, a template fixed)."""
     gw = _gateway(config)
     try:
-        mid, n = gw.pipeline.reprocess(message, by=by)
+        mid, n = gw.pipeline.reprocess(message, by=by, accept_reused_control=accept_reused_control)
     finally:
         gw.close()
+    if accept_reused_control:
+        err.print(f"message {mid[:8]}: {n} interchange(s) with a reused control number will be read as new; `gateway run` processes it", markup=False)
+        return
     what = f"{n} refused document(s)" if n else "the message"
     err.print(f"message {mid[:8]}: {what} will be read again; `gateway run` processes it", markup=False)
 

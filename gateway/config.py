@@ -92,6 +92,19 @@ class AckConfig(BaseModel):
     edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
 
 
+class X12ProfileConfig(BaseModel):
+    """How strictly a partner's X12 envelopes are read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lenient_envelope: bool = Field(
+        False,
+        description="Repair what this partner's envelopes get wrong where it takes a guess: re-pad an ISA whose fields "
+        "are not fixed-width, unwrap segments broken over lines (files wrapped at 80 columns by a VAN). Off: such files are "
+        "quarantined (X12_ISA_LENGTH, X12_WRAPPED).",
+    )
+
+
 class PartnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,7 +117,13 @@ class PartnerConfig(BaseModel):
     email_require_auth: bool = Field(False, description="Accept its e-mail only with dkim=pass or dmarc=pass (aligned) from our own mail server's Authentication-Results.")
     email_confirmation: bool = Field(True, description="Reply to this partner's order e-mails with a summary of what was understood (needs smtp:).")
     connectors: list[str] | None = Field(None, description="Connectors this partner's orders go to (default: all).")
+    test_connectors: list[str] = Field(
+        default_factory=list,
+        description="Connectors this partner's test interchanges (X12 ISA15 T, EDIFACT UNB test indicator 1) go to; "
+        "without any, such orders are held (TEST_INTERCHANGE). Production orders never go to them.",
+    )
     acks: AckConfig = Field(default_factory=AckConfig, description="Acknowledgements sent back to this partner.")
+    x12: X12ProfileConfig = Field(default_factory=X12ProfileConfig, description="How this partner's X12 envelopes are read.")
 
 
 class ProcessingConfig(BaseModel):
@@ -463,6 +482,13 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
                     f"{_where((*prefix, i, 'connectors', j), lines, path)}: no connector named {wanted!r}"
                     + (f"; did you mean {hint[0]!r}?" if hint else "")
                 )
+    for i, p in enumerate(cfg.partners):
+        for j, wanted in enumerate(p.test_connectors):
+            where = _where(("partners", i, "test_connectors", j), lines, path)
+            if wanted not in names:
+                problems.append(f"{where}: no connector named {wanted!r}")
+            elif wanted in (p.connectors or []):
+                problems.append(f"{where}: {wanted!r} is also one of this partner's production connectors; test orders must never reach production")
     for i, c in enumerate(cfg.connectors):
         if c.payload is not None:
             from gateway.payload import PayloadError, load_payload

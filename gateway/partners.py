@@ -28,7 +28,7 @@ Every value set here is recorded in the order's field provenance.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -203,6 +203,18 @@ class PartnerDirectory:
             return None
         qualified = f"{_norm(env.sender_qualifier or '')}:{sender}"
         return self._ids.get((env.standard, qualified)) or self._ids.get((env.standard, sender))
+
+    def x12_lenient(self, forced: str | None = None) -> Callable[[str, str], bool]:
+        """Whether the X12 envelope repairs that guess are allowed, by (ISA05, ISA06): the
+        `x12.lenient_envelope` of the partner (`forced`, or the one the sender belongs to)."""
+        by_name = {p.name: p for p in self._partners}
+
+        def allowed(qualifier: str, sender: str) -> bool:
+            name = forced or self.for_envelope(Envelope(standard="x12", sender_id=sender or None, sender_qualifier=qualifier or None))
+            profile = getattr(by_name.get(name or ""), "x12", None)
+            return bool(profile is not None and profile.lenient_envelope)
+
+        return allowed
 
     @staticmethod
     def describe(env: Envelope) -> str:

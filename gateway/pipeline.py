@@ -32,6 +32,7 @@ from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import GatewayError, InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
+from gateway.formats.envelope import incomplete_interchanges
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import tables as t
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
@@ -102,6 +103,9 @@ class _Run:
     duplicates: int = 0
     acks: AckCollector | None = None  # what acknowledgements need to know, when any partner wants them
     order_ids: dict[str, str] = field(default_factory=dict)  # PO number -> order id (for 855/ORDRSP)
+    truncated: set[tuple[int, str]] = field(default_factory=set)  # (index, control number) cut off: refused
+    truncated_seen: list[str] = field(default_factory=list)  # what the person is told about them
+    reused: list[str] = field(default_factory=list)  # keys of interchanges refused as CONTROL_NUMBER_REUSED
 
 
 class Pipeline:
@@ -272,6 +276,8 @@ class Pipeline:
         else:
             verified = None
         run = _Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
+        # Known before any of its orders is written: a cut-off interchange sends nothing.
+        run.truncated = incomplete_interchanges(body)
         try:
             events = translate(
                 io.BytesIO(body),
@@ -311,7 +317,18 @@ class Pipeline:
         with self.store.begin() as conn:
             total = conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars().all()
             good = sum(1 for s in total if s not in ("quarantined", "duplicate", "stale"))
-            if not total and run.duplicates == 0 and not run.skipping:
+            if run.truncated_seen and good == 0:
+                self._finish_message(conn, message_id, "quarantined", "TRUNCATED", "; ".join(run.truncated_seen), warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total))
+                stats.rejected_messages = 1
+            elif run.reused and good == 0:
+                self._finish_message(
+                    conn, message_id, "quarantined", "CONTROL_NUMBER_REUSED",
+                    f"interchange(s) {', '.join(run.reused)} reuse a control number received before with other content "
+                    f"(a partner's bug or a replay); after checking, `gateway reprocess {message_id[:8]} --accept-reused-control` reads it as new",
+                    warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total),
+                )
+                stats.rejected_messages = 1
+            elif not total and run.duplicates == 0 and not run.skipping:
                 self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=run.warnings, fmt=fmt)
                 stats.rejected_messages = 1
             elif total and good == 0 and all(s == "quarantined" for s in total):
@@ -335,8 +352,8 @@ class Pipeline:
 
     def _open_interchange(self, ev: InterchangeOpened, run: _Run) -> None:
         key = ev.envelope.interchange_key
-        if key is None:
-            return
+        if key is None or _cut_off(ev.envelope, run):
+            return  # a cut-off interchange is not registered: the complete one may follow
         ix = ev.envelope.interchange_index
         if key in run.opened:  # the same interchange twice in this very file
             run.skipping[ix] = run.opened[key]
@@ -348,6 +365,11 @@ class Pipeline:
         for err in ev.errors:
             run.warnings.append(f"interchange {ev.envelope.interchange_control_number}: {err}")
         key = ev.envelope.interchange_key
+        if not ev.complete or _cut_off(ev.envelope, run):
+            self._truncated(ev, run)
+            if run.acks is not None:
+                run.acks.closed(ev, None)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
+            return
         if key is None:
             if run.acks is not None:
                 run.acks.closed(ev, None)
@@ -356,6 +378,24 @@ class Pipeline:
             run.closes[key] = ev  # settled by the next flush, once we know if it is a repeat
             return
         self._settle_close(ev, run)
+
+    def _truncated(self, ev: InterchangeClosed, run: _Run) -> None:
+        env, ix = ev.envelope, ev.envelope.interchange_index
+        trailer = "IEA" if env.standard == "x12" else "UNZ"
+        run.truncated_seen.append(
+            f"interchange {env.interchange_control_number or '?'} from {env.sender_id or '?'} is cut off "
+            f"(no {trailer} or group trailer): none of its {ev.document_count} document(s) was accepted; "
+            "ask the partner to send the complete file again"
+        )
+        if not _cut_off(env, run):  # the scan missed it: refuse what is not written yet
+            run.truncated.add((ix, env.interchange_control_number or ""))
+            for row in run.batch.orders:
+                if row.get("_ix") == ix and row["state"] != "quarantined":
+                    row.update(state="quarantined", reason="TRUNCATED", error=run.truncated_seen[-1], order_key=None)
+                    row.pop("_mapped", None)
+                    row.pop("_review", None)
+                    run.orders -= 1
+                    run.rejected += 1
 
     def _settle_close(self, ev: InterchangeClosed, run: _Run) -> None:
         key = ev.envelope.interchange_key
@@ -371,6 +411,7 @@ class Pipeline:
                 run.batch.events.append({"kind": "duplicate_interchange", "message_id": run.message_id, "detail": f"interchange {key} was received before with the same content; nothing new created"})
             else:
                 run.rejected += 1
+                run.reused.append(key)
                 run.batch.events.append({"kind": "quarantined", "message_id": run.message_id, "detail": f"CONTROL_NUMBER_REUSED: interchange {key} was received before with different content; a person must decide"})
                 run.warnings.append(f"CONTROL_NUMBER_REUSED: interchange control number {ev.envelope.interchange_control_number} from {ev.envelope.sender_id} was used before for different content")
             return
@@ -423,13 +464,21 @@ class Pipeline:
         # A partner's PO number names one order whatever the channel (a UBL change may follow
         # an X12 original); without a configured partner, the channel and sender stand in.
         if order.partner:
-            order_key = f"partner|{order.partner}|{order.po_number}"[:300]
+            order_key: str | None = f"partner|{order.partner}|{order.po_number}"[:300]
         else:
             sender = f"{order.source.sender_qualifier or ''}:{order.source.sender_id or ''}"
             order_key = f"{order.channel.value}|{sender}|{order.po_number}"[:300]
+        testing = _is_test(ev.envelope)
+        if testing and order_key:
+            order_key = f"test|{order_key}"[:300]  # never linked with the production order
         problems = validate(order)
         state, reason, error = "validated", None, None
-        if problems:
+        cut_off = _cut_off(ev.envelope, run)
+        if cut_off:
+            order_key = None  # never linked to, so the complete re-sent order is new
+            state, reason = "quarantined", "TRUNCATED"
+            error = "its interchange is cut off (no IEA/UNZ trailer): orders may be missing; the partner must send the complete file again"
+        elif problems:
             state, reason, error = "quarantined", problems[0].reason, "; ".join(p.message for p in problems)
         row = {
             "id": oid,
@@ -455,9 +504,11 @@ class Pipeline:
             "supersedes": None,
             "_ix": ev.envelope.interchange_index,
         }
+        if testing:
+            row["_test"] = True
         batch.orders.append(row)
         run.order_ids[order.po_number] = oid
-        if run.acks is not None and order.partner:
+        if run.acks is not None and order.partner and not cut_off:
             run.acks.order(order, ev.envelope, problems)
         # Mapped and validated in the same instant: one event, whose detail says both.
         mapped = f"PO {order.po_number}, {len(order.lines)} line(s) from {ev.position}"
@@ -514,8 +565,11 @@ class Pipeline:
             batch = run.batch  # settling may have added events
             mapped: dict[str, str] = {}
             review: dict[str, list[str]] = {}
+            tests: set[str] = set()
             for row in batch.orders:
                 row.pop("_ix", None)
+                if row.pop("_test", None):
+                    tests.add(row["id"])
                 if "_mapped" in row:
                     mapped[row["id"]] = row.pop("_mapped")
                 if "_review" in row:
@@ -530,6 +584,8 @@ class Pipeline:
             plans = self.linker.link(conn, batch.orders, batch.events)
             if review:
                 self._hold_for_review(batch.orders, review, plans, batch.events, mapped)
+            if tests:
+                self._route_tests(batch.orders, tests, plans, batch.events, mapped)
             if batch.orders:
                 conn.execute(insert(t.orders), batch.orders)
             self._queue(
@@ -624,19 +680,38 @@ class Pipeline:
             add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
         return str(row["id"])
 
-    def reprocess(self, message_id: str, *, by: str = "") -> tuple[str, int]:
+    def reprocess(self, message_id: str, *, by: str = "", accept_reused_control: bool = False) -> tuple[str, int]:
         """Read a refused message again with the current configuration (after a person added
         a sender to a partner, fixed a template, configured a partner, ...).
 
         Its refused documents are forgotten (their history stays under the message) and the
         message waits for processing again; what was accepted stays, and is skipped. Orders a
         person rejected stay rejected. Returns (full message id, documents to read again).
+
+        `accept_reused_control`: a person checked that the message's interchanges whose control
+        number was used before for other content (CONTROL_NUMBER_REUSED, e.g. a partner
+        re-sending a complete file under the same ISA13) are genuine; they are read as new
+        and their orders go through the usual order-level duplicate checks.
         GatewayError when the message is unknown, waiting already, or has nothing refused."""
         m, o = t.messages, t.orders
         with self.store.begin() as conn:
             msg = _one_by_prefix(conn, m, message_id, "message", "gateway messages", "`gateway messages` lists them")
             if msg["state"] == "received":
                 raise GatewayError(f"message {msg['id'][:8]} is waiting to be processed already")
+            if accept_reused_control:
+                keys = self._take_over_reused(conn, msg)
+                conn.execute(
+                    update(m).where(m.c.id == msg["id"])
+                    .values(state="received", reason=None, error=None, attempts=0, lease_until=None, updated_at=utcnow())
+                )
+                who = f" by {by}" if by else ""
+                add_event(conn, "reprocess", f"reused control number accepted{who}: interchange(s) {', '.join(keys)} read as new", message_id=msg["id"])
+                return str(msg["id"]), len(keys)
+            if msg["reason"] == "CONTROL_NUMBER_REUSED":
+                raise GatewayError(
+                    f"message {msg['id'][:8]} reuses an interchange control number; read again it would be refused again. "
+                    "If the partner confirms it is genuine, give --accept-reused-control"
+                )
             refused = [
                 r.id
                 for r in conn.execute(select(o.c.id, o.c.reason).where(o.c.message_id == msg["id"], o.c.state == "quarantined"))
@@ -656,6 +731,31 @@ class Pipeline:
             what = f"{len(refused)} refused document(s)" if refused else "the whole message"
             add_event(conn, "reprocess", f"read again{who} with the current configuration: {what} (was {msg['state']}{': ' + msg['reason'] if msg['reason'] else ''})", message_id=msg["id"])
         return str(msg["id"]), len(refused)
+
+    def _take_over_reused(self, conn: Connection, msg: dict[str, Any]) -> list[str]:
+        """Point the control numbers this message reuses at it, so processing reads them as new."""
+        from gateway.formats import detect, get_parser
+        from gateway.formats.x12 import X12Parser
+
+        body = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == msg["id"])).scalar_one_or_none()
+        digests: dict[str, str] = {}
+        if body:
+            try:
+                fmt = msg["format"] or detect(body[:4096])
+                # Read as processing reads it: the partner's profile decides the envelope repairs.
+                parser = X12Parser(lenient=self.partners.x12_lenient(msg["partner"])) if fmt == "x12" else get_parser(fmt)
+                for ev in parser.parse(io.BytesIO(body), name="reprocess"):
+                    if isinstance(ev, InterchangeClosed) and ev.complete and ev.envelope.interchange_key:
+                        digests[ev.envelope.interchange_key] = ev.digest
+            except (InputRejected, GatewayError, KeyError):
+                digests = {}
+        ix = t.interchanges
+        rows = conn.execute(select(ix.c.key, ix.c.message_id, ix.c.digest).where(ix.c.key.in_(sorted(digests)))).all() if digests else []
+        keys = sorted(r.key for r in rows if r.message_id != msg["id"] and r.digest != digests[r.key])
+        if not keys:
+            raise GatewayError(f"message {msg['id'][:8]} reuses no interchange control number; nothing to accept")
+        conn.execute(update(ix).where(ix.c.key.in_(keys)).values(message_id=msg["id"], digest=None))
+        return keys
 
     @staticmethod
     def _held_order(conn: Connection, order_id: str) -> dict[str, Any]:
@@ -693,6 +793,37 @@ class Pipeline:
                     "detail": f"{lead}; held for review: {row['error']}",
                 }
             )
+
+    def _route_tests(
+        self,
+        rows: list[dict[str, Any]],
+        tests: set[str],
+        plans: dict[str, Plan],
+        events: list[dict[str, Any]],
+        mapped: dict[str, str],
+    ) -> None:
+        """A test interchange's orders go only to the partner's test connectors; without
+        any they are held (TEST_INTERCHANGE), never sent to a production connector."""
+        by_name = {p.name: p for p in self.partners.configs}
+        for row in rows:
+            plan = plans.get(row["id"])
+            if row["id"] not in tests or plan is None:
+                continue
+            partner = by_name.get(row["partner"] or "")
+            targets = list(getattr(partner, "test_connectors", None) or [])
+            if targets:
+                plan.connectors = targets
+                plan.after = {c: n for c, n in plan.after.items() if c in targets}
+                plan.references = {c: r for c, r in plan.references.items() if c in targets}
+                continue
+            plans.pop(row["id"])
+            row["state"], row["reason"] = "held", "TEST_INTERCHANGE"
+            row["error"] = (
+                "the interchange is marked as a test (X12 ISA15 T / EDIFACT UNB test indicator 1) and "
+                f"partner {row['partner'] or '(none)'} has no test_connectors; it is never sent to a production connector"
+            )
+            lead = mapped.pop(row["id"], "") or f"PO {row['po_number']}"
+            events.append({"kind": "held", "order_id": row["id"], "message_id": row["message_id"], "at": utcnow(), "detail": f"{lead}; held: {row['error']}"})
 
     def _email_partner(self, body: bytes) -> tuple[str | None, str | None]:
         """(partner, None) for a verified sender, or (None, why not)."""
@@ -872,6 +1003,21 @@ class Pipeline:
         conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
+
+
+def _cut_off(env: Any, run: _Run) -> bool:
+    """Whether the interchange of `env` was found cut off (gateway.formats.envelope)."""
+    return bool(run.truncated) and (env.interchange_index, env.interchange_control_number or "") in run.truncated
+
+
+def _is_test(env: Any) -> bool:
+    """A test interchange: X12 ISA15 other than P (T test, I information), EDIFACT UNB 0035 1."""
+    if env is None or not env.test_indicator:
+        return False
+    value = str(env.test_indicator).strip().upper()
+    if env.standard == "x12":
+        return value != "P"
+    return env.standard == "edifact" and value == "1"
 
 
 def _sniff(body: bytes) -> str | None:

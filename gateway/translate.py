@@ -162,8 +162,17 @@ def translate(
     sender no partner claims is rejected (UNKNOWN_PARTNER) instead of mapped.
     """
     fmt = format or sniff(stream)
-    parser = get_parser(fmt)
     directory = partners or PartnerDirectory()
+    if fmt == "x12":  # the envelope repairs that guess are per partner profile (reliability E1, E9)
+        from gateway.formats.x12 import X12Parser
+
+        parser: Any = X12Parser(lenient=directory.x12_lenient(partner))
+    elif fmt == "email":  # and for X12 attachments
+        from gateway.formats.email import EmailParser
+
+        parser = EmailParser(x12_lenient=directory.x12_lenient(partner))
+    else:
+        parser = get_parser(fmt)
     mail_id = _mail_id(stream) if fmt == "email" else None
     for ev in parser.parse(stream, name=name):
         if isinstance(ev, Document):

@@ -70,6 +70,9 @@ class InterchangeClosed:
     digest: str  # sha256 hex of the interchange's normalized content
     errors: list[str] = field(default_factory=list)  # envelope-level problems, readable
     document_count: int = 0
+    # False when the trailer (IEA, UNZ) or a group trailer (GE, UNE) is missing: the input was
+    # cut off, documents may be missing, and the interchange is refused as a whole.
+    complete: bool = True
 
 
 @dataclass(slots=True)

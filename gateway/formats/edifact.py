@@ -887,6 +887,7 @@ class _Interchange:
             digest=digest.hexdigest(),
             errors=self.errors + raw.problems,
             document_count=messages,
+            complete=unz is not None and group is None,
         )
 
     def _check_count(self, seg: list[Any], actual: int, label: str, what: str) -> None:

@@ -117,7 +117,9 @@ class EmailParser:
         max_attachment: int = MAX_ATTACHMENT,
         max_depth: int = MAX_DEPTH,
         max_parts: int = MAX_PARTS,
+        x12_lenient: Any = False,
     ):
+        self.x12_lenient = x12_lenient  # X12 attachments: gateway.formats.x12.X12Parser(lenient=...)
         self.max_message = max_message
         self.max_attachment = max_attachment
         self.max_depth = max_depth
@@ -296,10 +298,12 @@ class EmailParser:
         if fmt is None:
             return  # not an order format (a logo, a PDF, a signature): listed in the summary
         from gateway.formats import get_parser
+        from gateway.formats.x12 import X12Parser
 
         last_envelope = envelope
+        parser: Any = X12Parser(lenient=self.x12_lenient) if fmt == "x12" else get_parser(fmt)
         try:
-            for ev in get_parser(fmt).parse(io.BytesIO(att.data), name=att.label):
+            for ev in parser.parse(io.BytesIO(att.data), name=att.label):
                 if isinstance(ev, Document):
                     ev.position = f"{where}: {ev.position}"
                     ev.index = counter.next()

@@ -64,7 +64,7 @@ import hashlib
 import io
 import itertools
 import re
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -99,6 +99,8 @@ _INDENTED = re.compile(r"\n[ \t]")  # a segment indented after a line break
 _MAX_SEGMENT_WARNINGS = 5
 # One batch from _Segmenter.segments: texts, their lines, {index: empty segments before it}.
 _Batch = tuple[list[str], list[int], dict[int, int] | None]
+# Whether the envelope repairs that guess are allowed: for all, or by (ISA05, ISA06).
+Lenient = bool | Callable[[str, str], bool]
 
 
 class X12Segments(list):  # type: ignore[type-arg]
@@ -131,6 +133,7 @@ class _Source:
         self._first = True
         self._text_seen = False
         self._offset = 0  # bytes read so far
+        self.unwrap = False  # a VAN's fixed-width lines: every line break is removed
         self.eof = False
         self.warnings: list[str] = []  # drained by the parser onto the next event
 
@@ -160,6 +163,8 @@ class _Source:
                 if text[0] == "\ufeff":
                     text = text[1:]
                     self.warnings.append("a UTF-8 byte order mark at the start was removed")
+            if self.unwrap:
+                text = text.replace("\r", "").replace("\n", "")
             if text:
                 return text
         return ""
@@ -202,8 +207,11 @@ class _Isa:
 class _Segmenter:
     """Splits decoded text into the segments of one interchange at a time."""
 
-    def __init__(self, source: _Source):
+    def __init__(self, source: _Source, lenient: Lenient = False):
         self._source = source
+        self._lenient = lenient
+        self.lenient = False  # the repairs that guess are allowed for the current interchange
+        self._wrapped_file = False  # set when the first ISA showed fixed-width wrapping
         self._buf = ""
         self._line = 1  # line of the first character of _buf
         self._seg_no = 0  # segments seen in the file so far
@@ -274,6 +282,12 @@ class _Segmenter:
                     "part of one and were ignored"
                 )
 
+    def _allows(self, qualifier: str, sender: str) -> bool:
+        """Whether the repairs that guess are allowed for this ISA05/ISA06 (its partner's profile)."""
+        if callable(self._lenient):
+            return bool(self._lenient(qualifier.strip(), sender.strip()))
+        return bool(self._lenient)
+
     def _discard(self, at_least: int) -> int:
         """Drop text up to the next ISA start (after `at_least` characters); return the count."""
         dropped = 0
@@ -306,6 +320,23 @@ class _Segmenter:
         where = f"line {line}"
         es = self._buf[3]
         parts = self._buf.split(es, 16)
+        if len(parts) == 17 and any("\n" in v or "\r" in v for v in [*parts[1:16], parts[16][:1]]):
+            # A line break inside the ISA: a VAN wrapped the file at a fixed width (80
+            # columns). Unwrapped only for a partner whose profile allows it (reliability E9).
+            flat = self._buf.replace("\r", "").replace("\n", "")
+            sender = flat.split(es, 7)
+            if len(sender) < 7 or not self._allows(sender[5], sender[6]):
+                raise ParseError(
+                    "the ISA is broken over several lines (a file wrapped at a fixed width, as "
+                    "some VANs send it); it is read only for a partner whose profile sets "
+                    "x12: {lenient_envelope: true}",
+                    reason="X12_WRAPPED",
+                    position=where,
+                )
+            self._source.unwrap = True
+            self._buf = flat
+            parts = self._buf.split(es, 16)
+            self._wrapped_file = True
         if len(parts) < 17 or len(parts[16]) < 2:
             raise ParseError(
                 "the ISA segment is cut off: it needs 16 elements followed by a segment terminator",
@@ -332,6 +363,19 @@ class _Segmenter:
                     position=where,
                 )
         _check_separators(es, cs, term, where)
+        self.lenient = self._allows(elements[4], elements[5])
+        if not self.lenient:
+            widths = [len(v) for v in elements[:15]]
+            if widths != list(_ISA_WIDTHS) and not any("\n" in v or "\r" in v for v in elements[:15]):
+                bad = next(i for i, (w, n) in enumerate(zip(_ISA_WIDTHS, widths, strict=True)) if w != n)
+                raise ParseError(
+                    f"the ISA is {sum(widths) + 16 + 2} characters, not 106: ISA{bad + 1:02d} "
+                    f"{elements[bad]!r} is {widths[bad]} wide instead of {_ISA_WIDTHS[bad]} (the ISA "
+                    "is fixed-width); it is re-padded only for a partner whose profile sets "
+                    "x12: {lenient_envelope: true}",
+                    reason="X12_ISA_LENGTH",
+                    position=where,
+                )
         for idx, value in enumerate(elements[:15]):
             if (term not in _BLANKS and term in value) or "\n" in value or "\r" in value:
                 raise ParseError(
@@ -347,6 +391,9 @@ class _Segmenter:
             self._line += 1
 
         warnings: list[str] = []
+        if self._wrapped_file:
+            self._wrapped_file = False
+            warnings.append("the file is wrapped at a fixed width (a VAN's lines); the line breaks were removed")
         out_term = term
         if term == " " and self._buf[:1] in ("\r", "\n"):
             # A space before each line break: the line break is what really ends segments,
@@ -498,6 +545,14 @@ class _Segmenter:
                     if newline_term and text[-1] == "\r" and "\r" not in text[:-1]:
                         text = text[:-1]  # CR LF line ends with a LF terminator
                     else:
+                        if not self.lenient:
+                            raise ParseError(
+                                f"the segment at line {seg_line} is broken over several lines; "
+                                "it is unwrapped only for a partner whose profile sets "
+                                "x12: {lenient_envelope: true}",
+                                reason="X12_WRAPPED",
+                                position=f"line {seg_line}",
+                            )
                         if not warned_wrap:
                             warned_wrap = True
                             self.warnings.append(
@@ -917,6 +972,12 @@ class X12Parser:
 
     name = "x12"
 
+    def __init__(self, lenient: Lenient = False):
+        # True, or a function of (ISA05, ISA06) -> bool: whether the repairs that guess
+        # (re-padding an ISA, unwrapping lines broken inside segments) are allowed. They are
+        # per partner profile (reliability E1, E9); strict otherwise.
+        self.lenient = lenient
+
     def sniff(self, head: bytes) -> bool:
         """True if `head` (the first bytes of an input) starts with an ISA segment."""
         if head.startswith(codecs.BOM_UTF8):
@@ -932,7 +993,7 @@ class X12Parser:
         reported on the events instead, so what was read stays usable.
         """
         source = _Source(stream)
-        segmenter = _Segmenter(source)
+        segmenter = _Segmenter(source, self.lenient)
         isa: _Isa | None = segmenter.first_interchange()
         state = _FileState(name)
         while isa is not None:
@@ -996,6 +1057,7 @@ class X12Parser:
         group: Envelope | None = None
         tx: _Tx | None = None
         count = 0
+        saw_iea = False
         base = 0  # index in this interchange of the batch's first segment; the ISA is 0
         for batch in reader.checked():
             elements_of, lines, segments = batch.elements, batch.lines, batch.segments
@@ -1112,7 +1174,9 @@ class X12Parser:
                     if group is None:
                         errors.append(f"the GE at line {line} closes no functional group (no GS)")
                     group = None
-                elif sid in ("IEA", "ISA"):
+                elif sid == "IEA":
+                    saw_iea = True
+                elif sid == "ISA":
                     pass
                 elif sid == "TA1":
                     errors.append(
@@ -1149,6 +1213,7 @@ class X12Parser:
             digest=reader.digest.hexdigest(),
             errors=errors,
             document_count=count,
+            complete=saw_iea and group is None,
         )
 
     @staticmethod
@@ -1253,14 +1318,16 @@ def _drop_repadded_iea_mismatch(
     return [e for e in pyx12_errors if (e[0], e[1]) != ("isa", "001")]
 
 
-def parse_x12(source: bytes | str | Path | BinaryIO, *, name: str | None = None) -> Iterator[Event]:
+def parse_x12(
+    source: bytes | str | Path | BinaryIO, *, name: str | None = None, lenient: Lenient = False
+) -> Iterator[Event]:
     """Events of X12 input given as bytes, text, a path or a binary stream (convenience)."""
     if isinstance(source, Path):
         with source.open("rb") as stream:
-            yield from X12Parser().parse(stream, name=name or source.name)
+            yield from X12Parser(lenient).parse(stream, name=name or source.name)
         return
     if isinstance(source, str):
         source = source.encode("utf-8")
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
-    yield from X12Parser().parse(source, name=name or "<input>")
+    yield from X12Parser(lenient).parse(source, name=name or "<input>")

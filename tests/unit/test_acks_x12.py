@@ -56,9 +56,15 @@ from gateway.formats.base import (
     InterchangeClosed,
     InterchangeOpened,
 )
-from gateway.formats.x12 import parse_x12
+from gateway.formats.x12 import parse_x12 as _parse_x12
 from gateway.mapping.x12_850 import map_850
 from gateway.model import ItemId, Order, OrderLine, Party, Source
+
+
+# These inputs exercise the envelope repairs that guess (unpadded ISA, wrapped segments), which
+# run only for a partner whose profile allows them (issue 14 #22); read here as for such a partner.
+def parse_x12(source, **kw):  # type: ignore[no-untyped-def]
+    return _parse_x12(source, lenient=True, **kw)
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "fixtures" / "acks"

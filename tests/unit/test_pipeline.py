@@ -107,7 +107,9 @@ def test_reused_control_number_with_other_content_is_quarantined(store, pipeline
     assert count(store, t.orders, t.orders.c.po_number == "PO-9") == 0
     [msg] = rows(store, t.messages, t.messages.c.id == r.message_id)
     assert any("CONTROL_NUMBER_REUSED" in w for w in msg["warnings"])
-    assert count(store, t.events, t.events.c.message_id == r.message_id, t.events.c.kind == "quarantined") == 1
+    # issue 14 #21: the message itself waits for a person (not `parsed` with nothing in it).
+    assert (msg["state"], msg["reason"]) == ("quarantined", "CONTROL_NUMBER_REUSED")
+    assert count(store, t.events, t.events.c.message_id == r.message_id, t.events.c.kind == "quarantined") == 2
 
 
 def test_resent_po_in_a_new_interchange_is_not_sent_twice(store, pipeline):

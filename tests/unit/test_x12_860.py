@@ -19,7 +19,7 @@ import gateway.translate
 from gateway.connector import Capabilities, RawMessage
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document, DocumentRejected
-from gateway.formats.x12 import parse_x12
+from gateway.formats.x12 import parse_x12 as _parse_x12
 from gateway.mapping.x12_850 import DEFAULT_TABLES_PATH as X12_850_TABLES_PATH
 from gateway.mapping.x12_860 import (
     DEFAULT_860_TABLES_PATH,
@@ -35,6 +35,12 @@ from gateway.store import tables as t
 from gateway.translate import MapperSpec
 from tests.conftest import corpus_dir
 from tests.support.x12gen import interchange, po
+
+
+# These inputs exercise the envelope repairs that guess (unpadded ISA, wrapped segments), which
+# run only for a partner whose profile allows them (issue 14 #22); read here as for such a partner.
+def parse_x12(source, **kw):  # type: ignore[no-untyped-def]
+    return _parse_x12(source, lenient=True, **kw)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "x12"
 D = Decimal

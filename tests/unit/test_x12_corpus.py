@@ -13,8 +13,14 @@ import pytest
 
 from gateway.errors import MappingError, ParseError
 from gateway.formats.base import Document, DocumentRejected, InterchangeClosed, InterchangeOpened
-from gateway.formats.x12 import parse_x12
+from gateway.formats.x12 import parse_x12 as _parse_x12
 from gateway.mapping.x12_850 import map_850
+
+
+# These inputs exercise the envelope repairs that guess (unpadded ISA, wrapped segments), which
+# run only for a partner whose profile allows them (issue 14 #22); read here as for such a partner.
+def parse_x12(source, **kw):  # type: ignore[no-untyped-def]
+    return _parse_x12(source, lenient=True, **kw)
 
 CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus" / "x12"
 FILES = sorted(p.name for p in CORPUS.iterdir()) if CORPUS.is_dir() else []
