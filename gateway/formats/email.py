@@ -87,6 +87,9 @@ _CSV_TYPES = {"text/csv", "application/csv", "text/comma-separated-values"}
 _XLSX_TYPES = {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 _PDF_TYPES = {"application/pdf", "application/x-pdf"}
 _ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
+# Characters XML (and so lxml) refuses in a string: controls other than tab/LF/CR, lone
+# surrogates (from a surrogateescape decode), U+FFFE/U+FFFF.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(slots=True)
@@ -355,6 +358,9 @@ def _html_text(html: str) -> str:
     """The text of an HTML body, one line per block element (no network, no scripts)."""
     import lxml.html
 
+    # lxml refuses control characters in any string it is handed, parsed text included (issue 14
+    # #14): a mail client's stray \x01 or \x0b is noise in a body, so it becomes a space.
+    html = _NOT_XML_CHAR.sub(" ", html)
     root: Any
     try:
         root = lxml.html.document_fromstring(html)
