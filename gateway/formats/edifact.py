@@ -1013,7 +1013,7 @@ class _Interchange:
 
     def _check_count(self, seg: list[Any], actual: int, label: str, what: str) -> None:
         value = _component(seg, 1, 0)
-        if value is None or not value.isdigit() or int(value) != actual:
+        if value is None or not (value.isascii() and value.isdigit()) or int(value) != actual:
             self.errors.append(f"{label} says {value!r} but there are {actual} {what}")
 
     # -- pieces outside messages ------------------------------------------------------------
@@ -1174,7 +1174,7 @@ class _Interchange:
             del segs[unt_at + 1 :]
             unt = segs[unt_at]
             count = _component(unt, 1, 0)
-            if count is None or not count.isdigit() or int(count) != len(segs):
+            if count is None or not (count.isascii() and count.isdigit()) or int(count) != len(segs):
                 problems.append(
                     (
                         "EDIFACT_UNT_COUNT",
