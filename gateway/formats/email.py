@@ -41,6 +41,8 @@ Reason codes
         ZIP_LIMIT            a ZIP attachment past a limit (a bomb), or a ZIP inside a ZIP
         ZIP_INVALID          a ZIP attachment that cannot be read
         NO_ORDER_ATTACHMENT  nothing in the message is an order; the message lists its parts
+        MIME_DEFECT          nothing in the message is an order and its MIME structure is
+                             broken (missing boundary, bad base64, ...): the defects are listed
 """
 
 from __future__ import annotations
@@ -226,6 +228,8 @@ class EmailParser:
         for part, label, is_body in walk.leaves:
             ctype = _safe_ctype(part)
             data = _safe_bytes(part)
+            # Decoding records its own defects (bad base64, ...) on the part: collect them now.
+            walk.defects.update(type(d).__name__ for d in getattr(part, "defects", ()))
             size_note = f"{len(data):,} bytes"
             if is_body:
                 head = data[:_HEAD].lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -264,7 +268,8 @@ class EmailParser:
                 envelope=envelope,
                 doc_type=None,
                 control_number=None,
-                reason="NO_ORDER_ATTACHMENT",
+                # A broken MIME structure may be why nothing usable came out (reliability M4).
+                reason="MIME_DEFECT" if walk.defects else "NO_ORDER_ATTACHMENT",
                 message=f"the e-mail holds no order (no X12, EDIFACT, cXML, UBL, CSV, XLSX or PDF attachment and no body text); it contained: {described}.{defects}",
                 position="message",
                 index=counter.next(),
