@@ -74,13 +74,17 @@ def _alarm(seconds: float) -> Iterator[None]:
     def fire(signum: int, frame: Any) -> None:
         raise Hang()
 
+    # pytest-timeout may have its own alarm pending: it is put back, less the time spent.
     previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    pending, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if pending:
+            signal.setitimer(signal.ITIMER_REAL, max(pending - (time.monotonic() - start), 0.001))
 
 
 def _directory() -> Any:

@@ -13,6 +13,7 @@ import pytest
 from tests import fuzz
 
 KEPT = fuzz.kept()
+SECONDS = float(os.environ.get("GATEWAY_FUZZ_SECONDS", "60"))
 
 
 def test_there_are_seeds_for_every_parser():
@@ -28,11 +29,12 @@ def test_kept_find_is_read_or_refused(fmt: str, path: Path):
     assert find is None, f"{path}: {find.signature if find else ''}\n{find.detail if find else ''}"
 
 
+@pytest.mark.timeout(SECONDS + 180)  # the run, then minimizing what it found
 def test_mutation_fuzzer_finds_nothing_new(tmp_path: Path):
     """issue 14 #14: a time-boxed, seeded run (GATEWAY_FUZZ_SECONDS, default 60, shared by all
     formats; GATEWAY_FUZZ_SEED, default the date). A find is written, minimized, to tmp_path:
     fix it and keep the file under tests/fixtures/fuzz/<format>/."""
-    seconds = float(os.environ.get("GATEWAY_FUZZ_SECONDS", "60"))
+    seconds = SECONDS
     seed = int(os.environ.get("GATEWAY_FUZZ_SEED", dt.date.today().strftime("%Y%m%d")))
     stats = fuzz.fuzz(seconds, seed=seed, minimize_budget=10, on_find=lambda f: fuzz.keep(f, tmp_path))
     assert sum(stats.runs.values()) > 0
