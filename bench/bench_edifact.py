@@ -8,6 +8,9 @@ subprocess so one does not warm or bloat the other:
     edifact translate: N orders/s        EdifactParser events -> map_orders -> Order ->
                                          order.model_dump_json()
     edifact parse only: N msgs/s         EdifactParser events, no mapping
+    ... with pydifact's tokenizer        the same two figures with the split tokenizer
+                                         switched off (issue 14: "before"), and the
+                                         speed-up of the split tokenizer
     pydifact Interchange.from_str: N     Interchange.from_str(text) and iterating
                                          get_messages() and each message's segments: the
                                          "bare parse" the ratio compares with
@@ -150,9 +153,28 @@ def bare_parser(path: Path) -> int:
     return messages
 
 
+def _pydifact_tokenizer() -> None:
+    """Switch the gateway back to pydifact's character-by-character tokenizer ("before")."""
+    from gateway.formats import edifact
+
+    edifact._split_segments = lambda text, chars: None  # type: ignore[assignment]
+
+
+def translate_before(path: Path) -> int:
+    _pydifact_tokenizer()
+    return translate(path)
+
+
+def parse_only_before(path: Path) -> int:
+    _pydifact_tokenizer()
+    return parse_only(path)
+
+
 FIGURES: dict[str, Callable[[Path], int]] = {
     "translate": translate,
     "parse_only": parse_only,
+    "translate_before": translate_before,
+    "parse_only_before": parse_only_before,
     "from_str": bare_from_str,
     "parser": bare_parser,
 }
@@ -215,6 +237,16 @@ def main(argv: list[str] | None = None) -> None:
     t_parse, n_docs, rss = _in_subprocess("parse_only", path, args.runs)
     print(
         f"edifact parse only: {n_docs / t_parse:,.0f} msgs/s ({t_parse:.2f} s, peak RSS {rss:.0f} MB)"
+    )
+    t_before, _, rss = _in_subprocess("translate_before", path, args.runs)
+    print(
+        f"edifact translate with pydifact's tokenizer (before): {n_orders / t_before:,.0f} orders/s "
+        f"({t_before:.2f} s, peak RSS {rss:.0f} MB); split tokenizer {t_before / t_translate:.1f} x faster"
+    )
+    t_pbefore, _, rss = _in_subprocess("parse_only_before", path, args.runs)
+    print(
+        f"edifact parse only with pydifact's tokenizer (before): {n_docs / t_pbefore:,.0f} msgs/s "
+        f"({t_pbefore:.2f} s, peak RSS {rss:.0f} MB); split tokenizer {t_pbefore / t_parse:.1f} x faster"
     )
     t_bare, n_bare, rss = _in_subprocess("from_str", path, args.runs)
     print(

@@ -44,6 +44,7 @@ Reason codes
         EDIFACT_UNB       a UNB is missing, cut off, or has no syntax identifier
         EDIFACT_CHARSET   a byte that the declared character set does not have
         EDIFACT_SYNTAX    pydifact cannot tokenize a UNB segment
+        DANGLING_RELEASE  the file ends with a release character that releases nothing
     DocumentRejected (one message; the others go on):
         EDIFACT_UNT_COUNT       UNT 0074 is not the number of segments from UNH to UNT
         EDIFACT_UNT_REF         UNT 0062 differs from UNH 0062
@@ -259,9 +260,113 @@ _PARSER = _PydifactParser()
 
 
 def _tokenize(text: str, chars: Characters) -> Iterator[list[Any]]:
-    """pydifact's tokenizer and raw-segment builder: ``[tag, element, ...]`` per segment."""
+    """``[tag, element, ...]`` per segment, exactly as pydifact's tokenizer gives them.
+
+    `_split_segments` cuts the text with `str.find`/`str.split` (a regular expression only
+    around release characters); where the text holds one of pydifact's oddities (a release
+    before a line break or at the very end, content after the last terminator, a segment that
+    starts with a terminator, clashing separators) pydifact itself reads it, so errors and
+    their positions stay the same.
+    """
+    segments = _split_segments(text, chars)
+    if segments is None:
+        return _pydifact_tokenize(text, chars)
+    return iter(segments)
+
+
+def _pydifact_tokenize(text: str, chars: Characters) -> Iterator[list[Any]]:
+    """pydifact's character-by-character tokenizer and raw-segment builder (the reference)."""
     tokens = Tokenizer().get_tokens(text, chars)
     return _PARSER.convert_tokens_to_raw_segments(tokens)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Splitter:
+    """Compiled patterns for one set of separators (see `_split_segments`)."""
+
+    segment: re.Pattern[str]  # a segment's content up to its terminator, release pairs included
+    pieces: re.Pattern[str] | None  # release pairs and separators, for a segment holding releases
+    unrelease: re.Pattern[str] | None
+
+
+@functools.lru_cache(maxsize=32)
+def _splitter(component: str, element: str, terminator: str, release: str | None) -> _Splitter:
+    t = re.escape(terminator)
+    if release is None:
+        return _Splitter(re.compile(f"[^{t}]*"), None, None)
+    r, c, e = re.escape(release), re.escape(component), re.escape(element)
+    return _Splitter(
+        # pydifact refuses a release before a line feed: such a pair ends the match.
+        re.compile(f"(?:{r}[^\\n]|[^{r}{t}])*"),
+        re.compile(f"(?:{r}[\\s\\S]|[^{r}{c}{e}])+|[{c}{e}]"),
+        re.compile(f"{r}([\\s\\S])"),
+    )
+
+
+_SKIP = " \r\n"  # pydifact skips these after a terminator (its "line terminators")
+
+
+def _split_segments(text: str, chars: Characters) -> list[list[Any]] | None:
+    """The raw segments of `text`, or None when pydifact must read it (see `_tokenize`)."""
+    c, e, t = chars.component_separator, chars.data_separator, chars.segment_terminator
+    r: str | None = chars.escape_character
+    if len({c, e, t, r}) < 4:
+        return None
+    if r is not None and r not in text:
+        r = None
+    sp = _splitter(c, e, t, r)
+    match = sp.segment.match  # never None: the pattern matches the empty string
+    n = len(text)
+    pos = 0
+    out: list[list[Any]] = []
+    append = out.append
+    while pos < n:
+        if text[pos] == t:
+            return None  # pydifact reads a terminator that opens a segment as content
+        end = match(text, pos).end()  # type: ignore[union-attr]
+        if end >= n or text[end] != t:
+            return None  # content at the end, a release at the end or before a line feed
+        raw = text[pos:end]
+        if r is None or r not in raw:
+            append([_element(el.split(c)) for el in raw.split(e)])
+        else:
+            append(_released_segment(raw, sp, c, e))
+        pos = end + 1
+        while pos < n and text[pos] in _SKIP:
+            pos += 1
+        if r is not None and pos < n and text[pos] == r and (pos + 1 == n or text[pos + 1] in _SKIP):
+            return None  # pydifact skips (or stops at) a released blank after a terminator
+    return out
+
+
+def _element(parts: list[str]) -> Any:
+    """pydifact's element: trailing empty components dropped; one component is a str."""
+    while parts and not parts[-1]:
+        parts.pop()
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0]
+    return parts
+
+
+def _released_segment(raw: str, sp: _Splitter, c: str, e: str) -> list[Any]:
+    """A segment holding release characters: separators found by `sp.pieces`, pairs undone."""
+    assert sp.pieces is not None and sp.unrelease is not None
+    unrelease = sp.unrelease.sub
+    segment: list[Any] = []
+    parts: list[str] = [""]
+    for m in sp.pieces.finditer(raw):
+        piece = m.group()
+        if piece == e:
+            segment.append(_element(parts))
+            parts = [""]
+        elif piece == c:
+            parts.append("")
+        else:
+            parts[-1] = unrelease(r"\1", piece)
+    segment.append(_element(parts))
+    return segment
 
 
 def _characters(syntax: _Syntax, text: str) -> Characters:
@@ -473,8 +578,25 @@ def _scan(data: bytes) -> list[_Raw]:
             pos = nxt
             if pos >= len(view):
                 break
+    _check_dangling_release(view, raws[-1].syntax)
     raws[0].warnings[:0] = warnings
     return raws
+
+
+def _check_dangling_release(view: str, syntax: _Syntax) -> None:
+    """A release character with nothing after it but blanks ends the file: it releases
+    nothing, so the file was cut off or mangled (reliability E10). ParseError DANGLING_RELEASE."""
+    release = syntax.release
+    if release is None:
+        return
+    end = len(view.rstrip(_GAP))
+    if end and view[end - 1] == release and not _released(view, end - 1, release, ""):
+        raise ParseError(
+            f"the file ends with a lone release character {release!r}: it releases nothing, so "
+            "the file is cut off or damaged; ask the sender to send it again",
+            reason="DANGLING_RELEASE",
+            position=f"line {view.count(chr(10), 0, end - 1) + 1}, byte {end - 1}",
+        )
 
 
 _UNA_UNB = re.compile("UN[AB]")
@@ -892,7 +1014,7 @@ class _Interchange:
 
     def _check_count(self, seg: list[Any], actual: int, label: str, what: str) -> None:
         value = _component(seg, 1, 0)
-        if value is None or not value.isdigit() or int(value) != actual:
+        if value is None or not (value.isascii() and value.isdigit()) or int(value) != actual:
             self.errors.append(f"{label} says {value!r} but there are {actual} {what}")
 
     # -- pieces outside messages ------------------------------------------------------------
@@ -1053,7 +1175,7 @@ class _Interchange:
             del segs[unt_at + 1 :]
             unt = segs[unt_at]
             count = _component(unt, 1, 0)
-            if count is None or not count.isdigit() or int(count) != len(segs):
+            if count is None or not (count.isascii() and count.isdigit()) or int(count) != len(segs):
                 problems.append(
                     (
                         "EDIFACT_UNT_COUNT",

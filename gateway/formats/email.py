@@ -41,6 +41,8 @@ Reason codes
         ZIP_LIMIT            a ZIP attachment past a limit (a bomb), or a ZIP inside a ZIP
         ZIP_INVALID          a ZIP attachment that cannot be read
         NO_ORDER_ATTACHMENT  nothing in the message is an order; the message lists its parts
+        MIME_DEFECT          nothing in the message is an order and its MIME structure is
+                             broken (missing boundary, bad base64, ...): the defects are listed
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ _CSV_TYPES = {"text/csv", "application/csv", "text/comma-separated-values"}
 _XLSX_TYPES = {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 _PDF_TYPES = {"application/pdf", "application/x-pdf"}
 _ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
+# Characters XML (and so lxml) refuses in a string: controls other than tab/LF/CR, lone
+# surrogates (from a surrogateescape decode), U+FFFE/U+FFFF.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(slots=True)
@@ -225,6 +230,8 @@ class EmailParser:
         for part, label, is_body in walk.leaves:
             ctype = _safe_ctype(part)
             data = _safe_bytes(part)
+            # Decoding records its own defects (bad base64, ...) on the part: collect them now.
+            walk.defects.update(type(d).__name__ for d in getattr(part, "defects", ()))
             size_note = f"{len(data):,} bytes"
             if is_body:
                 head = data[:_HEAD].lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -263,7 +270,8 @@ class EmailParser:
                 envelope=envelope,
                 doc_type=None,
                 control_number=None,
-                reason="NO_ORDER_ATTACHMENT",
+                # A broken MIME structure may be why nothing usable came out (reliability M4).
+                reason="MIME_DEFECT" if walk.defects else "NO_ORDER_ATTACHMENT",
                 message=f"the e-mail holds no order (no X12, EDIFACT, cXML, UBL, CSV, XLSX or PDF attachment and no body text); it contained: {described}.{defects}",
                 position="message",
                 index=counter.next(),
@@ -359,6 +367,9 @@ def _html_text(html: str) -> str:
     """The text of an HTML body, one line per block element (no network, no scripts)."""
     import lxml.html
 
+    # lxml refuses control characters in any string it is handed, parsed text included (issue 14
+    # #14): a mail client's stray \x01 or \x0b is noise in a body, so it becomes a space.
+    html = _NOT_XML_CHAR.sub(" ", html)
     root: Any
     try:
         root = lxml.html.document_fromstring(html)

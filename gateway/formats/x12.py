@@ -1312,7 +1312,7 @@ def _drop_repadded_iea_mismatch(
     """pyx12 compared IEA02 with the ISA13 it was shown, zero-padded by us; recheck as sent."""
     iea02 = (iea.get_value("IEA02") or "").strip()
     isa13 = interchange.interchange_control_number or ""
-    same = iea02 == isa13 or (iea02.isdigit() and isa13.isdigit() and int(iea02) == int(isa13))
+    same = iea02 == isa13 or (iea02.isascii() and isa13.isascii() and iea02.isdigit() and isa13.isdigit() and int(iea02) == int(isa13))
     if not same:
         return pyx12_errors
     return [e for e in pyx12_errors if (e[0], e[1]) != ("isa", "001")]

@@ -502,10 +502,13 @@ def test_truncated_file_rejects_the_incomplete_message():
 
 
 def test_file_ending_with_a_lone_release_character():
+    """reliability E10: a release that releases nothing ends a damaged file: the whole file is
+    quarantined (DANGLING_RELEASE), not read up to the damage."""
     data = interchange(*order("1", "PO-1"), unz=None) + b"UNH+2+ORDERS:D:96A:UN'BGM+220+PO?"
-    evs = events(data)
-    (bad,) = rejected(evs)
-    assert bad.reason == "EDIFACT_TRUNCATED"
+    with pytest.raises(ParseError) as info:
+        events(data)
+    assert info.value.reason == "DANGLING_RELEASE"
+    assert events(data[:-1] + b"??'UNT+3+2'UNZ+2+IC1'")  # a released release is a literal
 
 
 def test_segments_between_messages_are_reported():

@@ -35,6 +35,7 @@ def test_allowed_sender_orders_belong_to_its_partner(store, tmp_path):
 
 
 def test_spoofed_from_is_quarantined_never_guessed(store, tmp_path):
+    """reliability M5: `From: orders@partner.example <attacker@evil.example>` is SENDER_UNVERIFIED."""
     out = run(store, tmp_path, (EMAIL / "spoofed_from.eml").read_bytes(), email_senders=["@partner.example"])
     assert out["msg"]["state"] == "quarantined" and out["msg"]["reason"] == "SENDER_UNVERIFIED"
     assert out["orders"] == []
@@ -53,6 +54,7 @@ def test_partner_requiring_dkim_or_dmarc(store, tmp_path):
 
 
 def test_partner_requiring_dkim_or_dmarc_refuses_spf_only(store, tmp_path):
+    """reliability M5: a partner requiring DKIM/DMARC: SPF alone does not verify the sender."""
     body = (EMAIL / "x12_850_attachment.eml").read_bytes().replace(b"dkim=pass header.d=partner.example; dmarc=pass", b"dkim=fail header.d=partner.example; dmarc=fail")
     out = run(store, tmp_path, body, email_senders=["@partner.example"], email_require_auth=True)
     assert out["msg"]["reason"] == "SENDER_UNVERIFIED" and out["msg"]["error"].startswith("acme: ")

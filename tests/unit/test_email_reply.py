@@ -151,6 +151,7 @@ def test_auto_submitted_no_may_be_answered() -> None:
     ["auto-replied", "auto-generated", "auto-notified; owner-email=x@y.test", "AUTO-GENERATED"],
 )
 def test_auto_submitted_is_refused(value: str) -> None:
+    """reliability M6: never reply to Auto-Submitted other than "no" (loops, backscatter)."""
     why = reply_refusal(mail(f"Auto-Submitted: {value}"), own_addresses=OWN)
     assert why is not None and "automatically" in why
 
@@ -520,6 +521,7 @@ def test_long_message_ids_are_never_encoded_words() -> None:
 
 
 def test_subject_injection_cannot_add_a_header() -> None:
+    """reliability M6: a CR/LF smuggled into the subject never becomes a header of the reply."""
     original = mail(Subject="=?UTF-8?Q?Order_1=0D=0ABcc:_victim@x?=")
     assert "\r\n" in str(original["Subject"])  # what the decoded original holds
     raw, got = wire(reply(original))

@@ -37,6 +37,7 @@ def test_reader_errors_come_back_with_their_reason(template):
 
 
 def test_memory_limit_stops_the_reader_not_the_gateway(template, monkeypatch):
+    """reliability C2: a reader that exhausts its memory limit fails in the child; the gateway survives."""
     # 40 MB of address space is too little even to import the reader: the child fails
     # as a bomb would, and the parent turns it into a quarantine reason.
     monkeypatch.setitem(isolate.LIMITS, "memory_mb", 40)
@@ -47,6 +48,7 @@ def test_memory_limit_stops_the_reader_not_the_gateway(template, monkeypatch):
 
 
 def test_wall_clock_limit_kills_a_stuck_reader(template, monkeypatch):
+    """reliability C2: a stuck reader is killed at the wall-clock timeout."""
     monkeypatch.setitem(isolate.LIMITS, "timeout_seconds", 0.05)
     with pytest.raises(ExtractionError) as exc:
         isolate.isolated_pdf_text(b"%PDF-1.4\n", "slow.pdf")

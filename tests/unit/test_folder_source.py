@@ -129,6 +129,7 @@ def test_ack_moves_to_archive_or_failed(tmp_path):
 
 
 def test_symlink_is_refused_never_followed(tmp_path):
+    """reliability M7: a symlink in the drop folder is refused, never followed."""
     src, _ = make(tmp_path, stable_seconds=0)
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"TOP SECRET")
@@ -150,6 +151,7 @@ def test_oversized_file_refused_without_reading(tmp_path):
 
 
 def test_hostile_file_name_never_becomes_a_path(tmp_path):
+    """reliability M7: a hostile file name is metadata only, never a path."""
     src, _ = make(tmp_path, stable_seconds=0)
     name = "po..%2F..%2Fetc passwd;rm -rf $HOME\u202e.edi"
     (tmp_path / "inbox" / name).write_bytes(b"X")

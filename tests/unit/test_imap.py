@@ -219,6 +219,8 @@ def test_kick_mid_fetch_ends_the_poll_with_nothing_acknowledged(
 def test_oversized_mail_is_refused_and_moved_to_failed(
     dovecot: DovecotServer, user: str, store: Store
 ) -> None:
+    """reliability M1: RFC822.SIZE is checked before BODY.PEEK[]: an oversized mail is stored with
+    its headers only as MAIL_TOO_LARGE and moved out of the inbox."""
     pipeline = Pipeline(store, connectors=[])
     big = mail(9) + b"x" * 5000 + b"\r\n"
     dovecot.append(user, big)
