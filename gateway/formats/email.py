@@ -309,6 +309,8 @@ class EmailParser:
                     ev.index = counter.next()
                 elif isinstance(ev, (InterchangeOpened, InterchangeClosed)):
                     last_envelope = ev.envelope
+                    if isinstance(ev, InterchangeOpened) and ev.source is None:
+                        ev.source = att.data
                 yield ev
         except ParseError as exc:
             at = f"{where}: {exc.position}" if exc.position else where

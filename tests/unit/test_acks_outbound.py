@@ -1,4 +1,5 @@
-"""Acknowledgements from the pipeline: which ones, their codes, stored, written, never twice."""
+"""Acknowledgements from the pipeline: which ones, their codes, stored (by processing),
+written (by the ack sender of the dispatch job), never twice."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pyx12.x12file
 from sqlalchemy import select
 
+from gateway.acks.delivery import AckSender
 from gateway.config import PartnerConfig
 from gateway.connector import RawMessage
 from gateway.partners import PartnerDirectory
@@ -29,6 +31,7 @@ def pipeline(store, tmp_path, **acks) -> Pipeline:
 def ingest(p: Pipeline, body: bytes, name: str = "po.edi") -> str:
     r = p.receive(RawMessage(body=body, source="t", source_ref=name, display_name=name))
     p.process(r.message_id)
+    AckSender(p.store, p.partners.configs, smtp=p.smtp).run_once()
     return r.message_id
 
 
@@ -126,6 +129,7 @@ def test_reprocessing_does_not_acknowledge_twice(store, tmp_path):
     with store.begin() as c:
         c.execute(t.messages.update().values(state="received"))
     p.process(mid)
+    AckSender(p.store, p.partners.configs).run_once()
     assert len(written(tmp_path)) == 1
 
 
