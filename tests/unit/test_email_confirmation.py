@@ -4,11 +4,10 @@ verified sender, never twice, never to automatic mail (aiosmtpd in-process)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import select
-
-import time
 
 from gateway.acks.delivery import AckSender, AckStats
 from gateway.config import PartnerConfig
