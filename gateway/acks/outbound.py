@@ -106,12 +106,14 @@ class _Interchange:
     repeat: str | None = None  # "same" content or "reused" control number
     unknown_partner: bool = False
     source: bytes | None = None  # the container part it was read from (None: the message body)
+    index_in_source: int | None = None  # its position in `source` (indexes run across a container)
 
     def head(self, body: bytes) -> bytes:
         """The bytes from this interchange's ISA/UNA/UNB on, for its separators and dates."""
         data = body if self.source is None else self.source
+        index = self.envelope.interchange_index if self.index_in_source is None else self.index_in_source
         if self.envelope.standard == "x12":
-            return data[_isa_offset(data, self.envelope.interchange_index) :]
+            return data[_isa_offset(data, index) :]
         return data
 
 
@@ -132,7 +134,9 @@ class AckCollector:
 
     def opened(self, envelope: Envelope, source: bytes | None = None) -> None:
         ix = self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
-        ix.source = source if source is not None else ix.source
+        if source is not None and ix.source is None:
+            ix.index_in_source = sum(1 for other in self.interchanges.values() if other.source is source)
+            ix.source = source
 
     def head(self, envelope: Envelope, body: bytes) -> bytes:
         ix = self.interchanges.get(envelope.interchange_index)
