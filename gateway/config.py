@@ -34,10 +34,10 @@ from pydantic import (
 
 from connectors.sources.sftp.config import SftpChannelConfig
 from gateway import plugins
-from gateway.dispatch.policy import RetryPolicy
 from gateway.errors import ConfigError
 from gateway.intake.config import IntakeConfig
 from gateway.plugins import SourceConfigBase, TargetConfigBase
+from gateway.retry import RetryPolicy
 from gateway.smtp import SmtpConfig
 
 __all__ = [

@@ -7,7 +7,7 @@ Processing only stores them (`gateway.acks.outbound.store_acks`, the confirmatio
 `gateway.pipeline`); it performs no network I/O. Each row is claimed first
 (`gateway.acks.queue.claim_due`, a committed claim with a lease on the database clock), so
 two nodes or two jobs never send the same one. Failures follow the retry policy
-(`gateway.dispatch.policy.RetryPolicy`), then the row is `dead`: `gateway dead-letters`
+(`gateway.retry.RetryPolicy`), then the row is `dead`: `gateway dead-letters`
 lists it and `gateway replay` queues it again.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from gateway.acks import queue
 from gateway.acks.channels import ChannelSet
-from gateway.dispatch.policy import RetryPolicy
 from gateway.errors import ConfigError, DeliveryError, PermanentError
+from gateway.retry import RetryPolicy
 from gateway.store import Store
 
 log = logging.getLogger(__name__)

@@ -56,6 +56,7 @@ from gateway.acks.x12 import (
 )
 from gateway.formats.base import Envelope, InterchangeClosed
 from gateway.model import Order
+from gateway.states import AckState, move
 from gateway.store import add_event, utcnow
 from gateway.store import tables as t
 
@@ -315,7 +316,7 @@ def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck],
     now = utcnow()
     n = 0
     for p in planned:
-        state = "pending" if p.channel is not None else "held"
+        state = move(AckState, None, AckState.PENDING if p.channel is not None else AckState.HELD)
         error = None if p.channel is not None else f"partner {p.partner} has no outbound channel (acks.outbound, acks.sftp or acks.email) configured"
         order_id = order_ids.get(p.order_po or "") if p.order_po else None
         conn.execute(
@@ -326,6 +327,6 @@ def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck],
             )
         )
         what = f"{p.kind} {p.control_number or ''} for {p.partner}".replace("  ", " ")
-        add_event(conn, "ack_queued" if state == "pending" else "ack_held", what + ("" if state == "pending" else f": {error}"), message_id=message_id, order_id=order_id)
+        add_event(conn, "ack_queued" if state == AckState.PENDING else "ack_held", what + ("" if state == AckState.PENDING else f": {error}"), message_id=message_id, order_id=order_id)
         n += 1
     return n

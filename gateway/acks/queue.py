@@ -38,7 +38,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, func, or_, select, text, update
 
-from gateway.dispatch.policy import RetryPolicy
+from gateway.retry import RetryPolicy
+from gateway.states import AckState, move
 from gateway.store import Store, add_event, as_utc
 from gateway.store import tables as t
 
@@ -101,8 +102,8 @@ def db_now(conn: Connection) -> dt.datetime:
 def _due(now: dt.datetime) -> Any:
     a = t.acks
     return or_(
-        and_(a.c.state == "pending", or_(a.c.next_attempt_at.is_(None), a.c.next_attempt_at <= now)),
-        and_(a.c.state == "in_flight", a.c.lease_until <= now),
+        and_(a.c.state == AckState.PENDING, or_(a.c.next_attempt_at.is_(None), a.c.next_attempt_at <= now)),
+        and_(a.c.state == AckState.IN_FLIGHT, a.c.lease_until <= now),
     )
 
 
@@ -120,7 +121,7 @@ def claim_due(store: Store, *, lease_seconds: float, limit: int, policy: RetryPo
         for r in rows:
             first = as_utc(r["first_attempt_at"]) or now
             what = _what(r)
-            if r["state"] == "in_flight" and policy.exhausted(r["attempts"], first, now):
+            if r["state"] == AckState.IN_FLIGHT and policy.exhausted(r["attempts"], first, now):
                 why = (
                     f"attempt {r['attempts']} never finished (the sender stopped: crash, kill or out of memory) "
                     "and the retry policy is used up; not tried again"
@@ -130,9 +131,9 @@ def claim_due(store: Store, *, lease_seconds: float, limit: int, policy: RetryPo
             conn.execute(
                 update(a)
                 .where(a.c.id == r["id"])
-                .values(state="in_flight", attempts=r["attempts"] + 1, first_attempt_at=first, lease_until=now + dt.timedelta(seconds=lease_seconds))
+                .values(state=move(AckState, r["state"], AckState.IN_FLIGHT), attempts=r["attempts"] + 1, first_attempt_at=first, lease_until=now + dt.timedelta(seconds=lease_seconds))
             )
-            if r["state"] == "in_flight":
+            if r["state"] == AckState.IN_FLIGHT:
                 add_event(conn, "ack_rescued", f"{what}: the previous attempt never finished; trying again", message_id=r["message_id"], order_id=r["order_id"])
             claimed.append(
                 ClaimedAck(
@@ -149,10 +150,13 @@ def mark_sent(store: Store, claim: ClaimedAck, where: str) -> bool:
     a = t.acks
     with store.begin() as conn:
         now = db_now(conn)
+        old = conn.execute(select(a.c.state).where(a.c.id == claim.id)).scalar()
+        if old not in (AckState.IN_FLIGHT, AckState.PENDING):
+            return False  # already sent, or dead (a person decides)
         done = conn.execute(
             update(a)
-            .where(a.c.id == claim.id, a.c.state.in_(["in_flight", "pending"]))
-            .values(state="sent", sent_at=now, error=None, lease_until=None)
+            .where(a.c.id == claim.id, a.c.state == old)
+            .values(state=move(AckState, old, AckState.SENT), sent_at=now, error=None, lease_until=None)
         ).rowcount
         if done:
             add_event(conn, "ack_sent", f"{_what(claim)} {where}", message_id=claim.message_id, order_id=claim.order_id)
@@ -177,7 +181,7 @@ def mark_failed(
     with store.begin() as conn:
         now = db_now(conn)
         row = conn.execute(
-            select(a).where(a.c.id == claim.id, a.c.state == "in_flight", a.c.attempts == claim.attempts)
+            select(a).where(a.c.id == claim.id, a.c.state == AckState.IN_FLIGHT, a.c.attempts == claim.attempts)
         ).mappings().first()
         if row is None:
             return "stale"
@@ -189,7 +193,7 @@ def mark_failed(
         conn.execute(
             update(a)
             .where(a.c.id == claim.id)
-            .values(state="pending", error=error[:2000], lease_until=None, next_attempt_at=now + dt.timedelta(seconds=delay))
+            .values(state=move(AckState, row["state"], AckState.PENDING), error=error[:2000], lease_until=None, next_attempt_at=now + dt.timedelta(seconds=delay))
         )
         add_event(
             conn, "ack_retry", f"{_what(claim)} not delivered (attempt {claim.attempts}): {error}; next try in {delay:.0f} s",
@@ -209,7 +213,7 @@ def list_dead(store: Store) -> list[DeadAck]:
     """Dead acknowledgements, oldest first."""
     a = t.acks
     with store.engine.connect() as conn:
-        rows = conn.execute(select(a).where(a.c.state == "dead").order_by(a.c.id)).mappings().all()
+        rows = conn.execute(select(a).where(a.c.state == AckState.DEAD).order_by(a.c.id)).mappings().all()
     return [
         DeadAck(r["id"], r["kind"], r["control_number"], r["partner"], r["channel"], r["message_id"], r["order_id"], r["attempts"], r["error"])
         for r in rows
@@ -219,7 +223,7 @@ def list_dead(store: Store) -> list[DeadAck]:
 def replay(store: Store, ids: Iterable[int] | Literal["all"]) -> int:
     """Queue dead acknowledgements again with a fresh retry policy; returns how many."""
     a = t.acks
-    query = select(a).where(a.c.state == "dead")
+    query = select(a).where(a.c.state == AckState.DEAD)
     if ids != "all":
         wanted = sorted({int(i) for i in ids})
         if not wanted:
@@ -232,8 +236,8 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"]) -> int:
         for r in rows:
             conn.execute(
                 update(a)
-                .where(a.c.id == r["id"], a.c.state == "dead")
-                .values(state="pending", attempts=0, first_attempt_at=None, next_attempt_at=None, lease_until=None)
+                .where(a.c.id == r["id"], a.c.state == AckState.DEAD)
+                .values(state=move(AckState, r["state"], AckState.PENDING), attempts=0, first_attempt_at=None, next_attempt_at=None, lease_until=None)
             )
             add_event(
                 conn, "ack_replayed",
@@ -245,7 +249,8 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"]) -> int:
 
 def _to_dead(conn: Connection, row: Any, why: str, now: dt.datetime) -> None:
     a = t.acks
-    conn.execute(update(a).where(a.c.id == row["id"]).values(state="dead", error=why[:2000], lease_until=None))
+    state = move(AckState, row["state"], AckState.DEAD)
+    conn.execute(update(a).where(a.c.id == row["id"]).values(state=state, error=why[:2000], lease_until=None))
     add_event(conn, "ack_dead", f"{_what(row)} not delivered: {why}", message_id=row["message_id"], order_id=row["order_id"])
 
 

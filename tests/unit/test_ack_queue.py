@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from gateway.acks import queue
 from gateway.acks.channels import ChannelSet, FolderChannel
 from gateway.acks.delivery import AckSender, AckStats
-from gateway.dispatch.policy import RetryPolicy
+from gateway.retry import RetryPolicy
 from gateway.store import tables as t
 from gateway.store import utcnow
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from gateway.acks.delivery import AckSender, AckStats
 from gateway.config import PartnerConfig
 from gateway.connector import RawMessage
-from gateway.dispatch.policy import RetryPolicy
 from gateway.partners import PartnerDirectory
 from gateway.pipeline import Pipeline
+from gateway.retry import RetryPolicy
 from gateway.smtp import SmtpConfig
 from gateway.store import tables as t
 from tests.support.smtp_sink import SmtpSink, smtp_sink_fixture
