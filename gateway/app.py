@@ -145,11 +145,17 @@ class Gateway:
     def process(self) -> ProcessStats:
         return self.pipeline.process_pending()
 
+    @cached_property
+    def ack_sender(self) -> Any:
+        """Sends acknowledgements and confirmation e-mails, each claimed first (one place only)."""
+        from gateway.acks.delivery import AckSender
+
+        d = self.config.dispatch
+        return AckSender(self.store, self.config.partners, smtp=self.config.smtp, policy=d.ack_retry, lease_seconds=d.lease_seconds, batch=d.batch)
+
     def dispatch(self) -> Any:
         if self.pipeline.partners.wants_acks or self.config.smtp is not None:
-            from gateway.acks.outbound import deliver_pending
-
-            deliver_pending(self.store, self.config.partners, smtp=self.config.smtp)  # acknowledgements a crash or a full disk left behind
+            self.ack_sender.run_once()
         return self.dispatcher.run_once()
 
     def cycle(self) -> CycleStats:
@@ -196,12 +202,17 @@ class Gateway:
         from gateway.store import utcnow
 
         with self.store.engine.connect() as conn:
-            return conn.execute(
+            due: int = conn.execute(
                 select(func.count())
                 .select_from(t.outbox)
                 .where(t.outbox.c.state.in_(["pending", "in_flight"]))
                 .where(t.outbox.c.next_attempt_at <= utcnow())
             ).scalar_one()
+        if self.pipeline.partners.wants_acks or self.config.smtp is not None:
+            from gateway.acks.queue import due_count
+
+            due += due_count(self.store)
+        return due
 
     def _inbox_settled(self) -> bool:
         """No candidate files left waiting in any folder source."""

@@ -342,6 +342,11 @@ def show(
                 .order_by(t.events.c.at, t.events.c.id)
             ).mappings().all()
             msg = conn.execute(select(t.messages).where(t.messages.c.id == o["message_id"])).mappings().one()
+            acks = conn.execute(
+                select(t.acks.c.id, t.acks.c.kind, t.acks.c.control_number, t.acks.c.channel, t.acks.c.state, t.acks.c.attempts, t.acks.c.error)
+                .where(t.acks.c.message_id == o["message_id"], or_(t.acks.c.order_id.is_(None), t.acks.c.order_id == o["id"]))
+                .order_by(t.acks.c.id)
+            ).mappings().all()
     finally:
         gw.close()
     if as_json:
@@ -375,6 +380,14 @@ def show(
             ref = (d["receipt"] or {}).get("reference") if d["receipt"] else None
             dt_.add_row(d["connector"], d["state"], str(d["attempts"]), str(d["last_status"] or ""), (d["last_error"] or "")[:60], ref or "")
         out.print(dt_)
+    if acks:
+        at = Table(title="acknowledgements", show_edge=False)
+        for col in ("id", "kind", "channel", "state", "attempts", "last error"):
+            at.add_column(col)
+        for a in acks:
+            kind = "confirmation e-mail" if a["kind"] == "MAILREPLY" else f"{a['kind']} {a['control_number'] or ''}".strip()
+            at.add_row(f"ack:{a['id']}", kind, a["channel"] or "-", a["state"], str(a["attempts"]), (a["error"] or "")[:60])
+        out.print(at)
     ht = Table(title="history", show_edge=False)
     for col in ("at", "event", "detail"):
         ht.add_column(col)
@@ -385,12 +398,14 @@ def show(
 
 @app.command("dead-letters")
 def dead_letters(config: ConfigOpt = None) -> None:
-    """List deliveries that gave up, with their last error."""
+    """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
+    from gateway.acks.queue import list_dead as list_dead_acks
     from gateway.dispatch.outbox import list_dead
 
     gw = _gateway(config)
     try:
         rows = list_dead(gw.store)
+        acks = list_dead_acks(gw.store)
     finally:
         gw.close()
     table = Table(title=f"{len(rows)} dead letter(s)")
@@ -399,22 +414,39 @@ def dead_letters(config: ConfigOpt = None) -> None:
     for r in rows:
         table.add_row(str(r.outbox_id), r.order_id[:8], r.po_number or "-", r.connector, str(r.attempts), str(r.last_status or ""), (r.last_error or "")[:80])
     out.print(table)
+    if acks:
+        at = Table(title=f"{len(acks)} acknowledgement(s) not delivered (replay them as ack:<id>)")
+        for col in ("id", "kind", "partner", "channel", "message", "attempts", "last error"):
+            at.add_column(col)
+        for a in acks:
+            kind = "confirmation e-mail" if a.kind == "MAILREPLY" else f"{a.kind} {a.control_number or ''}".strip()
+            at.add_row(f"ack:{a.id}", kind, a.partner or "-", a.channel or "-", (a.message_id or "")[:8], str(a.attempts), (a.error or "")[:80])
+        out.print(at)
 
 
 @app.command()
 def replay(
-    ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids (see `gateway dead-letters`).")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (see `gateway dead-letters`): 12 for a delivery, ack:12 for an acknowledgement.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter (deliveries and acknowledgements).")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Send dead letters again (after fixing what made them fail)."""
+    from gateway.acks.queue import replay as replay_acks
     from gateway.dispatch.outbox import replay as do_replay
 
     if not ids and not all_:
         raise GatewayError("name the dead letters to replay, or pass --all")
+    outbox_ids: list[int] = []
+    ack_ids: list[int] = []
+    for i in ids or []:
+        kind, _, num = i.lower().rpartition(":")
+        if kind not in ("", "ack") or not num.isdigit():
+            raise GatewayError(f"{i!r} is not a dead-letter id: give a number (a delivery) or ack:<number> (an acknowledgement)")
+        (ack_ids if kind == "ack" else outbox_ids).append(int(num))
     gw = _gateway(config)
     try:
-        n = do_replay(gw.store, "all" if all_ else (ids or []))
+        n = do_replay(gw.store, "all" if all_ else outbox_ids) if all_ or outbox_ids else 0
+        n += replay_acks(gw.store, "all" if all_ else ack_ids) if all_ or ack_ids else 0
     finally:
         gw.close()
     err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)

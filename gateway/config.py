@@ -37,6 +37,7 @@ from gateway import plugins
 from gateway.errors import ConfigError
 from gateway.intake.config import IntakeConfig
 from gateway.plugins import SourceConfigBase, TargetConfigBase
+from gateway.retry import RetryPolicy
 from gateway.smtp import SmtpConfig
 
 __all__ = [
@@ -69,6 +70,9 @@ class DispatchConfig(BaseModel):
     )
     batch: PositiveInt = Field(50, description="Deliveries claimed per look.")
     workers: PositiveInt = Field(4, description="Deliveries sent in parallel.")
+    ack_retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="Retry policy of acknowledgements and confirmation e-mails (then a dead letter)."
+    )
 
 
 class AckConfig(BaseModel):

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from gateway import crashpoints
-from gateway.acks.outbound import AckCollector, deliver_pending, plan_acks, store_acks
+from gateway.acks.outbound import AckCollector, plan_acks, store_acks
 from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import GatewayError, InputRejected
@@ -853,7 +853,7 @@ class Pipeline:
     @staticmethod
     def _collect_ack(ev: Any, acks: AckCollector) -> None:
         if isinstance(ev, InterchangeOpened):
-            acks.opened(ev.envelope)
+            acks.opened(ev.envelope, ev.source)
         elif isinstance(ev, Translated):
             acks.document(ev.envelope, ev.doc_type, ev.control_number)
         elif isinstance(ev, Rejected) and ev.envelope is not None:
@@ -867,10 +867,11 @@ class Pipeline:
                 return
             planned = plan_acks(run.acks, body, self.partners.configs, self.partners, conn, forced_partner=partner)
             store_acks(conn, run.message_id, planned, run.order_ids)
-        deliver_pending(self.store, self.partners.configs, smtp=self.smtp)
+        # Sent by the dispatch job (gateway.acks.delivery) after claiming: never from here.
 
     def _confirm(self, message_id: str, body: bytes, partner: str) -> None:
-        """Reply to a verified partner's order e-mail with what was understood (stored, then sent)."""
+        """Reply to a verified partner's order e-mail with what was understood (stored here,
+        sent by the dispatch job)."""
         from email import policy
         from email.parser import BytesHeaderParser
 
@@ -927,9 +928,6 @@ class Pipeline:
                 )
             )
             add_event(conn, "ack_queued", f"confirmation e-mail to {sender} listing {len(rows)} order(s)", message_id=message_id, order_id=rows[0]["id"])
-        from gateway.acks.outbound import deliver_pending
-
-        deliver_pending(self.store, self.partners.configs, smtp=self.smtp)
 
     def _queue(
         self,

@@ -62,10 +62,10 @@ class DeliveryState(enum.StrEnum):
 class AckState(enum.StrEnum):
     """An acknowledgement or confirmation e-mail we generated."""
 
-    PENDING = "pending"  # to be sent
-    SENDING = "sending"  # claimed by a worker until its lease ends
+    PENDING = "pending"  # due at next_attempt_at (None: now)
+    IN_FLIGHT = "in_flight"  # claimed by the dispatch job until lease_until (gateway.acks.queue)
     SENT = "sent"
-    FAILED = "failed"  # sending gave up (dead letter); replayable
+    DEAD = "dead"  # permanent failure or retries exhausted (dead letter); replayable
     HELD = "held"  # no channel configured for the partner: kept, shown, never sent
 
 
@@ -112,12 +112,13 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
         {
             (None, A.PENDING),
             (None, A.HELD),
-            (A.PENDING, A.SENDING),
-            (A.SENDING, A.SENDING),  # a lease that ran out, taken up again
-            (A.SENDING, A.SENT),
-            (A.SENDING, A.PENDING),  # a transient failure: retried later
-            (A.SENDING, A.FAILED),
-            (A.FAILED, A.PENDING),  # `gateway replay`
+            (A.PENDING, A.IN_FLIGHT),
+            (A.IN_FLIGHT, A.IN_FLIGHT),  # a lease that ran out, taken up again
+            (A.IN_FLIGHT, A.SENT),
+            (A.PENDING, A.SENT),  # a sender whose lease ran out reports the send after all
+            (A.IN_FLIGHT, A.PENDING),  # a transient failure: retried later
+            (A.IN_FLIGHT, A.DEAD),
+            (A.DEAD, A.PENDING),  # `gateway replay`
         }
     ),
 }

@@ -10,21 +10,21 @@ partner that wants them:
              acknowledgement; 855 per order after validation, if configured
     EDIFACT  CONTRL for every interchange (and for a repeat: code 26); ORDRSP per order
 
-They are stored (`acks` table) in the same transaction that allocates their control
-numbers, then written to the partner's outbound folder; a crash in between leaves them
-`pending`, and the next cycle sends them. An unknown sender never gets an acknowledgement,
-and acknowledgements are never acknowledged.
+They are stored (`acks` table, `pending`) in the same transaction that allocates their
+control numbers; processing sends nothing. The dispatch job claims and sends them
+(`gateway.acks.delivery`, through the channels of `gateway.acks.channels`). An unknown
+sender never gets an acknowledgement, and acknowledgements are never acknowledged.
+
+An interchange read from inside a container (an X12 attachment of an e-mail) is answered
+from the bytes it was read from (`InterchangeOpened.source`), not from the container.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -54,15 +54,15 @@ from gateway.acks.x12 import (
     read_isa,
     x12_ack_error,
 )
-from gateway.errors import PermanentError
 from gateway.formats.base import Envelope, InterchangeClosed
 from gateway.model import Order
+from gateway.states import AckState, move
 from gateway.store import add_event, utcnow
 from gateway.store import tables as t
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AckCollector", "PlannedAck", "StoreControlNumbers", "deliver_pending", "plan_acks", "store_acks"]
+__all__ = ["AckCollector", "PlannedAck", "StoreControlNumbers", "plan_acks", "store_acks"]
 
 # Interchanges made only of these are acknowledgements themselves: never acknowledged.
 _ACK_TYPES = {"997", "999", "TA1", "CONTRL", "APERAK"}
@@ -106,6 +106,16 @@ class _Interchange:
     errors: list[str] = field(default_factory=list)
     repeat: str | None = None  # "same" content or "reused" control number
     unknown_partner: bool = False
+    source: bytes | None = None  # the container part it was read from (None: the message body)
+    index_in_source: int | None = None  # its position in `source` (indexes run across a container)
+
+    def head(self, body: bytes) -> bytes:
+        """The bytes from this interchange's ISA/UNA/UNB on, for its separators and dates."""
+        data = body if self.source is None else self.source
+        index = self.envelope.interchange_index if self.index_in_source is None else self.index_in_source
+        if self.envelope.standard == "x12":
+            return data[_isa_offset(data, index) :]
+        return data
 
 
 @dataclass
@@ -123,8 +133,15 @@ class AckCollector:
         self.interchanges: dict[int, _Interchange] = {}
         self.orders: list[_OrderAck] = []
 
-    def opened(self, envelope: Envelope) -> None:
-        self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
+    def opened(self, envelope: Envelope, source: bytes | None = None) -> None:
+        ix = self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
+        if source is not None and ix.source is None:
+            ix.index_in_source = sum(1 for other in self.interchanges.values() if other.source is source)
+            ix.source = source
+
+    def head(self, envelope: Envelope, body: bytes) -> bytes:
+        ix = self.interchanges.get(envelope.interchange_index)
+        return ix.head(body) if ix is not None else _Interchange(envelope).head(body)
 
     def document(self, envelope: Envelope, doc_type: str | None, control: str | None, reason: str | None = None, message: str = "", position: str | None = None) -> None:
         ix = self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
@@ -190,7 +207,7 @@ def plan_acks(collector: AckCollector, body: bytes, partners: Any, directory: An
         if cfg is None or not cfg.acks.order_response:
             continue
         try:
-            planned.append(_order_ack(oa, body, cfg, numbers, now))
+            planned.append(_order_ack(oa, collector.head(oa.envelope, body), cfg, numbers, now))
         except AckValueError as exc:
             log.warning("no order response for PO %s: %s", oa.order.po_number, exc)
     return planned
@@ -206,7 +223,7 @@ def _interchange_acks(ix: _Interchange, body: bytes, cfg: Any, numbers: StoreCon
     env = ix.envelope
     out: list[PlannedAck] = []
     if env.standard == "x12":
-        head = read_isa(body[_isa_offset(body, env.interchange_index):])
+        head = read_isa(ix.head(body))
         reasons = interchange_reasons(ix.errors)
         errors = list(reasons.interchange)
         if ix.repeat:
@@ -233,7 +250,7 @@ def _interchange_acks(ix: _Interchange, body: bytes, cfg: Any, numbers: StoreCon
             out.append(_planned("TA1", cfg, build_ta1(ack, control_numbers=numbers, partner=cfg.name, now=now)))
         return out
     if env.standard == "edifact" and cfg.acks.functional:
-        edi = read_edifact_header(body)
+        edi = read_edifact_header(ix.head(body))
         ereasons = edifact_interchange_reasons(ix.errors)
         eerrors = list(ereasons.interchange) + (["CONTROL_NUMBER_REUSED"] if ix.repeat else [])
         egroups = [GroupAck(g.functional_id, g.control_number, g.version, tuple(g.transactions)) for g in ix.groups.values()]
@@ -257,7 +274,7 @@ def _order_ack(oa: _OrderAck, body: bytes, cfg: Any, numbers: StoreControlNumber
             partner=cfg.name, now=now, message_version=version,
         )
         return _planned("ORDRSP", cfg, text, oa.order.po_number)
-    isa = read_isa(body[_isa_offset(body, oa.envelope.interchange_index):])
+    isa = read_isa(body)
     text = build_855(oa.order, decision, oa.line_results, control_numbers=numbers, separators=isa.separators, envelope=oa.envelope, partner=cfg.name, now=now)
     return _planned("855", cfg, text, oa.order.po_number)
 
@@ -299,8 +316,8 @@ def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck],
     now = utcnow()
     n = 0
     for p in planned:
-        state = "pending" if p.channel is not None else "held"
-        error = None if p.channel is not None else f"partner {p.partner} has no outbound channel (acks.outbound or acks.sftp) configured"
+        state = move(AckState, None, AckState.PENDING if p.channel is not None else AckState.HELD)
+        error = None if p.channel is not None else f"partner {p.partner} has no outbound channel (acks.outbound, acks.sftp or acks.email) configured"
         order_id = order_ids.get(p.order_po or "") if p.order_po else None
         conn.execute(
             insert(t.acks).values(
@@ -310,107 +327,6 @@ def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck],
             )
         )
         what = f"{p.kind} {p.control_number or ''} for {p.partner}".replace("  ", " ")
-        add_event(conn, "ack_queued" if state == "pending" else "ack_held", what + ("" if state == "pending" else f": {error}"), message_id=message_id, order_id=order_id)
+        add_event(conn, "ack_queued" if state == AckState.PENDING else "ack_held", what + ("" if state == AckState.PENDING else f": {error}"), message_id=message_id, order_id=order_id)
         n += 1
     return n
-
-
-def deliver_pending(store: Any, partners: Iterable[Any] = (), *, smtp: Any = None) -> int:
-    """Write pending acknowledgements to their channels; returns how many were sent.
-
-    Confirmation e-mails (kind MAILREPLY, channel ``smtp``) go through `smtp`
-    (gateway.smtp.SmtpConfig); a permanent refusal (5xx) marks them failed, anything else
-    leaves them pending for the next cycle."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.acks).where(t.acks.c.state == "pending").order_by(t.acks.c.id).limit(200)).mappings().all()
-    if not rows:
-        return 0
-    sftp = {p.name: p.acks.sftp for p in partners if p.acks.sftp is not None}
-    channels: dict[str, Any] = {}
-    sent = 0
-    try:
-        for row in rows:
-            channel = row["channel"] or ""
-            suffix = "edi" if row["kind"] in ("CONTRL", "ORDRSP") else "x12"
-            name = f"{row['kind']}-{row['control_number'] or row['id']}-{row['id']}.{suffix}"
-            try:
-                if channel.startswith("folder:"):
-                    _write_atomic(Path(channel[len("folder:") :]), name, row["body"].encode("utf-8"))
-                elif channel == "smtp" and smtp is not None:
-                    _send_mail(row["body"], smtp)
-                    name = "e-mail"
-                elif channel.startswith("mail:") and smtp is not None:
-                    _mail_ack(channel[len("mail:") :], name, row, smtp)
-                    name = f"an e-mail to {channel[len('mail:') :]} ({name})"
-                elif channel.startswith("sftp:") and channel[5:] in sftp:
-                    if channel not in channels:
-                        from connectors.sources.sftp.channel import SftpChannel
-
-                        channels[channel] = SftpChannel(sftp[channel[5:]])
-                    channels[channel].put(name, row["body"].encode("utf-8"))
-                else:
-                    raise OSError(f"channel {channel!r} is not configured any more")
-            except PermanentError as exc:
-                log.error("acknowledgement %s to %s refused for good: %s", row["id"], row["partner"], exc)
-                with store.begin() as conn:
-                    conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="failed", error=str(exc)[:2000]))
-                    add_event(conn, "ack_failed", f"{row['kind']} not delivered: {exc}", message_id=row["message_id"], order_id=row["order_id"])
-                continue
-            except Exception as exc:  # any channel failure: keep it pending, try next cycle
-                log.error("acknowledgement %s to %s not delivered: %s; will retry", row["id"], row["partner"], exc)
-                continue
-            with store.begin() as conn:
-                conn.execute(update(t.acks).where(t.acks.c.id == row["id"], t.acks.c.state == "pending").values(state="sent", sent_at=utcnow(), error=None))
-                where = "uploaded by SFTP as" if channel.startswith("sftp:") else "sent as an" if channel == "smtp" else "sent as" if channel.startswith("mail:") else "written to"
-                add_event(conn, "ack_sent", f"{row['kind']} {row['control_number'] or ''} {where} {name}", message_id=row["message_id"], order_id=row["order_id"])
-            sent += 1
-    finally:
-        for ch in channels.values():
-            ch.close()
-    return sent
-
-
-def _mail_ack(to: str, name: str, row: Any, smtp: Any) -> None:
-    """An acknowledgement as the attachment of an e-mail (EDI over e-mail, as partners who
-    send their orders by e-mail expect it back). The Message-ID is derived from the ack's
-    row, so a resend after a crash is recognisable as the same mail."""
-    from email.message import EmailMessage
-    from email.utils import format_datetime
-
-    from gateway.email_reply import make_message_id
-    from gateway.smtp import send
-
-    msg = EmailMessage()
-    msg["From"] = smtp.from_address
-    msg["To"] = to
-    msg["Subject"] = f"{row['kind']} acknowledgement {row['control_number'] or ''}".strip()
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = make_message_id(f"ack-{row['id']}-{row['created_at']}", smtp.from_domain)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(f"{row['kind']} {row['control_number'] or ''} for {row['partner']} is attached ({name}).\n")
-    subtype = "edifact" if name.endswith(".edi") else "edi-x12"
-    msg.add_attachment(row["body"].encode("utf-8"), maintype="application", subtype=subtype, filename=name)
-    send(msg, smtp, envelope_from=smtp.envelope_from)
-
-
-def _send_mail(text: str, smtp: Any) -> None:
-    from email import policy
-    from email.parser import Parser
-
-    from gateway.smtp import send
-
-    send(Parser(policy=policy.default).parsestr(text), smtp, envelope_from=smtp.envelope_from)  # type: ignore[arg-type, unused-ignore]
-
-
-def _write_atomic(folder: Path, name: str, data: bytes) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -62,6 +62,9 @@ class Envelope:
 class InterchangeOpened:
     envelope: Envelope
     warnings: list[str] = field(default_factory=list)
+    # Set by a container (an e-mail) on an interchange read from one of its parts: that
+    # part's bytes, so an acknowledgement copies the interchange's own separators and dates.
+    source: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -50,7 +50,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -310,8 +310,15 @@ class EmailParser:
 
         last_envelope = envelope
         parser: Any = X12Parser(lenient=self.x12_lenient) if fmt == "x12" else get_parser(fmt)
+        base = counter.interchanges
         try:
             for ev in parser.parse(io.BytesIO(att.data), name=att.label):
+                # Interchange indexes run across the whole message, so two attachments'
+                # first interchanges are not taken for one (repeats, acknowledgements).
+                if base and getattr(ev, "envelope", None) is not None and ev.envelope.standard != "email":
+                    ev.envelope = replace(ev.envelope, interchange_index=ev.envelope.interchange_index + base)
+                if isinstance(ev, InterchangeOpened):
+                    counter.interchanges += 1
                 if isinstance(ev, Document):
                     ev.position = f"{where}: {ev.position}"
                     ev.index = counter.next()
@@ -321,6 +328,8 @@ class EmailParser:
                     ev.index = counter.next()
                 elif isinstance(ev, (InterchangeOpened, InterchangeClosed)):
                     last_envelope = ev.envelope
+                    if isinstance(ev, InterchangeOpened) and ev.source is None:
+                        ev.source = att.data
                 yield ev
         except ParseError as exc:
             at = f"{where}: {exc.position}" if exc.position else where
@@ -388,6 +397,7 @@ def _html_text(html: str) -> str:
 class _Counter:
     def __init__(self) -> None:
         self.value = -1
+        self.interchanges = 0  # interchanges opened in earlier attachments: the next one's index
 
     def next(self) -> int:
         self.value += 1

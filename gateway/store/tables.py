@@ -173,8 +173,13 @@ acks = Table(
     Column("kind", String(10), nullable=False),
     Column("control_number", String(30), nullable=True),
     Column("body", Text, nullable=False),
-    Column("state", String(10), nullable=False),  # pending | sent | failed | held
+    Column("state", String(10), nullable=False, index=True),  # pending | in_flight | sent | dead | held
     Column("channel", String(100), nullable=True),
     Column("sent_at", TZ, nullable=True),
     Column("error", Text, nullable=True),
+    # Delivery like an outbox row (gateway.acks.queue): claimed before it is sent.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("first_attempt_at", TZ, nullable=True),
+    Column("next_attempt_at", TZ, nullable=True),  # None: due now
+    Column("lease_until", TZ, nullable=True),
 )

@@ -1,4 +1,5 @@
-"""Acknowledgements from the pipeline: which ones, their codes, stored, written, never twice."""
+"""Acknowledgements from the pipeline: which ones, their codes, stored (by processing),
+written (by the ack sender of the dispatch job), never twice."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pyx12.x12file
 from sqlalchemy import select
 
+from gateway.acks.delivery import AckSender
 from gateway.config import PartnerConfig
 from gateway.connector import RawMessage
 from gateway.partners import PartnerDirectory
@@ -29,6 +31,7 @@ def pipeline(store, tmp_path, **acks) -> Pipeline:
 def ingest(p: Pipeline, body: bytes, name: str = "po.edi") -> str:
     r = p.receive(RawMessage(body=body, source="t", source_ref=name, display_name=name))
     p.process(r.message_id)
+    AckSender(p.store, p.partners.configs, smtp=p.smtp).run_once()
     return r.message_id
 
 
@@ -126,6 +129,7 @@ def test_reprocessing_does_not_acknowledge_twice(store, tmp_path):
     with store.begin() as c:
         c.execute(t.messages.update().values(state="received"))
     p.process(mid)
+    AckSender(p.store, p.partners.configs).run_once()
     assert len(written(tmp_path)) == 1
 
 
@@ -164,3 +168,30 @@ def test_acks_by_email_need_an_smtp_section(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(cfg, env={})
     assert any("acks.email" in p or "email" in p and "smtp:" in p for p in exc.value.problems)
+
+
+def test_each_x12_attachment_of_an_email_gets_its_own_997(store, tmp_path):
+    """issue 14 #13: acknowledgements of an e-mail's X12 attachments are built from each
+    attachment (its ISA, its groups), not from the e-mail, and two attachments' first
+    interchanges are not taken for one."""
+    from email.message import EmailMessage
+
+    from tests.support.x12gen import interchange, po
+
+    partners = [PartnerConfig(name="acme", x12_ids=["ZZ:ACMERETAIL"], email_senders=["@acme-retail.example"], email_confirmation=False, acks={"outbound": tmp_path / "out"})]
+    p = Pipeline(store, connectors=["erp"], partners=PartnerDirectory(partners, mappings_root=tmp_path / "maps"))
+    m = EmailMessage()
+    m["From"] = "edi@acme-retail.example"
+    m["To"] = "orders@widgetco.example"
+    m["Subject"] = "two orders"
+    m["Message-ID"] = "<two@acme-retail.example>"
+    m.set_content("attached")
+    m.add_attachment(interchange([po("PO-A")], icn="000000041", gcn="41").encode(), maintype="application", subtype="edi-x12", filename="a.edi")
+    m.add_attachment(interchange([po("PO-B")], icn="000000042", gcn="42").encode().replace(b"~\n", b"~"), maintype="application", subtype="edi-x12", filename="b.edi")
+    ingest(p, m.as_bytes(), "two.eml")
+    acks = sorted(written(tmp_path).values())
+    assert len(acks) == 2 and all(a.startswith("ISA*") for a in acks)
+    ak1 = sorted(next(s for s in segments(a) if s[0] == "AK1")[2] for a in acks)
+    assert ak1 == ["41", "42"]
+    with store.engine.connect() as c:
+        assert sorted(c.execute(select(t.orders.c.po_number)).scalars()) == ["PO-A", "PO-B"]

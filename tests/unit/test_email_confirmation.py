@@ -1,17 +1,20 @@
-"""The confirmation reply through the pipeline: stored with the message's outcome, sent by
-SMTP to the verified sender, never twice, never to automatic mail (aiosmtpd in-process)."""
+"""The confirmation reply through the pipeline: stored with the message's outcome by
+processing, sent by SMTP (by the ack sender of the dispatch job, never by processing) to the
+verified sender, never twice, never to automatic mail (aiosmtpd in-process)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.acks.outbound import deliver_pending
+from gateway.acks.delivery import AckSender, AckStats
 from gateway.config import PartnerConfig
 from gateway.connector import RawMessage
 from gateway.partners import PartnerDirectory
 from gateway.pipeline import Pipeline
+from gateway.retry import RetryPolicy
 from gateway.smtp import SmtpConfig
 from gateway.store import tables as t
 from tests.support.smtp_sink import SmtpSink, smtp_sink_fixture
@@ -26,10 +29,16 @@ def pipeline(store, tmp_path, sink: SmtpSink, **partner) -> Pipeline:
     return Pipeline(store, connectors=["erp"], partners=PartnerDirectory(partners, mappings_root=tmp_path), authserv_id="mx.gateway.example", smtp=smtp)
 
 
-def feed(p: Pipeline, body: bytes) -> str:
+def feed(p: Pipeline, body: bytes, *, send: bool = True) -> str:
     r = p.receive(RawMessage(body=body, source="imap", source_ref="x", display_name="mail"))
     p.process(r.message_id)
+    if send:
+        deliver(p)
     return r.message_id
+
+
+def deliver(p: Pipeline) -> AckStats:
+    return AckSender(p.store, [], smtp=p.smtp, policy=RetryPolicy(base_seconds=0.001, cap_seconds=0.001)).run_once()
 
 
 def acks(store) -> list[dict]:
@@ -67,8 +76,21 @@ def test_processing_again_never_sends_a_second_reply(store, tmp_path, smtp_sink)
     mid = feed(p, (EMAIL / "x12_850_attachment.eml").read_bytes())
     smtp_sink.wait_for(1)
     p._confirm(mid, (EMAIL / "x12_850_attachment.eml").read_bytes(), "acme")  # as after a crash
+    assert deliver(p) == AckStats()
     assert len(acks(store)) == 1
     assert len(smtp_sink.messages) == 1
+
+
+def test_processing_sends_nothing_itself(store, tmp_path, smtp_sink):
+    """issue 14 #12 / issue 9: processing performs no network I/O; the reply waits, pending,
+    for the ack sender, which claims it before sending it."""
+    p = pipeline(store, tmp_path, smtp_sink)
+    feed(p, (EMAIL / "x12_850_attachment.eml").read_bytes(), send=False)
+    (row,) = acks(store)
+    assert row["state"] == "pending" and smtp_sink.messages == []
+    assert deliver(p).sent == 1
+    assert len(smtp_sink.wait_for(1)) == 1
+    assert acks(store)[0]["attempts"] == 1
 
 
 def test_auto_submitted_mail_gets_no_reply(store, tmp_path, smtp_sink):
@@ -98,9 +120,11 @@ def test_server_busy_keeps_it_pending_then_sends(store, tmp_path, smtp_sink):
     p = pipeline(store, tmp_path, smtp_sink)
     feed(p, (EMAIL / "x12_850_attachment.eml").read_bytes())
     (row,) = acks(store)
-    assert row["state"] == "pending"
+    assert row["state"] == "pending" and row["attempts"] == 1 and "451" in row["error"]
+    assert events(store, "ack_retry")
     smtp_sink.fail("RCPT", None)
-    assert deliver_pending(store, [], smtp=p.smtp) == 1
+    time.sleep(0.05)
+    assert deliver(p).sent == 1
     assert acks(store)[0]["state"] == "sent"
     assert len(smtp_sink.wait_for(1)) == 1
 
@@ -110,6 +134,6 @@ def test_permanent_refusal_is_recorded_not_retried(store, tmp_path, smtp_sink):
     p = pipeline(store, tmp_path, smtp_sink)
     feed(p, (EMAIL / "x12_850_attachment.eml").read_bytes())
     (row,) = acks(store)
-    assert row["state"] == "failed" and "550" in row["error"]
-    assert events(store, "ack_failed")
-    assert deliver_pending(store, [], smtp=p.smtp) == 0
+    assert row["state"] == "dead" and "550" in row["error"]
+    assert events(store, "ack_dead")
+    assert deliver(p) == AckStats()

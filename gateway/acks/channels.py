@@ -1,0 +1,197 @@
+"""Where acknowledgements go: one small class per channel, each with one `send`.
+
+A channel takes one claimed acknowledgement (`gateway.acks.queue.ClaimedAck`) and delivers
+it, or raises; claiming, retrying, dead letters and the history live in the core
+(`gateway.acks.queue`, `gateway.acks.delivery`), not here. A row's `channel` column names
+its channel:
+
+    folder:<path>   FolderChannel        written atomically into the partner's outbound folder
+    sftp:<partner>  SftpAckChannel       uploaded atomically (acks.sftp of that partner)
+    mail:<address>  MailAckChannel       e-mailed as an attachment (acks.email; needs smtp:)
+    smtp            ConfirmationChannel  a stored confirmation e-mail, sent as it is (smtp:)
+
+Capabilities (declared, not probed): `idempotent` says whether sending the same row twice
+has one effect. A folder or SFTP write replaces the file of the same name, so an unknown
+error there is retried; an e-mail cannot be taken back, so an unknown error dead-letters it
+(it carries a stable Message-ID, but a second copy still arrives).
+
+Errors, by what the caller should do::
+
+    TransientError   retry per the retry policy (server busy, connection lost, disk full)
+    PermanentError   dead letter now; a person fixes the cause and replays it
+    ConfigError      the channel is not (or no longer) configured: dead letter, like permanent
+    anything else    retried if the channel is idempotent, else a dead letter
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from gateway.acks.queue import ClaimedAck
+from gateway.errors import ConfigError
+
+__all__ = [
+    "AckChannel",
+    "ChannelSet",
+    "ConfirmationChannel",
+    "FolderChannel",
+    "MailAckChannel",
+    "SftpAckChannel",
+    "file_name",
+]
+
+
+class AckChannel(Protocol):
+    idempotent: ClassVar[bool]
+
+    def send(self, ack: ClaimedAck) -> str:
+        """Deliver `ack`; return how, for the history ("written to ...")."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def file_name(ack: ClaimedAck) -> str:
+    """The file name of an acknowledgement: kind, control number and row id (unique, stable)."""
+    suffix = "edi" if ack.kind in ("CONTRL", "ORDRSP") else "x12"
+    return f"{ack.kind}-{ack.control_number or ack.id}-{ack.id}.{suffix}"
+
+
+class FolderChannel:
+    idempotent: ClassVar[bool] = True
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def send(self, ack: ClaimedAck) -> str:
+        name = file_name(ack)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(ack.body.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return f"written to {name}"
+
+    def close(self) -> None:
+        pass
+
+
+class SftpAckChannel:
+    idempotent: ClassVar[bool] = True
+
+    def __init__(self, config: Any):
+        from connectors.sources.sftp.channel import SftpChannel
+
+        self._channel = SftpChannel(config)
+
+    def send(self, ack: ClaimedAck) -> str:
+        name = file_name(ack)
+        self._channel.put(name, ack.body.encode("utf-8"))
+        return f"uploaded by SFTP as {name}"
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class MailAckChannel:
+    """An acknowledgement as the attachment of an e-mail (EDI over e-mail, as partners who
+    send their orders by e-mail expect it back). The Message-ID is derived from the row, so
+    a resend is recognisable as the same mail."""
+
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, to: str, smtp: Any):
+        self.to = to
+        self.smtp = smtp
+
+    def send(self, ack: ClaimedAck) -> str:
+        from email.message import EmailMessage
+        from email.utils import format_datetime
+
+        from gateway.email_reply import make_message_id
+        from gateway.smtp import send
+        from gateway.store import utcnow
+
+        name = file_name(ack)
+        msg = EmailMessage()
+        msg["From"] = self.smtp.from_address
+        msg["To"] = self.to
+        msg["Subject"] = f"{ack.kind} acknowledgement {ack.control_number or ''}".strip()
+        msg["Date"] = format_datetime(utcnow())
+        msg["Message-ID"] = make_message_id(f"ack-{ack.id}-{ack.created_at}", self.smtp.from_domain)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(f"{ack.kind} {ack.control_number or ''} for {ack.partner} is attached ({name}).\n")
+        subtype = "edifact" if name.endswith(".edi") else "edi-x12"
+        msg.add_attachment(ack.body.encode("utf-8"), maintype="application", subtype=subtype, filename=name)
+        send(msg, self.smtp, envelope_from=self.smtp.envelope_from)
+        return f"sent as an e-mail to {self.to} ({name})"
+
+    def close(self) -> None:
+        pass
+
+
+class ConfirmationChannel:
+    """A confirmation e-mail (`gateway.email_reply`) stored whole by processing, sent as it is."""
+
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, smtp: Any):
+        self.smtp = smtp
+
+    def send(self, ack: ClaimedAck) -> str:
+        from email import policy
+        from email.parser import Parser
+
+        from gateway.smtp import send
+
+        msg: Any = Parser(policy=policy.default).parsestr(ack.body)
+        send(msg, self.smtp, envelope_from=self.smtp.envelope_from)
+        return f"sent as an e-mail to {msg['To']}"
+
+    def close(self) -> None:
+        pass
+
+
+class ChannelSet:
+    """The channels of one delivery round, built on first use from the configuration
+    (partners' `acks` sections and `smtp:`), closed together."""
+
+    def __init__(self, partners: Iterable[Any] = (), smtp: Any = None):
+        self._sftp = {p.name: p.acks.sftp for p in partners if p.acks.sftp is not None}
+        self._smtp = smtp
+        self._open: dict[str, AckChannel] = {}
+
+    def get(self, channel: str) -> AckChannel:
+        """The channel named by a row's `channel`; ConfigError if it is not configured."""
+        if channel not in self._open:
+            self._open[channel] = self._build(channel)
+        return self._open[channel]
+
+    def _build(self, channel: str) -> AckChannel:
+        kind, _, arg = channel.partition(":")
+        if kind == "folder" and arg:
+            return FolderChannel(Path(arg))
+        if kind == "sftp" and arg in self._sftp:
+            return SftpAckChannel(self._sftp[arg])
+        if kind in ("mail", "smtp") and self._smtp is None:
+            raise ConfigError(f"channel {channel!r} needs an smtp: section in the configuration")
+        if kind == "mail" and arg:
+            return MailAckChannel(arg, self._smtp)
+        if kind == "smtp" and not arg:
+            return ConfirmationChannel(self._smtp)
+        raise ConfigError(f"channel {channel!r} is not configured any more")
+
+    def close(self) -> None:
+        for ch in self._open.values():
+            ch.close()
+        self._open.clear()
