@@ -39,6 +39,8 @@ from gateway.errors import GatewayError, StoreUnavailable
 
 if TYPE_CHECKING:
     from connectors.sources.imap.source import ImapSource
+    from gateway.config import GatewayConfig
+    from gateway.intake.server import IntakeServer
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +175,11 @@ def run_service(
             signal.signal(signal.SIGHUP, lambda *_: hup.set())
     _quiet_scheduler_log()
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    server: IntakeServer | None = None  # kept across a reload when its address stays
     while True:
         if loaded is not None:
             loaded(gw)
-        nxt = _serve(gw, stop, hup, reload, deadline)
+        nxt, server = _serve(gw, stop, hup, reload, deadline, server)
         if nxt is None:
             return
         gw = nxt
@@ -214,8 +217,14 @@ def _serve(
     hup: threading.Event,
     reload: Callable[[], Gateway] | None,
     deadline: float | None,
-) -> Gateway | None:
-    """Run `gw`'s jobs until stopped (None) or reloaded (the gateway that takes over)."""
+    server: IntakeServer | None = None,
+) -> tuple[Gateway | None, IntakeServer | None]:
+    """Run `gw`'s jobs until stopped (None) or reloaded (the gateway that takes over).
+
+    `server` is the HTTP intake a reload kept listening; it is returned when the gateway
+    that takes over serves it too (same address and limits): webhooks are never refused
+    during a reload.
+    """
     cfg = gw.config
     sched = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max(4, len(gw.sources) + 2))},
@@ -249,12 +258,16 @@ def _serve(
     sched.start()
     for thread in watchers:
         thread.start()
-    server = None
     nxt: Gateway | None = None
+    keep_server = False
     # Shop webhooks and web forms both need the HTTP server (issue 14 #5).
-    if cfg.intake is not None and (cfg.intake.stores or cfg.intake.forms):
+    if server is not None and not _serves_intake(cfg):
+        server.stop()
+        server = None
+    if server is None and _serves_intake(cfg):
         from gateway.intake.server import IntakeServer
 
+        assert cfg.intake is not None
         server = IntakeServer(gw, cfg.intake)
         try:
             server.start()
@@ -272,21 +285,30 @@ def _serve(
                 log.info("SIGHUP: reloading the configuration")
                 nxt = _reloaded(gw, reload)
                 if nxt is not None:
+                    intake = nxt.config.intake
+                    if server is not None and intake is not None and _serves_intake(nxt.config) and server.can_take(intake):
+                        server.replace(nxt, intake)  # new deliveries go to the new gateway at once
+                        keep_server = True
                     break
     finally:
         log.info("stopping: waiting for running jobs to finish")
         watch_stop.set()
         if "dispatcher" in gw.__dict__:
             gw.dispatcher.stopping.set()  # F21: claim nothing more; finish what is claimed
-        if server is not None:
+        if server is not None and not keep_server:
             server.stop()  # stop accepting first; requests in flight finish
+            server = None
         sched.shutdown(wait=True)
         _join(watchers)
         if nxt is not None:
             nxt.adopt_node(gw)
         gw.close()
         log.info("configuration reloaded" if nxt is not None else "stopped")
-    return nxt
+    return nxt, server
+
+
+def _serves_intake(cfg: GatewayConfig) -> bool:
+    return cfg.intake is not None and bool(cfg.intake.stores or cfg.intake.forms)
 
 
 class _SkippedRunFilter(logging.Filter):

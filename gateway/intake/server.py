@@ -122,8 +122,9 @@ class IntakeServer:
         protocol: Any = _guarded_h11(config.header_timeout_seconds, config.max_connections)
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
-                self.app,
+                self._asgi,  # forwards to self.app, which replace() swaps on a reload
                 http=protocol,
+                interface="asgi3",  # uvicorn cannot tell from the bound method
                 loop="asyncio",
                 lifespan="off",
                 log_config=None,  # leave the gateway's logging set-up alone
@@ -138,6 +139,23 @@ class IntakeServer:
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+
+    async def _asgi(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    def can_take(self, config: IntakeConfig) -> bool:
+        """Whether `config` can be served by this running server (`replace`), or needs a new one."""
+        keep = ("host", "port", "max_connections", "header_timeout_seconds")
+        return all(getattr(config, k) == getattr(self.config, k) for k in keep)
+
+    def replace(self, gateway: Gateway, config: IntakeConfig) -> None:
+        """Serve new requests with `gateway` and `config` (a reload), without closing the port.
+
+        Requests in flight finish with the application they started with.
+        """
+        if not self.can_take(config):
+            raise GatewayError("intake: a new address or connection limits need a new server")
+        self.app, self.config = create_app(gateway, config), config
 
     @property
     def port(self) -> int:

@@ -13,6 +13,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,11 +42,12 @@ def erp() -> Iterator[FakeERP]:
 class Service:
     """`gateway run` in a subprocess whose log goes to a file the test reads."""
 
-    def __init__(self, tmp: Path, cfg: Path, *args: str):
+    def __init__(self, tmp: Path, cfg: Path, *args: str, env: dict[str, str] | None = None):
         self.log_path = tmp / "service.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            gateway_cmd("run", "--config", str(cfg), *args), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, text=True
+            gateway_cmd("run", "--config", str(cfg), *args), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **(env or {})},
         )
 
     @property
@@ -159,6 +161,56 @@ def test_sighup_reloads_the_configuration_and_a_bad_file_keeps_the_old_one(tmp_p
     assert rc == 0, service.log
     assert service.log.count("configuration reloaded") == 1
     assert "Traceback" not in service.log
+
+
+def test_a_reload_keeps_the_intake_listening_and_serves_a_new_shop(tmp_path, erp):
+    """issue 14 #8: a shop added to intake.stores is served after SIGHUP, on the same port,
+    and the intake answers all along (no refused connection while the jobs are swapped)."""
+    from gateway.intake import sign_hmac_base64
+
+    secret = "shpss_0123456789abcdef0123456789abcdef"
+    port = free_port()
+    intake = f"intake:\n  port: {port}\n  forms:\n    - name: order\n"
+    cfg = write_config(tmp_path, erp.url, extra=intake)
+    service = Service(tmp_path, cfg, env={"ACME_SHOP_SECRET": secret})
+    url = f"http://127.0.0.1:{port}"
+    body = b'{"id": 1, "line_items": []}'
+    headers = {
+        "Content-Type": "application/json", "X-Shopify-Topic": "orders/create", "X-Shopify-Webhook-Id": "w-1",
+        "X-Shopify-Hmac-Sha256": sign_hmac_base64(body, secret.encode()),
+    }
+    answers: list[int | str] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        with requests.Session() as session:
+            while not done.is_set():
+                try:
+                    answers.append(session.get(f"{url}/health", timeout=5).status_code)
+                except requests.RequestException as exc:
+                    answers.append(type(exc).__name__)
+                time.sleep(0.02)
+
+    try:
+        service.wait_log("HTTP intake listening")
+        assert requests.post(f"{url}/intake/shopify/acme", data=body, headers=headers, timeout=5).status_code == 404
+        cfg.write_text(cfg.read_text() + '  stores:\n    - {name: acme, platform: shopify, secrets: ["${env:ACME_SHOP_SECRET}"]}\n')
+        prober = threading.Thread(target=probe)
+        prober.start()
+        time.sleep(0.5)
+        service.proc.send_signal(signal.SIGHUP)
+        service.wait_log("configuration reloaded")
+        time.sleep(0.5)
+        done.set()
+        prober.join(10)
+        assert answers and set(answers) == {200}, answers
+        res = requests.post(f"{url}/intake/shopify/acme", data=body, headers=headers, timeout=5)
+        assert res.status_code == 200, res.text
+    finally:
+        done.set()
+        rc = service.stop()
+    assert rc == 0, service.log
+    assert service.log.count("HTTP intake listening") == 1  # the same server all along
 
 
 def test_busy_jobs_do_not_flood_the_log_with_skipped_runs(tmp_path, erp):
