@@ -16,8 +16,17 @@ offer IDLE, the thread logs it once and ends: the source is polled only. The thr
 with the service, within a few seconds (DONE and LOGOUT are sent).
 
 SIGTERM or SIGINT only sets a flag (work in a signal handler is unsafe); the main thread
-then shuts the scheduler down, waiting for running jobs. Everything a job does is committed
-state, so even a SIGKILL loses nothing: the next start resumes from the store.
+then tells the dispatcher to claim nothing more and shuts the scheduler down, waiting for
+running jobs. Everything a job does is committed state, so even a SIGKILL loses nothing:
+the next start resumes from the store.
+
+SIGHUP (with `reload`, as `gateway run` passes it) also only sets a flag. The main thread
+builds a complete new gateway from the configuration on disk first; if that fails, the
+reason is logged and nothing changes. Otherwise the HTTP intake switches to the new gateway
+without closing its port, the old jobs finish, and the new ones start on the same store.
+Each node records what it loaded (`gateway.configstamp`), so `gateway reprocess` can tell
+when a running node needs a reload first. Poll jobs never overlap themselves, and the
+scheduler's "maximum number of running instances reached" is a debug line, not a warning.
 """
 
 from __future__ import annotations
