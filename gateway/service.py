@@ -187,7 +187,10 @@ def run_service(
     server: IntakeServer | None = None  # kept across a reload when its address stays
     while True:
         if loaded is not None:
-            loaded(gw)
+            try:
+                loaded(gw)
+            except Exception as exc:  # a record for other commands; never a reason to stop
+                log.warning("could not record the loaded configuration: %s", exc)
         nxt, server = _serve(gw, stop, hup, reload, deadline, server)
         if nxt is None:
             return
