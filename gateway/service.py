@@ -31,7 +31,6 @@ scheduler's "maximum number of running instances reached" is a debug line, not a
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
@@ -250,16 +249,15 @@ def _serve(
         interval = gw.source_config(source.name).poll_seconds
         job_id = f"poll:{source.name}"
         imap = _idle_source(gw, source)
-        # Every poll is a _RunNow job: a run due while the last one is still going makes it
-        # go round once more, instead of APScheduler logging a skipped run.
-        if imap is None:
-            poll = _RunNow(sched, job_id, _guard(job_id, functools.partial(gw.poll_source, source)))
-        else:
-            poll = _RunNow(sched, job_id, _guard(job_id, _poll_then_process(gw, source, process)))
+        # Every poll that stored something runs the processor at once (a stored message
+        # wakes processing); a poll that overruns its interval goes round again instead
+        # of being skipped with a warning.
+        poll = _RunNow(sched, job_id, _guard(job_id, _poll_then_process(gw, source, process)))
+        sched.add_job(poll, "interval", seconds=interval, id=job_id, name=job_id, max_instances=2, next_run_time=_now())
+        if imap is not None:
             watchers.append(
                 threading.Thread(target=_watch, args=(imap, poll, watch_stop), name=f"imap-idle:{source.name}", daemon=True)
             )
-        sched.add_job(poll, "interval", seconds=interval, id=job_id, name=job_id, max_instances=2, next_run_time=_now())
     sched.add_job(process, "interval", seconds=cfg.processing.poll_seconds, id="process", name="process", max_instances=2, next_run_time=_now())
     if cfg.connectors:
         sched.add_job(_guard("dispatch", gw.dispatch), "interval", seconds=cfg.dispatch.poll_seconds, id="dispatch", next_run_time=_now())
