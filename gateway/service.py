@@ -301,7 +301,7 @@ def _serve(
                         keep_server = True
                     break
     finally:
-        log.info("stopping: waiting for running jobs to finish")
+        log.info("%s: waiting for running jobs to finish", "reloading" if nxt is not None else "stopping")
         watch_stop.set()
         if "dispatcher" in gw.__dict__:
             gw.dispatcher.stopping.set()  # F21: claim nothing more; finish what is claimed
