@@ -270,6 +270,10 @@ class Gateway:
         if n or m:
             log.warning("recovered after an unclean stop: %d message(s) and %d delivery(ies) taken up again", n, m)
 
+    def adopt_node(self, previous: Gateway) -> None:
+        """Take over `previous`'s node lock: a reload, the same store with a new configuration."""
+        self._node_lock, previous._node_lock = previous._node_lock, None
+
     def close(self) -> None:
         if "dispatcher" in self.__dict__:
             self.dispatcher.close()

@@ -39,13 +39,17 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Configur
 EXAMPLES = Path(__file__).with_name("examples")
 
 
-def _config(path: Path | None) -> GatewayConfig:
+def _config_path(path: Path | None) -> Path | None:
+    """The configuration file a command reads, or None for the embedded defaults."""
     if path is not None:
-        return load_config(path)
+        return path
     default = Path("config/gateway.yaml")
-    if default.exists():
-        return load_config(default)
-    return default_config(Path.cwd())
+    return default if default.exists() else None
+
+
+def _config(path: Path | None) -> GatewayConfig:
+    found = _config_path(path)
+    return load_config(found) if found is not None else default_config(Path.cwd())
 
 
 def _gateway(path: Path | None) -> Any:
@@ -197,9 +201,14 @@ def run(
         finally:
             gw.close()
         return
+    from gateway import configstamp
+    from gateway.app import Gateway
     from gateway.service import run_service
 
-    run_service(gw, max_seconds=seconds)
+    def loaded(running: Any) -> None:
+        configstamp.record_loaded(running.store, configstamp.fingerprint(_config_path(config), running.config))
+
+    run_service(gw, max_seconds=seconds, reload=lambda: Gateway(_config(config)), loaded=loaded)
 
 
 @app.command()
@@ -517,11 +526,24 @@ def reprocess(
         bool,
         typer.Option("--accept-reused-control", help="Read interchanges refused as CONTROL_NUMBER_REUSED as new (after checking with the partner)."),
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Queue it even though a running gateway has an older configuration.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Read a refused message again with the current configuration (a sender added, a template fixed)."""
+    from gateway import configstamp
+
     gw = _gateway(config)
     try:
+        # issue 14 #8: the running service does the work; with an older configuration it
+        # would read the message as before. Refuse until it is reloaded.
+        stale = configstamp.stale_nodes(gw.store, configstamp.fingerprint(_config_path(config), gw.config))
+        if stale and not force:
+            pids = " ".join(str(node.pid) for node in stale)
+            raise GatewayError(
+                f"the running gateway ({', '.join(f'pid {n.pid} on {n.host}' for n in stale)}) loaded an older "
+                f"configuration and would read the message with it; reload it first (kill -HUP {pids}), "
+                "then reprocess again (or pass --force)"
+            )
         mid, n = gw.pipeline.reprocess(message, by=by, accept_reused_control=accept_reused_control)
     finally:
         gw.close()

@@ -16,13 +16,21 @@ offer IDLE, the thread logs it once and ends: the source is polled only. The thr
 with the service, within a few seconds (DONE and LOGOUT are sent).
 
 SIGTERM or SIGINT only sets a flag (work in a signal handler is unsafe); the main thread
-then shuts the scheduler down, waiting for running jobs. Everything a job does is committed
-state, so even a SIGKILL loses nothing: the next start resumes from the store.
+then tells the dispatcher to claim nothing more and shuts the scheduler down, waiting for
+running jobs. Everything a job does is committed state, so even a SIGKILL loses nothing:
+the next start resumes from the store.
+
+SIGHUP (with `reload`, as `gateway run` passes it) also only sets a flag. The main thread
+builds a complete new gateway from the configuration on disk first; if that fails, the
+reason is logged and nothing changes. Otherwise the HTTP intake switches to the new gateway
+without closing its port, the old jobs finish, and the new ones start on the same store.
+Each node records what it loaded (`gateway.configstamp`), so `gateway reprocess` can tell
+when a running node needs a reload first. Poll jobs never overlap themselves, and the
+scheduler's "maximum number of running instances reached" is a debug line, not a warning.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
@@ -35,10 +43,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway.app import Gateway
 from gateway.connector import Source
-from gateway.errors import StoreUnavailable
+from gateway.errors import GatewayError, StoreUnavailable
 
 if TYPE_CHECKING:
     from connectors.sources.imap.source import ImapSource
+    from gateway.config import GatewayConfig
+    from gateway.intake.server import IntakeServer
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +157,85 @@ def _watch(source: ImapSource, poll: _RunNow, stop: threading.Event) -> None:
             return
 
 
-def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> None:
+def run_service(
+    gw: Gateway,
+    *,
+    stop: threading.Event | None = None,
+    max_seconds: float | None = None,
+    reload: Callable[[], Gateway] | None = None,
+    loaded: Callable[[Gateway], None] | None = None,
+) -> None:
+    """Run the jobs until `stop` is set (SIGTERM, SIGINT) or `max_seconds` pass.
+
+    With `reload`, SIGHUP makes a new gateway from the configuration as it is now. That
+    happens before anything stops: a configuration that does not load, or a gateway that
+    cannot be built from it, is logged and the running one goes on untouched. Otherwise the
+    running jobs finish, the new gateway takes over (the store and its node lock are handed
+    on) and `loaded` is told, as it is told at the start.
+    """
     stop = stop or threading.Event()
+    hup = threading.Event()
     gw.start_node()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        if reload is not None:
+            signal.signal(signal.SIGHUP, lambda *_: hup.set())
+    _quiet_scheduler_log()
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    server: IntakeServer | None = None  # kept across a reload when its address stays
+    while True:
+        if loaded is not None:
+            try:
+                loaded(gw)
+            except Exception as exc:  # a record for other commands; never a reason to stop
+                log.warning("could not record the loaded configuration: %s", exc)
+        nxt, server = _serve(gw, stop, hup, reload, deadline, server)
+        if nxt is None:
+            return
+        gw = nxt
+
+
+def _reloaded(gw: Gateway, reload: Callable[[], Gateway]) -> Gateway | None:
+    """A new gateway from the configuration on disk, or None (logged) when it cannot be."""
+    try:
+        new = reload()
+    except Exception as exc:  # a bad file must never stop the service: log and keep the old one
+        log.error("configuration reload refused, the running configuration stays: %s", _why(exc))
+        return None
+    try:
+        if new.config.store.url != gw.config.store.url:
+            raise GatewayError("store.url cannot change on a reload; restart the service for that")
+        # Build what the jobs use now, so a problem shows before the old jobs stop.
+        _ = new.pipeline, new.sources, new.dispatcher
+    except Exception as exc:
+        log.error("configuration reload refused, the running configuration stays: %s", _why(exc))
+        new.close()
+        return None
+    return new
+
+
+def _why(exc: BaseException) -> str:
+    problems = getattr(exc, "problems", None)
+    if isinstance(problems, list) and problems:
+        return "; ".join(str(p) for p in problems)
+    return str(exc) or type(exc).__name__
+
+
+def _serve(
+    gw: Gateway,
+    stop: threading.Event,
+    hup: threading.Event,
+    reload: Callable[[], Gateway] | None,
+    deadline: float | None,
+    server: IntakeServer | None = None,
+) -> tuple[Gateway | None, IntakeServer | None]:
+    """Run `gw`'s jobs until stopped (None) or reloaded (the gateway that takes over).
+
+    `server` is the HTTP intake a reload kept listening; it is returned when the gateway
+    that takes over serves it too (same address and limits): webhooks are never refused
+    during a reload.
+    """
     cfg = gw.config
     sched = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max(4, len(gw.sources) + 2))},
@@ -166,17 +249,15 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
         interval = gw.source_config(source.name).poll_seconds
         job_id = f"poll:{source.name}"
         imap = _idle_source(gw, source)
-        if imap is None:
-            sched.add_job(
-                _guard(job_id, functools.partial(gw.poll_source, source)),
-                "interval", seconds=interval, id=job_id, next_run_time=_now(),
-            )
-            continue
+        # Every poll that stored something runs the processor at once (a stored message
+        # wakes processing); a poll that overruns its interval goes round again instead
+        # of being skipped with a warning.
         poll = _RunNow(sched, job_id, _guard(job_id, _poll_then_process(gw, source, process)))
         sched.add_job(poll, "interval", seconds=interval, id=job_id, name=job_id, max_instances=2, next_run_time=_now())
-        watchers.append(
-            threading.Thread(target=_watch, args=(imap, poll, watch_stop), name=f"imap-idle:{source.name}", daemon=True)
-        )
+        if imap is not None:
+            watchers.append(
+                threading.Thread(target=_watch, args=(imap, poll, watch_stop), name=f"imap-idle:{source.name}", daemon=True)
+            )
     sched.add_job(process, "interval", seconds=cfg.processing.poll_seconds, id="process", name="process", max_instances=2, next_run_time=_now())
     if cfg.connectors:
         sched.add_job(_guard("dispatch", gw.dispatch), "interval", seconds=cfg.dispatch.poll_seconds, id="dispatch", next_run_time=_now())
@@ -187,27 +268,77 @@ def run_service(gw: Gateway, *, stop: threading.Event | None = None, max_seconds
     sched.start()
     for thread in watchers:
         thread.start()
-    server = None
-    if cfg.intake is not None and cfg.intake.stores:
+    nxt: Gateway | None = None
+    keep_server = False
+    # Shop webhooks and web forms both need the HTTP server (issue 14 #5).
+    if server is not None and not _serves_intake(cfg):
+        server.stop()
+        server = None
+    if server is None and _serves_intake(cfg):
         from gateway.intake.server import IntakeServer
 
+        assert cfg.intake is not None
         server = IntakeServer(gw, cfg.intake)
-        server.start()
+        try:
+            server.start()
+        except BaseException:
+            sched.shutdown(wait=True)
+            watch_stop.set()
+            raise
         log.info("HTTP intake listening on %s (OpenAPI docs at /docs)", server.url)
-    started = time.monotonic()
     try:
         while not stop.wait(0.5):
-            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            if deadline is not None and time.monotonic() >= deadline:
                 break
+            if hup.is_set() and reload is not None:
+                hup.clear()
+                log.info("SIGHUP: reloading the configuration")
+                nxt = _reloaded(gw, reload)
+                if nxt is not None:
+                    intake = nxt.config.intake
+                    if server is not None and intake is not None and _serves_intake(nxt.config) and server.can_take(intake):
+                        server.replace(nxt, intake)  # new deliveries go to the new gateway at once
+                        keep_server = True
+                    break
     finally:
-        log.info("stopping: waiting for running jobs to finish")
+        log.info("%s: waiting for running jobs to finish", "reloading" if nxt is not None else "stopping")
         watch_stop.set()
-        if server is not None:
+        if "dispatcher" in gw.__dict__:
+            gw.dispatcher.stopping.set()  # F21: claim nothing more; finish what is claimed
+        if server is not None and not keep_server:
             server.stop()  # stop accepting first; requests in flight finish
+            server = None
         sched.shutdown(wait=True)
         _join(watchers)
+        if nxt is not None:
+            nxt.adopt_node(gw)
         gw.close()
-        log.info("stopped")
+        log.info("configuration reloaded" if nxt is not None else "stopped")
+    return nxt, server
+
+
+def _serves_intake(cfg: GatewayConfig) -> bool:
+    return cfg.intake is not None and bool(cfg.intake.stores or cfg.intake.forms)
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Turns APScheduler's "maximum number of running instances reached" into a debug line.
+
+    A job still running when its next run is due is normal under load (issue 14 #15): the
+    run is coalesced, nothing is lost, and a warning every second floods the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG and "maximum number of running instances" in str(record.msg):
+            log.debug("%s", record.getMessage())
+            return False
+        return True
+
+
+def _quiet_scheduler_log() -> None:
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedRunFilter) for f in logger.filters):
+        logger.addFilter(_SkippedRunFilter())
 
 
 def _join(watchers: list[threading.Thread]) -> None:

@@ -94,6 +94,9 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
         self.rand = rand
+        # Set when the service stops (reliability F21): a pass in progress claims no more
+        # rows; what it has claimed is sent and recorded.
+        self.stopping = threading.Event()
 
     def policy(self, connector: str) -> RetryPolicy:
         return self.policies.get(connector) or _DEFAULT_POLICY
@@ -109,7 +112,7 @@ class Dispatcher:
         stats = DispatchStats()
         names = set(self.connectors)
         with ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="dispatch") as pool:
-            while stats.claimed < self.config.batch:
+            while stats.claimed < self.config.batch and not self.stopping.is_set():
                 want = min(self.config.workers, self.config.batch - stats.claimed)
                 claims = claim_due(
                     self.store,

@@ -323,7 +323,9 @@ class _Intake:
             display_name=f"{topic.replace('/', '.')} {ident}",
         )
         try:
-            result = self.gateway.pipeline.receive(raw, format=shop.platform, partner=shop.name)
+            # A lock held by another writer must not keep the shop waiting past its 5 s (F5).
+            with self.gateway.store.lock_wait(self.config.store_timeout_seconds):
+                result = self.gateway.pipeline.receive(raw, format=shop.platform, partner=shop.name)
         except StoreUnavailable as exc:
             log.error(
                 "intake %s/%s: %s; answered 503, the shop will retry", shop.platform, shop.name, exc
@@ -370,6 +372,37 @@ class _Intake:
 
 # -- the application -------------------------------------------------------------------------
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files shipped in a package, so it works without internet.
+
+    The `fastapi-offline` package ships the Swagger UI 5 bundle (Apache-2.0) and FastAPI's
+    favicon; only its static files are used. FastAPI's default page loads them from a CDN,
+    which a gateway on a closed network cannot reach: the page stayed blank.
+    """
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(static)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+        )
+
+
 
 def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
     """The intake as an ASGI application. `config` defaults to ``gateway.config.intake``."""
@@ -383,11 +416,13 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         description=__doc__,
         version="1",
         redoc_url=None,
+        docs_url=None,  # served below from local files: no CDN (issue 14 #10)
     )
     app.state.intake = intake
+    _serve_docs(app)
     from gateway.intake.forms import forms_router
 
-    app.include_router(forms_router(gateway, cfg.forms))
+    app.include_router(forms_router(gateway, cfg.forms, store_timeout=cfg.store_timeout_seconds))
 
     @app.post(
         "/intake/shopify/{store}",

@@ -84,7 +84,19 @@ class IntakeConfig(BaseModel):
         description="A request body not received completely within this time is refused with 408 (slow senders).",
     )
     max_connections: PositiveInt = Field(
-        200, description="Open connections served at once; more are answered 503 at once."
+        200,
+        description="Open connections at most. At the limit a new connection closes the one that has "
+        "waited longest for its request; when every connection is inside a request it is answered 503.",
+    )
+    header_timeout_seconds: PositiveFloat = Field(
+        10.0,
+        description="A connection whose request line and headers have not all arrived within this "
+        "time is closed (slow clients cannot hold connections).",
+    )
+    store_timeout_seconds: PositiveFloat = Field(
+        3.0,
+        description="How long a delivery waits for the store (a lock held by another writer) before "
+        "it is answered 503 with Retry-After; well inside Shopify's 5 s.",
     )
     rate_limit_per_minute: PositiveInt = Field(
         60,

@@ -622,6 +622,7 @@ def forms_router(
     *,
     clock: Callable[[], float] = time.time,
     limiter: FormRateLimiter | None = None,
+    store_timeout: float = 3.0,
 ) -> APIRouter:
     """The web-form endpoint for `forms`. Loads and checks each form's mapping now
     (ConfigError when one is missing or invalid)."""
@@ -695,7 +696,8 @@ def forms_router(
         )
         partner = form.config.partner or name
         try:
-            result = gateway.pipeline.receive(raw, format="web_form", partner=partner)
+            with gateway.store.lock_wait(store_timeout):  # 503 promptly, never after 30 s
+                result = gateway.pipeline.receive(raw, format="web_form", partner=partner)
         except StoreUnavailable as exc:
             log.error("intake form %s: %s; answered 503", name, exc)
             raise _Refused(

@@ -9,17 +9,30 @@ The listening socket is bound in `start()` itself, so an address already in use 
 raised to the caller, not a log line on a background thread. Port 0 picks a free port
 (`url` tells which). uvicorn's signal handlers are not installed (it does not own the main
 thread); the service's own SIGTERM handling calls `stop()`.
+
+Slow clients (issue 14 #20). uvicorn has no timeout for a request's head and counts every
+open connection against its concurrency limit, so a few hundred connections trickling header
+lines made it answer 503 to every signed webhook. `_GuardedH11` closes a connection whose
+request head has not arrived within ``header_timeout_seconds`` of its first byte (or of the
+connection), and when ``max_connections`` are open, a new connection closes the one that has
+waited longest for its head instead of being refused: a connection that sends its request
+promptly is always served. Only when every open connection is inside a request is the new
+one answered 503 at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gateway.errors import GatewayError
 from gateway.intake.app import create_app
@@ -33,20 +46,91 @@ log = logging.getLogger(__name__)
 __all__ = ["IntakeServer"]
 
 
+_BUSY_BODY = b'{"error": "too many open connections"}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
+)
+
+
+def _guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a request-head timeout and a connection cap (see above)."""
+    waiting: OrderedDict[_GuardedH11, None] = OrderedDict()  # connections between requests, oldest first
+
+    class _GuardedH11(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                oldest = next(iter(waiting), None)
+                if oldest is None:  # every other connection is inside a request
+                    transport.write(_BUSY)
+                    transport.close()
+                    return
+                log.debug("intake: %d connections open; dropping the one waiting longest for its request", len(self.connections))
+                oldest._drop()
+            waiting[self] = None
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._head_timer is None and self.conn.their_state is h11.IDLE:
+                self._arm()  # the first byte of a new request on a kept-alive connection
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the head is in (or the request was bad)
+                self._disarm()
+                waiting.pop(self, None)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                waiting[self] = None  # idle until its next request; the keep-alive timer runs
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            waiting.pop(self, None)
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timeout)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE:
+                log.debug("intake: no request head from %s within %g s; closed", self.client, header_timeout)
+                self._drop()
+
+        def _drop(self) -> None:
+            waiting.pop(self, None)
+            self._disarm()
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return _GuardedH11
+
+
 class IntakeServer:
     def __init__(self, gateway: Gateway, config: IntakeConfig, *, grace_seconds: float = 10.0):
         self.config = config
         self.app = create_app(gateway, config)
+        protocol: Any = _guarded_h11(config.header_timeout_seconds, config.max_connections)
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
-                self.app,
-                http="h11",
+                self._asgi,  # forwards to self.app, which replace() swaps on a reload
+                http=protocol,
+                interface="asgi3",  # uvicorn cannot tell from the bound method
                 loop="asyncio",
                 lifespan="off",
                 log_config=None,  # leave the gateway's logging set-up alone
                 access_log=False,  # one line per delivery is logged by the intake itself, without payloads
                 server_header=False,
-                limit_concurrency=config.max_connections,
+                limit_concurrency=None,  # enforced by _GuardedH11, which also drops slow heads
                 timeout_keep_alive=15,
                 timeout_graceful_shutdown=int(grace_seconds),
             )
@@ -55,6 +139,23 @@ class IntakeServer:
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+
+    async def _asgi(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    def can_take(self, config: IntakeConfig) -> bool:
+        """Whether `config` can be served by this running server (`replace`), or needs a new one."""
+        keep = ("host", "port", "max_connections", "header_timeout_seconds")
+        return all(getattr(config, k) == getattr(self.config, k) for k in keep)
+
+    def replace(self, gateway: Gateway, config: IntakeConfig) -> None:
+        """Serve new requests with `gateway` and `config` (a reload), without closing the port.
+
+        Requests in flight finish with the application they started with.
+        """
+        if not self.can_take(config):
+            raise GatewayError("intake: a new address or connection limits need a new server")
+        self.app, self.config = create_app(gateway, config), config
 
     @property
     def port(self) -> int:

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,28 @@ class Store:
         """A write transaction; raises StoreUnavailable when the database cannot be reached."""
         try:
             with self.engine.begin() as conn:
+                wait = _LOCK_WAIT.get()
+                if wait is not None and not self.is_sqlite:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait * 1000)}")
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"the store is unavailable: {exc.orig}") from exc
+
+    @staticmethod
+    @contextmanager
+    def lock_wait(seconds: float) -> Iterator[None]:
+        """Write transactions begun inside wait at most `seconds` for a lock another writer holds.
+
+        For callers with a deadline of their own: a webhook must be answered (503 if need be)
+        within the shop's few seconds, while the store normally waits up to 30 s. On SQLite it
+        bounds BEGIN IMMEDIATE (busy_timeout), on PostgreSQL every lock (lock_timeout); either
+        way the wait ends in StoreUnavailable.
+        """
+        token = _LOCK_WAIT.set(seconds)
+        try:
+            yield
+        finally:
+            _LOCK_WAIT.reset(token)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -141,6 +161,11 @@ def add_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(insert(t.events), full)
 
 
+_DEFAULT_BUSY_MS = 30_000
+# Set by Store.lock_wait for the transactions of one caller (a thread, or an async task).
+_LOCK_WAIT: ContextVar[float | None] = ContextVar("gateway_store_lock_wait", default=None)
+
+
 def _ensure_sqlite_dir(url: str) -> None:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:" and not path.startswith("file:"):
@@ -155,12 +180,16 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit survives power loss, and we acknowledge sources right after it.
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={_DEFAULT_BUSY_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        wait_ms = _DEFAULT_BUSY_MS if (wait := _LOCK_WAIT.get()) is None else max(1, int(wait * 1000))
+        if conn.info.get("busy_ms", _DEFAULT_BUSY_MS) != wait_ms:  # one PRAGMA only when it changes
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+            conn.info["busy_ms"] = wait_ms
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -241,6 +241,7 @@ def test_oversized_body_is_413(gw):
 
 
 def test_rate_limit_per_client_is_429_with_retry_after(gw):
+    """reliability W3: a web form has a rate limit per client address."""
     with make_client(gw, {"name": "order", "rate_limit_per_minute": 2}) as c:
         codes = [post_json(c, json_order(po_number=f"PO-{i}")).status_code for i in range(2)]
         res = post_json(c, json_order(po_number="PO-3"))
@@ -294,6 +295,8 @@ def signed_headers(body: bytes, *, ts: int | None = None, key: bytes = WH_KEY, m
 
 
 def test_standard_webhooks_signature(gw):
+    """reliability W1 and W2: forged, tampered, unsigned and 10-minute-old (or future) signed
+    submissions are 401; a replay of a valid one is the same message."""
     body = json.dumps(json_order()).encode()
     with make_client(gw, {"name": "order", "standard_webhooks_secret": WH_SECRET}) as c:
         url = "/intake/forms/order"

@@ -139,6 +139,7 @@ def forgeries(body: bytes) -> dict[str, dict[str, str | None]]:
 
 @pytest.mark.parametrize("kind", list(forgeries(body_of(order()))))
 def test_forged_deliveries_get_401_and_nothing_is_stored(client, gw, caplog, kind):
+    """reliability W1: a missing, wrong, truncated or re-encoded HMAC is 401; nothing stored."""
     body = body_of(order())
     headers = {**shopify_headers(body), **forgeries(body)[kind]}
     headers = {k: v for k, v in headers.items() if v is not None}
@@ -200,6 +201,7 @@ def test_the_event_id_stands_in_for_a_missing_webhook_id_and_junk_ids_are_not_ke
 
 
 def test_a_replay_with_the_same_or_a_fresh_webhook_id_is_one_message(client, gw, monkeypatch):
+    """reliability W2: a replay, with the same or a fresh webhook id, is a 200 no-op."""
     body = body_of(order())
     first = client.post("/intake/shopify/acme", content=body, headers=shopify_headers(body, webhook_id="wh-1")).json()
     calls = []
@@ -224,6 +226,7 @@ def test_a_known_webhook_id_with_other_bytes_is_not_taken_for_a_repeat(client, g
 
 
 def test_three_concurrent_deliveries_of_one_webhook_are_one_message(client, gw):
+    """reliability F22 (in process; tests/e2e/test_intake_server.py does it over sockets)."""
     body = body_of(order())
     headers = shopify_headers(body, webhook_id="wh-concurrent")
     start = threading.Barrier(3)
@@ -242,6 +245,7 @@ def test_three_concurrent_deliveries_of_one_webhook_are_one_message(client, gw):
 
 
 def test_store_unavailable_is_503_with_retry_after_and_the_retry_stores_it(client, gw, monkeypatch):
+    """reliability F5 (the store raising; tests/e2e/test_intake_server.py holds a real lock)."""
     body = body_of(order())
 
     def down():
@@ -333,6 +337,7 @@ def test_unknown_store_or_wrong_platform_is_404(client, gw):
 
 
 def test_an_oversized_body_is_413_by_content_length_and_by_counting(client, gw):
+    """reliability W3: a body over the limit is 413."""
     big = body_of(order(note="x" * 30_000))
     res = client.post("/intake/shopify/acme", content=big, headers=shopify_headers(big))
     assert res.status_code == 413
@@ -347,6 +352,7 @@ def test_an_oversized_body_is_413_by_content_length_and_by_counting(client, gw):
 
 
 def test_deep_json_is_400_and_brackets_inside_strings_do_not_count(client, gw):
+    """reliability W3: JSON nested too deep is 400 before any parser sees it."""
     deep = b'{"a":' * 65 + b"1" + b"}" * 65
     res = client.post("/intake/shopify/acme", content=deep, headers=shopify_headers(deep))
     assert res.status_code == 400 and "nested" in res.json()["error"]
@@ -369,6 +375,7 @@ def test_json_nesting_depth_scan():
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None])
 def test_wrong_content_type_is_415(client, gw, ctype):
+    """reliability W3: a wrong Content-Type is 415."""
     body = body_of(order())
     headers = shopify_headers(body)
     if ctype is None:
