@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from connectors.registry import build_connector
 from connectors.targets.memory.config import MemoryTargetConfig
 from connectors.targets.memory.connector import MemoryConnector
 from gateway.config import GatewayConfig
 from gateway.connector import Delivery
 from gateway.errors import PermanentError, TransientError
+from gateway.plugins import build
 
 
 def delivery(n: int, attempt: int = 1, po: str | None = None) -> Delivery:
@@ -90,7 +90,7 @@ def test_configured_as_type_memory(tmp_path: Path) -> None:
     cfg = GatewayConfig.model_validate(
         {"connectors": [{"type": "memory", "name": "dry-run", "fail_every": 5, "permanent_po_numbers": ["X"]}]}
     )
-    conn = build_connector(cfg.connector("dry-run"))
+    conn = build("target", cfg.connector("dry-run"))
     assert isinstance(conn, MemoryConnector) and conn.faults.fail_every == 5
     with pytest.raises(ValidationError):
         MemoryTargetConfig(name="m", transient_rate=1.5)
