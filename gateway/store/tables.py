@@ -135,7 +135,9 @@ outbox = Table(
     # An update or cancel waits until the delivery of the version it changes was sent.
     Column("after_id", Integer, nullable=True),
     UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
-    Index("ix_outbox_due", "state", "next_attempt_at"),
+    # One index per claimable state: pending by due time, in flight by lease end (0005).
+    Index("ix_outbox_due", "state", "next_attempt_at", "id"),
+    Index("ix_outbox_lease", "state", "lease_until", "id"),
 )
 
 events = Table(
