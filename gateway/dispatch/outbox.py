@@ -406,9 +406,12 @@ def record(
         now = _utc(now) if now is not None else store.db_now(conn)
         events: list[dict[str, Any]] = []
         touched: set[str] = set()
+        sent = _record_sent(
+            conn, [(c, r.receipt) for c, r in results if isinstance(r, Sent)], now, events, lock=store.supports_skip_locked
+        )
         for claim, result in results:
             if isinstance(result, Sent):
-                verdict = _record_sent(conn, claim, result.receipt, now, events)
+                verdict: Verdict = "sent" if claim.outbox_id in sent else "lost"
             elif isinstance(result, Failed):
                 verdict = _record_failed(conn, claim, result, now, events, rand)
             else:
@@ -472,36 +475,60 @@ def mark_dead(
 
 
 def _record_sent(
-    conn: Connection, claim: ClaimedDelivery, receipt: Receipt, now: dt.datetime, events: list[dict[str, Any]]
-) -> Verdict:
+    conn: Connection,
+    sent: list[tuple[ClaimedDelivery, Receipt]],
+    now: dt.datetime,
+    events: list[dict[str, Any]],
+    *,
+    lock: bool,
+) -> set[int]:
+    """Mark the accepted deliveries `sent` in one statement; the outbox ids that were.
+
+    A row already settled (sent, or dead-lettered meanwhile) is left alone and logged."""
+    if not sent:
+        return set()
     o = t.outbox
-    stored_receipt = {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail}
-    result = conn.execute(
-        update(o)
-        .where(o.c.id == claim.outbox_id, o.c.state.in_(["in_flight", "pending"]))
-        .values(
-            state="sent",
-            lease_until=None,
-            last_status=receipt.status,
-            last_error=None,
-            receipt=stored_receipt,
-            updated_at=now,
+    query = select(o.c.id).where(o.c.id.in_(sorted(c.outbox_id for c, _ in sent)), o.c.state.in_(["in_flight", "pending"]))
+    if lock:
+        query = query.with_for_update()
+    open_ids = set(conn.execute(query).scalars())
+    rows = []
+    for claim, receipt in sent:
+        if claim.outbox_id not in open_ids:
+            log.warning("outbox %s to %s: already settled; result of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
+            continue
+        rows.append(
+            {
+                "b_id": claim.outbox_id,
+                "b_status": receipt.status,
+                "b_receipt": {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail},
+            }
         )
-    )
-    if result.rowcount != 1:
-        log.warning("outbox %s to %s: already settled; result of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
-        return "lost"
-    parts = [
-        f"HTTP {receipt.status}" if receipt.status else "accepted",
-        f"by {claim.connector}",
-    ]
-    if claim.action != "create":
-        parts.insert(0, f"{claim.action}:")
-    if receipt.reference:
-        parts.append(f"as {receipt.reference}")
-    detail = " ".join(parts) + f" (attempt {claim.attempts})"
-    events.append(_event("sent", detail, claim.order_id, claim.outbox_id, now))
-    return "sent"
+        parts = [
+            f"HTTP {receipt.status}" if receipt.status else "accepted",
+            f"by {claim.connector}",
+        ]
+        if claim.action != "create":
+            parts.insert(0, f"{claim.action}:")
+        if receipt.reference:
+            parts.append(f"as {receipt.reference}")
+        detail = " ".join(parts) + f" (attempt {claim.attempts})"
+        events.append(_event("sent", detail, claim.order_id, claim.outbox_id, now))
+    if rows:
+        conn.execute(
+            update(o)
+            .where(o.c.id == bindparam("b_id"))
+            .values(
+                state="sent",
+                lease_until=None,
+                last_status=bindparam("b_status"),
+                last_error=None,
+                receipt=bindparam("b_receipt", type_=o.c.receipt.type),
+                updated_at=now,
+            ),
+            rows,
+        )
+    return open_ids
 
 
 def _record_failed(

@@ -108,6 +108,9 @@ class Dispatcher:
         self.sleep = sleep
         self.rand = rand
         self._wake = threading.Event()
+        # Set when the service stops (reliability F21): a pass in progress claims no more
+        # rows; what it has claimed is sent and recorded.
+        self.stopping = threading.Event()
         per_connector = min(config.connector_workers or config.workers, config.workers)
         self._limits = {name: threading.BoundedSemaphore(per_connector) for name in self.connectors}
         self._pool: ThreadPoolExecutor | None = None
@@ -151,7 +154,8 @@ class Dispatcher:
         exhausted = False  # a claim found fewer rows than it asked for
         while True:
             room = min(self._window() - len(running), self.config.batch - stats.claimed)
-            if not exhausted and room > 0 and (len(running) < workers or room >= workers):
+            claiming = not exhausted and not self.stopping.is_set()
+            if claiming and room > 0 and (len(running) < workers or room >= workers):
                 claims = claim_due(
                     self.store,
                     now=self._claim_time(),
