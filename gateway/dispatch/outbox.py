@@ -222,6 +222,7 @@ def claim_due(
         o.c.action,
         o.c.target_reference,
         o.c.after_id,
+        o.c.replays,
     )
 
     claimed: list[ClaimedDelivery] = []
@@ -282,6 +283,10 @@ def claim_due(
                 detail = f"{action} {detail}" + (
                     f" (target reference {reference})" if reference else ""
                 )
+            if r.replays:
+                # A replay counts attempts from 1 again; without this the history showed
+                # "attempt 1 of 8" twice for one delivery (issue 14 #11).
+                detail += f" after replay {r.replays}"
             if rescued:
                 detail += f" (attempt {r.attempts} never finished: its lease expired)"
             events.append(_event("attempt", detail, r.order_id, r.id, now))
@@ -654,6 +659,7 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"], *, now: dt.datetim
                     next_attempt_at=now,
                     lease_until=None,
                     updated_at=now,
+                    replays=o.c.replays + 1,
                 )
             )
             events.append(

@@ -256,3 +256,23 @@ def _states(url: str) -> dict[str, int]:
             return dict(Counter(c.execute(select(t.orders.c.state)).scalars()))
     finally:
         engine.dispose()
+
+
+def test_a_replayed_delivery_does_not_show_attempt_one_twice(tmp_path: Path, erp: FakeERP) -> None:
+    """Issue 14 #11: an order's history showed "attempt 1 of N" twice for one delivery. A
+    replay from dead letters starts the attempt count afresh (so the retry policy does), and
+    its attempts looked like the first ones; now they say which replay they belong to."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    cfg = write_config(tmp_path, url, erp)
+    erp.script(Scripted(400, body={"error": "unknown customer ACME01"}))
+    drop_files(tmp_path / "inbox", 1)
+    assert run_cli("run", "--once", "-c", str(cfg)).returncode == 0
+    assert "1 delivery" in run_cli("replay", "--all", "-c", str(cfg)).stderr
+    assert run_cli("run", "--once", "-c", str(cfg)).returncode == 0
+    assert posted(erp) == {"PO-00000": 2}  # refused once, accepted after the replay
+    show = run_cli("show", "PO-00000", "-c", str(cfg), env={"COLUMNS": "250"})
+    assert show.returncode == 0, show.stderr
+    attempts = [
+        cells[2].strip() for line in show.stdout.splitlines() if len(cells := line.split("│")) >= 3 and cells[1].strip() == "attempt"
+    ]
+    assert attempts == ["attempt 1 of 5 to erp", "attempt 1 of 5 to erp after replay 1"], show.stdout
