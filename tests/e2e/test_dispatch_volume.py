@@ -118,7 +118,9 @@ def assert_settled(store_url: str, pos: list[str], connectors: int = 1) -> None:
 
 
 def start_node(cfg: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(gateway_cmd("run", *args, "-c", str(cfg)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    """`gateway run` in its own process; its log goes to `log` (a pipe nobody reads would fill)."""
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(gateway_cmd("run", *args, "-c", str(cfg)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out)
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
