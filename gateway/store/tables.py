@@ -137,7 +137,7 @@ outbox = Table(
     # Times a person replayed this delivery from dead letters: a replay counts attempts afresh.
     Column("replays", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
-    # One index per claimable state: pending by due time, in flight by lease end (0005).
+    # One index per claimable state: pending by due time, in flight by lease end (0006).
     Index("ix_outbox_due", "state", "next_attempt_at", "id"),
     Index("ix_outbox_lease", "state", "lease_until", "id"),
 )

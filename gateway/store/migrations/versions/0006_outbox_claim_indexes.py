@@ -5,14 +5,14 @@ Due pending rows are read in (next_attempt_at, id) order and expired in-flight r
 (lease_until, id) order, each by its own indexed query with its own limit. A replay starts
 the attempt count afresh; `replays` tells its attempts apart in the history (issue 14 #11).
 
-Revision ID: 0005_dispatch
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_dispatch"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
