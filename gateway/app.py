@@ -143,7 +143,16 @@ class Gateway:
         return received, duplicates
 
     def process(self) -> ProcessStats:
-        return self.pipeline.process_pending()
+        """Process every stored message that waits, a group at a time; each group that
+        queued orders wakes the dispatcher, so sending starts while the rest is read."""
+        total = ProcessStats()
+        while True:
+            stats = self.pipeline.process_pending()
+            total.add(stats)
+            if stats.orders and "dispatcher" in self.__dict__:
+                self.dispatcher.wake()
+            if stats == ProcessStats():
+                return total
 
     @cached_property
     def ack_sender(self) -> Any:
@@ -153,10 +162,15 @@ class Gateway:
         d = self.config.dispatch
         return AckSender(self.store, self.config.partners, smtp=self.config.smtp, policy=d.ack_retry, lease_seconds=d.lease_seconds, batch=d.batch)
 
-    def dispatch(self) -> Any:
+    def deliver_acks(self) -> None:
+        """Acknowledgements and confirmation e-mails that are due (claimed before they are sent)."""
         if self.pipeline.partners.wants_acks or self.config.smtp is not None:
             self.ack_sender.run_once()
-        return self.dispatcher.run_once()
+
+    def dispatch(self) -> Any:
+        """Send every delivery that is due now (pass after pass while rows are found)."""
+        self.deliver_acks()
+        return self.dispatcher.drain()
 
     def cycle(self) -> CycleStats:
         stats = CycleStats()
@@ -199,14 +213,13 @@ class Gateway:
         from sqlalchemy import func, select
 
         from gateway.store import tables as t
-        from gateway.store import utcnow
 
         with self.store.engine.connect() as conn:
             due: int = conn.execute(
                 select(func.count())
                 .select_from(t.outbox)
                 .where(t.outbox.c.state.in_(["pending", "in_flight"]))
-                .where(t.outbox.c.next_attempt_at <= utcnow())
+                .where(t.outbox.c.next_attempt_at <= self.store.db_now(conn))
             ).scalar_one()
         if self.pipeline.partners.wants_acks or self.config.smtp is not None:
             from gateway.acks.queue import due_count

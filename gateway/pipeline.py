@@ -937,7 +937,7 @@ class Pipeline:
         mapped: dict[str, str],
     ) -> None:
         """Outbox rows for each accepted order, per its plan; one 'validated' event each."""
-        now = utcnow()
+        now = self.store.db_now(conn)  # due by the clock claims are measured on (reliability F19)
         outbox: list[dict[str, Any]] = []
         for row, plan in rows:
             if row["state"] != "validated" or plan is None:

@@ -1,9 +1,11 @@
 """`gateway run`: the long-running service.
 
-APScheduler 3 runs three kinds of jobs on its own thread pool: one poller per source, the
-processor (stored messages -> orders) and the dispatcher (outbox -> connectors). Each job
-runs one at a time (`max_instances=1`, or `_RunNow` below) with `coalesce=True`, so a slow
-run is never doubled up and a backlog of missed runs becomes one run.
+APScheduler 3 runs two kinds of jobs on its own thread pool: one poller per source and the
+processor (stored messages -> orders); each poll that stored something runs the processor
+at once. Each job runs one at a time (`_RunNow` below) with `coalesce=True`, so a slow run
+is never doubled up and a backlog of missed runs becomes one run. The dispatcher (outbox ->
+connectors) is a thread of its own (`Dispatcher.serve`): it sends while rows are due and
+then sleeps until the processor queues an order, the next retry is due or its poll.
 
 An IMAP source with `idle: true` also gets a daemon thread, `imap-idle:<name>`, that waits
 in IMAP IDLE on a connection of its own (`ImapSource.wait_for_mail`). When the server
@@ -157,6 +159,16 @@ def _watch(source: ImapSource, poll: _RunNow, stop: threading.Event) -> None:
             return
 
 
+def _dispatch_loop(gw: Gateway, stop: threading.Event) -> None:
+    """Body of the dispatch thread: `Dispatcher.serve` until the service stops."""
+    while not stop.is_set():
+        try:
+            gw.dispatcher.serve(stop)
+        except Exception:  # the thread must not die: log, pause, go on
+            log.exception("dispatch failed; it starts again in %g s", gw.config.dispatch.poll_seconds)
+            stop.wait(gw.config.dispatch.poll_seconds)
+
+
 def run_service(
     gw: Gateway,
     *,
@@ -259,8 +271,12 @@ def _serve(
                 threading.Thread(target=_watch, args=(imap, poll, watch_stop), name=f"imap-idle:{source.name}", daemon=True)
             )
     sched.add_job(process, "interval", seconds=cfg.processing.poll_seconds, id="process", name="process", max_instances=2, next_run_time=_now())
+    if gw.pipeline.partners.wants_acks or cfg.smtp is not None:
+        sched.add_job(_guard("acks", gw.deliver_acks), "interval", seconds=cfg.dispatch.poll_seconds, id="acks", next_run_time=_now())
     if cfg.connectors:
-        sched.add_job(_guard("dispatch", gw.dispatch), "interval", seconds=cfg.dispatch.poll_seconds, id="dispatch", next_run_time=_now())
+        # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
+        # rows are due and sleeps until an order is queued (Gateway.process wakes it).
+        watchers.append(threading.Thread(target=_dispatch_loop, args=(gw, watch_stop), name="dispatch", daemon=True))
     log.info(
         "gateway running: %d source(s), %d connector(s), store %s; stop with Ctrl-C or SIGTERM",
         len(gw.sources), len(cfg.connectors), gw.store.engine.url.render_as_string(hide_password=True),

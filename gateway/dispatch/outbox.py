@@ -48,11 +48,11 @@ import datetime as dt
 import logging
 import random
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
+from sqlalchemy import Connection, bindparam, case, exists, func, select, update
 
 from gateway.connector import Delivery, Receipt
 from gateway.retry import RetryPolicy
@@ -63,6 +63,10 @@ __all__ = [
     "ACTIONS",
     "ClaimedDelivery",
     "DeadLetter",
+    "Failed",
+    "Refused",
+    "Result",
+    "Sent",
     "claim_due",
     "idempotency_key",
     "list_dead",
@@ -71,6 +75,7 @@ __all__ = [
     "mark_sent",
     "new_deliveries",
     "next_due",
+    "record",
     "replay",
 ]
 
@@ -178,7 +183,7 @@ class DeadLetter:
 def claim_due(
     store: Store,
     *,
-    now: dt.datetime,
+    now: dt.datetime | None = None,
     lease_seconds: float,
     limit: int,
     connectors: Collection[str] | None = None,
@@ -193,20 +198,20 @@ def claim_due(
     `policies` (by connector; default policy otherwise) decides whether a rescued row has
     already used up its attempts, in which case it goes to `dead` instead of being claimed.
 
+    `now` defaults to the database's clock, read in the claiming transaction (reliability
+    F19: a node whose clock runs fast must not take over leases that have not ended).
+    Tests pass their own. Each state is read by its own indexed query with its own limit
+    (expired leases first, then pending rows by due time), so a claim costs what its batch
+    costs, however long the queue is.
+
     A row with an `after_id` is due only once that predecessor is `sent` (see the module
     docstring); without a `target_reference` of its own it gets the predecessor's receipt
     reference, stored on the row with the claim.
     """
-    now = _utc(now)
     if connectors is not None and not connectors:
         return []
-    lease_until = now + dt.timedelta(seconds=lease_seconds)
     o = t.outbox
-    due = or_(
-        and_(o.c.state == "pending", o.c.next_attempt_at <= now),
-        and_(o.c.state == "in_flight", o.c.lease_until <= now),
-    )
-    query = select(
+    columns = (
         o.c.id,
         o.c.order_id,
         o.c.connector,
@@ -217,16 +222,28 @@ def claim_due(
         o.c.action,
         o.c.target_reference,
         o.c.after_id,
-    ).where(due, _not_waiting())
-    if connectors is not None:
-        query = query.where(o.c.connector.in_(sorted(connectors)))
-    query = query.order_by(o.c.next_attempt_at, o.c.id).limit(limit)
-    if store.supports_skip_locked:
-        query = query.with_for_update(skip_locked=True, of=o)
+        o.c.replays,
+    )
 
     claimed: list[ClaimedDelivery] = []
     with store.begin() as conn:
-        rows = conn.execute(query).all()
+        now = _utc(now) if now is not None else store.db_now(conn)
+        lease_until = now + dt.timedelta(seconds=lease_seconds)
+        rows: list[Any] = []
+        for state, column in (("in_flight", o.c.lease_until), ("pending", o.c.next_attempt_at)):
+            query = (
+                select(*columns)
+                .where(o.c.state == state, column <= now, _not_waiting())
+                .order_by(column, o.c.id)
+                .limit(limit - len(rows))
+            )
+            if connectors is not None:
+                query = query.where(o.c.connector.in_(sorted(connectors)))
+            if store.supports_skip_locked:
+                query = query.with_for_update(skip_locked=True, of=o)
+            rows.extend(conn.execute(query).all())
+            if len(rows) >= limit:
+                break
         if not rows:
             return []
         data = _order_data(conn, {r.order_id for r in rows})
@@ -234,6 +251,8 @@ def claim_due(
             conn, {r.after_id for r in rows if r.after_id is not None and not r.target_reference}
         )
         events: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        gone: set[str] = set()  # orders with a row dead-lettered by this claim
         for r in rows:
             rescued = r.state == "in_flight"
             attempts = r.attempts + 1
@@ -244,25 +263,30 @@ def claim_due(
                     f"attempt {r.attempts} to {r.connector} never finished (the worker stopped: crash, "
                     f"kill or out of memory) and the retry policy is used up; not tried again"
                 )
-                _to_dead(conn, r.id, r.order_id, r.connector, why, None, now, events)
+                if _to_dead(conn, r.id, r.order_id, r.connector, why, None, now, events):
+                    gone.add(r.order_id)
                 continue
             action = r.action or "create"
             reference = r.target_reference
-            values: dict[str, Any] = {
-                "state": "in_flight",
-                "attempts": attempts,
-                "first_attempt_at": first,
-                "lease_until": lease_until,
-                "updated_at": now,
-            }
             if not reference and r.after_id is not None and inherited.get(r.after_id):
-                reference = values["target_reference"] = inherited[r.after_id]
-            conn.execute(update(o).where(o.c.id == r.id).values(**values))
+                reference = inherited[r.after_id]
+            updates.append(
+                {
+                    "b_id": r.id,
+                    "b_attempts": attempts,
+                    "b_first": first,
+                    "b_reference": reference,
+                }
+            )
             detail = f"attempt {attempts} of {policy.max_attempts} to {r.connector}"
             if action != "create":
                 detail = f"{action} {detail}" + (
                     f" (target reference {reference})" if reference else ""
                 )
+            if r.replays:
+                # A replay counts attempts from 1 again; without this the history showed
+                # "attempt 1 of 8" twice for one delivery (issue 14 #11).
+                detail += f" after replay {r.replays}"
             if rescued:
                 detail += f" (attempt {r.attempts} never finished: its lease expired)"
             events.append(_event("attempt", detail, r.order_id, r.id, now))
@@ -281,6 +305,23 @@ def claim_due(
                     target_reference=reference or None,
                 )
             )
+        if updates:
+            # One statement for the batch: the rows are locked (PostgreSQL) or the whole
+            # store is (SQLite's BEGIN IMMEDIATE), so nobody claimed them since the select.
+            conn.execute(
+                update(o)
+                .where(o.c.id == bindparam("b_id"))
+                .values(
+                    state="in_flight",
+                    attempts=bindparam("b_attempts"),
+                    first_attempt_at=bindparam("b_first"),
+                    lease_until=lease_until,
+                    updated_at=now,
+                    target_reference=bindparam("b_reference"),
+                ),
+                updates,
+            )
+        _settle_orders(conn, gone, now, events, lock=store.supports_skip_locked)
         add_events(conn, events)
     return claimed
 
@@ -314,50 +355,95 @@ def next_due(store: Store, *, connectors: Collection[str] | None = None) -> dt.d
 # -- recording results -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The target accepted the delivery."""
+
+    receipt: Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A transient failure: retried per `policy`, dead once it is exhausted."""
+
+    error: str
+    policy: RetryPolicy
+    status: int | None = None
+    retry_after: float | None = None  # seconds the server asked for (Retry-After)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A permanent failure: dead at once, for a person to fix and replay."""
+
+    error: str
+    status: int | None = None
+
+
+Result = Sent | Failed | Refused
+Verdict = Literal["sent", "retry", "dead", "lost"]
+
+
+def record(
+    store: Store,
+    results: Sequence[tuple[ClaimedDelivery, Result]],
+    *,
+    now: dt.datetime | None = None,
+    rand: Callable[[], float] = random.random,
+) -> list[Verdict]:
+    """Record the results of several claimed deliveries in one transaction.
+
+    Returns one verdict per result, in order: "sent", "retry" (scheduled again), "dead", or
+    "lost" (this worker no longer holds the claim, or the row was settled already: nothing
+    was changed for it). `now` defaults to the database's clock. The orders whose rows
+    changed are settled (`dispatched` / `dead`) in the same transaction, each under a lock
+    on its order row, so two transactions that finish the last two rows of one order
+    cannot both miss that the order is done (issue 14 #16).
+
+    This is the whole recording API: `claim_due` hands out `ClaimedDelivery`s, a caller
+    sends them however it likes and reports each one here (`mark_sent`, `mark_failed` and
+    `mark_dead` are the one-result forms).
+    """
+    if not results:
+        return []
+    verdicts: list[Verdict] = []
+    with store.begin() as conn:
+        now = _utc(now) if now is not None else store.db_now(conn)
+        events: list[dict[str, Any]] = []
+        touched: set[str] = set()
+        sent = _record_sent(
+            conn, [(c, r.receipt) for c, r in results if isinstance(r, Sent)], now, events, lock=store.supports_skip_locked
+        )
+        for claim, result in results:
+            if isinstance(result, Sent):
+                verdict: Verdict = "sent" if claim.outbox_id in sent else "lost"
+            elif isinstance(result, Failed):
+                verdict = _record_failed(conn, claim, result, now, events, rand)
+            else:
+                why = f"{_short(result.error)} (attempt {claim.attempts}; not retried)"
+                ok = _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, result.status, now, events, claim=claim)
+                verdict = "dead" if ok else "lost"
+            if verdict in ("sent", "dead"):
+                touched.add(claim.order_id)
+            verdicts.append(verdict)
+        _settle_orders(conn, touched, now, events, lock=store.supports_skip_locked)
+        add_events(conn, events)
+    return verdicts
+
+
 def mark_sent(
     store: Store,
     claim: ClaimedDelivery,
     receipt: Receipt,
     *,
-    now: dt.datetime,
+    now: dt.datetime | None = None,
 ) -> bool:
     """Record a delivery the target accepted. False if the row was already settled.
 
     Accepted even when this worker's lease expired meanwhile (the target holds the order now);
     the order becomes `dispatched` once all of its rows are sent.
     """
-    now = _utc(now)
-    o = t.outbox
-    stored_receipt = {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail}
-    with store.begin() as conn:
-        result = conn.execute(
-            update(o)
-            .where(o.c.id == claim.outbox_id, o.c.state.in_(["in_flight", "pending"]))
-            .values(
-                state="sent",
-                lease_until=None,
-                last_status=receipt.status,
-                last_error=None,
-                receipt=stored_receipt,
-                updated_at=now,
-            )
-        )
-        if result.rowcount != 1:
-            log.warning("outbox %s to %s: already settled; result of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
-            return False
-        parts = [
-            f"HTTP {receipt.status}" if receipt.status else "accepted",
-            f"by {claim.connector}",
-        ]
-        if claim.action != "create":
-            parts.insert(0, f"{claim.action}:")
-        if receipt.reference:
-            parts.append(f"as {receipt.reference}")
-        detail = " ".join(parts) + f" (attempt {claim.attempts})"
-        events = [_event("sent", detail, claim.order_id, claim.outbox_id, now)]
-        _settle_order(conn, claim.order_id, now, events)
-        add_events(conn, events)
-    return True
+    return record(store, [(claim, Sent(receipt))], now=now) == ["sent"]
 
 
 def mark_failed(
@@ -368,7 +454,7 @@ def mark_failed(
     status: int | None = None,
     retry_after: float | None = None,
     policy: RetryPolicy,
-    now: dt.datetime,
+    now: dt.datetime | None = None,
     rand: Callable[[], float] = random.random,
 ) -> Literal["retry", "dead", "lost"]:
     """Record a transient failure: schedule the next attempt, or dead-letter it when the
@@ -377,46 +463,8 @@ def mark_failed(
     The wait is `policy.next_delay(attempts, retry_after)`: exponential back-off with full
     jitter, never shorter than the server's Retry-After (itself capped by the policy).
     """
-    now = _utc(now)
-    o = t.outbox
-    error = _short(error)
-    with store.begin() as conn:
-        events: list[dict[str, Any]] = []
-        if policy.exhausted(claim.attempts, claim.first_attempt_at, now):
-            if claim.attempts >= policy.max_attempts:
-                why = f"{error}; gave up after {claim.attempts} attempts (max_attempts {policy.max_attempts})"
-            else:
-                age = (now - claim.first_attempt_at).total_seconds()
-                why = (
-                    f"{error}; gave up after {claim.attempts} attempts over {_duration(age)} "
-                    f"(max_age_seconds {policy.max_age_seconds:g})"
-                )
-            if not _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, status, now, events, claim=claim):
-                return "lost"
-            add_events(conn, events)
-            return "dead"
-        delay = policy.next_delay(claim.attempts, retry_after, rand)
-        result = conn.execute(
-            update(o)
-            .where(*_held(claim))
-            .values(
-                state="pending",
-                lease_until=None,
-                next_attempt_at=now + dt.timedelta(seconds=delay),
-                last_status=status,
-                last_error=error,
-                updated_at=now,
-            )
-        )
-        if result.rowcount != 1:
-            log.warning("outbox %s to %s: claim lost (lease expired); failure of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
-            return "lost"
-        detail = f"{error}; retry {claim.attempts} of {policy.max_attempts - 1} in {delay:.1f} s"
-        if retry_after:
-            detail += f" (server asked for {retry_after:.0f} s)"
-        events.append(_event("retry_scheduled", detail, claim.order_id, claim.outbox_id, now))
-        add_events(conn, events)
-    return "retry"
+    [verdict] = record(store, [(claim, Failed(error, policy, status, retry_after))], now=now, rand=rand)
+    return "lost" if verdict == "sent" else verdict
 
 
 def mark_dead(
@@ -425,17 +473,112 @@ def mark_dead(
     *,
     error: str,
     status: int | None = None,
-    now: dt.datetime,
+    now: dt.datetime | None = None,
 ) -> bool:
     """Dead-letter a delivery that failed permanently; its order becomes `dead`."""
-    now = _utc(now)
-    events: list[dict[str, Any]] = []
-    with store.begin() as conn:
-        why = f"{_short(error)} (attempt {claim.attempts}; not retried)"
-        if not _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, status, now, events, claim=claim):
-            return False
-        add_events(conn, events)
-    return True
+    return record(store, [(claim, Refused(error, status))], now=now) == ["dead"]
+
+
+def _record_sent(
+    conn: Connection,
+    sent: list[tuple[ClaimedDelivery, Receipt]],
+    now: dt.datetime,
+    events: list[dict[str, Any]],
+    *,
+    lock: bool,
+) -> set[int]:
+    """Mark the accepted deliveries `sent` in one statement; the outbox ids that were.
+
+    A row already settled (sent, or dead-lettered meanwhile) is left alone and logged."""
+    if not sent:
+        return set()
+    o = t.outbox
+    query = select(o.c.id).where(o.c.id.in_(sorted(c.outbox_id for c, _ in sent)), o.c.state.in_(["in_flight", "pending"]))
+    if lock:
+        query = query.with_for_update()
+    open_ids = set(conn.execute(query).scalars())
+    rows = []
+    for claim, receipt in sent:
+        if claim.outbox_id not in open_ids:
+            log.warning("outbox %s to %s: already settled; result of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
+            continue
+        rows.append(
+            {
+                "b_id": claim.outbox_id,
+                "b_status": receipt.status,
+                "b_receipt": {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail},
+            }
+        )
+        parts = [
+            f"HTTP {receipt.status}" if receipt.status else "accepted",
+            f"by {claim.connector}",
+        ]
+        if claim.action != "create":
+            parts.insert(0, f"{claim.action}:")
+        if receipt.reference:
+            parts.append(f"as {receipt.reference}")
+        detail = " ".join(parts) + f" (attempt {claim.attempts})"
+        events.append(_event("sent", detail, claim.order_id, claim.outbox_id, now))
+    if rows:
+        conn.execute(
+            update(o)
+            .where(o.c.id == bindparam("b_id"))
+            .values(
+                state="sent",
+                lease_until=None,
+                last_status=bindparam("b_status"),
+                last_error=None,
+                receipt=bindparam("b_receipt", type_=o.c.receipt.type),
+                updated_at=now,
+            ),
+            rows,
+        )
+    return open_ids
+
+
+def _record_failed(
+    conn: Connection,
+    claim: ClaimedDelivery,
+    failure: Failed,
+    now: dt.datetime,
+    events: list[dict[str, Any]],
+    rand: Callable[[], float],
+) -> Verdict:
+    o = t.outbox
+    policy = failure.policy
+    error = _short(failure.error)
+    if policy.exhausted(claim.attempts, claim.first_attempt_at, now):
+        if claim.attempts >= policy.max_attempts:
+            why = f"{error}; gave up after {claim.attempts} attempts (max_attempts {policy.max_attempts})"
+        else:
+            age = (now - claim.first_attempt_at).total_seconds()
+            why = (
+                f"{error}; gave up after {claim.attempts} attempts over {_duration(age)} "
+                f"(max_age_seconds {policy.max_age_seconds:g})"
+            )
+        ok = _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, failure.status, now, events, claim=claim)
+        return "dead" if ok else "lost"
+    delay = policy.next_delay(claim.attempts, failure.retry_after, rand)
+    result = conn.execute(
+        update(o)
+        .where(*_held(claim))
+        .values(
+            state="pending",
+            lease_until=None,
+            next_attempt_at=now + dt.timedelta(seconds=delay),
+            last_status=failure.status,
+            last_error=error,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        log.warning("outbox %s to %s: claim lost (lease expired); failure of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
+        return "lost"
+    detail = f"{error}; retry {claim.attempts} of {policy.max_attempts - 1} in {delay:.1f} s"
+    if failure.retry_after:
+        detail += f" (server asked for {failure.retry_after:.0f} s)"
+    events.append(_event("retry_scheduled", detail, claim.order_id, claim.outbox_id, now))
+    return "retry"
 
 
 # -- dead letters and replay -------------------------------------------------------------------
@@ -490,7 +633,6 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"], *, now: dt.datetim
     idempotency key stays, so a target that did receive an earlier attempt sees a repeat.
     Rows that are not dead are left alone. An order with no dead row left is `validated` again.
     """
-    now = _utc(now or dt.datetime.now(dt.UTC))
     o = t.outbox
     query = select(o.c.id, o.c.order_id, o.c.connector, o.c.attempts, o.c.last_error).where(o.c.state == "dead")
     if ids != "all":
@@ -499,6 +641,7 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"], *, now: dt.datetim
             return 0
         query = query.where(o.c.id.in_(wanted))
     with store.begin() as conn:
+        now = _utc(now) if now is not None else store.db_now(conn)  # due at once by the database's clock
         if store.supports_skip_locked:
             query = query.with_for_update(of=o)
         rows = conn.execute(query.order_by(o.c.id)).all()
@@ -516,6 +659,7 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"], *, now: dt.datetim
                     next_attempt_at=now,
                     lease_until=None,
                     updated_at=now,
+                    replays=o.c.replays + 1,
                 )
             )
             events.append(
@@ -637,37 +781,54 @@ def _to_dead(
         return False
     log.warning("outbox %s to %s is dead: %s", outbox_id, connector, why)
     events.append(_event("dead", why, order_id, outbox_id, now))
-    _settle_order(conn, order_id, now, events)
     return True
 
 
-def _settle_order(conn: Connection, order_id: str, now: dt.datetime, events: list[dict[str, Any]]) -> None:
-    """Move the order to `dispatched` (all rows sent) or `dead` (any row dead)."""
-    o = t.outbox
-    counts: dict[str, int] = dict(
-        conn.execute(
-            select(o.c.state, func.count()).where(o.c.order_id == order_id).group_by(o.c.state)
-        ).all()
-    )
-    total = sum(counts.values())
-    if counts.get("dead"):
-        target, kind = "dead", "order_dead"
-        names = conn.execute(
-            select(o.c.connector).where(o.c.order_id == order_id, o.c.state == "dead").order_by(o.c.connector)
-        ).scalars().all()
-        detail = f"delivery to {', '.join(names)} failed for good; replay it once the cause is fixed"
-    elif total and counts.get("sent") == total:
-        target, kind = "dispatched", "dispatched"
-        names = conn.execute(
-            select(o.c.connector).where(o.c.order_id == order_id).order_by(o.c.connector)
-        ).scalars().all()
-        detail = f"delivered to {', '.join(names)}"
-    else:
+def _settle_orders(
+    conn: Connection, order_ids: Collection[str], now: dt.datetime, events: list[dict[str, Any]], *, lock: bool
+) -> None:
+    """Move each order to `dispatched` (all rows sent) or `dead` (any row dead).
+
+    With `lock` (PostgreSQL) the order rows are locked first, in id order (no deadlock
+    between two batches), and the rows counted after: under READ COMMITTED the count then
+    sees every transaction that settled before this one, so the last of two concurrent
+    finishers always sees both rows sent (issue 14 #16). SQLite serializes writers anyway.
+    """
+    if not order_ids:
         return
-    result = conn.execute(
-        update(t.orders)
-        .where(t.orders.c.id == order_id, t.orders.c.state != target)
-        .values(state=target, updated_at=now)
-    )
-    if result.rowcount == 1:
-        events.append(_event(kind, detail, order_id, None, now))
+    ids = sorted(order_ids)
+    od, o = t.orders, t.outbox
+    if lock:
+        conn.execute(select(od.c.id).where(od.c.id.in_(ids)).order_by(od.c.id).with_for_update())
+    counts: dict[str, dict[str, int]] = {}
+    names: dict[str, dict[str, list[str]]] = {}
+    for r in conn.execute(
+        select(o.c.order_id, o.c.state, o.c.connector).where(o.c.order_id.in_(ids)).order_by(o.c.connector)
+    ):
+        by_state = counts.setdefault(r.order_id, {})
+        by_state[r.state] = by_state.get(r.state, 0) + 1
+        names.setdefault(r.order_id, {}).setdefault(r.state, []).append(r.connector)
+    done: dict[str, list[str]] = {"dead": [], "dispatched": []}
+    details: dict[str, str] = {}
+    for order_id in ids:
+        by_state = counts.get(order_id, {})
+        total = sum(by_state.values())
+        if by_state.get("dead"):
+            done["dead"].append(order_id)
+            details[order_id] = (
+                f"delivery to {', '.join(names[order_id]['dead'])} failed for good; replay it once the cause is fixed"
+            )
+        elif total and by_state.get("sent") == total:
+            done["dispatched"].append(order_id)
+            details[order_id] = f"delivered to {', '.join(names[order_id]['sent'])}"
+    for target, kind in (("dead", "order_dead"), ("dispatched", "dispatched")):
+        if not done[target]:
+            continue
+        changed = conn.execute(
+            update(od)
+            .where(od.c.id.in_(done[target]), od.c.state != target)
+            .values(state=target, updated_at=now)
+            .returning(od.c.id)
+        ).scalars().all()
+        for order_id in sorted(changed):
+            events.append(_event(kind, details[order_id], order_id, None, now))

@@ -1,8 +1,18 @@
-"""The dispatcher: claim due outbox rows, send them in parallel, record each result.
+"""The dispatcher: claim due outbox rows, send them in parallel, record the results in groups.
 
-One pass (`run_once`) claims a batch (committed before anything is sent, see
-`gateway.dispatch.outbox`), hands each delivery to its connector on a thread pool of
-`config.workers`, and records every result in its own transaction as soon as it is known.
+A pass (`run_once`) claims due rows (committed before anything is sent, see
+`gateway.dispatch.outbox`) and hands each delivery to its connector on a thread pool of
+`config.workers` threads (at most `config.connector_workers` at once to one connector).
+Claims are made a window at a time, so the pool never runs dry and no claimed row waits in
+the queue long enough for its lease to run down: the window is sized from how long sends
+take (a slow target gets about one claim per worker, a fast one up to `config.batch`).
+Results are recorded as they come in, every result that arrived meanwhile in one
+transaction (`outbox.record`), so the store is written once per group, not per delivery.
+
+`drain` runs passes while rows are due; `serve` (the service) drains, then sleeps until
+`wake()` is called (an order was queued), the next row is due, or `poll_seconds` passed.
+Times are the database's (`Store.db_now`) unless a clock is injected (tests).
+
 What a connector raised decides what happens next:
 
     TransientError            retry per the connector's RetryPolicy (honouring retry_after),
@@ -24,7 +34,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from gateway import crashpoints
@@ -32,15 +42,17 @@ from gateway.config import DispatchConfig
 from gateway.connector import Connector, Receipt
 from gateway.dispatch.outbox import (
     ClaimedDelivery,
+    Failed,
+    Refused,
+    Result,
+    Sent,
     claim_due,
-    mark_dead,
-    mark_failed,
-    mark_sent,
     next_due,
+    record,
 )
 from gateway.errors import DeliveryError, PermanentError, StoreUnavailable, TransientError
 from gateway.retry import RetryPolicy
-from gateway.store import Store, utcnow
+from gateway.store import Store
 
 __all__ = ["DispatchStats", "Dispatcher"]
 
@@ -73,8 +85,9 @@ class Dispatcher:
     """Sends due outbox rows through their connectors, with retries and dead letters.
 
     `connectors` and `policies` are keyed by connector name; rows for connectors this node
-    does not have are left for a node that does. `clock` returns an aware UTC datetime and
-    `sleep` waits a number of seconds; tests inject both so a back-off costs no real time.
+    does not have are left for a node that does. `clock` returns an aware UTC datetime
+    (default: the database's clock) and `sleep` waits a number of seconds; tests inject both
+    so a back-off costs no real time.
     """
 
     def __init__(
@@ -83,7 +96,7 @@ class Dispatcher:
         connectors: Mapping[str, Connector],
         policies: Mapping[str, RetryPolicy],
         config: DispatchConfig,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Callable[[], dt.datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ):
@@ -91,70 +104,107 @@ class Dispatcher:
         self.connectors = dict(connectors)
         self.policies = dict(policies)
         self.config = config
-        self.clock = clock
+        self._clock = clock
         self.sleep = sleep
         self.rand = rand
+        self._wake = threading.Event()
         # Set when the service stops (reliability F21): a pass in progress claims no more
         # rows; what it has claimed is sent and recorded.
         self.stopping = threading.Event()
+        per_connector = min(config.connector_workers or config.workers, config.workers)
+        self._limits = {name: threading.BoundedSemaphore(per_connector) for name in self.connectors}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        # Seconds one send takes (moving average): sizes the claim window (see the docstring).
+        self._send_seconds = config.lease_seconds / 4
 
     def policy(self, connector: str) -> RetryPolicy:
         return self.policies.get(connector) or _DEFAULT_POLICY
+
+    def clock(self) -> dt.datetime:
+        """Now, on the injected clock or else the database's."""
+        return self._clock() if self._clock is not None else self.store.db_now()
+
+    def _claim_time(self) -> dt.datetime | None:
+        return self._clock() if self._clock is not None else None  # None: the claim reads the database's
+
+    def wake(self) -> None:
+        """Something was queued: a serving dispatcher looks at once instead of at its next poll."""
+        self._wake.set()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="dispatch")
+            return self._pool
 
     # -- one pass ------------------------------------------------------------------------------
 
     def run_once(self) -> DispatchStats:
         """Claim and send up to `config.batch` due deliveries; returns what happened.
 
-        Rows are claimed `workers` at a time, so every claimed row starts sending at once:
-        no claim waits in a queue while its lease runs down behind a slow target.
+        While sends are under way the next window is claimed as soon as there is room, and
+        results are recorded as they arrive (all that arrived meanwhile in one transaction).
         """
         stats = DispatchStats()
         names = set(self.connectors)
-        with ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="dispatch") as pool:
-            while stats.claimed < self.config.batch and not self.stopping.is_set():
-                want = min(self.config.workers, self.config.batch - stats.claimed)
+        workers = self.config.workers
+        running: dict[Future[Result], ClaimedDelivery] = {}
+        exhausted = False  # a claim found fewer rows than it asked for
+        while True:
+            room = min(self._window() - len(running), self.config.batch - stats.claimed)
+            claiming = not exhausted and not self.stopping.is_set()
+            if claiming and room > 0 and (len(running) < workers or room >= workers):
                 claims = claim_due(
                     self.store,
-                    now=self.clock(),
+                    now=self._claim_time(),
                     lease_seconds=self.config.lease_seconds,
-                    limit=want,
+                    limit=room,
                     connectors=names,
                     policies=self.policies,
                 )
                 stats.claimed += len(claims)
-                for outcome in pool.map(self._deliver, claims):
-                    setattr(stats, outcome, getattr(stats, outcome) + 1)
-                if len(claims) < want:
-                    break
-        return stats
+                exhausted = len(claims) < room
+                for claim in claims:
+                    running[self.pool.submit(self._send, claim)] = claim
+            if not running:
+                return stats
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            results = [(running.pop(f), f.result()) for f in done]
+            for verdict in self._record(results):
+                setattr(stats, verdict, getattr(stats, verdict) + 1)
 
-    def _deliver(self, claim: ClaimedDelivery) -> str:
-        """Send one claimed delivery and record the result; returns the stats field to count."""
+    def _window(self) -> int:
+        """How many claims may be sending or queued at once: a queued claim should start
+        within a quarter of its lease, judged by how long sends take."""
+        per_worker = (self.config.lease_seconds / 4) / max(self._send_seconds, 1e-4)
+        return max(self.config.workers, min(self.config.batch, int(self.config.workers * per_worker)))
+
+    def _send(self, claim: ClaimedDelivery) -> Result:
+        """Send one claimed delivery (on a pool thread); what happened, to be recorded."""
         connector = self.connectors[claim.connector]
         if not claim.order:
-            now = self.clock()
-            ok = mark_dead(self.store, claim, error="the order has no canonical data to send", now=now)
-            return "dead" if ok else "lost"
+            return Refused("the order has no canonical data to send")
         caps = connector.capabilities
         if (claim.action == "update" and not caps.updates) or (claim.action == "cancel" and not caps.cancels):
             # Never hand a change to a connector that would take it for a new order.
-            error = f"{claim.connector} does not declare that it can take an order {claim.action}"
-            ok = mark_dead(self.store, claim, error=error, now=self.clock())
-            return "dead" if ok else "lost"
-        try:
-            result: Receipt | DeliveryError = connector.send(claim.delivery())
-        except DeliveryError as exc:
-            result = exc
-        except Exception as exc:  # a connector bug or an error it did not classify
-            result = self._classify_unexpected(connector, claim, exc)
+            return Refused(f"{claim.connector} does not declare that it can take an order {claim.action}")
+        started = time.monotonic()
+        with self._limits[claim.connector]:
+            try:
+                result: Receipt | DeliveryError = connector.send(claim.delivery())
+            except DeliveryError as exc:
+                result = exc
+            except Exception as exc:  # a connector bug or an error it did not classify
+                result = self._classify_unexpected(connector, claim, exc)
+        self._send_seconds += 0.2 * (time.monotonic() - started - self._send_seconds)
         crashpoints.hit("after_http_before_commit")
-        try:
-            return self._record(claim, result)
-        except StoreUnavailable as exc:
-            # The row stays in flight; it is claimed again when the lease ends.
-            log.error("outbox %s to %s: result not recorded, the store is unavailable: %s", claim.outbox_id, claim.connector, exc)
-            return "lost"
+        if isinstance(result, Receipt):
+            return Sent(result)
+        if isinstance(result, TransientError):
+            return Failed(str(result), self.policy(claim.connector), result.status, result.retry_after)
+        return Refused(str(result), result.status)
 
     def _classify_unexpected(self, connector: Connector, claim: ClaimedDelivery, exc: Exception) -> DeliveryError:
         text = f"unexpected {type(exc).__name__} from {claim.connector}: {exc}"
@@ -165,36 +215,40 @@ class Dispatcher:
             return TransientError(text + " (retried: the connector is idempotent)")
         return PermanentError(text + " (not retried: a repeat could deliver the order twice)")
 
-    def _record(self, claim: ClaimedDelivery, result: Receipt | DeliveryError) -> str:
-        now = self.clock()
-        if isinstance(result, Receipt):
-            ok = mark_sent(self.store, claim, result, now=now)
-            if ok:
+    def _record(self, results: list[tuple[ClaimedDelivery, Result]]) -> list[str]:
+        """Record a group of results in one transaction; the stats fields to count."""
+        try:
+            verdicts = record(self.store, results, now=self._claim_time(), rand=self.rand)
+        except StoreUnavailable as exc:
+            # The rows stay in flight; they are claimed again when their leases end.
+            for claim, _ in results:
+                log.error("outbox %s to %s: result not recorded, the store is unavailable: %s", claim.outbox_id, claim.connector, exc)
+            return ["lost"] * len(results)
+        fields = []
+        for (claim, result), verdict in zip(results, verdicts, strict=True):
+            if verdict == "sent":
                 log.info("outbox %s (order %s) sent to %s", claim.outbox_id, claim.order_id, claim.connector)
-            return "sent" if ok else "lost"
-        if isinstance(result, TransientError):
-            verdict = mark_failed(
-                self.store,
-                claim,
-                error=str(result),
-                status=result.status,
-                retry_after=result.retry_after,
-                policy=self.policy(claim.connector),
-                now=now,
-                rand=self.rand,
-            )
-            log.info("outbox %s to %s: %s (%s)", claim.outbox_id, claim.connector, verdict, result)
-            return {"retry": "retried", "dead": "dead"}.get(verdict, "lost")
-        ok = mark_dead(self.store, claim, error=str(result), status=result.status, now=now)
-        return "dead" if ok else "lost"
+            elif not isinstance(result, Sent):
+                log.info("outbox %s to %s: %s (%s)", claim.outbox_id, claim.connector, verdict, getattr(result, "error", ""))
+            fields.append(_FIELDS[verdict])
+        return fields
 
     # -- loops ---------------------------------------------------------------------------------
+
+    def drain(self) -> DispatchStats:
+        """Pass after pass while due rows are found; returns when a pass claimed nothing."""
+        total = DispatchStats()
+        while True:
+            stats = self.run_once()
+            total.add(stats)
+            if not stats.claimed:
+                return total
 
     def run_until_idle(self, timeout: float) -> DispatchStats:
         """Pass after pass until nothing is pending or in flight, or `timeout` seconds passed.
 
         Between passes it sleeps until the next row is due (at most `poll_seconds`). The
-        timeout is measured on the injected clock and, as a safety net, on the wall clock.
+        timeout is measured on the clock and, as a safety net, on the wall clock.
         """
         total = DispatchStats()
         deadline = self.clock() + dt.timedelta(seconds=timeout)
@@ -213,30 +267,58 @@ class Dispatcher:
                 return total
             if stats.claimed:
                 continue
-            wait = min((due - now).total_seconds(), self.config.poll_seconds, (deadline - now).total_seconds())
+            wait_s = min((due - now).total_seconds(), self.config.poll_seconds, (deadline - now).total_seconds())
             # Never spin: a due row may be held for a moment by another node's claim.
-            self.sleep(max(wait, _MIN_WAIT))
+            self.sleep(max(wait_s, _MIN_WAIT))
 
     def serve(self, stop: threading.Event) -> DispatchStats:
-        """Run until `stop` is set (SIGTERM): claims stop, the batch in hand is finished."""
+        """Run until `stop` is set (SIGTERM): claims stop, the deliveries in hand are finished.
+
+        Passes follow each other while rows are due; then it waits for `wake()`, the next
+        due row or `poll_seconds` (rows queued by another node are found by that poll).
+        """
         total = DispatchStats()
+        names = set(self.connectors)
         while not stop.is_set():
+            self._wake.clear()
             try:
                 stats = self.run_once()
+                due = None if stats.claimed else next_due(self.store, connectors=names)
+                wait_s = self.config.poll_seconds
+                if due is not None:
+                    wait_s = min(wait_s, max((due - self.clock()).total_seconds(), _MIN_WAIT))
             except StoreUnavailable as exc:
                 log.error("dispatch pass skipped, the store is unavailable: %s", exc)
-                stats = DispatchStats()
+                stats, wait_s = DispatchStats(), self.config.poll_seconds
             total.add(stats)
             if not stats.claimed:
-                stop.wait(self.config.poll_seconds)
+                # A wake() that came during the pass is kept: the wait returns at once.
+                _wait_any(self._wake, stop, wait_s)
         return total
 
     def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         for connector in self.connectors.values():
             try:
                 connector.close()
             except Exception:  # closing is best effort; log and go on with the others
                 log.exception("closing connector %s failed", getattr(connector, "name", "?"))
+
+
+_FIELDS = {"sent": "sent", "retry": "retried", "dead": "dead", "lost": "lost"}
+
+
+def _wait_any(wake: threading.Event, stop: threading.Event, seconds: float) -> None:
+    """Wait until `wake` or `stop` is set, or `seconds` passed."""
+    end = time.monotonic() + seconds
+    while not (wake.is_set() or stop.is_set()):
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        wake.wait(min(left, 0.1))
 
 
 _DEFAULT_POLICY = RetryPolicy()

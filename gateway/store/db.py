@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,6 +124,24 @@ class Store:
             yield
         finally:
             _LOCK_WAIT.reset(token)
+
+    def db_now(self, conn: Connection | None = None) -> dt.datetime:
+        """The database's clock (aware UTC): leases, retry times and ages are measured on it,
+        so a node whose own clock is off cannot rescue or dead-letter another node's work
+        (reliability F19). Read inside `conn` when given (one small query), else on its own.
+        """
+        if self.is_sqlite:
+            # SQLite's clock is the host's (read through SQLite, not Python's, which tests
+            # may shift); CURRENT_TIMESTAMP has whole seconds only. Reading it needs no
+            # transaction on the store, which on SQLite would take the write lock.
+            with contextlib.closing(sqlite3.connect(":memory:")) as mem:
+                text = mem.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0]
+            return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.db_now(own)
+        value = conn.exec_driver_sql("SELECT statement_timestamp()").scalar_one()
+        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
     def dispose(self) -> None:
         self.engine.dispose()

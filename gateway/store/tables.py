@@ -134,8 +134,12 @@ outbox = Table(
     Column("target_reference", String(200), nullable=True),  # the target's id of the order being changed
     # An update or cancel waits until the delivery of the version it changes was sent.
     Column("after_id", Integer, nullable=True),
+    # Times a person replayed this delivery from dead letters: a replay counts attempts afresh.
+    Column("replays", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
-    Index("ix_outbox_due", "state", "next_attempt_at"),
+    # One index per claimable state: pending by due time, in flight by lease end (0006).
+    Index("ix_outbox_due", "state", "next_attempt_at", "id"),
+    Index("ix_outbox_lease", "state", "lease_until", "id"),
 )
 
 events = Table(

@@ -457,7 +457,7 @@ def test_store_outage_while_recording_leaves_the_row_for_the_lease(
     def down(*a: Any, **kw: Any) -> bool:
         raise StoreUnavailable("database is locked")
 
-    monkeypatch.setattr(worker, "mark_sent", down)
+    monkeypatch.setattr(worker, "record", down)
     stats = make_dispatcher(store, http(fake_erp)).run_once()
     assert stats.lost == 1
     assert outbox(store)[0].state == "in_flight"  # claimed again when the lease ends

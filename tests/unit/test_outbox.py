@@ -487,8 +487,10 @@ def test_claim_locks_only_outbox_rows_and_skips_locked_ones_on_postgres(pg_url: 
         seen: list[str] = []
         event.listen(store.engine, "before_cursor_execute", lambda conn, cur, stmt, *a: seen.append(stmt))
         claim(store)
-        [sql] = [s for s in seen if "FOR UPDATE" in s]
-        assert "FOR UPDATE OF outbox SKIP LOCKED" in sql
-        assert "NOT (EXISTS (SELECT" in sql and "FROM outbox AS prev" in sql
+        claims = [s for s in seen if "FOR UPDATE" in s]
+        assert len(claims) == 2  # one indexed query per claimable state (in flight, pending)
+        for sql in claims:
+            assert "FOR UPDATE OF outbox SKIP LOCKED" in sql
+            assert "NOT (EXISTS (SELECT" in sql and "FROM outbox AS prev" in sql
     finally:
         store.dispose()

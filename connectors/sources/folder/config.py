@@ -18,7 +18,7 @@ class FolderSourceConfig(SourceConfigBase):
     path: Path = Field(description="The inbox folder partners drop files into.")
     archive: Path | None = Field(None, description="Where stored files move to (default: <path>/../archive).")
     failed: Path | None = Field(None, description="Where refused files move to (default: <path>/../failed).")
-    poll_seconds: PositiveFloat = Field(5.0, description="Seconds between two looks at the inbox.")
+    poll_seconds: PositiveFloat = Field(0.5, description="Seconds between two looks at the inbox (a file is taken once it stayed unchanged for stable_seconds).")
     stable_seconds: float = Field(
         1.0, ge=0, description="A file is claimed only after its size and mtime stayed the same this long."
     )
