@@ -547,7 +547,7 @@ def partners(config: ConfigOpt = None) -> None:
     for p in cfg.partners:
         ids = [f"x12 {i}" for i in p.x12_ids] + [f"edifact {i}" for i in p.edifact_ids]
         ids += [f"cxml {i}" for i in p.cxml_ids] + [f"ubl {i}" for i in p.ubl_ids]
-        folder = MAPPINGS / p.name
+        folder = (cfg.mappings or MAPPINGS) / p.name
         files = sorted(f.name for f in folder.glob("*.yaml")) if folder.is_dir() else []
         acks = []
         if p.acks.functional:
