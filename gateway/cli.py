@@ -15,14 +15,16 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.config import GatewayConfig, default_config, load_config
 from gateway.errors import ConfigError, GatewayError, InputRejected
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Order-entry integration gateway.")
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain the configuration.")
@@ -41,6 +43,8 @@ EXAMPLES = Path(__file__).with_name("examples")
 
 def _config(path: Path | None, *, secrets_optional: bool = False) -> GatewayConfig:
     """The configuration; `secrets_optional` for commands that use no secret (translate)."""
+    from gateway.config import default_config, load_config  # not for --help: keeps start-up fast
+
     if path is not None:
         return load_config(path, secrets_optional=secrets_optional)
     default = Path("config/gateway.yaml")
