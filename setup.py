@@ -6,6 +6,7 @@ package as ``gateway/mappings/``; `gateway.mapping.files.mappings_root` finds ei
 Everything else is declared in pyproject.toml.
 """
 
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -22,7 +23,10 @@ class BuildPyWithMappings(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return  # an editable install reads mappings/ in the checkout
+        if not (MAPPINGS / "x12" / "850.yaml").is_file():
+            raise SystemExit(f"the standard mappings are missing at {MAPPINGS}; the wheel would not translate")
         target = Path(self.build_lib) / "gateway" / "mappings"
+        shutil.rmtree(target, ignore_errors=True)  # a file deleted from mappings/ must not ship
         for pattern in SHIPPED:
             for src in sorted(MAPPINGS.rglob(pattern)):
                 dest = target / src.relative_to(MAPPINGS)

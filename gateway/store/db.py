@@ -65,11 +65,11 @@ class Store:
         file or a database without the gateway's tables raises StoreMissing, creating nothing."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        if self.is_sqlite and not create:
-            _require_sqlite_file(url)
         if self.is_sqlite:
             if create:
                 _ensure_sqlite_dir(url)
+            else:
+                _require_sqlite_file(url)
             self.engine: Engine = create_engine(
                 url,
                 echo=echo,
@@ -195,4 +195,3 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
