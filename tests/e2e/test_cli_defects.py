@@ -167,9 +167,9 @@ def test_replay_of_an_unknown_id_is_an_error(tmp_path: Path) -> None:
     (it printed "0 queued")."""
     cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}")
     assert cli("ingest", str(EXAMPLES / "acme-po-4010.edi"), "--config", str(cfg), cwd=tmp_path).returncode == 0
-    done = cli("replay", "1", "77", "--config", str(cfg), cwd=tmp_path)
+    done = cli("replay", "1", "77", "ack:5", "--config", str(cfg), cwd=tmp_path)
     assert done.returncode == 1
-    assert "no dead letter with id 1, 77" in done.stderr, done.stderr
+    assert "no dead letter with id 1, 77, ack:5" in done.stderr, done.stderr
     assert "queued again" not in done.stderr
 
 
