@@ -15,14 +15,16 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.config import GatewayConfig, default_config, load_config
 from gateway.errors import ConfigError, GatewayError, InputRejected
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Order-entry integration gateway.")
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain the configuration.")
@@ -47,19 +49,27 @@ def _config_path(path: Path | None) -> Path | None:
     return default if default.exists() else None
 
 
-def _config(path: Path | None) -> GatewayConfig:
+def _config(path: Path | None, *, secrets_optional: bool = False) -> GatewayConfig:
+    """The configuration; `secrets_optional` for commands that use no secret (translate)."""
+    from gateway.config import default_config, load_config  # not for --help: keeps start-up fast
+
     found = _config_path(path)
-    return load_config(found) if found is not None else default_config(Path.cwd())
+    if found is not None:
+        return load_config(found, secrets_optional=secrets_optional)
+    return default_config(Path.cwd())
 
 
-def _gateway(path: Path | None) -> Any:
+def _gateway(path: Path | None, *, existing: bool = False) -> Any:
+    """The gateway; `existing=True` (commands that look at or act on stored work) opens only a
+    store that exists and exits with a one-line reason otherwise, creating nothing."""
     from gateway.app import Gateway
+    from gateway.store import Store
 
     cfg = _config(path)
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("pyx12", "apscheduler.executors", "apscheduler.scheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL if noisy == "pyx12" else logging.WARNING)
-    return Gateway(cfg)
+    return Gateway(cfg, store=Store(cfg.store.url, create=not existing))
 
 
 # -- translate / schema -----------------------------------------------------------------------
@@ -77,7 +87,7 @@ def translate(
     from gateway.translate import PartnerDirectory, Rejected, Translated
     from gateway.translate import translate as run
 
-    cfg = _config(config)
+    cfg = _config(config, secrets_optional=True)
     partners = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
 
     write = sys.stdout.write
@@ -246,7 +256,7 @@ def orders(
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
 ) -> None:
     """List recent orders with their state."""
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         _orders_table(gw, state=state, limit=limit)
     finally:
@@ -287,7 +297,7 @@ def messages(
 
     from gateway.store import tables as t
 
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         q = select(t.messages).order_by(t.messages.c.received_at.desc()).limit(limit)
         if state:
@@ -320,12 +330,12 @@ def show(
 
     from gateway.store import tables as t
 
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         with gw.store.engine.connect() as conn:
             rows = conn.execute(
                 select(t.orders)
-                .where(or_(t.orders.c.id.startswith(order), t.orders.c.po_number == order))
+                .where(or_(t.orders.c.id.startswith(order, autoescape=True), t.orders.c.po_number == order))
                 .order_by(t.orders.c.version, t.orders.c.created_at)
                 .limit(20)
             ).mappings().all()
@@ -411,7 +421,7 @@ def dead_letters(config: ConfigOpt = None) -> None:
     from gateway.acks.queue import list_dead as list_dead_acks
     from gateway.dispatch.outbox import list_dead
 
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         rows = list_dead(gw.store)
         acks = list_dead_acks(gw.store)
@@ -440,7 +450,9 @@ def replay(
     config: ConfigOpt = None,
 ) -> None:
     """Send dead letters again (after fixing what made them fail)."""
+    from gateway.acks.queue import list_dead as list_dead_acks
     from gateway.acks.queue import replay as replay_acks
+    from gateway.dispatch.outbox import list_dead
     from gateway.dispatch.outbox import replay as do_replay
 
     if not ids and not all_:
@@ -452,8 +464,19 @@ def replay(
         if kind not in ("", "ack") or not num.isdigit():
             raise GatewayError(f"{i!r} is not a dead-letter id: give a number (a delivery) or ack:<number> (an acknowledgement)")
         (ack_ids if kind == "ack" else outbox_ids).append(int(num))
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
+        if not all_:
+            # Say which id is wrong instead of "0 queued" (issue 14 #15); nothing is queued then.
+            dead = {r.outbox_id for r in list_dead(gw.store)} if outbox_ids else set()
+            dead_acks = {r.id for r in list_dead_acks(gw.store)} if ack_ids else set()
+            unknown = [str(i) for i in sorted(set(outbox_ids) - dead)]
+            unknown += [f"ack:{i}" for i in sorted(set(ack_ids) - dead_acks)]
+            if unknown:
+                raise GatewayError(
+                    f"no dead letter with id {', '.join(unknown)}; nothing queued "
+                    "(`gateway dead-letters` lists them)"
+                )
         n = do_replay(gw.store, "all" if all_ else outbox_ids) if all_ or outbox_ids else 0
         n += replay_acks(gw.store, "all" if all_ else ack_ids) if all_ or ack_ids else 0
     finally:
@@ -472,7 +495,7 @@ def review(
     limit: Annotated[int, typer.Option("--limit", "-n")] = 100,
 ) -> None:
     """List the orders held for a person, with what to check (approve or reject each)."""
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         rows = gw.pipeline.held_for_review(limit)
     finally:
@@ -494,7 +517,7 @@ def approve(
     config: ConfigOpt = None,
 ) -> None:
     """Send an order held for review on to its connectors."""
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         oid = gw.pipeline.approve(order, by=by)
     finally:
@@ -510,7 +533,7 @@ def reject(
     config: ConfigOpt = None,
 ) -> None:
     """Refuse an order held for review; it is never sent."""
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         oid = gw.pipeline.reject(order, reason, by=by)
     finally:
@@ -532,7 +555,7 @@ def reprocess(
     """Read a refused message again with the current configuration (a sender added, a template fixed)."""
     from gateway import configstamp
 
-    gw = _gateway(config)
+    gw = _gateway(config, existing=True)
     try:
         # issue 14 #8: the running service does the work; with an older configuration it
         # would read the message as before. Refuse until it is reloaded.
@@ -569,7 +592,7 @@ def partners(config: ConfigOpt = None) -> None:
     for p in cfg.partners:
         ids = [f"x12 {i}" for i in p.x12_ids] + [f"edifact {i}" for i in p.edifact_ids]
         ids += [f"cxml {i}" for i in p.cxml_ids] + [f"ubl {i}" for i in p.ubl_ids]
-        folder = MAPPINGS / p.name
+        folder = (cfg.mappings or MAPPINGS) / p.name
         files = sorted(f.name for f in folder.glob("*.yaml")) if folder.is_dir() else []
         acks = []
         if p.acks.functional:
@@ -595,7 +618,7 @@ def mapping_test(
     from gateway.translate import PartnerDirectory, Rejected, Translated
     from gateway.translate import translate as run
 
-    cfg = _config(config)
+    cfg = _config(config, secrets_optional=True)
     directory = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
     if partner not in directory.names():
         import difflib
@@ -675,13 +698,14 @@ def config_check(config: ConfigOpt = None) -> None:
     """Validate the configuration and report every problem with its place."""
     cfg = _config(config)
     from gateway.app import check_connectors
+    from gateway.redact import redact_url
 
     problems = check_connectors(cfg)
     if problems:
         raise ConfigError(problems)
     out.print(
         f"configuration OK: {len(cfg.sources)} source(s), {len(cfg.connectors)} connector(s), "
-        f"{len(cfg.partners)} partner(s), store {cfg.store.url}",
+        f"{len(cfg.partners)} partner(s), store {redact_url(cfg.store.url)}",
         markup=False,
     )
 

@@ -219,8 +219,14 @@ def default_config(home: Path) -> GatewayConfig:
     return _resolve_paths(cfg, home)
 
 
-def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None) -> GatewayConfig:
-    """Load, resolve environment references, validate. Raises ConfigError listing every problem."""
+def load_config(
+    path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None, *, secrets_optional: bool = False
+) -> GatewayConfig:
+    """Load, resolve environment references, validate. Raises ConfigError listing every problem.
+
+    `secrets_optional`: an unset ``${env:NAME}`` reads as a placeholder instead of being a
+    problem, for commands that use no store, source or connector (`gateway translate`).
+    """
     path = Path(path)
     env = os.environ if env is None else env
     try:
@@ -238,7 +244,7 @@ def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | No
         raise ConfigError(f"{path}:1: the configuration must be a mapping of keys to values")
     lines = _line_index(node)
     problems: list[str] = []
-    data = _resolve_env(data, env, (), problems, lines, path)
+    data = _resolve_env(data, env, (), problems, lines, path, secrets_optional)
     _check_secret_literals(data, (), problems, lines, path)
     try:
         cfg = GatewayConfig.model_validate(data)
@@ -318,11 +324,12 @@ def _resolve_env(
     problems: list[str],
     lines: dict[tuple[Any, ...], int],
     path: Path,
+    optional: bool = False,
 ) -> Any:
     if isinstance(value, dict):
-        return {k: _resolve_env(v, env, (*loc, k), problems, lines, path) for k, v in value.items()}
+        return {k: _resolve_env(v, env, (*loc, k), problems, lines, path, optional) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, env, (*loc, i), problems, lines, path) for i, v in enumerate(value)]
+        return [_resolve_env(v, env, (*loc, i), problems, lines, path, optional) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
 
         def sub(m: re.Match[str]) -> str:
@@ -331,6 +338,8 @@ def _resolve_env(
                 return env[name]
             if default is not None:
                 return default
+            if optional:
+                return f"${{env:{name}}} is not set"
             problems.append(
                 f"{_where(loc, lines, path)}: environment variable {name} is not set "
                 f"(export {name}=... before starting the gateway)"

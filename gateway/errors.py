@@ -9,7 +9,8 @@
     ├── DeliveryError          a connector could not deliver an order
     │   ├── TransientError     retry with back-off (connection errors, timeouts, 408, 429, 5xx)
     │   └── PermanentError     do not retry: dead-letter it (other 4xx, a payload the ERP refuses)
-    └── StoreUnavailable       the database cannot be reached: acknowledge nothing, try later
+    ├── StoreUnavailable       the database cannot be reached: acknowledge nothing, try later
+    └── StoreMissing           a read-only command found no store: say so, create nothing
 
 Unknown exceptions from a connector count as permanent unless the connector declares its
 delivery idempotent: a blind retry of a non-idempotent call can post an order twice.
@@ -25,6 +26,7 @@ __all__ = [
     "MappingError",
     "ParseError",
     "PermanentError",
+    "StoreMissing",
     "StoreUnavailable",
     "TransientError",
 ]
@@ -86,3 +88,7 @@ class PermanentError(DeliveryError):
 
 class StoreUnavailable(GatewayError):
     """The store cannot be written: nothing may be acknowledged to the source."""
+
+
+class StoreMissing(GatewayError):
+    """A command that only reads found no store: nothing has been received yet."""

@@ -38,11 +38,12 @@ import yaml
 
 from gateway.errors import ConfigError
 from gateway.formats.base import Envelope
+from gateway.mapping.files import mappings_root
 from gateway.model import Order
 
 __all__ = ["PartnerDirectory", "PartnerMapping", "load_partner_mapping"]
 
-MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+MAPPINGS = mappings_root()
 
 # Header fields a partner file may set (plain values, validated by the Order model after).
 SETTABLE = {

@@ -48,8 +48,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import smtplib
-import ssl
 import unicodedata
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
@@ -223,6 +221,9 @@ def send(message: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") 
     automatic replies. A message that can never be sent (no valid recipient, a bad
     `envelope_from`) is a PermanentError before any connection is made.
     """
+    import smtplib  # here, not at the top: loading the configuration stays light
+    import ssl
+
     try:
         recipients = _recipients(message)
         if envelope_from:

@@ -184,7 +184,9 @@ class Linker:
             )
             return None
         if purpose not in CHANGES and row.get("channel") in STATEFUL_CHANNELS:
+            # A shop sends the whole order again: a replacement, and the order sent says so.
             row["purpose"] = purpose = "replace"
+            row["data"] = RawJSON(json.dumps({**_data(row), "purpose": purpose}, separators=(",", ":")))
         if purpose not in CHANGES:
             mark(
                 "quarantined",

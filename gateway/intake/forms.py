@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import dataclasses
 import datetime as dt
 import hashlib
@@ -62,7 +61,7 @@ from urllib.parse import parse_qsl
 import pydantic
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -71,7 +70,7 @@ from gateway.errors import InputRejected, MappingError, StoreUnavailable
 from gateway.formats.base import Document
 from gateway.formats.carts import load_json
 from gateway.formats.webform import FORM_KEY, WebFormParser
-from gateway.intake.signatures import MIN_SECRET_LENGTH
+from gateway.intake.config import FormConfig, _webhook_key
 from gateway.mapping.webform import form_mapping, map_web_form
 from gateway.model import Order
 from gateway.validation import validate
@@ -109,73 +108,6 @@ _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 _WEBHOOK_ID = re.compile(r"[\x21-\x7e]{1,200}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _LINE_LABEL = re.compile(r"line ([^:]+): ")
-
-
-# -- configuration ---------------------------------------------------------------------------
-
-
-class FormConfig(BaseModel):
-    """One web order form the intake accepts at ``/intake/forms/<name>``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
-        description="Short name of the form (lower case): the last part of its URL and the name "
-        "of its mapping, mappings/forms/<name>.yaml.",
-    )
-    partner: str | None = Field(
-        None, description="Partner of the form's orders (default: the form's name)."
-    )
-    secret: SecretStr | None = Field(
-        None,
-        description="Shared secret the form's sender puts in X-Form-Secret (a ${env:NAME} "
-        "reference). Only for a sender that keeps it secret: a server, never a browser.",
-    )
-    standard_webhooks_secret: SecretStr | None = Field(
-        None,
-        description="Standard Webhooks signing secret (whsec_<base64> or plain text, a "
-        "${env:NAME} reference): submissions must carry webhook-id, webhook-timestamp and "
-        "webhook-signature.",
-    )
-    rate_limit_per_minute: int = Field(
-        30, ge=1, description="Submissions per minute accepted from one client address."
-    )
-    max_body_bytes: int = Field(
-        100_000, ge=1, description="Larger submissions are refused with 413."
-    )
-
-    @field_validator("secret", "standard_webhooks_secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(
-                f"a form secret must have at least {MIN_SECRET_LENGTH} characters "
-                "(is the environment variable set?)"
-            )
-        if value is not None and value.get_secret_value().startswith("whsec_"):
-            _webhook_key(value)  # raises ValueError when the base64 part is not base64
-        return value
-
-    @model_validator(mode="after")
-    def _one_check(self) -> FormConfig:
-        if self.secret is not None and self.standard_webhooks_secret is not None:
-            raise ValueError("configure secret or standard_webhooks_secret, not both")
-        return self
-
-
-def _webhook_key(secret: SecretStr) -> bytes:
-    """The HMAC key of a Standard Webhooks secret: whsec_<base64> decoded, else its UTF-8."""
-    text = secret.get_secret_value()
-    if text.startswith("whsec_"):
-        try:
-            key = base64.b64decode(text[len("whsec_") :], validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("a whsec_ secret must be base64 after the prefix") from None
-        if len(key) < 16:
-            raise ValueError("a whsec_ secret must hold at least 16 bytes")
-        return key
-    return text.encode("utf-8")
 
 
 # -- answers, as documented in the OpenAPI schema -------------------------------------------

@@ -75,6 +75,7 @@ from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
 from gateway.formats.cxml import CxmlRequest
 from gateway.formats.safexml import XmlPicker, XPaths
+from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import Codes, read_tables
 from gateway.model import Order, Purpose
 
@@ -86,7 +87,7 @@ __all__ = [
     "map_order_request",
 ]
 
-DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "xml" / "cxml.yaml"
+DEFAULT_TABLES_PATH = mappings_root() / "xml" / "cxml.yaml"
 
 # ------------------------------------------------------------------------------------------
 # Code tables

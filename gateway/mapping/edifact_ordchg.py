@@ -89,6 +89,7 @@ from gateway.mapping.edifact_orders import _TABLES as _TABLES_ORDERS
 from gateway.mapping.edifact_orders import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
 from gateway.mapping.edifact_orders import _lin as _lin_orders
 from gateway.mapping.edifact_orders import _rff as _rff_orders
+from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
@@ -101,7 +102,7 @@ __all__ = [
 ]
 
 DEFAULT_ORDCHG_TABLES_PATH = (
-    Path(__file__).resolve().parents[2] / "mappings" / "edifact" / "ordchg.yaml"
+    mappings_root() / "edifact" / "ordchg.yaml"
 )
 
 # ------------------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ import pydantic
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
@@ -112,7 +113,7 @@ __all__ = [
     "map_orders",
 ]
 
-DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "edifact" / "orders.yaml"
+DEFAULT_TABLES_PATH = mappings_root() / "edifact" / "orders.yaml"
 
 # ------------------------------------------------------------------------------------------
 # Code tables

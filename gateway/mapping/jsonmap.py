@@ -89,6 +89,7 @@ from jmespath.visitor import Options
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import read_yaml
 from gateway.model import Channel, Order, Purpose
 
@@ -106,7 +107,7 @@ __all__ = [
     "map_woocommerce",
 ]
 
-MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings" / "carts"
+MAPPINGS_DIR = mappings_root() / "carts"
 SHOPIFY_MAPPING = MAPPINGS_DIR / "shopify.yaml"
 WOOCOMMERCE_MAPPING = MAPPINGS_DIR / "woocommerce.yaml"
 

@@ -91,6 +91,7 @@ from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
 from gateway.formats.safexml import XmlPicker, XPaths
 from gateway.formats.ubl import CAC, CBC, EXT, ORDER_TYPES
+from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import Codes, read_tables
 from gateway.model import Order, Purpose
 
@@ -102,7 +103,7 @@ __all__ = [
     "map_ubl_order",
 ]
 
-DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "xml" / "ubl.yaml"
+DEFAULT_TABLES_PATH = mappings_root() / "xml" / "ubl.yaml"
 NS = {"cac": CAC, "cbc": CBC, "ext": EXT}
 
 # ------------------------------------------------------------------------------------------

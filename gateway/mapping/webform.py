@@ -20,12 +20,13 @@ from pathlib import Path
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
 from gateway.formats.webform import FORM_KEY, FORM_NAME
+from gateway.mapping.files import mappings_root
 from gateway.mapping.jsonmap import JsonMapping, load_mapping
 from gateway.model import Order
 
 __all__ = ["FORMS_DIR", "form_mapping", "form_mapping_path", "map_web_form"]
 
-FORMS_DIR = Path(__file__).resolve().parents[2] / "mappings" / "forms"
+FORMS_DIR = mappings_root() / "forms"
 
 
 def form_mapping_path(form: str) -> Path:

@@ -66,6 +66,7 @@ import pydantic
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
@@ -77,7 +78,7 @@ __all__ = [
     "map_850",
 ]
 
-DEFAULT_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "x12" / "850.yaml"
+DEFAULT_TABLES_PATH = mappings_root() / "x12" / "850.yaml"
 
 # ------------------------------------------------------------------------------------------
 # Code tables

@@ -64,6 +64,7 @@ from typing import Any
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import read_tables
 
 # The 850 mapping's tables, helpers and handlers, most of them private, shared on purpose:
@@ -95,7 +96,7 @@ __all__ = [
     "map_860",
 ]
 
-DEFAULT_860_TABLES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "x12" / "860.yaml"
+DEFAULT_860_TABLES_PATH = mappings_root() / "x12" / "860.yaml"
 
 # ------------------------------------------------------------------------------------------
 # Code tables

@@ -14,15 +14,19 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy import Connection, Engine, create_engine, event, insert, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import StoreMissing, StoreUnavailable
+from gateway.redact import redact_url, scrub
 from gateway.store import tables as t
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The PostgreSQL advisory lock that serialises migrations across nodes ("gateway" in ASCII).
+MIGRATION_LOCK = 0x67617465776179
+_CREATE_HINT = "`gateway run` or `gateway ingest` creates it"
 
 
 class RawJSON(str):
@@ -59,11 +63,16 @@ class Store:
     later upgrades to a writer gets SQLITE_BUSY without waiting for busy_timeout.
     """
 
-    def __init__(self, url: str, *, migrate: bool = True, echo: bool = False):
+    def __init__(self, url: str, *, migrate: bool = True, echo: bool = False, create: bool = True):
+        """`create=False` opens only a store that exists (read-only commands): a missing SQLite
+        file or a database without the gateway's tables raises StoreMissing, creating nothing."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            _ensure_sqlite_dir(url)
+            if create:
+                _ensure_sqlite_dir(url)
+            else:
+                _require_sqlite_file(url)
             self.engine: Engine = create_engine(
                 url,
                 echo=echo,
@@ -75,8 +84,21 @@ class Store:
             self.engine = create_engine(
                 url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json_serializer
             )
+        if not create and not self._has_schema():
+            self.engine.dispose()
+            raise StoreMissing(f"the store at {redact_url(url)} holds no gateway data yet; {_CREATE_HINT}")
         if migrate:
             self.migrate()
+
+    def _has_schema(self) -> bool:
+        from sqlalchemy import inspect
+
+        try:
+            with self.engine.connect() as conn:
+                return bool(inspect(conn).has_table("alembic_version"))
+        except (OperationalError, DBAPIError) as exc:
+            reason = scrub(str(exc.orig), self.url)
+            raise StoreUnavailable(f"cannot open the store at {redact_url(self.url)}: {reason}") from exc
 
     @property
     def supports_skip_locked(self) -> bool:
@@ -92,10 +114,15 @@ class Store:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         try:
             with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    # Nodes started together on an empty database wait for each other here
+                    # instead of racing to create the same tables; released at commit.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except (OperationalError, DBAPIError) as exc:
-            raise StoreUnavailable(f"cannot open the store at {_redact(self.url)}: {exc.orig}") from exc
+            reason = scrub(str(exc.orig), self.url)
+            raise StoreUnavailable(f"cannot open the store at {redact_url(self.url)}: {reason}") from exc
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -107,7 +134,7 @@ class Store:
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait * 1000)}")
                 yield conn
         except OperationalError as exc:
-            raise StoreUnavailable(f"the store is unavailable: {exc.orig}") from exc
+            raise StoreUnavailable(f"the store is unavailable: {scrub(str(exc.orig), self.url)}") from exc
 
     @staticmethod
     @contextmanager
@@ -192,6 +219,12 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _require_sqlite_file(url: str) -> None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).expanduser().is_file():
+        raise StoreMissing(f"no store at {path}: nothing has been received yet ({_CREATE_HINT})")
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -211,12 +244,3 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
             conn.info["busy_ms"] = wait_ms
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
