@@ -61,17 +61,16 @@ Reason codes (MappingError.reason)
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from gateway.errors import ConfigError, MappingError
+from gateway.errors import MappingError
 from gateway.formats.base import Document
+from gateway.mapping.builder import change_spec, load_change_tables
 
 # The ORDERS mapping's tables, helpers, walk state and segment handlers, most of them
 # private, shared on purpose: an ORDCHG has the segments of an ORDERS and reads them the same
@@ -89,7 +88,6 @@ from gateway.mapping.edifact_orders import _TABLES as _TABLES_ORDERS
 from gateway.mapping.edifact_orders import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
 from gateway.mapping.edifact_orders import _lin as _lin_orders
 from gateway.mapping.edifact_orders import _rff as _rff_orders
-from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -118,13 +116,9 @@ _OWN: dict[str, tuple[str, frozenset[str]]] = {
         frozenset({"add", "delete", "change"}),
     ),
 }
-# Tables shared with ORDERS ("purpose" there is ORDERS' BGM 1225: ORDCHG's own wins).
-_SHARED = frozenset(_TABLES_ORDERS) - frozenset(_OWN)
-# What an ORDCHG file may hold: its own tables, and changes to the shared ones.
-_TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
-    **{name: _TABLES_ORDERS[name] for name in _SHARED},
-    **_OWN,
-}
+# Tables shared with ORDERS ("purpose" there is ORDERS' BGM 1225: ORDCHG's own wins), and
+# what an ORDCHG file may hold: its own tables, and changes to the shared ones.
+_SHARED, _TABLES = change_spec(_TABLES_ORDERS, _OWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,23 +146,15 @@ def load_ordchg_tables(
     entries it changes, and an entry with value ``null`` there removes the standard one.
     Raises ConfigError listing every problem, each naming its file, table and key.
     """
-    files = [Path(path), *(Path(p) for p in overrides)]
-    problems: list[str] = []
-    try:
-        base: EdifactTables | None = load_edifact_tables(shared)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-        base = None
-    from_orders = {name: getattr(base, name) if base else {} for name in _SHARED}
-    merged = read_tables(files, problems, spec=_TABLES, example="9", shared=from_orders)
-    if problems or base is None:
-        raise ConfigError(problems)
-    changed: dict[str, Any] = {name: MappingProxyType(merged[name]) for name in _SHARED}
-    return EdifactChangeTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
-        change_codes=MappingProxyType(merged["change_codes"]),
-        edifact=dataclasses.replace(base, **changed),
-        sources=(*base.sources, *(str(f) for f in files)),
+    return load_change_tables(
+        EdifactChangeTables,
+        _TABLES,
+        _SHARED,
+        path,
+        overrides,
+        base=lambda: load_edifact_tables(shared),
+        base_field="edifact",
+        example="9",
     )
 
 

@@ -94,14 +94,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-import pydantic
-
-from gateway.errors import ConfigError, MappingError
+from gateway.errors import MappingError
 from gateway.formats.base import Document
-from gateway.mapping.tables import read_tables
+from gateway.mapping.builder import (
+    CENTURY_PIVOT,
+    SegmentOrder,
+    envelope_source,
+    in_range,
+    load_tables,
+    trace_source,
+)
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -164,22 +168,7 @@ def load_edifact_tables(
     ``null`` removes the standard entry. Raises ConfigError listing every problem, each
     naming its file, table and key.
     """
-    files = [Path(path), *(Path(p) for p in overrides)]
-    problems: list[str] = []
-    merged = read_tables(files, problems, spec=_TABLES, example="9")
-    if problems:
-        raise ConfigError(problems)
-    return EdifactTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
-        product_ids=MappingProxyType(merged["product_ids"]),
-        party_roles=MappingProxyType(merged["party_roles"]),
-        date_roles=MappingProxyType(merged["date_roles"]),
-        reference_roles=MappingProxyType(merged["reference_roles"]),
-        allowance_charge=MappingProxyType(merged["allowance_charge"]),
-        contact_qualifiers=MappingProxyType(merged["contact_qualifiers"]),
-        amount_roles=MappingProxyType(merged["amount_roles"]),
-        sources=tuple(str(f) for f in files),
-    )
+    return load_tables(EdifactTables, _TABLES, path, overrides, example="9")
 
 
 @functools.cache
@@ -192,9 +181,6 @@ def default_tables() -> EdifactTables:
 # Values
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
-# Numbers from 1e-12 to below 1e16 (Decimal.adjusted() is the exponent of the first digit).
-_MIN_EXPONENT, _MAX_EXPONENT = -12, 15
-_CENTURY_PIVOT = 70  # YYMMDD: 00-69 -> 20xx, 70-99 -> 19xx
 _ESCAPE = re.compile(r"([?+:'])")
 _RANGE_FORMATS = {"718": 8, "719": 12}
 # (length of the value, has time) by DTM 2379 format code; no code: guessed by length.
@@ -339,35 +325,18 @@ def map_orders(
     return _Build(doc, tables or default_tables(), trace).run()
 
 
-class _Build:
+class _Build(SegmentOrder):
     """The state of one mapping run: where in the message we are and what was collected."""
 
     def __init__(self, doc: Document, tables: EdifactTables, trace: dict[str, str] | None):
-        self.doc = doc
+        super().__init__(doc, {"po_number": None, "channel": "edifact"})
         self.body: list[list[Any]] = doc.body
         self.t = tables
         self.tr = trace
         self.where_of: Callable[[int], str] | None = getattr(doc.body, "where", None)
         self.line_of: Callable[[int], int] | None = getattr(doc.body, "line", None)
         self.decimal = getattr(doc.body, "decimal_mark", ",")
-        env = doc.envelope
-        self.order: dict[str, Any] = {"po_number": None, "channel": "edifact"}
-        self.source = {
-            "sender_id": env.sender_id,
-            "sender_qualifier": env.sender_qualifier,
-            "receiver_id": env.receiver_id,
-            "receiver_qualifier": env.receiver_qualifier,
-            "interchange_control_number": env.interchange_control_number,
-            "group_control_number": env.group_control_number,
-            "transaction_control_number": doc.control_number,
-            "version": env.version,
-            "test_indicator": env.test_indicator,
-        }
-        self.references: list[dict[str, Any]] = []
-        self.dates: list[dict[str, Any]] = []
-        self.notes: list[str] = []
-        self.unmapped: list[str] = []
-        self.lines: list[dict[str, Any]] = []
+        self.source = envelope_source(doc)
         self.line: dict[str, Any] | None = None  # the LIN group being read
         self.lp = ""  # trace path of that line, "lines[3]"
         self.line_k = 0  # index of its LIN
@@ -385,15 +354,6 @@ class _Build:
         self.ref_role = ""  # role of the RFF whose group is being read
         self.pending_loc: tuple[list[Any], int] | None = None  # a line LOC awaiting its QTY
         self.saw_bgm = False
-        self.shipping: dict[str, Any] = {}
-        self.totals: dict[str, Any] = {}
-        self.amounts: list[dict[str, Any]] = []
-        self.allowances: list[dict[str, Any]] = []
-        self.taxes: list[dict[str, Any]] = []
-        self.terms: list[dict[str, Any]] = []
-        self.parties: dict[str, dict[str, Any]] = {}
-        self.others: dict[str, dict[str, Any]] = {}
-        self.extensions: dict[str, Any] = {}
         self.lin_count = 0
         self.cnt_at: tuple[list[Any], int] | None = None  # the CNT+2 and its index
         self.k = 0  # index of the segment being mapped (UNH = 0)
@@ -477,7 +437,7 @@ class _Build:
                 reason="EDIFACT_BAD_NUMBER",
                 position=self.position(seg, element),
             )
-        if d and not _MIN_EXPONENT <= d.adjusted() <= _MAX_EXPONENT:
+        if not in_range(d):
             raise MappingError(
                 f"{seg[0]} {element} {v!r} is out of range for a quantity or amount",
                 reason="EDIFACT_BAD_NUMBER",
@@ -506,7 +466,7 @@ class _Build:
             try:
                 if fmt in ("101", "201"):
                     yy = int(value[:2])
-                    year = (2000 if yy < _CENTURY_PIVOT else 1900) + yy
+                    year = (2000 if yy < CENTURY_PIVOT else 1900) + yy
                     date = dt.date(year, int(value[2:4]), int(value[4:6]))
                     return date, (value[6:] or None)
                 date = dt.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
@@ -599,39 +559,10 @@ class _Build:
                 reason="EDIFACT_CNT_COUNT",
                 position=self.position(seg, "C270 6066"),
             )
-        o.update(self.parties)
-        for name, value in (
-            ("lines", self.lines),
-            ("references", self.references),
-            ("dates", self.dates),
-            ("notes", self.notes),
-            ("other_parties", self.others),
-            ("payment_terms", self.terms),
-            ("allowances_charges", self.allowances),
-            ("taxes", self.taxes),
-            ("shipping", self.shipping),
-            ("extensions", self.extensions),
-            ("unmapped", self.unmapped),
-        ):
-            if value:
-                o[name] = value
-        if self.amounts:
-            self.totals["amounts"] = self.amounts
-        if self.totals:
-            o["totals"] = self.totals
         o["source"] = self.source
         if self.tr is not None:
-            for name, what in _SOURCE_TRACE.items():
-                if self.source.get(name) is not None:
-                    self.tr[f"source.{name}"] = what
-        try:
-            return Order.model_validate(o)
-        except pydantic.ValidationError as exc:
-            raise MappingError(
-                f"the mapped values do not make a valid order: {exc}",
-                reason="INVALID_ORDER",
-                position=self.doc.position,
-            ) from exc
+            trace_source(self.tr, self.source, _SOURCE_TRACE)
+        return self.assemble()
 
 
 _SOURCE_TRACE = {

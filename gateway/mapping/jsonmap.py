@@ -89,6 +89,7 @@ from jmespath.visitor import Options
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.mapping.builder import envelope_source
 from gateway.mapping.tables import read_yaml
 from gateway.model import Channel, Order, Purpose
 
@@ -1019,18 +1020,8 @@ class _Run:
             for k, v in body.items()
             if k not in m.used and k not in m.ignore and _truthy(v)
         ]
-        env = doc.envelope
-        values["source"] = {
-            "sender_id": env.sender_id,
-            "sender_qualifier": env.sender_qualifier,
-            "receiver_id": env.receiver_id,
-            "receiver_qualifier": env.receiver_qualifier,
-            "interchange_control_number": env.interchange_control_number,
-            "transaction_control_number": doc.control_number,
-            "version": env.version,
-            "test_indicator": env.test_indicator,
-            "updated_at": self.updated_at(body, local),
-        }
+        values["source"] = envelope_source(doc, omit=("group_control_number",))
+        values["source"]["updated_at"] = self.updated_at(body, local)
         try:
             order = Order.model_validate(values)
         except pydantic.ValidationError as exc:

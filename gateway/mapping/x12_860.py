@@ -53,18 +53,16 @@ Reason codes (MappingError.reason)
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from gateway.errors import ConfigError, MappingError
+from gateway.errors import MappingError
 from gateway.formats.base import Document
-from gateway.mapping.tables import read_tables
+from gateway.mapping.builder import change_spec, load_change_tables
 
 # The 850 mapping's tables, helpers and handlers, most of them private, shared on purpose:
 # the 860 reads the same segments the same way, and one copy of each rule is easier to keep
@@ -108,13 +106,9 @@ _OWN: dict[str, tuple[str, frozenset[str]]] = {
     ),
     "change_codes": ("POC02 change codes", frozenset({"add", "delete", "change"})),
 }
-# Tables shared with the 850 ("purpose" there is BEG01, here BCH01: the 860's own wins).
-_SHARED = frozenset(_TABLES_850) - frozenset(_OWN)
-# What an 860 file may hold: its own tables, and changes to the shared ones.
-_TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
-    **{name: _TABLES_850[name] for name in _SHARED},
-    **_OWN,
-}
+# Tables shared with the 850 ("purpose" there is BEG01, here BCH01: the 860's own wins), and
+# what an 860 file may hold: its own tables, and changes to the shared ones.
+_SHARED, _TABLES = change_spec(_TABLES_850, _OWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,23 +135,15 @@ def load_x12_860_tables(
     entry with value ``null`` removes the standard one. Raises ConfigError listing every
     problem, each naming its file, table and key.
     """
-    files = [Path(path), *(Path(p) for p in overrides)]
-    problems: list[str] = []
-    try:
-        base: X12Tables | None = load_x12_tables(shared)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-        base = None
-    from_850 = {name: getattr(base, name) if base else {} for name in _SHARED}
-    merged = read_tables(files, problems, spec=_TABLES, example="04", shared=from_850)
-    if problems or base is None:
-        raise ConfigError(problems)
-    changed: dict[str, Any] = {name: MappingProxyType(merged[name]) for name in _SHARED}
-    return X12ChangeTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
-        change_codes=MappingProxyType(merged["change_codes"]),
-        x12=dataclasses.replace(base, **changed),
-        sources=(*base.sources, *(str(f) for f in files)),
+    return load_change_tables(
+        X12ChangeTables,
+        _TABLES,
+        _SHARED,
+        path,
+        overrides,
+        base=lambda: load_x12_tables(shared),
+        base_field="x12",
+        example="04",
     )
 
 
