@@ -67,22 +67,17 @@ from gateway.mapping.builder import change_spec, load_change_tables
 # The 850 mapping's tables, helpers and handlers, most of them private, shared on purpose:
 # the 860 reads the same segments the same way, and one copy of each rule is easier to keep
 # right than two.
-from gateway.mapping.x12_850 import _HEADER_AREA as _HEADER_AREA_850
-from gateway.mapping.x12_850 import _LINE_AREA as _LINE_AREA_850
-from gateway.mapping.x12_850 import (
-    _PARTY,
-    X12Tables,
-    _Build,
-    _close_line,
-    _item_ids,
-    _note,
-    _text,
-    _val,
-    load_x12_tables,
-)
-from gateway.mapping.x12_850 import _TABLES as _TABLES_850
-from gateway.mapping.x12_850 import DEFAULT_TABLES_PATH as X12_850_TABLES_PATH
-from gateway.mapping.x12_850 import _ctt as _ctt_850
+from gateway.mapping.x12_850.build import _Build
+from gateway.mapping.x12_850.handlers import _HEADER_AREA as _HEADER_AREA_850
+from gateway.mapping.x12_850.handlers import _LINE_AREA as _LINE_AREA_850
+from gateway.mapping.x12_850.handlers import _PARTY
+from gateway.mapping.x12_850.header import _note
+from gateway.mapping.x12_850.loops import _close_line, _item_ids
+from gateway.mapping.x12_850.loops import _ctt as _ctt_850
+from gateway.mapping.x12_850.segments import _text, _val
+from gateway.mapping.x12_850.tables import _TABLES as _TABLES_850
+from gateway.mapping.x12_850.tables import DEFAULT_TABLES_PATH as X12_850_TABLES_PATH
+from gateway.mapping.x12_850.tables import X12Tables, load_x12_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
