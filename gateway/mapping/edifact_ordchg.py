@@ -75,19 +75,14 @@ from gateway.mapping.builder import change_spec, load_change_tables
 # The ORDERS mapping's tables, helpers, walk state and segment handlers, most of them
 # private, shared on purpose: an ORDCHG has the segments of an ORDERS and reads them the same
 # way, and one copy of each rule is easier to keep right than two.
-from gateway.mapping.edifact_orders import (
-    _GROUP_OTHERS,
-    _HANDLERS,
-    EdifactTables,
-    _Build,
-    _text,
-    _val,
-    load_edifact_tables,
-)
-from gateway.mapping.edifact_orders import _TABLES as _TABLES_ORDERS
-from gateway.mapping.edifact_orders import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
-from gateway.mapping.edifact_orders import _lin as _lin_orders
-from gateway.mapping.edifact_orders import _rff as _rff_orders
+from gateway.mapping.edifact_orders.build import _Build
+from gateway.mapping.edifact_orders.handlers import _HANDLERS
+from gateway.mapping.edifact_orders.header import _rff as _rff_orders
+from gateway.mapping.edifact_orders.lines import _lin as _lin_orders
+from gateway.mapping.edifact_orders.segments import _GROUP_OTHERS, _text, _val
+from gateway.mapping.edifact_orders.tables import _TABLES as _TABLES_ORDERS
+from gateway.mapping.edifact_orders.tables import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
+from gateway.mapping.edifact_orders.tables import EdifactTables, load_edifact_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
