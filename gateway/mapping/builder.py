@@ -12,7 +12,8 @@ but load their code tables, fill Order.source and end the same way:
     Order.source    the envelope's values (`envelope_source`)
     the order       the collected values checked by the Order model (`validated_order`): a
                     value the model refuses is a mapping bug, MappingError INVALID_ORDER
-    segment walks   `SegmentOrder`: what an X12 or EDIFACT walk collects (references, dates,
+    segment walks   `SegmentTables`: the code tables X12 and EDIFACT orders both have;
+                    `SegmentOrder`: what an X12 or EDIFACT walk collects (references, dates,
                     parties, lines, totals, ...), put into the order where set (`assemble`)
     numbers         quantities and amounts from 1e-12 to below 1e16 (`in_range`); a
                     two-digit year below `CENTURY_PIVOT` is 20xx, else 19xx
@@ -37,6 +38,7 @@ from gateway.model import Order, Purpose
 __all__ = [
     "CENTURY_PIVOT",
     "SegmentOrder",
+    "SegmentTables",
     "change_spec",
     "envelope_source",
     "in_range",
@@ -62,6 +64,22 @@ def in_range(d: Decimal) -> bool:
 
 # ------------------------------------------------------------------------------------------
 # Code tables
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SegmentTables:
+    """The code tables an X12 850 and an EDIFACT ORDERS mapping both have, checked and
+    read-only (each subclass names its file and its code lists)."""
+
+    purpose: Mapping[str, Purpose]
+    product_ids: Mapping[str, str]
+    party_roles: Mapping[str, str]
+    date_roles: Mapping[str, str]
+    reference_roles: Mapping[str, str]
+    allowance_charge: Mapping[str, str]
+    contact_qualifiers: Mapping[str, str]
+    amount_roles: Mapping[str, str]
+    sources: tuple[str, ...] = ()  # the files these tables were read from, base first
 
 
 def _frozen(merged: Mapping[str, dict[str, str]], names: Collection[str]) -> dict[str, Any]:

@@ -79,7 +79,7 @@ from gateway.mapping.edifact_orders.build import _Build
 from gateway.mapping.edifact_orders.handlers import _HANDLERS
 from gateway.mapping.edifact_orders.header import _rff as _rff_orders
 from gateway.mapping.edifact_orders.lines import _lin as _lin_orders
-from gateway.mapping.edifact_orders.segments import _GROUP_OTHERS, _text, _val
+from gateway.mapping.edifact_orders.segments import _text, _val
 from gateway.mapping.edifact_orders.tables import _TABLES as _TABLES_ORDERS
 from gateway.mapping.edifact_orders.tables import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
 from gateway.mapping.edifact_orders.tables import EdifactTables, load_edifact_tables
@@ -196,30 +196,7 @@ class _BuildChange(_Build):
         self.on: tuple[str, str] | None = None  # the first header RFF+ON: value, trace source
         self.change_src = ""  # trace source of the current line's LIN 1229
 
-    # -- the walk --------------------------------------------------------------------------
-
-    def run(self) -> Order:
-        # edifact_orders._Build.run with ORDCHG's handlers (it reads the module's own table).
-        handlers = _HANDLERS_ORDCHG
-        for k, seg in enumerate(self.body):
-            self.k = k
-            tag = seg[0]
-            handler = handlers.get(tag)
-            if handler is not None:
-                handler(self, seg)
-            elif tag == "UNH" or tag == "UNT":
-                continue
-            else:
-                if tag == "DOC":
-                    ctx = self.ctx
-                    if ctx is not None and (ctx.startswith("NAD") or ctx == "CTA"):
-                        self.ctx = "NAD.DOC"  # SG4 of the party: its CTA may follow
-                    elif ctx is not None:
-                        self.set_ctx("X")
-                elif tag in _GROUP_OTHERS:
-                    self.set_ctx("X")
-                self.keep(seg)
-        return self.finish()
+    # -- the walk (edifact_orders._Build.run, with ORDCHG's handlers) ------------------------
 
     def close_line(self) -> None:
         line = self.line
@@ -374,3 +351,4 @@ _HANDLERS_ORDCHG: dict[str, _Handler] = {
     "LIN": _lin,
     "RFF": _rff,
 }
+_BuildChange.handlers = _HANDLERS_ORDCHG

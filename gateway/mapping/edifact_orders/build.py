@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from gateway.errors import MappingError
 from gateway.formats.base import Document
@@ -38,6 +38,9 @@ from gateway.model import Order
 
 class _Build(SegmentOrder):
     """The state of one mapping run: where in the message we are and what was collected."""
+
+    # Segment tag -> handler; ORDCHG's subclass walks the same way with its own.
+    handlers: ClassVar[Mapping[str, Callable[[Any, list[Any]], None]]] = _HANDLERS
 
     def __init__(self, doc: Document, tables: EdifactTables, trace: dict[str, str] | None):
         super().__init__(doc, {"po_number": None, "channel": "edifact"})
@@ -209,7 +212,7 @@ class _Build(SegmentOrder):
     # -- the walk --------------------------------------------------------------------------
 
     def run(self) -> Order:
-        handlers = _HANDLERS
+        handlers = self.handlers
         for k, seg in enumerate(self.body):
             self.k = k
             tag = seg[0]

@@ -7,11 +7,12 @@ once (`load_edifact_tables`); a partner file can override entries. See
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.mapping.builder import (
+    SegmentTables,
     load_tables,
 )
 from gateway.model import Purpose
@@ -44,19 +45,9 @@ _TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class EdifactTables:
+class EdifactTables(SegmentTables):
     """The code tables of an ORDERS mapping, checked and read-only. See
     mappings/edifact/orders.yaml."""
-
-    purpose: Mapping[str, Purpose]
-    product_ids: Mapping[str, str]
-    party_roles: Mapping[str, str]
-    date_roles: Mapping[str, str]
-    reference_roles: Mapping[str, str]
-    allowance_charge: Mapping[str, str]
-    contact_qualifiers: Mapping[str, str]
-    amount_roles: Mapping[str, str]
-    sources: tuple[str, ...] = ()  # the files these tables were read from, base first
 
 
 def load_edifact_tables(

@@ -6,11 +6,12 @@ roles, REF roles, ...): data in ``mappings/x12/850.yaml``, loaded and checked on
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.mapping.builder import (
+    SegmentTables,
     load_tables,
 )
 from gateway.model import Purpose
@@ -40,18 +41,8 @@ _TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class X12Tables:
+class X12Tables(SegmentTables):
     """The code tables of an 850 mapping, checked and read-only. See mappings/x12/850.yaml."""
-
-    purpose: Mapping[str, Purpose]
-    product_ids: Mapping[str, str]
-    party_roles: Mapping[str, str]
-    date_roles: Mapping[str, str]
-    reference_roles: Mapping[str, str]
-    allowance_charge: Mapping[str, str]
-    contact_qualifiers: Mapping[str, str]
-    amount_roles: Mapping[str, str]
-    sources: tuple[str, ...] = ()  # the files these tables were read from, base first
 
 
 def load_x12_tables(
