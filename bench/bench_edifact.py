@@ -155,9 +155,9 @@ def bare_parser(path: Path) -> int:
 
 def _pydifact_tokenizer() -> None:
     """Switch the gateway back to pydifact's character-by-character tokenizer ("before")."""
-    from gateway.formats import edifact
+    from gateway.formats.edifact import tokenizer
 
-    edifact._split_segments = lambda text, chars: None  # type: ignore[assignment]
+    tokenizer._split_segments = lambda text, chars: None  # type: ignore[assignment]
 
 
 def translate_before(path: Path) -> int:

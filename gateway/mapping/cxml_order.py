@@ -65,18 +65,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-import pydantic
 from lxml import etree
 
-from gateway.errors import ConfigError, MappingError
+from gateway.errors import MappingError
 from gateway.formats.base import Document
 from gateway.formats.cxml import CxmlRequest
 from gateway.formats.safexml import XmlPicker, XPaths
+from gateway.mapping.builder import envelope_source, load_tables, validated_order
 from gateway.mapping.files import mappings_root
-from gateway.mapping.tables import Codes, read_tables
+from gateway.mapping.tables import Codes
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -121,17 +120,7 @@ def load_cxml_tables(
     An override holds only the entries it changes; ``null`` removes a standard entry.
     Raises ConfigError listing every problem, each naming its file, table and key.
     """
-    files = [Path(path), *(Path(p) for p in overrides)]
-    problems: list[str] = []
-    merged = read_tables(files, problems, spec=_TABLES, codes=_KEYS, example="EAN-13")
-    if problems:
-        raise ConfigError(problems)
-    return CxmlTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
-        contact_roles=MappingProxyType(merged["contact_roles"]),
-        product_id_domains=MappingProxyType(merged["product_id_domains"]),
-        sources=tuple(str(f) for f in files),
-    )
+    return load_tables(CxmlTables, _TABLES, path, overrides, codes=_KEYS, example="EAN-13")
 
 
 @functools.cache
@@ -183,7 +172,7 @@ class _Build:
     # -- the walk ----------------------------------------------------------------------------
 
     def run(self) -> Order:
-        x, req, env = self.x, self.body.request, self.doc.envelope
+        x, req = self.x, self.body.request
         header = req.find("OrderRequestHeader")
         po = x.attr(header, "orderID", "po_number")
         if header is None or po is None:
@@ -202,15 +191,9 @@ class _Build:
         version = x.attr(header, "orderVersion", "extensions.cxml_order_version")
         if version is not None:
             self.extensions["cxml_order_version"] = version
-        o["source"] = {
-            "sender_id": env.sender_id,
-            "sender_qualifier": env.sender_qualifier,
-            "receiver_id": env.receiver_id,
-            "receiver_qualifier": env.receiver_qualifier,
-            "interchange_control_number": env.interchange_control_number,
-            "version": env.version,
-            "test_indicator": env.test_indicator,
-        }
+        o["source"] = envelope_source(
+            self.doc, omit=("group_control_number", "transaction_control_number")
+        )
         if self.body.timestamp:
             self.extensions["cxml_timestamp"] = self.body.timestamp
         self._header(header)
@@ -224,14 +207,7 @@ class _Build:
         unmapped.extend(x.unmapped(req, skip=_SECRET_TAGS))
         o["unmapped"] = unmapped
         o["extensions"] = self.extensions
-        try:
-            return Order.model_validate(o)
-        except pydantic.ValidationError as exc:
-            raise MappingError(
-                f"the mapped values do not make a valid order: {exc.errors()[0]['msg']}",
-                reason="INVALID_ORDER",
-                position=self.doc.position,
-            ) from exc
+        return validated_order(o, self.doc.position, brief=True)
 
     def _header(self, h: etree._Element) -> None:
         x, o = self.x, self.order

@@ -61,36 +61,29 @@ Reason codes (MappingError.reason)
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from gateway.errors import ConfigError, MappingError
+from gateway.errors import MappingError
 from gateway.formats.base import Document
+from gateway.mapping.builder import change_spec, load_change_tables
 
 # The ORDERS mapping's tables, helpers, walk state and segment handlers, most of them
 # private, shared on purpose: an ORDCHG has the segments of an ORDERS and reads them the same
 # way, and one copy of each rule is easier to keep right than two.
-from gateway.mapping.edifact_orders import (
-    _GROUP_OTHERS,
-    _HANDLERS,
-    EdifactTables,
-    _Build,
-    _text,
-    _val,
-    load_edifact_tables,
-)
-from gateway.mapping.edifact_orders import _TABLES as _TABLES_ORDERS
-from gateway.mapping.edifact_orders import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
-from gateway.mapping.edifact_orders import _lin as _lin_orders
-from gateway.mapping.edifact_orders import _rff as _rff_orders
+from gateway.mapping.edifact_orders.build import _Build
+from gateway.mapping.edifact_orders.handlers import _HANDLERS
+from gateway.mapping.edifact_orders.header import _rff as _rff_orders
+from gateway.mapping.edifact_orders.lines import _lin as _lin_orders
+from gateway.mapping.edifact_orders.segments import _text, _val
+from gateway.mapping.edifact_orders.tables import _TABLES as _TABLES_ORDERS
+from gateway.mapping.edifact_orders.tables import DEFAULT_TABLES_PATH as ORDERS_TABLES_PATH
+from gateway.mapping.edifact_orders.tables import EdifactTables, load_edifact_tables
 from gateway.mapping.files import mappings_root
-from gateway.mapping.tables import read_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -119,13 +112,9 @@ _OWN: dict[str, tuple[str, frozenset[str]]] = {
         frozenset({"add", "delete", "change"}),
     ),
 }
-# Tables shared with ORDERS ("purpose" there is ORDERS' BGM 1225: ORDCHG's own wins).
-_SHARED = frozenset(_TABLES_ORDERS) - frozenset(_OWN)
-# What an ORDCHG file may hold: its own tables, and changes to the shared ones.
-_TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
-    **{name: _TABLES_ORDERS[name] for name in _SHARED},
-    **_OWN,
-}
+# Tables shared with ORDERS ("purpose" there is ORDERS' BGM 1225: ORDCHG's own wins), and
+# what an ORDCHG file may hold: its own tables, and changes to the shared ones.
+_SHARED, _TABLES = change_spec(_TABLES_ORDERS, _OWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,23 +142,15 @@ def load_ordchg_tables(
     entries it changes, and an entry with value ``null`` there removes the standard one.
     Raises ConfigError listing every problem, each naming its file, table and key.
     """
-    files = [Path(path), *(Path(p) for p in overrides)]
-    problems: list[str] = []
-    try:
-        base: EdifactTables | None = load_edifact_tables(shared)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-        base = None
-    from_orders = {name: getattr(base, name) if base else {} for name in _SHARED}
-    merged = read_tables(files, problems, spec=_TABLES, example="9", shared=from_orders)
-    if problems or base is None:
-        raise ConfigError(problems)
-    changed: dict[str, Any] = {name: MappingProxyType(merged[name]) for name in _SHARED}
-    return EdifactChangeTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
-        change_codes=MappingProxyType(merged["change_codes"]),
-        edifact=dataclasses.replace(base, **changed),
-        sources=(*base.sources, *(str(f) for f in files)),
+    return load_change_tables(
+        EdifactChangeTables,
+        _TABLES,
+        _SHARED,
+        path,
+        overrides,
+        base=lambda: load_edifact_tables(shared),
+        base_field="edifact",
+        example="9",
     )
 
 
@@ -216,30 +197,7 @@ class _BuildChange(_Build):
         self.on: tuple[str, str] | None = None  # the first header RFF+ON: value, trace source
         self.change_src = ""  # trace source of the current line's LIN 1229
 
-    # -- the walk --------------------------------------------------------------------------
-
-    def run(self) -> Order:
-        # edifact_orders._Build.run with ORDCHG's handlers (it reads the module's own table).
-        handlers = _HANDLERS_ORDCHG
-        for k, seg in enumerate(self.body):
-            self.k = k
-            tag = seg[0]
-            handler = handlers.get(tag)
-            if handler is not None:
-                handler(self, seg)
-            elif tag == "UNH" or tag == "UNT":
-                continue
-            else:
-                if tag == "DOC":
-                    ctx = self.ctx
-                    if ctx is not None and (ctx.startswith("NAD") or ctx == "CTA"):
-                        self.ctx = "NAD.DOC"  # SG4 of the party: its CTA may follow
-                    elif ctx is not None:
-                        self.set_ctx("X")
-                elif tag in _GROUP_OTHERS:
-                    self.set_ctx("X")
-                self.keep(seg)
-        return self.finish()
+    # -- the walk (edifact_orders._Build.run, with ORDCHG's handlers) ------------------------
 
     def close_line(self) -> None:
         line = self.line
@@ -394,3 +352,4 @@ _HANDLERS_ORDCHG: dict[str, _Handler] = {
     "LIN": _lin,
     "RFF": _rff,
 }
+_BuildChange.handlers = _HANDLERS_ORDCHG

@@ -81,18 +81,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-import pydantic
 from lxml import etree
 
-from gateway.errors import ConfigError, MappingError
+from gateway.errors import MappingError
 from gateway.formats.base import Document
 from gateway.formats.safexml import XmlPicker, XPaths
 from gateway.formats.ubl import CAC, CBC, EXT, ORDER_TYPES
+from gateway.mapping.builder import envelope_source, load_tables, validated_order
 from gateway.mapping.files import mappings_root
-from gateway.mapping.tables import Codes, read_tables
+from gateway.mapping.tables import Codes
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -142,17 +141,7 @@ def load_ubl_tables(
     An override holds only the entries it changes; ``null`` removes a standard entry.
     Raises ConfigError listing every problem, each naming its file, table and key.
     """
-    files = [Path(path), *(Path(p) for p in overrides)]
-    problems: list[str] = []
-    merged = read_tables(files, problems, spec=_TABLES, codes=_KEYS, example="0160")
-    if problems:
-        raise ConfigError(problems)
-    return UblTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
-        party_roles=MappingProxyType(merged["party_roles"]),
-        item_schemes=MappingProxyType(merged["item_schemes"]),
-        sources=tuple(str(f) for f in files),
-    )
+    return load_tables(UblTables, _TABLES, path, overrides, codes=_KEYS, example="0160")
 
 
 @functools.cache
@@ -245,7 +234,7 @@ class _Build:
     # -- the walk ----------------------------------------------------------------------------
 
     def run(self) -> Order:
-        x, root, o, env = self.x, self.root, self.order, self.doc.envelope
+        x, root, o = self.x, self.root, self.order
         o["channel"] = "ubl"
         purpose = self.t.purpose.get(self.doc_type, Purpose.OTHER)
         copy = self.text(root, "cbc:CopyIndicator")
@@ -308,15 +297,7 @@ class _Build:
             value = self.text(root, tag, f"extensions.{key}")
             if value is not None:
                 self.extensions[key] = value
-        o["source"] = {
-            "sender_id": env.sender_id,
-            "sender_qualifier": env.sender_qualifier,
-            "receiver_id": env.receiver_id,
-            "receiver_qualifier": env.receiver_qualifier,
-            "interchange_control_number": env.interchange_control_number,
-            "transaction_control_number": self.doc.control_number,
-            "version": env.version,
-        }
+        o["source"] = envelope_source(self.doc, omit=("group_control_number", "test_indicator"))
         self._references()
         self._parties()
         self._deliveries()
@@ -332,14 +313,7 @@ class _Build:
         o["other_parties"] = self.others
         o["extensions"] = self.extensions
         o["unmapped"] = x.unmapped(root)
-        try:
-            return Order.model_validate(o)
-        except pydantic.ValidationError as exc:
-            raise MappingError(
-                f"the mapped values do not make a valid order: {exc.errors()[0]['msg']}",
-                reason="INVALID_ORDER",
-                position=self.doc.position,
-            ) from exc
+        return validated_order(o, self.doc.position, brief=True)
 
     # -- header ------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Web-form submissions -> Order, with one declarative mapping per form.
 
 Each form ``<name>`` has ``mappings/forms/<name>.yaml`` in the jsonmap format
-(gateway/mapping/jsonmap.py), applied to the submission as the intake normalised it: a JSON
+(gateway/mapping/jsonmap/), applied to the submission as the intake normalised it: a JSON
 object of the submitted fields (``items[0][sku]`` became ``items[0].sku``), every number
 as text, plus the reserved ``_submission`` and ``_received`` (``_form``, the form's name,
 is taken out before the mapping sees the object). Files are loaded, checked and cached once

@@ -53,39 +53,32 @@ Reason codes (MappingError.reason)
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from gateway.errors import ConfigError, MappingError
+from gateway.errors import MappingError
 from gateway.formats.base import Document
+from gateway.mapping.builder import change_spec, load_change_tables
 from gateway.mapping.files import mappings_root
-from gateway.mapping.tables import read_tables
 
 # The 850 mapping's tables, helpers and handlers, most of them private, shared on purpose:
 # the 860 reads the same segments the same way, and one copy of each rule is easier to keep
 # right than two.
-from gateway.mapping.x12_850 import _HEADER_AREA as _HEADER_AREA_850
-from gateway.mapping.x12_850 import _LINE_AREA as _LINE_AREA_850
-from gateway.mapping.x12_850 import (
-    _PARTY,
-    X12Tables,
-    _Build,
-    _close_line,
-    _item_ids,
-    _note,
-    _text,
-    _val,
-    load_x12_tables,
-)
-from gateway.mapping.x12_850 import _TABLES as _TABLES_850
-from gateway.mapping.x12_850 import DEFAULT_TABLES_PATH as X12_850_TABLES_PATH
-from gateway.mapping.x12_850 import _ctt as _ctt_850
+from gateway.mapping.x12_850.build import _Build
+from gateway.mapping.x12_850.handlers import _HEADER_AREA as _HEADER_AREA_850
+from gateway.mapping.x12_850.handlers import _LINE_AREA as _LINE_AREA_850
+from gateway.mapping.x12_850.handlers import _PARTY
+from gateway.mapping.x12_850.header import _note
+from gateway.mapping.x12_850.loops import _close_line, _item_ids
+from gateway.mapping.x12_850.loops import _ctt as _ctt_850
+from gateway.mapping.x12_850.segments import _text, _val
+from gateway.mapping.x12_850.tables import _TABLES as _TABLES_850
+from gateway.mapping.x12_850.tables import DEFAULT_TABLES_PATH as X12_850_TABLES_PATH
+from gateway.mapping.x12_850.tables import X12Tables, load_x12_tables
 from gateway.model import Order, Purpose
 
 __all__ = [
@@ -109,13 +102,9 @@ _OWN: dict[str, tuple[str, frozenset[str]]] = {
     ),
     "change_codes": ("POC02 change codes", frozenset({"add", "delete", "change"})),
 }
-# Tables shared with the 850 ("purpose" there is BEG01, here BCH01: the 860's own wins).
-_SHARED = frozenset(_TABLES_850) - frozenset(_OWN)
-# What an 860 file may hold: its own tables, and changes to the shared ones.
-_TABLES: dict[str, tuple[str, frozenset[str] | None]] = {
-    **{name: _TABLES_850[name] for name in _SHARED},
-    **_OWN,
-}
+# Tables shared with the 850 ("purpose" there is BEG01, here BCH01: the 860's own wins), and
+# what an 860 file may hold: its own tables, and changes to the shared ones.
+_SHARED, _TABLES = change_spec(_TABLES_850, _OWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,23 +131,15 @@ def load_x12_860_tables(
     entry with value ``null`` removes the standard one. Raises ConfigError listing every
     problem, each naming its file, table and key.
     """
-    files = [Path(path), *(Path(p) for p in overrides)]
-    problems: list[str] = []
-    try:
-        base: X12Tables | None = load_x12_tables(shared)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-        base = None
-    from_850 = {name: getattr(base, name) if base else {} for name in _SHARED}
-    merged = read_tables(files, problems, spec=_TABLES, example="04", shared=from_850)
-    if problems or base is None:
-        raise ConfigError(problems)
-    changed: dict[str, Any] = {name: MappingProxyType(merged[name]) for name in _SHARED}
-    return X12ChangeTables(
-        purpose=MappingProxyType({k: Purpose(v) for k, v in merged["purpose"].items()}),
-        change_codes=MappingProxyType(merged["change_codes"]),
-        x12=dataclasses.replace(base, **changed),
-        sources=(*base.sources, *(str(f) for f in files)),
+    return load_change_tables(
+        X12ChangeTables,
+        _TABLES,
+        _SHARED,
+        path,
+        overrides,
+        base=lambda: load_x12_tables(shared),
+        base_field="x12",
+        example="04",
     )
 
 

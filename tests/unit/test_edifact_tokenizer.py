@@ -12,14 +12,19 @@ from hypothesis import strategies as st
 from pydifact.control.characters import Characters
 from pydifact.exceptions import EDISyntaxError
 
-from gateway.formats import edifact
+from gateway.formats.edifact import tokenizer as edifact
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "edifact"
 
 
 def chars(c: str = ":", e: str = "+", t: str = "'", r: str = "?") -> Characters:
     return Characters(  # type: ignore[no-untyped-call]
-        component_separator=c, data_separator=e, decimal_point=".", escape_character=r, reserved=" ", segment_terminator=t
+        component_separator=c,
+        data_separator=e,
+        decimal_point=".",
+        escape_character=r,
+        reserved=" ",
+        segment_terminator=t,
     )
 
 
@@ -66,7 +71,10 @@ def test_agrees_with_pydifact_on_arbitrary_text(text: str):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet="AB1*^~$!\\] \n", max_size=40), st.sampled_from(["*^~!", "^*$\\", "]^~!", "*^\n!"]))
+@given(
+    st.text(alphabet="AB1*^~$!\\] \n", max_size=40),
+    st.sampled_from(["*^~!", "^*$\\", "]^~!", "*^\n!"]),
+)
 def test_agrees_with_pydifact_on_custom_separators(text: str, seps: str):
     agree(text, chars(seps[1], seps[0], seps[2], seps[3]))
 
@@ -77,12 +85,20 @@ _VALID = (FIXTURES / "orders_full_d96a.edi").read_text("latin-1")[9:].replace("'
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
-        st.tuples(st.integers(0, len(_VALID)), st.sampled_from(["insert", "delete"]), st.text(alphabet="?+:' \nA", min_size=1, max_size=3)),
+        st.tuples(
+            st.integers(0, len(_VALID)),
+            st.sampled_from(["insert", "delete"]),
+            st.text(alphabet="?+:' \nA", min_size=1, max_size=3),
+        ),
         max_size=5,
     )
 )
 def test_agrees_with_pydifact_on_a_mutated_interchange(mutations: list[tuple[int, str, str]]):
     text = _VALID
     for pos, kind, chunk in mutations:
-        text = text[:pos] + chunk + text[pos:] if kind == "insert" else text[:pos] + text[pos + len(chunk) :]
+        text = (
+            text[:pos] + chunk + text[pos:]
+            if kind == "insert"
+            else text[:pos] + text[pos + len(chunk) :]
+        )
     agree(text, chars())

@@ -23,11 +23,10 @@ from gateway.extract.text import (
     MAX_LINES,
     MAX_PDF_BYTES,
     PdfPages,
-    _city_line,
-    _country,
     extract_text,
     pdf_text,
 )
+from gateway.extract.text.places import _city_line, _country
 from gateway.model import Channel
 from tests.conftest import FIXTURES, ROOT
 from tests.support import make_pdf

@@ -23,6 +23,9 @@ from gateway.formats.base import (
 from gateway.formats.x12 import X12Parser as _X12Parser
 from gateway.formats.x12 import X12Segments
 from gateway.formats.x12 import parse_x12 as _parse_x12
+from gateway.formats.x12.reader import _Reader
+from gateway.formats.x12.segmenter import _Segmenter, _split_one_per_line
+from gateway.formats.x12.source import _Source
 from gateway.mapping.x12_850 import map_850
 
 
@@ -34,6 +37,7 @@ def parse_x12(source, **kw):  # type: ignore[no-untyped-def]
 
 def X12Parser():  # type: ignore[no-untyped-def]  # noqa: N802
     return _X12Parser(lenient=True)
+
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "x12"
 
@@ -269,9 +273,9 @@ def test_light_segments_give_the_same_envelope_errors_as_pyx12(name):
     stock = X12Reader(io.StringIO(first.decode()))
     expected = _pyx12_errors(stock, stock)
 
-    segmenter = x12mod._Segmenter(x12mod._Source(io.BytesIO(first)))
+    segmenter = _Segmenter(_Source(io.BytesIO(first)))
     isa = segmenter.first_interchange()
-    ours = x12mod._Reader(isa, segmenter.segments(isa))
+    ours = _Reader(isa, segmenter.segments(isa))
     assert _pyx12_errors(ours, ours) == expected
 
 
@@ -288,9 +292,9 @@ def test_trailing_junk_after_the_last_interchange_is_reported():
 def test_control_number_bookkeeping_is_a_set():
     """pyx12 keeps seen ST02s in a list: `in` on 100,000 of them is quadratic. Ours is a set."""
     data = (FIXTURES / "clean_4010_850.edi").read_bytes()
-    segmenter = x12mod._Segmenter(x12mod._Source(io.BytesIO(data)))
+    segmenter = _Segmenter(_Source(io.BytesIO(data)))
     isa = segmenter.first_interchange()
-    reader = x12mod._Reader(isa, segmenter.segments(isa))
+    reader = _Reader(isa, segmenter.segments(isa))
     reader.st_ids = []  # what pyx12 does at every GS
     assert isinstance(reader.st_ids, set)
     reader.st_ids.append("0001")
@@ -424,7 +428,7 @@ def test_whole_chunk_fast_path_matches_the_segment_loop(name, chunk, monkeypatch
             return super().read(chunk)
 
     fast = _summary(list(X12Parser().parse(Chunked(data))))
-    monkeypatch.setattr(x12mod._Segmenter, "_clean_batch", lambda *args: None)
+    monkeypatch.setattr(_Segmenter, "_clean_batch", lambda *args: None)
     slow = _summary(list(X12Parser().parse(Chunked(data))))
     assert fast == slow
 
@@ -481,13 +485,13 @@ def test_split_fast_paths_match_the_segment_loop(layout, chunk, monkeypatch):
             return super().read(chunk)
 
     fast = _summary(list(X12Parser().parse(Chunked(data))))
-    monkeypatch.setattr(x12mod._Segmenter, "_clean_batch", lambda *args: None)
+    monkeypatch.setattr(_Segmenter, "_clean_batch", lambda *args: None)
     slow = _summary(list(X12Parser().parse(Chunked(data))))
     assert fast == slow
 
 
 def test_one_segment_per_line_split():
-    split = x12mod._split_one_per_line
+    split = _split_one_per_line
     assert split("\nA*1~\nB*2~\nC~", "~", 10) == (["A*1", "B*2", "C"], [11, 12, 13], 13)
     assert split("A*1~\r\nB*2~", "~", 1) == (["A*1", "B*2"], [1, 2], 2)
     refused = ["A~B~", "A~\n\nB~", "A~\n~\nB~", "A~\n B~", "A~\n\tB~", " A~", "~", "A~\nB\rC~"]
@@ -500,9 +504,9 @@ def test_checked_batches_mark_what_the_event_loop_must_see():
     """Envelope segments and segments with pyx12 errors come with a _LightSegment; the other
     segments only in body form, composites split."""
     data = (FIXTURES / "envelope_errors.edi").read_bytes()
-    segmenter = x12mod._Segmenter(x12mod._Source(io.BytesIO(data)))
+    segmenter = _Segmenter(_Source(io.BytesIO(data)))
     isa = segmenter.first_interchange()
-    reader = x12mod._Reader(isa, segmenter.segments(isa))
+    reader = _Reader(isa, segmenter.segments(isa))
     batches = list(reader.checked())
     assert batches[0].elements[0][0] == "ISA" and batches[0].special == [0]
     elements = [e for b in batches for e in b.elements]

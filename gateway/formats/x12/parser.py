@@ -1,0 +1,437 @@
+"""Layer 3 of the X12 reader: events. `X12Parser` turns each interchange into
+`InterchangeOpened`, a `Document` or `DocumentRejected` per transaction set, and
+`InterchangeClosed`; `parse_x12` is the convenience form. Reason codes: see the package
+docstring (`gateway.formats.x12`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import io
+import itertools
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyx12.errors
+import pyx12.x12file
+
+from gateway.errors import ParseError
+from gateway.formats.base import (
+    Document,
+    DocumentRejected,
+    Envelope,
+    Event,
+    InterchangeClosed,
+    InterchangeOpened,
+)
+from gateway.formats.x12.isa import _Isa
+from gateway.formats.x12.reader import _ENVELOPE_IDS, _LightSegment, _Reader
+from gateway.formats.x12.segmenter import _MAX_SEGMENT_WARNINGS, Lenient, _Segmenter
+from gateway.formats.x12.source import _Source
+
+
+class X12Segments(list):  # type: ignore[type-arg]
+    """The body of an X12 `Document`: a list of segments, ST first, SE last.
+
+    Each segment is ``[segment id, element, ...]``; an element is a string, or a list of
+    strings for a composite. `lines` holds the source line of each segment, in the same order,
+    so a mapper can say where a bad value is.
+    """
+
+    __slots__ = ("lines",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[int] = []
+
+
+# --------------------------------------------------------------------------------------------
+# Layer 3: events
+
+# pyx12 error (kind, code) -> our reason code, for errors that reject a transaction set.
+_TX_REJECT = {
+    ("st", "4"): "X12_SE_COUNT",
+    ("st", "3"): "X12_CONTROL_MISMATCH",
+    ("st", "23"): "X12_DUPLICATE_CONTROL",
+    ("st", "2"): "X12_TRUNCATED",
+    ("seg", "1"): "X12_SEGMENT",
+}
+
+
+@dataclasses.dataclass(slots=True)
+class _Tx:
+    """A transaction set being assembled."""
+
+    envelope: Envelope
+    doc_type: str
+    control: str | None
+    line: int
+    seg_no: int
+    index: int
+    body: X12Segments
+    problems: list[tuple[str, str]]  # (reason, message)
+    warnings: list[str]
+
+
+class X12Parser:
+    """Reads X12 interchanges; one `Document` per transaction set (850, 810, 997, ...).
+
+    Non-order transaction sets are yielded too, with their `doc_type`; the caller decides.
+    """
+
+    name = "x12"
+
+    def __init__(self, lenient: Lenient = False):
+        # True, or a function of (ISA05, ISA06) -> bool: whether the repairs that guess
+        # (re-padding an ISA, unwrapping lines broken inside segments) are allowed. They are
+        # per partner profile (reliability E1, E9); strict otherwise.
+        self.lenient = lenient
+
+    def sniff(self, head: bytes) -> bool:
+        """True if `head` (the first bytes of an input) starts with an ISA segment."""
+        if head.startswith(codecs.BOM_UTF8):
+            head = head[len(codecs.BOM_UTF8) :]
+        head = head.lstrip(b" \t\r\n\x00")
+        return head.startswith(b"ISA") and (len(head) == 3 or not head[3:4].isalnum())
+
+    def parse(self, stream: BinaryIO, *, name: str = "<input>") -> Iterator[Event]:
+        """Yield the events of a binary stream, reading it incrementally.
+
+        Raises ParseError (reason NOT_X12, X12_SEPARATORS or X12_ISA) before yielding anything
+        if the first interchange cannot be read. Problems in later parts of the file are
+        reported on the events instead, so what was read stays usable.
+        """
+        source = _Source(stream)
+        segmenter = _Segmenter(source, self.lenient)
+        isa: _Isa | None = segmenter.first_interchange()
+        state = _FileState(name)
+        while isa is not None:
+            closed = yield from self._interchange(isa, segmenter, source, state)
+            isa, problems = segmenter.next_interchange()
+            closed.errors.extend(problems)
+            if segmenter.stop_reason:
+                closed.errors.append(segmenter.stop_reason)
+            if source.warnings or segmenter.warnings:
+                # Found after the interchange's last document: keep them visible here.
+                closed.errors.extend(f"warning: {w}" for w in source.warnings + segmenter.warnings)
+                source.warnings.clear()
+                segmenter.warnings.clear()
+            yield closed
+
+    def _interchange(
+        self, isa: _Isa, segmenter: _Segmenter, source: _Source, state: _FileState
+    ) -> Generator[Event, None, InterchangeClosed]:
+        el = isa.elements
+        interchange = Envelope(
+            standard="x12",
+            sender_id=el[5].strip() or None,
+            sender_qualifier=el[4].strip() or None,
+            receiver_id=el[7].strip() or None,
+            receiver_qualifier=el[6].strip() or None,
+            interchange_control_number=el[12].strip() or None,
+            version=isa.version,
+            test_indicator=el[14].strip() or None,
+            ack_requested=el[13].strip() == "1",
+            interchange_index=state.interchange_index,
+        )
+        state.interchange_index += 1
+        errors: list[str] = []
+        key = interchange.interchange_key
+        if key in state.interchange_keys:
+            errors.append(
+                f"ISA13 {interchange.interchange_control_number} from this sender repeats an "
+                "earlier interchange in the same file"
+            )
+        state.interchange_keys.add(key)
+
+        first_seg_no = segmenter._seg_no  # the ISA's number in the file
+        batches = segmenter.segments(isa)
+        # Split the first chunk now, so what it needed fixing (indentation, ...) is reported
+        # on InterchangeOpened rather than on some later document.
+        first = next(batches, None)
+        if first is not None:
+            batches = itertools.chain((first,), batches)
+        try:
+            reader = _Reader(isa, batches)
+        except pyx12.errors.X12Error as exc:  # pragma: no cover - the ISA was built to pass
+            raise ParseError(
+                f"pyx12 refused the ISA: {exc}", reason="X12_ISA", position=f"line {isa.line}"
+            ) from exc
+        yield InterchangeOpened(
+            envelope=interchange, warnings=source.warnings + segmenter.warnings + isa.warnings
+        )
+        source.warnings.clear()
+        segmenter.warnings.clear()
+
+        group: Envelope | None = None
+        tx: _Tx | None = None
+        count = 0
+        saw_iea = False
+        base = 0  # index in this interchange of the batch's first segment; the ISA is 0
+        for batch in reader.checked():
+            elements_of, lines, segments = batch.elements, batch.lines, batch.segments
+            empty_at = batch.empty_at
+            n = len(elements_of)
+            special = iter(batch.special)
+            next_special = next(special, n)
+            k = 0
+            while k < n:
+                if tx is not None and k < next_special:
+                    # The common case, kept short: the ordinary segments of a transaction set
+                    # up to the next special one go to its body in one step.
+                    tx.body.extend(elements_of[k:next_special])
+                    tx.body.lines.extend(lines[k:next_special])
+                    k = next_special
+                    continue
+                # One segment at a time: a special one, or one outside a transaction set.
+                i = k
+                k += 1
+                if i == next_special:
+                    next_special = next(special, n)
+                elements = elements_of[i]
+                sid = elements[0]
+                line = lines[i]
+                seg_no = first_seg_no + base + i
+                seg = segments.get(i)  # set for envelope segments and those with errors
+                pyx12_errors = seg.errors if seg is not None else None
+                empties = empty_at.get(i, 0) if empty_at else 0
+                if empties:
+                    message = (
+                        f"an empty segment (two segment terminators in a row) before line "
+                        f"{line}; pyx12 and many translators stop reading there, so the sender "
+                        "must remove it"
+                    )
+                    if tx is not None and sid != "ST":
+                        tx.problems.append(("X12_EMPTY_SEGMENT", message))
+                    else:
+                        errors.append(message)
+
+                if tx is not None:
+                    if sid in _ENVELOPE_IDS and sid != "SE":
+                        # ST, GE, IEA or GS before the SE: the transaction set is cut off.
+                        tx.problems.append(
+                            (
+                                "X12_TRUNCATED",
+                                f"no SE before the {sid} at line {line}; the transaction set is "
+                                "incomplete",
+                            )
+                        )
+                        yield self._finish(tx, source, segmenter)
+                        tx = None
+                    else:
+                        tx.body.append(elements)
+                        tx.body.lines.append(line)
+                        if pyx12_errors:
+                            _attach(tx, pyx12_errors, sid, line, errors)
+                        if sid == "SE":
+                            yield self._finish(tx, source, segmenter)
+                            tx = None
+                        continue
+
+                if sid == "ST":
+                    assert seg is not None  # an envelope segment
+                    ctl = seg.get_value("ST02")
+                    if group is None:
+                        problem = (
+                            "X12_NO_GROUP",
+                            f"the transaction set at line {line} is not inside a GS..GE functional group",
+                        )
+                        envelope = interchange
+                    else:
+                        problem = None
+                        envelope = group
+                    body = X12Segments()
+                    body.append(elements)
+                    body.lines.append(line)
+                    tx = _Tx(
+                        envelope=envelope,
+                        doc_type=seg.get_value("ST01") or "",
+                        control=ctl or None,
+                        line=line,
+                        seg_no=seg_no,
+                        index=state.doc_index,
+                        body=body,
+                        problems=[problem] if problem else [],
+                        warnings=[],
+                    )
+                    state.doc_index += 1
+                    count += 1
+                    if pyx12_errors:
+                        _attach(tx, pyx12_errors, sid, line, errors)
+                    continue
+
+                if pyx12_errors:
+                    assert seg is not None  # errors come with a segment
+                    if sid == "IEA":
+                        pyx12_errors = _drop_repadded_iea_mismatch(pyx12_errors, seg, interchange)
+                    errors.extend(_envelope_message(e, line) for e in pyx12_errors)
+                if sid == "GS":
+                    assert seg is not None  # an envelope segment
+                    if group is not None:
+                        errors.append(
+                            f"the GS at line {line} opens a group before the GE of group "
+                            f"{group.group_control_number}"
+                        )
+                    gs08 = (seg.get_value("GS08") or "").strip()
+                    group = dataclasses.replace(
+                        interchange,
+                        group_control_number=(seg.get_value("GS06") or "").strip() or None,
+                        functional_id=(seg.get_value("GS01") or "").strip() or None,
+                        version=gs08 or isa.version,
+                    )
+                elif sid == "GE":
+                    if group is None:
+                        errors.append(f"the GE at line {line} closes no functional group (no GS)")
+                    group = None
+                elif sid == "IEA":
+                    saw_iea = True
+                elif sid == "ISA":
+                    pass
+                elif sid == "TA1":
+                    errors.append(
+                        f"a TA1 interchange acknowledgment at line {line} was ignored (not an order)"
+                    )
+                else:
+                    errors.append(
+                        f"segment {sid} at line {line} is outside any transaction set and was ignored"
+                    )
+            base += n
+
+        trailing = segmenter.trailing_empties
+        if trailing:
+            message = f"{trailing} empty segment(s) (two segment terminators in a row) at the end of the interchange"
+            if tx is not None:
+                tx.problems.append(("X12_EMPTY_SEGMENT", message))
+            else:
+                errors.append(message)
+        if tx is not None:
+            tx.problems.append(
+                (
+                    "X12_TRUNCATED",
+                    "the interchange ends (end of input or the next ISA) before the SE of this "
+                    "transaction set; it is incomplete",
+                )
+            )
+            yield self._finish(tx, source, segmenter)
+        reader.cleanup()
+        for err in reader.pop_errors():
+            if err[0] != "st":  # an open transaction set was rejected above
+                errors.append(_envelope_message(err, None))
+        return InterchangeClosed(
+            envelope=interchange,
+            digest=reader.digest.hexdigest(),
+            errors=errors,
+            document_count=count,
+            complete=saw_iea and group is None,
+        )
+
+    @staticmethod
+    def _finish(tx: _Tx, source: _Source, segmenter: _Segmenter) -> Document | DocumentRejected:
+        position = f"line {tx.line}, segment {tx.seg_no}"
+        if tx.problems:
+            reason = tx.problems[0][0]
+            what = f"transaction set {tx.doc_type or '?'} {tx.control or '(no ST02)'}"
+            message = f"{what} rejected: " + "; ".join(m for _, m in tx.problems)
+            return DocumentRejected(
+                envelope=tx.envelope,
+                doc_type=tx.doc_type or None,
+                control_number=tx.control,
+                reason=reason,
+                message=message,
+                position=position,
+                index=tx.index,
+            )
+        warnings = tx.warnings
+        if source.warnings or segmenter.warnings:
+            warnings = source.warnings + segmenter.warnings + warnings
+            source.warnings.clear()
+            segmenter.warnings.clear()
+        return Document(
+            envelope=tx.envelope,
+            doc_type=tx.doc_type,
+            control_number=tx.control,
+            body=tx.body,
+            position=position,
+            index=tx.index,
+            warnings=warnings,
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class _FileState:
+    name: str
+    interchange_index: int = 0
+    doc_index: int = 0
+    interchange_keys: set[str | None] = dataclasses.field(default_factory=set)
+
+
+def _attach(tx: _Tx, pyx12_errors: list[Any], sid: str, line: int, errors: list[str]) -> None:
+    """Sort pyx12's errors for a segment of a transaction set into rejections and warnings."""
+    for kind, code, message, _value, _src_line in pyx12_errors:
+        reason = _TX_REJECT.get((kind, code))
+        if reason == "X12_SE_COUNT":
+            se01 = tx.body[-1][1] if len(tx.body[-1]) > 1 else ""
+            tx.problems.append(
+                (
+                    reason,
+                    f"SE01 says {se01!s} segments but the transaction set has {len(tx.body)} "
+                    "(ST to SE); a wrong count can mean lost segments, so ask the sender to resend it",
+                )
+            )
+        elif reason == "X12_CONTROL_MISMATCH":
+            tx.problems.append(
+                (reason, f"SE02 at line {line} does not match ST02 {tx.control!r} ({message})")
+            )
+        elif reason == "X12_DUPLICATE_CONTROL":
+            tx.problems.append(
+                (reason, f"ST02 {tx.control!r} repeats another transaction set in the same group")
+            )
+        elif reason is not None:
+            tx.problems.append((reason, f"{message} (segment {sid} at line {line})"))
+        elif kind == "seg":
+            if len(tx.warnings) < _MAX_SEGMENT_WARNINGS:
+                tx.warnings.append(f"{message} (segment {sid} at line {line})")
+        else:
+            errors.append(_envelope_message((kind, code, message, None, None), line))
+
+
+def _envelope_message(err: tuple[Any, ...], line: int | None) -> str:
+    kind, _code, message = err[0], err[1], err[2]
+    level = {"isa": "interchange", "gs": "group", "st": "transaction set"}.get(kind, "segment")
+    where = f"line {line}" if line is not None else "end of input"
+    return f"{level} error at {where}: {message}"
+
+
+def _drop_repadded_iea_mismatch(
+    pyx12_errors: list[Any], iea: _LightSegment, interchange: Envelope
+) -> list[Any]:
+    """pyx12 compared IEA02 with the ISA13 it was shown, zero-padded by us; recheck as sent."""
+    iea02 = (iea.get_value("IEA02") or "").strip()
+    isa13 = interchange.interchange_control_number or ""
+    same = iea02 == isa13 or (
+        iea02.isascii()
+        and isa13.isascii()
+        and iea02.isdigit()
+        and isa13.isdigit()
+        and int(iea02) == int(isa13)
+    )
+    if not same:
+        return pyx12_errors
+    return [e for e in pyx12_errors if (e[0], e[1]) != ("isa", "001")]
+
+
+def parse_x12(
+    source: bytes | str | Path | BinaryIO, *, name: str | None = None, lenient: Lenient = False
+) -> Iterator[Event]:
+    """Events of X12 input given as bytes, text, a path or a binary stream (convenience)."""
+    if isinstance(source, Path):
+        with source.open("rb") as stream:
+            yield from X12Parser(lenient).parse(stream, name=name or source.name)
+        return
+    if isinstance(source, str):
+        source = source.encode("utf-8")
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(source)
+    yield from X12Parser(lenient).parse(source, name=name or "<input>")
