@@ -1,5 +1,5 @@
-"""Reliability security rows S1, S3 and S4 from the outside (S2, SSRF, is in
-tests/unit/test_http_network.py against real sockets): the CLI in a subprocess, real files, a
+"""Reliability security rows S1-S4 from the outside (more S2, SSRF, in
+tests/unit/test_http_network.py against real sockets: DNS rebinding, redirects): the CLI in a subprocess, real files, a
 loopback fake ERP, and for S3 a real PostgreSQL whose URL carries a password.
 
 S1: configuration and message values never become SQL text. S3: canary secrets never
@@ -93,6 +93,45 @@ def test_s1_no_sql_is_built_from_strings_in_the_gateway() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert '"S"' in (ROOT / "pyproject.toml").read_text()  # the S rules are selected for CI
+
+
+# -- S2 ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[::ffff:127.0.0.1]:9/orders", "IPv4-mapped"),
+        ("http://127.0.0.1:9/orders", "loopback"),
+        ("http://10.1.2.3/orders", "private"),
+        ("file:///etc/passwd", "scheme"),
+    ],
+)
+def test_s2_an_internal_connector_url_is_refused_by_config_check_and_run(tmp_path: Path, url: str, why: str) -> None:
+    """reliability S2 (more in tests/unit/test_http_network.py): a connector URL naming the
+    metadata service, loopback (also IPv4-mapped), a private network or another scheme is
+    refused when the configuration is loaded, by `config check` and by `gateway run`, unless
+    `allow_private_targets` is set."""
+    (tmp_path / "inbox").mkdir()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(
+        f"""store:
+  url: sqlite:///{tmp_path / 'gateway.db'}
+sources:
+  - type: folder
+    name: inbox
+    path: {tmp_path / 'inbox'}
+connectors:
+  - type: http_json
+    name: erp
+    url: "{url}"
+"""
+    )
+    for args in (("config", "check"), ("run", "--once", "--for", "5")):
+        out = cli(*args, "--config", str(cfg))
+        assert out.returncode != 0, out.stdout
+        assert why in out.stdout + out.stderr and "Traceback" not in out.stderr
 
 
 # -- S3 ----------------------------------------------------------------------------------------
