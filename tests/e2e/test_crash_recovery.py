@@ -90,6 +90,8 @@ def test_sigkill_at_a_named_point_then_restart_delivers_each_order_once(tmp_path
     orders = run_cli("orders", "--config", str(cfg), "--limit", "100")
     assert orders.stdout.count("dispatched") == len(expected)
     assert "quarantined" not in orders.stdout and "duplicate" not in orders.stdout
+    messages = run_cli("messages", "--config", str(cfg), env={"COLUMNS": "300"})
+    assert sorted(w for line in messages.stdout.splitlines() for w in line.split() if w.endswith(".edi")) == ["f0.edi", "f1.edi", "f2.edi"]  # one inbound row each
 
 
 def test_random_kills_while_files_keep_arriving(tmp_path, erp_process):
