@@ -707,6 +707,15 @@ def _event(kind: str, detail: str, order_id: str, outbox_id: int | None, at: dt.
     return {"kind": kind, "detail": _short(detail), "order_id": order_id, "outbox_id": outbox_id, "at": at}
 
 
+def loggable(why: str, status: int | None) -> str:
+    """What a log line says about a failed delivery: an answer's status, not its body, which may
+    echo the order's personal data (reliability S4). The full text stays with the delivery
+    (`gateway dead-letters`, `gateway show`)."""
+    if status is None:
+        return why
+    return f"HTTP {status} (the answer is kept with the delivery: gateway show / dead-letters)"
+
+
 def _short(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
@@ -779,7 +788,7 @@ def _to_dead(
     if result.rowcount != 1:
         log.warning("outbox %s to %s: claim lost (lease expired); dead-letter ignored", outbox_id, connector)
         return False
-    log.warning("outbox %s to %s is dead: %s", outbox_id, connector, why)
+    log.warning("outbox %s to %s is dead: %s", outbox_id, connector, loggable(why, status))
     events.append(_event("dead", why, order_id, outbox_id, now))
     return True
 

@@ -47,6 +47,7 @@ from gateway.dispatch.outbox import (
     Result,
     Sent,
     claim_due,
+    loggable,
     next_due,
     record,
 )
@@ -229,7 +230,7 @@ class Dispatcher:
             if verdict == "sent":
                 log.info("outbox %s (order %s) sent to %s", claim.outbox_id, claim.order_id, claim.connector)
             elif not isinstance(result, Sent):
-                log.info("outbox %s to %s: %s (%s)", claim.outbox_id, claim.connector, verdict, getattr(result, "error", ""))
+                log.info("outbox %s to %s: %s (%s)", claim.outbox_id, claim.connector, verdict, loggable(result.error, result.status))
             fields.append(_FIELDS[verdict])
         return fields
 

@@ -59,14 +59,16 @@ def ledger_pos(db: Path) -> list[str]:
 @pytest.mark.parametrize(
     "crashpoint",
     [
-        "after_store",  # raw message committed, file not yet moved
-        "before_ack:2",  # second file committed, about to move
+        "after_store",  # reliability F1: raw message committed, not yet parsed, file not yet moved
+        "before_ack:2",  # reliability F3: second file committed, about to move to the archive
         "after_orders",  # orders + outbox committed, message state not yet final
-        "after_http_before_commit",  # the ERP answered 201, the outbox not yet updated
-        "after_http_before_commit:3",
+        "after_http_before_commit",  # reliability F2: the ERP answered 201, the outbox not yet updated
+        "after_http_before_commit:3",  # reliability F2, at the third delivery
     ],
 )
 def test_sigkill_at_a_named_point_then_restart_delivers_each_order_once(tmp_path, erp_process, crashpoint):
+    """reliability F1, F2, F3: SIGKILL at a named crash point, restart; each PO reaches the ERP
+    once (F2: re-sent with the same Idempotency-Key), each file is archived once."""
     url, db = erp_process
     cfg = write_config(tmp_path, url, extra="", stable=0.05)
     expected = seed(tmp_path)
@@ -88,10 +90,12 @@ def test_sigkill_at_a_named_point_then_restart_delivers_each_order_once(tmp_path
     orders = run_cli("orders", "--config", str(cfg), "--limit", "100")
     assert orders.stdout.count("dispatched") == len(expected)
     assert "quarantined" not in orders.stdout and "duplicate" not in orders.stdout
+    messages = run_cli("messages", "--config", str(cfg), env={"COLUMNS": "300"})
+    assert sorted(w for line in messages.stdout.splitlines() for w in line.split() if w.endswith(".edi")) == ["f0.edi", "f1.edi", "f2.edi"]  # one inbound row each
 
 
 def test_random_kills_while_files_keep_arriving(tmp_path, erp_process):
-    """F4: kill -9 at random moments, six times, while new files keep arriving."""
+    """reliability F4: kill -9 at random moments, six times, while new files keep arriving."""
     import random
 
     url, db = erp_process

@@ -14,7 +14,8 @@ Modes (each new connection takes the settings current when it is accepted):
 ``close_after_accept`` accept and close at once
 
 Without an upstream (``TcpFault(None)``) only blackhole and close_after_accept make sense.
-``proxy.connections`` counts accepted connections.
+``proxy.connections`` counts accepted connections. ``proxy.cut()`` resets every open
+connection at once (a server restarted under its clients, reliability F6).
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ class TcpFault:
 
     def url(self, path: str = "/", scheme: str = "http", host: str = "127.0.0.1") -> str:
         return f"{scheme}://{host}:{self.port}{path}"
+
+    def cut(self) -> None:
+        """Reset every connection open now, both sides (what a server restart does to them)."""
+
+        async def abort_all() -> None:
+            for writer in list(self._writers):
+                _reset(writer)
+
+        asyncio.run_coroutine_threadsafe(abort_all(), self._loop).result(5)
 
     # -- life cycle ----------------------------------------------------------------------------
 

@@ -131,6 +131,7 @@ def test_cursor_survives_a_new_source_instance(
 def test_uidvalidity_change_rescans_without_a_second_row(
     dovecot: DovecotServer, user: str, store: Store
 ) -> None:
+    """reliability F16: UIDVALIDITY changes (doveadm); the cursor resets and the rescan stores no duplicate."""
     pipeline = Pipeline(store, connectors=[])
     dovecot.append(user, mail(1))
     with ImapSource(config(dovecot, user), store=store) as source:
@@ -151,6 +152,7 @@ def test_uidvalidity_change_rescans_without_a_second_row(
 def test_rescan_recognises_a_mail_by_message_id_though_its_bytes_changed(
     dovecot: DovecotServer, user: str, store: Store
 ) -> None:
+    """reliability F16: after a UIDVALIDITY change the rescan dedupes by Message-ID too."""
     pipeline = Pipeline(store, connectors=[])
     dovecot.append(user, mail(1))
     with ImapSource(config(dovecot, user), store=store) as source:
@@ -168,6 +170,7 @@ def test_rescan_recognises_a_mail_by_message_id_though_its_bytes_changed(
 def test_crash_before_ack_reoffers_the_same_bytes(
     dovecot: DovecotServer, user: str, store: Store
 ) -> None:
+    """reliability F3 (IMAP): committed, died before the MOVE; the next poll's copy is a no-op, then acked."""
     pipeline = Pipeline(store, connectors=[])
     dovecot.append(user, mail(7))
     crashed = ImapSource(config(dovecot, user), store=store)
@@ -189,6 +192,7 @@ def test_crash_before_ack_reoffers_the_same_bytes(
 def test_kick_mid_session_next_poll_reconnects(
     dovecot: DovecotServer, user: str, store: Store
 ) -> None:
+    """reliability F15: `doveadm kick` between polls; the next poll and the ack reconnect."""
     dovecot.append(user, mail(1))
     with ImapSource(config(dovecot, user), store=store) as source:
         assert len(list(source.poll())) == 1  # not acknowledged
@@ -204,6 +208,7 @@ def test_kick_mid_session_next_poll_reconnects(
 def test_kick_mid_fetch_ends_the_poll_with_nothing_acknowledged(
     dovecot: DovecotServer, user: str, store: Store
 ) -> None:
+    """reliability F15: the connection dropped mid-FETCH: nothing marked or moved, the next poll resumes."""
     dovecot.append(user, mail(1))
     dovecot.append(user, mail(2))
     with ImapSource(config(dovecot, user), store=store) as source:
