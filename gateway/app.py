@@ -222,7 +222,7 @@ class Gateway:
                 .where(t.outbox.c.next_attempt_at <= self.store.db_now(conn))
             ).scalar_one()
         if self.pipeline.partners.wants_acks or self.config.smtp is not None:
-            from gateway.acks.queue import due_count
+            from gateway.store.ack_queue import due_count
 
             due += due_count(self.store)
         return due

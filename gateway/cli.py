@@ -418,8 +418,8 @@ def show(
 @app.command("dead-letters")
 def dead_letters(config: ConfigOpt = None) -> None:
     """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
-    from gateway.acks.queue import list_dead as list_dead_acks
-    from gateway.dispatch.outbox import list_dead
+    from gateway.store.ack_queue import list_dead as list_dead_acks
+    from gateway.store.outbox import list_dead
 
     gw = _gateway(config, existing=True)
     try:
@@ -450,10 +450,10 @@ def replay(
     config: ConfigOpt = None,
 ) -> None:
     """Send dead letters again (after fixing what made them fail)."""
-    from gateway.acks.queue import list_dead as list_dead_acks
-    from gateway.acks.queue import replay as replay_acks
-    from gateway.dispatch.outbox import list_dead
-    from gateway.dispatch.outbox import replay as do_replay
+    from gateway.store.ack_queue import list_dead as list_dead_acks
+    from gateway.store.ack_queue import replay as replay_acks
+    from gateway.store.outbox import list_dead
+    from gateway.store.outbox import replay as do_replay
 
     if not ids and not all_:
         raise GatewayError("name the dead letters to replay, or pass --all")
