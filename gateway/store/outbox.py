@@ -69,6 +69,7 @@ __all__ = [
     "Result",
     "Sent",
     "claim_due",
+    "due_count",
     "idempotency_key",
     "list_dead",
     "mark_dead",
@@ -326,6 +327,20 @@ def claim_due(
         _settle_orders(conn, gone, now, events, lock=store.supports_skip_locked)
         add_events(conn, events)
     return claimed
+
+
+def due_count(store: Store) -> int:
+    """How many rows are due now or in flight past their due time (by the database's clock)."""
+    o = t.outbox
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(o)
+                .where(o.c.state.in_([DeliveryState.PENDING, DeliveryState.IN_FLIGHT]))
+                .where(o.c.next_attempt_at <= store.db_now(conn))
+            ).scalar_one()
+        )
 
 
 def next_due(store: Store, *, connectors: Collection[str] | None = None) -> dt.datetime | None:
