@@ -192,9 +192,9 @@ def end_to_end(store_url: str, erp_url: str, nodes: int, files: int) -> dict[str
 def seed(store_url: str, n: int) -> None:
     from sqlalchemy import insert
 
-    from gateway.dispatch.outbox import new_deliveries
     from gateway.store import Store
     from gateway.store import tables as t
+    from gateway.store.outbox import new_deliveries
 
     store = Store(store_url)
     at = store.db_now()

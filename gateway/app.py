@@ -115,13 +115,10 @@ class Gateway:
 
     def _outcome(self, message_id: str) -> AckOutcome | None:
         """review, rejected or stored for a processed message; None while it is not processed."""
-        from sqlalchemy import select
+        from gateway.store.queries import message_outcome
 
-        from gateway.store import tables as t
-
-        with self.store.engine.connect() as conn:
-            msg = conn.execute(select(t.messages.c.state, t.messages.c.reason).where(t.messages.c.id == message_id)).one_or_none()
-            states = set(conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars())
+        msg = message_outcome(self.store, message_id)
+        states = msg.order_states if msg is not None else frozenset()
         if msg is None or msg.state in ("received", "processing"):
             return None
         if msg.state == "quarantined":
@@ -210,19 +207,11 @@ class Gateway:
         return total
 
     def due_deliveries(self) -> int:
-        from sqlalchemy import func, select
+        from gateway.store import outbox
 
-        from gateway.store import tables as t
-
-        with self.store.engine.connect() as conn:
-            due: int = conn.execute(
-                select(func.count())
-                .select_from(t.outbox)
-                .where(t.outbox.c.state.in_(["pending", "in_flight"]))
-                .where(t.outbox.c.next_attempt_at <= self.store.db_now(conn))
-            ).scalar_one()
+        due = outbox.due_count(self.store)
         if self.pipeline.partners.wants_acks or self.config.smtp is not None:
-            from gateway.acks.queue import due_count
+            from gateway.store.ack_queue import due_count
 
             due += due_count(self.store)
         return due
@@ -253,10 +242,7 @@ class Gateway:
             return
         import fcntl
 
-        from sqlalchemy import update
-
-        from gateway.store import add_event, utcnow
-        from gateway.store import tables as t
+        from gateway.store.nodes import release_claims
 
         db_path = self.store.engine.url.database or ""
         if db_path and db_path != ":memory:":
@@ -270,18 +256,13 @@ class Gateway:
                     "Stop it, or use PostgreSQL (store.url) for several nodes"
                 ) from None
             self._node_lock = fh
-        now = utcnow()
-        with self.store.begin() as conn:
-            n = conn.execute(
-                update(t.messages).where(t.messages.c.state == "received").where(t.messages.c.lease_until.is_not(None)).values(lease_until=None)
-            ).rowcount
-            m = conn.execute(
-                update(t.outbox).where(t.outbox.c.state == "in_flight").values(lease_until=now)
-            ).rowcount
-            if n or m:
-                add_event(conn, "recovered", f"released {n} message and {m} delivery claim(s) left by a stopped gateway")
-        if n or m:
-            log.warning("recovered after an unclean stop: %d message(s) and %d delivery(ies) taken up again", n, m)
+        released = release_claims(self.store)
+        if released.messages or released.deliveries:
+            log.warning(
+                "recovered after an unclean stop: %d message(s) and %d delivery(ies) taken up again",
+                released.messages,
+                released.deliveries,
+            )
 
     def adopt_node(self, previous: Gateway) -> None:
         """Take over `previous`'s node lock: a reload, the same store with a new configuration."""

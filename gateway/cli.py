@@ -264,25 +264,14 @@ def orders(
 
 
 def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
-    from sqlalchemy import select
+    from gateway.store.queries import list_orders
 
-    from gateway.store import tables as t
-
-    q = (
-        select(t.orders, t.messages.c.display_name)
-        .join(t.messages, t.messages.c.id == t.orders.c.message_id)
-        .order_by(t.orders.c.created_at.desc())
-        .limit(limit)
-    )
-    if state:
-        q = q.where(t.orders.c.state == state)
-    with gw.store.engine.connect() as conn:
-        rows = conn.execute(q).mappings().all()
+    rows = list_orders(gw.store, state=state, limit=limit)
     table = Table(title=f"{len(rows)} order(s)" + (f" in state {state}" if state else ""))
     for col in ("id", "po number", "partner", "lines", "state", "reason", "from"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["id"][:8], r["po_number"] or "-", r["partner"] or "-", str(r["line_count"]), r["state"], r["reason"] or "", r["display_name"] or "")
+        table.add_row(r.id[:8], r.po_number or "-", r.partner or "-", str(r.line_count), r.state, r.reason or "", r.display_name or "")
     out.print(table)
 
 
@@ -293,27 +282,21 @@ def messages(
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
 ) -> None:
     """List received files and messages: what came in, what it became, and why one was refused."""
-    from sqlalchemy import select
-
-    from gateway.store import tables as t
+    from gateway.store.queries import list_messages
 
     gw = _gateway(config, existing=True)
     try:
-        q = select(t.messages).order_by(t.messages.c.received_at.desc()).limit(limit)
-        if state:
-            q = q.where(t.messages.c.state == state)
-        with gw.store.engine.connect() as conn:
-            rows = conn.execute(q).mappings().all()
+        rows = list_messages(gw.store, state=state, limit=limit)
     finally:
         gw.close()
     table = Table(title=f"{len(rows)} message(s)" + (f" in state {state}" if state else ""))
     for col in ("id", "received", "source", "name", "bytes", "state", "orders", "rejected", "reason / warnings"):
         table.add_column(col)
     for r in rows:
-        note = f"{r['reason']}: {r['error']}" if r["reason"] else "; ".join((r["warnings"] or [])[:2])
+        note = f"{r.reason}: {r.error}" if r.reason else "; ".join(r.warnings[:2])
         table.add_row(
-            r["id"][:8], str(r["received_at"])[:19], r["source"], r["display_name"] or "", str(r["size"]),
-            r["state"], str(r["order_count"]), str(r["rejected_count"]), note[:100],
+            r.id[:8], str(r.received_at)[:19], r.source, r.display_name or "", str(r.size),
+            r.state, str(r.order_count), str(r.rejected_count), note[:100],
         )
     out.print(table)
 
@@ -326,48 +309,15 @@ def show(
     sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was).")] = False,
 ) -> None:
     """Show one order: status, canonical content, deliveries and full history."""
-    from sqlalchemy import or_, select
-
-    from gateway.store import tables as t
+    from gateway.store.queries import order_detail
 
     gw = _gateway(config, existing=True)
     try:
-        with gw.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.orders)
-                .where(or_(t.orders.c.id.startswith(order, autoescape=True), t.orders.c.po_number == order))
-                .order_by(t.orders.c.version, t.orders.c.created_at)
-                .limit(20)
-            ).mappings().all()
-            if not rows:
-                raise GatewayError(f"no order with id or PO number {order!r}; `gateway orders` lists them")
-            keys = {r["order_key"] for r in rows}
-            if len(rows) > 1 and (len(keys) > 1 or None in keys):
-                ids = ", ".join(f"{r['id'][:8]} (PO {r['po_number']})" for r in rows)
-                raise GatewayError(f"{order!r} matches several orders: {ids}; give more of the id")
-            o = rows[-1]  # versions of one order: show the latest, list the others
-            versions = rows
-            deliveries = conn.execute(select(t.outbox).where(t.outbox.c.order_id == o["id"]).order_by(t.outbox.c.id)).mappings().all()
-            outbox_ids = [d["id"] for d in deliveries]
-            history = conn.execute(
-                select(t.events)
-                .where(
-                    or_(
-                        t.events.c.order_id == o["id"],
-                        t.events.c.outbox_id.in_(outbox_ids or [-1]),
-                        (t.events.c.message_id == o["message_id"]) & t.events.c.order_id.is_(None),
-                    )
-                )
-                .order_by(t.events.c.at, t.events.c.id)
-            ).mappings().all()
-            msg = conn.execute(select(t.messages).where(t.messages.c.id == o["message_id"])).mappings().one()
-            acks = conn.execute(
-                select(t.acks.c.id, t.acks.c.kind, t.acks.c.control_number, t.acks.c.channel, t.acks.c.state, t.acks.c.attempts, t.acks.c.error)
-                .where(t.acks.c.message_id == o["message_id"], or_(t.acks.c.order_id.is_(None), t.acks.c.order_id == o["id"]))
-                .order_by(t.acks.c.id)
-            ).mappings().all()
+        detail = order_detail(gw.store, order)
     finally:
         gw.close()
+    o, versions, msg = detail.order, detail.versions, detail.message
+    deliveries, acks, history = detail.deliveries, detail.acks, detail.history
     if as_json:
         sys.stdout.write(json.dumps(o["data"], indent=2) + "\n")
         return
@@ -418,8 +368,8 @@ def show(
 @app.command("dead-letters")
 def dead_letters(config: ConfigOpt = None) -> None:
     """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
-    from gateway.acks.queue import list_dead as list_dead_acks
-    from gateway.dispatch.outbox import list_dead
+    from gateway.store.ack_queue import list_dead as list_dead_acks
+    from gateway.store.outbox import list_dead
 
     gw = _gateway(config, existing=True)
     try:
@@ -450,10 +400,10 @@ def replay(
     config: ConfigOpt = None,
 ) -> None:
     """Send dead letters again (after fixing what made them fail)."""
-    from gateway.acks.queue import list_dead as list_dead_acks
-    from gateway.acks.queue import replay as replay_acks
-    from gateway.dispatch.outbox import list_dead
-    from gateway.dispatch.outbox import replay as do_replay
+    from gateway.store.ack_queue import list_dead as list_dead_acks
+    from gateway.store.ack_queue import replay as replay_acks
+    from gateway.store.outbox import list_dead
+    from gateway.store.outbox import replay as do_replay
 
     if not ids and not all_:
         raise GatewayError("name the dead letters to replay, or pass --all")

@@ -22,11 +22,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import desc, select
-
 from gateway.config import GatewayConfig
 from gateway.store import Store, add_event
-from gateway.store import tables as t
+from gateway.store.queries import recent_event_details
 
 __all__ = ["LoadedConfig", "fingerprint", "record_loaded", "stale_nodes"]
 
@@ -71,20 +69,13 @@ def record_loaded(store: Store, value: str) -> None:
 
 def stale_nodes(store: Store, current: str, *, look_back: int = 50) -> list[LoadedConfig]:
     """Running nodes whose loaded configuration differs from `current`."""
-    with store.engine.connect() as conn:
-        details = conn.execute(
-            select(t.events.c.detail)
-            .where(t.events.c.kind == KIND)
-            .order_by(desc(t.events.c.id))
-            .limit(look_back)
-        ).scalars()
-        latest: dict[tuple[str, int], LoadedConfig] = {}
-        for detail in details:
-            m = _DETAIL.fullmatch(detail or "")
-            if m is None:
-                continue
-            node = LoadedConfig(m.group(1), int(m.group(2)), m.group(3))
-            latest.setdefault((node.host, node.pid), node)  # newest first
+    latest: dict[tuple[str, int], LoadedConfig] = {}
+    for detail in recent_event_details(store, KIND, limit=look_back):
+        m = _DETAIL.fullmatch(detail or "")
+        if m is None:
+            continue
+        node = LoadedConfig(m.group(1), int(m.group(2)), m.group(3))
+        latest.setdefault((node.host, node.pid), node)  # newest first
     here = socket.gethostname()
     return [
         node

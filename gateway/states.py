@@ -63,7 +63,7 @@ class AckState(enum.StrEnum):
     """An acknowledgement or confirmation e-mail we generated."""
 
     PENDING = "pending"  # due at next_attempt_at (None: now)
-    IN_FLIGHT = "in_flight"  # claimed by the dispatch job until lease_until (gateway.acks.queue)
+    IN_FLIGHT = "in_flight"  # claimed by the dispatch job until lease_until (gateway.store.ack_queue)
     SENT = "sent"
     DEAD = "dead"  # permanent failure or retries exhausted (dead letter); replayable
     HELD = "held"  # no channel configured for the partner: kept, shown, never sent
@@ -102,6 +102,7 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             (D.PENDING, D.IN_FLIGHT),
             (D.IN_FLIGHT, D.IN_FLIGHT),  # a lease that ran out, taken up again
             (D.IN_FLIGHT, D.SENT),
+            (D.PENDING, D.SENT),  # a sender whose lease ran out reports the send after all
             (D.IN_FLIGHT, D.PENDING),  # a transient failure: retried later
             (D.IN_FLIGHT, D.DEAD),
             (D.PENDING, D.DEAD),  # given up before another try (its order was refused meanwhile)

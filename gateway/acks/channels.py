@@ -1,8 +1,8 @@
 """Where acknowledgements go: one small class per channel, each with one `send`.
 
-A channel takes one claimed acknowledgement (`gateway.acks.queue.ClaimedAck`) and delivers
+A channel takes one claimed acknowledgement (`gateway.store.ack_queue.ClaimedAck`) and delivers
 it, or raises; claiming, retrying, dead letters and the history live in the core
-(`gateway.acks.queue`, `gateway.acks.delivery`), not here. A row's `channel` column names
+(`gateway.store.ack_queue`, `gateway.acks.delivery`), not here. A row's `channel` column names
 its channel:
 
     folder:<path>   FolderChannel        written atomically into the partner's outbound folder
@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from gateway.acks.queue import ClaimedAck
 from gateway.errors import ConfigError
+from gateway.store.ack_queue import ClaimedAck
 
 __all__ = [
     "AckChannel",

@@ -5,7 +5,7 @@
 
 Processing only stores them (`gateway.acks.outbound.store_acks`, the confirmation reply in
 `gateway.pipeline`); it performs no network I/O. Each row is claimed first
-(`gateway.acks.queue.claim_due`, a committed claim with a lease on the database clock), so
+(`gateway.store.ack_queue.claim_due`, a committed claim with a lease on the database clock), so
 two nodes or two jobs never send the same one. Failures follow the retry policy
 (`gateway.retry.RetryPolicy`), then the row is `dead`: `gateway dead-letters`
 lists it and `gateway replay` queues it again.
@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.acks import queue
 from gateway.acks.channels import ChannelSet
 from gateway.errors import ConfigError, DeliveryError, PermanentError
 from gateway.retry import RetryPolicy
 from gateway.store import Store
+from gateway.store import ack_queue as queue
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The dispatcher: claim due outbox rows, send them in parallel, record the results in groups.
 
 A pass (`run_once`) claims due rows (committed before anything is sent, see
-`gateway.dispatch.outbox`) and hands each delivery to its connector on a thread pool of
+`gateway.store.outbox`) and hands each delivery to its connector on a thread pool of
 `config.workers` threads (at most `config.connector_workers` at once to one connector).
 Claims are made a window at a time, so the pool never runs dry and no claimed row waits in
 the queue long enough for its lease to run down: the window is sized from how long sends
@@ -40,7 +40,10 @@ from dataclasses import dataclass
 from gateway import crashpoints
 from gateway.config import DispatchConfig
 from gateway.connector import Connector, Receipt
-from gateway.dispatch.outbox import (
+from gateway.errors import DeliveryError, PermanentError, StoreUnavailable, TransientError
+from gateway.retry import RetryPolicy
+from gateway.store import Store
+from gateway.store.outbox import (
     ClaimedDelivery,
     Failed,
     Refused,
@@ -51,9 +54,6 @@ from gateway.dispatch.outbox import (
     next_due,
     record,
 )
-from gateway.errors import DeliveryError, PermanentError, StoreUnavailable, TransientError
-from gateway.retry import RetryPolicy
-from gateway.store import Store
 
 __all__ = ["DispatchStats", "Dispatcher"]
 

@@ -57,8 +57,6 @@ from fastapi import FastAPI, Header, Path, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -66,6 +64,7 @@ from gateway.connector import RawMessage
 from gateway.errors import StoreUnavailable
 from gateway.intake.config import IntakeConfig
 from gateway.intake.signatures import verify_hmac_base64
+from gateway.store.nodes import ping
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -361,11 +360,9 @@ class _Intake:
         return JSONResponse({"ignored": topic[:200]})
 
     def health(self) -> bool:
-        try:
-            with self.gateway.store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except SQLAlchemyError as exc:
-            log.error("health: the store does not answer: %s", exc)
+        problem = ping(self.gateway.store)
+        if problem is not None:
+            log.error("health: the store does not answer: %s", problem)
             return False
         return True
 

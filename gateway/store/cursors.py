@@ -4,18 +4,23 @@
 
 A cursor is an ISO 8601 timestamp (stored in UTC) and only moves forward: `set_cursor` with an
 earlier value changes nothing. Import this module wherever `tables.metadata` must be complete.
+
+A source whose cursor is not a timestamp (IMAP: ``"<UIDVALIDITY>:<UID>"``) reads it with
+`get_cursor` and writes it with `write_cursor`, giving its own rule for when a value replaces
+the stored one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy import Column, String, Table, insert, select, update
 
 from gateway.store.db import Store, utcnow
 from gateway.store.tables import TZ, metadata
 
-__all__ = ["get_cursor", "parse_timestamp", "set_cursor", "source_cursors"]
+__all__ = ["get_cursor", "parse_timestamp", "set_cursor", "source_cursors", "write_cursor"]
 
 source_cursors = Table(
     "source_cursors",
@@ -70,3 +75,19 @@ def set_cursor(store: Store, source: str, value: str) -> None:
         conn.execute(
             update(source_cursors).where(source_cursors.c.source == source).values(value=new, updated_at=utcnow())
         )
+
+
+def write_cursor(store: Store, source: str, value: str, *, replaces: Callable[[str], bool]) -> bool:
+    """Store `value` as the source's cursor when there is none yet or `replaces(stored)` says
+    it should replace the stored one; the stored value is read under a row lock, so two
+    writers cannot both pass the check. True when `value` was written."""
+    c = source_cursors
+    with store.begin() as conn:
+        current = conn.execute(select(c.c.value).where(c.c.source == source).with_for_update()).scalar()
+        if current is None:
+            conn.execute(insert(c).values(source=source, value=value, updated_at=utcnow()))
+            return True
+        if not replaces(str(current)):
+            return False
+        conn.execute(update(c).where(c.c.source == source).values(value=value, updated_at=utcnow()))
+    return True

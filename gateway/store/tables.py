@@ -181,7 +181,7 @@ acks = Table(
     Column("channel", String(100), nullable=True),
     Column("sent_at", TZ, nullable=True),
     Column("error", Text, nullable=True),
-    # Delivery like an outbox row (gateway.acks.queue): claimed before it is sent.
+    # Delivery like an outbox row (gateway.store.ack_queue): claimed before it is sent.
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("first_attempt_at", TZ, nullable=True),
     Column("next_attempt_at", TZ, nullable=True),  # None: due now

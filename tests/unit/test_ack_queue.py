@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from gateway.acks import queue
 from gateway.acks.channels import ChannelSet, FolderChannel
 from gateway.acks.delivery import AckSender, AckStats
 from gateway.retry import RetryPolicy
+from gateway.store import ack_queue as queue
 from gateway.store import tables as t
 from gateway.store import utcnow
 

@@ -25,7 +25,11 @@ from connectors.targets.memory.connector import MemoryConnector
 from gateway import crashpoints
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Delivery, Receipt
-from gateway.dispatch.outbox import (
+from gateway.dispatch.worker import Dispatcher
+from gateway.retry import RetryPolicy
+from gateway.store import Store, as_utc
+from gateway.store import tables as t
+from gateway.store.outbox import (
     claim_due,
     idempotency_key,
     list_dead,
@@ -33,10 +37,6 @@ from gateway.dispatch.outbox import (
     new_deliveries,
     replay,
 )
-from gateway.dispatch.worker import Dispatcher
-from gateway.retry import RetryPolicy
-from gateway.store import Store, as_utc
-from gateway.store import tables as t
 from tests.support.fake_erp import FakeERP, Scripted, fake_erp_fixture
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from connectors.targets.file import connector as file_module
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.file.connector import FileConnector, safe_name
 from gateway.connector import Delivery
-from gateway.dispatch.outbox import idempotency_key
 from gateway.errors import PermanentError, TransientError
 from gateway.payload import load_payload
+from gateway.store.outbox import idempotency_key
 
 ORDER = {"po_number": "PO-1001", "lines": [{"sku": "WID-1", "quantity": "10"}], "buyer": {"code": "ACME"}}
 

@@ -22,13 +22,13 @@ from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.http_json.connector import HttpJsonConnector, UnsafeTarget, redact
 from gateway.config import DispatchConfig
 from gateway.connector import Delivery
-from gateway.dispatch.outbox import idempotency_key, new_deliveries
 from gateway.dispatch.worker import Dispatcher
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.payload import load_payload
 from gateway.retry import RetryPolicy
 from gateway.store import Store, as_utc
 from gateway.store import tables as t
+from gateway.store.outbox import idempotency_key, new_deliveries
 
 URL = "https://erp.example.com/api/orders"
 PUBLIC_IP = "93.184.216.34"

@@ -19,8 +19,8 @@ from connectors.targets.http_json import transport
 from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.http_json.connector import HttpJsonConnector, UnsafeTarget
 from gateway.connector import Delivery
-from gateway.dispatch.outbox import idempotency_key
 from gateway.errors import PermanentError, TransientError
+from gateway.store.outbox import idempotency_key
 from tests.support.fake_erp import FakeERP
 from tests.support.tcpfault import TcpFault
 from tests.support.tls_server import TlsServer

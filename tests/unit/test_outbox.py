@@ -10,7 +10,10 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from gateway.connector import Receipt
-from gateway.dispatch.outbox import (
+from gateway.retry import RetryPolicy
+from gateway.store import as_utc
+from gateway.store import tables as t
+from gateway.store.outbox import (
     claim_due,
     idempotency_key,
     list_dead,
@@ -21,9 +24,6 @@ from gateway.dispatch.outbox import (
     next_due,
     replay,
 )
-from gateway.retry import RetryPolicy
-from gateway.store import as_utc
-from gateway.store import tables as t
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 LEASE = 60.0

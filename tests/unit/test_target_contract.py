@@ -28,7 +28,6 @@ from connectors.targets.memory.config import MemoryTargetConfig
 from connectors.targets.memory.connector import MemoryConnector
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Connector, Delivery
-from gateway.dispatch.outbox import idempotency_key, new_deliveries
 from gateway.dispatch.worker import Dispatcher
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.model import Channel, Order, OrderLine, Party
@@ -36,6 +35,7 @@ from gateway.plugins import PluginSpec, build, known_types, plugin_class
 from gateway.retry import RetryPolicy
 from gateway.store import Store
 from gateway.store import tables as t
+from gateway.store.outbox import idempotency_key, new_deliveries
 from tests.support.fake_erp import FakeERP, Scripted
 
 GOLDEN = Order(

@@ -11,7 +11,7 @@ ImapSourceConfig.
   raises ImapLoginError (a ConfigError) from poll.
 - Cursor per source: ``"<UIDVALIDITY>:<last committed UID>"`` in the ``source_cursors``
   table under the source's name. It is written by this module (forward only within one
-  UIDVALIDITY), never with ``gateway.store.cursors.set_cursor``, whose values are timestamps.
+  UIDVALIDITY, through ``gateway.store.cursors.write_cursor``), never with ``set_cursor``, whose values are timestamps.
   A poll searches ``UID last+1:*``. When the folder's UIDVALIDITY differs from the stored
   one, a warning is logged and the whole folder is offered again: the store recognises
   mails it already has by the SHA-256 of their bytes, and the ack moves them away.
@@ -68,13 +68,12 @@ from typing import Any, Literal
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
-from sqlalchemy import insert, select, update
 
 from connectors.sources.imap.config import ImapSourceConfig
 from gateway.connector import AckOutcome, RawMessage
 from gateway.errors import ConfigError, TransientError
-from gateway.store.cursors import source_cursors
-from gateway.store.db import Store, utcnow
+from gateway.store.cursors import get_cursor, write_cursor
+from gateway.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -634,36 +633,16 @@ class ImapSource:
     # -- cursor -------------------------------------------------------------------------------
 
     def _read_cursor(self) -> str | None:
-        with self.store.engine.connect() as conn:
-            value = conn.execute(
-                select(source_cursors.c.value).where(source_cursors.c.source == self.name)
-            ).scalar()
-        return None if value is None else str(value)
+        return get_cursor(self.store, self.name)
 
     def _advance(self, uidvalidity: int, uid: int) -> None:
         """Store (uidvalidity, uid): forward only within one UIDVALIDITY; a new UIDVALIDITY replaces."""
-        value = f"{uidvalidity}:{uid}"
-        with self.store.begin() as conn:
-            current = conn.execute(
-                select(source_cursors.c.value)
-                .where(source_cursors.c.source == self.name)
-                .with_for_update()
-            ).scalar()
-            if current is None:
-                conn.execute(
-                    insert(source_cursors).values(
-                        source=self.name, value=value, updated_at=utcnow()
-                    )
-                )
-                return
-            old = parse_cursor(str(current))
-            if old is not None and old[0] == uidvalidity and old[1] >= uid:
-                return
-            conn.execute(
-                update(source_cursors)
-                .where(source_cursors.c.source == self.name)
-                .values(value=value, updated_at=utcnow())
-            )
+
+        def replaces(current: str) -> bool:
+            old = parse_cursor(current)
+            return not (old is not None and old[0] == uidvalidity and old[1] >= uid)
+
+        write_cursor(self.store, self.name, f"{uidvalidity}:{uid}", replaces=replaces)
 
 
 _MSG_ID = re.compile(r"^<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>$")

@@ -12,7 +12,7 @@ sends them (`gateway.acks.delivery`), and only after claiming them here:
 
     held     no outbound channel configured for the partner (shown, never claimed)
 
-The rules are the outbox's (`gateway.dispatch.outbox`):
+The rules are the outbox's (`gateway.store.outbox`):
 
 * A claim is committed before anything is sent and counts the attempt. On PostgreSQL it
   uses ``SELECT ... FOR UPDATE SKIP LOCKED``, so two gateway nodes (or two dispatch jobs)

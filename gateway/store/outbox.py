@@ -1,0 +1,871 @@
+"""The outbox: one row per (order, connector), written in the same transaction as the order.
+
+A row is `pending` until a worker claims it (`in_flight`, with a lease), then `sent`, back to
+`pending` with a later `next_attempt_at` after a transient failure, or `dead` for a person.
+A claim whose lease ran out (the worker crashed) is claimed again, with the same
+idempotency key, so the target can recognise the repeat.
+
+    pending ──claim──> in_flight ──mark_sent──> sent
+       ^                  │  │
+       │   mark_failed    │  └──mark_dead / mark_failed (policy exhausted)──> dead
+       └──(transient)─────┘                                                   │
+       └────────────────────────────── replay ────────────────────────────────┘
+
+Rules every function here keeps:
+
+* A claim is committed **before** the connector is called, and it counts the attempt, so an
+  input that kills the process (OOM, segfault) uses up attempts instead of looping forever
+  (Oban's lifeline rule). A claim rescued from an expired lease whose policy is already
+  exhausted goes straight to `dead` ("crash loop").
+* On PostgreSQL claims use ``SELECT ... FOR UPDATE SKIP LOCKED``: several gateway nodes never
+  claim the same row. On SQLite the store opens every transaction with BEGIN IMMEDIATE, which
+  serializes claims on that file.
+* A result is recorded only against the claim it belongs to (state `in_flight` and the same
+  attempt count), so a worker whose lease expired cannot undo what the worker that took the
+  row over did. The one exception is `mark_sent`: an effect that happened is recorded even by
+  a late worker (the row is not `dead` or already `sent`), because the target now holds it.
+* Every state change writes an `events` row in the same transaction, and the order's state
+  follows its rows: all rows `sent` gives `dispatched`, any row `dead` gives `dead`, a replay
+  that leaves no `dead` row gives `validated` again.
+
+Actions and ordering. A row's `action` is ``create`` (the first version of an order), or
+``update`` / ``cancel`` for a later version that changes or cancels it. Such a row names in
+`after_id` the outbox row that delivered the previous version to the same connector, and is
+not claimed until that row is `sent`: a target never sees a change before the order it
+changes, and versions reach it one after the other. When a waiting row is claimed without a
+`target_reference` of its own, it takes the ``reference`` from its predecessor's receipt (the
+target's id of the order) and keeps it on the row.
+
+A predecessor that is `dead` keeps its successors waiting, still `pending` (they are not dead
+letters and `list_dead` does not show them; `next_due` ignores them, so a dispatcher does not
+wait for them). Replaying the dead predecessor, once it is `sent`, releases them in order.
+A predecessor that no longer exists holds nothing back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, bindparam, case, exists, func, select, update
+
+from gateway.connector import Delivery, Receipt
+from gateway.retry import RetryPolicy
+from gateway.states import DeliveryState, OrderState, move
+from gateway.store import Store, add_events, as_utc
+from gateway.store import tables as t
+
+__all__ = [
+    "loggable",
+    "ACTIONS",
+    "ClaimedDelivery",
+    "DeadLetter",
+    "Failed",
+    "Refused",
+    "Result",
+    "Sent",
+    "claim_due",
+    "due_count",
+    "idempotency_key",
+    "list_dead",
+    "mark_dead",
+    "mark_failed",
+    "mark_sent",
+    "new_deliveries",
+    "next_due",
+    "record",
+    "replay",
+]
+
+log = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("6f1c9a52-3c1e-4a57-9d0b-6e0b8f9f2a10")
+_ERROR_CHARS = 2_000  # last_error and event details are for people, not archives
+
+
+def idempotency_key(order_id: str, connector: str) -> str:
+    """Stable for the life of the delivery: every attempt and every replay sends the same key."""
+    return str(uuid.uuid5(_NAMESPACE, f"{order_id}\x1f{connector}"))
+
+
+ACTIONS = ("create", "update", "cancel")
+
+
+def new_deliveries(
+    order_id: str,
+    connectors: Iterable[str],
+    now: dt.datetime,
+    *,
+    action: str = "create",
+    after: Mapping[str, int] | None = None,
+    references: Mapping[str, str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for `insert(outbox)`, one per connector, due at once.
+
+    `action` is create, update or cancel. For a later version of an order, `after` maps a
+    connector to the outbox id of the delivery of the previous version to it (the row waits
+    until that one is `sent`), and `references` to the target's id of the order when it is
+    already known (otherwise it is taken from the predecessor's receipt at claim time).
+    Connectors missing from either mapping get None.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown outbox action {action!r}; expected one of {', '.join(ACTIONS)}")
+    after = after or {}
+    references = references or {}
+    return [
+        {
+            "order_id": order_id,
+            "connector": name,
+            "idempotency_key": idempotency_key(order_id, name),
+            "state": move(DeliveryState, None, DeliveryState.PENDING).value,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+            "next_attempt_at": now,
+            "action": action,
+            "after_id": after.get(name),
+            "target_reference": _reference_text(references.get(name)),
+        }
+        for name in connectors
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """One outbox row this worker holds until `lease_until`; `attempts` counts this attempt."""
+
+    outbox_id: int
+    order_id: str
+    connector: str
+    idempotency_key: str
+    attempts: int
+    first_attempt_at: dt.datetime
+    lease_until: dt.datetime
+    order: dict[str, Any]
+    rescued: bool = False  # taken over from a worker whose lease expired
+    action: str = "create"  # create | update | cancel
+    target_reference: str | None = None  # for update/cancel: the target's id of the order
+
+    def delivery(self) -> Delivery:
+        """What the connector is handed."""
+        return Delivery(
+            outbox_id=self.outbox_id,
+            order_id=self.order_id,
+            idempotency_key=self.idempotency_key,
+            attempt=self.attempts,
+            order=self.order,
+            action=self.action,
+            target_reference=self.target_reference,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery that needs a person: what failed, how often, and why."""
+
+    outbox_id: int
+    order_id: str
+    po_number: str | None
+    partner: str | None
+    connector: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    first_attempt_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+# -- claiming ----------------------------------------------------------------------------------
+
+
+def claim_due(
+    store: Store,
+    *,
+    now: dt.datetime | None = None,
+    lease_seconds: float,
+    limit: int,
+    connectors: Collection[str] | None = None,
+    policies: Mapping[str, RetryPolicy] | None = None,
+) -> list[ClaimedDelivery]:
+    """Claim up to `limit` due rows and commit the claim before anything is sent.
+
+    Due means `pending` with `next_attempt_at <= now`, or `in_flight` whose lease ran out
+    (`lease_until <= now`: the worker holding it died). Each claimed row becomes `in_flight`
+    until `now + lease_seconds`, its attempt is counted and `first_attempt_at` set on the
+    first one. `connectors` limits the claim to rows this node can send (None: any).
+    `policies` (by connector; default policy otherwise) decides whether a rescued row has
+    already used up its attempts, in which case it goes to `dead` instead of being claimed.
+
+    `now` defaults to the database's clock, read in the claiming transaction (reliability
+    F19: a node whose clock runs fast must not take over leases that have not ended).
+    Tests pass their own. Each state is read by its own indexed query with its own limit
+    (expired leases first, then pending rows by due time), so a claim costs what its batch
+    costs, however long the queue is.
+
+    A row with an `after_id` is due only once that predecessor is `sent` (see the module
+    docstring); without a `target_reference` of its own it gets the predecessor's receipt
+    reference, stored on the row with the claim.
+    """
+    if connectors is not None and not connectors:
+        return []
+    o = t.outbox
+    columns = (
+        o.c.id,
+        o.c.order_id,
+        o.c.connector,
+        o.c.idempotency_key,
+        o.c.state,
+        o.c.attempts,
+        o.c.first_attempt_at,
+        o.c.action,
+        o.c.target_reference,
+        o.c.after_id,
+        o.c.replays,
+    )
+
+    claimed: list[ClaimedDelivery] = []
+    with store.begin() as conn:
+        now = _utc(now) if now is not None else store.db_now(conn)
+        lease_until = now + dt.timedelta(seconds=lease_seconds)
+        rows: list[Any] = []
+        for state, column in (("in_flight", o.c.lease_until), ("pending", o.c.next_attempt_at)):
+            query = (
+                select(*columns)
+                .where(o.c.state == state, column <= now, _not_waiting())
+                .order_by(column, o.c.id)
+                .limit(limit - len(rows))
+            )
+            if connectors is not None:
+                query = query.where(o.c.connector.in_(sorted(connectors)))
+            if store.supports_skip_locked:
+                query = query.with_for_update(skip_locked=True, of=o)
+            rows.extend(conn.execute(query).all())
+            if len(rows) >= limit:
+                break
+        if not rows:
+            return []
+        data = _order_data(conn, {r.order_id for r in rows})
+        inherited = _predecessor_references(
+            conn, {r.after_id for r in rows if r.after_id is not None and not r.target_reference}
+        )
+        events: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        gone: set[str] = set()  # orders with a row dead-lettered by this claim
+        for r in rows:
+            move(DeliveryState, r.state, DeliveryState.IN_FLIGHT)
+            rescued = r.state == "in_flight"
+            attempts = r.attempts + 1
+            first = as_utc(r.first_attempt_at) or now
+            policy = (policies or {}).get(r.connector) or _DEFAULT_POLICY
+            if rescued and policy.exhausted(r.attempts, first, now):
+                why = (
+                    f"attempt {r.attempts} to {r.connector} never finished (the worker stopped: crash, "
+                    f"kill or out of memory) and the retry policy is used up; not tried again"
+                )
+                if _to_dead(conn, r.id, r.order_id, r.connector, why, None, now, events):
+                    gone.add(r.order_id)
+                continue
+            action = r.action or "create"
+            reference = r.target_reference
+            if not reference and r.after_id is not None and inherited.get(r.after_id):
+                reference = inherited[r.after_id]
+            updates.append(
+                {
+                    "b_id": r.id,
+                    "b_attempts": attempts,
+                    "b_first": first,
+                    "b_reference": reference,
+                }
+            )
+            detail = f"attempt {attempts} of {policy.max_attempts} to {r.connector}"
+            if action != "create":
+                detail = f"{action} {detail}" + (
+                    f" (target reference {reference})" if reference else ""
+                )
+            if r.replays:
+                # A replay counts attempts from 1 again; without this the history showed
+                # "attempt 1 of 8" twice for one delivery (issue 14 #11).
+                detail += f" after replay {r.replays}"
+            if rescued:
+                detail += f" (attempt {r.attempts} never finished: its lease expired)"
+            events.append(_event("attempt", detail, r.order_id, r.id, now))
+            claimed.append(
+                ClaimedDelivery(
+                    outbox_id=r.id,
+                    order_id=r.order_id,
+                    connector=r.connector,
+                    idempotency_key=r.idempotency_key,
+                    attempts=attempts,
+                    first_attempt_at=first,
+                    lease_until=lease_until,
+                    order=data.get(r.order_id) or {},
+                    rescued=rescued,
+                    action=action,
+                    target_reference=reference or None,
+                )
+            )
+        if updates:
+            # One statement for the batch: the rows are locked (PostgreSQL) or the whole
+            # store is (SQLite's BEGIN IMMEDIATE), so nobody claimed them since the select.
+            conn.execute(
+                update(o)
+                .where(o.c.id == bindparam("b_id"))
+                .values(
+                    state=DeliveryState.IN_FLIGHT.value,
+                    attempts=bindparam("b_attempts"),
+                    first_attempt_at=bindparam("b_first"),
+                    lease_until=lease_until,
+                    updated_at=now,
+                    target_reference=bindparam("b_reference"),
+                ),
+                updates,
+            )
+        _settle_orders(conn, gone, now, events, lock=store.supports_skip_locked)
+        add_events(conn, events)
+    return claimed
+
+
+def due_count(store: Store) -> int:
+    """How many rows are due now or in flight past their due time (by the database's clock)."""
+    o = t.outbox
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(o)
+                .where(o.c.state.in_([DeliveryState.PENDING, DeliveryState.IN_FLIGHT]))
+                .where(o.c.next_attempt_at <= store.db_now(conn))
+            ).scalar_one()
+        )
+
+
+def next_due(store: Store, *, connectors: Collection[str] | None = None) -> dt.datetime | None:
+    """When the earliest unfinished row becomes claimable (None: nothing is pending or in flight).
+
+    For a pending row that is `next_attempt_at`; for an in-flight one, the end of its lease.
+    Rows waiting for their predecessor to be sent are left out: they become due when it is
+    sent (which a pending predecessor already accounts for), never on their own.
+    """
+    o = t.outbox
+    claimable_at = case(
+        (o.c.state == "in_flight", func.coalesce(o.c.lease_until, o.c.next_attempt_at)),
+        else_=o.c.next_attempt_at,
+    )
+    query = select(func.min(claimable_at)).where(
+        o.c.state.in_(["pending", "in_flight"]), _not_waiting()
+    )
+    if connectors is not None:
+        query = query.where(o.c.connector.in_(sorted(connectors)))
+    with store.engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns the raw text from an expression
+        value = dt.datetime.fromisoformat(value)
+    return as_utc(value)
+
+
+# -- recording results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The target accepted the delivery."""
+
+    receipt: Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A transient failure: retried per `policy`, dead once it is exhausted."""
+
+    error: str
+    policy: RetryPolicy
+    status: int | None = None
+    retry_after: float | None = None  # seconds the server asked for (Retry-After)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A permanent failure: dead at once, for a person to fix and replay."""
+
+    error: str
+    status: int | None = None
+
+
+Result = Sent | Failed | Refused
+Verdict = Literal["sent", "retry", "dead", "lost"]
+
+
+def record(
+    store: Store,
+    results: Sequence[tuple[ClaimedDelivery, Result]],
+    *,
+    now: dt.datetime | None = None,
+    rand: Callable[[], float] = random.random,
+) -> list[Verdict]:
+    """Record the results of several claimed deliveries in one transaction.
+
+    Returns one verdict per result, in order: "sent", "retry" (scheduled again), "dead", or
+    "lost" (this worker no longer holds the claim, or the row was settled already: nothing
+    was changed for it). `now` defaults to the database's clock. The orders whose rows
+    changed are settled (`dispatched` / `dead`) in the same transaction, each under a lock
+    on its order row, so two transactions that finish the last two rows of one order
+    cannot both miss that the order is done (issue 14 #16).
+
+    This is the whole recording API: `claim_due` hands out `ClaimedDelivery`s, a caller
+    sends them however it likes and reports each one here (`mark_sent`, `mark_failed` and
+    `mark_dead` are the one-result forms).
+    """
+    if not results:
+        return []
+    verdicts: list[Verdict] = []
+    with store.begin() as conn:
+        now = _utc(now) if now is not None else store.db_now(conn)
+        events: list[dict[str, Any]] = []
+        touched: set[str] = set()
+        sent = _record_sent(
+            conn, [(c, r.receipt) for c, r in results if isinstance(r, Sent)], now, events, lock=store.supports_skip_locked
+        )
+        for claim, result in results:
+            if isinstance(result, Sent):
+                verdict: Verdict = "sent" if claim.outbox_id in sent else "lost"
+            elif isinstance(result, Failed):
+                verdict = _record_failed(conn, claim, result, now, events, rand)
+            else:
+                why = f"{_short(result.error)} (attempt {claim.attempts}; not retried)"
+                ok = _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, result.status, now, events, claim=claim)
+                verdict = "dead" if ok else "lost"
+            if verdict in ("sent", "dead"):
+                touched.add(claim.order_id)
+            verdicts.append(verdict)
+        _settle_orders(conn, touched, now, events, lock=store.supports_skip_locked)
+        add_events(conn, events)
+    return verdicts
+
+
+def mark_sent(
+    store: Store,
+    claim: ClaimedDelivery,
+    receipt: Receipt,
+    *,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Record a delivery the target accepted. False if the row was already settled.
+
+    Accepted even when this worker's lease expired meanwhile (the target holds the order now);
+    the order becomes `dispatched` once all of its rows are sent.
+    """
+    return record(store, [(claim, Sent(receipt))], now=now) == ["sent"]
+
+
+def mark_failed(
+    store: Store,
+    claim: ClaimedDelivery,
+    *,
+    error: str,
+    status: int | None = None,
+    retry_after: float | None = None,
+    policy: RetryPolicy,
+    now: dt.datetime | None = None,
+    rand: Callable[[], float] = random.random,
+) -> Literal["retry", "dead", "lost"]:
+    """Record a transient failure: schedule the next attempt, or dead-letter it when the
+    policy is exhausted. "lost" when this worker no longer holds the claim.
+
+    The wait is `policy.next_delay(attempts, retry_after)`: exponential back-off with full
+    jitter, never shorter than the server's Retry-After (itself capped by the policy).
+    """
+    [verdict] = record(store, [(claim, Failed(error, policy, status, retry_after))], now=now, rand=rand)
+    return "lost" if verdict == "sent" else verdict
+
+
+def mark_dead(
+    store: Store,
+    claim: ClaimedDelivery,
+    *,
+    error: str,
+    status: int | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Dead-letter a delivery that failed permanently; its order becomes `dead`."""
+    return record(store, [(claim, Refused(error, status))], now=now) == ["dead"]
+
+
+def _record_sent(
+    conn: Connection,
+    sent: list[tuple[ClaimedDelivery, Receipt]],
+    now: dt.datetime,
+    events: list[dict[str, Any]],
+    *,
+    lock: bool,
+) -> set[int]:
+    """Mark the accepted deliveries `sent` in one statement; the outbox ids that were.
+
+    A row already settled (sent, or dead-lettered meanwhile) is left alone and logged."""
+    if not sent:
+        return set()
+    o = t.outbox
+    query = select(o.c.id, o.c.state).where(
+        o.c.id.in_(sorted(c.outbox_id for c, _ in sent)), o.c.state.in_([DeliveryState.IN_FLIGHT, DeliveryState.PENDING])
+    )
+    if lock:
+        query = query.with_for_update()
+    open_rows = {r.id: r.state for r in conn.execute(query)}
+    for old in set(open_rows.values()):
+        move(DeliveryState, old, DeliveryState.SENT)
+    open_ids = set(open_rows)
+    rows = []
+    for claim, receipt in sent:
+        if claim.outbox_id not in open_ids:
+            log.warning("outbox %s to %s: already settled; result of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
+            continue
+        rows.append(
+            {
+                "b_id": claim.outbox_id,
+                "b_status": receipt.status,
+                "b_receipt": {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail},
+            }
+        )
+        parts = [
+            f"HTTP {receipt.status}" if receipt.status else "accepted",
+            f"by {claim.connector}",
+        ]
+        if claim.action != "create":
+            parts.insert(0, f"{claim.action}:")
+        if receipt.reference:
+            parts.append(f"as {receipt.reference}")
+        detail = " ".join(parts) + f" (attempt {claim.attempts})"
+        events.append(_event("sent", detail, claim.order_id, claim.outbox_id, now))
+    if rows:
+        conn.execute(
+            update(o)
+            .where(o.c.id == bindparam("b_id"))
+            .values(
+                state=DeliveryState.SENT.value,
+                lease_until=None,
+                last_status=bindparam("b_status"),
+                last_error=None,
+                receipt=bindparam("b_receipt", type_=o.c.receipt.type),
+                updated_at=now,
+            ),
+            rows,
+        )
+    return open_ids
+
+
+def _record_failed(
+    conn: Connection,
+    claim: ClaimedDelivery,
+    failure: Failed,
+    now: dt.datetime,
+    events: list[dict[str, Any]],
+    rand: Callable[[], float],
+) -> Verdict:
+    o = t.outbox
+    policy = failure.policy
+    error = _short(failure.error)
+    if policy.exhausted(claim.attempts, claim.first_attempt_at, now):
+        if claim.attempts >= policy.max_attempts:
+            why = f"{error}; gave up after {claim.attempts} attempts (max_attempts {policy.max_attempts})"
+        else:
+            age = (now - claim.first_attempt_at).total_seconds()
+            why = (
+                f"{error}; gave up after {claim.attempts} attempts over {_duration(age)} "
+                f"(max_age_seconds {policy.max_age_seconds:g})"
+            )
+        ok = _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, failure.status, now, events, claim=claim)
+        return "dead" if ok else "lost"
+    delay = policy.next_delay(claim.attempts, failure.retry_after, rand)
+    result = conn.execute(
+        update(o)
+        .where(*_held(claim))
+        .values(
+            state=move(DeliveryState, DeliveryState.IN_FLIGHT, DeliveryState.PENDING).value,
+            lease_until=None,
+            next_attempt_at=now + dt.timedelta(seconds=delay),
+            last_status=failure.status,
+            last_error=error,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        log.warning("outbox %s to %s: claim lost (lease expired); failure of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
+        return "lost"
+    detail = f"{error}; retry {claim.attempts} of {policy.max_attempts - 1} in {delay:.1f} s"
+    if failure.retry_after:
+        detail += f" (server asked for {failure.retry_after:.0f} s)"
+    events.append(_event("retry_scheduled", detail, claim.order_id, claim.outbox_id, now))
+    return "retry"
+
+
+# -- dead letters and replay -------------------------------------------------------------------
+
+
+def list_dead(store: Store, *, connector: str | None = None, limit: int | None = None) -> list[DeadLetter]:
+    """Dead deliveries, oldest first, with what a person needs to decide on a replay."""
+    o, od = t.outbox, t.orders
+    query = (
+        select(
+            o.c.id,
+            o.c.order_id,
+            od.c.po_number,
+            od.c.partner,
+            o.c.connector,
+            o.c.attempts,
+            o.c.last_status,
+            o.c.last_error,
+            o.c.first_attempt_at,
+            o.c.updated_at,
+        )
+        .join(od, od.c.id == o.c.order_id)
+        .where(o.c.state == DeliveryState.DEAD)
+        .order_by(o.c.updated_at, o.c.id)
+    )
+    if connector is not None:
+        query = query.where(o.c.connector == connector)
+    if limit is not None:
+        query = query.limit(limit)
+    with store.engine.connect() as conn:
+        return [
+            DeadLetter(
+                outbox_id=r.id,
+                order_id=r.order_id,
+                po_number=r.po_number,
+                partner=r.partner,
+                connector=r.connector,
+                attempts=r.attempts,
+                last_status=r.last_status,
+                last_error=r.last_error,
+                first_attempt_at=as_utc(r.first_attempt_at),
+                updated_at=as_utc(r.updated_at),  # type: ignore[arg-type]
+            )
+            for r in conn.execute(query)
+        ]
+
+
+def replay(store: Store, ids: Iterable[int] | Literal["all"], *, now: dt.datetime | None = None) -> int:
+    """Put dead deliveries back in the queue: `ids` (outbox ids) or "all". Returns how many.
+
+    Attempts and the first-attempt time are reset, so the retry policy starts afresh; the
+    idempotency key stays, so a target that did receive an earlier attempt sees a repeat.
+    Rows that are not dead are left alone. An order with no dead row left is `validated` again.
+    """
+    o = t.outbox
+    query = select(o.c.id, o.c.order_id, o.c.connector, o.c.attempts, o.c.last_error).where(o.c.state == DeliveryState.DEAD)
+    if ids != "all":
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return 0
+        query = query.where(o.c.id.in_(wanted))
+    with store.begin() as conn:
+        now = _utc(now) if now is not None else store.db_now(conn)  # due at once by the database's clock
+        if store.supports_skip_locked:
+            query = query.with_for_update(of=o)
+        rows = conn.execute(query.order_by(o.c.id)).all()
+        if not rows:
+            return 0
+        events = []
+        again = move(DeliveryState, DeliveryState.DEAD, DeliveryState.PENDING)
+        for r in rows:
+            conn.execute(
+                update(o)
+                .where(o.c.id == r.id, o.c.state == DeliveryState.DEAD)
+                .values(
+                    state=again.value,
+                    attempts=0,
+                    first_attempt_at=None,
+                    next_attempt_at=now,
+                    lease_until=None,
+                    updated_at=now,
+                    replays=o.c.replays + 1,
+                )
+            )
+            events.append(
+                _event(
+                    "replayed",
+                    f"dead delivery to {r.connector} queued again after {r.attempts} attempts"
+                    + (f"; last error: {r.last_error}" if r.last_error else ""),
+                    r.order_id,
+                    r.id,
+                    now,
+                )
+            )
+        for order_id in sorted({r.order_id for r in rows}):
+            still_dead = conn.execute(
+                select(func.count()).select_from(o).where(o.c.order_id == order_id, o.c.state == DeliveryState.DEAD)
+            ).scalar_one()
+            if not still_dead:
+                conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id == order_id, t.orders.c.state == OrderState.DEAD)
+                    .values(state=move(OrderState, OrderState.DEAD, OrderState.VALIDATED).value, updated_at=now)
+                )
+        add_events(conn, events)
+    return len(rows)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+_DEFAULT_POLICY = RetryPolicy()
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("outbox times must be timezone-aware (UTC)")
+    return value.astimezone(dt.UTC)
+
+
+def _held(claim: ClaimedDelivery) -> tuple[Any, ...]:
+    """The row is still ours: in flight under the same attempt this worker claimed."""
+    o = t.outbox
+    return (o.c.id == claim.outbox_id, o.c.state == DeliveryState.IN_FLIGHT, o.c.attempts == claim.attempts)
+
+
+def _event(kind: str, detail: str, order_id: str, outbox_id: int | None, at: dt.datetime) -> dict[str, Any]:
+    return {"kind": kind, "detail": _short(detail), "order_id": order_id, "outbox_id": outbox_id, "at": at}
+
+
+def loggable(why: str, status: int | None) -> str:
+    """What a log line says about a failed delivery: an answer's status, not its body, which may
+    echo the order's personal data (reliability S4). The full text stays with the delivery
+    (`gateway dead-letters`, `gateway show`)."""
+    if status is None:
+        return why
+    return f"HTTP {status} (the answer is kept with the delivery: gateway show / dead-letters)"
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def _not_waiting() -> Any:
+    """The outbox row is not waiting for its predecessor (`after_id`) to be sent."""
+    o = t.outbox
+    prev = o.alias("prev")
+    return ~exists().where(prev.c.id == o.c.after_id, prev.c.state != "sent")
+
+
+def _reference_text(value: object) -> str | None:
+    """A target reference as stored (the column holds 200 characters); None for nothing."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    text = str(value).strip()
+    return text[:200] or None
+
+
+def _predecessor_references(conn: Connection, ids: set[int]) -> dict[int, str]:
+    """outbox id -> the `reference` in that row's receipt, for the sent rows among `ids`."""
+    if not ids:
+        return {}
+    o = t.outbox
+    rows = conn.execute(
+        select(o.c.id, o.c.receipt).where(o.c.id.in_(sorted(ids)), o.c.state == "sent")
+    )
+    found: dict[int, str] = {}
+    for r in rows:
+        receipt = r.receipt
+        reference = _reference_text(receipt.get("reference")) if isinstance(receipt, dict) else None
+        if reference:
+            found[r.id] = reference
+    return found
+
+
+def _order_data(conn: Connection, order_ids: set[str]) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(select(t.orders.c.id, t.orders.c.data).where(t.orders.c.id.in_(sorted(order_ids))))
+    return {r.id: r.data for r in rows if isinstance(r.data, dict)}
+
+
+def _to_dead(
+    conn: Connection,
+    outbox_id: int,
+    order_id: str,
+    connector: str,
+    why: str,
+    status: int | None,
+    now: dt.datetime,
+    events: list[dict[str, Any]],
+    *,
+    claim: ClaimedDelivery | None = None,
+) -> bool:
+    o = t.outbox
+    where = _held(claim) if claim is not None else (o.c.id == outbox_id, o.c.state == DeliveryState.IN_FLIGHT)
+    result = conn.execute(
+        update(o)
+        .where(*where)
+        .values(state=move(DeliveryState, DeliveryState.IN_FLIGHT, DeliveryState.DEAD).value, lease_until=None, last_status=status, last_error=_short(why), updated_at=now)
+    )
+    if result.rowcount != 1:
+        log.warning("outbox %s to %s: claim lost (lease expired); dead-letter ignored", outbox_id, connector)
+        return False
+    log.warning("outbox %s to %s is dead: %s", outbox_id, connector, loggable(why, status))
+    events.append(_event("dead", why, order_id, outbox_id, now))
+    return True
+
+
+def _settle_orders(
+    conn: Connection, order_ids: Collection[str], now: dt.datetime, events: list[dict[str, Any]], *, lock: bool
+) -> None:
+    """Move each order to `dispatched` (all rows sent) or `dead` (any row dead).
+
+    With `lock` (PostgreSQL) the order rows are locked first, in id order (no deadlock
+    between two batches), and the rows counted after: under READ COMMITTED the count then
+    sees every transaction that settled before this one, so the last of two concurrent
+    finishers always sees both rows sent (issue 14 #16). SQLite serializes writers anyway.
+    """
+    if not order_ids:
+        return
+    ids = sorted(order_ids)
+    od, o = t.orders, t.outbox
+    current_query = select(od.c.id, od.c.state).where(od.c.id.in_(ids)).order_by(od.c.id)
+    if lock:
+        current_query = current_query.with_for_update()
+    current = {r.id: r.state for r in conn.execute(current_query)}
+    counts: dict[str, dict[str, int]] = {}
+    names: dict[str, dict[str, list[str]]] = {}
+    for r in conn.execute(
+        select(o.c.order_id, o.c.state, o.c.connector).where(o.c.order_id.in_(ids)).order_by(o.c.connector)
+    ):
+        by_state = counts.setdefault(r.order_id, {})
+        by_state[r.state] = by_state.get(r.state, 0) + 1
+        names.setdefault(r.order_id, {}).setdefault(r.state, []).append(r.connector)
+    done: dict[str, list[str]] = {"dead": [], "dispatched": []}
+    details: dict[str, str] = {}
+    for order_id in ids:
+        by_state = counts.get(order_id, {})
+        total = sum(by_state.values())
+        if by_state.get("dead"):
+            done["dead"].append(order_id)
+            details[order_id] = (
+                f"delivery to {', '.join(names[order_id]['dead'])} failed for good; replay it once the cause is fixed"
+            )
+        elif total and by_state.get("sent") == total:
+            done["dispatched"].append(order_id)
+            details[order_id] = f"delivered to {', '.join(names[order_id]['sent'])}"
+    for target, kind in (("dead", "order_dead"), ("dispatched", "dispatched")):
+        if not done[target]:
+            continue
+        for old in {current[i] for i in done[target] if i in current and current[i] != target}:
+            move(OrderState, old, target)
+        changed = conn.execute(
+            update(od)
+            .where(od.c.id.in_(done[target]), od.c.state != target)
+            .values(state=target, updated_at=now)
+            .returning(od.c.id)
+        ).scalars().all()
+        for order_id in sorted(changed):
+            events.append(_event(kind, details[order_id], order_id, None, now))

@@ -1,0 +1,230 @@
+"""Read-only listings for people: what `gateway orders`, `messages`, `show` and `status` print.
+
+Nothing here writes. Each function opens its own connection and returns plain typed values
+(dataclasses, and rows as TypedDicts), so the CLI and the HTTP API format them without
+knowing the tables. Dead letters are listed by their own queues (`gateway.store.outbox`,
+`gateway.store.ack_queue`), held orders by the review step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, TypedDict, cast
+
+from sqlalchemy import or_, select
+
+from gateway.errors import GatewayError
+from gateway.store import tables as t
+from gateway.store.db import Store
+
+__all__ = [
+    "AckRow",
+    "DeliveryRow",
+    "EventRow",
+    "MessageListing",
+    "MessageOutcome",
+    "OrderDetail",
+    "OrderListing",
+    "list_messages",
+    "list_orders",
+    "message_outcome",
+    "order_detail",
+    "recent_event_details",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderListing:
+    """One line of `gateway orders`."""
+
+    id: str
+    po_number: str | None
+    partner: str | None
+    line_count: int
+    state: str
+    reason: str | None
+    display_name: str | None  # the message it came from
+
+
+@dataclass(frozen=True, slots=True)
+class MessageListing:
+    """One line of `gateway messages`."""
+
+    id: str
+    received_at: dt.datetime
+    source: str
+    display_name: str | None
+    size: int
+    state: str
+    order_count: int
+    rejected_count: int
+    reason: str | None
+    error: str | None
+    warnings: list[str]
+
+
+class DeliveryRow(TypedDict):
+    """One outbox row of an order, as `gateway show` lists it."""
+
+    id: int
+    connector: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    receipt: dict[str, Any] | None
+
+
+class AckRow(TypedDict):
+    """An acknowledgement or confirmation e-mail generated for the order's message."""
+
+    id: int
+    kind: str
+    control_number: str | None
+    channel: str | None
+    state: str
+    attempts: int
+    error: str | None
+
+
+class EventRow(TypedDict):
+    """One line of an order's history."""
+
+    at: dt.datetime
+    kind: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDetail:
+    """Everything `gateway show` prints about one order (the latest of its versions).
+
+    `order`, `versions` and `message` are whole rows of the orders and messages tables, as
+    mappings by column name (their columns are documented in `gateway.store.tables`).
+    """
+
+    order: dict[str, Any]
+    versions: list[dict[str, Any]]
+    message: dict[str, Any]
+    deliveries: list[DeliveryRow]
+    acks: list[AckRow]
+    history: list[EventRow]
+
+
+def list_orders(store: Store, *, state: str | None = None, limit: int = 50) -> list[OrderListing]:
+    """The most recent orders first, optionally only those in `state`."""
+    o, m = t.orders, t.messages
+    query = (
+        select(o.c.id, o.c.po_number, o.c.partner, o.c.line_count, o.c.state, o.c.reason, m.c.display_name)
+        .join(m, m.c.id == o.c.message_id)
+        .order_by(o.c.created_at.desc())
+        .limit(limit)
+    )
+    if state:
+        query = query.where(o.c.state == state)
+    with store.engine.connect() as conn:
+        return [OrderListing(**r._asdict()) for r in conn.execute(query)]
+
+
+def list_messages(store: Store, *, state: str | None = None, limit: int = 50) -> list[MessageListing]:
+    """The most recently received messages first, optionally only those in `state`."""
+    m = t.messages
+    query = (
+        select(
+            m.c.id, m.c.received_at, m.c.source, m.c.display_name, m.c.size, m.c.state, m.c.order_count,
+            m.c.rejected_count, m.c.reason, m.c.error, m.c.warnings,
+        )
+        .order_by(m.c.received_at.desc())
+        .limit(limit)
+    )
+    if state:
+        query = query.where(m.c.state == state)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [MessageListing(**{**r._asdict(), "warnings": list(r.warnings or [])}) for r in rows]
+
+
+def order_detail(store: Store, given: str) -> OrderDetail:
+    """The order whose id starts with `given` or whose PO number is `given`, with its versions,
+    deliveries, acknowledgements and history. GatewayError when none or several orders match
+    (the versions of one order are one match)."""
+    o = t.orders
+    with store.engine.connect() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(o)
+                .where(or_(o.c.id.startswith(given, autoescape=True), o.c.po_number == given))
+                .order_by(o.c.version, o.c.created_at)
+                .limit(20)
+            ).mappings()
+        ]
+        if not rows:
+            raise GatewayError(f"no order with id or PO number {given!r}; `gateway orders` lists them")
+        keys = {r["order_key"] for r in rows}
+        if len(rows) > 1 and (len(keys) > 1 or None in keys):
+            ids = ", ".join(f"{r['id'][:8]} (PO {r['po_number']})" for r in rows)
+            raise GatewayError(f"{given!r} matches several orders: {ids}; give more of the id")
+        order = rows[-1]  # versions of one order: the latest is shown, the others listed
+        ob, ev, a = t.outbox, t.events, t.acks
+        deliveries = [
+            cast(DeliveryRow, dict(r))
+            for r in conn.execute(
+                select(ob.c.id, ob.c.connector, ob.c.state, ob.c.attempts, ob.c.last_status, ob.c.last_error, ob.c.receipt)
+                .where(ob.c.order_id == order["id"])
+                .order_by(ob.c.id)
+            ).mappings()
+        ]
+        outbox_ids = [d["id"] for d in deliveries]
+        history = [
+            cast(EventRow, dict(r))
+            for r in conn.execute(
+                select(ev.c.at, ev.c.kind, ev.c.detail)
+                .where(
+                    or_(
+                        ev.c.order_id == order["id"],
+                        ev.c.outbox_id.in_(outbox_ids or [-1]),
+                        (ev.c.message_id == order["message_id"]) & ev.c.order_id.is_(None),
+                    )
+                )
+                .order_by(ev.c.at, ev.c.id)
+            ).mappings()
+        ]
+        message = dict(conn.execute(select(t.messages).where(t.messages.c.id == order["message_id"])).mappings().one())
+        acks = [
+            cast(AckRow, dict(r))
+            for r in conn.execute(
+                select(a.c.id, a.c.kind, a.c.control_number, a.c.channel, a.c.state, a.c.attempts, a.c.error)
+                .where(a.c.message_id == order["message_id"], or_(a.c.order_id.is_(None), a.c.order_id == order["id"]))
+                .order_by(a.c.id)
+            ).mappings()
+        ]
+    return OrderDetail(order=order, versions=rows, message=message, deliveries=deliveries, acks=acks, history=history)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """What became of one stored message: its state and reason, and the states of its orders."""
+
+    state: str
+    reason: str | None
+    order_states: frozenset[str]
+
+
+def message_outcome(store: Store, message_id: str) -> MessageOutcome | None:
+    """The message's state, reason and its orders' states; None for an unknown message."""
+    m, o = t.messages, t.orders
+    with store.engine.connect() as conn:
+        msg = conn.execute(select(m.c.state, m.c.reason).where(m.c.id == message_id)).one_or_none()
+        states = frozenset(conn.execute(select(o.c.state).where(o.c.message_id == message_id)).scalars())
+    if msg is None:
+        return None
+    return MessageOutcome(state=msg.state, reason=msg.reason, order_states=states)
+
+
+def recent_event_details(store: Store, kind: str, *, limit: int) -> list[str | None]:
+    """The `detail` of the newest `limit` events of `kind`, newest first."""
+    ev = t.events
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(ev.c.detail).where(ev.c.kind == kind).order_by(ev.c.id.desc()).limit(limit)).scalars())
