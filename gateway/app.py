@@ -110,7 +110,13 @@ class Gateway:
                 log.info("source %s: %s is being processed elsewhere; it is moved on a later poll", source.name, raw.display_name)
             return routed
 
-        stats = ingest(source, store, settle if getattr(source, "routes_by_outcome", False) else default_outcome)
+        def store_many(raws: list[RawMessage]) -> list[Stored]:
+            return [Stored(r.message_id, r.duplicate) for r in self.pipeline.receive_many(raws, format=fmt, partner=sc.partner)]
+
+        if getattr(source, "routes_by_outcome", False):
+            stats = ingest(source, store, settle)
+        else:
+            stats = ingest(source, store, default_outcome, store_many=store_many)
         return stats.received, stats.duplicates
 
     def _outcome(self, message_id: str) -> AckOutcome | None:

@@ -61,6 +61,10 @@ class _Claim:
 
 
 class FolderSource:
+    # Files found in one poll are committed up to this many per transaction, each moved only
+    # after that commit (gateway.ingest): one fsync for a burst of small files.
+    commit_group = 32
+
     def __init__(self, config: FolderSourceConfig, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.name = config.name
