@@ -104,7 +104,8 @@ class Gateway:
             # offers it again and moves it once its outcome is known.
             # claim() takes only a waiting, unleased message: a processed one is just routed.
             if self.pipeline.claim(stored.message_id):
-                self.pipeline.process(stored.message_id, claimed=True, format=fmt, partner=sc.partner)
+                # durable: the mail is moved by this outcome right after (reliability P1).
+                self.pipeline.process(stored.message_id, claimed=True, format=fmt, partner=sc.partner, durable=True)
             routed = self._outcome(stored.message_id)
             if routed is None:
                 log.info("source %s: %s is being processed elsewhere; it is moved on a later poll", source.name, raw.display_name)

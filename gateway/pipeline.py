@@ -289,8 +289,15 @@ class Pipeline:
             )
             return bool(done.rowcount)
 
-    def process(self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None) -> ProcessStats:
-        with self.store.redoable():  # its commits may be redone after a power loss (Store.redoable)
+    def process(
+        self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None, durable: bool = False
+    ) -> ProcessStats:
+        """Process one stored message. Its commits may be redone after a power loss
+        (Store.redoable) unless `durable`: a caller that acknowledges the source with the
+        outcome (a mailbox routes a mail by it) needs that outcome on disk first."""
+        if durable:
+            return self._process(message_id, format=format, partner=partner)
+        with self.store.redoable():
             return self._process(message_id, format=format, partner=partner)
 
     def _process(self, message_id: str, *, format: str | None, partner: str | None) -> ProcessStats:

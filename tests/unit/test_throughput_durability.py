@@ -66,6 +66,11 @@ def test_receiving_and_claiming_run_full_while_processing_runs_normal(tmp_path):
         assert seen and all(lvl == 1 for _, lvl in seen)
         seen.clear()
         assert _sync_level(store) == 2
+        # A mailbox routes the mail by the outcome right after: that processing is FULL.
+        r2 = p.receive(RawMessage(body=file_with_orders(["PO-2"], icn="000000002"), source="t", source_ref="/in/b", display_name="b.edi"))
+        seen.clear()
+        p.process(r2.message_id, durable=True)
+        assert seen and all(lvl == 2 for _, lvl in seen)
     finally:
         store.dispose()
 
