@@ -120,6 +120,13 @@ def drop(inbox: Path, i: int, tag: str) -> tuple[str, float]:
     return po, time.time()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; the machine is shared,
+    so CPU per order says more than wall-clock rates do)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(url: str, tag: str, n: int, timeout: float) -> list[tuple[str, float]]:
     end = time.monotonic() + timeout
     while True:
@@ -148,8 +155,10 @@ def end_to_end(store_url: str, erp_url: str, nodes: int, files: int) -> dict[str
             time.sleep(3.0)  # started, migrated, first polls done
             reset(erp_url)
             tag = f"B{uuid.uuid4().hex[:6]}"
+            cpu0 = sum(cpu_seconds(p.pid) for p in procs)
             drops = dict(drop(tmp / "inbox", i, tag) for i in range(files))
             got = wait_for(erp_url, tag, files, timeout=600)
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
             first = {}
             for po, at in got:
                 first.setdefault(po, at)
@@ -161,6 +170,7 @@ def end_to_end(store_url: str, erp_url: str, nodes: int, files: int) -> dict[str
                 "rate": len(first) / (max(first.values()) - t0) if first else 0.0,
                 "p50": pct(lat, 50),
                 "p95": pct(lat, 95),
+                "cpu_ms": 1000 * cpu / len(first) if first else float("nan"),
             }
             # Normal traffic: 5 files a second for 10 s.
             tag2 = f"T{uuid.uuid4().hex[:6]}"
@@ -273,7 +283,7 @@ def main() -> None:
     with sink() as erp:
         if not args.skip_e2e:
             print(f"end to end: {args.files} one-PO X12 files dropped at once, then 5 files/s for 10 s (default configuration)")
-            print(f"  {'backend':<22} {'orders':>7} {'orders/s':>9} {'p50 s':>7} {'p95 s':>7}   {'5/s: p50 s':>11} {'p95 s':>7}")
+            print(f"  {'backend':<22} {'orders':>7} {'orders/s':>9} {'p50 s':>7} {'p95 s':>7} {'CPU ms/order':>13}   {'5/s: p50 s':>11} {'p95 s':>7}")
             runs: list[tuple[str, Any, int]] = []
             with tempfile.TemporaryDirectory() as d:
                 runs.append(("sqlite", f"sqlite:///{d}/gateway.db", 1))
@@ -286,7 +296,7 @@ def main() -> None:
                     else:
                         r = end_to_end(url, erp, nodes, args.files)
                     extra = f"  ({r['repeats']} repeated)" if r["repeats"] else ""
-                    print(f"  {label:<22} {r['orders']:>7} {r['rate']:>9.1f} {r['p50']:>7.2f} {r['p95']:>7.2f}   "
+                    print(f"  {label:<22} {r['orders']:>7} {r['rate']:>9.1f} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['cpu_ms']:>13.1f}   "
                           f"{r['trickle_p50']:>11.2f} {r['trickle_p95']:>7.2f}{extra}", flush=True)
         if not args.skip_dispatch:
             n = args.queued

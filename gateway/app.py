@@ -104,13 +104,20 @@ class Gateway:
             # offers it again and moves it once its outcome is known.
             # claim() takes only a waiting, unleased message: a processed one is just routed.
             if self.pipeline.claim(stored.message_id):
-                self.pipeline.process(stored.message_id, claimed=True, format=fmt, partner=sc.partner)
+                # durable: the mail is moved by this outcome right after (reliability P1).
+                self.pipeline.process(stored.message_id, claimed=True, format=fmt, partner=sc.partner, durable=True)
             routed = self._outcome(stored.message_id)
             if routed is None:
                 log.info("source %s: %s is being processed elsewhere; it is moved on a later poll", source.name, raw.display_name)
             return routed
 
-        stats = ingest(source, store, settle if getattr(source, "routes_by_outcome", False) else default_outcome)
+        def store_many(raws: list[RawMessage]) -> list[Stored]:
+            return [Stored(r.message_id, r.duplicate) for r in self.pipeline.receive_many(raws, format=fmt, partner=sc.partner)]
+
+        if getattr(source, "routes_by_outcome", False):
+            stats = ingest(source, store, settle)
+        else:
+            stats = ingest(source, store, default_outcome, store_many=store_many)
         return stats.received, stats.duplicates
 
     def _outcome(self, message_id: str) -> AckOutcome | None:

@@ -9,6 +9,11 @@ The rules every source shares live here, not in each source:
   the poll and owns; `Claim.ack` refuses a second call with `AcknowledgedTwice`. The guard is
   the claim object itself, never an address (`id()`) a later claim could reuse, and never
   state shared between polls, so two polls of one source in flight cannot trip it.
+- **Group commit, same rule.** A source may declare `commit_group = N` (the folder source
+  does): up to N offered messages (and at most GROUP_BYTES of them) are then committed in one
+  transaction by `store_many`, and each is acknowledged only after that commit returned its
+  own `Stored`. One fsync serves the group; a failed commit acknowledges none of it. Sources
+  whose acknowledging action depends on processing (`routes_by_outcome`) commit one at a time.
 - **The `before_ack` crash point** (gateway.crashpoints) sits between commit and the source's
   acknowledging action, for the kill -9 tests.
 
@@ -29,6 +34,8 @@ from gateway.connector import AckOutcome, RawMessage, Source
 log = logging.getLogger(__name__)
 
 __all__ = ["AcknowledgedTwice", "Claim", "IngestStats", "Stored", "claims", "ingest"]
+
+GROUP_BYTES = 4_000_000  # a commit group is cut once its bodies pass this many bytes
 
 
 class AcknowledgedTwice(RuntimeError):
@@ -92,23 +99,56 @@ def default_outcome(raw: RawMessage, stored: Stored) -> AckOutcome:
     return "duplicate" if stored.duplicate else "stored"
 
 
-def ingest(source: Source, store: Callable[[RawMessage], Stored], settle: Settle | None = None) -> IngestStats:
+def ingest(
+    source: Source,
+    store: Callable[[RawMessage], Stored],
+    settle: Settle | None = None,
+    *,
+    store_many: Callable[[list[RawMessage]], list[Stored]] | None = None,
+) -> IngestStats:
     """Poll `source` once: commit each message with `store`, then acknowledge it once.
 
     An exception from `store` (the store is down, the disk is full) ends the poll with that
     message and the ones after it unacknowledged. `settle` picks the outcome for sources that
-    route by it (a mailbox's Processed / Needs-review / Failed folders).
+    route by it (a mailbox's Processed / Needs-review / Failed folders). With `store_many`,
+    a source that declares `commit_group` has its messages committed in groups (see above).
     """
     stats = IngestStats()
-    for claim in claims(source):
-        stored = store(claim.message)
-        outcome = (settle or default_outcome)(claim.message, stored)
-        if outcome is None:
-            stats.deferred += 1
-            continue
-        claim.ack(outcome, stored)
-        if stored.duplicate:
-            stats.duplicates += 1
+    group = int(getattr(source, "commit_group", 1) or 1) if store_many is not None else 1
+    pending: list[Claim] = []
+    size = 0
+
+    def commit_pending() -> None:
+        nonlocal size
+        if not pending:
+            return
+        if len(pending) == 1 or store_many is None:
+            results = [store(pending[0].message)]
         else:
-            stats.received += 1
+            results = store_many([c.message for c in pending])
+        if len(results) != len(pending):  # pragma: no cover - a broken store_many
+            raise RuntimeError("store_many returned a result count that differs from the messages given")
+        for claim, stored in zip(pending, results, strict=True):
+            _settle_and_ack(claim, stored, settle, stats)
+        pending.clear()
+        size = 0
+
+    for claim in claims(source):
+        pending.append(claim)
+        size += len(claim.message.body)
+        if len(pending) >= group or size >= GROUP_BYTES:
+            commit_pending()
+    commit_pending()
     return stats
+
+
+def _settle_and_ack(claim: Claim, stored: Stored, settle: Settle | None, stats: IngestStats) -> None:
+    outcome = (settle or default_outcome)(claim.message, stored)
+    if outcome is None:
+        stats.deferred += 1
+        return
+    claim.ack(outcome, stored)
+    if stored.duplicate:
+        stats.duplicates += 1
+    else:
+        stats.received += 1

@@ -3,7 +3,19 @@
 Capabilities: poll + ack (move). Config keys: see FolderSourceConfig.
 
 - A file is claimed only when complete: its size and mtime stayed unchanged for
-  `stable_seconds` across polls, or its done-marker (`FILE + done_suffix`) exists.
+  `stable_seconds` across polls, or its done-marker (`FILE + done_suffix`) exists. The
+  file's own mtime counts toward that window (a file dropped 0.9 s ago is not made to wait
+  a whole window from when we first saw it), but only as extra evidence on top of what the
+  polls saw: the file must also have been seen unchanged on an earlier poll, its mtime must
+  be at least `stable_seconds` old by our clock (not in the future), carry sub-second
+  precision (a filesystem that rounds mtimes to seconds or two, like FAT or some SMB
+  servers, could make a file look older than it is), and the folder's clock must never have
+  been seen behind ours (a file seen changing got an mtime before our previous look:
+  from then on this source counts only what the polls saw). Every write moves the mtime,
+  so an mtime that old says no byte was written for the window, which is what the polls
+  would have waited to see; a writer that keeps the file open and pauses longer than
+  the window is claimed early by either rule, which is why a writer that pauses should
+  use a done-marker or a hidden name.
 - Symlinks are never followed (opened with O_NOFOLLOW) and hard links never read: a symlink
   (`SYMLINK`), a file with more than one link (`HARDLINK`, it could be another file of this
   machine), a file over `max_bytes` (`TOO_LARGE`) or one that stayed empty for the stability
@@ -51,6 +63,7 @@ class _Seen:
     mtime_ns: int
     nlink: int
     since: float
+    wall: float  # our wall clock at that look, to compare with the folder's mtimes
 
 
 @dataclass(slots=True)
@@ -61,7 +74,13 @@ class _Claim:
 
 
 class FolderSource:
-    def __init__(self, config: FolderSourceConfig, clock: Callable[[], float] = time.monotonic):
+    # Files found in one poll are committed up to this many per transaction, each moved only
+    # after that commit (gateway.ingest): one fsync for a burst of small files.
+    commit_group = 32
+
+    def __init__(
+        self, config: FolderSourceConfig, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ):
         self.config = config
         self.name = config.name
         self.inbox = Path(config.path)
@@ -70,7 +89,9 @@ class FolderSource:
         for d in (self.inbox, self.archive, self.failed):
             d.mkdir(parents=True, exist_ok=True)
         self._clock = clock
+        self._wall = wall
         self._seen: dict[str, _Seen] = {}
+        self._trust_mtime = True  # False once the folder's clock was seen behind ours
 
     def poll(self) -> Iterator[RawMessage]:
         suffix = self.config.done_suffix
@@ -147,13 +168,32 @@ class FolderSource:
 
     def _stable(self, name: str, st: os.stat_result, now: float) -> bool:
         seen = self._seen.get(name)
+        wall = self._wall()
         if seen is None or (seen.size, seen.mtime_ns, seen.nlink) != (st.st_size, st.st_mtime_ns, st.st_nlink):
-            self._seen[name] = _Seen(st.st_size, st.st_mtime_ns, st.st_nlink, now)
+            if seen is not None and seen.mtime_ns != st.st_mtime_ns:
+                self._check_clock(name, st, seen.wall)
+            self._seen[name] = _Seen(st.st_size, st.st_mtime_ns, st.st_nlink, now, wall)
             # With no stability window a file is taken at first sight, unless it is empty or
             # hard-linked: a writer may not have written yet, or be half-way through a
             # link-then-unlink rename. Those are judged on a later poll.
             return self.config.stable_seconds == 0 and st.st_size > 0 and st.st_nlink == 1
-        return now - seen.since >= self.config.stable_seconds
+        if now - seen.since >= self.config.stable_seconds:
+            return True
+        # Unchanged since an earlier poll: its own mtime may complete the window (see above).
+        age = wall - st.st_mtime_ns / 1e9
+        return self._trust_mtime and st.st_mtime_ns % 1_000_000_000 != 0 and age >= self.config.stable_seconds  # (future: < 0)
+
+    def _check_clock(self, name: str, st: os.stat_result, previous_look: float) -> None:
+        """A file changed since our previous look, yet its mtime is before that look: the
+        folder's clock is behind ours (or its mtimes are coarse, or were set back on
+        purpose). Its mtimes no longer count toward stability for this source."""
+        if self._trust_mtime and st.st_mtime_ns / 1e9 < previous_look - 0.05:
+            self._trust_mtime = False
+            log.info(
+                "folder %s: %s changed after our previous look but its mtime is %.2f s before it; "
+                "the folder's clock is taken as unreliable and files wait the full stable_seconds",
+                self.name, name, previous_look - st.st_mtime_ns / 1e9,
+            )
 
     def _read(self, name: str, suffix: str | None) -> RawMessage | None:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
