@@ -186,7 +186,7 @@ class Gateway:
 
     def ingest(self, raw: RawMessage, *, format: str | None = None, partner: str | None = None) -> tuple[str, bool, ProcessStats]:
         result = self.pipeline.receive(raw, format=format, partner=partner)
-        stats = ProcessStats() if result.duplicate else self.pipeline.process(result.message_id, format=format, partner=partner)
+        stats = ProcessStats() if result.duplicate else self.pipeline.process(result.message_id, format=format, partner=partner, body=raw.body)
         return result.message_id, result.duplicate, stats
 
     def run_until_idle(self, limit: float = 60.0) -> CycleStats:

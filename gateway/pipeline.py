@@ -24,11 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import crashpoints
-from gateway.acks.outbound import AckCollector, plan_acks, store_acks
+from gateway.acks.outbound import AckCollector, plan_ready, store_acks
 from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import GatewayError, InputRejected
@@ -108,7 +109,11 @@ class _Run:
     rejected: int = 0
     duplicates: int = 0
     acks: AckCollector | None = None  # what acknowledgements need to know, when any partner wants them
-    order_ids: dict[str, str] = field(default_factory=dict)  # PO number -> order id (for 855/ORDRSP)
+    ack_partner: str | None = None  # the partner forced for the whole message, if any
+    # Re-processing after a crash: interchanges whose acknowledgements were committed already
+    # (their digest is written in the same transaction), and whether any acknowledgement was.
+    acked_keys: set[str] = field(default_factory=set)
+    acked_before: bool = False
     truncated: set[tuple[int, str]] = field(default_factory=set)  # (index, control number) cut off: refused
     truncated_seen: list[str] = field(default_factory=list)  # what the person is told about them
     reused: list[str] = field(default_factory=list)  # keys of interchanges refused as CONTROL_NUMBER_REUSED
@@ -290,17 +295,27 @@ class Pipeline:
             return bool(done.rowcount)
 
     def process(
-        self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None, durable: bool = False
+        self,
+        message_id: str,
+        *,
+        claimed: bool = False,
+        format: str | None = None,
+        partner: str | None = None,
+        durable: bool = False,
+        body: bytes | None = None,
     ) -> ProcessStats:
         """Process one stored message. Its commits may be redone after a power loss
         (Store.redoable) unless `durable`: a caller that acknowledges the source with the
-        outcome (a mailbox routes a mail by it) needs that outcome on disk first."""
-        if durable:
-            return self._process(message_id, format=format, partner=partner)
-        with self.store.redoable():
-            return self._process(message_id, format=format, partner=partner)
+        outcome (a mailbox routes a mail by it) needs that outcome on disk first.
 
-    def _process(self, message_id: str, *, format: str | None, partner: str | None) -> ProcessStats:
+        `body`: the bytes just received as `message_id`, when the caller still holds them
+        (`gateway ingest`): not read back from the store, so a large file is held once."""
+        if durable:
+            return self._process(message_id, format=format, partner=partner, body=body)
+        with self.store.redoable():
+            return self._process(message_id, format=format, partner=partner, body=body)
+
+    def _process(self, message_id: str, *, format: str | None, partner: str | None, body: bytes | None = None) -> ProcessStats:
         stats = ProcessStats(messages=1)
         now = utcnow()
         with self.store.begin() as conn:
@@ -321,7 +336,8 @@ class Pipeline:
                 )
                 stats.rejected_messages = 1
                 return stats
-            body = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == message_id)).scalar_one()
+            if body is None:
+                body = _read_body(conn, message_id)
             done = set(conn.execute(select(t.orders.c.doc_index).where(t.orders.c.message_id == message_id)).scalars())
         fmt = format or row["format"]
         partner = partner or row["partner"]
@@ -339,7 +355,9 @@ class Pipeline:
             verified = partner if found else None
         else:
             verified = None
-        run = _Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
+        run = _Run(message_id, acks=AckCollector(body) if self.partners.wants_acks else None, ack_partner=partner)
+        if run.acks is not None and (done or attempts > 1):
+            self._acked_already(run)
         # Known before any of its orders is written: a cut-off interchange sends nothing.
         run.truncated = incomplete_interchanges(body)
         try:
@@ -401,7 +419,7 @@ class Pipeline:
             else:
                 self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
         if run.acks is not None:
-            self._acknowledge(run, body, partner)
+            self._acknowledge(run)
         if verified is not None and self.smtp is not None:
             self._confirm(message_id, body, verified)
         stats.orders = run.orders
@@ -431,12 +449,10 @@ class Pipeline:
         key = ev.envelope.interchange_key
         if not ev.complete or _cut_off(ev.envelope, run):
             self._truncated(ev, run)
-            if run.acks is not None:
-                run.acks.closed(ev, None)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
+            self._ack_closed(ev, None, run)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
             return
         if key is None:
-            if run.acks is not None:
-                run.acks.closed(ev, None)
+            self._ack_closed(ev, None, run)
             return
         if key in run.undecided:
             run.closes[key] = ev  # settled by the next flush, once we know if it is a repeat
@@ -467,7 +483,7 @@ class Pipeline:
         ix = ev.envelope.interchange_index
         if run.acks is not None:
             repeat = None if ix not in run.skipping else ("same" if run.skipping[ix] and run.skipping[ix] == ev.digest else "reused")
-            run.acks.closed(ev, repeat)
+            self._ack_closed(ev, repeat, run)
         if ix in run.skipping:
             earlier = run.skipping[ix]
             if earlier and earlier == ev.digest:
@@ -563,7 +579,8 @@ class Pipeline:
             "position": ev.position[:200],
             "line_count": len(order.lines),
             "data": data,
-            "provenance": ev.provenance or None,
+            # serialized here in Rust, not by the store's json.dumps (a quarter of ingest CPU)
+            "provenance": RawJSON(to_json(ev.provenance).decode()) if ev.provenance else None,
             "version": 1,
             "supersedes": None,
             "_ix": ev.envelope.interchange_index,
@@ -571,9 +588,8 @@ class Pipeline:
         if testing:
             row["_test"] = True
         batch.orders.append(row)
-        run.order_ids[order.po_number] = oid
         if run.acks is not None and order.partner and not cut_off:
-            run.acks.order(order, ev.envelope, problems)
+            run.acks.order(order, ev.envelope, problems, oid)
         # Mapped and validated in the same instant: one event, whose detail says both.
         mapped = f"PO {order.po_number}, {len(order.lines)} line(s) from {ev.position}"
         if state == "quarantined":
@@ -622,7 +638,7 @@ class Pipeline:
     def _flush(self, run: _Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
         batch = run.batch
-        if not (batch.orders or batch.events or batch.digests or run.undecided):
+        if not (batch.orders or batch.events or batch.digests or run.undecided or (run.acks is not None and run.acks.ready())):
             return
         with self.store.begin() as conn:
             self._decide_interchanges(conn, run)
@@ -690,6 +706,11 @@ class Pipeline:
                     update(t.interchanges).where(t.interchanges.c.key == bindparam("k")).values(digest=bindparam("d")),
                     [{"k": k, "d": d} for k, d in batch.digests],
                 )
+            if run.acks is not None:
+                # Acknowledged as the file is read: the interchanges closed so far and the orders
+                # of this batch, committed with them (issue 14 #18).
+                written = {r["id"] for r in batch.orders if r["reason"] != "TRUNCATED"}
+                self._store_ready_acks(conn, run, written)
             add_events(conn, batch.events)
         run.batch = _Batch()
 
@@ -923,15 +944,42 @@ class Pipeline:
         elif isinstance(ev, Rejected) and ev.envelope is not None:
             acks.document(ev.envelope, ev.doc_type, ev.control_number, ev.reason, ev.message, ev.position)
 
-    def _acknowledge(self, run: _Run, body: bytes, partner: str | None) -> None:
+    def _acknowledge(self, run: _Run) -> None:
+        """What is left to acknowledge once the input ends (the batches stored the rest)."""
         assert run.acks is not None
+        run.acks.close_all()
+        if not run.acks.ready():
+            return
         with self.store.begin() as conn:
-            # Re-processing after a crash must not acknowledge twice.
-            if conn.execute(select(t.acks.c.id).where(t.acks.c.message_id == run.message_id).limit(1)).first():
-                return
-            planned = plan_acks(run.acks, body, self.partners.configs, self.partners, conn, forced_partner=partner)
-            store_acks(conn, run.message_id, planned, run.order_ids)
+            self._store_ready_acks(conn, run, set())
         # Sent by the dispatch job (gateway.acks.delivery) after claiming: never from here.
+
+    def _store_ready_acks(self, conn: Connection, run: _Run, written: set[str]) -> None:
+        assert run.acks is not None
+        planned = plan_ready(run.acks, self.partners.configs, self.partners, conn, written=written, forced_partner=run.ack_partner)
+        store_acks(conn, run.message_id, planned)
+
+    def _ack_closed(self, ev: InterchangeClosed, repeat: str | None, run: _Run) -> None:
+        """Note a closed interchange for its acknowledgement, unless re-processing after a
+        crash finds it acknowledged already."""
+        if run.acks is None:
+            return
+        key = ev.envelope.interchange_key
+        if key in run.acked_keys or (run.acked_before and (key is None or repeat is not None or not ev.complete)):
+            run.acks.discard(ev.envelope.interchange_index)
+            return
+        run.acks.closed(ev, repeat)
+
+    def _acked_already(self, run: _Run) -> None:
+        """Re-processing: which interchanges of this message were acknowledged before the crash.
+        An interchange's digest is written in the transaction that stores its acknowledgement."""
+        with self.store.engine.connect() as conn:
+            run.acked_before = conn.execute(select(t.acks.c.id).where(t.acks.c.message_id == run.message_id).limit(1)).first() is not None
+            if run.acked_before:
+                ix = t.interchanges
+                run.acked_keys = set(
+                    conn.execute(select(ix.c.key).where(ix.c.message_id == run.message_id, ix.c.digest.is_not(None))).scalars()
+                )
 
     def _confirm(self, message_id: str, body: bytes, partner: str) -> None:
         """Reply to a verified partner's order e-mail with what was understood (stored here,
@@ -1065,6 +1113,19 @@ class Pipeline:
         conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
+
+
+def _read_body(conn: Connection, message_id: str) -> bytes:
+    """A stored message's bytes. On SQLite read through incremental blob I/O: one copy of a
+    large body in memory, not SQLite's buffer and then Python's (issue 14 #18)."""
+    mb = t.message_bodies
+    if conn.dialect.name == "sqlite":
+        rowid = conn.exec_driver_sql("SELECT rowid FROM message_bodies WHERE message_id = ?", (message_id,)).scalar()
+        raw: Any = conn.connection.driver_connection
+        if rowid is not None and hasattr(raw, "blobopen"):
+            with raw.blobopen("message_bodies", "body", rowid, readonly=True) as blob:
+                return bytes(blob.read())
+    return bytes(conn.execute(select(mb.c.body).where(mb.c.message_id == message_id)).scalar_one())
 
 
 def _cut_off(env: Any, run: _Run) -> bool:

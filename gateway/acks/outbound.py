@@ -1,9 +1,11 @@
 """Deciding which acknowledgements a processed message earns, storing them, sending them.
 
 While a message is processed, an `AckCollector` notes what each interchange held (every
-document accepted or refused, with why, and whether the interchange was a repeat). After
-the orders are committed, `plan_acks` turns that into acknowledgements for each configured
-partner that wants them:
+document accepted or refused, with why, and whether the interchange was a repeat). As the
+pipeline writes each batch of orders, `plan_ready` turns the interchanges closed so far and
+the orders of that batch into acknowledgements for each configured partner that wants them,
+stored in the batch's transaction (`store_acks`): memory and time stay flat however many
+interchanges a file holds (issue 14 #18). `plan_acks` plans a whole collected message.
 
     X12      TA1 when the partner asks (ISA14=1) or always, or on envelope errors and
              repeats; 997 (4010) or 999 (5010) for every interchange that is not itself an
@@ -27,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.acks.edifact import (
     build_contrl,
@@ -57,12 +59,12 @@ from gateway.acks.x12 import (
 from gateway.formats.base import Envelope, InterchangeClosed
 from gateway.model import Order
 from gateway.states import AckState, move
-from gateway.store import add_event, utcnow
+from gateway.store import add_events, utcnow
 from gateway.store import tables as t
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AckCollector", "PlannedAck", "StoreControlNumbers", "plan_acks", "store_acks"]
+__all__ = ["AckCollector", "PlannedAck", "StoreControlNumbers", "plan_acks", "plan_ready", "store_acks"]
 
 # Interchanges made only of these are acknowledgements themselves: never acknowledged.
 _ACK_TYPES = {"997", "999", "TA1", "CONTRL", "APERAK"}
@@ -72,23 +74,46 @@ _MAX_CONTROL = 999_999_999
 class StoreControlNumbers:
     """Outbound control numbers per partner and kind, allocated inside the caller's write
     transaction (BEGIN IMMEDIATE on SQLite, a row lock on PostgreSQL): two nodes never hand
-    out the same number, and a rolled-back acknowledgement gives its number back."""
+    out the same number, and a rolled-back acknowledgement gives its number back.
+
+    The row is read (and locked) once per partner and kind; later numbers are counted here
+    and written back by `save()`, which the caller runs before its transaction commits.
+    """
 
     def __init__(self, conn: Connection):
         self.conn = conn
+        self._values: dict[tuple[str, str], int] = {}
+        self._dirty: set[tuple[str, str]] = set()
 
     def next(self, partner: str, kind: str) -> int:
-        c = t.control_numbers
-        q = select(c.c.value).where(c.c.partner == partner, c.c.kind == kind)
-        if self.conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        value = self.conn.execute(q).scalar()
+        key = (partner, kind)
+        value = self._values.get(key)
         if value is None:
-            self.conn.execute(insert(c).values(partner=partner, kind=kind, value=1))
-            return 1
+            c = t.control_numbers
+            q = select(c.c.value).where(c.c.partner == partner, c.c.kind == kind)
+            if self.conn.dialect.name == "postgresql":
+                q = q.with_for_update()
+            stored = self.conn.execute(q).scalar()
+            if stored is None:
+                self.conn.execute(insert(c).values(partner=partner, kind=kind, value=1))
+                self._values[key] = 1
+                return 1
+            value = int(stored)
         nxt = 1 if value >= _MAX_CONTROL else value + 1
-        self.conn.execute(update(c).where(c.c.partner == partner, c.c.kind == kind).values(value=nxt))
-        return int(nxt)
+        self._values[key] = nxt
+        self._dirty.add(key)
+        return nxt
+
+    def save(self) -> None:
+        """Write the numbers handed out since the last save (inside the same transaction)."""
+        if not self._dirty:
+            return
+        c = t.control_numbers
+        self.conn.execute(
+            update(c).where(c.c.partner == bindparam("p"), c.c.kind == bindparam("k")).values(value=bindparam("v")),
+            [{"p": p, "k": k, "v": self._values[(p, k)]} for p, k in sorted(self._dirty)],
+        )
+        self._dirty.clear()
 
 
 @dataclass
@@ -108,14 +133,45 @@ class _Interchange:
     unknown_partner: bool = False
     source: bytes | None = None  # the container part it was read from (None: the message body)
     index_in_source: int | None = None  # its position in `source` (indexes run across a container)
+    closed: bool = False
+    cached_head: bytes | None = None
 
-    def head(self, body: bytes) -> bytes:
-        """The bytes from this interchange's ISA/UNA/UNB on, for its separators and dates."""
+    def head(self, body: bytes, finder: _IsaFinder | None = None) -> bytes:
+        """The first bytes from this interchange's ISA/UNA/UNB on, for its separators and dates
+        (the header readers look at 4 KiB at most; no copy of the rest of the body)."""
+        if self.cached_head is not None:
+            return self.cached_head
         data = body if self.source is None else self.source
         index = self.envelope.interchange_index if self.index_in_source is None else self.index_in_source
         if self.envelope.standard == "x12":
-            return data[_isa_offset(data, index) :]
-        return data
+            start = (finder or _IsaFinder()).offset(data, index)
+            self.cached_head = data[start : start + _HEAD_BYTES]
+        else:
+            self.cached_head = data[:_HEAD_BYTES]
+        return self.cached_head
+
+
+_HEAD_BYTES = 4096
+
+
+class _IsaFinder:
+    """Offsets of the n-th ISA in a body, found by one forward scan when asked in order
+    (interchanges open in file order), not by scanning from the start each time."""
+
+    def __init__(self) -> None:
+        self._data: bytes | None = None
+        self._index = -1
+        self._pos = -1
+
+    def offset(self, data: bytes, index: int) -> int:
+        if data is not self._data or index < self._index:
+            self._data, self._index, self._pos = data, -1, -1
+        while self._index < index:
+            found = data.find(b"ISA", self._pos + 1)
+            if found < 0:
+                return 0
+            self._index, self._pos = self._index + 1, found
+        return self._pos
 
 
 @dataclass
@@ -124,24 +180,51 @@ class _OrderAck:
     envelope: Envelope
     accepted: bool
     line_results: list[LineResult]
+    order_id: str | None = None
 
 
 class AckCollector:
-    """What one message held, as acknowledgements need it."""
+    """What one message held, as acknowledgements need it.
 
-    def __init__(self) -> None:
+    Given the message `body`, each interchange's header bytes are taken when it opens, so
+    `plan_ready` can answer (and forget) closed interchanges while the file is still read."""
+
+    def __init__(self, body: bytes | None = None) -> None:
+        self.body = body
         self.interchanges: dict[int, _Interchange] = {}
         self.orders: list[_OrderAck] = []
+        self._finder = _IsaFinder()
+        self._source: bytes | None = None  # the container part read last (parts are read in turn)
+        self._in_source = 0  # interchanges read from it so far
 
     def opened(self, envelope: Envelope, source: bytes | None = None) -> None:
         ix = self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
         if source is not None and ix.source is None:
-            ix.index_in_source = sum(1 for other in self.interchanges.values() if other.source is source)
+            if source is not self._source:
+                self._source, self._in_source = source, 0
+            ix.index_in_source = self._in_source
+            self._in_source += 1
             ix.source = source
+        if self.body is not None:
+            ix.head(self.body, self._finder)
+            ix.source = None  # the header is kept; the container part is not
 
     def head(self, envelope: Envelope, body: bytes) -> bytes:
         ix = self.interchanges.get(envelope.interchange_index)
-        return ix.head(body) if ix is not None else _Interchange(envelope).head(body)
+        return ix.head(body, self._finder) if ix is not None else _Interchange(envelope).head(body, self._finder)
+
+    def ready(self) -> bool:
+        """Whether an interchange closed or an order was noted since the last `plan_ready`."""
+        return bool(self.orders) or any(ix.closed for ix in self.interchanges.values())
+
+    def close_all(self) -> None:
+        """Treat every interchange still open as closed (the input ended without its trailer)."""
+        for ix in self.interchanges.values():
+            ix.closed = True
+
+    def discard(self, index: int) -> None:
+        """Forget an interchange acknowledged already (re-processing after a crash)."""
+        self.interchanges.pop(index, None)
 
     def document(self, envelope: Envelope, doc_type: str | None, control: str | None, reason: str | None = None, message: str = "", position: str | None = None) -> None:
         ix = self.interchanges.setdefault(envelope.interchange_index, _Interchange(envelope))
@@ -162,8 +245,9 @@ class AckCollector:
         ix = self.interchanges.setdefault(ev.envelope.interchange_index, _Interchange(ev.envelope))
         ix.errors = list(ev.errors)
         ix.repeat = repeat
+        ix.closed = True
 
-    def order(self, order: Order, envelope: Envelope, problems: list[Any]) -> None:
+    def order(self, order: Order, envelope: Envelope, problems: list[Any], order_id: str | None = None) -> None:
         if envelope.standard not in ("x12", "edifact"):
             return  # an 855/ORDRSP answers an EDI order; e-mailed orders get the confirmation e-mail
         # Validation problems name their line ("line 2: quantity 0 must be ..."): those lines
@@ -173,7 +257,7 @@ class AckCollector:
         for i, line in enumerate(order.lines, 1):
             label = f"line {line.line_number or i}"
             results.append(LineResult(status=LineStatus.REJECTED if label in bad else LineStatus.ACCEPTED))
-        self.orders.append(_OrderAck(order, envelope, not problems, results))
+        self.orders.append(_OrderAck(order, envelope, not problems, results, order_id))
 
 
 @dataclass
@@ -184,6 +268,7 @@ class PlannedAck:
     control_number: str | None
     channel: str | None  # "folder:<path>" or "sftp:<partner>"; None: nowhere configured
     order_po: str | None = None
+    order_id: str | None = None  # the order it answers, when known
 
 
 def plan_acks(collector: AckCollector, body: bytes, partners: Any, directory: Any, conn: Connection, *, forced_partner: str | None = None, now: dt.datetime | None = None) -> list[PlannedAck]:
@@ -210,6 +295,55 @@ def plan_acks(collector: AckCollector, body: bytes, partners: Any, directory: An
             planned.append(_order_ack(oa, collector.head(oa.envelope, body), cfg, numbers, now))
         except AckValueError as exc:
             log.warning("no order response for PO %s: %s", oa.order.po_number, exc)
+    numbers.save()
+    return planned
+
+
+def plan_ready(
+    collector: AckCollector,
+    partners: Any,
+    directory: Any,
+    conn: Connection,
+    *,
+    written: set[str],
+    forced_partner: str | None = None,
+    now: dt.datetime | None = None,
+) -> list[PlannedAck]:
+    """Acknowledgements for the interchanges closed so far and for the collected orders whose
+    id is in `written` (the batch being committed); both are then forgotten. Orders collected
+    but not written (dropped as a repeat, refused as cut off) get none. Control numbers are
+    allocated from `conn` and saved in it."""
+    body = collector.body or b""
+    numbers = StoreControlNumbers(conn)
+    by_name = {p.name: p for p in partners}
+    planned: list[PlannedAck] = []
+    orders, collector.orders = collector.orders, []
+    heads = [collector.head(oa.envelope, body) for oa in orders]  # before their interchange is forgotten
+    done = [i for i, ix in collector.interchanges.items() if ix.closed]
+    for i in done:
+        ix = collector.interchanges.pop(i)
+        env = ix.envelope
+        who = forced_partner or directory.for_envelope(env)
+        cfg = by_name.get(who) if who else None
+        if cfg is None or ix.unknown_partner or _is_ack(ix):
+            continue
+        try:
+            planned.extend(_interchange_acks(ix, body, cfg, numbers, now))
+        except AckValueError as exc:
+            log.warning("no acknowledgement for interchange %s from %s: %s", env.interchange_control_number, who, exc)
+    for oa, head in zip(orders, heads, strict=True):
+        who = oa.order.partner
+        cfg = by_name.get(who) if who else None
+        if cfg is None or not cfg.acks.order_response or oa.order_id not in written:
+            continue
+        try:
+            ack = _order_ack(oa, head, cfg, numbers, now)
+        except AckValueError as exc:
+            log.warning("no order response for PO %s: %s", oa.order.po_number, exc)
+            continue
+        ack.order_id = oa.order_id
+        planned.append(ack)
+    numbers.save()
     return planned
 
 
@@ -301,32 +435,33 @@ def _control_of(kind: str, text: str) -> str | None:
     return None
 
 
-def _isa_offset(body: bytes, index: int) -> int:
-    """Byte offset of the index-th ISA in the body (0 if it cannot be found)."""
-    pos = -1
-    for _ in range(index + 1):
-        pos = body.find(b"ISA", pos + 1)
-        if pos < 0:
-            return 0
-    return pos
-
-
-def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck], order_ids: dict[str, str]) -> int:
-    """Insert the planned acknowledgements (pending, or held without a channel)."""
+def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck], order_ids: dict[str, str] | None = None) -> int:
+    """Insert the planned acknowledgements (pending, or held without a channel), all in one
+    statement, with their history events in another."""
     now = utcnow()
-    n = 0
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    order_ids = order_ids or {}
     for p in planned:
         state = move(AckState, None, AckState.PENDING if p.channel is not None else AckState.HELD)
         error = None if p.channel is not None else f"partner {p.partner} has no outbound channel (acks.outbound, acks.sftp or acks.email) configured"
-        order_id = order_ids.get(p.order_po or "") if p.order_po else None
-        conn.execute(
-            insert(t.acks).values(
-                created_at=now, message_id=message_id, order_id=order_id, partner=p.partner, kind=p.kind,
-                control_number=p.control_number, body=p.body, state=state,
-                channel=p.channel, error=error,
-            )
+        order_id = p.order_id or (order_ids.get(p.order_po or "") if p.order_po else None)
+        rows.append(
+            {
+                "created_at": now, "message_id": message_id, "order_id": order_id, "partner": p.partner, "kind": p.kind,
+                "control_number": p.control_number, "body": p.body, "state": state,
+                "channel": p.channel, "error": error,
+            }
         )
         what = f"{p.kind} {p.control_number or ''} for {p.partner}".replace("  ", " ")
-        add_event(conn, "ack_queued" if state == AckState.PENDING else "ack_held", what + ("" if state == AckState.PENDING else f": {error}"), message_id=message_id, order_id=order_id)
-        n += 1
-    return n
+        events.append(
+            {
+                "kind": "ack_queued" if state == AckState.PENDING else "ack_held",
+                "detail": what + ("" if state == AckState.PENDING else f": {error}"),
+                "message_id": message_id, "order_id": order_id, "at": now,
+            }
+        )
+    if rows:
+        conn.execute(insert(t.acks), rows)
+        add_events(conn, events)
+    return len(rows)
