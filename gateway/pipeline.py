@@ -22,24 +22,28 @@ import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic_core import to_json
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING, Any
 
 from gateway import crashpoints
-from gateway.acks.outbound import AckCollector, plan_ready, store_acks
+from gateway.acks.outbound import AckCollector, plan_acks, store_acks
 from gateway.connector import Capabilities, RawMessage
 from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import GatewayError, InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
+from gateway.store import acks as ack_repo
+from gateway.store import interchanges as interchange_repo
+from gateway.store import messages as message_repo
+from gateway.store import orders as order_repo
 from gateway.store import tables as t
+from gateway.store.ids import by_prefix
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
 from gateway.validation import validate
 from gateway.versions import Linker, Plan
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +113,7 @@ class _Run:
     rejected: int = 0
     duplicates: int = 0
     acks: AckCollector | None = None  # what acknowledgements need to know, when any partner wants them
-    ack_partner: str | None = None  # the partner forced for the whole message, if any
-    # Re-processing after a crash: interchanges whose acknowledgements were committed already
-    # (their digest is written in the same transaction), and whether any acknowledgement was.
-    acked_keys: set[str] = field(default_factory=set)
-    acked_before: bool = False
+    order_ids: dict[str, str] = field(default_factory=dict)  # PO number -> order id (for 855/ORDRSP)
     truncated: set[tuple[int, str]] = field(default_factory=set)  # (index, control number) cut off: refused
     truncated_seen: list[str] = field(default_factory=list)  # what the person is told about them
     reused: list[str] = field(default_factory=list)  # keys of interchanges refused as CONTROL_NUMBER_REUSED
@@ -169,9 +169,8 @@ class Pipeline:
     def _receive_in(self, conn: Connection, raw: RawMessage, format: str | None, partner: str | None) -> ReceiveResult:
         sha = hashlib.sha256(raw.body).hexdigest()
         key = f"{raw.source}|{raw.dedupe_key}"[:400] if raw.dedupe_key else None
-        same = t.messages.c.sha256 == sha if key is None else or_(t.messages.c.sha256 == sha, t.messages.c.dedupe_key == key)
         now = utcnow()
-        found = conn.execute(select(t.messages.c.id, t.messages.c.sha256).where(same).limit(1)).first()
+        found = message_repo.find_same(conn, sha, key)
         if found is not None:
             what = "same content" if found.sha256 == sha else f"same {raw.dedupe_key}"
             add_event(conn, "duplicate_received", f"{what} received again from {raw.source}: {raw.display_name}", message_id=found.id)
@@ -180,34 +179,32 @@ class Pipeline:
         state, reason, error = "received", None, None
         if raw.rejected:
             state, reason, error = "quarantined", raw.rejected.split(":", 1)[0], raw.rejected
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(t.messages).values(
-                        id=mid,
-                        received_at=now,
-                        updated_at=now,
-                        source=raw.source,
-                        source_ref=raw.source_ref[:1000],
-                        display_name=display_name(raw.display_name),
-                        sha256=sha,
-                        dedupe_key=key,
-                        size=len(raw.body),
-                        format=format,
-                        partner=partner,
-                        state=state,
-                        reason=reason,
-                        error=error,
-                        warnings=[],
-                        attempts=0,
-                        order_count=0,
-                        rejected_count=0,
-                    )
-                )
-                conn.execute(insert(t.message_bodies).values(message_id=mid, body=raw.body))
-        except IntegrityError:
+        existing = message_repo.insert(
+            conn,
+            dict(
+                id=mid,
+                received_at=now,
+                updated_at=now,
+                source=raw.source,
+                source_ref=raw.source_ref[:1000],
+                display_name=display_name(raw.display_name),
+                sha256=sha,
+                dedupe_key=key,
+                size=len(raw.body),
+                format=format,
+                partner=partner,
+                state=state,
+                reason=reason,
+                error=error,
+                warnings=[],
+                attempts=0,
+                order_count=0,
+                rejected_count=0,
+            ),
+            raw.body,
+        )
+        if existing is not None:
             # Another node stored the same message between our look and our insert.
-            existing = conn.execute(select(t.messages.c.id).where(same).limit(1)).scalar_one()
             return ReceiveResult(existing, True)
         add_event(conn, "received", f"{len(raw.body)} bytes from {raw.source}: {display_name(raw.display_name)}", message_id=mid, at=now)
         if state == "quarantined":
@@ -249,86 +246,44 @@ class Pipeline:
     def _claim(self, limit: int) -> list[str]:
         """Lease up to `limit` waiting messages, oldest first, in one transaction; a group
         is cut where its bodies pass _CLAIM_BYTES (a large message is claimed alone)."""
-        now = utcnow()
-        lease = now + dt.timedelta(seconds=self.lease_seconds)
+        lease = utcnow() + dt.timedelta(seconds=self.lease_seconds)
         with self.store.begin() as conn:
-            q = (
-                select(t.messages.c.id, t.messages.c.size)
-                .where(t.messages.c.state == "received")
-                .where((t.messages.c.lease_until.is_(None)) | (t.messages.c.lease_until < now))
-                .order_by(t.messages.c.received_at)
-                .limit(limit)
-            )
-            if self.store.supports_skip_locked:
-                q = q.with_for_update(skip_locked=True)
-            ids: list[str] = []
-            size = 0
-            for row in conn.execute(q):
-                size += row.size or 0
-                if ids and size > _CLAIM_BYTES:
-                    break
-                ids.append(row.id)
-            if ids:
-                conn.execute(update(t.messages).where(t.messages.c.id.in_(ids)).values(lease_until=lease))
-        return ids
+            return message_repo.claim_next(conn, limit, lease, skip_locked=self.store.supports_skip_locked, max_bytes=_CLAIM_BYTES)
 
     def _release(self, ids: list[str]) -> None:
         """Give back the leases of claimed messages this node will not process now."""
         if not ids:
             return
         with self.store.begin() as conn:
-            conn.execute(
-                update(t.messages).where(t.messages.c.id.in_(ids), t.messages.c.state == "received").values(lease_until=None)
-            )
+            message_repo.release(conn, ids)
 
     def claim(self, message_id: str) -> bool:
         """Take the lease on one waiting message (False: processed, or another node has it)."""
         now = utcnow()
-        m = t.messages
         with self.store.begin() as conn:
-            done = conn.execute(
-                update(m)
-                .where(m.c.id == message_id, m.c.state == "received")
-                .where((m.c.lease_until.is_(None)) | (m.c.lease_until < now))
-                .values(lease_until=now + dt.timedelta(seconds=self.lease_seconds))
-            )
-            return bool(done.rowcount)
+            return message_repo.claim(conn, message_id, now, now + dt.timedelta(seconds=self.lease_seconds))
 
     def process(
-        self,
-        message_id: str,
-        *,
-        claimed: bool = False,
-        format: str | None = None,
-        partner: str | None = None,
-        durable: bool = False,
-        body: bytes | None = None,
+        self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None, durable: bool = False
     ) -> ProcessStats:
         """Process one stored message. Its commits may be redone after a power loss
         (Store.redoable) unless `durable`: a caller that acknowledges the source with the
-        outcome (a mailbox routes a mail by it) needs that outcome on disk first.
-
-        `body`: the bytes just received as `message_id`, when the caller still holds them
-        (`gateway ingest`): not read back from the store, so a large file is held once."""
+        outcome (a mailbox routes a mail by it) needs that outcome on disk first."""
         if durable:
-            return self._process(message_id, format=format, partner=partner, body=body)
+            return self._process(message_id, format=format, partner=partner)
         with self.store.redoable():
-            return self._process(message_id, format=format, partner=partner, body=body)
+            return self._process(message_id, format=format, partner=partner)
 
-    def _process(self, message_id: str, *, format: str | None, partner: str | None, body: bytes | None = None) -> ProcessStats:
+    def _process(self, message_id: str, *, format: str | None, partner: str | None) -> ProcessStats:
         stats = ProcessStats(messages=1)
         now = utcnow()
         with self.store.begin() as conn:
-            row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().one()
+            row = message_repo.load(conn, message_id)
             if row["state"] != "received":
                 return ProcessStats()
             attempts = row["attempts"] + 1
             # Counted before the work: an input that kills the process is not retried forever.
-            conn.execute(
-                update(t.messages)
-                .where(t.messages.c.id == message_id)
-                .values(attempts=attempts, updated_at=now, lease_until=now + dt.timedelta(seconds=self.lease_seconds))
-            )
+            message_repo.start_attempt(conn, message_id, attempts, now, now + dt.timedelta(seconds=self.lease_seconds))
             if attempts > self.max_attempts:
                 self._finish_message(
                     conn, message_id, "quarantined", "CRASH_LOOP",
@@ -336,9 +291,10 @@ class Pipeline:
                 )
                 stats.rejected_messages = 1
                 return stats
+            body = message_repo.body(conn, message_id)
             if body is None:
-                body = _read_body(conn, message_id)
-            done = set(conn.execute(select(t.orders.c.doc_index).where(t.orders.c.message_id == message_id)).scalars())
+                raise GatewayError(f"message {message_id} has no stored body")
+            done = order_repo.done_indexes(conn, message_id)
         fmt = format or row["format"]
         partner = partner or row["partner"]
         name = row["display_name"] or "<input>"
@@ -355,9 +311,7 @@ class Pipeline:
             verified = partner if found else None
         else:
             verified = None
-        run = _Run(message_id, acks=AckCollector(body) if self.partners.wants_acks else None, ack_partner=partner)
-        if run.acks is not None and (done or attempts > 1):
-            self._acked_already(run)
+        run = _Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
         # Known before any of its orders is written: a cut-off interchange sends nothing.
         run.truncated = incomplete_interchanges(body)
         try:
@@ -397,7 +351,7 @@ class Pipeline:
         self._flush(run)
         crashpoints.hit("after_orders")
         with self.store.begin() as conn:
-            total = conn.execute(select(t.orders.c.state).where(t.orders.c.message_id == message_id)).scalars().all()
+            total = order_repo.states_of_message(conn, message_id)
             good = sum(1 for s in total if s not in ("quarantined", "duplicate", "stale"))
             if run.truncated_seen and good == 0:
                 self._finish_message(conn, message_id, "quarantined", "TRUNCATED", "; ".join(run.truncated_seen), warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total))
@@ -419,7 +373,7 @@ class Pipeline:
             else:
                 self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
         if run.acks is not None:
-            self._acknowledge(run)
+            self._acknowledge(run, body, partner)
         if verified is not None and self.smtp is not None:
             self._confirm(message_id, body, verified)
         stats.orders = run.orders
@@ -449,10 +403,12 @@ class Pipeline:
         key = ev.envelope.interchange_key
         if not ev.complete or _cut_off(ev.envelope, run):
             self._truncated(ev, run)
-            self._ack_closed(ev, None, run)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
+            if run.acks is not None:
+                run.acks.closed(ev, None)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
             return
         if key is None:
-            self._ack_closed(ev, None, run)
+            if run.acks is not None:
+                run.acks.closed(ev, None)
             return
         if key in run.undecided:
             run.closes[key] = ev  # settled by the next flush, once we know if it is a repeat
@@ -483,7 +439,7 @@ class Pipeline:
         ix = ev.envelope.interchange_index
         if run.acks is not None:
             repeat = None if ix not in run.skipping else ("same" if run.skipping[ix] and run.skipping[ix] == ev.digest else "reused")
-            self._ack_closed(ev, repeat, run)
+            run.acks.closed(ev, repeat)
         if ix in run.skipping:
             earlier = run.skipping[ix]
             if earlier and earlier == ev.digest:
@@ -503,12 +459,7 @@ class Pipeline:
         if not run.undecided:
             return
         keys = sorted(run.undecided)
-        known = {
-            r.key: r
-            for r in conn.execute(
-                select(t.interchanges.c.key, t.interchanges.c.message_id, t.interchanges.c.digest).where(t.interchanges.c.key.in_(keys))
-            )
-        }
+        known = interchange_repo.known(conn, keys)
         new_rows = []
         for key in keys:
             ix = run.undecided.pop(key)
@@ -523,8 +474,7 @@ class Pipeline:
                     run.batch.orders = [o for o in run.batch.orders if o["id"] not in dropped]
                     run.batch.events = [e for e in run.batch.events if e.get("order_id") not in dropped]
                     run.orders -= len(dropped)
-        if new_rows:
-            conn.execute(insert(t.interchanges), new_rows)
+        interchange_repo.register(conn, new_rows)
         for key in keys:
             close = run.closes.pop(key, None)
             if close is not None:
@@ -579,8 +529,7 @@ class Pipeline:
             "position": ev.position[:200],
             "line_count": len(order.lines),
             "data": data,
-            # serialized here in Rust, not by the store's json.dumps (a quarter of ingest CPU)
-            "provenance": RawJSON(to_json(ev.provenance).decode()) if ev.provenance else None,
+            "provenance": ev.provenance or None,
             "version": 1,
             "supersedes": None,
             "_ix": ev.envelope.interchange_index,
@@ -588,8 +537,9 @@ class Pipeline:
         if testing:
             row["_test"] = True
         batch.orders.append(row)
+        run.order_ids[order.po_number] = oid
         if run.acks is not None and order.partner and not cut_off:
-            run.acks.order(order, ev.envelope, problems, oid)
+            run.acks.order(order, ev.envelope, problems)
         # Mapped and validated in the same instant: one event, whose detail says both.
         mapped = f"PO {order.po_number}, {len(order.lines)} line(s) from {ev.position}"
         if state == "quarantined":
@@ -638,7 +588,7 @@ class Pipeline:
     def _flush(self, run: _Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
         batch = run.batch
-        if not (batch.orders or batch.events or batch.digests or run.undecided or (run.acks is not None and run.acks.ready())):
+        if not (batch.orders or batch.events or batch.digests or run.undecided):
             return
         with self.store.begin() as conn:
             self._decide_interchanges(conn, run)
@@ -656,18 +606,13 @@ class Pipeline:
                     review[row["id"]] = row.pop("_review")
             if batch.orders:
                 # Heartbeat: a long file keeps its claim while it makes progress.
-                conn.execute(
-                    update(t.messages)
-                    .where(t.messages.c.id == batch.orders[0]["message_id"])
-                    .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease_seconds))
-                )
+                message_repo.extend_lease(conn, batch.orders[0]["message_id"], utcnow() + dt.timedelta(seconds=self.lease_seconds))
             plans = self.linker.link(conn, batch.orders, batch.events)
             if review:
                 self._hold_for_review(batch.orders, review, plans, batch.events, mapped)
             if tests:
                 self._route_tests(batch.orders, tests, plans, batch.events, mapped)
-            if batch.orders:
-                conn.execute(insert(t.orders), batch.orders)
+            order_repo.insert_batch(conn, batch.orders)
             self._queue(
                 conn, [(row, plans.get(row["id"])) for row in batch.orders], batch.events, mapped
             )
@@ -682,35 +627,12 @@ class Pipeline:
             while keys:
                 released = self.linker.release_waiting(conn, keys, batch.events)
                 for row, _ in released:
-                    conn.execute(
-                        update(t.orders)
-                        .where(t.orders.c.id == row["id"])
-                        .values(
-                            state=row["state"],
-                            reason=row["reason"],
-                            error=row["error"],
-                            version=row["version"],
-                            supersedes=row["supersedes"],
-                            # a partial change was merged onto its order just now
-                            data=row["data"],
-                            line_count=row["line_count"],
-                            updated_at=utcnow(),
-                        )
-                    )
+                    order_repo.release(conn, row)
                 self._queue(conn, released, batch.events, {})
                 keys = sorted(
                     {r["order_key"] for r, _ in released if r["state"] in ("validated", "held")}
                 )
-            if batch.digests:
-                conn.execute(
-                    update(t.interchanges).where(t.interchanges.c.key == bindparam("k")).values(digest=bindparam("d")),
-                    [{"k": k, "d": d} for k, d in batch.digests],
-                )
-            if run.acks is not None:
-                # Acknowledged as the file is read: the interchanges closed so far and the orders
-                # of this batch, committed with them (issue 14 #18).
-                written = {r["id"] for r in batch.orders if r["reason"] != "TRUNCATED"}
-                self._store_ready_acks(conn, run, written)
+            interchange_repo.set_digests(conn, batch.digests)
             add_events(conn, batch.events)
         run.batch = _Batch()
 
@@ -718,15 +640,8 @@ class Pipeline:
 
     def held_for_review(self, limit: int = 100) -> list[dict[str, Any]]:
         """Orders waiting for a person (`gateway review`), oldest first."""
-        o = t.orders
         with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(o.c.id, o.c.created_at, o.c.partner, o.c.channel, o.c.po_number, o.c.reason, o.c.error, o.c.position)
-                .where(o.c.state == "held")
-                .order_by(o.c.created_at, o.c.doc_index)
-                .limit(limit)
-            )
-            return [dict(r._mapping) for r in rows]
+            return order_repo.held(conn, limit)
 
     def approve(self, order_id: str, *, by: str = "") -> str:
         """Release an order held for review to its connectors; returns its full id.
@@ -740,10 +655,7 @@ class Pipeline:
                     "It cannot be sent as it is; handle it in the target system and reject it here."
                 )
             row["state"], row["reason"], row["error"] = "validated", None, None
-            conn.execute(
-                update(t.orders).where(t.orders.c.id == row["id"], t.orders.c.state == "held")
-                .values(state="validated", reason=None, error=None, updated_at=utcnow())
-            )
+            order_repo.review_decision(conn, row["id"], "validated", None, None)
             events: list[dict[str, Any]] = []
             targets = self.linker.targets(row["partner"])
             note = f"approved by {by}" if by else "approved by a person"
@@ -758,10 +670,7 @@ class Pipeline:
         with self.store.begin() as conn:
             row = self._held_order(conn, order_id)
             who = f" by {by}" if by else ""
-            conn.execute(
-                update(t.orders).where(t.orders.c.id == row["id"], t.orders.c.state == "held")
-                .values(state="quarantined", reason="REJECTED_BY_PERSON", error=reason.strip()[:2000], updated_at=utcnow())
-            )
+            order_repo.review_decision(conn, row["id"], "quarantined", "REJECTED_BY_PERSON", reason.strip()[:2000])
             add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
         return str(row["id"])
 
@@ -778,17 +687,13 @@ class Pipeline:
         re-sending a complete file under the same ISA13) are genuine; they are read as new
         and their orders go through the usual order-level duplicate checks.
         GatewayError when the message is unknown, waiting already, or has nothing refused."""
-        m, o = t.messages, t.orders
         with self.store.begin() as conn:
-            msg = _one_by_prefix(conn, m, message_id, "message", "gateway messages", "`gateway messages` lists them")
+            msg = by_prefix(conn, t.messages, message_id, "message", "gateway messages", "`gateway messages` lists them")
             if msg["state"] == "received":
                 raise GatewayError(f"message {msg['id'][:8]} is waiting to be processed already")
             if accept_reused_control:
                 keys = self._take_over_reused(conn, msg)
-                conn.execute(
-                    update(m).where(m.c.id == msg["id"])
-                    .values(state="received", reason=None, error=None, attempts=0, lease_until=None, updated_at=utcnow())
-                )
+                message_repo.reopen(conn, msg["id"], msg["state"])
                 who = f" by {by}" if by else ""
                 add_event(conn, "reprocess", f"reused control number accepted{who}: interchange(s) {', '.join(keys)} read as new", message_id=msg["id"])
                 return str(msg["id"]), len(keys)
@@ -797,21 +702,13 @@ class Pipeline:
                     f"message {msg['id'][:8]} reuses an interchange control number; read again it would be refused again. "
                     "If the partner confirms it is genuine, give --accept-reused-control"
                 )
-            refused = [
-                r.id
-                for r in conn.execute(select(o.c.id, o.c.reason).where(o.c.message_id == msg["id"], o.c.state == "quarantined"))
-                if r.reason != "REJECTED_BY_PERSON"
-            ]
+            refused = [oid for oid, why in order_repo.refused_of_message(conn, msg["id"]) if why != "REJECTED_BY_PERSON"]
             if msg["state"] != "quarantined" and not refused:
                 raise GatewayError(f"message {msg['id'][:8]} has nothing refused to read again")
             if msg["state"] == "quarantined" and msg["attempts"] == 0:  # the source refused it unread
                 raise GatewayError(f"message {msg['id'][:8]} was refused before it was read ({msg['reason']}); nothing is stored to read again")
-            if refused:
-                conn.execute(delete(o).where(o.c.id.in_(refused)))
-            conn.execute(
-                update(m).where(m.c.id == msg["id"])
-                .values(state="received", reason=None, error=None, attempts=0, lease_until=None, updated_at=utcnow())
-            )
+            order_repo.delete_refused(conn, refused)
+            message_repo.reopen(conn, msg["id"], msg["state"])
             who = f" by {by}" if by else ""
             what = f"{len(refused)} refused document(s)" if refused else "the whole message"
             add_event(conn, "reprocess", f"read again{who} with the current configuration: {what} (was {msg['state']}{': ' + msg['reason'] if msg['reason'] else ''})", message_id=msg["id"])
@@ -822,7 +719,7 @@ class Pipeline:
         from gateway.formats import detect, get_parser
         from gateway.formats.x12 import X12Parser
 
-        body = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == msg["id"])).scalar_one_or_none()
+        body = message_repo.body(conn, msg["id"])
         digests: dict[str, str] = {}
         if body:
             try:
@@ -834,17 +731,16 @@ class Pipeline:
                         digests[ev.envelope.interchange_key] = ev.digest
             except (InputRejected, GatewayError, KeyError):
                 digests = {}
-        ix = t.interchanges
-        rows = conn.execute(select(ix.c.key, ix.c.message_id, ix.c.digest).where(ix.c.key.in_(sorted(digests)))).all() if digests else []
+        rows = interchange_repo.known(conn, sorted(digests)).values()
         keys = sorted(r.key for r in rows if r.message_id != msg["id"] and r.digest != digests[r.key])
         if not keys:
             raise GatewayError(f"message {msg['id'][:8]} reuses no interchange control number; nothing to accept")
-        conn.execute(update(ix).where(ix.c.key.in_(keys)).values(message_id=msg["id"], digest=None))
+        interchange_repo.take_over(conn, keys, msg["id"])
         return keys
 
     @staticmethod
     def _held_order(conn: Connection, order_id: str) -> dict[str, Any]:
-        row = _one_by_prefix(conn, t.orders, order_id, "order", "gateway review", "`gateway review` lists the held ones")
+        row = by_prefix(conn, t.orders, order_id, "order", "gateway review", "`gateway review` lists the held ones")
         if row["state"] != "held":
             raise GatewayError(f"order {row['id'][:8]} (PO {row['po_number']}) is {row['state']}, not held for review")
         return row
@@ -944,42 +840,15 @@ class Pipeline:
         elif isinstance(ev, Rejected) and ev.envelope is not None:
             acks.document(ev.envelope, ev.doc_type, ev.control_number, ev.reason, ev.message, ev.position)
 
-    def _acknowledge(self, run: _Run) -> None:
-        """What is left to acknowledge once the input ends (the batches stored the rest)."""
+    def _acknowledge(self, run: _Run, body: bytes, partner: str | None) -> None:
         assert run.acks is not None
-        run.acks.close_all()
-        if not run.acks.ready():
-            return
         with self.store.begin() as conn:
-            self._store_ready_acks(conn, run, set())
+            # Re-processing after a crash must not acknowledge twice.
+            if ack_repo.exists_for(conn, run.message_id):
+                return
+            planned = plan_acks(run.acks, body, self.partners.configs, self.partners, conn, forced_partner=partner)
+            store_acks(conn, run.message_id, planned, run.order_ids)
         # Sent by the dispatch job (gateway.acks.delivery) after claiming: never from here.
-
-    def _store_ready_acks(self, conn: Connection, run: _Run, written: set[str]) -> None:
-        assert run.acks is not None
-        planned = plan_ready(run.acks, self.partners.configs, self.partners, conn, written=written, forced_partner=run.ack_partner)
-        store_acks(conn, run.message_id, planned)
-
-    def _ack_closed(self, ev: InterchangeClosed, repeat: str | None, run: _Run) -> None:
-        """Note a closed interchange for its acknowledgement, unless re-processing after a
-        crash finds it acknowledged already."""
-        if run.acks is None:
-            return
-        key = ev.envelope.interchange_key
-        if key in run.acked_keys or (run.acked_before and (key is None or repeat is not None or not ev.complete)):
-            run.acks.discard(ev.envelope.interchange_index)
-            return
-        run.acks.closed(ev, repeat)
-
-    def _acked_already(self, run: _Run) -> None:
-        """Re-processing: which interchanges of this message were acknowledged before the crash.
-        An interchange's digest is written in the transaction that stores its acknowledgement."""
-        with self.store.engine.connect() as conn:
-            run.acked_before = conn.execute(select(t.acks.c.id).where(t.acks.c.message_id == run.message_id).limit(1)).first() is not None
-            if run.acked_before:
-                ix = t.interchanges
-                run.acked_keys = set(
-                    conn.execute(select(ix.c.key).where(ix.c.message_id == run.message_id, ix.c.digest.is_not(None))).scalars()
-                )
 
     def _confirm(self, message_id: str, body: bytes, partner: str) -> None:
         """Reply to a verified partner's order e-mail with what was understood (stored here,
@@ -1001,20 +870,15 @@ class Pipeline:
         if cfg is None or not cfg.email_confirmation:
             return
         headers: Any = BytesHeaderParser(policy=policy.default).parsebytes(body)
-        o = t.orders
         with self.store.begin() as conn:
             # Re-processing after a crash must not reply twice.
-            if conn.execute(select(t.acks.c.id).where(t.acks.c.message_id == message_id, t.acks.c.kind == "MAILREPLY").limit(1)).first():
+            if ack_repo.exists_for(conn, message_id, "MAILREPLY"):
                 return
             refusal = reply_refusal(headers, own_addresses=[self.smtp.from_addr_spec])
             if refusal is not None:
                 add_event(conn, "reply_skipped", f"no confirmation e-mail: {refusal}", message_id=message_id)
                 return
-            rows = conn.execute(
-                select(o.c.id, o.c.po_number, o.c.state, o.c.reason, o.c.error, o.c.data)
-                .where(o.c.message_id == message_id)
-                .order_by(o.c.doc_index)
-            ).mappings().all()
+            rows = order_repo.for_confirmation(conn, message_id)
             orders, outcomes = [], []
             words: dict[str, OutcomeState] = {"validated": "accepted", "dispatched": "accepted", "held": "review", "duplicate": "duplicate", "stale": "duplicate"}
             for r in rows:
@@ -1033,11 +897,8 @@ class Pipeline:
                 headers, to=sender, orders=orders, outcomes=outcomes, from_address=self.smtp.from_address,
                 message_id=make_message_id(message_id, self.smtp.from_domain), now=utcnow(),
             )
-            conn.execute(
-                insert(t.acks).values(
-                    created_at=utcnow(), message_id=message_id, order_id=rows[0]["id"], partner=partner, kind="MAILREPLY",
-                    control_number=None, body=reply.as_string(policy=policy.SMTP), state="pending", channel="smtp",
-                )
+            ack_repo.queue_reply(
+                conn, message_id=message_id, order_id=rows[0]["id"], partner=partner, body=reply.as_string(policy=policy.SMTP), channel="smtp"
             )
             add_event(conn, "ack_queued", f"confirmation e-mail to {sender} listing {len(rows)} order(s)", message_id=message_id, order_id=rows[0]["id"])
 
@@ -1081,8 +942,7 @@ class Pipeline:
                     "detail": f"{lead}; {what} for {', '.join(plan.connectors) or 'no connector'}",
                 }
             )
-        if outbox:
-            conn.execute(insert(t.outbox), outbox)
+        order_repo.queue_deliveries(conn, outbox)
 
     def _finish_message(
         self,
@@ -1098,11 +958,8 @@ class Pipeline:
         rejected: int = 0,
     ) -> None:
         values: dict[str, Any] = {
-            "state": state,
             "reason": reason,
             "error": error,
-            "updated_at": utcnow(),
-            "lease_until": None,
             "order_count": orders,
             "rejected_count": rejected,
         }
@@ -1110,22 +967,9 @@ class Pipeline:
             values["warnings"] = list(dict.fromkeys(warnings))[:200]
         if fmt is not None:
             values["format"] = fmt
-        conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
+        message_repo.finish(conn, message_id, "received", state, values)
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
-
-
-def _read_body(conn: Connection, message_id: str) -> bytes:
-    """A stored message's bytes. On SQLite read through incremental blob I/O: one copy of a
-    large body in memory, not SQLite's buffer and then Python's (issue 14 #18)."""
-    mb = t.message_bodies
-    if conn.dialect.name == "sqlite":
-        rowid = conn.exec_driver_sql("SELECT rowid FROM message_bodies WHERE message_id = ?", (message_id,)).scalar()
-        raw: Any = conn.connection.driver_connection
-        if rowid is not None and hasattr(raw, "blobopen"):
-            with raw.blobopen("message_bodies", "body", rowid, readonly=True) as blob:
-                return bytes(blob.read())
-    return bytes(conn.execute(select(mb.c.body).where(mb.c.message_id == message_id)).scalar_one())
 
 
 def _cut_off(env: Any, run: _Run) -> bool:
@@ -1151,17 +995,3 @@ def _sniff(body: bytes) -> str | None:
         return detect(body[:4096])
     except InputRejected:
         return None
-
-
-def _one_by_prefix(conn: Connection, table: Any, given: str, what: str, command: str, listing: str) -> dict[str, Any]:
-    """The one row of `table` whose id starts with `given` (a person types the first
-    characters `gateway` shows); GatewayError saying what to do otherwise."""
-    ident = given.strip()
-    if len(ident) < 6:
-        raise GatewayError(f"give at least the first 6 characters of the {what} id (see `{command}`)")
-    rows = [dict(r._mapping) for r in conn.execute(select(table).where(table.c.id.startswith(ident, autoescape=True)).limit(2))]
-    if not rows:
-        raise GatewayError(f"no {what} has an id starting with {ident!r}; {listing}")
-    if len(rows) > 1:
-        raise GatewayError(f"more than one {what} id starts with {ident!r}; give more characters")
-    return rows[0]
