@@ -8,7 +8,10 @@ is checked all the same.
 from __future__ import annotations
 
 import ast
+import socket
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.helpers import ROOT
 
@@ -102,3 +105,75 @@ def test_the_checker_sees_sql_imports() -> None:
     tree = ast.parse(code)
     modules = [m for _, m, _ in _runtime_imports(tree)]
     assert modules == ["sqlalchemy", "sqlalchemy.exc", "typing", "sqlalchemy"]
+
+
+# What processing may not import: anything that talks to the network. Acknowledgements and
+# confirmation e-mails are stored by processing and sent by the dispatch job.
+NETWORK = (
+    "socket", "ssl", "smtplib", "imaplib", "ftplib", "http.client", "urllib.request", "httpx",
+    "requests", "paramiko", "imapclient", "aiosmtpd", "gateway.smtp", "gateway.acks.delivery",
+    "gateway.acks.channels", "gateway.dispatch.worker", "gateway.intake", "connectors",
+)
+PROCESSING = ["gateway/pipeline.py", "gateway/versions.py", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "gateway" / "processing").glob("*.py"))]
+
+
+def test_processing_modules_import_nothing_that_talks_to_the_network() -> None:
+    """issue 9: processing performs no network I/O (read from every import, also the ones
+    inside functions)."""
+    assert len(PROCESSING) > 5, "gateway/processing/ holds the pipeline's steps"
+    offenders = []
+    for rel in PROCESSING:
+        tree = ast.parse((ROOT / rel).read_text(encoding="utf-8"))
+        for line, module, _ in _runtime_imports(tree):
+            if any(module == n or module.startswith(n + ".") for n in NETWORK):
+                offenders.append(f"{rel}:{line}: imports {module}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_processing_an_order_mail_and_an_edi_file_opens_no_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 9: processing performs no network I/O. With every socket connect failing, an order
+    e-mail from a verified partner (confirmation reply configured) and an X12 file from a
+    partner that wants acknowledgements are processed; the reply and the 997 are stored for
+    the dispatch job, and the orders are queued."""
+    from sqlalchemy import select
+
+    from gateway.config import PartnerConfig
+    from gateway.connector import RawMessage
+    from gateway.partners import PartnerDirectory
+    from gateway.pipeline import Pipeline
+    from gateway.smtp import SmtpConfig
+    from gateway.store import Store
+    from gateway.store import tables as t
+
+    store = Store(f"sqlite:///{tmp_path / 'gateway.db'}")  # SQLite: the store itself opens no socket
+    partners = [
+        PartnerConfig(name="acme", email_senders=["@partner.example"], email_confirmation=True),
+        PartnerConfig(name="northwind", x12_ids=["ZZ:ACMERETAIL"], acks={"outbound": tmp_path / "out"}),
+    ]
+    smtp = SmtpConfig(host="127.0.0.1", port=1, tls="none", from_address="Order desk <orders@gateway.example>")
+    p = Pipeline(store, connectors=["erp"], partners=PartnerDirectory(partners, mappings_root=tmp_path), authserv_id="mx.gateway.example", smtp=smtp)
+    mail = (ROOT / "tests" / "fixtures" / "email" / "x12_850_attachment.eml").read_bytes()
+    edi = (ROOT / "gateway" / "examples" / "acme-po-4010.edi").read_bytes()
+    ids = [p.receive(RawMessage(body=b, source="t", source_ref=n, display_name=n)).message_id for b, n in ((mail, "po.eml"), (edi, "po.edi"))]
+
+    attempts: list[object] = []
+
+    def refuse(_sock: object, address: object, *rest: object) -> None:
+        attempts.append(address)
+        raise OSError("processing must not open a connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: attempts.append(a) or [])
+    stats = [p.process(mid) for mid in ids]
+    monkeypatch.undo()
+
+    assert attempts == []
+    assert all(s.orders >= 1 and s.rejected_messages == 0 for s in stats), stats
+    with store.engine.connect() as c:
+        acks = {(r.kind, r.state) for r in c.execute(select(t.acks.c.kind, t.acks.c.state))}
+        queued = c.execute(select(t.outbox.c.state)).scalars().all()
+    assert ("MAILREPLY", "pending") in acks
+    assert ("997", "pending") in acks
+    assert queued and set(queued) == {"pending"}
+    store.dispose()
