@@ -93,10 +93,17 @@ class Pipeline:
         return self.processor.claim(message_id)
 
     def process(
-        self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None, durable: bool = False
+        self,
+        message_id: str,
+        *,
+        claimed: bool = False,
+        format: str | None = None,
+        partner: str | None = None,
+        durable: bool = False,
+        body: bytes | None = None,
     ) -> ProcessStats:
-        """Process one stored message (see Processor.process for `durable`)."""
-        return self.processor.process(message_id, claimed=claimed, format=format, partner=partner, durable=durable)
+        """Process one stored message (see Processor.process for `durable` and `body`)."""
+        return self.processor.process(message_id, claimed=claimed, format=format, partner=partner, durable=durable, body=body)
 
     # -- review by a person (gateway.processing.review) -------------------------------------------
 

@@ -6,17 +6,21 @@ so processing performs no network I/O. Re-processing after a crash stores nothin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.acks.outbound import AckCollector, plan_acks, store_acks
-from gateway.formats.base import InterchangeOpened
+from gateway.acks.outbound import AckCollector, plan_ready, store_acks
+from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.processing.run import Run
 from gateway.store import Store, add_event, utcnow
 from gateway.store import acks as ack_repo
+from gateway.store import interchanges as interchange_repo
 from gateway.store import orders as order_repo
 from gateway.translate import PartnerDirectory, Rejected, Translated
 
-__all__ = ["acknowledge", "collect_ack", "confirm"]
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+__all__ = ["ack_closed", "acked_already", "acknowledge", "collect_ack", "confirm", "store_ready_acks"]
 
 
 def collect_ack(ev: Any, acks: AckCollector) -> None:
@@ -28,15 +32,42 @@ def collect_ack(ev: Any, acks: AckCollector) -> None:
         acks.document(ev.envelope, ev.doc_type, ev.control_number, ev.reason, ev.message, ev.position)
 
 
-def acknowledge(store: Store, partners: PartnerDirectory, run: Run, body: bytes, partner: str | None) -> None:
+def acknowledge(store: Store, partners: PartnerDirectory, run: Run) -> None:
+    """What is left to acknowledge once the input ends (the batches stored the rest)."""
     assert run.acks is not None
+    run.acks.close_all()
+    if not run.acks.ready():
+        return
     with store.begin() as conn:
-        # Re-processing after a crash must not acknowledge twice.
-        if ack_repo.exists_for(conn, run.message_id):
-            return
-        planned = plan_acks(run.acks, body, partners.configs, partners, conn, forced_partner=partner)
-        store_acks(conn, run.message_id, planned, run.order_ids)
+        store_ready_acks(conn, partners, run, set())
     # Sent by the dispatch job (gateway.acks.delivery) after claiming: never from here.
+
+
+def store_ready_acks(conn: Connection, partners: PartnerDirectory, run: Run, written: set[str]) -> None:
+    assert run.acks is not None
+    planned = plan_ready(run.acks, partners.configs, partners, conn, written=written, forced_partner=run.ack_partner)
+    store_acks(conn, run.message_id, planned)
+
+
+def ack_closed(ev: InterchangeClosed, repeat: str | None, run: Run) -> None:
+    """Note a closed interchange for its acknowledgement, unless re-processing after a
+    crash finds it acknowledged already."""
+    if run.acks is None:
+        return
+    key = ev.envelope.interchange_key
+    if key in run.acked_keys or (run.acked_before and (key is None or repeat is not None or not ev.complete)):
+        run.acks.discard(ev.envelope.interchange_index)
+        return
+    run.acks.closed(ev, repeat)
+
+
+def acked_already(store: Store, run: Run) -> None:
+    """Re-processing: which interchanges of this message were acknowledged before the crash.
+    An interchange's digest is written in the transaction that stores its acknowledgement."""
+    with store.engine.connect() as conn:
+        run.acked_before = ack_repo.exists_for(conn, run.message_id)
+        if run.acked_before:
+            run.acked_keys = interchange_repo.settled_keys(conn, run.message_id)
 
 
 def confirm(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import GatewayError, InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
+from gateway.processing.acknowledge import ack_closed
 from gateway.processing.run import Run, is_cut_off
 from gateway.store import interchanges as interchange_repo
 from gateway.store import messages as message_repo
@@ -47,12 +48,10 @@ def close_interchange(ev: InterchangeClosed, run: Run) -> None:
     key = ev.envelope.interchange_key
     if not ev.complete or is_cut_off(ev.envelope, run):
         truncated(ev, run)
-        if run.acks is not None:
-            run.acks.closed(ev, None)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
+        ack_closed(ev, None, run)  # TA1 R 023 / CONTRL UCI 4: agrees with the quarantine
         return
     if key is None:
-        if run.acks is not None:
-            run.acks.closed(ev, None)
+        ack_closed(ev, None, run)
         return
     if key in run.undecided:
         run.closes[key] = ev  # settled by the next flush, once we know if it is a repeat
@@ -85,7 +84,7 @@ def settle_close(ev: InterchangeClosed, run: Run) -> None:
     ix = ev.envelope.interchange_index
     if run.acks is not None:
         repeat = None if ix not in run.skipping else ("same" if run.skipping[ix] and run.skipping[ix] == ev.digest else "reused")
-        run.acks.closed(ev, repeat)
+        ack_closed(ev, repeat, run)
     if ix in run.skipping:
         earlier = run.skipping[ix]
         if earlier and earlier == ev.digest:

@@ -20,13 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_json
+
 from gateway import crashpoints
 from gateway.acks.outbound import AckCollector
 from gateway.dispatch.outbox import new_deliveries
-from gateway.errors import GatewayError, InputRejected
+from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
-from gateway.processing.acknowledge import acknowledge, collect_ack, confirm
+from gateway.processing.acknowledge import (
+    acked_already,
+    acknowledge,
+    collect_ack,
+    confirm,
+    store_ready_acks,
+)
 from gateway.processing.email_trust import email_partner
 from gateway.processing.interchanges import close_interchange, decide_interchanges, open_interchange
 from gateway.processing.review import hold_for_review
@@ -144,17 +152,27 @@ class Processor:
             return message_repo.claim(conn, message_id, now, now + dt.timedelta(seconds=self.lease_seconds))
 
     def process(
-        self, message_id: str, *, claimed: bool = False, format: str | None = None, partner: str | None = None, durable: bool = False
+        self,
+        message_id: str,
+        *,
+        claimed: bool = False,
+        format: str | None = None,
+        partner: str | None = None,
+        durable: bool = False,
+        body: bytes | None = None,
     ) -> ProcessStats:
         """Process one stored message. Its commits may be redone after a power loss
         (Store.redoable) unless `durable`: a caller that acknowledges the source with the
-        outcome (a mailbox routes a mail by it) needs that outcome on disk first."""
-        if durable:
-            return self._process(message_id, format=format, partner=partner)
-        with self.store.redoable():
-            return self._process(message_id, format=format, partner=partner)
+        outcome (a mailbox routes a mail by it) needs that outcome on disk first.
 
-    def _process(self, message_id: str, *, format: str | None, partner: str | None) -> ProcessStats:
+        `body`: the bytes just received as `message_id`, when the caller still holds them
+        (`gateway ingest`): not read back from the store, so a large file is held once."""
+        if durable:
+            return self._process(message_id, format=format, partner=partner, body=body)
+        with self.store.redoable():
+            return self._process(message_id, format=format, partner=partner, body=body)
+
+    def _process(self, message_id: str, *, format: str | None, partner: str | None, body: bytes | None = None) -> ProcessStats:
         stats = ProcessStats(messages=1)
         now = utcnow()
         with self.store.begin() as conn:
@@ -171,9 +189,8 @@ class Processor:
                 )
                 stats.rejected_messages = 1
                 return stats
-            body = message_repo.body(conn, message_id)
             if body is None:
-                raise GatewayError(f"message {message_id} has no stored body")
+                body = message_repo.read_body(conn, message_id)
             done = order_repo.done_indexes(conn, message_id)
         fmt = format or row["format"]
         partner = partner or row["partner"]
@@ -191,7 +208,9 @@ class Processor:
             verified = partner if found else None
         else:
             verified = None
-        run = Run(message_id, acks=AckCollector() if self.partners.wants_acks else None)
+        run = Run(message_id, acks=AckCollector(body) if self.partners.wants_acks else None, ack_partner=partner)
+        if run.acks is not None and (done or attempts > 1):
+            acked_already(self.store, run)
         # Known before any of its orders is written: a cut-off interchange sends nothing.
         run.truncated = incomplete_interchanges(body)
         try:
@@ -253,7 +272,7 @@ class Processor:
             else:
                 self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
         if run.acks is not None:
-            acknowledge(self.store, self.partners, run, body, partner)
+            acknowledge(self.store, self.partners, run)
         if verified is not None and self.smtp is not None:
             confirm(self.store, self.partners, self.smtp, self.authserv_id, message_id, body, verified)
         stats.orders = run.orders
@@ -310,7 +329,8 @@ class Processor:
             "position": ev.position[:200],
             "line_count": len(order.lines),
             "data": data,
-            "provenance": ev.provenance or None,
+            # serialized here in Rust, not by the store's json.dumps (a quarter of ingest CPU)
+            "provenance": RawJSON(to_json(ev.provenance).decode()) if ev.provenance else None,
             "version": 1,
             "supersedes": None,
             "_ix": ev.envelope.interchange_index,
@@ -318,9 +338,8 @@ class Processor:
         if testing:
             row["_test"] = True
         batch.orders.append(row)
-        run.order_ids[order.po_number] = oid
         if run.acks is not None and order.partner and not cut_off:
-            run.acks.order(order, ev.envelope, problems)
+            run.acks.order(order, ev.envelope, problems, oid)
         # Mapped and validated in the same instant: one event, whose detail says both.
         mapped = f"PO {order.po_number}, {len(order.lines)} line(s) from {ev.position}"
         if state == "quarantined":
@@ -369,7 +388,7 @@ class Processor:
     def _flush(self, run: Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
         batch = run.batch
-        if not (batch.orders or batch.events or batch.digests or run.undecided):
+        if not (batch.orders or batch.events or batch.digests or run.undecided or (run.acks is not None and run.acks.ready())):
             return
         with self.store.begin() as conn:
             decide_interchanges(conn, run)
@@ -414,6 +433,11 @@ class Processor:
                     {r["order_key"] for r, _ in released if r["state"] in ("validated", "held")}
                 )
             interchange_repo.set_digests(conn, batch.digests)
+            if run.acks is not None:
+                # Acknowledged as the file is read: the interchanges closed so far and the orders
+                # of this batch, committed with them (issue 14 #18).
+                written = {r["id"] for r in batch.orders if r["reason"] != "TRUNCATED"}
+                store_ready_acks(conn, self.partners, run, written)
             add_events(conn, batch.events)
         run.batch = Batch()
 

@@ -43,7 +43,11 @@ class Run:
     rejected: int = 0
     duplicates: int = 0
     acks: AckCollector | None = None  # what acknowledgements need to know, when any partner wants them
-    order_ids: dict[str, str] = field(default_factory=dict)  # PO number -> order id (for 855/ORDRSP)
+    ack_partner: str | None = None  # the partner forced for the whole message, if any
+    # Re-processing after a crash: interchanges whose acknowledgements were committed already
+    # (their digest is written in the same transaction), and whether any acknowledgement was.
+    acked_keys: set[str] = field(default_factory=set)
+    acked_before: bool = False
     truncated: set[tuple[int, str]] = field(default_factory=set)  # (index, control number) cut off: refused
     truncated_seen: list[str] = field(default_factory=list)  # what the person is told about them
     reused: list[str] = field(default_factory=list)  # keys of interchanges refused as CONTROL_NUMBER_REUSED

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.store import tables as t
 
-__all__ = ["known", "register", "set_digests", "take_over"]
+__all__ = ["known", "register", "set_digests", "settled_keys", "take_over"]
 
 ix = t.interchanges
 
@@ -41,6 +41,11 @@ def set_digests(conn: Connection, digests: list[tuple[str, str]]) -> None:
             update(ix).where(ix.c.key == bindparam("k")).values(digest=bindparam("d")),
             [{"k": k, "d": d} for k, d in digests],
         )
+
+
+def settled_keys(conn: Connection, message_id: str) -> set[str]:
+    """Keys of the message's interchanges whose trailer was read (digest written)."""
+    return set(conn.execute(select(ix.c.key).where(ix.c.message_id == message_id, ix.c.digest.is_not(None))).scalars())
 
 
 def take_over(conn: Connection, keys: list[str], message_id: str) -> None:

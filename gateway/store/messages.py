@@ -27,6 +27,7 @@ __all__ = [
     "finish",
     "insert",
     "load",
+    "read_body",
     "release",
     "reopen",
     "start_attempt",
@@ -118,6 +119,19 @@ def body(conn: Connection, message_id: str) -> bytes | None:
     """The raw bytes as received (None if the message has no stored body)."""
     found = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == message_id)).scalar_one_or_none()
     return None if found is None else bytes(found)
+
+
+def read_body(conn: Connection, message_id: str) -> bytes:
+    """A stored message's bytes. On SQLite read through incremental blob I/O: one copy of a
+    large body in memory, not SQLite's buffer and then Python's (issue 14 #18)."""
+    mb = t.message_bodies
+    if conn.dialect.name == "sqlite":
+        rowid = conn.exec_driver_sql("SELECT rowid FROM message_bodies WHERE message_id = ?", (message_id,)).scalar()
+        raw: Any = conn.connection.driver_connection
+        if rowid is not None and hasattr(raw, "blobopen"):
+            with raw.blobopen("message_bodies", "body", rowid, readonly=True) as blob:
+                return bytes(blob.read())
+    return bytes(conn.execute(select(mb.c.body).where(mb.c.message_id == message_id)).scalar_one())
 
 
 def finish(conn: Connection, message_id: str, old: str | None, state: str, values: dict[str, Any]) -> None:
