@@ -22,14 +22,15 @@ import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy import Connection, select
+from typing import TYPE_CHECKING, Any
 
 from gateway.connector import Capabilities
 from gateway.diff import order_diff
 from gateway.store import RawJSON
-from gateway.store import tables as t
+from gateway.store import orders as order_repo
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["CHANGES", "Linker", "Plan", "merge_changes"]
 
@@ -109,15 +110,7 @@ class Linker:
         """Link changes that were waiting for an order now written. Returns (row, plan) to apply."""
         if not keys:
             return []
-        o = t.orders
-        waiting = [
-            dict(r._mapping)
-            for r in conn.execute(
-                select(o)
-                .where(o.c.order_key.in_(keys), o.c.state == "waiting")
-                .order_by(o.c.created_at, o.c.doc_index)
-            )
-        ]
+        waiting = order_repo.waiting_for(conn, keys)
         if not waiting:
             return []
         current = self._current(conn, sorted({w["order_key"] for w in waiting}))
@@ -254,30 +247,17 @@ class Linker:
 
     def _current(self, conn: Connection, keys: list[str]) -> dict[str, _Version]:
         found: dict[str, _Version] = {}
-        o = t.orders
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            for r in conn.execute(
-                select(o.c.id, o.c.order_key, o.c.version, o.c.state, o.c.content_hash, o.c.data)
-                .where(o.c.order_key.in_(chunk), o.c.state.in_(LIVE))
-                .order_by(o.c.version, o.c.created_at)
-            ):
-                found[r.order_key] = _Version(
-                    r.id, r.version, r.state, r.content_hash, r.data
-                )  # last = highest version
+        for r in order_repo.current_versions(conn, keys, LIVE):
+            found[r.order_key] = _Version(
+                r.id, r.version, r.state, r.content_hash, r.data
+            )  # last = highest version
         if found:
-            ids = [v.id for v in found.values()]
             by_id = {v.id: v for v in found.values()}
-            for j in range(0, len(ids), 500):
-                for d in conn.execute(
-                    select(
-                        t.outbox.c.order_id, t.outbox.c.connector, t.outbox.c.id, t.outbox.c.receipt
-                    ).where(t.outbox.c.order_id.in_(ids[j : j + 500]))
-                ):
-                    ref = (
-                        (d.receipt or {}).get("reference") if isinstance(d.receipt, dict) else None
-                    )
-                    by_id[d.order_id].deliveries[d.connector] = (d.id, ref)
+            for d in order_repo.deliveries_of(conn, list(by_id)):
+                ref = (
+                    (d.receipt or {}).get("reference") if isinstance(d.receipt, dict) else None
+                )
+                by_id[d.order_id].deliveries[d.connector] = (d.id, ref)
         return found
 
 

@@ -1,0 +1,36 @@
+"""Whose orders an e-mail carries: decided by who verifiably sent it, never by its From
+header alone (gateway.formats.email_sender: one well-formed From address on a partner's
+allow-list and, where the partner requires it, DMARC or aligned DKIM passing in the
+Authentication-Results header our own MTA wrote under `authserv_id`). Reads headers only:
+no network I/O (no DNS lookups either; our MTA did those).
+"""
+
+from __future__ import annotations
+
+from gateway.translate import PartnerDirectory
+
+__all__ = ["email_partner"]
+
+
+def email_partner(body: bytes, partners: PartnerDirectory, authserv_id: str | None) -> tuple[str | None, str | None]:
+    """(partner, None) for a verified sender, or (None, why not)."""
+    from email import policy
+    from email.parser import BytesHeaderParser
+
+    from gateway.formats.email_sender import verify_sender
+
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(body)
+    refusals = []
+    for p in partners.configs:
+        if not p.email_senders:
+            continue
+        check = verify_sender(headers, p.email_senders, p.email_require_auth, authserv_id)
+        if check.ok:
+            return p.name, None
+        if "allow-list" not in check.reason:
+            refusals.append(f"{p.name}: {check.reason}")
+    if refusals:
+        return None, "; ".join(refusals)
+    check = verify_sender(headers, [], False, None)
+    who = check.address or "the sender"
+    return None, check.reason if "allow-list" not in check.reason else f"{who} is not an e-mail sender of any configured partner"

@@ -1,0 +1,157 @@
+"""Orders (one row per version of a PO) and the deliveries queued for them.
+
+    orders(id, message_id, doc_index, order_key, version, supersedes, state, data, ...) ──< outbox
+
+What the pipeline writes for a message, what version linking reads (gateway.versions), and
+what a person's review changes. Every state written here passes
+`gateway.states.move(OrderState | DeliveryState, old, new)` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from gateway.states import DeliveryState, OrderState, move
+from gateway.store import tables as t
+from gateway.store.db import utcnow
+
+__all__ = [
+    "current_versions",
+    "deliveries_of",
+    "delete_refused",
+    "done_indexes",
+    "for_confirmation",
+    "held",
+    "insert_batch",
+    "queue_deliveries",
+    "refused_of_message",
+    "release",
+    "review_decision",
+    "states_of_message",
+    "waiting_for",
+]
+
+o = t.orders
+_CHUNK = 500  # keys per IN (...) list
+
+
+def done_indexes(conn: Connection, message_id: str) -> set[int]:
+    """Positions of the message's documents already written (re-processing skips them)."""
+    return set(conn.execute(select(o.c.doc_index).where(o.c.message_id == message_id)).scalars())
+
+
+def states_of_message(conn: Connection, message_id: str) -> list[str]:
+    return list(conn.execute(select(o.c.state).where(o.c.message_id == message_id)).scalars())
+
+
+def insert_batch(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """New order rows, each created in its state."""
+    for row in rows:
+        move(OrderState, None, row["state"])
+    if rows:
+        conn.execute(o.insert(), rows)
+
+
+def release(conn: Connection, row: dict[str, Any]) -> None:
+    """A change that waited for its original, decided now (its new state, version, merged data)."""
+    move(OrderState, OrderState.WAITING.value, row["state"])
+    conn.execute(
+        update(o)
+        .where(o.c.id == row["id"])
+        .values(
+            state=row["state"],
+            reason=row["reason"],
+            error=row["error"],
+            version=row["version"],
+            supersedes=row["supersedes"],
+            # a partial change was merged onto its order just now
+            data=row["data"],
+            line_count=row["line_count"],
+            updated_at=utcnow(),
+        )
+    )
+
+
+def queue_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Outbox rows (gateway.dispatch.outbox.new_deliveries), each created in its state."""
+    for row in rows:
+        move(DeliveryState, None, row["state"])
+    if rows:
+        conn.execute(t.outbox.insert(), rows)
+
+
+def waiting_for(conn: Connection, keys: list[str]) -> list[dict[str, Any]]:
+    """Changes waiting for an original with one of these order keys, in arrival order."""
+    return [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(o).where(o.c.order_key.in_(keys), o.c.state == OrderState.WAITING.value).order_by(o.c.created_at, o.c.doc_index)
+        )
+    ]
+
+
+def current_versions(conn: Connection, keys: list[str], live: Iterable[str]) -> list[Any]:
+    """(id, order_key, version, state, content_hash, data) of the orders with these keys in one
+    of the `live` states, lowest version first (the last per key is the current one)."""
+    states = list(live)
+    found: list[Any] = []
+    for i in range(0, len(keys), _CHUNK):
+        found.extend(
+            conn.execute(
+                select(o.c.id, o.c.order_key, o.c.version, o.c.state, o.c.content_hash, o.c.data)
+                .where(o.c.order_key.in_(keys[i : i + _CHUNK]), o.c.state.in_(states))
+                .order_by(o.c.version, o.c.created_at)
+            )
+        )
+    return found
+
+
+def deliveries_of(conn: Connection, order_ids: list[str]) -> list[Any]:
+    """(order_id, connector, id, receipt) of the outbox rows of these orders."""
+    found: list[Any] = []
+    ob = t.outbox
+    for j in range(0, len(order_ids), _CHUNK):
+        found.extend(conn.execute(select(ob.c.order_id, ob.c.connector, ob.c.id, ob.c.receipt).where(ob.c.order_id.in_(order_ids[j : j + _CHUNK]))))
+    return found
+
+
+def held(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """Orders waiting for a person (`gateway review`), oldest first."""
+    rows = conn.execute(
+        select(o.c.id, o.c.created_at, o.c.partner, o.c.channel, o.c.po_number, o.c.reason, o.c.error, o.c.position)
+        .where(o.c.state == OrderState.HELD.value)
+        .order_by(o.c.created_at, o.c.doc_index)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def review_decision(conn: Connection, order_id: str, state: str, reason: str | None, error: str | None) -> None:
+    """A person approved (validated) or rejected (quarantined) an order held for review."""
+    move(OrderState, OrderState.HELD.value, state)
+    conn.execute(
+        update(o).where(o.c.id == order_id, o.c.state == OrderState.HELD.value).values(state=state, reason=reason, error=error, updated_at=utcnow())
+    )
+
+
+def refused_of_message(conn: Connection, message_id: str) -> list[tuple[str, str | None]]:
+    """(id, reason) of the message's quarantined documents."""
+    rows = conn.execute(select(o.c.id, o.c.reason).where(o.c.message_id == message_id, o.c.state == OrderState.QUARANTINED.value))
+    return [(r.id, r.reason) for r in rows]
+
+
+def delete_refused(conn: Connection, order_ids: list[str]) -> None:
+    """Forget refused documents so `gateway reprocess` reads them again (their events stay)."""
+    if order_ids:
+        conn.execute(delete(o).where(o.c.id.in_(order_ids), o.c.state == OrderState.QUARANTINED.value))
+
+
+def for_confirmation(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    """(id, po_number, state, reason, error, data) of the message's orders, in document order."""
+    rows = conn.execute(
+        select(o.c.id, o.c.po_number, o.c.state, o.c.reason, o.c.error, o.c.data).where(o.c.message_id == message_id).order_by(o.c.doc_index)
+    )
+    return [dict(r) for r in rows.mappings()]
