@@ -24,7 +24,6 @@ from pydantic_core import to_json
 
 from gateway import crashpoints
 from gateway.acks.outbound import AckCollector
-from gateway.dispatch.outbox import new_deliveries
 from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
@@ -43,6 +42,7 @@ from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import interchanges as interchange_repo
 from gateway.store import messages as message_repo
 from gateway.store import orders as order_repo
+from gateway.store.outbox import new_deliveries
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
 from gateway.validation import validate
 from gateway.versions import Linker, Plan

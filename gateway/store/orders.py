@@ -76,7 +76,7 @@ def release(conn: Connection, row: dict[str, Any]) -> None:
 
 
 def queue_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Outbox rows (gateway.dispatch.outbox.new_deliveries), each created in its state."""
+    """Outbox rows (gateway.store.outbox.new_deliveries), each created in its state."""
     for row in rows:
         move(DeliveryState, None, row["state"])
     if rows:
