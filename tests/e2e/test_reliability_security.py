@@ -207,7 +207,7 @@ intake:
     out = cli("config", "check", "--config", str(broken), env=env)
     assert out.returncode != 0
     outputs["config check (broken)"] = out.stdout + out.stderr
-    unreachable = config(secret_url.replace("@127.0.0.1:5432/", "@127.0.0.1:9/"))
+    unreachable = config(re.sub(r"@([^:/@]+):\d+/", r"@\1:9/", secret_url, count=1))  # whatever port the test server has
     out = cli("orders", "--config", str(unreachable), env=env)
     assert out.returncode != 0
     outputs["orders (store unreachable)"] = out.stdout + out.stderr
