@@ -32,7 +32,6 @@ Reason codes
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +48,14 @@ from gateway.formats.base import (
     InterchangeClosed,
     InterchangeOpened,
 )
-from gateway.formats.safexml import MAX_BYTES, MAX_DEPTH, parse_xml, read_limited, sniff_root
+from gateway.formats.safexml import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    content_digest,
+    parse_xml,
+    read_limited,
+    sniff_root,
+)
 
 __all__ = ["CxmlParser", "CxmlRequest"]
 
@@ -110,7 +116,7 @@ class CxmlParser:
                 reason="CXML_STRUCTURE",
                 position=f"line {root.sourceline}",
             )
-        digest = hashlib.sha256(etree.tostring(root, method="c14n")).hexdigest()
+        digest = content_digest(root)
         for tag in _SECRETS:
             for secret in list(root.iter(tag)):
                 parent = secret.getparent()

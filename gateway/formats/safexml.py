@@ -51,8 +51,21 @@ from lxml import etree
 
 from gateway.errors import MappingError, ParseError
 
+
+def content_digest(root: Any) -> str:
+    """sha256 of the element's canonical XML (C14N), which recognises a re-sent document
+    whatever its formatting. C14N refuses a relative namespace URI (a mutated or careless
+    document can carry one): such a document is hashed as serialized instead, never a crash."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(etree.tostring(root, method="c14n")).hexdigest()
+    except etree.C14NError:
+        return hashlib.sha256(etree.tostring(root)).hexdigest()
+
 __all__ = [
     "MAX_BYTES",
+    "content_digest",
     "MAX_DEPTH",
     "RootTag",
     "XPaths",

@@ -27,7 +27,6 @@ Reason codes
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -45,6 +44,7 @@ from gateway.formats.base import (
 from gateway.formats.safexml import (
     MAX_BYTES,
     MAX_DEPTH,
+    content_digest,
     parse_xml,
     read_limited,
     sniff_root,
@@ -131,7 +131,7 @@ class UblParser:
         data = read_limited(stream, self.max_bytes)
         root = parse_xml(data, max_bytes=self.max_bytes, max_depth=self.max_depth)
         doc_type = _check_root(root)
-        digest = hashlib.sha256(etree.tostring(root, method="c14n")).hexdigest()
+        digest = content_digest(root)
 
         doc_id = text_of(root.find(f"{{{CBC}}}ID"))
         uuid = text_of(root.find(f"{{{CBC}}}UUID"))
