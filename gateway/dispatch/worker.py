@@ -24,6 +24,13 @@ What a connector raised decides what happens next:
 A worker that dies between the target's answer and the commit leaves the row `in_flight`;
 when its lease ends the row is claimed again and sent with the same idempotency key
 (crash point ``after_http_before_commit`` exercises exactly that window).
+
+For the same reason the results of deliveries to connectors that declare `idempotent` or
+`idempotency_key` are recorded redoably (`Store.redoable`: no fsync of their own; the next
+claim's durable commit persists them): losing that commit with the machine reopens the same
+window, a repeat carrying the same key. The claim before a send stays fully durable, and so
+does a result for a connector that cannot recognise a repeat (an e-mail), whose loss would
+send it twice.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from gateway import crashpoints
@@ -218,8 +226,10 @@ class Dispatcher:
 
     def _record(self, results: list[tuple[ClaimedDelivery, Result]]) -> list[str]:
         """Record a group of results in one transaction; the stats fields to count."""
+        redo = all(_repeat_safe(self.connectors[c.connector]) for c, _ in results)
         try:
-            verdicts = record(self.store, results, now=self._claim_time(), rand=self.rand)
+            with self.store.redoable() if redo else nullcontext():
+                verdicts = record(self.store, results, now=self._claim_time(), rand=self.rand)
         except StoreUnavailable as exc:
             # The rows stay in flight; they are claimed again when their leases end.
             for claim, _ in results:
@@ -310,6 +320,12 @@ class Dispatcher:
 
 
 _FIELDS = {"sent": "sent", "retry": "retried", "dead": "dead", "lost": "lost"}
+
+
+def _repeat_safe(connector: Connector) -> bool:
+    """A repeat of a delivery is recognised by the target (see the module docstring)."""
+    caps = connector.capabilities
+    return bool(caps.idempotent or caps.idempotency_key)
 
 
 def _wait_any(wake: threading.Event, stop: threading.Event, seconds: float) -> None:

@@ -647,3 +647,49 @@ def test_concurrent_claims_on_postgres_keep_versions_in_order(pg_url: str) -> No
         assert {r.state for r in rows} == {"sent"} and {r.attempts for r in rows} == {1}
     finally:
         store.dispose()
+
+
+# -- durability of results -----------------------------------------------------------------------
+
+
+class _NoKey:
+    """A target that can recognise no repeat (like an e-mail): neither key nor idempotent."""
+
+    capabilities = Capabilities(idempotency_key=False, idempotent=False)
+
+    def send(self, delivery: Delivery) -> Receipt:
+        return Receipt(status=250)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("connector", "redoable"),
+    [
+        (MemoryConnector(MemoryTargetConfig(name="erp")), True),  # idempotent
+        (_NoKey(), False),
+    ],
+    ids=["repeat-safe-target", "no-key-target"],
+)
+def test_results_are_recorded_redoably_only_where_a_repeat_is_recognised(
+    store: Any, connector: Any, redoable: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost result commit means a repeat send: fine with a key the target knows, not for a
+    target that would take the repeat as a second order (its result stays fully durable)."""
+    import gateway.dispatch.worker as worker
+    from gateway.store import db
+
+    seen: list[bool] = []
+    real = worker.record
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        seen.append(db._REDOABLE.get())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(worker, "record", spy)
+    seed(store, 5)
+    stats = make_dispatcher(store, connector).drain()
+    assert stats.sent == 5
+    assert seen and set(seen) == {redoable}
+    assert order_states(store) == ["dispatched"] * 5
