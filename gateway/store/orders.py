@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from gateway.states import DeliveryState, OrderState, move
 from gateway.store import tables as t
@@ -30,7 +30,7 @@ __all__ = [
     "refused_of_message",
     "release",
     "review_decision",
-    "states_of_message",
+    "state_counts",
     "waiting_for",
 ]
 
@@ -43,8 +43,11 @@ def done_indexes(conn: Connection, message_id: str) -> set[int]:
     return set(conn.execute(select(o.c.doc_index).where(o.c.message_id == message_id)).scalars())
 
 
-def states_of_message(conn: Connection, message_id: str) -> list[str]:
-    return list(conn.execute(select(o.c.state).where(o.c.message_id == message_id)).scalars())
+def state_counts(conn: Connection, message_id: str) -> dict[str, int]:
+    """How many of the message's orders are in each state (counted by the database: a
+    large file's states are not loaded into memory one by one)."""
+    rows = conn.execute(select(o.c.state, func.count()).where(o.c.message_id == message_id).group_by(o.c.state))
+    return {state: n for state, n in rows}
 
 
 def insert_batch(conn: Connection, rows: list[dict[str, Any]]) -> None:
