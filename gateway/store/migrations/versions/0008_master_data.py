@@ -10,6 +10,8 @@ so two orders can never take the same last unit, also across nodes.
 
 The integrator re-chains down_revision after 0007 when both land.
 """
+from decimal import Decimal
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -21,7 +23,7 @@ depends_on = None
 TZ = sa.DateTime(timezone=True)
 
 
-def QTY() -> sa.Numeric:  # noqa: N802 - reads like the column type it is
+def QTY() -> sa.Numeric[Decimal]:  # noqa: N802 - reads like the column type it is
     return sa.Numeric(18, 4)
 
 
