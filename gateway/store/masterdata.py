@@ -216,7 +216,7 @@ class StoreMasterData:
                 found[r.sku].append(_price(r))
             for sku, listed in found.items():
                 # The customer's contract prices first, then list prices; each by quantity break.
-                known[sku] = sorted(listed, key=lambda x: (x.customer is None, x.price_list, x.min_quantity))
+                known[sku] = sorted(listed, key=lambda x: (x.customer is None, x.price_list, x.uom or "", x.min_quantity, x.valid_from or dt.date.min))
         return {s: known[s] for s in skus if known.get(s)}
 
     def stock(self, skus: Collection[str]) -> Mapping[str, list[StockLevel]]:
@@ -468,7 +468,8 @@ class StockKeeper:
         """Give back everything the order holds (a cancellation or a refusal); idempotent."""
         with self.store.begin() as conn:
             released = _release(conn, order_id, drop=False)
-            self._event(conn, order_id, "stock_released", released)
+            if released:
+                self._event(conn, order_id, "stock_released", released)
             return released
 
     def adjust(self, order_id: str, lines: Sequence[ReserveLine], *, partial: bool = False) -> ReserveResult:
