@@ -667,7 +667,7 @@ def data_import(
     file: Annotated[Path, typer.Argument(help="A CSV (UTF-8, comma, semicolon or tab) or XLSX file with a header row.")],
     mapping: Annotated[str | None, typer.Option("--mapping", "-m", help="Column mapping: a name under mappings/masterdata/ or a .yaml file (default: KIND).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Remove the rows of KIND the file does not have (reserved stock is kept at 0 on hand).")] = False,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Store the good rows and report the bad ones (default: store nothing if any row is bad).")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Store the good rows and report the bad ones, exit 0 (default: store nothing if any row is bad, exit 1).")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Load master data of KIND from FILE; every bad cell is reported with its row and column."""
@@ -707,8 +707,6 @@ def data_import(
         f"{rate:,.0f} rows/s{removed}{skipped}; mapping {report.mapping})",
         markup=False,
     )
-    if report.bad_rows:
-        raise typer.Exit(1)
 
 
 @data_app.command("list")
@@ -716,9 +714,10 @@ def data_list(
     kind: KindArg,
     sku: Annotated[str | None, typer.Option("--sku", help="Only this SKU (accounts: this account code).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row (values as text).")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Show stored master data of KIND."""
+    """Show stored master data of KIND (with --sku: every field of that SKU's rows)."""
     from gateway.store.masterdata import list_rows
 
     kind = _kind(kind)
@@ -727,12 +726,22 @@ def data_list(
         columns, rows, total = list_rows(store, kind, sku=sku, limit=limit)
     finally:
         store.dispose()
-    table = Table(title=f"{kind}: {len(rows)} of {total} row(s)" + (f" for {sku}" if sku else ""))
-    for col in columns:
-        table.add_column(col.replace("_", " "))
-    for r in rows:
-        table.add_row(*r)
-    out.print(table)
+    title = f"{kind}: {len(rows)} of {total} row(s)" + (f" for {sku}" if sku else "")
+    if as_json:
+        sys.stdout.write("".join(json.dumps(dict(zip(columns, r, strict=True))) + "\n" for r in rows))
+    elif sku:  # one SKU's rows: field by field, nothing cut off
+        out.print(title, markup=False)
+        for r in rows:
+            out.print("", markup=False)
+            for col, value in zip(columns, r, strict=True):
+                out.print(f"  {col.replace('_', ' '):<15} {value}", markup=False)
+    else:
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col.replace("_", " "))
+        for r in rows:
+            table.add_row(*r)
+        out.print(table)
     if sku and not rows:
         raise typer.Exit(1)
 

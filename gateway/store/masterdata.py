@@ -369,7 +369,9 @@ def list_rows(store: Store, kind: str, *, sku: str | None = None, limit: int = 5
     if sku:
         key = table.c.sku if "sku" in table.c else table.c.code
         where.append(key == sku)
-    order = [table.c[k] for k in KEYS[kind] if k != "key"] or [table.c.sku]
+    order = [table.c[k] for k in KEYS[kind] if k != "key"] or [
+        table.c[k] for k in ("sku", "customer", "price_list", "currency", "uom", "min_quantity", "valid_from")
+    ]
     with store.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
         rows = conn.execute(select(*[table.c[c] for c in columns]).where(*where).order_by(*order).limit(limit)).all()
@@ -425,7 +427,7 @@ class ReserveResult:
 def _quantity(q: Decimal) -> Decimal:
     if q <= 0:
         raise ValueError(f"a reservation needs a positive quantity, not {q}")
-    return q.quantize(_STEP, rounding=ROUND_UP)
+    return _num(q.quantize(_STEP, rounding=ROUND_UP)) or q
 
 
 class StockKeeper:
@@ -571,7 +573,7 @@ def _take(conn: Connection, line: ReserveLine, want: Decimal, partial: bool) -> 
         for wh, avail in _available(conn, line.sku, line.warehouse):
             if need <= 0:
                 break
-            amount = min(avail, need).quantize(_STEP)
+            amount = _num(min(avail, need)) or Decimal(0)
             if amount <= 0:
                 continue
             if _try_take(conn, line.sku, wh, amount):
