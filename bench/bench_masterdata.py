@@ -63,8 +63,11 @@ def write_items_xlsx(path: Path, count: int, seed: int = 10) -> Path:
     from openpyxl import Workbook
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Items")
+    # A normal (not write-only) workbook, as Excel saves one: shared strings, and the sheet's
+    # <dimension>, without which openpyxl's read-only mode reads the whole sheet twice.
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Items"
     sheet.append(HEADER)
     for row in item_rows(count, seed):
         sheet.append([row[0], row[1], row[2], row[3], row[4], int(row[5]), float(row[6]), int(row[7]), int(row[8]), int(row[9]), row[10]])

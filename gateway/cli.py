@@ -672,6 +672,7 @@ def data_import(
 ) -> None:
     """Load master data of KIND from FILE; every bad cell is reported with its row and column."""
     from gateway.masterdata.importer import ImportRefused, import_file, load_mapping
+    from gateway.store.masterdata import unknown_skus
 
     kind = _kind(kind)
     cfg = _config(config)
@@ -681,11 +682,19 @@ def data_import(
     store = Store(cfg.store.url)
     try:
         report = import_file(store, kind, file, mapping=chosen, replace=replace, skip_bad=skip_bad)
+        unknown, first = unknown_skus(store, kind, report.file) if report.committed else (0, [])
     except ImportRefused as exc:
         err.print(f"{exc}", markup=False)
         raise typer.Exit(1) from None
     finally:
         store.dispose()
+    if unknown:
+        more = ", ..." if unknown > len(first) else ""
+        err.print(
+            f"{report.file}: warning: {unknown} SKU(s) are not in the catalogue: {', '.join(first)}{more} "
+            "(import the items, or check these rows: orders for them will be held)",
+            markup=False,
+        )
     for p in report.problems:
         err.print(f"{report.file}: {p}", markup=False)
     if report.bad_rows > len(report.problems):

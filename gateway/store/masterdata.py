@@ -52,6 +52,7 @@ __all__ = [
     "data_status",
     "list_rows",
     "loading",
+    "unknown_skus",
 ]
 
 TABLES: dict[str, Table] = {
@@ -345,6 +346,19 @@ def data_status(store: Store) -> list[KindStatus]:
         held = conn.execute(select(func.count(), func.max(r.c.updated_at)).where(r.c.state == ReservationState.RESERVED)).one()
         found.append(KindStatus("reservations", None, int(held[0]), as_utc(held[1])))
     return found
+
+
+def unknown_skus(store: Store, kind: str, source: str, *, sample: int = 5) -> tuple[int, list[str]]:
+    """How many SKUs the rows of `kind` from `source` name that the catalogue does not have,
+    and the first few of them (xrefs, prices and stock; (0, []) for the others)."""
+    if kind not in ("xrefs", "prices", "stock"):
+        return 0, []
+    table = TABLES[kind]
+    missing = select(table.c.sku).where(table.c.source == source, table.c.sku.not_in(select(t.items.c.sku))).distinct()
+    with store.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(missing.subquery())).scalar_one()
+        first = conn.execute(missing.order_by(table.c.sku).limit(sample)).scalars().all() if count else []
+    return int(count), [str(s) for s in first]
 
 
 def _show(value: Any) -> str:

@@ -76,6 +76,7 @@ def test_a_50000_item_catalogue_and_its_prices_stock_and_accounts_through_the_cl
         done = _cli(cfg, "data", "import", kind, str(path))
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"{kind}: {stored} stored from {path.name}" in done.stdout
+        assert "not in the catalogue" not in done.stderr
 
     status = _status(cfg)
     assert status[("items", "catalogue.csv")] == 50_000
@@ -128,6 +129,7 @@ def test_a_bad_file_names_every_bad_row_and_column_and_stores_nothing(tmp_path: 
     done = _cli(cfg, "data", "import", "prices", str(path), "--skip-bad")
     assert done.returncode == 0, done.stderr
     assert "prices: 394 stored from prices.csv" in done.stdout and "6 bad row(s) skipped" in done.stdout
+    assert "warning: 394 SKU(s) are not in the catalogue: SKU-00000, SKU-00001, SKU-00002, SKU-00003, SKU-00004, ..." in done.stderr
     assert _status(cfg)[("prices", "prices.csv")] == 394
 
     refused = _cli(cfg, "data", "import", "stock", str(path))

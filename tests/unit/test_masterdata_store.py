@@ -22,6 +22,7 @@ from gateway.store.masterdata import (
     StoreMasterData,
     data_status,
     list_rows,
+    unknown_skus,
 )
 from tests.conftest import FIXTURES
 
@@ -90,6 +91,15 @@ def test_reads_are_batched_and_cached(store: Store, tmp_path: Path) -> None:
         md.stock(skus[:500])
         md.prices(skus[:500], "C-1", TODAY)
         assert md.queries == 5
+
+
+def test_rows_naming_skus_the_catalogue_lacks_are_counted(store: Store, tmp_path: Path) -> None:
+    _load_fixtures(store)
+    assert unknown_skus(store, "stock", "stock.tsv") == (0, [])
+    (tmp_path / "p.csv").write_text("sku,price,currency\nWID-100,1,EUR\nGHOST-2,1,EUR\nGHOST-1,1,EUR\nGHOST-1,2,USD\n")
+    import_file(store, "prices", tmp_path / "p.csv")
+    assert unknown_skus(store, "prices", "p.csv", sample=1) == (2, ["GHOST-1"])
+    assert unknown_skus(store, "items", "items.csv") == (0, [])
 
 
 def test_a_second_import_updates_and_replace_removes(store: Store, tmp_path: Path) -> None:
