@@ -195,3 +195,15 @@ def test_four_processes_never_take_the_same_last_unit(tmp_path: Path, backend: s
         if r["again"] is not None:
             reserved_first = sum(Decimal(q) for _, q in r["lines"].values())
             assert r["again"]["repeated"] and Decimal(r["again"]["held"]) == reserved_first > 0, r
+
+
+@pytest.mark.parametrize("args", [("data", "status"), ("data", "list", "items"), ("data", "list", "stock", "--sku", "A")])
+def test_looking_at_master_data_without_a_store_creates_nothing(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """`data status` and `data list` only read: on a missing store they say so, exit 1, create nothing."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**env, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1 and "no store at" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []
