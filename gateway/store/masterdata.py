@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
@@ -446,55 +446,73 @@ def _quantity(q: Decimal) -> Decimal:
 
 class StockKeeper:
     """Reserves, releases and adjusts stock for orders; see the module docstring for why it
-    can never oversell. Each call is one transaction of its own."""
+    can never oversell.
 
-    def __init__(self, store: Store, *, on_change: Callable[[str, str], None] | None = None):
+    Each call is one transaction of its own, or runs in the caller's (`conn=`: the processing
+    step that accepts an order reserves in the transaction that stores the decision). In the
+    caller's transaction a concurrent reservation for the same order id surfaces as the
+    IntegrityError of the unique (order, line, warehouse) index and rolls it all back; on its
+    own the call reads what the other one holds instead."""
+
+    def __init__(self, store: Store):
         self.store = store
-        self._on_change = on_change
 
-    def held(self, order_id: str) -> list[Reservation]:
+    @contextmanager
+    def _tx(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.store.begin() as own:
+                yield own
+
+    def held(self, order_id: str, *, conn: Connection | None = None) -> list[Reservation]:
         """The stock the order holds now."""
-        with self.store.engine.connect() as conn:
+        if conn is not None:
             return [_reservation(r) for r in _held_rows(conn, order_id)]
+        with self.store.engine.connect() as own:
+            return [_reservation(r) for r in _held_rows(own, order_id)]
 
-    def reserve(self, order_id: str, lines: Sequence[ReserveLine], *, partial: bool = False) -> ReserveResult:
+    def reserve(self, order_id: str, lines: Sequence[ReserveLine], *, partial: bool = False, conn: Connection | None = None) -> ReserveResult:
         """Hold stock for each line: all of it (RESERVED) or nothing (SHORT); with `partial`,
         what there is (PARTIAL), spread over warehouses when the line names none.
 
         Reserving again for an order that holds stock changes nothing and returns what it holds
         (`repeated`); use `adjust` for a changed order."""
-        for attempt in (1, 2):
-            try:
-                with self.store.begin() as conn:
-                    existing = _held_rows(conn, order_id)
-                    if existing:
-                        return _result(order_id, lines, [_reservation(r) for r in existing], repeated=True)
-                    conn.execute(delete(t.stock_reservations).where(t.stock_reservations.c.order_id == order_id))
-                    result = self._take_all(conn, order_id, lines, partial)
-                    self._event(conn, order_id, "stock_reserved", result.reservations)
-                    return result
-            except IntegrityError:
-                if attempt == 2:  # pragma: no cover - a second race on one order id
-                    raise
-                # Another process reserved for the same order at the same moment: its rows
-                # stand, ours were rolled back with their stock; read what it holds.
-        raise AssertionError("unreachable")  # pragma: no cover
+        if conn is not None:
+            return self._reserve(conn, order_id, lines, partial)
+        try:
+            with self.store.begin() as own:
+                return self._reserve(own, order_id, lines, partial)
+        except IntegrityError:
+            # Another process reserved for the same order at the same moment: its rows stand,
+            # ours were rolled back with their stock; read what it holds.
+            with self.store.begin() as own:
+                return self._reserve(own, order_id, lines, partial)
 
-    def release(self, order_id: str) -> list[Reservation]:
+    def _reserve(self, conn: Connection, order_id: str, lines: Sequence[ReserveLine], partial: bool) -> ReserveResult:
+        existing = _held_rows(conn, order_id)
+        if existing:
+            return _result(order_id, lines, [_reservation(r) for r in existing], repeated=True)
+        conn.execute(delete(t.stock_reservations).where(t.stock_reservations.c.order_id == order_id))
+        result = self._take_all(conn, order_id, lines, partial)
+        _event(conn, order_id, "stock_reserved", result.reservations)
+        return result
+
+    def release(self, order_id: str, *, conn: Connection | None = None) -> list[Reservation]:
         """Give back everything the order holds (a cancellation or a refusal); idempotent."""
-        with self.store.begin() as conn:
-            released = _release(conn, order_id, drop=False)
+        with self._tx(conn) as tx:
+            released = _release(tx, order_id, drop=False)
             if released:
-                self._event(conn, order_id, "stock_released", released)
+                _event(tx, order_id, "stock_released", released)
             return released
 
-    def adjust(self, order_id: str, lines: Sequence[ReserveLine], *, partial: bool = False) -> ReserveResult:
+    def adjust(self, order_id: str, lines: Sequence[ReserveLine], *, partial: bool = False, conn: Connection | None = None) -> ReserveResult:
         """Hold stock for the changed order's lines instead of what it held, in one transaction:
         the units it gives back count as available for its new lines."""
-        with self.store.begin() as conn:
-            released = _release(conn, order_id, drop=True)
-            result = self._take_all(conn, order_id, lines, partial)
-            self._event(conn, order_id, "stock_adjusted", result.reservations, released)
+        with self._tx(conn) as tx:
+            released = _release(tx, order_id, drop=True)
+            result = self._take_all(tx, order_id, lines, partial)
+            _event(tx, order_id, "stock_adjusted", result.reservations, released)
             return ReserveResult(order_id, result.lines, released=tuple(released))
 
     def _take_all(self, conn: Connection, order_id: str, lines: Sequence[ReserveLine], partial: bool) -> ReserveResult:
@@ -522,13 +540,10 @@ class StockKeeper:
         ordered = sorted(zip(sorted(lines, key=lambda x: (x.sku, x.warehouse or "")), done, strict=True), key=lambda p: position[id(p[0])])
         return ReserveResult(order_id, tuple(d for _, d in ordered))
 
-    def _event(self, conn: Connection, order_id: str, kind: str, held: Iterable[Reservation], released: Iterable[Reservation] = ()) -> None:
-        parts = [f"{r.line}: {r.quantity} {r.sku} @ {r.warehouse}" for r in held]
-        gone = [f"{r.line}: -{r.quantity} {r.sku} @ {r.warehouse}" for r in released]
-        detail = "; ".join(gone + parts) or "nothing"
-        add_event(conn, kind, detail[:2000], order_id=order_id)
-        if self._on_change is not None:
-            self._on_change(order_id, kind)
+def _event(conn: Connection, order_id: str, kind: str, held: Iterable[Reservation], released: Iterable[Reservation] = ()) -> None:
+    parts = [f"{r.line}: {r.quantity} {r.sku} @ {r.warehouse}" for r in held]
+    gone = [f"{r.line}: -{r.quantity} {r.sku} @ {r.warehouse}" for r in released]
+    add_event(conn, kind, ("; ".join(gone + parts) or "nothing")[:2000], order_id=order_id)
 
 
 def _held_rows(conn: Connection, order_id: str) -> list[Any]:

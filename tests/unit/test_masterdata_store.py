@@ -239,3 +239,28 @@ def test_a_mapping_with_an_unknown_field_is_a_configuration_error(tmp_path: Path
     assert mapping.headers["artikelnummer"] == "sku" and mapping.headers["bezeichnung"] == "description"
     with pytest.raises(ConfigError, match="a mapping name is letters"):
         load_mapping("items", "price list!", roots=[tmp_path])
+
+
+def test_reserving_in_the_callers_transaction_rolls_back_with_it(store: Store) -> None:
+    """The step that accepts an order reserves in its own transaction: if that fails, the
+    stock was never taken."""
+    _load_fixtures(store)
+    keeper = StockKeeper(store)
+    lines = [ReserveLine("1", "WID-200", Decimal(6), "BER")]
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), store.begin() as conn:
+        assert keeper.reserve("o-1", lines, conn=conn).complete
+        assert [r.quantity for r in keeper.held("o-1", conn=conn)] == [6]
+        raise Boom
+    assert _stock(store, "WID-200") == {"BER": (6, 0)} and keeper.held("o-1") == []
+    with store.begin() as conn:
+        assert keeper.reserve("o-1", lines, conn=conn).complete
+        assert keeper.reserve("o-2", lines, conn=conn).lines[0].outcome is ReserveOutcome.SHORT
+    with store.begin() as conn:
+        changed = keeper.adjust("o-1", [ReserveLine("1", "WID-200", Decimal(2), "BER")], conn=conn)
+        assert [r.quantity for r in changed.released] == [6]
+        assert [r.quantity for r in keeper.release("o-1", conn=conn)] == [2]
+    assert _stock(store, "WID-200") == {"BER": (6, 0)}
