@@ -667,6 +667,7 @@ def data_import(
     file: Annotated[Path, typer.Argument(help="A CSV (UTF-8, comma, semicolon or tab) or XLSX file with a header row.")],
     mapping: Annotated[str | None, typer.Option("--mapping", "-m", help="Column mapping: a name under mappings/masterdata/ or a .yaml file (default: KIND).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Remove the rows of KIND the file does not have (reserved stock is kept at 0 on hand).")] = False,
+    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of a CSV file (cp1252, latin-1, ...).")] = "utf-8",
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Store the good rows and report the bad ones, exit 0 (default: store nothing if any row is bad, exit 1).")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -681,7 +682,7 @@ def data_import(
 
     store = Store(cfg.store.url)
     try:
-        report = import_file(store, kind, file, mapping=chosen, replace=replace, skip_bad=skip_bad)
+        report = import_file(store, kind, file, mapping=chosen, replace=replace, skip_bad=skip_bad, encoding=encoding)
         unknown, first = unknown_skus(store, kind, report.file) if report.committed else (0, [])
     except ImportRefused as exc:
         err.print(f"{exc}", markup=False)

@@ -360,8 +360,8 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[Any]]]:
+    with open(path, encoding=encoding, newline="") as fh:
         head = fh.read(8192)
         fh.seek(0)
         first = head.splitlines()[0] if head else ""
@@ -395,14 +395,14 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Any]]]
         book.close()
 
 
-def _rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Any]]]:
+def _rows(path: Path, sheet: str | None, encoding: str) -> Iterator[tuple[int, list[Any]]]:
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic == b"PK\x03\x04":
         return _xlsx_rows(path, sheet)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         raise ImportRefused(f"{path.name}: not an XLSX workbook (an .xls from old Excel? save it as .xlsx or CSV)")
-    return _csv_rows(path)
+    return _csv_rows(path, encoding)
 
 
 # -- the import -------------------------------------------------------------------------------
@@ -447,6 +447,7 @@ def import_file(
     replace: bool = False,
     skip_bad: bool = False,
     chunk: int = CHUNK,
+    encoding: str = "utf-8",
 ) -> ImportReport:
     """Import one CSV or XLSX file of `kind`. Raises ImportRefused for a file that cannot be
     read at all; bad rows are in the report (and, without `skip_bad`, nothing is stored)."""
@@ -457,12 +458,12 @@ def import_file(
     fields = FIELDS[kind]
     report = ImportReport(kind, path.name, mapping.name)
     try:
-        rows = _rows(path, mapping.sheet)
+        rows = _rows(path, mapping.sheet, _encoding(encoding))
         header_row, header = next(((n, r) for n, r in rows if any(_cell(v) for v in r)), (0, []))
     except OSError as exc:
         raise ImportRefused(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ImportRefused(f"{path.name}: not UTF-8 text; save the CSV as UTF-8 (or the sheet as .xlsx)") from None
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, encoding, exc) from None
     if not header:
         raise ImportRefused(f"{path.name}: the file is empty; the first row must name the columns")
 
@@ -542,10 +543,27 @@ def import_file(
             if loader.discarded:
                 report.stored = 0
         report.removed = loader.removed if report.committed else 0
-    except UnicodeDecodeError:
-        raise ImportRefused(f"{path.name}: not UTF-8 text; save the CSV as UTF-8 (or the sheet as .xlsx)") from None
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, encoding, exc) from None
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _encoding(name: str) -> str:
+    import codecs
+
+    try:
+        found = codecs.lookup(name).name
+    except LookupError:
+        raise ConfigError(f"--encoding {name!r}: no such text encoding (utf-8, cp1252, latin-1, ...)") from None
+    return "utf-8-sig" if found == "utf-8" else found  # a BOM is not part of the first header
+
+
+def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> ImportRefused:
+    return ImportRefused(
+        f"{path.name}: byte {exc.start} is not {encoding} text; save the CSV as UTF-8, "
+        "or name its encoding with --encoding (an export from Excel on Windows is often cp1252)"
+    )
 
 
 def _aliases(mapping: Mapping_, target: str) -> str:

@@ -264,3 +264,14 @@ def test_reserving_in_the_callers_transaction_rolls_back_with_it(store: Store) -
         assert [r.quantity for r in changed.released] == [6]
         assert [r.quantity for r in keeper.release("o-1", conn=conn)] == [2]
     assert _stock(store, "WID-200") == {"BER": (6, 0)}
+
+
+def test_a_csv_in_another_encoding_is_refused_until_named(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "w.csv").write_bytes("sku;description\nK-1;Kühlbox 30 l\n".encode("cp1252"))
+    with pytest.raises(ImportRefused, match=r"byte 21 is not utf-8 text; .*--encoding .*cp1252"):
+        import_file(store, "items", tmp_path / "w.csv")
+    assert import_file(store, "items", tmp_path / "w.csv", encoding="cp1252").stored == 1
+    with store.engine.connect() as conn:
+        assert StoreMasterData(conn).items(["K-1"])["K-1"].description == "Kühlbox 30 l"
+    with pytest.raises(ConfigError, match="no such text encoding"):
+        import_file(store, "items", tmp_path / "w.csv", encoding="klingon")
