@@ -33,7 +33,7 @@ from gateway.masterdata.model import KINDS
 if TYPE_CHECKING:
     from gateway.store import Store
 
-__all__ = ["FIELDS", "ImportProblem", "ImportReport", "ImportRefused", "Mapping_", "import_file", "load_mapping"]
+__all__ = ["FIELDS", "ColumnMapping", "ImportProblem", "ImportRefused", "ImportReport", "import_file", "load_mapping"]
 
 CHUNK = 5000  # rows per INSERT batch
 MAX_PROBLEMS = 200  # kept for the report; the count goes on
@@ -271,7 +271,7 @@ def _norm(header: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Mapping_:  # noqa: N801 - `Mapping` is the ABC every module here imports
+class ColumnMapping:
     """A kind's column mapping: normalized header name -> field."""
 
     kind: str
@@ -296,7 +296,7 @@ def _mapping_file(kind: str, name: str | None, roots: list[Path]) -> Path:
     raise ConfigError(f"no master data mapping {wanted!r}: looked for masterdata/{wanted}.yaml in {', '.join(str(r) for r in roots)}")
 
 
-def load_mapping(kind: str, name: str | None = None, *, roots: list[Path] | None = None) -> Mapping_:
+def load_mapping(kind: str, name: str | None = None, *, roots: list[Path] | None = None) -> ColumnMapping:
     """The mapping `name` (default: the kind's own) from the first of `roots` that has it
     (the configured mappings folder, then the shipped one). Every problem is a ConfigError
     naming the file and line."""
@@ -345,7 +345,7 @@ def load_mapping(kind: str, name: str | None = None, *, roots: list[Path] | None
     for target in fields:  # a field a mapping leaves out is still found by its own name
         headers.setdefault(_norm(target), target)
     sheet = data.get("sheet")
-    return Mapping_(kind, str(path), headers, str(sheet) if sheet else None)
+    return ColumnMapping(kind, str(path), headers, str(sheet) if sheet else None)
 
 
 # -- reading files ----------------------------------------------------------------------------
@@ -443,7 +443,7 @@ def import_file(
     kind: str,
     path: Path,
     *,
-    mapping: Mapping_ | None = None,
+    mapping: ColumnMapping | None = None,
     replace: bool = False,
     skip_bad: bool = False,
     chunk: int = CHUNK,
@@ -566,7 +566,7 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> ImportRefus
     )
 
 
-def _aliases(mapping: Mapping_, target: str) -> str:
+def _aliases(mapping: ColumnMapping, target: str) -> str:
     names = sorted(h for h, f in mapping.headers.items() if f == target)
     return " or ".join(f'"{n}"' for n in names[:5])
 
