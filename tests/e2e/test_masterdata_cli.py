@@ -207,3 +207,38 @@ def test_looking_at_master_data_without_a_store_creates_nothing(tmp_path: Path, 
                           env={**env, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 1 and "no store at" in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_xlsx_export_with_its_own_mapping_and_sheet(tmp_path: Path) -> None:
+    """An ERP's XLSX export (German headers, the data on its second sheet) read with a mapping
+    file given by path: 500 contract prices with date cells and numeric cells."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Info"
+    book.active.append(["Export vom", dt.date(2026, 12, 1)])
+    sheet = book.create_sheet("Preise")
+    sheet.append(["Artikelnummer", "Kunde", "Preis", "Währung", "Gültig ab", "Gültig bis", "Bemerkung"])
+    for n in range(500):
+        sheet.append([f"SKU-{n:05d}", f"K{n % 25:03d}", 1.5 + n, "EUR", dt.datetime(2026, 1, 1), dt.date(2026, 12, 31) if n % 2 else None, "x"])
+    book.save(tmp_path / "preise.xlsx")
+    mapping = tmp_path / "erp-preise.yaml"
+    mapping.write_text(
+        "kind: prices\nsheet: Preise\ncolumns:\n  sku: [Artikelnummer]\n  customer: [Kunde]\n  unit_price: [Preis]\n"
+        "  currency: [Währung]\n  valid_from: [Gültig ab]\n  valid_to: [Gültig bis]\n",
+        encoding="utf-8",
+    )
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'gw.db'}")
+    done = _cli(cfg, "data", "import", "prices", str(tmp_path / "preise.xlsx"), "--mapping", str(mapping))
+    assert done.returncode == 0, done.stderr
+    assert "prices: 500 stored from preise.xlsx" in done.stdout and "columns not in the mapping, ignored: Bemerkung" in done.stderr
+    listed = _cli(cfg, "data", "list", "prices", "--sku", "SKU-00007", "--json")
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {"customer": "K007", "unit_price": "8.5", "currency": "EUR", "valid_from": "2026-01-01", "valid_to": "2026-12-31"}.items() <= row.items(), row
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("kind: prices\nsheet: Preise\ncolumns:\n  sku: [Artikelnummer]\n  rabatt: [Rabatt]\n")
+    done = _cli(cfg, "data", "import", "prices", str(tmp_path / "preise.xlsx"), "--mapping", str(wrong))
+    assert done.returncode == 2 and f"{wrong}:5: prices has no field 'rabatt'" in done.stderr, done.stderr
