@@ -275,3 +275,40 @@ def test_a_csv_in_another_encoding_is_refused_until_named(store: Store, tmp_path
         assert StoreMasterData(conn).items(["K-1"])["K-1"].description == "Kühlbox 30 l"
     with pytest.raises(ConfigError, match="no such text encoding"):
         import_file(store, "items", tmp_path / "w.csv", encoding="klingon")
+
+
+def test_random_reserves_releases_and_changes_keep_the_books_exact(store: Store, tmp_path: Path) -> None:
+    """300 seeded random operations (reserve whole or partial, again, change, release) on 3
+    SKUs in 2 warehouses: after each, every stock row's `reserved` is exactly what the held
+    reservations add up to, and never more than on hand."""
+    import random
+
+    from sqlalchemy import text as sql
+
+    (tmp_path / "s.csv").write_text("sku,warehouse,on_hand\nA,W1,10\nA,W2,5\nB,W1,3\nC,W2,7.5\n")
+    import_file(store, "stock", tmp_path / "s.csv")
+    keeper = StockKeeper(store)
+    rng = random.Random(10)
+    orders = [f"o-{n}" for n in range(12)]
+
+    def lines() -> list[ReserveLine]:
+        return [
+            ReserveLine(str(i + 1), rng.choice("ABC"), Decimal(rng.choice(["1", "2", "0.5", "4", "6"])), rng.choice([None, "W1", "W2"]))
+            for i in range(rng.randint(1, 3))
+        ]
+
+    for _ in range(300):
+        order, op = rng.choice(orders), rng.random()
+        if op < 0.45:
+            keeper.reserve(order, lines(), partial=rng.random() < 0.5)
+        elif op < 0.7:
+            keeper.adjust(order, lines(), partial=rng.random() < 0.5)
+        else:
+            keeper.release(order)
+        with store.engine.connect() as conn:
+            rows = {(r.sku, r.warehouse): (Decimal(r.on_hand), Decimal(r.reserved)) for r in conn.execute(sql("SELECT * FROM stock"))}
+            held: dict[tuple[str, str], Decimal] = {}
+            for r in conn.execute(sql("SELECT sku, warehouse, quantity FROM stock_reservations WHERE state = 'reserved'")):
+                held[(r.sku, r.warehouse)] = held.get((r.sku, r.warehouse), Decimal(0)) + Decimal(r.quantity)
+        for key, (on_hand, reserved) in rows.items():
+            assert Decimal(0) <= reserved <= on_hand and reserved == held.get(key, Decimal(0)), (key, on_hand, reserved, held)
