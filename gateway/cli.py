@@ -756,6 +756,29 @@ def data_list(
         raise typer.Exit(1)
 
 
+@data_app.command("reservations")
+def data_reservations(
+    order: Annotated[str | None, typer.Option("--order", help="Only what this order holds (its id).")] = None,
+    sku: Annotated[str | None, typer.Option("--sku", help="Only this SKU.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    config: ConfigOpt = None,
+) -> None:
+    """Stock held for accepted orders, newest first."""
+    from gateway.store.masterdata import list_reservations
+
+    store = _data_store(config, existing=True)
+    try:
+        held = list_reservations(store, order_id=order, sku=sku, limit=limit)
+    finally:
+        store.dispose()
+    table = Table(title=f"{len(held)} reservation(s)" + (f" of order {order}" if order else "") + (f" of {sku}" if sku else ""))
+    for col in ("order", "line", "sku", "warehouse", "quantity", "since (UTC)"):
+        table.add_column(col)
+    for r, since in held:
+        table.add_row(r.order_id, r.line, r.sku, r.warehouse, str(r.quantity), str(since)[:19] if since else "")
+    out.print(table)
+
+
 @data_app.command("status")
 def data_status(config: ConfigOpt = None) -> None:
     """Rows and last update per kind and source: is a price list stale?"""

@@ -50,6 +50,7 @@ __all__ = [
     "StoreMasterData",
     "TABLES",
     "data_status",
+    "list_reservations",
     "list_rows",
     "loading",
     "unknown_skus",
@@ -346,6 +347,19 @@ def data_status(store: Store) -> list[KindStatus]:
         held = conn.execute(select(func.count(), func.max(r.c.updated_at)).where(r.c.state == ReservationState.RESERVED)).one()
         found.append(KindStatus("reservations", None, int(held[0]), as_utc(held[1])))
     return found
+
+
+def list_reservations(store: Store, *, order_id: str | None = None, sku: str | None = None, limit: int = 50) -> list[tuple[Reservation, dt.datetime | None]]:
+    """Stock held now (newest first), for one order or one SKU, with when it was taken."""
+    r = t.stock_reservations
+    stmt = select(r).where(r.c.state == ReservationState.RESERVED)
+    if order_id:
+        stmt = stmt.where(r.c.order_id == order_id)
+    if sku:
+        stmt = stmt.where(r.c.sku == sku)
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(r.c.id.desc()).limit(limit)).all()
+    return [(_reservation(row), as_utc(row.updated_at)) for row in rows]
 
 
 def unknown_skus(store: Store, kind: str, source: str, *, sample: int = 5) -> tuple[int, list[str]]:

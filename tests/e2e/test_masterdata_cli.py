@@ -190,6 +190,12 @@ def test_four_processes_never_take_the_same_last_unit(tmp_path: Path, backend: s
     # 30 units: all taken, less those released late with no order after them to take them.
     assert len(told) + len(released_with_last) >= 30 and len(told) <= 30
     assert levels[("LAST", "BER")][1] == len(told)
+    shown = _cli(cfg, "data", "reservations", "--sku", "LAST", "--limit", "100")
+    assert shown.returncode == 0 and f"{len(told)} reservation(s) of LAST" in shown.stdout, shown.stdout
+    assert {o for o in told if o in shown.stdout} == told
+    one = sorted(told)[0]
+    shown = _cli(cfg, "data", "reservations", "--order", one)
+    assert f"reservation(s) of order {one}" in shown.stdout and "LAST" in shown.stdout
     # Reserving an order twice never held anything twice.
     for r in records:
         if r["again"] is not None:
@@ -197,7 +203,7 @@ def test_four_processes_never_take_the_same_last_unit(tmp_path: Path, backend: s
             assert r["again"]["repeated"] and Decimal(r["again"]["held"]) == reserved_first > 0, r
 
 
-@pytest.mark.parametrize("args", [("data", "status"), ("data", "list", "items"), ("data", "list", "stock", "--sku", "A")])
+@pytest.mark.parametrize("args", [("data", "status"), ("data", "list", "items"), ("data", "list", "stock", "--sku", "A"), ("data", "reservations")])
 def test_looking_at_master_data_without_a_store_creates_nothing(tmp_path: Path, args: tuple[str, ...]) -> None:
     """`data status` and `data list` only read: on a missing store they say so, exit 1, create nothing."""
     import os
