@@ -22,6 +22,7 @@ __all__ = [
     "IllegalTransition",
     "MessageState",
     "OrderState",
+    "ReservationState",
     "TRANSITIONS",
     "diagram",
     "move",
@@ -67,6 +68,13 @@ class AckState(enum.StrEnum):
     SENT = "sent"
     DEAD = "dead"  # permanent failure or retries exhausted (dead letter); replayable
     HELD = "held"  # no channel configured for the partner: kept, shown, never sent
+
+
+class ReservationState(enum.StrEnum):
+    """Stock held for one order line in one warehouse (gateway.store.masterdata.StockKeeper)."""
+
+    RESERVED = "reserved"  # counted in the warehouse's `reserved`
+    RELEASED = "released"  # given back (the order was cancelled, changed or refused)
 
 
 M, O, D, A = MessageState, OrderState, DeliveryState, AckState  # noqa: E741 - short names keep the tables readable
@@ -122,6 +130,12 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             (A.DEAD, A.PENDING),  # `gateway replay`
         }
     ),
+    ReservationState: frozenset(
+        {
+            (None, ReservationState.RESERVED),
+            (ReservationState.RESERVED, ReservationState.RELEASED),  # cancelled, changed or refused
+        }
+    ),
 }
 
 
@@ -146,7 +160,7 @@ def move(kind: type[enum.StrEnum], old: str | None, new: str) -> enum.StrEnum:
 
 def diagram(kinds: Mapping[str, type[enum.StrEnum]] | None = None) -> str:
     """The moves as text, one line per state and kind (what the README shows)."""
-    kinds = kinds or {"Message": MessageState, "Order": OrderState, "Delivery": DeliveryState, "Acknowledgement": AckState}
+    kinds = kinds or {"Message": MessageState, "Order": OrderState, "Delivery": DeliveryState, "Acknowledgement": AckState, "Reservation": ReservationState}
     lines: list[str] = []
     for title, kind in kinds.items():
         moves = TRANSITIONS[kind]
