@@ -494,6 +494,85 @@ def reject(
 
 
 @app.command()
+def exceptions(
+    config: ConfigOpt = None,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's orders.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Only reasons starting with this (e.g. VALIDATION, DUPLICATE_PO).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
+) -> None:
+    """List every order held for a person or refused (the exception queue), with why."""
+    gw = _gateway(config, existing=True)
+    try:
+        rows = gw.pipeline.exceptions.waiting(limit=limit, partner=partner, reason=reason)
+    finally:
+        gw.close()
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps({k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()}) + "\n")
+        return
+    table = Table(title=f"{len(rows)} order(s) waiting for a person or refused")
+    for col in ("id", "received", "state", "partner", "po number", "v", "why"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["id"][:8], f"{r['created_at']:%Y-%m-%d %H:%M}", r["state"], r["partner"] or "-", r["po_number"] or "-",
+            str(r["version"]), f"{r['reason']}: {r['error']}",
+        )
+    out.print(table)
+    if rows:
+        err.print(
+            "`gateway show ID` shows an order; `gateway edit ID --set PATH=VALUE --by NAME` corrects it as a new version, "
+            "`gateway release ID --by NAME` checks a refused one again, `gateway approve`/`reject` decide a held one.",
+            markup=False,
+        )
+
+
+@app.command()
+def edit(
+    order: Annotated[str, typer.Argument(help="Id (or its first characters) of a held or refused order (see `gateway exceptions`).")],
+    assignments: Annotated[list[str], typer.Option("--set", help="PATH=VALUE, e.g. lines[2].quantity=10 or ship_to.postal_code=30301; repeat for more.")],
+    by: Annotated[str, typer.Option("--by", help="Who corrects it (required: recorded in the history).")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Correct a held or refused order: the correction is a new version, checked again and sent on if it passes."""
+    from gateway.processing.exception_queue import parse_assignments
+
+    pairs = parse_assignments(assignments)
+    gw = _gateway(config, existing=True)
+    try:
+        done = gw.pipeline.exceptions.edit(order, pairs, by=by)
+    finally:
+        gw.close()
+    for change in done.changes:
+        err.print(f"  {change}", markup=False)
+    if done.state == "validated":
+        err.print(f"order {done.order_id[:8]} (version {done.version}) accepted and queued; `gateway run` sends it", markup=False)
+    else:
+        err.print(f"order {done.order_id[:8]} (version {done.version}) is {done.state}: {done.reason}: {done.error}", markup=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def release(
+    order: Annotated[str, typer.Argument(help="Id (or its first characters) of a refused order (see `gateway exceptions`).")],
+    by: Annotated[str, typer.Option("--by", help="Who releases it (required: recorded in the history).")] = "",
+    override: Annotated[bool, typer.Option("--override", help="Accept it even though the check that refused it still fails.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Check a refused order again after its cause was fixed (a SKU added, a partner configured), and send it on if it passes."""
+    gw = _gateway(config, existing=True)
+    try:
+        row = gw.pipeline.exceptions.release(order, by=by, override=override)
+    finally:
+        gw.close()
+    if row["state"] == "validated":
+        err.print(f"order {row['id'][:8]} released and queued; `gateway run` sends it", markup=False)
+    else:
+        err.print(f"order {row['id'][:8]} released and is {row['state']}: {row['reason']}: {row['error']}", markup=False)
+
+
+@app.command()
 def reprocess(
     message: Annotated[str, typer.Argument(help="Id (or its first characters) of a refused message (see `gateway messages`).")],
     by: Annotated[str, typer.Option("--by", help="Who asks (recorded in the history).")] = "",

@@ -49,6 +49,7 @@ class OrderState(enum.StrEnum):
     DISPATCHED = "dispatched"  # every delivery sent
     DEAD = "dead"  # a delivery gave up; replay it once the cause is fixed
     SHIPPED = "shipped"  # the ERP or carrier reported it shipped: changes are held
+    SUPERSEDED = "superseded"  # a person's edit replaced it with a new version (`gateway edit`)
 
 
 class DeliveryState(enum.StrEnum):
@@ -96,6 +97,10 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             *((O.WAITING, s) for s in (O.VALIDATED, O.HELD, O.QUARANTINED, O.DUPLICATE, O.STALE)),
             (O.HELD, O.VALIDATED),  # `gateway approve`
             (O.HELD, O.QUARANTINED),  # `gateway reject`
+            (O.HELD, O.SUPERSEDED),  # `gateway edit`: the corrected version replaces it
+            (O.QUARANTINED, O.SUPERSEDED),
+            # `gateway release`: its cause was fixed elsewhere; decided again as on arrival
+            *((O.QUARANTINED, s) for s in (O.VALIDATED, O.HELD, O.DUPLICATE, O.STALE, O.WAITING)),
             (O.VALIDATED, O.DISPATCHED),
             (O.VALIDATED, O.DEAD),
             (O.DISPATCHED, O.DEAD),  # a later delivery of the same order gave up
