@@ -75,7 +75,7 @@ def confirm(
     store: Store, partners: PartnerDirectory, smtp: Any, authserv_id: str | None, message_id: str, body: bytes, partner: str
 ) -> None:
     """Reply to a verified partner's order e-mail with what was understood (stored here,
-    sent by the dispatch job)."""
+    sent by the dispatcher)."""
     from email import policy
     from email.parser import BytesHeaderParser
 

@@ -106,7 +106,7 @@ def test_the_checker_sees_sql_imports() -> None:
 
 
 # What processing may not import: anything that talks to the network. Acknowledgements and
-# confirmation e-mails are stored by processing and sent by the dispatch job.
+# confirmation e-mails are stored by processing and sent by the dispatcher.
 NETWORK = (
     "socket", "ssl", "smtplib", "imaplib", "ftplib", "http.client", "urllib.request", "httpx",
     "requests", "paramiko", "imapclient", "aiosmtpd", "gateway.smtp",
@@ -132,7 +132,7 @@ def test_processing_an_order_mail_and_an_edi_file_opens_no_connection(tmp_path: 
     """issue 9: processing performs no network I/O. With every socket connect failing, an order
     e-mail from a verified partner (confirmation reply configured) and an X12 file from a
     partner that wants acknowledgements are processed; the reply and the 997 are stored for
-    the dispatch job, and the orders are queued."""
+    the dispatcher, and the orders are queued."""
     from sqlalchemy import select
 
     from gateway.config import PartnerConfig
