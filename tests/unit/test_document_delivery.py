@@ -182,3 +182,47 @@ def test_a_document_never_moves_its_orders_state(store, tmp_path):
     assert replay(store, [dead_doc.outbox_id]) == 1
     with store.engine.connect() as c:
         assert c.execute(select(t.orders.c.state).where(t.orders.c.id == oid)).scalar_one() == "dispatched"
+
+
+def test_one_pass_sends_orders_and_documents_each_once_and_settles_only_orders(store, tmp_path):
+    """One dispatcher, one pass: 40 orders to an in-memory target (every 7th send fails for now)
+    and 40 acknowledgements to a folder; each order is delivered once and `dispatched`, each
+    acknowledgement written once; documents never count towards an order's state."""
+    import uuid
+
+    from sqlalchemy import insert
+
+    from connectors.targets.memory.config import MemoryTargetConfig
+    from connectors.targets.memory.connector import MemoryConnector
+    from gateway.config import DispatchConfig
+    from gateway.dispatch.worker import Dispatcher
+    from gateway.store.outbox import new_deliveries
+
+    now = dt.datetime.now(dt.UTC)
+    order_ids = []
+    with store.begin() as c:
+        for i in range(40):
+            mid, oid = str(uuid.uuid4()), str(uuid.uuid4())
+            c.execute(insert(t.messages).values(id=mid, received_at=now, updated_at=now, source="t", sha256=uuid.uuid4().hex * 2, size=1, state="parsed", warnings=[], attempts=1, order_count=1, rejected_count=0))
+            c.execute(insert(t.orders).values(id=oid, message_id=mid, doc_index=0, created_at=now, updated_at=now, channel="x12", po_number=f"PO-{i}", state="validated", line_count=1, data={"po_number": f"PO-{i}", "lines": [{"sku": "W", "quantity": "1"}]}))
+            c.execute(insert(t.outbox), new_deliveries(oid, ["erp"], now))
+            document_repo.queue(c, mid, [document_repo.NewDocument("855", "acme", f"ISA*855*{i}~".encode(), f"folder:{tmp_path / 'out'}", f"{i + 1:09d}", order_id=oid)])
+            order_ids.append(oid)
+    target = MemoryConnector(MemoryTargetConfig(name="erp", fail_every=7))
+    d = Dispatcher(
+        store, {"erp": target}, {"erp": FAST}, DispatchConfig(workers=4, poll_seconds=0.01),
+        channels=ChannelSet([], None), document_policy=FAST,
+    )
+    try:
+        stats = d.run_until_idle(timeout=30)
+    finally:
+        d.close()
+    assert stats.idle and stats.dead == 0 and stats.retried >= 5
+    assert len(target.orders) == 40 and target.duplicates() == {}
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) == 40 and sorted(f.read_bytes() for f in files) == sorted(f"ISA*855*{i}~".encode() for i in range(40))
+    with store.engine.connect() as c:
+        states = c.execute(select(t.orders.c.state)).scalars().all()
+        rows = c.execute(select(t.outbox.c.kind, t.outbox.c.state)).all()
+    assert set(states) == {"dispatched"}
+    assert sorted(r.kind for r in rows) == ["855"] * 40 + ["order"] * 40 and {r.state for r in rows} == {"sent"}
