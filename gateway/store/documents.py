@@ -23,7 +23,7 @@ from sqlalchemy import Connection, insert, select
 
 from gateway.states import DeliveryState, move
 from gateway.store import tables as t
-from gateway.store.db import add_events, utcnow
+from gateway.store.db import add_events, db_now
 
 __all__ = ["CONFIRMATION", "NO_CHANNEL", "NewDocument", "describe", "exists_for", "queue"]
 
@@ -55,7 +55,7 @@ def queue(conn: Connection, message_id: str, documents: Iterable[NewDocument], *
     """Insert the documents (pending, or held without a channel) in one statement, with an
     `ack_queued` / `ack_held` event each; returns how many. `event_detail` replaces the
     queued event's text (a confirmation e-mail names its recipient and orders)."""
-    now = utcnow()
+    now = db_now(conn)  # due by the clock claims are measured on (reliability F19)
     rows = []
     events = []
     for d in documents:

@@ -90,6 +90,18 @@ def test_leases_follow_the_database_clock_not_the_node_clock(store, tmp_path, mo
     assert lease_end is not None and lease_end < ahead - dt.timedelta(minutes=55)
 
 
+def test_a_document_queued_by_a_node_whose_clock_runs_ahead_is_due_at_once(store, tmp_path, monkeypatch):
+    """reliability F19: the document is due by the database's clock, not the queueing node's
+    (whose hour ahead would have held it back an hour)."""
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    monkeypatch.setattr("gateway.store.db.utcnow", lambda: ahead)
+    monkeypatch.setattr("gateway.store.utcnow", lambda: ahead)
+    ack_id = add_ack(store, f"folder:{tmp_path}")
+    monkeypatch.undo()
+    (got,) = claim(store, 60)
+    assert got.outbox_id == ack_id
+
+
 def test_a_crash_loop_ends_dead_not_resent_forever(store, tmp_path):
     ack_id = add_ack(store, f"folder:{tmp_path}")
     policy = RetryPolicy(max_attempts=2)
