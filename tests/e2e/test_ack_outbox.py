@@ -44,7 +44,7 @@ def order_mail(po_number: str) -> bytes:
     return m.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def config(tmp: Path, dovecot: DovecotServer, user: str, sink: SmtpSink, blocked: Path) -> Path:
+def config(tmp: Path, store_url: str, dovecot: DovecotServer, user: str, sink: SmtpSink, blocked: Path) -> Path:
     (tmp / "mappings" / "acme").mkdir(parents=True, exist_ok=True)
     (tmp / "mappings" / "acme" / "email.yaml").write_text((ROOT / "mappings/examples/email_text.yaml").read_text())
     smtp = sink.config()
@@ -52,7 +52,7 @@ def config(tmp: Path, dovecot: DovecotServer, user: str, sink: SmtpSink, blocked
     cfg.write_text(
         f"""\
 store:
-  url: sqlite:///{tmp / "gateway.db"}
+  url: {store_url}
 mappings: {tmp / "mappings"}
 processing:
   poll_seconds: 0.1
@@ -116,12 +116,13 @@ def _ak1_groups(folder: Path) -> list[str]:
 
 
 def test_acks_and_confirmations_are_sent_once_retried_dead_lettered_and_replayed(
-    tmp_path: Path, dovecot: DovecotServer, smtp_sink: SmtpSink
+    tmp_path: Path, store_url: str, dovecot: DovecotServer, smtp_sink: SmtpSink
 ) -> None:
+    """On SQLite and on PostgreSQL (where claims are `FOR UPDATE SKIP LOCKED`)."""
     user = dovecot.new_user()
     blocked = tmp_path / "out-beta"
     blocked.write_text("a file where beta's outbound folder should be")
-    cfg = config(tmp_path, dovecot, user, smtp_sink, blocked)
+    cfg = config(tmp_path, store_url, dovecot, user, smtp_sink, blocked)
     env = {"IMAP_PASSWORD": dovecot.password, "COLUMNS": "400"}
     inbox = tmp_path / "inbox"
     inbox.mkdir()
