@@ -370,13 +370,12 @@ def show(
 @app.command("dead-letters")
 def dead_letters(config: ConfigOpt = None) -> None:
     """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
-    from gateway.store.ack_queue import list_dead as list_dead_acks
-    from gateway.store.outbox import list_dead
+    from gateway.store.dead_letters import list_dead, list_dead_documents
 
     gw = _gateway(config, existing=True)
     try:
         rows = list_dead(gw.store)
-        acks = list_dead_acks(gw.store)
+        acks = list_dead_documents(gw.store)
     finally:
         gw.close()
     table = Table(title=f"{len(rows)} dead letter(s)")
@@ -391,7 +390,7 @@ def dead_letters(config: ConfigOpt = None) -> None:
             at.add_column(col)
         for a in acks:
             kind = "confirmation e-mail" if a.kind == "MAILREPLY" else f"{a.kind} {a.control_number or ''}".strip()
-            at.add_row(f"ack:{a.id}", kind, a.partner or "-", a.channel or "-", (a.message_id or "")[:8], str(a.attempts), (a.error or "")[:80])
+            at.add_row(f"ack:{a.outbox_id}", kind, a.partner or "-", a.channel, (a.message_id or "")[:8], str(a.attempts), (a.last_error or "")[:80])
         out.print(at)
 
 
@@ -402,10 +401,8 @@ def replay(
     config: ConfigOpt = None,
 ) -> None:
     """Send dead letters again (after fixing what made them fail)."""
-    from gateway.store.ack_queue import list_dead as list_dead_acks
-    from gateway.store.ack_queue import replay as replay_acks
-    from gateway.store.outbox import list_dead
-    from gateway.store.outbox import replay as do_replay
+    from gateway.store.dead_letters import list_dead, list_dead_documents
+    from gateway.store.dead_letters import replay as do_replay
 
     if not ids and not all_:
         raise GatewayError("name the dead letters to replay, or pass --all")
@@ -421,7 +418,7 @@ def replay(
         if not all_:
             # Say which id is wrong instead of "0 queued" (issue 14 #15); nothing is queued then.
             dead = {r.outbox_id for r in list_dead(gw.store)} if outbox_ids else set()
-            dead_acks = {r.id for r in list_dead_acks(gw.store)} if ack_ids else set()
+            dead_acks = {r.outbox_id for r in list_dead_documents(gw.store)} if ack_ids else set()
             unknown = [str(i) for i in sorted(set(outbox_ids) - dead)]
             unknown += [f"ack:{i}" for i in sorted(set(ack_ids) - dead_acks)]
             if unknown:
@@ -429,8 +426,8 @@ def replay(
                     f"no dead letter with id {', '.join(unknown)}; nothing queued "
                     "(`gateway dead-letters` lists them)"
                 )
-        n = do_replay(gw.store, "all" if all_ else outbox_ids) if all_ or outbox_ids else 0
-        n += replay_acks(gw.store, "all" if all_ else ack_ids) if all_ or ack_ids else 0
+        # Orders and documents are rows of one outbox: one replay queues both.
+        n = do_replay(gw.store, "all" if all_ else [*outbox_ids, *ack_ids]) if all_ or outbox_ids or ack_ids else 0
     finally:
         gw.close()
     err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)

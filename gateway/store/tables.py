@@ -3,8 +3,8 @@
 Every state change is a row update plus an `events` row in the same transaction, so any
 crash resumes from the last committed state and every order has a history.
 
-    messages ──< orders ──< outbox
-        │           │          │
+    messages ──< orders ──< outbox         (an order to a connector; an acknowledgement or
+        │           │          │             confirmation e-mail to a channel: its kind says)
         └───────────┴──────────┴──< events
     messages ──< interchanges         (one row per EDI interchange seen: duplicate detection)
 
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -117,12 +118,18 @@ orders = Table(
     UniqueConstraint("message_id", "doc_index", name="uq_orders_message_doc"),
 )
 
-# Outbox states: pending -> in_flight -> sent ; pending (retry) ; dead
+# One delivery per row, whatever is delivered (gateway.store.outbox):
+#   kind "order"        an order to one connector (`order_id`, `connector` is its name)
+#   kind 997, 999, TA1, 855, CONTRL, ORDRSP, MAILREPLY
+#                       a document we generated, `body` as it is sent, to one channel
+#                       (`connector` names it: folder:<path>, sftp:<partner>, mail:<address>, smtp)
+# States (gateway.states.DeliveryState): pending -> in_flight -> sent ; pending (retry) ; dead ;
+# held (a document whose partner has no outbound channel: shown, never claimed).
 outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=True),  # a document may answer no order
     Column("connector", String(100), nullable=False),
     Column("idempotency_key", String(100), nullable=False, unique=True),
     Column("state", String(20), nullable=False),
@@ -141,7 +148,17 @@ outbox = Table(
     Column("after_id", Integer, nullable=True),
     # Times a person replayed this delivery from dead letters: a replay counts attempts afresh.
     Column("replays", Integer, nullable=False, default=0, server_default="0"),
-    UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
+    # What is delivered: "order", or the kind of document (0007, which moved the acks table here).
+    Column("kind", String(10), nullable=False, default="order", server_default="order"),
+    Column("message_id", String(36), nullable=True, index=True),  # a document: the message it answers
+    Column("partner", String(100), nullable=True),  # a document: the partner it goes to
+    Column("control_number", String(30), nullable=True),  # a document: its own interchange control number
+    Column("body", LargeBinary, nullable=True),  # a document: the bytes sent, as they are
+    # One delivery of an order per connector; documents are not orders (several per order and channel).
+    Index(
+        "uq_outbox_order_connector", "order_id", "connector", unique=True,
+        sqlite_where=text("kind = 'order'"), postgresql_where=text("kind = 'order'"),
+    ),
     # One index per claimable state: pending by due time, in flight by lease end (0006).
     Index("ix_outbox_due", "state", "next_attempt_at", "id"),
     Index("ix_outbox_lease", "state", "lease_until", "id"),
@@ -169,30 +186,6 @@ control_numbers = Table(
     Column("kind", String(20), primary_key=True),
     Column("value", Integer, nullable=False),
 )
-
-# Acknowledgements we generated (997, 999, TA1, 855, CONTRL, ORDRSP) and their delivery.
-acks = Table(
-    "acks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("created_at", TZ, nullable=False),
-    Column("message_id", String(36), nullable=True, index=True),
-    Column("order_id", String(36), nullable=True, index=True),
-    Column("partner", String(100), nullable=True),
-    Column("kind", String(10), nullable=False),
-    Column("control_number", String(30), nullable=True),
-    Column("body", Text, nullable=False),
-    Column("state", String(10), nullable=False, index=True),  # pending | in_flight | sent | dead | held
-    Column("channel", String(100), nullable=True),
-    Column("sent_at", TZ, nullable=True),
-    Column("error", Text, nullable=True),
-    # Delivery like an outbox row (gateway.store.ack_queue): claimed before it is sent.
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("first_attempt_at", TZ, nullable=True),
-    Column("next_attempt_at", TZ, nullable=True),  # None: due now
-    Column("lease_until", TZ, nullable=True),
-)
-
 
 # -- master data (0008): what the rules decide with (gateway.masterdata.model) ------------------
 

@@ -1,14 +1,13 @@
 """master data: items, item cross references, prices, stock, accounts, stock reservations
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 
 What the order rules decide with (issue 10), loaded by `gateway data import KIND FILE`.
 Every row records its source (the import file's name, or erp:<connector>) and updated_at.
 Stock's `reserved` only moves through conditional updates (gateway.store.masterdata.StockKeeper)
 so two orders can never take the same last unit, also across nodes.
 
-The integrator re-chains down_revision after 0007 when both land.
 """
 from decimal import Decimal
 
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
