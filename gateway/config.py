@@ -68,7 +68,7 @@ class DispatchConfig(BaseModel):
     lease_seconds: PositiveFloat = Field(
         120.0, description="A claimed delivery not finished within this time is taken up again (after a crash)."
     )
-    batch: PositiveInt = Field(100, description="Most deliveries claimed in one pass; passes follow each other while rows are due.")
+    batch: PositiveInt = Field(500, description="Most deliveries claimed in one pass (a window at a time); passes follow each other while rows are due.")
     workers: PositiveInt = Field(4, description="Deliveries sent in parallel.")
     ack_retry: RetryPolicy = Field(
         default_factory=RetryPolicy, description="Retry policy of acknowledgements and confirmation e-mails (then a dead letter)."

@@ -84,6 +84,7 @@ log = logging.getLogger(__name__)
 
 _UNEXPECTED_CHARS = 300
 _MIN_WAIT = 0.01  # seconds between two passes that found nothing to claim
+_GATHER_SECONDS = 0.004  # how long results are gathered for one recording transaction
 
 
 class DocumentChannels(Protocol):
@@ -229,6 +230,10 @@ class Dispatcher:
             if not running:
                 return
             done, _ = wait(running, return_when=FIRST_COMPLETED)
+            if len(done) < workers < len(running):
+                # The threads are busy with queued claims meanwhile: a few milliseconds
+                # gather several results into one transaction instead of one each.
+                done, _ = wait(running, timeout=_GATHER_SECONDS)
             results = [(running.pop(f), f.result()) for f in done]
             for verdict in self._record(results):
                 setattr(stats, verdict, getattr(stats, verdict) + 1)

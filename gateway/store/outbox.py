@@ -540,60 +540,72 @@ def _record_sent(
 ) -> set[int]:
     """Mark the accepted deliveries `sent` in one statement; the outbox ids that were.
 
-    A row already settled (sent, or dead-lettered meanwhile) is left alone and logged."""
+    A row already settled (sent, or dead-lettered meanwhile) is left alone and logged.
+    Without `lock` (SQLite, one writer at a time) the update is tried first for all of them
+    and only checked row by row when it did not change them all: reading every row first
+    was a third of the dispatcher's recording time (issue 14, dispatch throughput)."""
     if not sent:
         return set()
     o = t.outbox
-    query = select(o.c.id, o.c.state).where(
-        o.c.id.in_(sorted(c.outbox_id for c, _ in sent)), o.c.state.in_([DeliveryState.IN_FLIGHT, DeliveryState.PENDING])
+    open_states = [DeliveryState.IN_FLIGHT.value, DeliveryState.PENDING.value]
+    for old in open_states:
+        move(DeliveryState, old, DeliveryState.SENT)
+    mark = (
+        update(o)
+        .where(o.c.id == bindparam("b_id"), or_(*(o.c.state == state for state in open_states)))  # (no IN: executemany)
+        .values(
+            state=DeliveryState.SENT.value,
+            lease_until=None,
+            last_status=bindparam("b_status"),
+            last_error=None,
+            receipt=bindparam("b_receipt", type_=o.c.receipt.type),
+            updated_at=now,
+        )
     )
+    if not lock:
+        savepoint = conn.begin_nested()
+        if conn.execute(mark, [_sent_row(c, r) for c, r in sent]).rowcount == len(sent):
+            savepoint.commit()
+            events.extend(_sent_event(c, r, now) for c, r in sent)
+            return {c.outbox_id for c, _ in sent}
+        savepoint.rollback()
+    query = select(o.c.id).where(o.c.id.in_(sorted(c.outbox_id for c, _ in sent)), o.c.state.in_(open_states))
     if lock:
         query = query.with_for_update()
-    open_rows = {r.id: r.state for r in conn.execute(query)}
-    for old in set(open_rows.values()):
-        move(DeliveryState, old, DeliveryState.SENT)
-    open_ids = set(open_rows)
+    open_ids = set(conn.execute(query).scalars())
     rows = []
     for claim, receipt in sent:
         if claim.outbox_id not in open_ids:
             log.warning("outbox %s to %s: already settled; result of attempt %s ignored", claim.outbox_id, claim.connector, claim.attempts)
             continue
-        rows.append(
-            {
-                "b_id": claim.outbox_id,
-                "b_status": receipt.status,
-                "b_receipt": {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail},
-            }
-        )
-        if claim.is_document:
-            how = str(receipt.detail.get("sent") or f"sent through {claim.connector}")
-            events.append(event_row("sent", f"{claim.what} {how}", claim, now))
-            continue
-        parts = [
-            f"HTTP {receipt.status}" if receipt.status else "accepted",
-            f"by {claim.connector}",
-        ]
-        if claim.action != "create":
-            parts.insert(0, f"{claim.action}:")
-        if receipt.reference:
-            parts.append(f"as {receipt.reference}")
-        detail = " ".join(parts) + f" (attempt {claim.attempts})"
-        events.append(event_row("sent", detail, claim, now))
+        rows.append(_sent_row(claim, receipt))
+        events.append(_sent_event(claim, receipt, now))
     if rows:
-        conn.execute(
-            update(o)
-            .where(o.c.id == bindparam("b_id"))
-            .values(
-                state=DeliveryState.SENT.value,
-                lease_until=None,
-                last_status=bindparam("b_status"),
-                last_error=None,
-                receipt=bindparam("b_receipt", type_=o.c.receipt.type),
-                updated_at=now,
-            ),
-            rows,
-        )
+        conn.execute(mark, rows)
     return open_ids
+
+
+def _sent_row(claim: ClaimedDelivery, receipt: Receipt) -> dict[str, Any]:
+    return {
+        "b_id": claim.outbox_id,
+        "b_status": receipt.status,
+        "b_receipt": {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail},
+    }
+
+
+def _sent_event(claim: ClaimedDelivery, receipt: Receipt, now: dt.datetime) -> dict[str, Any]:
+    if claim.is_document:
+        how = str(receipt.detail.get("sent") or f"sent through {claim.connector}")
+        return event_row("sent", f"{claim.what} {how}", claim, now)
+    parts = [
+        f"HTTP {receipt.status}" if receipt.status else "accepted",
+        f"by {claim.connector}",
+    ]
+    if claim.action != "create":
+        parts.insert(0, f"{claim.action}:")
+    if receipt.reference:
+        parts.append(f"as {receipt.reference}")
+    return event_row("sent", " ".join(parts) + f" (attempt {claim.attempts})", claim, now)
 
 
 def _record_failed(
