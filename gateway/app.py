@@ -65,7 +65,48 @@ class Gateway:
             provenance=cfg.processing.provenance,
             authserv_id=cfg.processing.authserv_id,
             smtp=cfg.smtp,
+            rules=self.rules_engine if cfg.rules else None,
         )
+
+    # -- the rules and their master data -------------------------------------------------------------
+
+    @cached_property
+    def _masterdata_folder(self) -> tuple[Any, Any] | None:
+        md = self.config.masterdata
+        if md is None or md.folder is None:
+            return None
+        from gateway.rules.memory import load_folder
+
+        return load_folder(md.folder)
+
+    def masterdata(self, conn: Any = None) -> Any:
+        """The master data the rules read: the one seam between the rules and where master data
+        lives. A configured folder of CSV files is read once, into memory; otherwise None (the
+        store's master data is wired in here, reading through `conn`)."""
+        loaded = self._masterdata_folder
+        return loaded[0] if loaded is not None else None
+
+    def order_history(self, conn: Any = None) -> Any:
+        """The order history the rules read: the store's (through `conn`), with the CSV folder's
+        history.csv/usual.csv counts when a folder is configured (tries without a store)."""
+        loaded = self._masterdata_folder
+        if conn is None:
+            return loaded[1] if loaded is not None else None
+        from gateway.processing.decide import StoreHistory
+
+        return StoreHistory(conn)
+
+    @cached_property
+    def _rules(self) -> list[Any]:
+        from gateway.rules import build_rules
+
+        return build_rules(self.config.rules)
+
+    def rules_engine(self, conn: Any = None) -> Any:
+        """The rules engine for one batch (`conn`: the batch's transaction; None: a dry run)."""
+        from gateway.rules import RulesEngine
+
+        return RulesEngine(self._rules, self.masterdata(conn), self.order_history(conn))
 
     @cached_property
     def sources(self) -> list[Source]:
@@ -245,6 +286,8 @@ class Gateway:
         died; they are released at once instead of after they expire. (On PostgreSQL several
         nodes share the work and leases expire on their own.)
         """
+        if self.config.rules:
+            self.rules_engine()  # master data loads and the rules build now, not at the first order
         if not self.store.is_sqlite or self._node_lock is not None:
             return
         import fcntl

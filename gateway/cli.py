@@ -31,6 +31,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Check and explain the confi
 app.add_typer(config_app, name="config")
 mapping_app = typer.Typer(no_args_is_help=True, help="Try mappings against sample files.")
 app.add_typer(mapping_app, name="mapping")
+rules_app = typer.Typer(no_args_is_help=True, help="Try the configured rules against sample files.")
+app.add_typer(rules_app, name="rules")
 
 # Piped output keeps whole table cells instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -641,6 +643,87 @@ def _nearest(provenance: dict[str, str], path: str) -> str:
 
 
 # -- configuration ----------------------------------------------------------------------------
+
+
+@rules_app.command("test")
+def rules_test(
+    files: Annotated[list[Path], typer.Argument(help="Input files (any format the gateway reads).")],
+    config: ConfigOpt = None,
+    format: Annotated[str | None, typer.Option("--format", "-f", help="Input format (default: detected from the content).")] = None,
+    partner: Annotated[str | None, typer.Option("--partner", "-p", help="Trading partner the input comes from.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order: outcome, reason codes, findings with their lines.")] = False,
+) -> None:
+    """Run FILES through mapping, validation and the configured rules; print each decision.
+
+    Stores nothing and sends nothing. Exit 1 when a file cannot be read or mapped."""
+    from gateway.app import Gateway
+    from gateway.rules import Decision, Finding, Outcome
+    from gateway.translate import PartnerDirectory, Rejected, Translated
+    from gateway.translate import translate as run
+    from gateway.validation import validate
+
+    cfg = _config(config, secrets_optional=True)
+    if not cfg.rules:
+        err.print("no rules are configured (rules: in the configuration); every order would be accepted as validated", markup=False)
+    engine = Gateway(cfg).rules_engine()
+    directory = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
+    found: list[tuple[str, Any]] = []
+    failed = 0
+    for f in files:
+        try:
+            stream = open(f, "rb")  # noqa: SIM115
+        except OSError as exc:
+            err.print(f"{f}: cannot read: {exc.strerror}", markup=False)
+            failed += 1
+            continue
+        with stream:
+            try:
+                for ev in run(stream, name=f.name, format=format, partner=partner, partners=directory):
+                    if isinstance(ev, Translated):
+                        found.append((str(f), ev))
+                    elif isinstance(ev, Rejected):
+                        failed += 1
+                        err.print(f"{f}: {ev.position}: rejected before the rules ({ev.reason}): {ev.message}", markup=False)
+            except InputRejected as exc:
+                failed += 1
+                err.print(f"{f}: {exc.position or 'start'}: {exc.message} ({exc.reason})", markup=False)
+    # Validation first, as processing does: an order it refuses never reaches the rules.
+    valid = [(name, ev) for name, ev in found if not validate(ev.order)]
+    decisions = iter(engine.decide([ev.order for _, ev in valid]))
+    results: list[tuple[str, Any, Decision]] = []
+    for name, ev in found:
+        problems = validate(ev.order)
+        if problems:
+            decision = Decision.of(Finding("validation", Outcome.REJECT, p.reason, p.message) for p in problems)
+        else:
+            decision = next(decisions)
+        results.append((name, ev, decision))
+    if as_json:
+        for name, ev, decision in results:
+            record = {
+                "file": name, "position": ev.position, "po_number": ev.order.po_number, "channel": ev.order.channel.value,
+                "partner": ev.order.partner, "outcome": decision.outcome.value, "reason": decision.reason, "codes": decision.codes(),
+                "account": decision.account, "findings": [fd.as_dict() for fd in decision.findings],
+            }
+            sys.stdout.write(json.dumps(record) + "\n")
+    else:
+        table = Table(title=f"{len(results)} order(s)", show_edge=False)
+        for col in ("file", "po number", "outcome", "reasons", "line", "what the rules say"):
+            table.add_column(col, overflow="fold")
+        for name, ev, decision in results:
+            first = True
+            for fd in decision.findings or (None,):
+                table.add_row(
+                    Path(name).name if first else "", ev.order.po_number if first else "", decision.outcome.value.upper() if first else "",
+                    f"{fd.code} ({fd.outcome.value})" if fd else "", (fd.line or "") if fd else "", fd.message if fd else "",
+                )
+                first = False
+        out.print(table)
+        counts = {o: sum(1 for *_, d in results if d.outcome is o) for o in Outcome}
+        out.print(f"accept {counts[Outcome.ACCEPT]}, hold {counts[Outcome.HOLD]}, reject {counts[Outcome.REJECT]}", markup=False)
+    sys.stdout.flush()
+    if failed:
+        raise typer.Exit(1)
 
 
 @config_app.command("check")

@@ -34,11 +34,13 @@ from gateway.processing.acknowledge import (
     confirm,
     store_ready_acks,
 )
+from gateway.processing.decide import Decider, decide
 from gateway.processing.email_trust import email_partner
 from gateway.processing.interchanges import close_interchange, decide_interchanges, open_interchange
 from gateway.processing.review import hold_for_review
 from gateway.processing.run import Batch, Run, is_cut_off, is_test
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
+from gateway.store import findings as findings_repo
 from gateway.store import interchanges as interchange_repo
 from gateway.store import messages as message_repo
 from gateway.store import orders as order_repo
@@ -89,8 +91,10 @@ class Processor:
         provenance: bool = True,
         authserv_id: str | None = None,
         smtp: Any = None,
+        rules: Decider | None = None,
     ):
         self.store = store
+        self.rules = rules  # the rules engine for a batch's transaction (gateway.processing.decide); None: no rules
         self.partners = partners
         self.linker = linker
         self.batch_orders = batch_orders
@@ -348,6 +352,8 @@ class Processor:
         else:
             run.orders += 1
             row["_mapped"] = mapped
+            if self.rules is not None:
+                row["_order"] = order  # decided by the rules in the batch's transaction
             if ev.review:
                 row["_review"] = ev.review
 
@@ -396,8 +402,11 @@ class Processor:
             mapped: dict[str, str] = {}
             review: dict[str, list[str]] = {}
             tests: set[str] = set()
+            orders: dict[str, Any] = {}
             for row in batch.orders:
                 row.pop("_ix", None)
+                if "_order" in row:
+                    orders[row["id"]] = row.pop("_order")
                 if row.pop("_test", None):
                     tests.add(row["id"])
                 if "_mapped" in row:
@@ -412,7 +421,15 @@ class Processor:
                 hold_for_review(batch.orders, review, plans, batch.events, mapped)
             if tests:
                 self._route_tests(batch.orders, tests, plans, batch.events, mapped)
+            found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+            if self.rules is not None and orders:
+                found_rows, decided, _accepted = decide(conn, self.rules(conn), batch.orders, orders, plans, batch.events, mapped, run.acks)
+                found = (found_rows, decided)
+                refused = sum(1 for r in decided if r["outcome"] == "reject")
+                run.orders -= refused
+                run.rejected += refused
             order_repo.insert_batch(conn, batch.orders)
+            findings_repo.insert(conn, *found)
             self.queue(
                 conn, [(row, plans.get(row["id"])) for row in batch.orders], batch.events, mapped
             )
