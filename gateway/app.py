@@ -22,7 +22,7 @@ from gateway.translate import PartnerDirectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CycleStats", "Gateway"]
+__all__ = ["CycleStats", "Gateway", "RulesSetup"]
 
 
 @dataclass(slots=True)
@@ -71,42 +71,16 @@ class Gateway:
     # -- the rules and their master data -------------------------------------------------------------
 
     @cached_property
-    def _masterdata_folder(self) -> tuple[Any, Any] | None:
-        md = self.config.masterdata
-        if md is None or md.folder is None:
-            return None
-        from gateway.rules.memory import load_folder
-
-        return load_folder(md.folder)
+    def _rules_setup(self) -> RulesSetup:
+        return RulesSetup(self.config)
 
     def masterdata(self, conn: Any = None) -> Any:
-        """The master data the rules read: the one seam between the rules and where master data
-        lives. A configured folder of CSV files is read once, into memory; otherwise None (the
-        store's master data is wired in here, reading through `conn`)."""
-        loaded = self._masterdata_folder
-        return loaded[0] if loaded is not None else None
-
-    def order_history(self, conn: Any = None) -> Any:
-        """The order history the rules read: the store's (through `conn`), with the CSV folder's
-        history.csv/usual.csv counts when a folder is configured (tries without a store)."""
-        loaded = self._masterdata_folder
-        if conn is None:
-            return loaded[1] if loaded is not None else None
-        from gateway.processing.decide import StoreHistory
-
-        return StoreHistory(conn)
-
-    @cached_property
-    def _rules(self) -> list[Any]:
-        from gateway.rules import build_rules
-
-        return build_rules(self.config.rules)
+        """The master data the rules read (see RulesSetup.masterdata: the one seam)."""
+        return self._rules_setup.masterdata(conn)
 
     def rules_engine(self, conn: Any = None) -> Any:
         """The rules engine for one batch (`conn`: the batch's transaction; None: a dry run)."""
-        from gateway.rules import RulesEngine
-
-        return RulesEngine(self._rules, self.masterdata(conn), self.order_history(conn))
+        return self._rules_setup.engine(conn)
 
     @cached_property
     def sources(self) -> list[Source]:
@@ -340,3 +314,48 @@ def check_connectors(config: GatewayConfig) -> list[str]:
         except (ConfigError, ValueError) as exc:
             problems.append(f"connector {c.name}: {exc}")
     return problems
+
+
+class RulesSetup:
+    """The configured rules with their master data and order history, built once and usable
+    without a store (`gateway rules test` stores nothing)."""
+
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+
+    @cached_property
+    def _folder(self) -> tuple[Any, Any] | None:
+        md = self.config.masterdata
+        if md is None or md.folder is None:
+            return None
+        from gateway.rules.memory import load_folder
+
+        return load_folder(md.folder)
+
+    def masterdata(self, conn: Any = None) -> Any:
+        """The master data the rules read: the one seam between the rules and where master data
+        lives. A configured folder of CSV files is read once, into memory; otherwise None (the
+        store's master data is wired in here, reading through `conn`)."""
+        loaded = self._folder
+        return loaded[0] if loaded is not None else None
+
+    def history(self, conn: Any = None) -> Any:
+        """The order history the rules read: the store's (through `conn`); without a store, the
+        folder's history.csv/usual.csv."""
+        if conn is None:
+            loaded = self._folder
+            return loaded[1] if loaded is not None else None
+        from gateway.processing.decide import StoreHistory
+
+        return StoreHistory(conn)
+
+    @cached_property
+    def rules(self) -> list[Any]:
+        from gateway.rules import build_rules
+
+        return build_rules(self.config.rules)
+
+    def engine(self, conn: Any = None) -> Any:
+        from gateway.rules import RulesEngine
+
+        return RulesEngine(self.rules, self.masterdata(conn), self.history(conn))

@@ -311,11 +311,13 @@ def show(
     sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was).")] = False,
 ) -> None:
     """Show one order: status, canonical content, deliveries and full history."""
+    from gateway.store.findings import for_order
     from gateway.store.queries import order_detail
 
     gw = _gateway(config, existing=True)
     try:
         detail = order_detail(gw.store, order)
+        decided, findings = for_order(gw.store, detail.order["id"])
     finally:
         gw.close()
     o, versions, msg = detail.order, detail.versions, detail.message
@@ -343,6 +345,14 @@ def show(
         out.print(lines)
         if sources:
             _print_sources(d, o["provenance"] or {})
+    if decided is not None:
+        who = f" (then {decided['outcome']} by {decided['decided_by']})" if decided["decided_by"] else ""
+        ft = Table(title=f"rules: {len(findings)} finding(s){who}", show_edge=False)
+        for col in ("outcome", "reason", "line", "rule", "what"):
+            ft.add_column(col, overflow="fold")
+        for fd in findings:
+            ft.add_row(fd["outcome"], fd["code"], fd["line"] or "", fd["rule"], fd["message"])
+        out.print(ft)
     if deliveries:
         dt_ = Table(title="deliveries", show_edge=False)
         for col in ("connector", "state", "attempts", "last status", "last error", "reference"):
@@ -656,7 +666,7 @@ def rules_test(
     """Run FILES through mapping, validation and the configured rules; print each decision.
 
     Stores nothing and sends nothing. Exit 1 when a file cannot be read or mapped."""
-    from gateway.app import Gateway
+    from gateway.app import RulesSetup
     from gateway.rules import Decision, Finding, Outcome
     from gateway.translate import PartnerDirectory, Rejected, Translated
     from gateway.translate import translate as run
@@ -665,7 +675,7 @@ def rules_test(
     cfg = _config(config, secrets_optional=True)
     if not cfg.rules:
         err.print("no rules are configured (rules: in the configuration); every order would be accepted as validated", markup=False)
-    engine = Gateway(cfg).rules_engine()
+    engine = RulesSetup(cfg).engine()
     directory = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
     found: list[tuple[str, Any]] = []
     failed = 0

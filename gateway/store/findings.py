@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from gateway.store import tables as t
 from gateway.store.db import utcnow
 
-__all__ = ["decision_of", "findings_of", "forget", "insert", "order_counts", "person_decided", "seen"]
+__all__ = ["decision_of", "findings_of", "for_order", "forget", "insert", "order_counts", "person_decided", "seen"]
 
 f, d = t.rule_findings, t.rule_decisions
 _CHUNK = 500
@@ -35,6 +35,12 @@ def insert(conn: Connection, findings: list[dict[str, Any]], decisions: list[dic
 def findings_of(conn: Connection, order_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(select(f.c.rule, f.c.outcome, f.c.code, f.c.message, f.c.line, f.c.data).where(f.c.order_id == order_id).order_by(f.c.seq))
     return [dict(r._mapping) for r in rows]
+
+
+def for_order(store: Any, order_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(decision, findings) of one order, for `gateway show` (a Store; read-only)."""
+    with store.engine.connect() as conn:
+        return decision_of(conn, order_id), findings_of(conn, order_id)
 
 
 def decision_of(conn: Connection, order_id: str) -> dict[str, Any] | None:

@@ -82,8 +82,8 @@ class PriceRule(Rule):
         cfg = self.config
         assert isinstance(cfg, PriceConfig)
         for rl in ctx.lines:
-            if rl.item is None or rl.sku is None:
-                continue  # the catalogue rule says so
+            if rl.item is None or rl.sku is None or rl.item.base_quantity(rl.line.quantity, rl.line.uom) is None:
+                continue  # an unknown item or a unit it is not sold in: the catalogue rule says so
             price = expected_price(rl, ctx.prices(rl.sku), order.currency)
             ours = per_line_unit(rl, price) if price is not None else None
             if ours is None:
