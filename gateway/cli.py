@@ -746,9 +746,13 @@ def config_check(config: ConfigOpt = None) -> None:
     problems = check_connectors(cfg)
     if problems:
         raise ConfigError(problems)
+    if cfg.rules or cfg.masterdata is not None:
+        from gateway.app import RulesSetup
+
+        RulesSetup(cfg).engine()  # the master-data folder is read: a bad row is reported now
     out.print(
         f"configuration OK: {len(cfg.sources)} source(s), {len(cfg.connectors)} connector(s), "
-        f"{len(cfg.partners)} partner(s), store {redact_url(cfg.store.url)}",
+        f"{len(cfg.partners)} partner(s), {len(cfg.rules)} rule(s), store {redact_url(cfg.store.url)}",
         markup=False,
     )
 

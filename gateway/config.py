@@ -212,11 +212,17 @@ def config_schema() -> dict[str, Any]:
         models = tuple(plugins.config_model(kind, name) for name in sorted(plugins.known_types(kind)))
         return list[Annotated[Union[models], Field(discriminator="type")]]  # type: ignore[valid-type]  # noqa: UP007
 
+    from gateway.rules.registry import known_types as rule_types
+    from gateway.rules.registry import rule_class
+
+    rule_models = tuple(rule_class(name).config_model for name in sorted(rule_types()))
+    rules = list[Annotated[Union[rule_models], Field(discriminator="type")]]  # type: ignore[valid-type]  # noqa: UP007
     full = create_model(
         "GatewayConfig",
         __base__=GatewayConfig,
         sources=(union("source"), Field(default_factory=list, description="Where orders come from.")),
         connectors=(union("target"), Field(default_factory=list, description="Where orders go.")),
+        rules=(rules, Field(default_factory=list, description=GatewayConfig.model_fields["rules"].description)),
     )
     return full.model_json_schema()
 
