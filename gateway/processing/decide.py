@@ -1,7 +1,8 @@
-"""The decide step: the configured rules over a batch's new orders, inside its transaction.
+"""The decide step: the configured rules over a batch's new orders.
 
-Runs after version linking (a re-sent copy is a duplicate, not an order to decide) and before
-the batch's orders are written. For each new original order the rules accept, hold or reject:
+New original orders are decided in small chunks as they are read (`decide_chunk`); the
+decisions are applied in the batch's transaction after version linking (`apply`: a re-sent
+copy is a duplicate, not an order to decide), before the batch's orders are written:
 
 - rejected: the order is quarantined with the deciding reason code and every message; it is
   never queued, and its 855/ORDRSP is the negative acknowledgement (RJ, or RD with IR lines
@@ -37,12 +38,13 @@ if TYPE_CHECKING:
 
     from gateway.acks.outbound import AckCollector
 
-__all__ = ["Decider", "StoreHistory", "decide", "line_results"]
+__all__ = ["DECIDE_CHUNK", "Decider", "StoreHistory", "apply", "decide_chunk", "line_results"]
 
 Decider = Callable[["Connection"], RulesEngine]
 """Builds the rules engine for one batch transaction (master data read through `conn`)."""
 
-DUPLICATE_WINDOW = dt.timedelta(days=14)  # how far back the same content counts as a duplicate
+DUPLICATE_WINDOW = dt.timedelta(days=14)
+DECIDE_CHUNK = 20  # new orders decided together (one master-data prefetch each)  # how far back the same content counts as a duplicate
 
 
 class StoreHistory:
@@ -62,29 +64,37 @@ class StoreHistory:
         return findings_repo.seen(self.conn, fingerprints, utcnow() - self.window)
 
 
-def decide(
-    conn: Connection,
-    engine: RulesEngine,
+def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]], seen: dict[str, str]) -> None:
+    """Decide a few new orders as they are read; each row keeps its decision (``_decision``)
+    until its batch is written. Deciding in small chunks, not the whole batch at once, keeps
+    few canonical orders alive: a batch of 500 held would make Python's garbage collector
+    cost more than the rules (bench/bench_rules.py)."""
+    decisions = engine.decide([order for _, order in pending], seen=seen)
+    for (row, order), decision in zip(pending, decisions, strict=True):
+        row["_decision"] = (decision, line_results(order, decision))
+
+
+def apply(
     rows: list[dict[str, Any]],
-    orders: Mapping[str, Order],
     plans: dict[str, Plan],
     events: list[dict[str, Any]],
     mapped: dict[str, str],
     acks: AckCollector | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Decision]]:
-    """Decide the batch's new orders; changes rows' state, plans and events in place.
-
-    Returns (finding rows, decision rows) to insert once the orders are written, and the
-    accepted orders' decisions by order id."""
-    todo = [r for r in rows if r["state"] == "validated" and r["id"] in orders and (p := plans.get(r["id"])) is not None and p.action == "create"]
-    if not todo:
-        return [], [], {}
-    decisions = engine.decide([orders[r["id"]] for r in todo])
+    """Apply the decisions of the batch's new orders (after version linking): changes rows'
+    state, plans and events in place; a row that linking found to be a repeat, a change or a
+    test is not decided. Returns (finding rows, decision rows) to insert once the orders are
+    written, and the accepted orders' decisions by order id."""
     now = utcnow()
     finding_rows: list[dict[str, Any]] = []
     decision_rows: list[dict[str, Any]] = []
     accepted: dict[str, Decision] = {}
-    for row, decision in zip(todo, decisions, strict=True):
+    for row in rows:
+        decided = row.pop("_decision", None)
+        plan = plans.get(row["id"])
+        if decided is None or row["state"] != "validated" or plan is None or plan.action != "create":
+            continue
+        decision, lines = decided
         oid = row["id"]
         for seq, fnd in enumerate(decision.findings):
             finding_rows.append(
@@ -94,9 +104,8 @@ def decide(
                 }
             )
         decision_rows.append({"order_id": oid, "outcome": decision.outcome.value, "account": decision.account and decision.account[:100], "fingerprint": decision.fingerprint, "decided_at": now, "decided_by": None})
-        order = orders[oid]
         if acks is not None:
-            acks.decided(oid, None if decision.outcome is Outcome.HOLD else decision.outcome is Outcome.ACCEPT, line_results(order, decision))
+            acks.decided(oid, None if decision.outcome is Outcome.HOLD else decision.outcome is Outcome.ACCEPT, lines)
         if decision.outcome is Outcome.ACCEPT:
             accepted[oid] = decision
             continue

@@ -27,6 +27,7 @@ from gateway.acks.outbound import AckCollector
 from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
+from gateway.model import Purpose
 from gateway.processing.acknowledge import (
     acked_already,
     acknowledge,
@@ -34,7 +35,7 @@ from gateway.processing.acknowledge import (
     confirm,
     store_ready_acks,
 )
-from gateway.processing.decide import Decider, decide
+from gateway.processing.decide import DECIDE_CHUNK, Decider, apply, decide_chunk
 from gateway.processing.email_trust import email_partner
 from gateway.processing.interchanges import close_interchange, decide_interchanges, open_interchange
 from gateway.processing.review import hold_for_review
@@ -352,8 +353,10 @@ class Processor:
         else:
             run.orders += 1
             row["_mapped"] = mapped
-            if self.rules is not None:
-                row["_order"] = order  # decided by the rules in the batch's transaction
+            if self.rules is not None and order.purpose == Purpose.ORIGINAL and not order.lines_are_changes:
+                run.to_decide.append((row, order))
+                if len(run.to_decide) >= DECIDE_CHUNK:
+                    self._decide(run)
             if ev.review:
                 row["_review"] = ev.review
 
@@ -391,8 +394,18 @@ class Processor:
         what = f"{ev.doc_type or 'document'} {ev.control_number or ''}".strip()
         batch.events.append({"kind": "quarantined", "order_id": oid, "message_id": message_id, "at": now, "detail": f"{ev.reason}: {what} at {ev.position}: {ev.message}"})
 
+    def _decide(self, run: Run) -> None:
+        """The rules over the new orders read since the last chunk (their master data and
+        order history read on a connection of their own)."""
+        if not run.to_decide or self.rules is None:
+            return
+        with self.store.engine.connect() as conn:
+            decide_chunk(self.rules(conn), run.to_decide, run.fingerprints)
+        run.to_decide = []
+
     def _flush(self, run: Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
+        self._decide(run)
         batch = run.batch
         if not (batch.orders or batch.events or batch.digests or run.undecided or (run.acks is not None and run.acks.ready())):
             return
@@ -402,11 +415,8 @@ class Processor:
             mapped: dict[str, str] = {}
             review: dict[str, list[str]] = {}
             tests: set[str] = set()
-            orders: dict[str, Any] = {}
             for row in batch.orders:
                 row.pop("_ix", None)
-                if "_order" in row:
-                    orders[row["id"]] = row.pop("_order")
                 if row.pop("_test", None):
                     tests.add(row["id"])
                 if "_mapped" in row:
@@ -422,8 +432,8 @@ class Processor:
             if tests:
                 self._route_tests(batch.orders, tests, plans, batch.events, mapped)
             found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-            if self.rules is not None and orders:
-                found_rows, decided, _accepted = decide(conn, self.rules(conn), batch.orders, orders, plans, batch.events, mapped, run.acks)
+            if self.rules is not None:
+                found_rows, decided, _accepted = apply(batch.orders, plans, batch.events, mapped, run.acks)
                 found = (found_rows, decided)
                 refused = sum(1 for r in decided if r["outcome"] == "reject")
                 run.orders -= refused

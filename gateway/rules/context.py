@@ -55,6 +55,7 @@ class ResolvedLine:
     line: OrderLine
     sku: str | None  # the seller's SKU after cross-reference; None: not known
     item: Item | None
+    base: Decimal | None = None  # quantity in the item's base unit; None: unknown item, or a unit it is not sold in
 
 
 def order_value(order: Order) -> Decimal:
@@ -79,6 +80,7 @@ class OrderContext:
     account: Account | None
     batch: BatchContext
     value: Decimal = Decimal(0)
+    fingerprint: str | None = None  # the order's content (see `fingerprint`)
 
     def prices(self, sku: str) -> list[Price]:
         """Prices valid on the order date for `sku`: the account's contract prices first."""
@@ -111,9 +113,8 @@ class BatchContext:
     )
     counts: Mapping[str, int] = field(default_factory=dict)
     usual: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
-    fingerprints: dict[str, str] = field(
-        default_factory=dict
-    )  # content seen in this batch (rule duplicates)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # content seen in this batch (rule duplicates)
+    seen_before: dict[str, str] = field(default_factory=dict)  # content the history saw before this batch
     _prices: dict[str | None, Mapping[str, list[Price]]] = field(default_factory=dict)
     _skus: set[str] = field(default_factory=set)
 
@@ -184,20 +185,30 @@ class BatchContext:
         ln = order.lines[index]
         label = ln.line_number or str(index + 1)
         sku = ln.sku
+        item: Item | None = None
         if sku and sku in self.items:
-            return ResolvedLine(index, label, ln, sku, self.items[sku])
-        if ln.buyer_part_number and order.partner:
-            ref = self.xrefs.get(order.partner, {}).get(ln.buyer_part_number)
-            if ref is not None:
-                return ResolvedLine(index, label, ln, ref, self.items.get(ref))
-        if ln.gtin and ln.gtin in self.by_gtin:
+            item = self.items[sku]
+        elif ln.buyer_part_number and order.partner and (ref := self.xrefs.get(order.partner, {}).get(ln.buyer_part_number)):
+            sku, item = ref, self.items.get(ref)
+        elif ln.gtin and ln.gtin in self.by_gtin:
             item = self.by_gtin[ln.gtin]
-            return ResolvedLine(index, label, ln, item.sku, item)
-        return ResolvedLine(index, label, ln, sku, None)
+            sku = item.sku
+        base = item.base_quantity(ln.quantity, ln.uom) if item is not None else None
+        return ResolvedLine(index, label, ln, sku, item, base)
 
     def order(self, order: Order) -> OrderContext:
         lines = [self.resolve(order, i) for i in range(len(order.lines))]
-        return OrderContext(order, lines, self.account_of(order), self, order_value(order))
+        ctx = OrderContext(order, lines, self.account_of(order), self, order_value(order))
+        ctx.fingerprint = fingerprint(order, ctx)
+        return ctx
+
+    def contexts(self, orders: Sequence[Order]) -> list[OrderContext]:
+        """Every order's context; their content fingerprints are looked up in the history at once."""
+        out = [self.order(o) for o in orders]
+        if self.history is not None:
+            fps = {c.fingerprint for c in out if c.fingerprint}
+            self.seen_before = dict(self.history.seen(fps)) if fps else {}
+        return out
 
 
 def fingerprint(order: Order, ctx: OrderContext) -> str | None:

@@ -19,7 +19,7 @@ from gateway.errors import ConfigError
 from gateway.masterdata.model import MasterData
 from gateway.model import Order
 from gateway.rules.base import Decision, Finding, Outcome, Rule
-from gateway.rules.context import BatchContext, OrderHistory, fingerprint
+from gateway.rules.context import BatchContext, OrderHistory
 
 __all__ = ["RulesEngine"]
 
@@ -46,14 +46,16 @@ class RulesEngine:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def decide(self, orders: Sequence[Order], day: dt.date | None = None) -> list[Decision]:
-        """One decision per order, in order."""
+    def decide(self, orders: Sequence[Order], day: dt.date | None = None, *, seen: dict[str, str] | None = None) -> list[Decision]:
+        """One decision per order, in order. `seen`: the content of orders decided before in the
+        same run (fingerprint -> which order), carried from one call to the next and updated."""
         if not self.rules:
             return [Decision(Outcome.ACCEPT) for _ in orders]
         batch = BatchContext.prefetch(orders, self.masterdata, self.history, day)
+        if seen is not None:
+            batch.fingerprints = seen
         out = []
-        for order in orders:
-            ctx = batch.order(order)
+        for order, ctx in zip(orders, batch.contexts(orders), strict=True):
             findings: list[Finding] = []
             for rule in self.rules:
                 if not rule.applies(order):
@@ -74,7 +76,7 @@ class RulesEngine:
                 Decision.of(
                     findings,
                     account=ctx.account.code if ctx.account else None,
-                    fingerprint=fingerprint(order, ctx),
+                    fingerprint=ctx.fingerprint,
                 )
             )
         return out

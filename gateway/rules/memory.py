@@ -53,6 +53,13 @@ class InMemoryMasterData:
         for s in stock:
             self._stock.setdefault(s.sku, []).append(s)
         self._accounts = list(accounts)
+        self._price_cache: dict[tuple[str | None, dt.date], dict[str, list[Price]]] = {}
+        self._by: dict[str, dict[str, Account]] = {"code": {}, "partner": {}, "email": {}}
+        for a in self._accounts:
+            for attr in ("code", "partner", "email"):
+                value = getattr(a, attr)
+                if value is not None:
+                    self._by[attr].setdefault(value.lower() if attr == "email" else value, a)
         self.calls = 0
 
     def items(self, skus: Collection[str]) -> Mapping[str, Item]:
@@ -71,18 +78,16 @@ class InMemoryMasterData:
             b: self._xrefs[(partner, b)] for b in buyer_part_numbers if (partner, b) in self._xrefs
         }
 
-    def prices(
-        self, skus: Collection[str], customer: str | None, day: dt.date
-    ) -> Mapping[str, list[Price]]:
+    def prices(self, skus: Collection[str], customer: str | None, day: dt.date) -> Mapping[str, list[Price]]:
         self.calls += 1
         out: dict[str, list[Price]] = {}
+        cache = self._price_cache.setdefault((customer, day), {})  # the data never changes: answers are kept
         for sku in skus:
-            valid = [
-                p
-                for p in self._prices.get(sku, ())
-                if p.valid_on(day) and (p.customer is None or p.customer == customer)
-            ]
-            valid.sort(key=lambda p: p.customer is None)  # contract prices first
+            valid = cache.get(sku)
+            if valid is None:
+                valid = [p for p in self._prices.get(sku, ()) if p.valid_on(day) and (p.customer is None or p.customer == customer)]
+                valid.sort(key=lambda p: p.customer is None)  # contract prices first
+                cache[sku] = valid
             if valid:
                 out[sku] = valid
         return out
@@ -100,12 +105,8 @@ class InMemoryMasterData:
             (partner, "partner"),
             (email.lower() if email else None, "email"),
         ):
-            if want is None:
-                continue
-            for a in self._accounts:
-                value = getattr(a, attr)
-                if value is not None and (value.lower() if attr == "email" else value) == want:
-                    return a
+            if want is not None and want in self._by[attr]:
+                return self._by[attr][want]
         return None
 
 

@@ -152,6 +152,10 @@ def _postal(pattern: str) -> re.Pattern[str]:
 class AddressRule(Rule):
     config_model = AddressConfig
 
+    def __init__(self, config: RuleConfigBase):
+        super().__init__(config)
+        _subdivisions("US")  # pycountry reads its tables now, at start-up, not on the first order
+
     def check(self, order: Order, ctx: OrderContext) -> Iterable[Finding]:
         cfg = self.config
         assert isinstance(cfg, AddressConfig)

@@ -68,7 +68,7 @@ class CatalogueRule(Rule):
                     sku=item.sku,
                 )
                 continue
-            base = item.base_quantity(ln.quantity, ln.uom)
+            base = rl.base
             if base is None:
                 sold = ", ".join([item.base_uom, *sorted(item.uoms)])
                 yield self.finding(

@@ -15,9 +15,9 @@ from typing import ClassVar, Literal
 
 from gateway.model import Order
 from gateway.rules.base import Finding, Outcome, Rule, RuleConfigBase
-from gateway.rules.context import OrderContext, fingerprint
+from gateway.rules.context import OrderContext
 
-__all__ = ["DuplicatesConfig", "DuplicatesRule", "fingerprint"]
+__all__ = ["DuplicatesConfig", "DuplicatesRule"]
 
 
 class DuplicatesConfig(RuleConfigBase):
@@ -30,13 +30,11 @@ class DuplicatesRule(Rule):
     config_model = DuplicatesConfig
 
     def check(self, order: Order, ctx: OrderContext) -> Iterable[Finding]:
-        fp = fingerprint(order, ctx)
+        fp = ctx.fingerprint
         if fp is None:
             return
         batch = ctx.batch
-        earlier = batch.fingerprints.get(fp)
-        if earlier is None and batch.history is not None:
-            earlier = batch.history.seen([fp]).get(fp)
+        earlier = batch.fingerprints.get(fp) or batch.seen_before.get(fp)
         here = f"PO {order.po_number} ({order.channel.value})"
         if earlier is None:
             batch.fingerprints[fp] = here

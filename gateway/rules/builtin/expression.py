@@ -15,7 +15,8 @@ Example: ``when: 'channel == "shopify" and value > 5000 and ship_country != "US"
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -58,7 +59,7 @@ def _context(per_line: bool) -> rule_engine.Context:
     if per_line:
         types["line"] = _LINE
     return rule_engine.Context(
-        type_resolver=rule_engine.type_resolver_from_dict(types), default_timezone="UTC"
+        type_resolver=rule_engine.type_resolver_from_dict(types), resolver=_resolve, default_timezone="UTC"
     )
 
 
@@ -98,31 +99,56 @@ def _line(ln: OrderLine) -> dict[str, Any]:
     }
 
 
-def thing(order: Order, ctx: OrderContext) -> dict[str, Any]:
-    ship, bill = order.ship_to, order.bill_to
-    account = ctx.account
-    count = ctx.order_count()
-    data: dict[str, Any] = {
-        "po_number": order.po_number,
-        "channel": order.channel.value,
-        "partner": order.partner,
-        "currency": order.currency,
-        "order_type": order.order_type,
-        "value": ctx.value,
-        "line_count": Decimal(len(order.lines)),
-        "customer_email": order.customer_email,
-        "payment_status": order.payment.status if order.payment else None,
-        "ship_country": ship.country if ship else None,
-        "ship_region": ship.region if ship else None,
-        "ship_postal_code": ship.postal_code if ship else None,
-        "bill_country": bill.country if bill else None,
-        "account": account.code if account else None,
-        "credit_remaining": account.remaining_credit if account else None,
-        "order_count": Decimal(count) if count is not None else None,
-        "lines": [_line(ln) for ln in order.lines],
-    }
-    data.update(functions())
-    return data
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What an expression reads; each symbol is computed only when the expression asks for it."""
+
+    order: Order
+    ctx: OrderContext
+    line: OrderLine | None = None
+
+
+def _party(f: _Facts, role: str, attr: str) -> Any:
+    party = getattr(f.order, role)
+    return getattr(party, attr) if party is not None else None
+
+
+def _count(f: _Facts) -> Decimal | None:
+    count = f.ctx.order_count()
+    return Decimal(count) if count is not None else None
+
+
+_GETTERS: dict[str, Callable[[_Facts], Any]] = {
+    "po_number": lambda f: f.order.po_number,
+    "channel": lambda f: f.order.channel.value,
+    "partner": lambda f: f.order.partner,
+    "currency": lambda f: f.order.currency,
+    "order_type": lambda f: f.order.order_type,
+    "value": lambda f: f.ctx.value,
+    "line_count": lambda f: Decimal(len(f.order.lines)),
+    "customer_email": lambda f: f.order.customer_email,
+    "payment_status": lambda f: f.order.payment.status if f.order.payment else None,
+    "ship_country": lambda f: _party(f, "ship_to", "country"),
+    "ship_region": lambda f: _party(f, "ship_to", "region"),
+    "ship_postal_code": lambda f: _party(f, "ship_to", "postal_code"),
+    "bill_country": lambda f: _party(f, "bill_to", "country"),
+    "account": lambda f: f.ctx.account.code if f.ctx.account else None,
+    "credit_remaining": lambda f: f.ctx.account.remaining_credit if f.ctx.account else None,
+    "order_count": _count,
+    "lines": lambda f: [_line(ln) for ln in f.order.lines],
+}
+
+
+def _resolve(facts: _Facts, name: str) -> Any:
+    getter = _GETTERS.get(name)
+    if getter is not None:
+        return getter(facts)
+    if name == "line" and facts.line is not None:
+        return _line(facts.line)
+    fn = functions().get(name)
+    if fn is not None:
+        return fn
+    raise rule_engine.errors.SymbolResolutionError(name)
 
 
 class ExpressionRule(Rule):
@@ -136,11 +162,10 @@ class ExpressionRule(Rule):
     def check(self, order: Order, ctx: OrderContext) -> Iterable[Finding]:
         cfg = self.config
         assert isinstance(cfg, ExpressionConfig)
-        data = thing(order, ctx)
         if not cfg.per_line:
-            if self._rule.matches(data):
+            if self._rule.matches(_Facts(order, ctx)):
                 yield self.finding(cfg.code, cfg.message)
             return
         for rl in ctx.lines:
-            if self._rule.matches({**data, "line": _line(rl.line)}):
+            if self._rule.matches(_Facts(order, ctx, rl.line)):
                 yield self.finding(cfg.code, f"line {rl.label}: {cfg.message}", rl.label)

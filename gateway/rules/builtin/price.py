@@ -52,13 +52,15 @@ class PriceConfig(RuleConfigBase):
 
 def expected_price(rl: ResolvedLine, prices: list[Price], currency: str | None) -> Price | None:
     """The price that applies to a line (None: none known in the order's currency)."""
-    item = rl.item
-    if item is None:
+    if rl.item is None:
         return None
-    usable = [p for p in prices if currency is None or p.currency == currency.upper()]
+    want = currency.upper() if currency else None
+    usable = [p for p in prices if want is None or p.currency == want]
+    if len(usable) == 1:  # the usual case: one list price
+        return usable[0] if usable[0].min_quantity <= (rl.base or rl.line.quantity) else None
     contract = [p for p in usable if p.customer is not None]
     group = contract or usable
-    base = item.base_quantity(rl.line.quantity, rl.line.uom) or rl.line.quantity
+    base = rl.base or rl.line.quantity
     reached = [p for p in group if p.min_quantity <= base]
     return max(reached, key=lambda p: p.min_quantity, default=None)
 
@@ -67,6 +69,9 @@ def per_line_unit(rl: ResolvedLine, price: Price) -> Decimal | None:
     """`price` converted to the line's unit of measure (None: the units do not convert)."""
     item = rl.item
     assert item is not None
+    base_uom = item.base_uom.upper()
+    if (price.uom is None or price.uom.upper() == base_uom) and (rl.line.uom is None or rl.line.uom.upper() == base_uom):
+        return price.unit_price
     line_factor = item.base_quantity(Decimal(1), rl.line.uom)
     price_factor = item.base_quantity(Decimal(1), price.uom)
     if line_factor is None or price_factor is None or price_factor == 0:
@@ -82,7 +87,7 @@ class PriceRule(Rule):
         cfg = self.config
         assert isinstance(cfg, PriceConfig)
         for rl in ctx.lines:
-            if rl.item is None or rl.sku is None or rl.item.base_quantity(rl.line.quantity, rl.line.uom) is None:
+            if rl.item is None or rl.sku is None or rl.base is None:
                 continue  # an unknown item or a unit it is not sold in: the catalogue rule says so
             price = expected_price(rl, ctx.prices(rl.sku), order.currency)
             ours = per_line_unit(rl, price) if price is not None else None
