@@ -44,7 +44,7 @@ Decider = Callable[["Connection"], RulesEngine]
 """Builds the rules engine for one batch transaction (master data read through `conn`)."""
 
 DUPLICATE_WINDOW = dt.timedelta(days=14)
-DECIDE_CHUNK = 20  # new orders decided together (one master-data prefetch each)  # how far back the same content counts as a duplicate
+DECIDE_CHUNK = 50  # new orders decided together (one master-data prefetch each)  # how far back the same content counts as a duplicate
 
 
 class StoreHistory:
@@ -64,14 +64,15 @@ class StoreHistory:
         return findings_repo.seen(self.conn, fingerprints, utcnow() - self.window)
 
 
-def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]], seen: dict[str, str]) -> None:
+def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]], seen: dict[str, str], *, answers: bool = True) -> None:
     """Decide a few new orders as they are read; each row keeps its decision (``_decision``)
     until its batch is written. Deciding in small chunks, not the whole batch at once, keeps
     few canonical orders alive: a batch of 500 held would make Python's garbage collector
-    cost more than the rules (bench/bench_rules.py)."""
+    cost more than the rules (bench/bench_rules.py).
+    `answers`: the partner gets an 855/ORDRSP, so each line's answer is worked out too."""
     decisions = engine.decide([order for _, order in pending], seen=seen)
     for (row, order), decision in zip(pending, decisions, strict=True):
-        row["_decision"] = (decision, line_results(order, decision))
+        row["_decision"] = (decision, line_results(order, decision) if answers else [])
 
 
 def apply(

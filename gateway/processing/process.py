@@ -400,7 +400,7 @@ class Processor:
         if not run.to_decide or self.rules is None:
             return
         with self.store.engine.connect() as conn:
-            decide_chunk(self.rules(conn), run.to_decide, run.fingerprints)
+            decide_chunk(self.rules(conn), run.to_decide, run.fingerprints, answers=run.acks is not None)
         run.to_decide = []
 
     def _flush(self, run: Run) -> None:

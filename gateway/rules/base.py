@@ -165,9 +165,11 @@ class Rule:
     """A configured rule. Subclasses set ``config_model`` and implement :meth:`check`."""
 
     config_model: ClassVar[type[RuleConfigBase]] = RuleConfigBase
-    needs_masterdata: ClassVar[bool] = (
-        False  # a configuration error when no master data is configured
-    )
+    needs_masterdata: ClassVar[bool] = False  # a configuration error when no master data is configured
+    # What the rule reads of the order history (gateway.rules.context.OrderHistory): "counts"
+    # (orders per account), "usual" (usual quantities), "seen" (content seen before). Only what
+    # some configured rule reads is fetched.
+    needs_history: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: RuleConfigBase):
         self.config = config

@@ -114,6 +114,7 @@ class BatchContext:
     counts: Mapping[str, int] = field(default_factory=dict)
     usual: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)  # content seen in this batch (rule duplicates)
+    needs: frozenset[str] = frozenset({"counts", "usual", "seen"})
     seen_before: dict[str, str] = field(default_factory=dict)  # content the history saw before this batch
     _prices: dict[str | None, Mapping[str, list[Price]]] = field(default_factory=dict)
     _skus: set[str] = field(default_factory=set)
@@ -125,8 +126,11 @@ class BatchContext:
         masterdata: MasterData | None,
         history: OrderHistory | None = None,
         day: dt.date | None = None,
+        needs: frozenset[str] = frozenset({"counts", "usual", "seen"}),
     ) -> BatchContext:
+        """`needs`: what of the order history the rules read (see Rule.needs_history)."""
         ctx = cls(masterdata, history, day or dt.date.today())
+        ctx.needs = needs
         if masterdata is None:
             return ctx
         skus: set[str] = set()
@@ -155,8 +159,10 @@ class BatchContext:
             ctx.account_of(o)
         codes = {a.code for a in ctx.accounts.values() if a is not None}
         if history is not None and codes:
-            ctx.counts = history.order_counts(codes)
-            ctx.usual = history.usual_quantities(codes)
+            if "counts" in needs:
+                ctx.counts = history.order_counts(codes)
+            if "usual" in needs:
+                ctx.usual = history.usual_quantities(codes)
         return ctx
 
     def account_of(self, order: Order) -> Account | None:
@@ -172,7 +178,7 @@ class BatchContext:
         return self.accounts[key]
 
     def price_table(self, customer: str | None) -> Mapping[str, list[Price]]:
-        """Prices of every SKU in the batch for one customer (one query per customer per batch)."""
+        """Prices for one customer (fetched by `contexts` for its SKUs; else for every SKU of the batch)."""
         if customer not in self._prices:
             self._prices[customer] = (
                 {}
@@ -205,7 +211,15 @@ class BatchContext:
     def contexts(self, orders: Sequence[Order]) -> list[OrderContext]:
         """Every order's context; their content fingerprints are looked up in the history at once."""
         out = [self.order(o) for o in orders]
-        if self.history is not None:
+        if self.masterdata is not None:
+            # Prices per customer, for that customer's SKUs only: one look-up per customer.
+            wanted: dict[str | None, set[str]] = {}
+            for c in out:
+                skus = wanted.setdefault(c.account.code if c.account else None, set())
+                skus.update(rl.sku for rl in c.lines if rl.item is not None and rl.sku)
+            for customer, skus in wanted.items():
+                self._prices[customer] = self.masterdata.prices(skus, customer, self.day) if skus else {}
+        if self.history is not None and "seen" in self.needs:
             fps = {c.fingerprint for c in out if c.fingerprint}
             self.seen_before = dict(self.history.seen(fps)) if fps else {}
         return out

@@ -40,6 +40,7 @@ class RulesEngine:
                 f"rule(s) {', '.join(needing)} need master data; configure masterdata: (folder: ... or the store)"
             )
         self.rules = list(rules)
+        self.needs: frozenset[str] = frozenset().union(*(r.needs_history for r in self.rules))
         self.masterdata = masterdata
         self.history = history
 
@@ -51,7 +52,7 @@ class RulesEngine:
         same run (fingerprint -> which order), carried from one call to the next and updated."""
         if not self.rules:
             return [Decision(Outcome.ACCEPT) for _ in orders]
-        batch = BatchContext.prefetch(orders, self.masterdata, self.history, day)
+        batch = BatchContext.prefetch(orders, self.masterdata, self.history, day, self.needs)
         if seen is not None:
             batch.fingerprints = seen
         out = []

@@ -28,6 +28,7 @@ class DuplicatesConfig(RuleConfigBase):
 
 class DuplicatesRule(Rule):
     config_model = DuplicatesConfig
+    needs_history = frozenset({"seen"})
 
     def check(self, order: Order, ctx: OrderContext) -> Iterable[Finding]:
         fp = ctx.fingerprint

@@ -153,6 +153,7 @@ def _resolve(facts: _Facts, name: str) -> Any:
 
 class ExpressionRule(Rule):
     config_model = ExpressionConfig
+    needs_history = frozenset({"counts"})  # order_count
 
     def __init__(self, config: RuleConfigBase):
         super().__init__(config)

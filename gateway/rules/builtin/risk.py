@@ -63,6 +63,7 @@ class RiskConfig(RuleConfigBase):
 
 class RiskRule(Rule):
     config_model = RiskConfig
+    needs_history = frozenset({"counts", "usual"})
 
     def check(self, order: Order, ctx: OrderContext) -> Iterable[Finding]:
         cfg = self.config
