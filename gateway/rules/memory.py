@@ -53,7 +53,6 @@ class InMemoryMasterData:
         for s in stock:
             self._stock.setdefault(s.sku, []).append(s)
         self._accounts = list(accounts)
-        self._price_cache: dict[tuple[str | None, dt.date], dict[str, list[Price]]] = {}
         self._by: dict[str, dict[str, Account]] = {"code": {}, "partner": {}, "email": {}}
         for a in self._accounts:
             for attr in ("code", "partner", "email"):
@@ -81,13 +80,13 @@ class InMemoryMasterData:
     def prices(self, skus: Collection[str], customer: str | None, day: dt.date) -> Mapping[str, list[Price]]:
         self.calls += 1
         out: dict[str, list[Price]] = {}
-        cache = self._price_cache.setdefault((customer, day), {})  # the data never changes: answers are kept
         for sku in skus:
-            valid = cache.get(sku)
-            if valid is None:
-                valid = [p for p in self._prices.get(sku, ()) if p.valid_on(day) and (p.customer is None or p.customer == customer)]
+            found = self._prices.get(sku)
+            if not found:
+                continue
+            valid = [p for p in found if (p.customer is None or p.customer == customer) and p.valid_on(day)]
+            if len(valid) > 1:
                 valid.sort(key=lambda p: p.customer is None)  # contract prices first
-                cache[sku] = valid
             if valid:
                 out[sku] = valid
         return out

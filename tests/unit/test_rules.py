@@ -305,3 +305,16 @@ def test_masterdata_folder_and_its_errors(tmp_path: Path):
     assert md.items(["A"])["A"].uoms == {"CA": Decimal(12)}
     assert md.prices(["A"], None, DAY)["A"][0].currency == "USD"
     assert md.account(email="jane@example.com") is not None
+
+
+def test_order_history_is_read_only_for_rules_that_read_it():
+    class Strict(InMemoryHistory):
+        def seen(self, fingerprints: Any) -> Any:
+            raise AssertionError("no rule reads the content seen before")
+
+        def order_counts(self, accounts: Any) -> Any:
+            raise AssertionError("no rule reads order counts")
+
+    assert decide([{"type": "catalogue"}, {"type": "price"}], order(), history=Strict()).outcome is Outcome.ACCEPT
+    with pytest.raises(AssertionError, match="content seen before"):
+        decide([{"type": "duplicates"}], order(), history=Strict())
