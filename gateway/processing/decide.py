@@ -16,7 +16,7 @@ Every finding (also the notes of accepted orders) and the decision are stored
 cancellations are not decided again here (they follow their original's decision).
 
 Stock reservation and routing (issue 10) belong right after an accepting decision, in the same
-transaction: :func:`decide` returns the accepted orders' decisions for that step.
+transaction: :func:`apply` returns the accepted orders' decisions for that step.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["DECIDE_CHUNK", "Decider", "StoreHistory", "apply", "decide_chunk", "line_results"]
 
 Decider = Callable[["Connection"], RulesEngine]
-"""Builds the rules engine for one batch transaction (master data read through `conn`)."""
+"""Builds the rules engine for one chunk of orders (master data and history read through `conn`)."""
 
 DUPLICATE_WINDOW = dt.timedelta(days=14)
 DECIDE_CHUNK = 50  # new orders decided together (one master-data prefetch each)  # how far back the same content counts as a duplicate
