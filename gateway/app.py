@@ -22,7 +22,7 @@ from gateway.translate import PartnerDirectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CycleStats", "Gateway"]
+__all__ = ["CycleStats", "Gateway", "RulesSetup"]
 
 
 @dataclass(slots=True)
@@ -65,7 +65,22 @@ class Gateway:
             provenance=cfg.processing.provenance,
             authserv_id=cfg.processing.authserv_id,
             smtp=cfg.smtp,
+            rules=self.rules_engine if cfg.rules else None,
         )
+
+    # -- the rules and their master data -------------------------------------------------------------
+
+    @cached_property
+    def _rules_setup(self) -> RulesSetup:
+        return RulesSetup(self.config)
+
+    def masterdata(self, conn: Any = None) -> Any:
+        """The master data the rules read (see RulesSetup.masterdata: the one seam)."""
+        return self._rules_setup.masterdata(conn)
+
+    def rules_engine(self, conn: Any = None) -> Any:
+        """The rules engine for one batch (`conn`: the batch's transaction; None: a dry run)."""
+        return self._rules_setup.engine(conn)
 
     @cached_property
     def sources(self) -> list[Source]:
@@ -239,6 +254,9 @@ class Gateway:
         died; they are released at once instead of after they expire. (On PostgreSQL several
         nodes share the work and leases expire on their own.)
         """
+        if self.config.rules:
+            with self.store.engine.connect() as conn:
+                self.rules_engine(conn)  # master data loads and the rules build now, not at the first order
         if not self.store.is_sqlite or self._node_lock is not None:
             return
         import fcntl
@@ -291,3 +309,62 @@ def check_connectors(config: GatewayConfig) -> list[str]:
         except (ConfigError, ValueError) as exc:
             problems.append(f"connector {c.name}: {exc}")
     return problems
+
+
+class RulesSetup:
+    """The configured rules with their master data and order history, built once and usable
+    without a store (`gateway rules test` stores nothing)."""
+
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+
+    @cached_property
+    def _folder(self) -> tuple[Any, Any] | None:
+        md = self.config.masterdata
+        if md is None or md.folder is None:
+            return None
+        import gc
+
+        from gateway.rules.memory import load_folder
+
+        loaded = load_folder(md.folder)
+        # The master data never changes while the process runs, and a catalogue is hundreds of
+        # thousands of objects: kept out of the garbage collector's full collections, which would
+        # otherwise rescan it again and again while orders are read (bench/bench_rules.py).
+        gc.collect()
+        gc.freeze()
+        return loaded
+
+    def masterdata(self, conn: Any = None) -> Any:
+        """The master data the rules read: the one seam between the rules and where master data
+        lives. A configured folder of CSV files is read once, into memory; otherwise the store's
+        (`gateway data import`), read through `conn` (None without a store: a dry run)."""
+        loaded = self._folder
+        if loaded is not None:
+            return loaded[0]
+        if conn is None:
+            return None
+        from gateway.store.masterdata import StoreMasterData
+
+        return StoreMasterData(conn)
+
+    def history(self, conn: Any = None) -> Any:
+        """The order history the rules read: the store's (through `conn`); without a store, the
+        folder's history.csv/usual.csv."""
+        if conn is None:
+            loaded = self._folder
+            return loaded[1] if loaded is not None else None
+        from gateway.processing.decide import StoreHistory
+
+        return StoreHistory(conn)
+
+    @cached_property
+    def rules(self) -> list[Any]:
+        from gateway.rules import build_rules
+
+        return build_rules(self.config.rules)
+
+    def engine(self, conn: Any = None) -> Any:
+        from gateway.rules import RulesEngine
+
+        return RulesEngine(self.rules, self.masterdata(conn), self.history(conn))

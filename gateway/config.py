@@ -38,6 +38,8 @@ from gateway.errors import ConfigError
 from gateway.intake.config import IntakeConfig
 from gateway.plugins import SourceConfigBase, TargetConfigBase
 from gateway.retry import RetryPolicy
+from gateway.rules.base import RuleConfigBase
+from gateway.rules.config import MasterDataConfig
 from gateway.smtp import SmtpConfig
 
 __all__ = [
@@ -164,6 +166,10 @@ class GatewayConfig(BaseModel):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Sending orders to connectors.")
     intake: IntakeConfig | None = Field(None, description="The HTTP intake service for cart webhooks (started by `gateway run`).")
     smtp: SmtpConfig | None = Field(None, description="Outgoing mail server for order confirmation replies to partners' order e-mails.")
+    rules: list[RuleConfigBase] = Field(
+        default_factory=list, description="Rules every new order goes through (accept, hold for a person, reject); see README \"Rules\"."
+    )
+    masterdata: MasterDataConfig | None = Field(None, description="Master data the rules read (items, prices, stock, accounts).")
     mappings: Path | None = Field(None, description="Folder of the partner mapping folders (<partner>/partner.yaml, email.yaml, ...); default: the mappings/ folder shipped with the gateway.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
@@ -173,6 +179,13 @@ class GatewayConfig(BaseModel):
     @classmethod
     def _source_types(cls, items: Any) -> Any:
         return plugins.validate_configs("source", items) if isinstance(items, list) else items
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rule_types(cls, items: Any) -> Any:
+        from gateway.rules.registry import validate_rule_configs
+
+        return validate_rule_configs(items) if isinstance(items, list) else items
 
     @field_validator("connectors", mode="before")
     @classmethod
@@ -199,11 +212,17 @@ def config_schema() -> dict[str, Any]:
         models = tuple(plugins.config_model(kind, name) for name in sorted(plugins.known_types(kind)))
         return list[Annotated[Union[models], Field(discriminator="type")]]  # type: ignore[valid-type]  # noqa: UP007
 
+    from gateway.rules.registry import known_types as rule_types
+    from gateway.rules.registry import rule_class
+
+    rule_models = tuple(rule_class(name).config_model for name in sorted(rule_types()))
+    rules = list[Annotated[Union[rule_models], Field(discriminator="type")]]  # type: ignore[valid-type]  # noqa: UP007
     full = create_model(
         "GatewayConfig",
         __base__=GatewayConfig,
         sources=(union("source"), Field(default_factory=list, description="Where orders come from.")),
         connectors=(union("target"), Field(default_factory=list, description="Where orders go.")),
+        rules=(rules, Field(default_factory=list, description=GatewayConfig.model_fields["rules"].description)),
     )
     return full.model_json_schema()
 
@@ -272,6 +291,8 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
 
     cfg.home = home
     cfg.mappings = fix(cfg.mappings)
+    if cfg.masterdata is not None:
+        cfg.masterdata.folder = fix(cfg.masterdata.folder)
     for s in cfg.sources:
         s.resolve_paths(fix)
     for p in cfg.partners:
@@ -427,17 +448,27 @@ def _describe(err: Any, data: Any, lines: dict[tuple[Any, ...], int], path: Path
 def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
     model: Any = GatewayConfig
     cursor: Any = data
+    annotation: Any = None
     for part in loc:
-        cursor = cursor[part] if isinstance(cursor, (dict, list)) else None
+        cursor = cursor[part] if isinstance(cursor, (dict, list)) and _has(cursor, part) else None
         if isinstance(part, int):
+            if annotation is not None:
+                model = _model_of(typing.get_args(annotation)[-1] if typing.get_origin(annotation) in (list, dict) else annotation, cursor)
             continue
         field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
             return []
-        model = _model_of(field.annotation, cursor)
+        annotation = field.annotation
+        model = _model_of(annotation, cursor)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []
+
+
+def _has(container: Any, part: Any) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(part, int) and 0 <= part < len(container)
 
 
 def _model_of(annotation: Any, value: Any) -> Any:
@@ -456,6 +487,13 @@ def _model_of(annotation: Any, value: Any) -> Any:
                 if tag is not None and value.get("type") == tag.default:
                     return c
         return candidates[0] if candidates else None
+    if annotation is RuleConfigBase and isinstance(value, dict) and isinstance(value.get("type"), str):
+        from gateway.rules.registry import rule_class
+
+        try:
+            return rule_class(value["type"]).config_model
+        except ConfigError:
+            return RuleConfigBase
     for kind, base in (("source", SourceConfigBase), ("target", TargetConfigBase)):
         if annotation is base and isinstance(value, dict) and isinstance(value.get("type"), str):
             try:
@@ -514,6 +552,13 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
                 load_payload(target)
             except PayloadError as exc:
                 problems.append(f"{_where(('connectors', i, 'payload'), lines, path)}: {exc}")
+    if cfg.masterdata is not None and cfg.masterdata.folder is not None and not cfg.masterdata.folder.is_dir():
+        problems.append(f"{_where(('masterdata', 'folder'), lines, path)}: folder {cfg.masterdata.folder} does not exist")
+    names_seen: set[str] = set()
+    for i, rule in enumerate(cfg.rules):
+        if rule.label in names_seen:
+            problems.append(f"{_where(('rules', i, 'name'), lines, path)}: rule name {rule.label!r} is used twice; give each rule of the same type a name")
+        names_seen.add(rule.label)
     if cfg.dispatch.lease_seconds <= max((c.call_seconds() for c in cfg.connectors), default=0):
         problems.append(
             f"{_where(('dispatch', 'lease_seconds'), lines, path)}: must be longer than the slowest connector's "

@@ -23,6 +23,7 @@ from typing import Any
 
 from gateway.connector import Capabilities, RawMessage
 from gateway.processing.acknowledge import confirm
+from gateway.processing.decide import Decider
 from gateway.processing.exception_queue import ExceptionQueue
 from gateway.processing.process import Processor, ProcessStats
 from gateway.processing.receive import ReceiveResult, display_name, receive, receive_many
@@ -49,6 +50,7 @@ class Pipeline:
         provenance: bool = True,
         authserv_id: str | None = None,
         smtp: Any = None,
+        rules: Decider | None = None,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -67,6 +69,7 @@ class Pipeline:
             provenance=provenance,
             authserv_id=authserv_id,
             smtp=smtp,
+            rules=rules,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
         self.exceptions = ExceptionQueue(store, self.linker, self.processor.queue)

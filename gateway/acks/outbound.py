@@ -214,6 +214,18 @@ class AckCollector:
             results.append(LineResult(status=LineStatus.REJECTED if label in bad else LineStatus.ACCEPTED))
         self.orders.append(_OrderAck(order, envelope, not problems, results, order_id))
 
+    def decided(self, order_id: str, accepted: bool | None, line_results: list[LineResult]) -> None:
+        """The rules decided an order noted by `order`: its 855/ORDRSP says so per line.
+        `accepted` None: held for a person, so no answer is sent now."""
+        for i, oa in enumerate(self.orders):
+            if oa.order_id != order_id:
+                continue
+            if accepted is None:
+                del self.orders[i]
+            else:
+                oa.accepted, oa.line_results = accepted, line_results
+            return
+
 
 @dataclass
 class PlannedAck:
@@ -351,7 +363,7 @@ def _interchange_acks(ix: _Interchange, body: bytes, cfg: Any, numbers: StoredCo
 def _order_ack(oa: _OrderAck, body: bytes, cfg: Any, numbers: StoredControlNumbers, now: dt.datetime | None) -> PlannedAck:
     bad = any(r.status != LineStatus.ACCEPTED for r in oa.line_results)
     if oa.accepted:
-        decision = PoDecision.ACCEPTED
+        decision = PoDecision.ACCEPTED_WITH_CHANGES if bad else PoDecision.ACCEPTED
     else:
         decision = PoDecision.REJECTED_WITH_DETAIL if bad else PoDecision.REJECTED
     if oa.envelope.standard == "edifact":

@@ -27,6 +27,7 @@ from gateway.acks.outbound import AckCollector
 from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
+from gateway.model import Purpose
 from gateway.processing.acknowledge import (
     acked_already,
     acknowledge,
@@ -34,6 +35,7 @@ from gateway.processing.acknowledge import (
     confirm,
     store_ready_acks,
 )
+from gateway.processing.decide import DECIDE_CHUNK, Decider, apply, decide_chunk
 from gateway.processing.email_trust import email_partner
 from gateway.processing.interchanges import (
     close_interchange,
@@ -44,6 +46,7 @@ from gateway.processing.interchanges import (
 from gateway.processing.review import hold_for_review
 from gateway.processing.run import Batch, Run, is_cut_off, is_test
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
+from gateway.store import findings as findings_repo
 from gateway.store import interchanges as interchange_repo
 from gateway.store import messages as message_repo
 from gateway.store import orders as order_repo
@@ -94,8 +97,10 @@ class Processor:
         provenance: bool = True,
         authserv_id: str | None = None,
         smtp: Any = None,
+        rules: Decider | None = None,
     ):
         self.store = store
+        self.rules = rules  # the rules engine for a batch's transaction (gateway.processing.decide); None: no rules
         self.partners = partners
         self.linker = linker
         self.batch_orders = batch_orders
@@ -355,6 +360,10 @@ class Processor:
         else:
             run.orders += 1
             row["_mapped"] = mapped
+            if self.rules is not None and order.purpose == Purpose.ORIGINAL and not order.lines_are_changes:
+                run.to_decide.append((row, order))
+                if len(run.to_decide) >= DECIDE_CHUNK:
+                    self._decide(run)
             if ev.review:
                 row["_review"] = ev.review
 
@@ -392,8 +401,18 @@ class Processor:
         what = f"{ev.doc_type or 'document'} {ev.control_number or ''}".strip()
         batch.events.append({"kind": "quarantined", "order_id": oid, "message_id": message_id, "at": now, "detail": f"{ev.reason}: {what} at {ev.position}: {ev.message}"})
 
+    def _decide(self, run: Run) -> None:
+        """The rules over the new orders read since the last chunk (their master data and
+        order history read on a connection of their own)."""
+        if not run.to_decide or self.rules is None:
+            return
+        with self.store.engine.connect() as conn:
+            decide_chunk(self.rules(conn), run.to_decide, run.fingerprints, answers=run.acks is not None)
+        run.to_decide = []
+
     def _flush(self, run: Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
+        self._decide(run)
         batch = run.batch
         if not (batch.orders or batch.events or batch.digests or run.undecided or (run.acks is not None and run.acks.ready())):
             return
@@ -419,7 +438,15 @@ class Processor:
                 hold_for_review(batch.orders, review, plans, batch.events, mapped)
             if tests:
                 self._route_tests(batch.orders, tests, plans, batch.events, mapped)
+            found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+            if self.rules is not None:
+                found_rows, decided, _accepted = apply(batch.orders, plans, batch.events, mapped, run.acks)
+                found = (found_rows, decided)
+                refused = sum(1 for r in decided if r["outcome"] == "reject")
+                run.orders -= refused
+                run.rejected += refused
             order_repo.insert_batch(conn, batch.orders)
+            findings_repo.insert(conn, *found)
             self.queue(
                 conn, [(row, plans.get(row["id"])) for row in batch.orders], batch.events, mapped
             )

@@ -1,6 +1,7 @@
 """Orders and messages a person decides on: `gateway review`, `approve`, `reject`, `reprocess`.
 
-An order read with too little confidence is held (NEEDS_REVIEW) after version linking, so a
+An order the rules hold (gateway.processing.decide) waits here too, with its reasons;
+approving it records who did. An order read with too little confidence is held (NEEDS_REVIEW) after version linking, so a
 re-sent copy is still a duplicate and not a second order to review. Approving queues it like
 any accepted order; rejecting refuses it for good. Reprocessing reads a refused message again
 with the current configuration (its accepted orders stay and are skipped).
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import GatewayError
 from gateway.processing.interchanges import take_over_reused
 from gateway.store import Store, add_event, add_events, utcnow
+from gateway.store import findings as findings_repo
 from gateway.store import messages as message_repo
 from gateway.store import orders as order_repo
 from gateway.store import tables as t
@@ -49,13 +51,17 @@ class Review:
         GatewayError when the id matches no held order, or more than one."""
         with self.store.begin() as conn:
             row = self._held_order(conn, order_id)
-            if row["reason"] != "NEEDS_REVIEW":
+            by_rules = findings_repo.decision_of(conn, row["id"])
+            held_by_rules = by_rules is not None and by_rules["outcome"] == "hold"
+            if row["reason"] != "NEEDS_REVIEW" and not held_by_rules:
                 raise GatewayError(
                     f"order {row['id'][:8]} is held because {row['reason']}: {row['error']} "
                     "It cannot be sent as it is; handle it in the target system and reject it here."
                 )
             row["state"], row["reason"], row["error"] = "validated", None, None
             order_repo.review_decision(conn, row["id"], "validated", None, None)
+            if held_by_rules:
+                findings_repo.person_decided(conn, row["id"], "accept", by)
             events: list[dict[str, Any]] = []
             targets = self.linker.targets(row["partner"])
             note = f"approved by {by}" if by else "approved by a person"
@@ -71,6 +77,7 @@ class Review:
             row = self._held_order(conn, order_id)
             who = f" by {by}" if by else ""
             order_repo.review_decision(conn, row["id"], "quarantined", "REJECTED_BY_PERSON", reason.strip()[:2000])
+            findings_repo.person_decided(conn, row["id"], "reject", by)
             add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
         return str(row["id"])
 
@@ -108,6 +115,7 @@ class Review:
             if msg["state"] == "quarantined" and msg["attempts"] == 0:  # the source refused it unread
                 raise GatewayError(f"message {msg['id'][:8]} was refused before it was read ({msg['reason']}); nothing is stored to read again")
             order_repo.delete_refused(conn, refused)
+            findings_repo.forget(conn, refused)
             message_repo.reopen(conn, msg["id"], msg["state"])
             who = f" by {by}" if by else ""
             what = f"{len(refused)} refused document(s)" if refused else "the whole message"

@@ -56,6 +56,10 @@ class Run:
     truncated: set[tuple[int, str]] = field(default_factory=set)  # (index, control number) cut off: refused
     truncated_seen: list[str] = field(default_factory=list)  # what the person is told about them
     reused: list[str] = field(default_factory=list)  # keys of interchanges refused as CONTROL_NUMBER_REUSED
+    # New orders the rules decide in small chunks as they are read (gateway.processing.decide),
+    # and the content of those decided so far in this message (the duplicates rule).
+    to_decide: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 def is_cut_off(env: Any, run: Run) -> bool:

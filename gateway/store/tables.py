@@ -286,3 +286,33 @@ stock_reservations = Table(
     UniqueConstraint("order_id", "line", "warehouse", name="uq_stock_reservations_order_line"),
     Index("ix_stock_reservations_sku", "sku", "warehouse"),
 )
+
+# What the rules found about each order (gateway.rules): every finding with its outcome, reason
+# code and line, and one decision row per decided order (its matched account and content
+# fingerprint: the order history the rules read). No foreign key: `gateway reprocess` forgets
+# a refused order's findings with it (gateway.store.findings.forget).
+rule_findings = Table(
+    "rule_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("outcome", String(10), nullable=False),  # accept | hold | reject
+    Column("code", String(60), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("line", String(40), nullable=True),  # the line number as sent, else its position; null: the order
+    Column("data", JSON, nullable=True),
+    Column("created_at", TZ, nullable=False),
+)
+
+rule_decisions = Table(
+    "rule_decisions",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("outcome", String(10), nullable=False),
+    Column("account", String(100), nullable=True, index=True),
+    Column("fingerprint", String(64), nullable=True, index=True),
+    Column("decided_at", TZ, nullable=False),
+    Column("decided_by", String(200), nullable=True),  # null: the rules; else the person who approved or rejected
+)

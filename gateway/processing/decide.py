@@ -1,0 +1,140 @@
+"""The decide step: the configured rules over a batch's new orders.
+
+New original orders are decided in small chunks as they are read (`decide_chunk`); the
+decisions are applied in the batch's transaction after version linking (`apply`: a re-sent
+copy is a duplicate, not an order to decide), before the batch's orders are written:
+
+- rejected: the order is quarantined with the deciding reason code and every message; it is
+  never queued, and its 855/ORDRSP is the negative acknowledgement (RJ, or RD with IR lines
+  when rules named lines);
+- held: it waits for a person with its reasons (`gateway approve` / `gateway reject`); its
+  855/ORDRSP is not sent while it waits;
+- accepted: queued as before; a price a rule corrected shows as IP with our price.
+
+Every finding (also the notes of accepted orders) and the decision are stored
+(gateway.store.findings) so `gateway show` lists every reason with its line. Changes and
+cancellations are not decided again here (they follow their original's decision).
+
+Stock reservation and routing (issue 10) belong right after an accepting decision, in the same
+transaction: :func:`apply` returns the accepted orders' decisions for that step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from gateway.acks.model import LineResult, LineStatus
+from gateway.model import Order
+from gateway.rules import Decision, Outcome, RulesEngine
+from gateway.store import findings as findings_repo
+from gateway.store import utcnow
+from gateway.versions import Plan
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from gateway.acks.outbound import AckCollector
+
+__all__ = ["DECIDE_CHUNK", "Decider", "StoreHistory", "apply", "decide_chunk", "line_results"]
+
+Decider = Callable[["Connection"], RulesEngine]
+"""Builds the rules engine for one chunk of orders (master data and history read through `conn`)."""
+
+DUPLICATE_WINDOW = dt.timedelta(days=14)
+DECIDE_CHUNK = 50  # new orders decided together (one master-data prefetch each)  # how far back the same content counts as a duplicate
+
+
+class StoreHistory:
+    """Order history from the store, for the rules (orders per account, content seen)."""
+
+    def __init__(self, conn: Connection, window: dt.timedelta = DUPLICATE_WINDOW):
+        self.conn = conn
+        self.window = window
+
+    def order_counts(self, accounts: Collection[str]) -> Mapping[str, int]:
+        return findings_repo.order_counts(self.conn, accounts)
+
+    def usual_quantities(self, accounts: Collection[str]) -> Mapping[tuple[str, str], Decimal]:
+        return {}  # seam: needs order lines by account (the store side's order lines)
+
+    def seen(self, fingerprints: Collection[str]) -> Mapping[str, str]:
+        return findings_repo.seen(self.conn, fingerprints, utcnow() - self.window)
+
+
+def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]], seen: dict[str, str], *, answers: bool = True) -> None:
+    """Decide a few new orders as they are read; each row keeps its decision (``_decision``)
+    until its batch is written. Deciding in small chunks, not the whole batch at once, keeps
+    few canonical orders alive: a batch of 500 held would make Python's garbage collector
+    cost more than the rules (bench/bench_rules.py).
+    `answers`: the partner gets an 855/ORDRSP, so each line's answer is worked out too."""
+    decisions = engine.decide([order for _, order in pending], seen=seen)
+    for (row, order), decision in zip(pending, decisions, strict=True):
+        row["_decision"] = (decision, line_results(order, decision) if answers else [])
+
+
+def apply(
+    rows: list[dict[str, Any]],
+    plans: dict[str, Plan],
+    events: list[dict[str, Any]],
+    mapped: dict[str, str],
+    acks: AckCollector | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Decision]]:
+    """Apply the decisions of the batch's new orders (after version linking): changes rows'
+    state, plans and events in place; a row that linking found to be a repeat, a change or a
+    test is not decided. Returns (finding rows, decision rows) to insert once the orders are
+    written, and the accepted orders' decisions by order id."""
+    now = utcnow()
+    finding_rows: list[dict[str, Any]] = []
+    decision_rows: list[dict[str, Any]] = []
+    accepted: dict[str, Decision] = {}
+    for row in rows:
+        decided = row.pop("_decision", None)
+        plan = plans.get(row["id"])
+        if decided is None or row["state"] != "validated" or plan is None or plan.action != "create":
+            continue
+        decision, lines = decided
+        oid = row["id"]
+        for seq, fnd in enumerate(decision.findings):
+            finding_rows.append(
+                {
+                    "order_id": oid, "seq": seq, "rule": fnd.rule[:100], "outcome": fnd.outcome.value, "code": fnd.code[:60],
+                    "message": fnd.message, "line": (fnd.line or None) and fnd.line[:40], "data": dict(fnd.data) or None, "created_at": now,
+                }
+            )
+        decision_rows.append({"order_id": oid, "outcome": decision.outcome.value, "account": decision.account and decision.account[:100], "fingerprint": decision.fingerprint, "decided_at": now, "decided_by": None})
+        if acks is not None:
+            acks.decided(oid, None if decision.outcome is Outcome.HOLD else decision.outcome is Outcome.ACCEPT, lines)
+        if decision.outcome is Outcome.ACCEPT:
+            accepted[oid] = decision
+            continue
+        plans.pop(oid)
+        lead = mapped.pop(oid, "") or f"PO {row['po_number']}"
+        row["reason"], row["error"] = decision.reason, decision.summary()
+        if decision.outcome is Outcome.REJECT:
+            row["state"] = "quarantined"
+            events.append({"kind": "quarantined", "order_id": oid, "message_id": row["message_id"], "at": now, "detail": f"{lead}; rejected by the rules: {row['error']}"})
+        else:
+            row["state"] = "held"
+            events.append({"kind": "held", "order_id": oid, "message_id": row["message_id"], "at": now, "detail": f"{lead}; held by the rules for a person: {row['error']}"})
+    return finding_rows, decision_rows, accepted
+
+
+def line_results(order: Order, decision: Decision) -> list[LineResult]:
+    """What the 855/ORDRSP says per line, paired with `order.lines` by position.
+
+    Rejected: every line IR when a finding named a line (the order is refused with detail),
+    else every line as ordered (the acknowledgement is a plain RJ). Accepted: IP with our price
+    where a rule gave one (``price`` in its data), IA otherwise."""
+    labels = [ln.line_number or str(i + 1) for i, ln in enumerate(order.lines)]
+    if decision.outcome is Outcome.REJECT:
+        lined = any(fnd.line for fnd in decision.deciding)
+        status = LineStatus.REJECTED if lined else LineStatus.ACCEPTED
+        return [LineResult(status=status) for _ in labels]
+    prices: dict[str, Decimal] = {}
+    for fnd in decision.findings:
+        if fnd.line and "price" in fnd.data:
+            prices.setdefault(fnd.line, Decimal(fnd.data["price"]))
+    return [LineResult(status=LineStatus.PRICE_CHANGED, unit_price=prices[label]) if label in prices else LineResult() for label in labels]
