@@ -73,7 +73,7 @@ from gateway.errors import MappingError
 from gateway.formats.base import Document
 from gateway.formats.cxml import CxmlRequest
 from gateway.formats.safexml import XmlPicker, XPaths
-from gateway.mapping.builder import envelope_source, load_tables, validated_order
+from gateway.mapping.builder import XmlOrder, envelope_source, load_tables, not_an_order
 from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import Codes
 from gateway.model import Order, Purpose
@@ -147,27 +147,20 @@ def map_order_request(
     """
     body = doc.body
     if doc.doc_type != "OrderRequest" or not isinstance(body, CxmlRequest):
-        raise MappingError(
-            f"cXML {doc.doc_type} is not an OrderRequest",
-            reason="NOT_AN_ORDER",
-            position=doc.position,
-        )
+        raise not_an_order(doc, f"cXML {doc.doc_type} is not an OrderRequest")
     return _Build(doc, body, tables or default_cxml_tables(), trace).run()
 
 
-class _Build:
+class _Build(XmlOrder):
     """The state of one mapping run."""
+
+    t: CxmlTables
 
     def __init__(
         self, doc: Document, body: CxmlRequest, tables: CxmlTables, trace: dict[str, str] | None
     ):
-        self.doc = doc
+        super().__init__(doc, tables, XmlPicker(XPaths(indexed=frozenset({"ItemOut"})), trace))
         self.body = body
-        self.t = tables
-        self.x = XmlPicker(XPaths(indexed=frozenset({"ItemOut"})), trace)
-        self.order: dict[str, Any] = {}
-        self.extensions: dict[str, Any] = {}
-        self.others: dict[str, dict[str, Any]] = {}
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -199,15 +192,11 @@ class _Build:
         self._header(header)
         self._lines(req)
         self._credentials()
-        if self.others:
-            o["other_parties"] = self.others
         unmapped = list(x.leftover_attributes(header))
         for item in req.iterfind("ItemOut"):
             unmapped.extend(x.leftover_attributes(item))
         unmapped.extend(x.unmapped(req, skip=_SECRET_TAGS))
-        o["unmapped"] = unmapped
-        o["extensions"] = self.extensions
-        return validated_order(o, self.doc.position, brief=True)
+        return self.assemble(unmapped)
 
     def _header(self, h: etree._Element) -> None:
         x, o = self.x, self.order
@@ -255,7 +244,7 @@ class _Build:
         extrinsic = self._extrinsics(h.iterfind("Extrinsic"), "extensions.extrinsic")
         if extrinsic:
             self.extensions["extrinsic"] = extrinsic
-        references: list[dict[str, Any]] = []
+        references = self.references
         for ref in h.iterfind("DocumentReference"):
             value = x.attr(ref, "payloadID", f"references[{len(references)}].value")
             if value:
@@ -273,18 +262,12 @@ class _Build:
             references.append(
                 {"qualifier": "SupplierOrderInfo", "value": value, "role": "supplier_order"}
             )
-        if references:
-            o["references"] = references
         delivery = x.attr_date(h, "requestedDeliveryDate", "requested_delivery_date")
         if delivery is not None:
             o["requested_delivery_date"] = delivery
-            o["dates"] = [
-                {
-                    "role": "requested_delivery",
-                    "qualifier": "requestedDeliveryDate",
-                    "date": delivery,
-                }
-            ]
+            self.dates.append(
+                {"role": "requested_delivery", "qualifier": "requestedDeliveryDate", "date": delivery}
+            )
 
     def _lines(self, req: etree._Element) -> None:
         x, o = self.x, self.order

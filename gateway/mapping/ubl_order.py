@@ -89,7 +89,7 @@ from gateway.errors import MappingError
 from gateway.formats.base import Document
 from gateway.formats.safexml import XmlPicker, XPaths
 from gateway.formats.ubl import CAC, CBC, EXT, ORDER_TYPES
-from gateway.mapping.builder import envelope_source, load_tables, validated_order
+from gateway.mapping.builder import XmlOrder, envelope_source, load_tables, not_an_order
 from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import Codes
 from gateway.model import Order, Purpose
@@ -188,34 +188,25 @@ def map_ubl_order(
     """
     root = doc.body
     if doc.doc_type not in ORDER_TYPES or not isinstance(root, etree._Element):
-        raise MappingError(
-            f"UBL {doc.doc_type} is not an Order, OrderChange or OrderCancellation",
-            reason="NOT_AN_ORDER",
-            position=doc.position,
+        raise not_an_order(
+            doc, f"UBL {doc.doc_type} is not an Order, OrderChange or OrderCancellation"
         )
     return _Build(doc, root, tables or default_ubl_tables(), trace).run()
 
 
-class _Build:
+class _Build(XmlOrder):
     """The state of one mapping run."""
+
+    t: UblTables
 
     def __init__(
         self, doc: Document, root: etree._Element, tables: UblTables, trace: dict[str, str] | None
     ):
-        self.doc = doc
-        self.root = root
-        self.t = tables
-        self.doc_type = doc.doc_type
         root_ns = etree.QName(root).namespace or ""
-        self.x = XmlPicker(
-            XPaths({CAC: "cac", CBC: "cbc", EXT: "ext", root_ns: ""}, frozenset({"cac:OrderLine"})),
-            trace,
-        )
-        self.order: dict[str, Any] = {}
-        self.others: dict[str, dict[str, Any]] = {}
-        self.references: list[dict[str, Any]] = []
-        self.dates: list[dict[str, Any]] = []
-        self.extensions: dict[str, Any] = {}
+        paths = XPaths({CAC: "cac", CBC: "cbc", EXT: "ext", root_ns: ""}, frozenset({"cac:OrderLine"}))
+        super().__init__(doc, tables, XmlPicker(paths, trace))
+        self.root = root
+        self.doc_type = doc.doc_type
 
     def find(self, el: etree._Element | None, path: str) -> etree._Element | None:
         return None if el is None else el.find(_clark(path))
@@ -308,12 +299,7 @@ class _Build:
         period = self.find(root, "cac:ValidityPeriod")
         self._date(self.find(period, "cbc:StartDate"), "valid_from", "ValidityPeriod/StartDate")
         self._date(self.find(period, "cbc:EndDate"), "valid_until", "ValidityPeriod/EndDate")
-        o["references"] = self.references
-        o["dates"] = self.dates
-        o["other_parties"] = self.others
-        o["extensions"] = self.extensions
-        o["unmapped"] = x.unmapped(root)
-        return validated_order(o, self.doc.position, brief=True)
+        return self.assemble(x.unmapped(root))
 
     # -- header ------------------------------------------------------------------------------
 
