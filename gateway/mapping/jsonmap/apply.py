@@ -15,7 +15,7 @@ from jmespath.exceptions import JMESPathError
 
 from gateway.errors import MappingError
 from gateway.formats.base import Document
-from gateway.mapping.builder import envelope_source, validated_order
+from gateway.mapping.builder import envelope_source, not_an_order, validated_order
 from gateway.mapping.jsonmap.functions import _OPTIONS, _BadNumber, _decimal, _jp_type
 from gateway.mapping.jsonmap.nodes import (
     _dotted,
@@ -50,10 +50,8 @@ class JsonMapping:
     def map(self, doc: Document, trace: dict[str, str] | None = None) -> Order:
         """Map one `Document` whose body is an order object. Raises MappingError."""
         if doc.doc_type != "order" or not isinstance(doc.body, dict):
-            raise MappingError(
-                f"{doc.doc_type} at {doc.position} is not a {self.channel.value} order object",
-                reason="NOT_AN_ORDER",
-                position=doc.position,
+            raise not_an_order(
+                doc, f"{doc.doc_type} at {doc.position} is not a {self.channel.value} order object"
             )
         return _Run(self, doc, trace).order()
 
