@@ -77,7 +77,19 @@ class Gateway:
 
         connectors = {c.name: plugins.build("target", c) for c in self.config.connectors}
         policies = {c.name: c.retry for c in self.config.connectors}
-        return Dispatcher(self.store, connectors, policies, self.config.dispatch)
+        # Acknowledgements and confirmation e-mails are outbox rows of the same dispatcher; a
+        # document whose channel is no longer configured becomes a dead letter, never lost.
+        from gateway.acks.channels import ChannelSet
+
+        channels = ChannelSet(self.config.partners, self.config.smtp)
+        d = self.config.dispatch
+        return Dispatcher(self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry)
+
+    @property
+    def sends_documents(self) -> bool:
+        """Whether this gateway sends acknowledgements or confirmation e-mails (a partner wants
+        them, or an `smtp:` section is configured)."""
+        return bool(self.config.smtp is not None or self.pipeline.partners.wants_acks)
 
     def source_config(self, name: str) -> Any:
         return self.config.source(name)
@@ -153,27 +165,14 @@ class Gateway:
         while True:
             stats = self.pipeline.process_pending()
             total.add(stats)
-            if stats.orders and "dispatcher" in self.__dict__:
-                self.dispatcher.wake()
+            if stats != ProcessStats() and "dispatcher" in self.__dict__:
+                self.dispatcher.wake()  # orders, or acknowledgements, were queued
             if stats == ProcessStats():
                 return total
 
-    @cached_property
-    def ack_sender(self) -> Any:
-        """Sends acknowledgements and confirmation e-mails, each claimed first (one place only)."""
-        from gateway.acks.delivery import AckSender
-
-        d = self.config.dispatch
-        return AckSender(self.store, self.config.partners, smtp=self.config.smtp, policy=d.ack_retry, lease_seconds=d.lease_seconds, batch=d.batch)
-
-    def deliver_acks(self) -> None:
-        """Acknowledgements and confirmation e-mails that are due (claimed before they are sent)."""
-        if self.pipeline.partners.wants_acks or self.config.smtp is not None:
-            self.ack_sender.run_once()
-
     def dispatch(self) -> Any:
-        """Send every delivery that is due now (pass after pass while rows are found)."""
-        self.deliver_acks()
+        """Send every delivery that is due now, orders and documents (pass after pass while
+        rows are found)."""
         return self.dispatcher.drain()
 
     def cycle(self) -> CycleStats:
@@ -216,12 +215,7 @@ class Gateway:
     def due_deliveries(self) -> int:
         from gateway.store import outbox
 
-        due = outbox.due_count(self.store)
-        if self.pipeline.partners.wants_acks or self.config.smtp is not None:
-            from gateway.store.ack_queue import due_count
-
-            due += due_count(self.store)
-        return due
+        return outbox.due_count(self.store)
 
     def _inbox_settled(self) -> bool:
         """No candidate files left waiting in any folder source."""

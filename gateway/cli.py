@@ -31,6 +31,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Check and explain the confi
 app.add_typer(config_app, name="config")
 mapping_app = typer.Typer(no_args_is_help=True, help="Try mappings against sample files.")
 app.add_typer(mapping_app, name="mapping")
+data_app = typer.Typer(no_args_is_help=True, help="Master data: catalogue, prices, stock and customer accounts.")
+app.add_typer(data_app, name="data")
 
 # Piped output keeps whole table cells instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -368,13 +370,12 @@ def show(
 @app.command("dead-letters")
 def dead_letters(config: ConfigOpt = None) -> None:
     """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
-    from gateway.store.ack_queue import list_dead as list_dead_acks
-    from gateway.store.outbox import list_dead
+    from gateway.store.dead_letters import list_dead, list_dead_documents
 
     gw = _gateway(config, existing=True)
     try:
         rows = list_dead(gw.store)
-        acks = list_dead_acks(gw.store)
+        acks = list_dead_documents(gw.store)
     finally:
         gw.close()
     table = Table(title=f"{len(rows)} dead letter(s)")
@@ -389,7 +390,7 @@ def dead_letters(config: ConfigOpt = None) -> None:
             at.add_column(col)
         for a in acks:
             kind = "confirmation e-mail" if a.kind == "MAILREPLY" else f"{a.kind} {a.control_number or ''}".strip()
-            at.add_row(f"ack:{a.id}", kind, a.partner or "-", a.channel or "-", (a.message_id or "")[:8], str(a.attempts), (a.error or "")[:80])
+            at.add_row(f"ack:{a.outbox_id}", kind, a.partner or "-", a.channel, (a.message_id or "")[:8], str(a.attempts), (a.last_error or "")[:80])
         out.print(at)
 
 
@@ -400,10 +401,8 @@ def replay(
     config: ConfigOpt = None,
 ) -> None:
     """Send dead letters again (after fixing what made them fail)."""
-    from gateway.store.ack_queue import list_dead as list_dead_acks
-    from gateway.store.ack_queue import replay as replay_acks
-    from gateway.store.outbox import list_dead
-    from gateway.store.outbox import replay as do_replay
+    from gateway.store.dead_letters import list_dead, list_dead_documents
+    from gateway.store.dead_letters import replay as do_replay
 
     if not ids and not all_:
         raise GatewayError("name the dead letters to replay, or pass --all")
@@ -419,7 +418,7 @@ def replay(
         if not all_:
             # Say which id is wrong instead of "0 queued" (issue 14 #15); nothing is queued then.
             dead = {r.outbox_id for r in list_dead(gw.store)} if outbox_ids else set()
-            dead_acks = {r.id for r in list_dead_acks(gw.store)} if ack_ids else set()
+            dead_acks = {r.outbox_id for r in list_dead_documents(gw.store)} if ack_ids else set()
             unknown = [str(i) for i in sorted(set(outbox_ids) - dead)]
             unknown += [f"ack:{i}" for i in sorted(set(ack_ids) - dead_acks)]
             if unknown:
@@ -427,8 +426,8 @@ def replay(
                     f"no dead letter with id {', '.join(unknown)}; nothing queued "
                     "(`gateway dead-letters` lists them)"
                 )
-        n = do_replay(gw.store, "all" if all_ else outbox_ids) if all_ or outbox_ids else 0
-        n += replay_acks(gw.store, "all" if all_ else ack_ids) if all_ or ack_ids else 0
+        # Orders and documents are rows of one outbox: one replay queues both.
+        n = do_replay(gw.store, "all" if all_ else [*outbox_ids, *ack_ids]) if all_ or outbox_ids or ack_ids else 0
     finally:
         gw.close()
     err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)
@@ -489,6 +488,85 @@ def reject(
     finally:
         gw.close()
     err.print(f"order {oid[:8]} rejected", markup=False)
+
+
+@app.command()
+def exceptions(
+    config: ConfigOpt = None,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's orders.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Only reasons starting with this (e.g. VALIDATION, DUPLICATE_PO).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
+) -> None:
+    """List every order held for a person or refused (the exception queue), with why."""
+    gw = _gateway(config, existing=True)
+    try:
+        rows = gw.pipeline.exceptions.waiting(limit=limit, partner=partner, reason=reason)
+    finally:
+        gw.close()
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps({k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()}) + "\n")
+        return
+    table = Table(title=f"{len(rows)} order(s) waiting for a person or refused")
+    for col in ("id", "received", "state", "partner", "po number", "v", "why"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["id"][:8], f"{r['created_at']:%Y-%m-%d %H:%M}", r["state"], r["partner"] or "-", r["po_number"] or "-",
+            str(r["version"]), f"{r['reason']}: {r['error']}",
+        )
+    out.print(table)
+    if rows:
+        err.print(
+            "`gateway show ID` shows an order; `gateway edit ID --set PATH=VALUE --by NAME` corrects it as a new version, "
+            "`gateway release ID --by NAME` checks a refused one again, `gateway approve`/`reject` decide a held one.",
+            markup=False,
+        )
+
+
+@app.command()
+def edit(
+    order: Annotated[str, typer.Argument(help="Id (or its first characters) of a held or refused order (see `gateway exceptions`).")],
+    assignments: Annotated[list[str], typer.Option("--set", help="PATH=VALUE, e.g. lines[2].quantity=10 or ship_to.postal_code=30301; repeat for more.")],
+    by: Annotated[str, typer.Option("--by", help="Who corrects it (required: recorded in the history).")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Correct a held or refused order: the correction is a new version, checked again and sent on if it passes."""
+    from gateway.processing.exception_queue import parse_assignments
+
+    pairs = parse_assignments(assignments)
+    gw = _gateway(config, existing=True)
+    try:
+        done = gw.pipeline.exceptions.edit(order, pairs, by=by)
+    finally:
+        gw.close()
+    for change in done.changes:
+        err.print(f"  {change}", markup=False)
+    if done.state == "validated":
+        err.print(f"order {done.order_id[:8]} (version {done.version}) accepted and queued; `gateway run` sends it", markup=False)
+    else:
+        err.print(f"order {done.order_id[:8]} (version {done.version}) is {done.state}: {done.reason}: {done.error}", markup=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def release(
+    order: Annotated[str, typer.Argument(help="Id (or its first characters) of a refused order (see `gateway exceptions`).")],
+    by: Annotated[str, typer.Option("--by", help="Who releases it (required: recorded in the history).")] = "",
+    override: Annotated[bool, typer.Option("--override", help="Accept it even though the check that refused it still fails.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Check a refused order again after its cause was fixed (a SKU added, a partner configured), and send it on if it passes."""
+    gw = _gateway(config, existing=True)
+    try:
+        row = gw.pipeline.exceptions.release(order, by=by, override=override)
+    finally:
+        gw.close()
+    if row["state"] == "validated":
+        err.print(f"order {row['id'][:8]} released and queued; `gateway run` sends it", markup=False)
+    else:
+        err.print(f"order {row['id'][:8]} released and is {row['state']}: {row['reason']}: {row['error']}", markup=False)
 
 
 @app.command()
@@ -638,6 +716,161 @@ def _nearest(provenance: dict[str, str], path: str) -> str:
         if path in provenance:
             return provenance[path]
     return ""
+
+
+# -- master data ------------------------------------------------------------------------------
+
+KindArg = Annotated[str, typer.Argument(help="items, xrefs, prices, stock or accounts.")]
+
+
+def _kind(kind: str) -> str:
+    from gateway.masterdata.model import KINDS
+
+    if kind not in KINDS:
+        raise ConfigError(f"unknown master data kind {kind!r}; one of {', '.join(KINDS)}")
+    return kind
+
+
+def _data_store(config: Path | None, *, existing: bool = False) -> Any:
+    from gateway.store import Store
+
+    return Store(_config(config).store.url, create=not existing)
+
+
+@data_app.command("import")
+def data_import(
+    kind: KindArg,
+    file: Annotated[Path, typer.Argument(help="A CSV (UTF-8, comma, semicolon or tab) or XLSX file with a header row.")],
+    mapping: Annotated[str | None, typer.Option("--mapping", "-m", help="Column mapping: a name under mappings/masterdata/ or a .yaml file (default: KIND).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Remove the rows of KIND the file does not have (reserved stock is kept at 0 on hand).")] = False,
+    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of a CSV file (cp1252, latin-1, ...).")] = "utf-8",
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Store the good rows and report the bad ones, exit 0 (default: store nothing if any row is bad, exit 1).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Load master data of KIND from FILE; every bad cell is reported with its row and column."""
+    from gateway.masterdata.importer import ImportRefused, import_file, load_mapping
+    from gateway.store.masterdata import unknown_skus
+
+    kind = _kind(kind)
+    cfg = _config(config)
+    chosen = load_mapping(kind, mapping, roots=[cfg.mappings] if cfg.mappings else [])
+    from gateway.store import Store
+
+    store = Store(cfg.store.url)
+    try:
+        report = import_file(store, kind, file, mapping=chosen, replace=replace, skip_bad=skip_bad, encoding=encoding)
+        unknown, first = unknown_skus(store, kind, report.file) if report.committed else (0, [])
+    except ImportRefused as exc:
+        err.print(f"{exc}", markup=False)
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+    if unknown:
+        more = ", ..." if unknown > len(first) else ""
+        err.print(
+            f"{report.file}: warning: {unknown} SKU(s) are not in the catalogue: {', '.join(first)}{more} "
+            "(import the items, or check these rows: orders for them will be held)",
+            markup=False,
+        )
+    for p in report.problems:
+        err.print(f"{report.file}: {p}", markup=False)
+    if report.bad_rows > len(report.problems):
+        err.print(f"{report.file}: ... {report.bad_rows - len(report.problems)} more bad row(s) not shown", markup=False)
+    if report.ignored_columns:
+        err.print(f"{report.file}: columns not in the mapping, ignored: {', '.join(report.ignored_columns)}", markup=False)
+    rate = report.rows / report.seconds if report.seconds else 0.0
+    if report.bad_rows and not skip_bad:
+        err.print(
+            f"{report.file}: {report.bad_rows} of {report.rows} row(s) are bad: nothing was stored. "
+            "Fix them and import again (or use --skip-bad to store the good rows).",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    removed = f", {report.removed} removed (--replace)" if replace else ""
+    skipped = f", {report.bad_rows} bad row(s) skipped" if report.bad_rows else ""
+    out.print(
+        f"{kind}: {report.stored} stored from {report.file} ({report.rows} row(s) in {report.seconds:.2f} s, "
+        f"{rate:,.0f} rows/s{removed}{skipped}; mapping {report.mapping})",
+        markup=False,
+    )
+
+
+@data_app.command("list")
+def data_list(
+    kind: KindArg,
+    sku: Annotated[str | None, typer.Option("--sku", help="Only this SKU (accounts: this account code).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row (values as text).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Show stored master data of KIND (with --sku: every field of that SKU's rows)."""
+    from gateway.store.masterdata import list_rows
+
+    kind = _kind(kind)
+    store = _data_store(config, existing=True)
+    try:
+        columns, rows, total = list_rows(store, kind, sku=sku, limit=limit)
+    finally:
+        store.dispose()
+    title = f"{kind}: {len(rows)} of {total} row(s)" + (f" for {sku}" if sku else "")
+    if as_json:
+        sys.stdout.write("".join(json.dumps(dict(zip(columns, r, strict=True))) + "\n" for r in rows))
+    elif sku:  # one SKU's rows: field by field, nothing cut off
+        out.print(title, markup=False)
+        for r in rows:
+            out.print("", markup=False)
+            for col, value in zip(columns, r, strict=True):
+                out.print(f"  {col.replace('_', ' '):<15} {value}", markup=False)
+    else:
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col.replace("_", " "))
+        for r in rows:
+            table.add_row(*r)
+        out.print(table)
+    if sku and not rows:
+        raise typer.Exit(1)
+
+
+@data_app.command("reservations")
+def data_reservations(
+    order: Annotated[str | None, typer.Option("--order", help="Only what this order holds (its id).")] = None,
+    sku: Annotated[str | None, typer.Option("--sku", help="Only this SKU.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    config: ConfigOpt = None,
+) -> None:
+    """Stock held for accepted orders, newest first."""
+    from gateway.store.masterdata import list_reservations
+
+    store = _data_store(config, existing=True)
+    try:
+        held = list_reservations(store, order_id=order, sku=sku, limit=limit)
+    finally:
+        store.dispose()
+    table = Table(title=f"{len(held)} reservation(s)" + (f" of order {order}" if order else "") + (f" of {sku}" if sku else ""))
+    for col in ("order", "line", "sku", "warehouse", "quantity", "since (UTC)"):
+        table.add_column(col)
+    for r, since in held:
+        table.add_row(r.order_id, r.line, r.sku, r.warehouse, str(r.quantity), str(since)[:19] if since else "")
+    out.print(table)
+
+
+@data_app.command("status")
+def data_status(config: ConfigOpt = None) -> None:
+    """Rows and last update per kind and source: is a price list stale?"""
+    from gateway.store.masterdata import data_status as status
+
+    store = _data_store(config, existing=True)
+    try:
+        lines = status(store)
+    finally:
+        store.dispose()
+    table = Table(title="master data")
+    for col in ("kind", "source", "rows", "last update (UTC)"):
+        table.add_column(col)
+    for s in lines:
+        table.add_row(s.kind, s.source or "-", str(s.rows), str(s.updated_at)[:19] if s.updated_at else "-")
+    out.print(table)
 
 
 # -- configuration ----------------------------------------------------------------------------

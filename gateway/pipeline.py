@@ -23,6 +23,7 @@ from typing import Any
 
 from gateway.connector import Capabilities, RawMessage
 from gateway.processing.acknowledge import confirm
+from gateway.processing.exception_queue import ExceptionQueue
 from gateway.processing.process import Processor, ProcessStats
 from gateway.processing.receive import ReceiveResult, display_name, receive, receive_many
 from gateway.processing.review import Review
@@ -68,6 +69,7 @@ class Pipeline:
             smtp=smtp,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
+        self.exceptions = ExceptionQueue(store, self.linker, self.processor.queue)
 
     def _targets(self, partner: str | None) -> list[str]:
         return list(self.partner_connectors.get(partner or "", self.connectors))

@@ -4,8 +4,9 @@ APScheduler 3 runs two kinds of jobs on its own thread pool: one poller per sour
 processor (stored messages -> orders); each poll that stored something runs the processor
 at once. Each job runs one at a time (`_RunNow` below) with `coalesce=True`, so a slow run
 is never doubled up and a backlog of missed runs becomes one run. The dispatcher (outbox ->
-connectors) is a thread of its own (`Dispatcher.serve`): it sends while rows are due and
-then sleeps until the processor queues an order, the next retry is due or its poll.
+connectors, and acknowledgements and confirmation e-mails -> their channels) is a thread
+of its own (`Dispatcher.serve`): it sends while rows are due and then sleeps until the
+processor queues something, the next retry is due or its poll.
 
 An IMAP source with `idle: true` also gets a daemon thread, `imap-idle:<name>`, that waits
 in IMAP IDLE on a connection of its own (`ImapSource.wait_for_mail`). When the server
@@ -271,11 +272,10 @@ def _serve(
                 threading.Thread(target=_watch, args=(imap, poll, watch_stop), name=f"imap-idle:{source.name}", daemon=True)
             )
     sched.add_job(process, "interval", seconds=cfg.processing.poll_seconds, id="process", name="process", max_instances=2, next_run_time=_now())
-    if gw.pipeline.partners.wants_acks or cfg.smtp is not None:
-        sched.add_job(_guard("acks", gw.deliver_acks), "interval", seconds=cfg.dispatch.poll_seconds, id="acks", next_run_time=_now())
-    if cfg.connectors:
+    if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
-        # rows are due and sleeps until an order is queued (Gateway.process wakes it).
+        # rows are due and sleeps until something is queued (Gateway.process wakes it). It
+        # sends orders, acknowledgements and confirmation e-mails alike.
         watchers.append(threading.Thread(target=_dispatch_loop, args=(gw, watch_stop), name="dispatch", daemon=True))
     log.info(
         "gateway running: %d source(s), %d connector(s), store %s; stop with Ctrl-C or SIGTERM",

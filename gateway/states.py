@@ -1,4 +1,7 @@
-"""Every state a message, an order, a delivery and an acknowledgement can be in, and the moves.
+"""Every state a message, an order and a delivery can be in, and the moves.
+
+A delivery is one outbox row: an order to one connector, or a document we generated (an
+acknowledgement or a confirmation e-mail) to one channel; both go the same road.
 
 This module is the one place the states are named. Each kind is a string enum (its values
 are what the store's `state` columns hold) with the moves allowed between them; the store's
@@ -17,11 +20,11 @@ from collections.abc import Mapping
 from gateway.errors import GatewayError
 
 __all__ = [
-    "AckState",
     "DeliveryState",
     "IllegalTransition",
     "MessageState",
     "OrderState",
+    "ReservationState",
     "TRANSITIONS",
     "diagram",
     "move",
@@ -48,28 +51,28 @@ class OrderState(enum.StrEnum):
     DISPATCHED = "dispatched"  # every delivery sent
     DEAD = "dead"  # a delivery gave up; replay it once the cause is fixed
     SHIPPED = "shipped"  # the ERP or carrier reported it shipped: changes are held
+    SUPERSEDED = "superseded"  # a person's edit replaced it with a new version (`gateway edit`)
 
 
 class DeliveryState(enum.StrEnum):
-    """One outbox row: an order (or an acknowledgement) to one connector."""
+    """One outbox row: an order to one connector, or an acknowledgement / confirmation e-mail
+    to one channel."""
 
     PENDING = "pending"  # due at next_attempt_at (first try or a retry)
     IN_FLIGHT = "in_flight"  # claimed by a worker until lease_until
     SENT = "sent"  # the target took it
-    DEAD = "dead"  # permanent failure or retries exhausted
+    DEAD = "dead"  # permanent failure or retries exhausted; replayable
+    HELD = "held"  # a document with no outbound channel configured for its partner: shown, never claimed
 
 
-class AckState(enum.StrEnum):
-    """An acknowledgement or confirmation e-mail we generated."""
+class ReservationState(enum.StrEnum):
+    """Stock held for one order line in one warehouse (gateway.store.masterdata.StockKeeper)."""
 
-    PENDING = "pending"  # due at next_attempt_at (None: now)
-    IN_FLIGHT = "in_flight"  # claimed by the dispatch job until lease_until (gateway.store.ack_queue)
-    SENT = "sent"
-    DEAD = "dead"  # permanent failure or retries exhausted (dead letter); replayable
-    HELD = "held"  # no channel configured for the partner: kept, shown, never sent
+    RESERVED = "reserved"  # counted in the warehouse's `reserved`
+    RELEASED = "released"  # given back (the order was cancelled, changed or refused)
 
 
-M, O, D, A = MessageState, OrderState, DeliveryState, AckState  # noqa: E741 - short names keep the tables readable
+M, O, D = MessageState, OrderState, DeliveryState  # noqa: E741 - short names keep the tables readable
 
 TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.StrEnum]]] = {
     MessageState: frozenset(
@@ -88,6 +91,10 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             *((O.WAITING, s) for s in (O.VALIDATED, O.HELD, O.QUARANTINED, O.DUPLICATE, O.STALE)),
             (O.HELD, O.VALIDATED),  # `gateway approve`
             (O.HELD, O.QUARANTINED),  # `gateway reject`
+            (O.HELD, O.SUPERSEDED),  # `gateway edit`: the corrected version replaces it
+            (O.QUARANTINED, O.SUPERSEDED),
+            # `gateway release`: its cause was fixed elsewhere; decided again as on arrival
+            *((O.QUARANTINED, s) for s in (O.VALIDATED, O.HELD, O.DUPLICATE, O.STALE, O.WAITING)),
             (O.VALIDATED, O.DISPATCHED),
             (O.VALIDATED, O.DEAD),
             (O.DISPATCHED, O.DEAD),  # a later delivery of the same order gave up
@@ -99,6 +106,7 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
     DeliveryState: frozenset(
         {
             (None, D.PENDING),
+            (None, D.HELD),  # an acknowledgement for a partner without an outbound channel
             (D.PENDING, D.IN_FLIGHT),
             (D.IN_FLIGHT, D.IN_FLIGHT),  # a lease that ran out, taken up again
             (D.IN_FLIGHT, D.SENT),
@@ -109,17 +117,10 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             (D.DEAD, D.PENDING),  # `gateway replay`
         }
     ),
-    AckState: frozenset(
+    ReservationState: frozenset(
         {
-            (None, A.PENDING),
-            (None, A.HELD),
-            (A.PENDING, A.IN_FLIGHT),
-            (A.IN_FLIGHT, A.IN_FLIGHT),  # a lease that ran out, taken up again
-            (A.IN_FLIGHT, A.SENT),
-            (A.PENDING, A.SENT),  # a sender whose lease ran out reports the send after all
-            (A.IN_FLIGHT, A.PENDING),  # a transient failure: retried later
-            (A.IN_FLIGHT, A.DEAD),
-            (A.DEAD, A.PENDING),  # `gateway replay`
+            (None, ReservationState.RESERVED),
+            (ReservationState.RESERVED, ReservationState.RELEASED),  # cancelled, changed or refused
         }
     ),
 }
@@ -146,7 +147,7 @@ def move(kind: type[enum.StrEnum], old: str | None, new: str) -> enum.StrEnum:
 
 def diagram(kinds: Mapping[str, type[enum.StrEnum]] | None = None) -> str:
     """The moves as text, one line per state and kind (what the README shows)."""
-    kinds = kinds or {"Message": MessageState, "Order": OrderState, "Delivery": DeliveryState, "Acknowledgement": AckState}
+    kinds = kinds or {"Message": MessageState, "Order": OrderState, "Delivery": DeliveryState, "Reservation": ReservationState}
     lines: list[str] = []
     for title, kind in kinds.items():
         moves = TRANSITIONS[kind]

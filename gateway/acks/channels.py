@@ -1,9 +1,10 @@
 """Where acknowledgements go: one small class per channel, each with one `send`.
 
-A channel takes one claimed acknowledgement (`gateway.store.ack_queue.ClaimedAck`) and delivers
-it, or raises; claiming, retrying, dead letters and the history live in the core
-(`gateway.store.ack_queue`, `gateway.acks.delivery`), not here. A row's `channel` column names
-its channel:
+A channel takes one claimed document (an outbox row of an acknowledgement or confirmation
+e-mail, `gateway.store.outbox.ClaimedDelivery` with its `body`) and delivers it, or raises;
+claiming, retrying, dead letters and the history live in the core (`gateway.store.outbox`,
+`gateway.dispatch.worker`), exactly as for orders. The row's `connector` column names its
+channel:
 
     folder:<path>   FolderChannel        written atomically into the partner's outbound folder
     sftp:<partner>  SftpAckChannel       uploaded atomically (acks.sftp of that partner)
@@ -27,12 +28,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from gateway.errors import ConfigError
-from gateway.store.ack_queue import ClaimedAck
+from gateway.store.outbox import ClaimedDelivery
 
 __all__ = [
     "AckChannel",
@@ -48,17 +50,17 @@ __all__ = [
 class AckChannel(Protocol):
     idempotent: ClassVar[bool]
 
-    def send(self, ack: ClaimedAck) -> str:
+    def send(self, ack: ClaimedDelivery) -> str:
         """Deliver `ack`; return how, for the history ("written to ...")."""
         ...
 
     def close(self) -> None: ...
 
 
-def file_name(ack: ClaimedAck) -> str:
+def file_name(ack: ClaimedDelivery) -> str:
     """The file name of an acknowledgement: kind, control number and row id (unique, stable)."""
     suffix = "edi" if ack.kind in ("CONTRL", "ORDRSP") else "x12"
-    return f"{ack.kind}-{ack.control_number or ack.id}-{ack.id}.{suffix}"
+    return f"{ack.kind}-{ack.control_number or ack.outbox_id}-{ack.outbox_id}.{suffix}"
 
 
 class FolderChannel:
@@ -67,13 +69,13 @@ class FolderChannel:
     def __init__(self, folder: Path):
         self.folder = folder
 
-    def send(self, ack: ClaimedAck) -> str:
+    def send(self, ack: ClaimedDelivery) -> str:
         name = file_name(ack)
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(ack.body.encode("utf-8"))
+                fh.write(ack.body)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.folder / name)
@@ -94,9 +96,9 @@ class SftpAckChannel:
 
         self._channel = SftpChannel(config)
 
-    def send(self, ack: ClaimedAck) -> str:
+    def send(self, ack: ClaimedDelivery) -> str:
         name = file_name(ack)
-        self._channel.put(name, ack.body.encode("utf-8"))
+        self._channel.put(name, ack.body)
         return f"uploaded by SFTP as {name}"
 
     def close(self) -> None:
@@ -114,7 +116,7 @@ class MailAckChannel:
         self.to = to
         self.smtp = smtp
 
-    def send(self, ack: ClaimedAck) -> str:
+    def send(self, ack: ClaimedDelivery) -> str:
         from email.message import EmailMessage
         from email.utils import format_datetime
 
@@ -128,11 +130,11 @@ class MailAckChannel:
         msg["To"] = self.to
         msg["Subject"] = f"{ack.kind} acknowledgement {ack.control_number or ''}".strip()
         msg["Date"] = format_datetime(utcnow())
-        msg["Message-ID"] = make_message_id(f"ack-{ack.id}-{ack.created_at}", self.smtp.from_domain)
+        msg["Message-ID"] = make_message_id(f"ack-{ack.outbox_id}-{ack.created_at}", self.smtp.from_domain)
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(f"{ack.kind} {ack.control_number or ''} for {ack.partner} is attached ({name}).\n")
         subtype = "edifact" if name.endswith(".edi") else "edi-x12"
-        msg.add_attachment(ack.body.encode("utf-8"), maintype="application", subtype=subtype, filename=name)
+        msg.add_attachment(ack.body, maintype="application", subtype=subtype, filename=name)
         send(msg, self.smtp, envelope_from=self.smtp.envelope_from)
         return f"sent as an e-mail to {self.to} ({name})"
 
@@ -148,13 +150,13 @@ class ConfirmationChannel:
     def __init__(self, smtp: Any):
         self.smtp = smtp
 
-    def send(self, ack: ClaimedAck) -> str:
+    def send(self, ack: ClaimedDelivery) -> str:
         from email import policy
-        from email.parser import Parser
+        from email.parser import BytesParser
 
         from gateway.smtp import send
 
-        msg: Any = Parser(policy=policy.default).parsestr(ack.body)
+        msg: Any = BytesParser(policy=policy.default).parsebytes(ack.body)
         send(msg, self.smtp, envelope_from=self.smtp.envelope_from)
         return f"sent as an e-mail to {msg['To']}"
 
@@ -163,19 +165,39 @@ class ConfirmationChannel:
 
 
 class ChannelSet:
-    """The channels of one delivery round, built on first use from the configuration
-    (partners' `acks` sections and `smtp:`), closed together."""
+    """The channels of the dispatcher, built on first use from the configuration (partners'
+    `acks` sections and `smtp:`), closed together (after each dispatch pass).
+
+    Safe to share between the dispatcher's threads: a channel is built once, and one channel
+    sends one document at a time (an SFTP session or an SMTP connection is not shared)."""
 
     def __init__(self, partners: Iterable[Any] = (), smtp: Any = None):
         self._sftp = {p.name: p.acks.sftp for p in partners if p.acks.sftp is not None}
         self._smtp = smtp
         self._open: dict[str, AckChannel] = {}
+        self._busy: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
 
     def get(self, channel: str) -> AckChannel:
-        """The channel named by a row's `channel`; ConfigError if it is not configured."""
-        if channel not in self._open:
-            self._open[channel] = self._build(channel)
-        return self._open[channel]
+        """The channel named by a row's `connector`; ConfigError if it is not configured."""
+        with self._lock:
+            if channel not in self._open:
+                self._open[channel] = self._build(channel)
+                self._busy[channel] = threading.Lock()
+            return self._open[channel]
+
+    def send(self, document: ClaimedDelivery) -> str:
+        """Send one document through its channel (one at a time per channel); how, for the history."""
+        channel = self.get(document.connector)
+        with self._busy[document.connector]:
+            return channel.send(document)
+
+    def idempotent(self, channel: str) -> bool:
+        """Whether a repeat through `channel` has one effect (a file replaced, not a second
+        e-mail), as the channel declares it; False for one that could not be built."""
+        with self._lock:
+            built = self._open.get(channel)
+        return bool(built is not None and built.idempotent)
 
     def _build(self, channel: str) -> AckChannel:
         kind, _, arg = channel.partition(":")
@@ -192,6 +214,8 @@ class ChannelSet:
         raise ConfigError(f"channel {channel!r} is not configured any more")
 
     def close(self) -> None:
-        for ch in self._open.values():
-            ch.close()
-        self._open.clear()
+        with self._lock:
+            for ch in self._open.values():
+                ch.close()
+            self._open.clear()
+            self._busy.clear()

@@ -1,4 +1,4 @@
-"""Deciding which acknowledgements a processed message earns, storing them, sending them.
+"""Deciding which acknowledgements a processed message earns, and queueing them for delivery.
 
 While a message is processed, an `AckCollector` notes what each interchange held (every
 document accepted or refused, with why, and whether the interchange was a repeat). As the
@@ -12,9 +12,10 @@ interchanges a file holds (issue 14 #18). `plan_acks` plans a whole collected me
              acknowledgement; 855 per order after validation, if configured
     EDIFACT  CONTRL for every interchange (and for a repeat: code 26); ORDRSP per order
 
-They are stored (`acks` table, `pending`) in the same transaction that allocates their
-control numbers; processing sends nothing. The dispatch job claims and sends them
-(`gateway.acks.delivery`, through the channels of `gateway.acks.channels`). An unknown
+They are stored as outbox rows (`gateway.store.documents`, `pending`) in the same transaction
+that allocates their control numbers (`gateway.store.control_numbers`); processing sends
+nothing. The dispatcher claims and sends them like orders (`gateway.dispatch.worker`, through
+the channels of `gateway.acks.channels`), with the same retry policy, dead letters and replay. An unknown
 sender never gets an acknowledgement, and acknowledgements are never acknowledged.
 
 An interchange read from inside a container (an X12 attachment of an e-mail) is answered
@@ -27,9 +28,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy import Connection, bindparam, insert, select, update
+from typing import TYPE_CHECKING, Any
 
 from gateway.acks.edifact import (
     build_contrl,
@@ -58,62 +57,18 @@ from gateway.acks.x12 import (
 )
 from gateway.formats.base import Envelope, InterchangeClosed
 from gateway.model import Order
-from gateway.states import AckState, move
-from gateway.store import add_events, utcnow
-from gateway.store import tables as t
+from gateway.store import documents
+from gateway.store.control_numbers import StoredControlNumbers
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AckCollector", "PlannedAck", "StoreControlNumbers", "plan_acks", "plan_ready", "store_acks"]
+__all__ = ["AckCollector", "PlannedAck", "plan_acks", "plan_ready", "store_acks"]
 
 # Interchanges made only of these are acknowledgements themselves: never acknowledged.
 _ACK_TYPES = {"997", "999", "TA1", "CONTRL", "APERAK"}
-_MAX_CONTROL = 999_999_999
-
-
-class StoreControlNumbers:
-    """Outbound control numbers per partner and kind, allocated inside the caller's write
-    transaction (BEGIN IMMEDIATE on SQLite, a row lock on PostgreSQL): two nodes never hand
-    out the same number, and a rolled-back acknowledgement gives its number back.
-
-    The row is read (and locked) once per partner and kind; later numbers are counted here
-    and written back by `save()`, which the caller runs before its transaction commits.
-    """
-
-    def __init__(self, conn: Connection):
-        self.conn = conn
-        self._values: dict[tuple[str, str], int] = {}
-        self._dirty: set[tuple[str, str]] = set()
-
-    def next(self, partner: str, kind: str) -> int:
-        key = (partner, kind)
-        value = self._values.get(key)
-        if value is None:
-            c = t.control_numbers
-            q = select(c.c.value).where(c.c.partner == partner, c.c.kind == kind)
-            if self.conn.dialect.name == "postgresql":
-                q = q.with_for_update()
-            stored = self.conn.execute(q).scalar()
-            if stored is None:
-                self.conn.execute(insert(c).values(partner=partner, kind=kind, value=1))
-                self._values[key] = 1
-                return 1
-            value = int(stored)
-        nxt = 1 if value >= _MAX_CONTROL else value + 1
-        self._values[key] = nxt
-        self._dirty.add(key)
-        return nxt
-
-    def save(self) -> None:
-        """Write the numbers handed out since the last save (inside the same transaction)."""
-        if not self._dirty:
-            return
-        c = t.control_numbers
-        self.conn.execute(
-            update(c).where(c.c.partner == bindparam("p"), c.c.kind == bindparam("k")).values(value=bindparam("v")),
-            [{"p": p, "k": k, "v": self._values[(p, k)]} for p, k in sorted(self._dirty)],
-        )
-        self._dirty.clear()
 
 
 @dataclass
@@ -273,7 +228,7 @@ class PlannedAck:
 
 def plan_acks(collector: AckCollector, body: bytes, partners: Any, directory: Any, conn: Connection, *, forced_partner: str | None = None, now: dt.datetime | None = None) -> list[PlannedAck]:
     """Build every acknowledgement the collected message earns (control numbers from `conn`)."""
-    numbers = StoreControlNumbers(conn)
+    numbers = StoredControlNumbers(conn)
     by_name = {p.name: p for p in partners}
     planned: list[PlannedAck] = []
     for ix in collector.interchanges.values():
@@ -314,7 +269,7 @@ def plan_ready(
     but not written (dropped as a repeat, refused as cut off) get none. Control numbers are
     allocated from `conn` and saved in it."""
     body = collector.body or b""
-    numbers = StoreControlNumbers(conn)
+    numbers = StoredControlNumbers(conn)
     by_name = {p.name: p for p in partners}
     planned: list[PlannedAck] = []
     orders, collector.orders = collector.orders, []
@@ -353,7 +308,7 @@ def _is_ack(ix: _Interchange) -> bool:
     return bool(types) and types <= _ACK_TYPES or (bool(ix.groups) and fa_only and ix.envelope.standard == "x12")
 
 
-def _interchange_acks(ix: _Interchange, body: bytes, cfg: Any, numbers: StoreControlNumbers, now: dt.datetime | None) -> list[PlannedAck]:
+def _interchange_acks(ix: _Interchange, body: bytes, cfg: Any, numbers: StoredControlNumbers, now: dt.datetime | None) -> list[PlannedAck]:
     env = ix.envelope
     out: list[PlannedAck] = []
     if env.standard == "x12":
@@ -393,7 +348,7 @@ def _interchange_acks(ix: _Interchange, body: bytes, cfg: Any, numbers: StoreCon
     return out
 
 
-def _order_ack(oa: _OrderAck, body: bytes, cfg: Any, numbers: StoreControlNumbers, now: dt.datetime | None) -> PlannedAck:
+def _order_ack(oa: _OrderAck, body: bytes, cfg: Any, numbers: StoredControlNumbers, now: dt.datetime | None) -> PlannedAck:
     bad = any(r.status != LineStatus.ACCEPTED for r in oa.line_results)
     if oa.accepted:
         decision = PoDecision.ACCEPTED
@@ -436,32 +391,18 @@ def _control_of(kind: str, text: str) -> str | None:
 
 
 def store_acks(conn: Connection, message_id: str, planned: Iterable[PlannedAck], order_ids: dict[str, str] | None = None) -> int:
-    """Insert the planned acknowledgements (pending, or held without a channel), all in one
-    statement, with their history events in another."""
-    now = utcnow()
-    rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    """Queue the planned acknowledgements as outbox rows (pending, or held without a channel)
+    in the caller's transaction (`gateway.store.documents`); the dispatcher sends them."""
     order_ids = order_ids or {}
-    for p in planned:
-        state = move(AckState, None, AckState.PENDING if p.channel is not None else AckState.HELD)
-        error = None if p.channel is not None else f"partner {p.partner} has no outbound channel (acks.outbound, acks.sftp or acks.email) configured"
-        order_id = p.order_id or (order_ids.get(p.order_po or "") if p.order_po else None)
-        rows.append(
-            {
-                "created_at": now, "message_id": message_id, "order_id": order_id, "partner": p.partner, "kind": p.kind,
-                "control_number": p.control_number, "body": p.body, "state": state,
-                "channel": p.channel, "error": error,
-            }
-        )
-        what = f"{p.kind} {p.control_number or ''} for {p.partner}".replace("  ", " ")
-        events.append(
-            {
-                "kind": "ack_queued" if state == AckState.PENDING else "ack_held",
-                "detail": what + ("" if state == AckState.PENDING else f": {error}"),
-                "message_id": message_id, "order_id": order_id, "at": now,
-            }
-        )
-    if rows:
-        conn.execute(insert(t.acks), rows)
-        add_events(conn, events)
-    return len(rows)
+    return documents.queue(
+        conn,
+        message_id,
+        (
+            documents.NewDocument(
+                kind=p.kind, partner=p.partner, body=p.body.encode("utf-8"), channel=p.channel, control_number=p.control_number,
+                order_id=p.order_id or (order_ids.get(p.order_po or "") if p.order_po else None),
+                held_reason=None if p.channel is not None else f"partner {p.partner} has no outbound channel (acks.outbound, acks.sftp or acks.email) configured",
+            )
+            for p in planned
+        ),
+    )

@@ -1,5 +1,12 @@
 """The dispatcher: claim due outbox rows, send them in parallel, record the results in groups.
 
+An outbox row is an order for a connector, or a document we generated (an acknowledgement or
+a confirmation e-mail) for a channel: given `channels` (`gateway.acks.channels.ChannelSet`:
+folder, SFTP and SMTP channels), the dispatcher claims and sends documents too, through the
+same claims, retry policy (`document_policy`, the configuration's `dispatch.ack_retry`), dead
+letters and replay as orders. A document's result is always recorded durably (an e-mail
+cannot recognise a repeat), and the channels are closed at the end of each pass.
+
 A pass (`run_once`) claims due rows (committed before anything is sent, see
 `gateway.store.outbox`) and hands each delivery to its connector on a thread pool of
 `config.workers` threads (at most `config.connector_workers` at once to one connector).
@@ -20,6 +27,7 @@ What a connector raised decides what happens next:
     PermanentError            dead at once, for a person to fix and replay
     any other exception       permanent, unless the connector declares `idempotent`
                               (a blind retry of a non-idempotent call can post an order twice)
+    ConfigError (a document)  its channel is not configured (any more): dead at once
 
 A worker that dies between the target's answer and the commit leaves the row `in_flight`;
 when its lease ends the row is claimed again and sent with the same idempotency key
@@ -44,11 +52,18 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway import crashpoints
 from gateway.config import DispatchConfig
 from gateway.connector import Connector, Receipt
-from gateway.errors import DeliveryError, PermanentError, StoreUnavailable, TransientError
+from gateway.errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentError,
+    StoreUnavailable,
+    TransientError,
+)
 from gateway.retry import RetryPolicy
 from gateway.store import Store
 from gateway.store.outbox import (
@@ -63,12 +78,26 @@ from gateway.store.outbox import (
     record,
 )
 
-__all__ = ["DispatchStats", "Dispatcher"]
+__all__ = ["DispatchStats", "Dispatcher", "DocumentChannels"]
 
 log = logging.getLogger(__name__)
 
 _UNEXPECTED_CHARS = 300
 _MIN_WAIT = 0.01  # seconds between two passes that found nothing to claim
+
+
+class DocumentChannels(Protocol):
+    """Where documents go (`gateway.acks.channels.ChannelSet`), shared by the sending threads."""
+
+    def send(self, document: ClaimedDelivery) -> str:
+        """Deliver one claimed document through the channel its row names; how, for the history."""
+        ...
+
+    def idempotent(self, channel: str) -> bool:
+        """Whether a repeat through `channel` has one effect (an unknown error may be retried)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -94,7 +123,8 @@ class Dispatcher:
     """Sends due outbox rows through their connectors, with retries and dead letters.
 
     `connectors` and `policies` are keyed by connector name; rows for connectors this node
-    does not have are left for a node that does. `clock` returns an aware UTC datetime
+    does not have are left for a node that does. With `channels`, it sends the documents too
+    (acknowledgements and confirmation e-mails), retried per `document_policy`. `clock` returns an aware UTC datetime
     (default: the database's clock) and `sleep` waits a number of seconds; tests inject both
     so a back-off costs no real time.
     """
@@ -108,8 +138,12 @@ class Dispatcher:
         clock: Callable[[], dt.datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        channels: DocumentChannels | None = None,
+        document_policy: RetryPolicy | None = None,
     ):
         self.store = store
+        self.channels = channels
+        self.document_policy = document_policy or _DEFAULT_POLICY
         self.connectors = dict(connectors)
         self.policies = dict(policies)
         self.config = config
@@ -129,6 +163,11 @@ class Dispatcher:
 
     def policy(self, connector: str) -> RetryPolicy:
         return self.policies.get(connector) or _DEFAULT_POLICY
+
+    @property
+    def documents(self) -> bool:
+        """Whether this dispatcher sends documents (it has their channels)."""
+        return self.channels is not None
 
     def clock(self) -> dt.datetime:
         """Now, on the injected clock or else the database's."""
@@ -157,6 +196,14 @@ class Dispatcher:
         results are recorded as they arrive (all that arrived meanwhile in one transaction).
         """
         stats = DispatchStats()
+        try:
+            self._pass(stats)
+        finally:
+            if self.channels is not None:
+                self.channels.close()  # an SFTP session or SMTP connection is not kept between passes
+        return stats
+
+    def _pass(self, stats: DispatchStats) -> None:
         names = set(self.connectors)
         workers = self.config.workers
         running: dict[Future[Result], ClaimedDelivery] = {}
@@ -172,13 +219,15 @@ class Dispatcher:
                     limit=room,
                     connectors=names,
                     policies=self.policies,
+                    documents=self.documents,
+                    document_policy=self.document_policy,
                 )
                 stats.claimed += len(claims)
                 exhausted = len(claims) < room
                 for claim in claims:
                     running[self.pool.submit(self._send, claim)] = claim
             if not running:
-                return stats
+                return
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             results = [(running.pop(f), f.result()) for f in done]
             for verdict in self._record(results):
@@ -192,6 +241,8 @@ class Dispatcher:
 
     def _send(self, claim: ClaimedDelivery) -> Result:
         """Send one claimed delivery (on a pool thread); what happened, to be recorded."""
+        if claim.is_document:
+            return self._send_document(claim)
         connector = self.connectors[claim.connector]
         if not claim.order:
             return Refused("the order has no canonical data to send")
@@ -215,6 +266,28 @@ class Dispatcher:
             return Failed(str(result), self.policy(claim.connector), result.status, result.retry_after)
         return Refused(str(result), result.status)
 
+    def _send_document(self, claim: ClaimedDelivery) -> Result:
+        """Send one claimed acknowledgement or confirmation e-mail through its channel."""
+        assert self.channels is not None, "documents are claimed only with channels"
+        policy = self.document_policy
+        try:
+            how = self.channels.send(claim)
+        except (PermanentError, ConfigError) as exc:
+            result: Result = Refused(str(exc), getattr(exc, "status", None))
+        except TransientError as exc:
+            result = Failed(str(exc), policy, exc.status, exc.retry_after)
+        except Exception as exc:  # unknown: retried only where a repeat has one effect
+            text = f"unexpected {type(exc).__name__} from {claim.connector}: {exc}"[:_UNEXPECTED_CHARS]
+            if self.channels.idempotent(claim.connector):
+                result = Failed(text + " (retried: the channel replaces what it wrote)", policy)
+            else:
+                log.error("outbox %s (%s): %s", claim.outbox_id, claim.what, text, exc_info=exc)
+                result = Refused(text + " (not retried: a repeat could send it twice)")
+        else:
+            result = Sent(Receipt(detail={"sent": how}))
+        crashpoints.hit("after_http_before_commit")
+        return result
+
     def _classify_unexpected(self, connector: Connector, claim: ClaimedDelivery, exc: Exception) -> DeliveryError:
         text = f"unexpected {type(exc).__name__} from {claim.connector}: {exc}"
         if len(text) > _UNEXPECTED_CHARS:
@@ -226,7 +299,7 @@ class Dispatcher:
 
     def _record(self, results: list[tuple[ClaimedDelivery, Result]]) -> list[str]:
         """Record a group of results in one transaction; the stats fields to count."""
-        redo = all(_repeat_safe(self.connectors[c.connector]) for c, _ in results)
+        redo = all(not c.is_document and _repeat_safe(self.connectors[c.connector]) for c, _ in results)
         try:
             with self.store.redoable() if redo else nullcontext():
                 verdicts = record(self.store, results, now=self._claim_time(), rand=self.rand)
@@ -238,7 +311,7 @@ class Dispatcher:
         fields = []
         for (claim, result), verdict in zip(results, verdicts, strict=True):
             if verdict == "sent":
-                log.info("outbox %s (order %s) sent to %s", claim.outbox_id, claim.order_id, claim.connector)
+                log.info("outbox %s (%s) sent to %s", claim.outbox_id, claim.what, claim.connector)
             elif not isinstance(result, Sent):
                 log.info("outbox %s to %s: %s (%s)", claim.outbox_id, claim.connector, verdict, loggable(result.error, result.status))
             fields.append(_FIELDS[verdict])
@@ -268,7 +341,7 @@ class Dispatcher:
         while True:
             stats = self.run_once()
             total.add(stats)
-            due = next_due(self.store, connectors=names)
+            due = next_due(self.store, connectors=names, documents=self.documents)
             if due is None:
                 total.idle = True
                 return total
@@ -294,7 +367,7 @@ class Dispatcher:
             self._wake.clear()
             try:
                 stats = self.run_once()
-                due = None if stats.claimed else next_due(self.store, connectors=names)
+                due = None if stats.claimed else next_due(self.store, connectors=names, documents=self.documents)
                 wait_s = self.config.poll_seconds
                 if due is not None:
                     wait_s = min(wait_s, max((due - self.clock()).total_seconds(), _MIN_WAIT))
@@ -308,6 +381,8 @@ class Dispatcher:
         return total
 
     def close(self) -> None:
+        if self.channels is not None:
+            self.channels.close()
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)

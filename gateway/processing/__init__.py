@@ -4,7 +4,7 @@
     process.py       parse, map, validate, link versions, queue deliveries (step 2)
     interchanges.py  interchange repeats and reused control numbers (CONTROL_NUMBER_REUSED)
     email_trust.py   whose orders an e-mail carries: the verified sender, never the From header
-    acknowledge.py   acknowledgements and confirmation e-mails, stored for the dispatch job
+    acknowledge.py   acknowledgements and confirmation e-mails, queued for the dispatcher (outbox rows)
     review.py        held orders and refused messages a person decides on
     run.py           the working state of processing one message
 

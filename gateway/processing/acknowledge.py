@@ -1,6 +1,7 @@
 """What processing records for the partner: acknowledgements (997/999/TA1/855, CONTRL/
 ORDRSP) and the confirmation reply to an order e-mail. Stored in the message's transaction
-order, never sent from here: the dispatch job (gateway.acks.delivery) claims and sends them,
+order as outbox rows (gateway.store.documents), never sent from here: the dispatcher
+(gateway.dispatch.worker) claims and sends them like orders,
 so processing performs no network I/O. Re-processing after a crash stores nothing twice.
 """
 
@@ -12,7 +13,7 @@ from gateway.acks.outbound import AckCollector, plan_ready, store_acks
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.processing.run import Run
 from gateway.store import Store, add_event, utcnow
-from gateway.store import acks as ack_repo
+from gateway.store import documents as document_repo
 from gateway.store import interchanges as interchange_repo
 from gateway.store import orders as order_repo
 from gateway.translate import PartnerDirectory, Rejected, Translated
@@ -40,7 +41,7 @@ def acknowledge(store: Store, partners: PartnerDirectory, run: Run) -> None:
         return
     with store.begin() as conn:
         store_ready_acks(conn, partners, run, set())
-    # Sent by the dispatch job (gateway.acks.delivery) after claiming: never from here.
+    # Sent by the dispatcher (gateway.dispatch.worker) after claiming: never from here.
 
 
 def store_ready_acks(conn: Connection, partners: PartnerDirectory, run: Run, written: set[str]) -> None:
@@ -65,7 +66,7 @@ def acked_already(store: Store, run: Run) -> None:
     """Re-processing: which interchanges of this message were acknowledged before the crash.
     An interchange's digest is written in the transaction that stores its acknowledgement."""
     with store.engine.connect() as conn:
-        run.acked_before = ack_repo.exists_for(conn, run.message_id)
+        run.acked_before = document_repo.exists_for(conn, run.message_id)
         if run.acked_before:
             run.acked_keys = interchange_repo.settled_keys(conn, run.message_id)
 
@@ -74,7 +75,7 @@ def confirm(
     store: Store, partners: PartnerDirectory, smtp: Any, authserv_id: str | None, message_id: str, body: bytes, partner: str
 ) -> None:
     """Reply to a verified partner's order e-mail with what was understood (stored here,
-    sent by the dispatch job)."""
+    sent by the dispatcher)."""
     from email import policy
     from email.parser import BytesHeaderParser
 
@@ -94,7 +95,7 @@ def confirm(
     headers: Any = BytesHeaderParser(policy=policy.default).parsebytes(body)
     with store.begin() as conn:
         # Re-processing after a crash must not reply twice.
-        if ack_repo.exists_for(conn, message_id, "MAILREPLY"):
+        if document_repo.exists_for(conn, message_id, document_repo.CONFIRMATION):
             return
         refusal = reply_refusal(headers, own_addresses=[smtp.from_addr_spec])
         if refusal is not None:
@@ -119,7 +120,7 @@ def confirm(
             headers, to=sender, orders=orders, outcomes=outcomes, from_address=smtp.from_address,
             message_id=make_message_id(message_id, smtp.from_domain), now=utcnow(),
         )
-        ack_repo.queue_reply(
-            conn, message_id=message_id, order_id=rows[0]["id"], partner=partner, body=reply.as_string(policy=policy.SMTP), channel="smtp"
+        document = document_repo.NewDocument(
+            kind=document_repo.CONFIRMATION, partner=partner, body=reply.as_bytes(policy=policy.SMTP), channel="smtp", order_id=rows[0]["id"]
         )
-        add_event(conn, "ack_queued", f"confirmation e-mail to {sender} listing {len(rows)} order(s)", message_id=message_id, order_id=rows[0]["id"])
+        document_repo.queue(conn, message_id, [document], event_detail=f"confirmation e-mail to {sender} listing {len(rows)} order(s)")

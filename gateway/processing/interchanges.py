@@ -27,7 +27,7 @@ from gateway.translate import PartnerDirectory
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-__all__ = ["close_interchange", "decide_interchanges", "open_interchange", "settle_close", "take_over_reused", "truncated"]
+__all__ = ["close_interchange", "decide_interchanges", "forget_settled", "open_interchange", "settle_close", "take_over_reused", "truncated"]
 
 
 def open_interchange(ev: InterchangeOpened, run: Run) -> None:
@@ -86,7 +86,10 @@ def settle_close(ev: InterchangeClosed, run: Run) -> None:
         repeat = None if ix not in run.skipping else ("same" if run.skipping[ix] and run.skipping[ix] == ev.digest else "reused")
         ack_closed(ev, repeat, run)
     if ix in run.skipping:
-        earlier = run.skipping[ix]
+        earlier = run.skipping.pop(ix)  # closed: no more of its documents to skip
+        run.skipped = True
+        if not run.resumed:
+            run.opened.pop(key, None)  # the store answers for it from now on (forget_settled)
         if earlier and earlier == ev.digest:
             run.duplicates += ev.document_count or 1
             run.batch.events.append({"kind": "duplicate_interchange", "message_id": run.message_id, "detail": f"interchange {key} was received before with the same content; nothing new created"})
@@ -101,6 +104,15 @@ def settle_close(ev: InterchangeClosed, run: Run) -> None:
     run.batch.digests.append((key, ev.digest))
 
 
+def forget_settled(run: Run, written: list[tuple[str, str]]) -> None:
+    """Drop interchanges whose digest was just written from `run.opened`: a repeat later in
+    the file is found in the store by `decide_interchanges`. Kept when resumed after a crash,
+    where our own rows in the store cannot be told from a repeat."""
+    if not run.resumed:
+        for key, _ in written:
+            run.opened.pop(key, None)
+
+
 def decide_interchanges(conn: Connection, run: Run) -> None:
     if not run.undecided:
         return
@@ -112,10 +124,13 @@ def decide_interchanges(conn: Connection, run: Run) -> None:
         row = known.get(key)
         if row is None:
             new_rows.append({"key": key, "message_id": run.message_id, "digest": None, "created_at": utcnow()})
-        elif row.message_id != run.message_id:  # (our own row: re-processing after a crash)
+        elif row.message_id != run.message_id or (row.digest and not run.resumed):
+            # Someone else's, or ours from earlier in this very file (forgotten by
+            # forget_settled once written). Our own row when resumed after a crash is not a
+            # repeat, nor is one a person handed to this message (digest forgotten).
             run.skipping[ix] = row.digest or ""
             run.opened[key] = row.digest or ""
-            dropped = {o["id"] for o in run.batch.orders if o.pop("_ix", None) == ix}
+            dropped = {o["id"] for o in run.batch.orders if o.get("_ix") == ix}
             if dropped:
                 run.batch.orders = [o for o in run.batch.orders if o["id"] not in dropped]
                 run.batch.events = [e for e in run.batch.events if e.get("order_id") not in dropped]

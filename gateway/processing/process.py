@@ -35,7 +35,12 @@ from gateway.processing.acknowledge import (
     store_ready_acks,
 )
 from gateway.processing.email_trust import email_partner
-from gateway.processing.interchanges import close_interchange, decide_interchanges, open_interchange
+from gateway.processing.interchanges import (
+    close_interchange,
+    decide_interchanges,
+    forget_settled,
+    open_interchange,
+)
 from gateway.processing.review import hold_for_review
 from gateway.processing.run import Batch, Run, is_cut_off, is_test
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
@@ -209,6 +214,7 @@ class Processor:
         else:
             verified = None
         run = Run(message_id, acks=AckCollector(body) if self.partners.wants_acks else None, ack_partner=partner)
+        run.resumed = bool(done) or attempts > 1
         if run.acks is not None and (done or attempts > 1):
             acked_already(self.store, run)
         # Known before any of its orders is written: a cut-off interchange sends nothing.
@@ -250,27 +256,28 @@ class Processor:
         self._flush(run)
         crashpoints.hit("after_orders")
         with self.store.begin() as conn:
-            total = order_repo.states_of_message(conn, message_id)
-            good = sum(1 for s in total if s not in ("quarantined", "duplicate", "stale"))
+            counts = order_repo.state_counts(conn, message_id)
+            total = sum(counts.values())
+            good = total - sum(counts.get(s, 0) for s in ("quarantined", "duplicate", "stale"))
             if run.truncated_seen and good == 0:
-                self._finish_message(conn, message_id, "quarantined", "TRUNCATED", "; ".join(run.truncated_seen), warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total))
+                self._finish_message(conn, message_id, "quarantined", "TRUNCATED", "; ".join(run.truncated_seen), warnings=run.warnings, fmt=fmt, orders=0, rejected=total)
                 stats.rejected_messages = 1
             elif run.reused and good == 0:
                 self._finish_message(
                     conn, message_id, "quarantined", "CONTROL_NUMBER_REUSED",
                     f"interchange(s) {', '.join(run.reused)} reuse a control number received before with other content "
                     f"(a partner's bug or a replay); after checking, `gateway reprocess {message_id[:8]} --accept-reused-control` reads it as new",
-                    warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total),
+                    warnings=run.warnings, fmt=fmt, orders=0, rejected=total,
                 )
                 stats.rejected_messages = 1
-            elif not total and run.duplicates == 0 and not run.skipping:
+            elif not total and run.duplicates == 0 and not run.skipped:
                 self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=run.warnings, fmt=fmt)
                 stats.rejected_messages = 1
-            elif total and good == 0 and all(s == "quarantined" for s in total):
-                self._finish_message(conn, message_id, "quarantined", "ALL_REJECTED", f"none of the {len(total)} documents could be accepted", warnings=run.warnings, fmt=fmt, orders=0, rejected=len(total))
+            elif total and counts.get("quarantined", 0) == total:
+                self._finish_message(conn, message_id, "quarantined", "ALL_REJECTED", f"none of the {total} documents could be accepted", warnings=run.warnings, fmt=fmt, orders=0, rejected=total)
                 stats.rejected_messages = 1
             else:
-                self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=len(total) - good)
+                self._finish_message(conn, message_id, "parsed", None, None, warnings=run.warnings, fmt=fmt, orders=good, rejected=total - good)
         if run.acks is not None:
             acknowledge(self.store, self.partners, run)
         if verified is not None and self.smtp is not None:
@@ -433,6 +440,7 @@ class Processor:
                     {r["order_key"] for r, _ in released if r["state"] in ("validated", "held")}
                 )
             interchange_repo.set_digests(conn, batch.digests)
+            forget_settled(run, batch.digests)
             if run.acks is not None:
                 # Acknowledged as the file is read: the interchanges closed so far and the orders
                 # of this batch, committed with them (issue 14 #18).

@@ -35,8 +35,13 @@ class Run:
     message_id: str
     batch: Batch = field(default_factory=Batch)
     warnings: list[str] = field(default_factory=list)
-    skipping: dict[int, str] = field(default_factory=dict)  # interchange index -> earlier digest
-    opened: dict[str, str] = field(default_factory=dict)  # interchange key -> digest ("" until closed)
+    skipping: dict[int, str] = field(default_factory=dict)  # open repeated interchange's index -> earlier digest
+    skipped: bool = False  # some interchange was a repeat
+    # Interchange key -> digest ("" until closed), for the interchanges of this file not yet
+    # written with their digest; once written, the store answers for them (see
+    # gateway.processing.interchanges), so memory does not grow with the file (issue 14 #18).
+    opened: dict[str, str] = field(default_factory=dict)
+    resumed: bool = False  # processing again after a crash: the store's rows may be our own
     undecided: dict[str, int] = field(default_factory=dict)  # key -> index, not yet checked
     closes: dict[str, InterchangeClosed] = field(default_factory=dict)  # ends awaiting that check
     orders: int = 0

@@ -187,22 +187,34 @@ class Store:
         (reliability F19). Read inside `conn` when given (one small query), else on its own.
         """
         if self.is_sqlite:
-            # SQLite's clock is the host's (read through SQLite, not Python's, which tests
-            # may shift); CURRENT_TIMESTAMP has whole seconds only. Reading it needs no
-            # transaction on the store, which on SQLite would take the write lock.
-            mem = getattr(_CLOCK, "conn", None)
-            if mem is None:  # one per thread, kept: opening one per call cost ~0.3 ms per read
-                mem = _CLOCK.conn = sqlite3.connect(":memory:")
-            text = mem.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0]
-            return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+            return _sqlite_now()
         if conn is None:
             with self.engine.connect() as own:
-                return self.db_now(own)
-        value = conn.exec_driver_sql("SELECT statement_timestamp()").scalar_one()
-        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+                return db_now(own)
+        return db_now(conn)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def db_now(conn: Connection) -> dt.datetime:
+    """The database's clock (aware UTC) read in `conn`: what `Store.db_now` reads, for a
+    repository that is handed a transaction and no Store (a document queued by processing)."""
+    if conn.dialect.name == "sqlite":
+        return _sqlite_now()
+    value = conn.exec_driver_sql("SELECT statement_timestamp()").scalar_one()
+    return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+
+
+def _sqlite_now() -> dt.datetime:
+    # SQLite's clock is the host's (read through SQLite, not Python's, which tests may
+    # shift); CURRENT_TIMESTAMP has whole seconds only. Reading it needs no transaction on
+    # the store, which on SQLite would take the write lock.
+    mem = getattr(_CLOCK, "conn", None)
+    if mem is None:  # one per thread, kept: opening one per call cost ~0.3 ms per read
+        mem = _CLOCK.conn = sqlite3.connect(":memory:")
+    text = mem.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0]
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def add_event(

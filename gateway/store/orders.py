@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from gateway.states import DeliveryState, OrderState, move
 from gateway.store import tables as t
@@ -23,6 +23,7 @@ __all__ = [
     "deliveries_of",
     "delete_refused",
     "done_indexes",
+    "edited_index",
     "for_confirmation",
     "held",
     "insert_batch",
@@ -30,7 +31,10 @@ __all__ = [
     "refused_of_message",
     "release",
     "review_decision",
-    "states_of_message",
+    "state_counts",
+    "exceptions",
+    "supersede",
+    "reconsider",
     "waiting_for",
 ]
 
@@ -43,8 +47,11 @@ def done_indexes(conn: Connection, message_id: str) -> set[int]:
     return set(conn.execute(select(o.c.doc_index).where(o.c.message_id == message_id)).scalars())
 
 
-def states_of_message(conn: Connection, message_id: str) -> list[str]:
-    return list(conn.execute(select(o.c.state).where(o.c.message_id == message_id)).scalars())
+def state_counts(conn: Connection, message_id: str) -> dict[str, int]:
+    """How many of the message's orders are in each state (counted by the database: a
+    large file's states are not loaded into memory one by one)."""
+    rows = conn.execute(select(o.c.state, func.count()).where(o.c.message_id == message_id).group_by(o.c.state))
+    return {state: n for state, n in rows}
 
 
 def insert_batch(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -135,6 +142,51 @@ def review_decision(conn: Connection, order_id: str, state: str, reason: str | N
     conn.execute(
         update(o).where(o.c.id == order_id, o.c.state == OrderState.HELD.value).values(state=state, reason=reason, error=error, updated_at=utcnow())
     )
+
+
+def exceptions(conn: Connection, *, limit: int, partner: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
+    """Held and quarantined orders (the exception queue), oldest first; `reason` matches
+    the start of the reason code (VALIDATION matches VALIDATION:quantity_not_positive)."""
+    query = select(
+        o.c.id, o.c.created_at, o.c.updated_at, o.c.state, o.c.partner, o.c.channel, o.c.po_number,
+        o.c.version, o.c.reason, o.c.error, o.c.position, o.c.message_id,
+    ).where(o.c.state.in_([OrderState.HELD.value, OrderState.QUARANTINED.value]))
+    if partner:
+        query = query.where(o.c.partner == partner)
+    if reason:
+        query = query.where(o.c.reason.startswith(reason, autoescape=True))
+    rows = conn.execute(query.order_by(o.c.created_at, o.c.doc_index).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+def edited_index(doc_index: int, version: int) -> int:
+    """The `doc_index` of a person's edited version: (message_id, doc_index) stays unique and
+    never equals a parser's position (>= 0), so reprocessing the message never skips or
+    repeats a document because of an edit. Versions below 1,000 per document."""
+    base = doc_index if doc_index >= 0 else (-doc_index - 1) // 1000
+    return -(base * 1000 + version) - 1
+
+
+def supersede(conn: Connection, old_id: str, old_state: str, new: dict[str, Any]) -> None:
+    """A person's edit: `new` (version + 1) replaces the order `old_id`, which keeps its data
+    and history. GatewayError-free by design: the caller checked `old_state` under its lock."""
+    move(OrderState, old_state, OrderState.SUPERSEDED)
+    done = conn.execute(
+        update(o).where(o.c.id == old_id, o.c.state == old_state).values(state=OrderState.SUPERSEDED.value, updated_at=utcnow())
+    )
+    if done.rowcount != 1:
+        raise RuntimeError(f"order {old_id} changed while it was being edited; try again")
+    insert_batch(conn, [new])
+
+
+def reconsider(conn: Connection, order_id: str, old_state: str, state: str, reason: str | None, error: str | None) -> None:
+    """A refused order checked again (`gateway release`)."""
+    move(OrderState, old_state, state)
+    done = conn.execute(
+        update(o).where(o.c.id == order_id, o.c.state == old_state).values(state=state, reason=reason, error=error, updated_at=utcnow())
+    )
+    if done.rowcount != 1:
+        raise RuntimeError(f"order {order_id} changed while it was being released; try again")
 
 
 def refused_of_message(conn: Connection, message_id: str) -> list[tuple[str, str | None]]:

@@ -1,4 +1,11 @@
-"""The outbox: one row per (order, connector), written in the same transaction as the order.
+"""The outbox: one row per delivery, written in the same transaction as what it delivers.
+
+A row delivers an order to one connector (kind "order", one row per order and connector), or
+a document we generated to one channel: an acknowledgement (997, 999, TA1, 855, CONTRL,
+ORDRSP) or a confirmation e-mail (MAILREPLY), queued by `gateway.store.documents`, its bytes
+in `body` and its channel in `connector`. Both go the same road: the same claims, leases,
+retry policy, dead letters and replay (`gateway.store.dead_letters`). A document row does not
+move its order's state; a document with no channel is `held` (shown, never claimed).
 
 A row is `pending` until a worker claims it (`in_flight`, with a lease), then `sent`, back to
 `pending` with a later `next_attempt_at` after a transient failure, or `dead` for a person.
@@ -24,9 +31,10 @@ Rules every function here keeps:
   attempt count), so a worker whose lease expired cannot undo what the worker that took the
   row over did. The one exception is `mark_sent`: an effect that happened is recorded even by
   a late worker (the row is not `dead` or already `sent`), because the target now holds it.
-* Every state change writes an `events` row in the same transaction, and the order's state
-  follows its rows: all rows `sent` gives `dispatched`, any row `dead` gives `dead`, a replay
-  that leaves no `dead` row gives `validated` again.
+* Every state change writes an `events` row in the same transaction (a document's are
+  `ack_*` events on its message), and the order's state follows its order rows: all `sent`
+  gives `dispatched`, any `dead` gives `dead`, a replay that leaves no `dead` row gives
+  `validated` again.
 
 Actions and ordering. A row's `action` is ``create`` (the first version of an order), or
 ``update`` / ``cancel`` for a later version that changes or cancels it. Such a row names in
@@ -52,19 +60,20 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, case, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, or_, select, update
 
 from gateway.connector import Delivery, Receipt
 from gateway.retry import RetryPolicy
 from gateway.states import DeliveryState, OrderState, move
 from gateway.store import Store, add_events, as_utc
 from gateway.store import tables as t
+from gateway.store.documents import describe
 
 __all__ = [
     "loggable",
     "ACTIONS",
+    "ORDER",
     "ClaimedDelivery",
-    "DeadLetter",
     "Failed",
     "Refused",
     "Result",
@@ -72,14 +81,12 @@ __all__ = [
     "claim_due",
     "due_count",
     "idempotency_key",
-    "list_dead",
     "mark_dead",
     "mark_failed",
     "mark_sent",
     "new_deliveries",
     "next_due",
     "record",
-    "replay",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,6 +101,7 @@ def idempotency_key(order_id: str, connector: str) -> str:
 
 
 ACTIONS = ("create", "update", "cancel")
+ORDER = "order"  # the kind of a row that delivers an order (any other kind is a document)
 
 
 def new_deliveries(
@@ -137,10 +145,12 @@ def new_deliveries(
 
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
-    """One outbox row this worker holds until `lease_until`; `attempts` counts this attempt."""
+    """One outbox row this worker holds until `lease_until`; `attempts` counts this attempt.
+
+    An order (`kind` "order") carries `order`; a document carries `body` and its own fields."""
 
     outbox_id: int
-    order_id: str
+    order_id: str | None
     connector: str
     idempotency_key: str
     attempts: int
@@ -150,34 +160,35 @@ class ClaimedDelivery:
     rescued: bool = False  # taken over from a worker whose lease expired
     action: str = "create"  # create | update | cancel
     target_reference: str | None = None  # for update/cancel: the target's id of the order
+    kind: str = ORDER  # "order", or the kind of document (997, 855, MAILREPLY, ...)
+    message_id: str | None = None  # a document: the message it answers
+    partner: str | None = None  # a document: who it goes to
+    control_number: str | None = None  # a document: its interchange control number
+    body: bytes = b""  # a document: the bytes to send
+    created_at: dt.datetime | None = None  # a document: when it was queued
+
+    @property
+    def is_document(self) -> bool:
+        return self.kind != ORDER
+
+    @property
+    def what(self) -> str:
+        """How the history and the logs name what is delivered."""
+        if self.is_document:
+            return describe(self.kind, self.control_number, self.partner)
+        return f"order {self.order_id}"
 
     def delivery(self) -> Delivery:
-        """What the connector is handed."""
+        """What the connector is handed (an order row)."""
         return Delivery(
             outbox_id=self.outbox_id,
-            order_id=self.order_id,
+            order_id=self.order_id or "",
             idempotency_key=self.idempotency_key,
             attempt=self.attempts,
             order=self.order,
             action=self.action,
             target_reference=self.target_reference,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A delivery that needs a person: what failed, how often, and why."""
-
-    outbox_id: int
-    order_id: str
-    po_number: str | None
-    partner: str | None
-    connector: str
-    attempts: int
-    last_status: int | None
-    last_error: str | None
-    first_attempt_at: dt.datetime | None
-    updated_at: dt.datetime
 
 
 # -- claiming ----------------------------------------------------------------------------------
@@ -191,15 +202,19 @@ def claim_due(
     limit: int,
     connectors: Collection[str] | None = None,
     policies: Mapping[str, RetryPolicy] | None = None,
+    documents: bool = False,
+    document_policy: RetryPolicy | None = None,
 ) -> list[ClaimedDelivery]:
     """Claim up to `limit` due rows and commit the claim before anything is sent.
 
     Due means `pending` with `next_attempt_at <= now`, or `in_flight` whose lease ran out
     (`lease_until <= now`: the worker holding it died). Each claimed row becomes `in_flight`
     until `now + lease_seconds`, its attempt is counted and `first_attempt_at` set on the
-    first one. `connectors` limits the claim to rows this node can send (None: any).
-    `policies` (by connector; default policy otherwise) decides whether a rescued row has
-    already used up its attempts, in which case it goes to `dead` instead of being claimed.
+    first one. `connectors` limits the claim of order rows to those this node can send
+    (None: any); `documents` claims document rows too (acknowledgements, confirmation
+    e-mails: a node with their channels). `policies` (by connector; default policy
+    otherwise; `document_policy` for documents) decides whether a rescued row has already
+    used up its attempts, in which case it goes to `dead` instead of being claimed.
 
     `now` defaults to the database's clock, read in the claiming transaction (reliability
     F19: a node whose clock runs fast must not take over leases that have not ended).
@@ -211,9 +226,10 @@ def claim_due(
     docstring); without a `target_reference` of its own it gets the predecessor's receipt
     reference, stored on the row with the claim.
     """
-    if connectors is not None and not connectors:
+    if connectors is not None and not connectors and not documents:
         return []
     o = t.outbox
+    claimable = _claimable(connectors, documents)
     columns = (
         o.c.id,
         o.c.order_id,
@@ -226,22 +242,26 @@ def claim_due(
         o.c.target_reference,
         o.c.after_id,
         o.c.replays,
+        o.c.kind,
+        o.c.message_id,
+        o.c.partner,
+        o.c.control_number,
+        o.c.body,
+        o.c.created_at,
     )
 
     claimed: list[ClaimedDelivery] = []
     with store.begin() as conn:
-        now = _utc(now) if now is not None else store.db_now(conn)
+        now = utc(now) if now is not None else store.db_now(conn)
         lease_until = now + dt.timedelta(seconds=lease_seconds)
         rows: list[Any] = []
         for state, column in (("in_flight", o.c.lease_until), ("pending", o.c.next_attempt_at)):
             query = (
                 select(*columns)
-                .where(o.c.state == state, column <= now, _not_waiting())
+                .where(o.c.state == state, column <= now, claimable, _not_waiting())
                 .order_by(column, o.c.id)
                 .limit(limit - len(rows))
             )
-            if connectors is not None:
-                query = query.where(o.c.connector.in_(sorted(connectors)))
             if store.supports_skip_locked:
                 query = query.with_for_update(skip_locked=True, of=o)
             rows.extend(conn.execute(query).all())
@@ -249,7 +269,7 @@ def claim_due(
                 break
         if not rows:
             return []
-        data = _order_data(conn, {r.order_id for r in rows})
+        data = _order_data(conn, {r.order_id for r in rows if r.kind == ORDER and r.order_id is not None})
         inherited = _predecessor_references(
             conn, {r.after_id for r in rows if r.after_id is not None and not r.target_reference}
         )
@@ -261,13 +281,17 @@ def claim_due(
             rescued = r.state == "in_flight"
             attempts = r.attempts + 1
             first = as_utc(r.first_attempt_at) or now
-            policy = (policies or {}).get(r.connector) or _DEFAULT_POLICY
+            document = r.kind != ORDER
+            if document:
+                policy = document_policy or _DEFAULT_POLICY
+            else:
+                policy = (policies or {}).get(r.connector) or _DEFAULT_POLICY
             if rescued and policy.exhausted(r.attempts, first, now):
                 why = (
                     f"attempt {r.attempts} to {r.connector} never finished (the worker stopped: crash, "
                     f"kill or out of memory) and the retry policy is used up; not tried again"
                 )
-                if _to_dead(conn, r.id, r.order_id, r.connector, why, None, now, events):
+                if _to_dead(conn, r, why, None, now, events) and not document:
                     gone.add(r.order_id)
                 continue
             action = r.action or "create"
@@ -293,7 +317,10 @@ def claim_due(
                 detail += f" after replay {r.replays}"
             if rescued:
                 detail += f" (attempt {r.attempts} never finished: its lease expired)"
-            events.append(_event("attempt", detail, r.order_id, r.id, now))
+            if not document:
+                events.append(event_row("attempt", detail, r, now))
+            elif rescued:  # a document's history names only attempts taken over
+                events.append(event_row("rescued", f"{describe(r.kind, r.control_number, r.partner)}: {detail}", r, now))
             claimed.append(
                 ClaimedDelivery(
                     outbox_id=r.id,
@@ -307,6 +334,12 @@ def claim_due(
                     rescued=rescued,
                     action=action,
                     target_reference=reference or None,
+                    kind=r.kind,
+                    message_id=r.message_id,
+                    partner=r.partner,
+                    control_number=r.control_number,
+                    body=bytes(r.body or b""),
+                    created_at=as_utc(r.created_at),
                 )
             )
         if updates:
@@ -331,7 +364,8 @@ def claim_due(
 
 
 def due_count(store: Store) -> int:
-    """How many rows are due now or in flight past their due time (by the database's clock)."""
+    """How many rows (orders and documents) are due now or in flight past their due time (by
+    the database's clock)."""
     o = t.outbox
     with store.engine.connect() as conn:
         return int(
@@ -344,10 +378,11 @@ def due_count(store: Store) -> int:
         )
 
 
-def next_due(store: Store, *, connectors: Collection[str] | None = None) -> dt.datetime | None:
+def next_due(store: Store, *, connectors: Collection[str] | None = None, documents: bool = False) -> dt.datetime | None:
     """When the earliest unfinished row becomes claimable (None: nothing is pending or in flight).
 
     For a pending row that is `next_attempt_at`; for an in-flight one, the end of its lease.
+    `connectors` and `documents` choose the rows as `claim_due` does.
     Rows waiting for their predecessor to be sent are left out: they become due when it is
     sent (which a pending predecessor already accounts for), never on their own.
     """
@@ -357,10 +392,8 @@ def next_due(store: Store, *, connectors: Collection[str] | None = None) -> dt.d
         else_=o.c.next_attempt_at,
     )
     query = select(func.min(claimable_at)).where(
-        o.c.state.in_(["pending", "in_flight"]), _not_waiting()
+        o.c.state.in_(["pending", "in_flight"]), _claimable(connectors, documents), _not_waiting()
     )
-    if connectors is not None:
-        query = query.where(o.c.connector.in_(sorted(connectors)))
     with store.engine.connect() as conn:
         value = conn.execute(query).scalar()
     if value is None:
@@ -426,7 +459,7 @@ def record(
         return []
     verdicts: list[Verdict] = []
     with store.begin() as conn:
-        now = _utc(now) if now is not None else store.db_now(conn)
+        now = utc(now) if now is not None else store.db_now(conn)
         events: list[dict[str, Any]] = []
         touched: set[str] = set()
         sent = _record_sent(
@@ -439,9 +472,9 @@ def record(
                 verdict = _record_failed(conn, claim, result, now, events, rand)
             else:
                 why = f"{_short(result.error)} (attempt {claim.attempts}; not retried)"
-                ok = _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, result.status, now, events, claim=claim)
+                ok = _to_dead(conn, claim, why, result.status, now, events)
                 verdict = "dead" if ok else "lost"
-            if verdict in ("sent", "dead"):
+            if verdict in ("sent", "dead") and not claim.is_document and claim.order_id is not None:
                 touched.add(claim.order_id)
             verdicts.append(verdict)
         _settle_orders(conn, touched, now, events, lock=store.supports_skip_locked)
@@ -532,6 +565,10 @@ def _record_sent(
                 "b_receipt": {"status": receipt.status, "reference": receipt.reference, "detail": receipt.detail},
             }
         )
+        if claim.is_document:
+            how = str(receipt.detail.get("sent") or f"sent through {claim.connector}")
+            events.append(event_row("sent", f"{claim.what} {how}", claim, now))
+            continue
         parts = [
             f"HTTP {receipt.status}" if receipt.status else "accepted",
             f"by {claim.connector}",
@@ -541,7 +578,7 @@ def _record_sent(
         if receipt.reference:
             parts.append(f"as {receipt.reference}")
         detail = " ".join(parts) + f" (attempt {claim.attempts})"
-        events.append(_event("sent", detail, claim.order_id, claim.outbox_id, now))
+        events.append(event_row("sent", detail, claim, now))
     if rows:
         conn.execute(
             update(o)
@@ -579,7 +616,7 @@ def _record_failed(
                 f"{error}; gave up after {claim.attempts} attempts over {_duration(age)} "
                 f"(max_age_seconds {policy.max_age_seconds:g})"
             )
-        ok = _to_dead(conn, claim.outbox_id, claim.order_id, claim.connector, why, failure.status, now, events, claim=claim)
+        ok = _to_dead(conn, claim, why, failure.status, now, events)
         return "dead" if ok else "lost"
     delay = policy.next_delay(claim.attempts, failure.retry_after, rand)
     result = conn.execute(
@@ -600,114 +637,10 @@ def _record_failed(
     detail = f"{error}; retry {claim.attempts} of {policy.max_attempts - 1} in {delay:.1f} s"
     if failure.retry_after:
         detail += f" (server asked for {failure.retry_after:.0f} s)"
-    events.append(_event("retry_scheduled", detail, claim.order_id, claim.outbox_id, now))
+    if claim.is_document:
+        detail = f"{claim.what} not delivered (attempt {claim.attempts}): {detail}"
+    events.append(event_row("retry_scheduled", detail, claim, now))
     return "retry"
-
-
-# -- dead letters and replay -------------------------------------------------------------------
-
-
-def list_dead(store: Store, *, connector: str | None = None, limit: int | None = None) -> list[DeadLetter]:
-    """Dead deliveries, oldest first, with what a person needs to decide on a replay."""
-    o, od = t.outbox, t.orders
-    query = (
-        select(
-            o.c.id,
-            o.c.order_id,
-            od.c.po_number,
-            od.c.partner,
-            o.c.connector,
-            o.c.attempts,
-            o.c.last_status,
-            o.c.last_error,
-            o.c.first_attempt_at,
-            o.c.updated_at,
-        )
-        .join(od, od.c.id == o.c.order_id)
-        .where(o.c.state == DeliveryState.DEAD)
-        .order_by(o.c.updated_at, o.c.id)
-    )
-    if connector is not None:
-        query = query.where(o.c.connector == connector)
-    if limit is not None:
-        query = query.limit(limit)
-    with store.engine.connect() as conn:
-        return [
-            DeadLetter(
-                outbox_id=r.id,
-                order_id=r.order_id,
-                po_number=r.po_number,
-                partner=r.partner,
-                connector=r.connector,
-                attempts=r.attempts,
-                last_status=r.last_status,
-                last_error=r.last_error,
-                first_attempt_at=as_utc(r.first_attempt_at),
-                updated_at=as_utc(r.updated_at),  # type: ignore[arg-type]
-            )
-            for r in conn.execute(query)
-        ]
-
-
-def replay(store: Store, ids: Iterable[int] | Literal["all"], *, now: dt.datetime | None = None) -> int:
-    """Put dead deliveries back in the queue: `ids` (outbox ids) or "all". Returns how many.
-
-    Attempts and the first-attempt time are reset, so the retry policy starts afresh; the
-    idempotency key stays, so a target that did receive an earlier attempt sees a repeat.
-    Rows that are not dead are left alone. An order with no dead row left is `validated` again.
-    """
-    o = t.outbox
-    query = select(o.c.id, o.c.order_id, o.c.connector, o.c.attempts, o.c.last_error).where(o.c.state == DeliveryState.DEAD)
-    if ids != "all":
-        wanted = sorted({int(i) for i in ids})
-        if not wanted:
-            return 0
-        query = query.where(o.c.id.in_(wanted))
-    with store.begin() as conn:
-        now = _utc(now) if now is not None else store.db_now(conn)  # due at once by the database's clock
-        if store.supports_skip_locked:
-            query = query.with_for_update(of=o)
-        rows = conn.execute(query.order_by(o.c.id)).all()
-        if not rows:
-            return 0
-        events = []
-        again = move(DeliveryState, DeliveryState.DEAD, DeliveryState.PENDING)
-        for r in rows:
-            conn.execute(
-                update(o)
-                .where(o.c.id == r.id, o.c.state == DeliveryState.DEAD)
-                .values(
-                    state=again.value,
-                    attempts=0,
-                    first_attempt_at=None,
-                    next_attempt_at=now,
-                    lease_until=None,
-                    updated_at=now,
-                    replays=o.c.replays + 1,
-                )
-            )
-            events.append(
-                _event(
-                    "replayed",
-                    f"dead delivery to {r.connector} queued again after {r.attempts} attempts"
-                    + (f"; last error: {r.last_error}" if r.last_error else ""),
-                    r.order_id,
-                    r.id,
-                    now,
-                )
-            )
-        for order_id in sorted({r.order_id for r in rows}):
-            still_dead = conn.execute(
-                select(func.count()).select_from(o).where(o.c.order_id == order_id, o.c.state == DeliveryState.DEAD)
-            ).scalar_one()
-            if not still_dead:
-                conn.execute(
-                    update(t.orders)
-                    .where(t.orders.c.id == order_id, t.orders.c.state == OrderState.DEAD)
-                    .values(state=move(OrderState, OrderState.DEAD, OrderState.VALIDATED).value, updated_at=now)
-                )
-        add_events(conn, events)
-    return len(rows)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -715,7 +648,7 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"], *, now: dt.datetim
 _DEFAULT_POLICY = RetryPolicy()
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
+def utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("outbox times must be timezone-aware (UTC)")
     return value.astimezone(dt.UTC)
@@ -727,8 +660,31 @@ def _held(claim: ClaimedDelivery) -> tuple[Any, ...]:
     return (o.c.id == claim.outbox_id, o.c.state == DeliveryState.IN_FLIGHT, o.c.attempts == claim.attempts)
 
 
-def _event(kind: str, detail: str, order_id: str, outbox_id: int | None, at: dt.datetime) -> dict[str, Any]:
-    return {"kind": kind, "detail": _short(detail), "order_id": order_id, "outbox_id": outbox_id, "at": at}
+# A document's events say so: its history is read on its message (`gateway show`).
+_DOCUMENT_EVENTS = {"sent": "ack_sent", "retry_scheduled": "ack_retry", "dead": "ack_dead", "replayed": "ack_replayed", "rescued": "ack_rescued"}
+
+
+def event_row(kind: str, detail: str, row: Any, at: dt.datetime) -> dict[str, Any]:
+    """An events row about outbox `row` (a claim or a selected row: an order's or a document's)."""
+    if isinstance(row, ClaimedDelivery):
+        outbox_id, order_id, doc_kind, message_id = row.outbox_id, row.order_id, row.kind, row.message_id
+    else:
+        outbox_id, order_id, doc_kind, message_id = row.id, row.order_id, row.kind, row.message_id
+    if doc_kind == ORDER:
+        return {"kind": kind, "detail": _short(detail), "order_id": order_id, "outbox_id": outbox_id, "at": at}
+    return {
+        "kind": _DOCUMENT_EVENTS.get(kind, f"ack_{kind}"), "detail": _short(detail), "order_id": order_id,
+        "message_id": message_id, "outbox_id": outbox_id, "at": at,
+    }
+
+
+def _claimable(connectors: Collection[str] | None, documents: bool) -> Any:
+    """The rows a node may claim: orders to `connectors` (None: any), and documents if asked."""
+    o = t.outbox
+    orders = o.c.kind == ORDER
+    if connectors is not None:
+        orders = and_(orders, o.c.connector.in_(sorted(connectors)))
+    return or_(orders, o.c.kind != ORDER) if documents else orders
 
 
 def loggable(why: str, status: int | None) -> str:
@@ -792,18 +748,21 @@ def _order_data(conn: Connection, order_ids: set[str]) -> dict[str, dict[str, An
 
 def _to_dead(
     conn: Connection,
-    outbox_id: int,
-    order_id: str,
-    connector: str,
+    row: Any,
     why: str,
     status: int | None,
     now: dt.datetime,
     events: list[dict[str, Any]],
-    *,
-    claim: ClaimedDelivery | None = None,
 ) -> bool:
+    """Dead-letter `row`: a claim (only while this worker holds it) or a selected in-flight row."""
     o = t.outbox
-    where = _held(claim) if claim is not None else (o.c.id == outbox_id, o.c.state == DeliveryState.IN_FLIGHT)
+    if isinstance(row, ClaimedDelivery):
+        outbox_id, connector, where = row.outbox_id, row.connector, _held(row)
+        document = row.is_document
+    else:
+        outbox_id, connector = row.id, row.connector
+        where = (o.c.id == outbox_id, o.c.state == DeliveryState.IN_FLIGHT)
+        document = row.kind != ORDER
     result = conn.execute(
         update(o)
         .where(*where)
@@ -813,7 +772,11 @@ def _to_dead(
         log.warning("outbox %s to %s: claim lost (lease expired); dead-letter ignored", outbox_id, connector)
         return False
     log.warning("outbox %s to %s is dead: %s", outbox_id, connector, loggable(why, status))
-    events.append(_event("dead", why, order_id, outbox_id, now))
+    if document:
+        what = describe(row.kind, row.control_number, row.partner)
+        events.append(event_row("dead", f"{what} not delivered: {why}", row, now))
+    else:
+        events.append(event_row("dead", why, row, now))
     return True
 
 
@@ -838,7 +801,7 @@ def _settle_orders(
     counts: dict[str, dict[str, int]] = {}
     names: dict[str, dict[str, list[str]]] = {}
     for r in conn.execute(
-        select(o.c.order_id, o.c.state, o.c.connector).where(o.c.order_id.in_(ids)).order_by(o.c.connector)
+        select(o.c.order_id, o.c.state, o.c.connector).where(o.c.order_id.in_(ids), o.c.kind == ORDER).order_by(o.c.connector)
     ):
         by_state = counts.setdefault(r.order_id, {})
         by_state[r.state] = by_state.get(r.state, 0) + 1
@@ -868,4 +831,4 @@ def _settle_orders(
             .returning(od.c.id)
         ).scalars().all()
         for order_id in sorted(changed):
-            events.append(_event(kind, details[order_id], order_id, None, now))
+            events.append({"kind": kind, "detail": _short(details[order_id]), "order_id": order_id, "outbox_id": None, "at": now})

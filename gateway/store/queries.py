@@ -2,8 +2,8 @@
 
 Nothing here writes. Each function opens its own connection and returns plain typed values
 (dataclasses, and rows as TypedDicts), so the CLI and the HTTP API format them without
-knowing the tables. Dead letters are listed by their own queues (`gateway.store.outbox`,
-`gateway.store.ack_queue`), held orders by the review step.
+knowing the tables. Dead letters (orders and documents) are listed by
+`gateway.store.dead_letters`, held orders by the review step.
 """
 
 from __future__ import annotations
@@ -167,12 +167,12 @@ def order_detail(store: Store, given: str) -> OrderDetail:
             ids = ", ".join(f"{r['id'][:8]} (PO {r['po_number']})" for r in rows)
             raise GatewayError(f"{given!r} matches several orders: {ids}; give more of the id")
         order = rows[-1]  # versions of one order: the latest is shown, the others listed
-        ob, ev, a = t.outbox, t.events, t.acks
+        ob, ev = t.outbox, t.events
         deliveries = [
             cast(DeliveryRow, dict(r))
             for r in conn.execute(
                 select(ob.c.id, ob.c.connector, ob.c.state, ob.c.attempts, ob.c.last_status, ob.c.last_error, ob.c.receipt)
-                .where(ob.c.order_id == order["id"])
+                .where(ob.c.order_id == order["id"], ob.c.kind == "order")
                 .order_by(ob.c.id)
             ).mappings()
         ]
@@ -195,9 +195,16 @@ def order_detail(store: Store, given: str) -> OrderDetail:
         acks = [
             cast(AckRow, dict(r))
             for r in conn.execute(
-                select(a.c.id, a.c.kind, a.c.control_number, a.c.channel, a.c.state, a.c.attempts, a.c.error)
-                .where(a.c.message_id == order["message_id"], or_(a.c.order_id.is_(None), a.c.order_id == order["id"]))
-                .order_by(a.c.id)
+                select(
+                    ob.c.id, ob.c.kind, ob.c.control_number, ob.c.connector.label("channel"), ob.c.state, ob.c.attempts,
+                    ob.c.last_error.label("error"),
+                )
+                .where(
+                    ob.c.kind != "order",
+                    ob.c.message_id == order["message_id"],
+                    or_(ob.c.order_id.is_(None), ob.c.order_id == order["id"]),
+                )
+                .order_by(ob.c.id)
             ).mappings()
         ]
     return OrderDetail(order=order, versions=rows, message=message, deliveries=deliveries, acks=acks, history=history)

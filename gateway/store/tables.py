@@ -3,16 +3,20 @@
 Every state change is a row update plus an `events` row in the same transaction, so any
 crash resumes from the last committed state and every order has a history.
 
-    messages ──< orders ──< outbox
-        │           │          │
+    messages ──< orders ──< outbox         (an order to a connector; an acknowledgement or
+        │           │          │             confirmation e-mail to a channel: its kind says)
         └───────────┴──────────┴──< events
     messages ──< interchanges         (one row per EDI interchange seen: duplicate detection)
+
+Master data (0008, gateway.store.masterdata): items ──< item_xrefs, prices, stock ──<
+stock_reservations; accounts. Each row records its source and when it was last updated.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -21,10 +25,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -112,12 +118,18 @@ orders = Table(
     UniqueConstraint("message_id", "doc_index", name="uq_orders_message_doc"),
 )
 
-# Outbox states: pending -> in_flight -> sent ; pending (retry) ; dead
+# One delivery per row, whatever is delivered (gateway.store.outbox):
+#   kind "order"        an order to one connector (`order_id`, `connector` is its name)
+#   kind 997, 999, TA1, 855, CONTRL, ORDRSP, MAILREPLY
+#                       a document we generated, `body` as it is sent, to one channel
+#                       (`connector` names it: folder:<path>, sftp:<partner>, mail:<address>, smtp)
+# States (gateway.states.DeliveryState): pending -> in_flight -> sent ; pending (retry) ; dead ;
+# held (a document whose partner has no outbound channel: shown, never claimed).
 outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=True),  # a document may answer no order
     Column("connector", String(100), nullable=False),
     Column("idempotency_key", String(100), nullable=False, unique=True),
     Column("state", String(20), nullable=False),
@@ -136,7 +148,17 @@ outbox = Table(
     Column("after_id", Integer, nullable=True),
     # Times a person replayed this delivery from dead letters: a replay counts attempts afresh.
     Column("replays", Integer, nullable=False, default=0, server_default="0"),
-    UniqueConstraint("order_id", "connector", name="uq_outbox_order_connector"),
+    # What is delivered: "order", or the kind of document (0007, which moved the acks table here).
+    Column("kind", String(10), nullable=False, default="order", server_default="order"),
+    Column("message_id", String(36), nullable=True, index=True),  # a document: the message it answers
+    Column("partner", String(100), nullable=True),  # a document: the partner it goes to
+    Column("control_number", String(30), nullable=True),  # a document: its own interchange control number
+    Column("body", LargeBinary, nullable=True),  # a document: the bytes sent, as they are
+    # One delivery of an order per connector; documents are not orders (several per order and channel).
+    Index(
+        "uq_outbox_order_connector", "order_id", "connector", unique=True,
+        sqlite_where=text("kind = 'order'"), postgresql_where=text("kind = 'order'"),
+    ),
     # One index per claimable state: pending by due time, in flight by lease end (0006).
     Index("ix_outbox_due", "state", "next_attempt_at", "id"),
     Index("ix_outbox_lease", "state", "lease_until", "id"),
@@ -165,25 +187,102 @@ control_numbers = Table(
     Column("value", Integer, nullable=False),
 )
 
-# Acknowledgements we generated (997, 999, TA1, 855, CONTRL, ORDRSP) and their delivery.
-acks = Table(
-    "acks",
+# -- master data (0008): what the rules decide with (gateway.masterdata.model) ------------------
+
+QTY = Numeric(18, 4)  # quantities and money: exact on PostgreSQL, 4 decimals on SQLite
+
+items = Table(
+    "items",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("gtin", String(20), nullable=True, index=True),
+    Column("description", String(500), nullable=True),
+    Column("base_uom", String(10), nullable=False),
+    Column("uoms", JSON, nullable=False),  # unit sold -> base units in one, as strings: {"CA": "12"}
+    Column("pack_size", QTY, nullable=True),
+    Column("weight_kg", QTY, nullable=True),
+    Column("length_cm", QTY, nullable=True),
+    Column("width_cm", QTY, nullable=True),
+    Column("height_cm", QTY, nullable=True),
+    Column("discontinued", Boolean, nullable=False),
+    Column("source", String(255), nullable=False, index=True),
+    Column("updated_at", TZ, nullable=False),
+)
+
+# A partner's own part number for one of our SKUs (buyer part number -> sku).
+item_xrefs = Table(
+    "item_xrefs",
+    metadata,
+    Column("partner", String(100), primary_key=True),
+    Column("buyer_part_number", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False, index=True),
+    Column("source", String(255), nullable=False, index=True),
+    Column("updated_at", TZ, nullable=False),
+)
+
+# List prices (customer '') and contract prices; `key` is every column that tells two apart.
+prices = Table(
+    "prices",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False, unique=True),  # sku|customer|list|currency|uom|min|from
+    Column("sku", String(100), nullable=False, index=True),
+    Column("customer", String(100), nullable=False),  # an account code or partner; '' = list price
+    Column("price_list", String(100), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("unit_price", QTY, nullable=False),
+    Column("uom", String(10), nullable=True),
+    Column("min_quantity", QTY, nullable=False),
+    Column("valid_from", Date, nullable=True),
+    Column("valid_to", Date, nullable=True),
+    Column("source", String(255), nullable=False, index=True),
+    Column("updated_at", TZ, nullable=False),
+)
+
+# Stock per SKU and warehouse, in base units. `reserved` only ever moves through
+# gateway.store.masterdata.StockKeeper's conditional updates; an import sets on_hand only.
+stock = Table(
+    "stock",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("warehouse", String(50), primary_key=True),
+    Column("on_hand", QTY, nullable=False),
+    Column("reserved", QTY, nullable=False, server_default="0"),
+    Column("reorder_point", QTY, nullable=True),
+    Column("source", String(255), nullable=False, index=True),
+    Column("updated_at", TZ, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("code", String(100), primary_key=True),
+    Column("name", String(255), nullable=True),
+    Column("partner", String(100), nullable=True, index=True),
+    Column("email", String(320), nullable=True, index=True),  # stored lower case
+    Column("channel", String(20), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("credit_limit", QTY, nullable=True),
+    Column("open_balance", QTY, nullable=False),
+    Column("payment_terms", String(100), nullable=True),
+    Column("ship_to", JSON, nullable=False),  # allowed ship-to addresses; [] = any
+    Column("source", String(255), nullable=False, index=True),
+    Column("updated_at", TZ, nullable=False),
+)
+
+# Stock held for one order line in one warehouse (states: gateway.states.ReservationState).
+stock_reservations = Table(
+    "stock_reservations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(100), nullable=False, index=True),
+    Column("line", String(50), nullable=False),
+    Column("sku", String(100), nullable=False),
+    Column("warehouse", String(50), nullable=False),
+    Column("quantity", QTY, nullable=False),
+    Column("state", String(20), nullable=False),
     Column("created_at", TZ, nullable=False),
-    Column("message_id", String(36), nullable=True, index=True),
-    Column("order_id", String(36), nullable=True, index=True),
-    Column("partner", String(100), nullable=True),
-    Column("kind", String(10), nullable=False),
-    Column("control_number", String(30), nullable=True),
-    Column("body", Text, nullable=False),
-    Column("state", String(10), nullable=False, index=True),  # pending | in_flight | sent | dead | held
-    Column("channel", String(100), nullable=True),
-    Column("sent_at", TZ, nullable=True),
-    Column("error", Text, nullable=True),
-    # Delivery like an outbox row (gateway.store.ack_queue): claimed before it is sent.
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("first_attempt_at", TZ, nullable=True),
-    Column("next_attempt_at", TZ, nullable=True),  # None: due now
-    Column("lease_until", TZ, nullable=True),
+    Column("updated_at", TZ, nullable=False),
+    UniqueConstraint("order_id", "line", "warehouse", name="uq_stock_reservations_order_line"),
+    Index("ix_stock_reservations_sku", "sku", "warehouse"),
 )

@@ -29,13 +29,12 @@ from gateway.dispatch.worker import Dispatcher
 from gateway.retry import RetryPolicy
 from gateway.store import Store, as_utc
 from gateway.store import tables as t
+from gateway.store.dead_letters import list_dead, replay
 from gateway.store.outbox import (
     claim_due,
     idempotency_key,
-    list_dead,
     mark_sent,
     new_deliveries,
-    replay,
 )
 from tests.support.fake_erp import FakeERP, Scripted, fake_erp_fixture
 

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.acks.delivery import AckSender, AckStats
 from gateway.config import PartnerConfig
 from gateway.connector import RawMessage
+from gateway.dispatch.worker import DispatchStats
 from gateway.partners import PartnerDirectory
 from gateway.pipeline import Pipeline
 from gateway.retry import RetryPolicy
 from gateway.smtp import SmtpConfig
 from gateway.store import tables as t
+from tests.support.documents import documents, send_documents
 from tests.support.smtp_sink import SmtpSink, smtp_sink_fixture
 
 EMAIL = Path(__file__).resolve().parents[1] / "fixtures" / "email"
@@ -37,13 +38,12 @@ def feed(p: Pipeline, body: bytes, *, send: bool = True) -> str:
     return r.message_id
 
 
-def deliver(p: Pipeline) -> AckStats:
-    return AckSender(p.store, [], smtp=p.smtp, policy=RetryPolicy(base_seconds=0.001, cap_seconds=0.001)).run_once()
+def deliver(p: Pipeline) -> DispatchStats:
+    return send_documents(p.store, [], smtp=p.smtp, policy=RetryPolicy(base_seconds=0.001, cap_seconds=0.001))
 
 
 def acks(store) -> list[dict]:
-    with store.engine.connect() as c:
-        return [dict(r) for r in c.execute(select(t.acks).where(t.acks.c.kind == "MAILREPLY")).mappings()]
+    return documents(store, "MAILREPLY")
 
 
 def events(store, kind: str) -> list[str]:
@@ -76,7 +76,7 @@ def test_processing_again_never_sends_a_second_reply(store, tmp_path, smtp_sink)
     mid = feed(p, (EMAIL / "x12_850_attachment.eml").read_bytes())
     smtp_sink.wait_for(1)
     p._confirm(mid, (EMAIL / "x12_850_attachment.eml").read_bytes(), "acme")  # as after a crash
-    assert deliver(p) == AckStats()
+    assert deliver(p).claimed == 0
     assert len(acks(store)) == 1
     assert len(smtp_sink.messages) == 1
 
@@ -136,4 +136,4 @@ def test_permanent_refusal_is_recorded_not_retried(store, tmp_path, smtp_sink):
     (row,) = acks(store)
     assert row["state"] == "dead" and "550" in row["error"]
     assert events(store, "ack_dead")
-    assert deliver(p) == AckStats()
+    assert deliver(p).claimed == 0

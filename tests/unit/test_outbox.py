@@ -13,16 +13,15 @@ from gateway.connector import Receipt
 from gateway.retry import RetryPolicy
 from gateway.store import as_utc
 from gateway.store import tables as t
+from gateway.store.dead_letters import list_dead, replay
 from gateway.store.outbox import (
     claim_due,
     idempotency_key,
-    list_dead,
     mark_dead,
     mark_failed,
     mark_sent,
     new_deliveries,
     next_due,
-    replay,
 )
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)

@@ -204,6 +204,20 @@ def test_interchange_repeated_inside_one_file_counts_once(store, pipeline):
     assert count(store, t.orders) == 2 and count(store, t.interchanges) == 1
 
 
+def test_a_repeat_far_down_the_file_is_found_after_its_first_copy_was_written(store, pipeline):
+    """Interchanges already written are forgotten by processing (memory stays flat with the
+    file, issue 14 #18): a repeat batches later is found in the store instead."""
+    first = file_with_orders(["PO-1"], icn="000000061")
+    others = b"".join(file_with_orders([f"PO-{i}"], icn=f"{i:09d}") for i in range(100, 106))
+    changed = file_with_orders(["PO-9"], icn="000000062")
+    body = first + changed + others + first + file_with_orders(["PO-10"], icn="000000062")
+    stats = pipeline.process(pipeline.receive(raw(body)).message_id)
+    assert stats.orders == 8 and stats.duplicates == 1
+    assert count(store, t.orders) == 8 and count(store, t.interchanges) == 8
+    [msg] = rows(store, t.messages)
+    assert msg["state"] == "parsed" and any("CONTROL_NUMBER_REUSED" in w for w in msg["warnings"])
+
+
 def test_repeated_interchange_larger_than_a_batch_creates_nothing(store, pipeline):
     numbers = [f"PO-{i}" for i in range(5)]  # batch_orders=2: the repeat spans three batches
     pipeline.process(pipeline.receive(raw(file_with_orders(numbers, icn="000000050"))).message_id)

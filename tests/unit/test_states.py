@@ -36,7 +36,7 @@ def test_an_allowed_move_returns_the_new_state() -> None:
     ("kind", "old", "new"),
     [
         (OrderState, "dispatched", "validated"),  # a sent order never goes back to be sent again
-        (OrderState, "quarantined", "validated"),  # only `gateway reprocess` reads it again, as a new order
+        (OrderState, "quarantined", "dispatched"),  # a released order is decided again, never sent straight away
         (OrderState, None, "dispatched"),
         (DeliveryState, "sent", "pending"),
         (MessageState, "parsed", "quarantined"),

@@ -46,6 +46,11 @@ class _ReaderLogs(logging.Filter):
 
     @contextlib.contextmanager
     def capture(self) -> Iterator[list[str]]:
+        # A filter on a logger sees only records logged on it, not its children's, so every
+        # reader module's logger must exist first: import them (lazily, once) before looking.
+        import pdfminer.pdfinterp  # noqa: F401
+        import pdfplumber  # noqa: F401
+
         for name in list(logging.Logger.manager.loggerDict):
             if name.split(".")[0] in ("pdfminer", "pdfplumber"):
                 logging.getLogger(name).addFilter(self)  # a no-op when it is there already

@@ -16,10 +16,13 @@ def run() -> None:
             context.run_migrations()
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite://")
-    with engine.begin() as c:
-        context.configure(connection=c, target_metadata=metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+    try:
+        with engine.begin() as c:
+            context.configure(connection=c, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()  # the `alembic` command's own engine: no connection left to the collector
 
 
 run()
