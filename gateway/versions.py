@@ -135,86 +135,33 @@ class Linker:
     def decide(
         self, row: dict[str, Any], cur: _Version | None, events: list[dict[str, Any]]
     ) -> Plan | None:
+        """What to do with the new order `row` given the current version `cur` of its PO:
+        a Plan of deliveries, or None with the row's state, reason and error set (and an
+        event for it) when it waits, repeats or needs a person."""
         po, purpose = row["po_number"], row["purpose"]
+        mark = _Marker(row, events)
+        if cur is None or (cur.unwritten and purpose in CHANGES):
+            if purpose not in CHANGES:
+                return Plan(self.targets(row["partner"]))
+            if cur is not None:  # its original is in this same batch: applied once written
+                error = f"a {purpose} of PO {po} in the same input as the PO; applied right after it"
+            else:
+                error = f"a {purpose} of PO {po} arrived before the PO itself; it is applied when the PO arrives"
+            mark("waiting", "WAITING_FOR_ORIGINAL", error)
+            return None
+        if not _is_change(row, cur, mark):
+            return None
+        problem = _new_version(row, cur, events)
+        if problem is not None:
+            mark("quarantined", *problem)
+            return None
+        return self._change_plan(row, cur, mark)
 
-        def mark(state: str, reason: str, error: str, kind: str | None = None) -> None:
-            row["state"], row["reason"], row["error"] = state, reason, error
-            events.append(
-                {"kind": kind or state, "order_id": row["id"], "detail": f"{reason}: {error}"}
-            )
-
-        if cur is not None and cur.unwritten and purpose in CHANGES:
-            # Its original is in this same batch: apply it once that is written (same transaction).
-            mark(
-                "waiting",
-                "WAITING_FOR_ORIGINAL",
-                f"a {purpose} of PO {po} in the same input as the PO; applied right after it",
-            )
-            return None
-        if cur is None:
-            if purpose in CHANGES:
-                mark(
-                    "waiting",
-                    "WAITING_FOR_ORIGINAL",
-                    f"a {purpose} of PO {po} arrived before the PO itself; it is applied when the PO arrives",
-                )
-                return None
-            return Plan(self.targets(row["partner"]))
-        if cur.content_hash == row["content_hash"]:
-            mark(
-                "duplicate",
-                "DUPLICATE_ORDER",
-                f"PO {po} was already received with the same content (order {cur.id}); not sent again",
-            )
-            return None
-        if row.get("channel") in STATEFUL_CHANNELS and _older(_data(row), cur.data):
-            mark(
-                "stale",
-                "OLDER_COPY",
-                f"this copy of PO {po} was last changed before the one held (order {cur.id}); "
-                "a late webhook or poll, not a change: not sent",
-                kind="duplicate",
-            )
-            return None
-        if purpose not in CHANGES and row.get("channel") in STATEFUL_CHANNELS:
-            # A shop sends the whole order again: a replacement, and the order sent says so.
-            row["purpose"] = purpose = "replace"
-            row["data"] = RawJSON(json.dumps({**_data(row), "purpose": purpose}, separators=(",", ":")))
-        if purpose not in CHANGES:
-            mark(
-                "quarantined",
-                "DUPLICATE_PO",
-                f"PO {po} was already received (order {cur.id}) with different content; a person must decide which one stands",
-            )
-            return None
-        row["version"], row["supersedes"] = cur.version + 1, cur.id
-        if _data(row).get("lines_are_changes"):
-            # X12 860 / EDIFACT ORDCHG list only what changes: the new version is the current
-            # one with those changes applied, so every version stays a complete order.
-            merged = merge_changes(cur.data, _data(row))
-            row["data"] = RawJSON(json.dumps(merged, separators=(",", ":")))
-            row["line_count"] = len(merged.get("lines") or [])
-            # content_hash stays the change document's own: a repeat of it is a duplicate.
-            problems = _problems(merged)
-            if problems:
-                mark("quarantined", problems[0], problems[1])
-                return None
-        diff = order_diff(cur.data, _data(row))
-        summary = "; ".join(diff) if diff else "no field differs"
-        events.append(
-            {
-                "kind": "changed",
-                "order_id": row["id"],
-                "detail": f"version {row['version']} ({purpose}) of PO {po} supersedes order {cur.id[:8]}: {summary}",
-            }
-        )
-        events.append(
-            {
-                "kind": "superseded",
-                "order_id": cur.id,
-                "detail": f"{purpose} received as version {row['version']} (order {row['id'][:8]}): {summary}",
-            }
-        )
+    def _change_plan(self, row: dict[str, Any], cur: _Version, mark: _Marker) -> Plan | None:
+        """The deliveries of a change or cancellation: to the targets the current version went
+        to, after its delivery and with its reference; held when the order has shipped or a
+        target cannot take the change."""
+        po, purpose = row["po_number"], row["purpose"]
         if cur.state == "shipped":
             mark(
                 "held",
@@ -267,6 +214,93 @@ _KEEP = {"lines", "source", "lines_are_changes", "unmapped", "extensions", "tota
 _DELETE = {"delete", "DI", "2"}
 _ADD = {"add", "AI", "1"}
 
+
+
+class _Marker:
+    """Sets a row's state, reason and error, and records the event that says so."""
+
+    def __init__(self, row: dict[str, Any], events: list[dict[str, Any]]):
+        self.row = row
+        self.events = events
+
+    def __call__(self, state: str, reason: str, error: str, kind: str | None = None) -> None:
+        row = self.row
+        row["state"], row["reason"], row["error"] = state, reason, error
+        self.events.append(
+            {"kind": kind or state, "order_id": row["id"], "detail": f"{reason}: {error}"}
+        )
+
+
+def _is_change(row: dict[str, Any], cur: _Version, mark: _Marker) -> bool:
+    """Whether `row`, a PO already held as `cur`, is a new version of it. Not when it is the
+    same content again (duplicate), an older copy from a shop (stale), or a second original
+    with other content (quarantined: a person decides). A shop's whole order sent again is
+    a replacement, and the order sent says so."""
+    po, purpose = row["po_number"], row["purpose"]
+    if cur.content_hash == row["content_hash"]:
+        mark(
+            "duplicate",
+            "DUPLICATE_ORDER",
+            f"PO {po} was already received with the same content (order {cur.id}); not sent again",
+        )
+        return False
+    if row.get("channel") in STATEFUL_CHANNELS and _older(_data(row), cur.data):
+        mark(
+            "stale",
+            "OLDER_COPY",
+            f"this copy of PO {po} was last changed before the one held (order {cur.id}); "
+            "a late webhook or poll, not a change: not sent",
+            kind="duplicate",
+        )
+        return False
+    if purpose not in CHANGES and row.get("channel") in STATEFUL_CHANNELS:
+        row["purpose"] = purpose = "replace"
+        row["data"] = RawJSON(json.dumps({**_data(row), "purpose": purpose}, separators=(",", ":")))
+    if purpose not in CHANGES:
+        mark(
+            "quarantined",
+            "DUPLICATE_PO",
+            f"PO {po} was already received (order {cur.id}) with different content; a person must decide which one stands",
+        )
+        return False
+    return True
+
+
+def _new_version(
+    row: dict[str, Any], cur: _Version, events: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """Make `row` the version after `cur`: numbered, superseding it, line changes applied
+    to it, and the changed/superseded events with what differs. Returns (reason, error)
+    when the merged order is not a valid one."""
+    po, purpose = row["po_number"], row["purpose"]
+    row["version"], row["supersedes"] = cur.version + 1, cur.id
+    if _data(row).get("lines_are_changes"):
+        # X12 860 / EDIFACT ORDCHG list only what changes: the new version is the current
+        # one with those changes applied, so every version stays a complete order.
+        merged = merge_changes(cur.data, _data(row))
+        row["data"] = RawJSON(json.dumps(merged, separators=(",", ":")))
+        row["line_count"] = len(merged.get("lines") or [])
+        # content_hash stays the change document's own: a repeat of it is a duplicate.
+        problem = _problems(merged)
+        if problem:
+            return problem
+    diff = order_diff(cur.data, _data(row))
+    summary = "; ".join(diff) if diff else "no field differs"
+    events.append(
+        {
+            "kind": "changed",
+            "order_id": row["id"],
+            "detail": f"version {row['version']} ({purpose}) of PO {po} supersedes order {cur.id[:8]}: {summary}",
+        }
+    )
+    events.append(
+        {
+            "kind": "superseded",
+            "order_id": cur.id,
+            "detail": f"{purpose} received as version {row['version']} (order {row['id'][:8]}): {summary}",
+        }
+    )
+    return None
 
 def merge_changes(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """The current version with a partial change document applied (header values it sets,

@@ -123,95 +123,109 @@ class CxmlParser:
                 if parent is not None:
                     parent.remove(secret)
 
-        header = root.find("Header")
-        payload_id = _attr(root, "payloadID")
-        version = _attr(root, "version") or _dtd_version(root)
-        mode = next((_attr(b, "deploymentMode") for b in bodies if b.get("deploymentMode")), None)
-        sender = _credential(header, "Sender")
-        receiver = _credential(header, "To")
-        envelope = Envelope(
-            standard="cxml",
-            sender_id=sender[0],
-            sender_qualifier=sender[1],
-            receiver_id=receiver[0],
-            receiver_qualifier=receiver[1],
-            interchange_control_number=payload_id,
-            version=version,
-            test_indicator=_DEPLOYMENT.get((mode or "production").lower()),
-        )
+        envelope, mode = _envelope(root, bodies)
         warnings = []
-        if header is None:
+        if root.find("Header") is None:
             warnings.append("the cXML document has no Header: sender and receiver are unknown")
         yield InterchangeOpened(envelope=envelope, warnings=warnings)
 
-        errors: list[str] = []
         index = 0
         for body in bodies:
             if body.tag == "Response":
-                yield _response(body, envelope, payload_id, index)
+                yield _response(body, envelope, envelope.interchange_control_number, index)
                 index += 1
                 continue
-            documents = [c for c in body if isinstance(c.tag, str) and c.tag != "Status"]
-            if not documents:
-                yield DocumentRejected(
-                    envelope=envelope,
-                    doc_type=None,
-                    control_number=payload_id,
-                    reason="CXML_STRUCTURE",
-                    message=f"the cXML {body.tag} element is empty: it holds no document",
-                    position=f"line {body.sourceline}",
-                    index=index,
-                )
+            for event in _documents(root, body, envelope, mode, index):
+                yield event
                 index += 1
-                continue
-            for el in documents:
-                doc_type = str(el.tag)
-                position = f"line {el.sourceline}"
-                if doc_type == "OrderRequest":
-                    yield Document(
-                        envelope=envelope,
-                        doc_type=doc_type,
-                        control_number=payload_id,
-                        body=CxmlRequest(
-                            root=root,
-                            request=el,
-                            payload_id=payload_id,
-                            timestamp=_attr(root, "timestamp"),
-                            version=version,
-                            deployment_mode=_attr(body, "deploymentMode") or mode,
-                        ),
-                        position=position,
-                        index=index,
-                    )
-                else:
-                    yield DocumentRejected(
-                        envelope=envelope,
-                        doc_type=doc_type,
-                        control_number=payload_id,
-                        reason="NOT_AN_ORDER",
-                        message=(
-                            f"cXML {doc_type} is not an order; the gateway takes cXML "
-                            "OrderRequest documents"
-                        ),
-                        position=position,
-                        index=index,
-                    )
-                index += 1
-        for child in root:
-            if isinstance(child.tag, str) and child.tag not in (
-                "Header",
-                "Request",
-                "Message",
-                "Response",
-                "Signature",
-            ):
-                errors.append(
-                    f"element <{child.tag}> at line {child.sourceline} is not part of cXML and "
-                    "was ignored"
-                )
+        errors = [
+            f"element <{child.tag}> at line {child.sourceline} is not part of cXML and was ignored"
+            for child in root
+            if isinstance(child.tag, str) and child.tag not in _ROOT_CHILDREN
+        ]
         yield InterchangeClosed(
             envelope=envelope, digest=digest, errors=errors, document_count=index
         )
+
+
+_ROOT_CHILDREN = frozenset({"Header", "Request", "Message", "Response", "Signature"})
+
+
+def _envelope(root: etree._Element, bodies: list[etree._Element]) -> tuple[Envelope, str | None]:
+    """(the envelope: sender and receiver from the Header's credentials, the payloadID as
+    control number, the deployment mode as test indicator; that mode as written)."""
+    header = root.find("Header")
+    mode = next((_attr(b, "deploymentMode") for b in bodies if b.get("deploymentMode")), None)
+    sender = _credential(header, "Sender")
+    receiver = _credential(header, "To")
+    envelope = Envelope(
+        standard="cxml",
+        sender_id=sender[0],
+        sender_qualifier=sender[1],
+        receiver_id=receiver[0],
+        receiver_qualifier=receiver[1],
+        interchange_control_number=_attr(root, "payloadID"),
+        version=_attr(root, "version") or _dtd_version(root),
+        test_indicator=_DEPLOYMENT.get((mode or "production").lower()),
+    )
+    return envelope, mode
+
+
+def _documents(
+    root: etree._Element,
+    body: etree._Element,
+    envelope: Envelope,
+    mode: str | None,
+    index: int,
+) -> Iterator[Document | DocumentRejected]:
+    """One event per document of a Request or Message element, numbered from `index`: an
+    OrderRequest is a Document, anything else (or nothing) is refused."""
+    payload_id = envelope.interchange_control_number
+    documents = [c for c in body if isinstance(c.tag, str) and c.tag != "Status"]
+    if not documents:
+        yield DocumentRejected(
+            envelope=envelope,
+            doc_type=None,
+            control_number=payload_id,
+            reason="CXML_STRUCTURE",
+            message=f"the cXML {body.tag} element is empty: it holds no document",
+            position=f"line {body.sourceline}",
+            index=index,
+        )
+        return
+    for el in documents:
+        doc_type = str(el.tag)
+        position = f"line {el.sourceline}"
+        if doc_type == "OrderRequest":
+            yield Document(
+                envelope=envelope,
+                doc_type=doc_type,
+                control_number=payload_id,
+                body=CxmlRequest(
+                    root=root,
+                    request=el,
+                    payload_id=payload_id,
+                    timestamp=_attr(root, "timestamp"),
+                    version=envelope.version,
+                    deployment_mode=_attr(body, "deploymentMode") or mode,
+                ),
+                position=position,
+                index=index,
+            )
+        else:
+            yield DocumentRejected(
+                envelope=envelope,
+                doc_type=doc_type,
+                control_number=payload_id,
+                reason="NOT_AN_ORDER",
+                message=(
+                    f"cXML {doc_type} is not an order; the gateway takes cXML "
+                    "OrderRequest documents"
+                ),
+                position=position,
+                index=index,
+            )
+        index += 1
 
 
 def _check_root(root: etree._Element) -> None:

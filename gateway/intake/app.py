@@ -420,7 +420,14 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
     from gateway.intake.forms import forms_router
 
     app.include_router(forms_router(gateway, cfg.forms, store_timeout=cfg.store_timeout_seconds))
+    _shopify_route(app, intake)
+    _woocommerce_route(app, intake)
+    _health_route(app, intake)
+    _openapi_without_422(app)
+    return app
 
+
+def _shopify_route(app: FastAPI, intake: _Intake) -> None:
     @app.post(
         "/intake/shopify/{store}",
         summary="Receive a Shopify order webhook",
@@ -477,6 +484,8 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         except _Refused as exc:
             return intake.refused(exc, "shopify", request)
 
+
+def _woocommerce_route(app: FastAPI, intake: _Intake) -> None:
     @app.post(
         "/intake/woocommerce/{store}",
         summary="Receive a WooCommerce order webhook",
@@ -546,6 +555,8 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         except _Refused as exc:
             return intake.refused(exc, "woocommerce", request)
 
+
+def _health_route(app: FastAPI, intake: _Intake) -> None:
     @app.get(
         "/health",
         summary="Is the intake able to store deliveries?",
@@ -562,8 +573,12 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "unavailable"}, status_code=503)
 
+
+def _openapi_without_422(app: FastAPI) -> None:
+    """The schema without FastAPI's generic 422: path and header parameters are plain
+    strings, so it never happens (the forms' own 422, a message per field, stays)."""
+
     def openapi() -> dict[str, Any]:
-        # Path and header parameters are plain strings: FastAPI's generic 422 never happens.
         if app.openapi_schema is None:
             schema = get_openapi(
                 title=app.title,
@@ -583,4 +598,3 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app

@@ -548,32 +548,65 @@ async def _read_body(request: Request, limit: int) -> bytes:
 FormName = Annotated[str, Path(description="The form's name as configured under intake.forms.")]
 
 
-def forms_router(
-    gateway: Gateway,
-    forms: Iterable[FormConfig],
-    *,
-    clock: Callable[[], float] = time.time,
-    limiter: FormRateLimiter | None = None,
-    store_timeout: float = 3.0,
-) -> APIRouter:
-    """The web-form endpoint for `forms`. Loads and checks each form's mapping now
-    (ConfigError when one is missing or invalid)."""
-    table: dict[str, _Form] = {}
-    for cfg in forms:
-        if cfg.name in table:
-            raise ValueError(f"form name {cfg.name!r} is used twice")
-        form_mapping(cfg.name)
-        table[cfg.name] = _Form(
-            cfg,
-            cfg.secret.get_secret_value().encode("utf-8") if cfg.secret else None,
-            _webhook_key(cfg.standard_webhooks_secret) if cfg.standard_webhooks_secret else None,
-        )
-    rate = limiter or FormRateLimiter()
-    router = APIRouter(tags=["forms"])
+class _FormIntake:
+    """The forms an endpoint serves and what it does with a submission: check who may send
+    it and how often, read its fields, then map, validate and commit it."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        forms: Iterable[FormConfig],
+        clock: Callable[[], float],
+        rate: FormRateLimiter,
+        store_timeout: float,
+    ):
+        table: dict[str, _Form] = {}
+        for cfg in forms:
+            if cfg.name in table:
+                raise ValueError(f"form name {cfg.name!r} is used twice")
+            form_mapping(cfg.name)
+            table[cfg.name] = _Form(
+                cfg,
+                cfg.secret.get_secret_value().encode("utf-8") if cfg.secret else None,
+                _webhook_key(cfg.standard_webhooks_secret) if cfg.standard_webhooks_secret else None,
+            )
+        self.table = table
+        self.gateway = gateway
+        self.clock = clock
+        self.rate = rate
+        self.store_timeout = store_timeout
+
+    async def read(
+        self, form: str, request: Request, headers: dict[str, str | None]
+    ) -> tuple[_Form, dict[str, Any], str, str]:
+        """(the form, the submitted fields, when it was received, what identifies it),
+        once the form exists, the client is within its rate, the body is of a type we read
+        and within its size, and the secret or signature `headers` carry is right."""
+        found = self.table.get(form)
+        if found is None:
+            raise _Refused(404, "unknown form")
+        wait = self.rate.hit((found.config.name, _client(request)), found.config.rate_limit_per_minute)
+        if wait is not None:
+            raise _Refused(429, "too many submissions", {"Retry-After": str(wait)})
+        media = _media_type(request)
+        if media not in ("application/x-www-form-urlencoded", "application/json"):
+            raise _Refused(415, "expected application/x-www-form-urlencoded or application/json")
+        body = await _read_body(request, found.config.max_body_bytes)
+        self.authenticate(found, body, headers, request)
+        if media == "application/json":
+            fields = normalise_json_body(body, found.config.max_body_bytes)
+        else:
+            fields = normalise_form_body(body)
+        webhook_id, timestamp = headers["id"], headers["timestamp"]
+        if found.webhook_key is not None and timestamp and webhook_id:
+            return found, fields, _utc(int(timestamp)), f"webhook-id {webhook_id}"
+        received = _utc(self.clock())
+        return found, fields, received, received
 
     def authenticate(
-        form: _Form, body: bytes, headers: dict[str, str | None], request: Request
+        self, form: _Form, body: bytes, headers: dict[str, str | None], request: Request
     ) -> None:
+        """Refuse (401) a submission without the form's secret or a valid signature."""
         name = form.config.name
         if form.secret is not None:
             given = (headers["secret"] or "").encode("utf-8", "replace")
@@ -593,7 +626,7 @@ def forms_router(
                 headers["timestamp"],
                 headers["signature"],
                 form.webhook_key,
-                now=clock(),
+                now=self.clock(),
             )
             if why is not None:
                 log.warning(
@@ -605,7 +638,9 @@ def forms_router(
                 )
                 raise _Refused(401, "invalid signature")
 
-    def store(form: _Form, fields: dict[str, Any], received: str, basis: str) -> JSONResponse:
+    def store(
+        self, form: _Form, fields: dict[str, Any], received: str, basis: str
+    ) -> JSONResponse:
         """Map, validate, commit. Blocking: runs in the thread pool."""
         reserved = [k for k in fields if k.startswith(RESERVED_PREFIX)]
         if reserved:
@@ -628,8 +663,8 @@ def forms_router(
         )
         partner = form.config.partner or name
         try:
-            with gateway.store.lock_wait(store_timeout):  # 503 promptly, never after 30 s
-                result = gateway.pipeline.receive(raw, format="web_form", partner=partner)
+            with self.gateway.store.lock_wait(self.store_timeout):  # 503 promptly, never after 30 s
+                result = self.gateway.pipeline.receive(raw, format="web_form", partner=partner)
         except StoreUnavailable as exc:
             log.error("intake form %s: %s; answered 503", name, exc)
             raise _Refused(
@@ -650,6 +685,20 @@ def forms_router(
             },
             status_code=201,
         )
+
+
+def forms_router(
+    gateway: Gateway,
+    forms: Iterable[FormConfig],
+    *,
+    clock: Callable[[], float] = time.time,
+    limiter: FormRateLimiter | None = None,
+    store_timeout: float = 3.0,
+) -> APIRouter:
+    """The web-form endpoint for `forms`. Loads and checks each form's mapping now
+    (ConfigError when one is missing or invalid)."""
+    intake = _FormIntake(gateway, forms, clock, limiter or FormRateLimiter(), store_timeout)
+    router = APIRouter(tags=["forms"])
 
     @router.post(
         "/intake/forms/{form}",
@@ -684,42 +733,15 @@ def forms_router(
             str | None, Header(description="Standard Webhooks: v1,<base64 HMAC-SHA256>.")
         ] = None,
     ) -> JSONResponse:
+        headers = {
+            "secret": x_form_secret,
+            "id": webhook_id,
+            "timestamp": webhook_timestamp,
+            "signature": webhook_signature,
+        }
         try:
-            found = table.get(form)
-            if found is None:
-                raise _Refused(404, "unknown form")
-            wait = rate.hit(
-                (found.config.name, _client(request)), found.config.rate_limit_per_minute
-            )
-            if wait is not None:
-                raise _Refused(429, "too many submissions", {"Retry-After": str(wait)})
-            media = _media_type(request)
-            if media not in ("application/x-www-form-urlencoded", "application/json"):
-                raise _Refused(
-                    415, "expected application/x-www-form-urlencoded or application/json"
-                )
-            body = await _read_body(request, found.config.max_body_bytes)
-            authenticate(
-                found,
-                body,
-                {
-                    "secret": x_form_secret,
-                    "id": webhook_id,
-                    "timestamp": webhook_timestamp,
-                    "signature": webhook_signature,
-                },
-                request,
-            )
-            if media == "application/json":
-                fields = normalise_json_body(body, found.config.max_body_bytes)
-            else:
-                fields = normalise_form_body(body)
-            if found.webhook_key is not None and webhook_timestamp and webhook_id:
-                received, basis = _utc(int(webhook_timestamp)), f"webhook-id {webhook_id}"
-            else:
-                received = _utc(clock())
-                basis = received
-            return await run_in_threadpool(store, found, fields, received, basis)
+            found, fields, received, basis = await intake.read(form, request, headers)
+            return await run_in_threadpool(intake.store, found, fields, received, basis)
         except _Refused as exc:
             if exc.status != 401:
                 log.info(

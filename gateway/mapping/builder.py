@@ -15,6 +15,10 @@ but load their code tables, fill Order.source and end the same way:
     segment walks   `SegmentTables`: the code tables X12 and EDIFACT orders both have;
                     `SegmentOrder`: what an X12 or EDIFACT walk collects (references, dates,
                     parties, lines, totals, ...), put into the order where set (`assemble`)
+    XML documents   `XmlOrder`: the state a cXML or UBL mapping run starts from (the
+                    document, its tables, an `XmlPicker` that remembers what was read) and
+                    its end: the header collections where set, unmapped leaves, the check;
+                    `not_an_order` refuses a document of another type
     numbers         quantities and amounts from 1e-12 to below 1e16 (`in_range`); a
                     two-digit year below `CENTURY_PIVOT` is 20xx, else 19xx
 """
@@ -32,6 +36,7 @@ import pydantic
 
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
+from gateway.formats.safexml import XmlPicker
 from gateway.mapping.tables import EDI_CODES, Codes, read_tables
 from gateway.model import Order, Purpose
 
@@ -39,11 +44,13 @@ __all__ = [
     "CENTURY_PIVOT",
     "SegmentOrder",
     "SegmentTables",
+    "XmlOrder",
     "change_spec",
     "envelope_source",
     "in_range",
     "load_change_tables",
     "load_tables",
+    "not_an_order",
     "trace_source",
     "validated_order",
 ]
@@ -207,18 +214,72 @@ def trace_source(
             tr[f"source.{name}"] = what
 
 
-def validated_order(values: dict[str, Any], position: str, *, brief: bool = False) -> Order:
+def validated_order(
+    values: dict[str, Any],
+    position: str,
+    *,
+    brief: bool = False,
+    locate: Callable[[tuple[int | str, ...]], tuple[str, str]] | None = None,
+) -> Order:
     """The Order of the mapped `values`. Raises MappingError INVALID_ORDER at `position` when
-    the model refuses them (a mapping bug), with every error or, `brief`, the first one."""
+    the model refuses them (a mapping bug), with every error or, `brief`, the first one.
+
+    With `locate`, the error names the first refused field and says where its value came
+    from: ``locate(loc)`` of the model's error location gives (field, position).
+    """
     try:
         return Order.model_validate(values)
     except pydantic.ValidationError as exc:
-        detail = exc.errors()[0]["msg"] if brief else str(exc)
+        first = exc.errors()[0]
+        if locate is not None:
+            field, position = locate(first["loc"])
+            detail = f"{field}: {first['msg']}"
+        else:
+            detail = first["msg"] if brief else str(exc)
         raise MappingError(
             f"the mapped values do not make a valid order: {detail}",
             reason="INVALID_ORDER",
             position=position,
         ) from exc
+
+
+def not_an_order(doc: Document, message: str) -> MappingError:
+    """The error for a document a mapping does not take (reason NOT_AN_ORDER)."""
+    return MappingError(message, reason="NOT_AN_ORDER", position=doc.position)
+
+
+class XmlOrder:
+    """The state a cXML or UBL mapping run starts from, and how it ends.
+
+    The subclass reads the document through ``self.x`` (every read marks its element used
+    and, with a trace, records the field's XPath), fills ``self.order`` with single values
+    and the header collections below, then returns ``self.assemble(unmapped)``.
+    """
+
+    def __init__(self, doc: Document, tables: Any, picker: XmlPicker):
+        self.doc = doc
+        self.t = tables
+        self.x = picker
+        self.order: dict[str, Any] = {}
+        self.references: list[dict[str, Any]] = []
+        self.dates: list[dict[str, Any]] = []
+        self.others: dict[str, dict[str, Any]] = {}
+        self.extensions: dict[str, Any] = {}
+
+    def assemble(self, unmapped: list[str]) -> Order:
+        """The order with the header collections that are not empty and the `unmapped`
+        leaves, checked by the model (the first refusal only: XML errors are long)."""
+        o = self.order
+        for name, value in (
+            ("references", self.references),
+            ("dates", self.dates),
+            ("other_parties", self.others),
+            ("extensions", self.extensions),
+        ):
+            if value:
+                o[name] = value
+        o["unmapped"] = unmapped
+        return validated_order(o, self.doc.position, brief=True)
 
 
 class SegmentOrder:

@@ -73,7 +73,7 @@ from gateway.errors import MappingError
 from gateway.formats.base import Document
 from gateway.formats.cxml import CxmlRequest
 from gateway.formats.safexml import XmlPicker, XPaths
-from gateway.mapping.builder import envelope_source, load_tables, validated_order
+from gateway.mapping.builder import XmlOrder, envelope_source, load_tables, not_an_order
 from gateway.mapping.files import mappings_root
 from gateway.mapping.tables import Codes
 from gateway.model import Order, Purpose
@@ -147,27 +147,20 @@ def map_order_request(
     """
     body = doc.body
     if doc.doc_type != "OrderRequest" or not isinstance(body, CxmlRequest):
-        raise MappingError(
-            f"cXML {doc.doc_type} is not an OrderRequest",
-            reason="NOT_AN_ORDER",
-            position=doc.position,
-        )
+        raise not_an_order(doc, f"cXML {doc.doc_type} is not an OrderRequest")
     return _Build(doc, body, tables or default_cxml_tables(), trace).run()
 
 
-class _Build:
+class _Build(XmlOrder):
     """The state of one mapping run."""
+
+    t: CxmlTables
 
     def __init__(
         self, doc: Document, body: CxmlRequest, tables: CxmlTables, trace: dict[str, str] | None
     ):
-        self.doc = doc
+        super().__init__(doc, tables, XmlPicker(XPaths(indexed=frozenset({"ItemOut"})), trace))
         self.body = body
-        self.t = tables
-        self.x = XmlPicker(XPaths(indexed=frozenset({"ItemOut"})), trace)
-        self.order: dict[str, Any] = {}
-        self.extensions: dict[str, Any] = {}
-        self.others: dict[str, dict[str, Any]] = {}
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -199,15 +192,11 @@ class _Build:
         self._header(header)
         self._lines(req)
         self._credentials()
-        if self.others:
-            o["other_parties"] = self.others
         unmapped = list(x.leftover_attributes(header))
         for item in req.iterfind("ItemOut"):
             unmapped.extend(x.leftover_attributes(item))
         unmapped.extend(x.unmapped(req, skip=_SECRET_TAGS))
-        o["unmapped"] = unmapped
-        o["extensions"] = self.extensions
-        return validated_order(o, self.doc.position, brief=True)
+        return self.assemble(unmapped)
 
     def _header(self, h: etree._Element) -> None:
         x, o = self.x, self.order
@@ -255,7 +244,18 @@ class _Build:
         extrinsic = self._extrinsics(h.iterfind("Extrinsic"), "extensions.extrinsic")
         if extrinsic:
             self.extensions["extrinsic"] = extrinsic
-        references: list[dict[str, Any]] = []
+        self._references(h)
+        delivery = x.attr_date(h, "requestedDeliveryDate", "requested_delivery_date")
+        if delivery is not None:
+            o["requested_delivery_date"] = delivery
+            self.dates.append(
+                {"role": "requested_delivery", "qualifier": "requestedDeliveryDate", "date": delivery}
+            )
+
+    def _references(self, h: etree._Element) -> None:
+        """DocumentReference (the order an update or delete changes), IdReference and
+        SupplierOrderInfo of the header."""
+        x, references = self.x, self.references
         for ref in h.iterfind("DocumentReference"):
             value = x.attr(ref, "payloadID", f"references[{len(references)}].value")
             if value:
@@ -273,18 +273,6 @@ class _Build:
             references.append(
                 {"qualifier": "SupplierOrderInfo", "value": value, "role": "supplier_order"}
             )
-        if references:
-            o["references"] = references
-        delivery = x.attr_date(h, "requestedDeliveryDate", "requested_delivery_date")
-        if delivery is not None:
-            o["requested_delivery_date"] = delivery
-            o["dates"] = [
-                {
-                    "role": "requested_delivery",
-                    "qualifier": "requestedDeliveryDate",
-                    "date": delivery,
-                }
-            ]
 
     def _lines(self, req: etree._Element) -> None:
         x, o = self.x, self.order
@@ -292,77 +280,10 @@ class _Build:
         line_extrinsics: dict[str, Any] = {}
         earliest: tuple[Any, etree._Element] | None = None
         for k, item in enumerate(req.iterfind("ItemOut")):
-            f = f"lines[{k}]"
-            number = x.attr(item, "lineNumber", f"{f}.line_number")
-            quantity = x.attr_decimal(item, "quantity", f"{f}.quantity")
-            if quantity is None:
-                raise MappingError(
-                    f"ItemOut {number or k + 1} (line {item.sourceline}) has no @quantity",
-                    reason="XML_MISSING_QUANTITY",
-                    position=x.where(item, "quantity"),
-                )
-            line: dict[str, Any] = {"line_number": number, "quantity": quantity}
-            ids: list[dict[str, str]] = []
-            item_id = item.find("ItemID")
-            if item_id is not None:
-                self._item_ids(item_id, line, ids, f)
-            detail = item.find("ItemDetail")
-            if detail is not None:
-                self._detail(detail, line, ids, f, line_extrinsics, number or str(k + 1))
-            supplier = item.find("SupplierID")
-            refs: list[dict[str, Any]] = []
-            if supplier is not None:
-                value = x.text(supplier, f"{f}.references[0].value")
-                if value:
-                    refs.append(
-                        {
-                            "qualifier": x.attr(supplier, "domain") or "SupplierID",
-                            "value": value,
-                            "role": "supplier_id",
-                        }
-                    )
-            if refs:
-                line["references"] = refs
-            if ids:
-                line["item_ids"] = ids
-            wanted = x.attr_date(item, "requestedDeliveryDate", f"{f}.dates[0].date")
-            if wanted is not None:
-                line["dates"] = [
-                    {
-                        "role": "requested_delivery",
-                        "qualifier": "requestedDeliveryDate",
-                        "date": wanted,
-                    }
-                ]
-                if earliest is None or wanted < earliest[0]:
-                    earliest = (wanted, item)
-            charges: list[dict[str, Any]] = []
-            for el in item.iterfind("Shipping"):
-                charges.append(self._shipping_charge(el, f"{f}.allowances_charges[{len(charges)}]"))
-            if charges:
-                line["allowances_charges"] = charges
-            tax_el = item.find("Tax")
-            if tax_el is not None:
-                line["taxes"] = self._taxes(tax_el, f"{f}.taxes")[0]
-            notes = [
-                n
-                for n in (
-                    self._comment(c, f"{f}.notes[{i}]")
-                    for i, c in enumerate(item.iterfind("Comments"))
-                )
-                if n
-            ]
-            if notes:
-                line["notes"] = notes
-            ship_to = item.find("ShipTo/Address")
-            if ship_to is not None:
-                key = f"ship_to@line{number or k + 1}"
-                self.others[key] = self._address(ship_to, f"other_parties.{key}")
-            extrinsic = self._extrinsics(
-                item.iterfind("Extrinsic"), f"extensions.line_extrinsic.{number or k + 1}"
-            )
-            if extrinsic:
-                line_extrinsics.setdefault(number or str(k + 1), {}).update(extrinsic)
+            line = self._line(item, k, line_extrinsics)
+            wanted = line["dates"][0]["date"] if "dates" in line else None
+            if wanted is not None and (earliest is None or wanted < earliest[0]):
+                earliest = (wanted, item)
             lines.append(line)
         o["lines"] = lines
         if line_extrinsics:
@@ -370,6 +291,75 @@ class _Build:
         if "requested_delivery_date" not in o and earliest is not None:
             o["requested_delivery_date"] = earliest[0]
             x.record("requested_delivery_date", earliest[1], "requestedDeliveryDate")
+
+    def _line(
+        self, item: etree._Element, k: int, line_extrinsics: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The OrderLine of the `k`th ItemOut; its Extrinsics go to `line_extrinsics`, its
+        ShipTo to other_parties."""
+        x = self.x
+        f = f"lines[{k}]"
+        number = x.attr(item, "lineNumber", f"{f}.line_number")
+        quantity = x.attr_decimal(item, "quantity", f"{f}.quantity")
+        if quantity is None:
+            raise MappingError(
+                f"ItemOut {number or k + 1} (line {item.sourceline}) has no @quantity",
+                reason="XML_MISSING_QUANTITY",
+                position=x.where(item, "quantity"),
+            )
+        line: dict[str, Any] = {"line_number": number, "quantity": quantity}
+        ids: list[dict[str, str]] = []
+        item_id = item.find("ItemID")
+        if item_id is not None:
+            self._item_ids(item_id, line, ids, f)
+        detail = item.find("ItemDetail")
+        if detail is not None:
+            self._detail(detail, line, ids, f, line_extrinsics, number or str(k + 1))
+        supplier = item.find("SupplierID")
+        if supplier is not None:
+            value = x.text(supplier, f"{f}.references[0].value")
+            if value:
+                line["references"] = [
+                    {
+                        "qualifier": x.attr(supplier, "domain") or "SupplierID",
+                        "value": value,
+                        "role": "supplier_id",
+                    }
+                ]
+        if ids:
+            line["item_ids"] = ids
+        wanted = x.attr_date(item, "requestedDeliveryDate", f"{f}.dates[0].date")
+        if wanted is not None:
+            line["dates"] = [
+                {"role": "requested_delivery", "qualifier": "requestedDeliveryDate", "date": wanted}
+            ]
+        charges: list[dict[str, Any]] = []
+        for el in item.iterfind("Shipping"):
+            charges.append(self._shipping_charge(el, f"{f}.allowances_charges[{len(charges)}]"))
+        if charges:
+            line["allowances_charges"] = charges
+        tax_el = item.find("Tax")
+        if tax_el is not None:
+            line["taxes"] = self._taxes(tax_el, f"{f}.taxes")[0]
+        notes = [
+            n
+            for n in (
+                self._comment(c, f"{f}.notes[{i}]") for i, c in enumerate(item.iterfind("Comments"))
+            )
+            if n
+        ]
+        if notes:
+            line["notes"] = notes
+        ship_to = item.find("ShipTo/Address")
+        if ship_to is not None:
+            key = f"ship_to@line{number or k + 1}"
+            self.others[key] = self._address(ship_to, f"other_parties.{key}")
+        extrinsic = self._extrinsics(
+            item.iterfind("Extrinsic"), f"extensions.line_extrinsic.{number or k + 1}"
+        )
+        if extrinsic:
+            line_extrinsics.setdefault(number or str(k + 1), {}).update(extrinsic)
+        return line
 
     def _item_ids(
         self, item_id: etree._Element, line: dict[str, Any], ids: list[dict[str, str]], f: str

@@ -20,6 +20,7 @@ from pathlib import Path
 from gateway.errors import ConfigError, MappingError
 from gateway.formats.base import Document
 from gateway.formats.webform import FORM_KEY, FORM_NAME
+from gateway.mapping.builder import not_an_order
 from gateway.mapping.files import mappings_root
 from gateway.mapping.jsonmap import JsonMapping, load_mapping
 from gateway.model import Order
@@ -57,11 +58,7 @@ def map_web_form(
     body = doc.body
     form = body.get(FORM_KEY) if isinstance(body, dict) else None
     if doc.doc_type != "form" or not isinstance(form, str) or not FORM_NAME.fullmatch(form):
-        raise MappingError(
-            f"{doc.doc_type} at {doc.position} is not a web form submission",
-            reason="NOT_AN_ORDER",
-            position=doc.position,
-        )
+        raise not_an_order(doc, f"{doc.doc_type} at {doc.position} is not a web form submission")
     if tables is None:
         try:
             tables = form_mapping(form)

@@ -10,35 +10,64 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def write_config(tmp: Path, erp_url: str, *, store_url: str | None = None, retry: str = "{max_attempts: 5, base_seconds: 0.05, cap_seconds: 0.2}", stable: float = 0.1, extra: str = "") -> Path:
+# Short back-offs, so a test sees retries in seconds.
+SHORT_RETRY = "{max_attempts: 5, base_seconds: 0.05, cap_seconds: 0.2}"
+DEFAULT_TIMEOUT = "{connect: 2, read: 5}"
+
+
+def http_json(name: str, url: str, *, retry: str = SHORT_RETRY, timeout: str | None = DEFAULT_TIMEOUT) -> str:
+    """One `connectors:` entry: an http_json target at `url` (a loopback fake ERP, so private
+    targets are allowed), reference from the answer's ``id``; `timeout` None keeps the default."""
+    timeout_line = f"    timeout: {timeout}\n" if timeout is not None else ""
+    return (
+        f"  - type: http_json\n    name: {name}\n    url: {url}\n    allow_private_targets: true\n"
+        f"    reference: id\n{timeout_line}    retry: {retry}\n"
+    )
+
+
+def file_target(name: str, path: Path) -> str:
+    """One `connectors:` entry: a file target writing each order as JSON under `path`."""
+    return f"  - type: file\n    name: {name}\n    path: {path}\n"
+
+
+def write_config(
+    tmp: Path,
+    erp_url: str | None = None,
+    *,
+    connectors: str | None = None,
+    store_url: str | None = None,
+    retry: str = SHORT_RETRY,
+    timeout: str | None = DEFAULT_TIMEOUT,
+    stable: float = 0.1,
+    poll: float | None = 0.2,
+    service: bool = True,
+    lease: float | None = 10,
+    extra: str = "",
+) -> Path:
+    """`tmp`/gateway.yaml for an end-to-end test, and its drop folder `tmp`/inbox.
+
+    A folder source over `tmp` (inbox, archive, failed; `poll` and `stable` seconds, None for
+    the default), a store (`store_url`, else SQLite in `tmp`), the `connectors` entries
+    (`http_json`, `file_target`; default one http_json "erp" at `erp_url` with `retry` and
+    `timeout`), with `service` the processing and dispatch jobs polling every 0.2 s (and a
+    `lease` of that many seconds, None for the default), then `extra` YAML as given.
+    """
+    if connectors is None:
+        assert erp_url is not None, "write_config needs erp_url or connectors"
+        connectors = http_json("erp", erp_url, retry=retry, timeout=timeout)
     store_url = store_url or f"sqlite:///{tmp / 'gateway.db'}"
+    poll_line = f"    poll_seconds: {poll}\n" if poll is not None else ""
+    jobs = ""
+    if service:
+        lease_line = f"  lease_seconds: {lease}\n" if lease is not None else ""
+        jobs = f"processing:\n  poll_seconds: 0.2\ndispatch:\n  poll_seconds: 0.2\n{lease_line}"
     cfg = tmp / "gateway.yaml"
     cfg.write_text(
-        f"""\
-store:
-  url: {store_url}
-sources:
-  - type: folder
-    name: inbox
-    path: {tmp / 'inbox'}
-    archive: {tmp / 'archive'}
-    failed: {tmp / 'failed'}
-    poll_seconds: 0.2
-    stable_seconds: {stable}
-connectors:
-  - type: http_json
-    name: erp
-    url: {erp_url}
-    allow_private_targets: true
-    reference: id
-    timeout: {{connect: 2, read: 5}}
-    retry: {retry}
-processing:
-  poll_seconds: 0.2
-dispatch:
-  poll_seconds: 0.2
-  lease_seconds: 10
-{extra}"""
+        f"store:\n  url: {store_url}\n"
+        f"sources:\n  - type: folder\n    name: inbox\n    path: {tmp / 'inbox'}\n"
+        f"    archive: {tmp / 'archive'}\n    failed: {tmp / 'failed'}\n"
+        f"{poll_line}    stable_seconds: {stable}\n"
+        f"connectors:\n{connectors}{jobs}{extra}"
     )
     (tmp / "inbox").mkdir(exist_ok=True)
     return cfg

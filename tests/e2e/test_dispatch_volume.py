@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from gateway.store import tables as t
-from tests.e2e.helpers import ROOT, gateway_cmd, run_cli
+from tests.e2e.helpers import ROOT, gateway_cmd, http_json, run_cli, write_config
 from tests.support.fake_erp import FakeERP, Scripted
 from tests.support.x12gen import file_with_orders
 
@@ -39,36 +39,11 @@ def erp() -> Iterator[FakeERP]:
         yield server
 
 
-def write_config(tmp: Path, store_url: str, erp: FakeERP, *, connectors: int = 1, extra: str = "") -> Path:
-    """Defaults everywhere except paths, the ERP and short test back-offs."""
-    targets = "".join(
-        f"""\
-  - type: http_json
-    name: erp{i or ''}
-    url: {erp.base_url}/orders{i or ''}
-    allow_private_targets: true
-    reference: id
-    retry: {{max_attempts: 5, base_seconds: 0.05, cap_seconds: 0.2}}
-"""
-        for i in range(connectors)
-    )
-    cfg = tmp / "gateway.yaml"
-    cfg.write_text(
-        f"""\
-store:
-  url: {store_url}
-sources:
-  - type: folder
-    name: inbox
-    path: {tmp / 'inbox'}
-    archive: {tmp / 'archive'}
-    failed: {tmp / 'failed'}
-    stable_seconds: 0.2
-connectors:
-{targets}{extra}"""
-    )
-    (tmp / "inbox").mkdir(exist_ok=True)
-    return cfg
+def erp_config(tmp: Path, store_url: str, erp: FakeERP, *, connectors: int = 1, extra: str = "") -> Path:
+    """Defaults everywhere except paths, the ERP (`connectors` endpoints of it) and short
+    test back-offs."""
+    targets = "".join(http_json(f"erp{i or ''}", f"{erp.base_url}/orders{i or ''}", timeout=None) for i in range(connectors))
+    return write_config(tmp, store_url=store_url, connectors=targets, stable=0.2, poll=None, service=False, extra=extra)
 
 
 def drop_files(inbox: Path, n: int, prefix: str = "PO") -> list[str]:
@@ -147,7 +122,7 @@ def wait_until(predicate: object, timeout: float) -> bool:
 def test_a_thousand_files_with_run_once_on_sqlite(tmp_path: Path, erp: FakeERP) -> None:
     """Volume (issue 14): 1,000 one-PO files, `gateway run --once`: each PO reaches the ERP once."""
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    cfg = write_config(tmp_path, url, erp)
+    cfg = erp_config(tmp_path, url, erp)
     pos = drop_files(tmp_path / "inbox", FILES)
     result = run_cli("run", "--once", "-c", str(cfg), timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -159,7 +134,7 @@ def test_a_thousand_files_with_run_once_on_sqlite(tmp_path: Path, erp: FakeERP) 
 def test_a_thousand_files_with_the_service_on_sqlite(tmp_path: Path, erp: FakeERP) -> None:
     """Volume (issue 14): 1,000 one-PO files dropped while `gateway run` serves."""
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    cfg = write_config(tmp_path, url, erp)
+    cfg = erp_config(tmp_path, url, erp)
     node = start_node(cfg, tmp_path / "node.log")
     try:
         pos = drop_files(tmp_path / "inbox", FILES)
@@ -179,7 +154,7 @@ def test_a_thousand_files_with_the_service_on_sqlite(tmp_path: Path, erp: FakeER
 def test_a_thousand_files_with_two_postgres_nodes(tmp_path: Path, erp: FakeERP, pg_url: str) -> None:
     """Volume (issue 14) on two `gateway run` nodes sharing one inbox and one PostgreSQL: each
     PO once, and no order left `validated` with all its deliveries sent (issue 14 #16)."""
-    cfg = write_config(tmp_path, pg_url, erp)
+    cfg = erp_config(tmp_path, pg_url, erp)
     assert run_cli("config", "check", "-c", str(cfg)).returncode == 0  # migrated before both start
     nodes = [start_node(cfg, tmp_path / f"node{i}.log") for i in range(2)]
     try:
@@ -197,7 +172,7 @@ def test_orders_with_two_deliveries_settle_when_two_postgres_nodes_finish_them(t
     """Issue 14 #16: two nodes (processes) finish the two deliveries of one order at the same
     time. Each counted the other's row as still in flight and neither settled the order, which
     stayed `validated` with every delivery sent. Now every order ends `dispatched`."""
-    cfg = write_config(tmp_path, pg_url, erp, connectors=2)
+    cfg = erp_config(tmp_path, pg_url, erp, connectors=2)
     pos = drop_files(tmp_path / "staged", 300)
     # Stored and queued first (no dispatch), so both nodes start on a full outbox at once.
     ingest = run_cli("ingest", "-c", str(cfg), *[str(p) for p in sorted((tmp_path / "staged").glob("*.edi"))], timeout=300)
@@ -221,7 +196,7 @@ def test_a_node_whose_clock_runs_ten_minutes_fast_takes_over_nothing(tmp_path: P
     minutes fast, runs meanwhile. Leases and ages are measured on the database's clock, so B
     neither rescues A's deliveries (sending them twice) nor dead-letters them as too old."""
     n = 24
-    cfg = write_config(
+    cfg = erp_config(
         tmp_path, pg_url, erp,
         extra="dispatch:\n  lease_seconds: 60\n  workers: 4\n",
     )
@@ -265,7 +240,7 @@ def test_a_replayed_delivery_does_not_show_attempt_one_twice(tmp_path: Path, erp
     replay from dead letters starts the attempt count afresh (so the retry policy does), and
     its attempts looked like the first ones; now they say which replay they belong to."""
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    cfg = write_config(tmp_path, url, erp)
+    cfg = erp_config(tmp_path, url, erp)
     erp.script(Scripted(400, body={"error": "unknown customer ACME01"}))
     drop_files(tmp_path / "inbox", 1)
     assert run_cli("run", "--once", "-c", str(cfg)).returncode == 0

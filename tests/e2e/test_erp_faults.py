@@ -32,9 +32,7 @@ def erp(tmp_path: Path):
 
 
 def setup(tmp_path: Path, url: str, pos: list[str], *, timeout: str = "{connect: 2, read: 5}", retry: str | None = None) -> Path:
-    kw = {"retry": retry} if retry else {}
-    cfg = write_config(tmp_path, url, **kw)
-    cfg.write_text(cfg.read_text().replace("timeout: {connect: 2, read: 5}", f"timeout: {timeout}"))
+    cfg = write_config(tmp_path, url, timeout=timeout, **({"retry": retry} if retry else {}))
     body = file_with_orders(pos)
     part = tmp_path / "inbox" / ".po.edi.part"
     part.write_bytes(body)

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select
 
 from gateway.store import tables as t
 from tests.e2e.helpers import run_cli
-from tests.e2e.test_folder_volume import delivered, drop, write_config
+from tests.e2e.test_folder_volume import delivered, drop, outbox_config
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_empty_file_and_hard_link_are_refused_and_moved_to_failed(tmp_path: Path, stable: float) -> None:
     """issue 14 #21 (reliability E7): a 0-byte file is refused as EMPTY once stable instead of
     staying in the inbox forever; issue 14 #22: a hard link is refused (HARDLINK), never read."""
-    cfg = write_config(tmp_path, stable=stable)
+    cfg = outbox_config(tmp_path, stable=stable)
     inbox = tmp_path / "inbox"
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"TOP SECRET, not an order")

@@ -21,38 +21,15 @@ from sqlalchemy import create_engine, select
 
 from gateway.store import Store
 from gateway.store import tables as t
-from tests.e2e.helpers import ROOT, gateway_cmd, run_cli
+from tests.e2e.helpers import ROOT, file_target, gateway_cmd, run_cli, write_config
 from tests.support.x12gen import file_with_orders
 
 pytestmark = pytest.mark.slow
 
 
-def write_config(tmp: Path, *, stable: float, poll: float = 0.2) -> Path:
-    cfg = tmp / "gateway.yaml"
-    cfg.write_text(
-        f"""\
-store:
-  url: sqlite:///{tmp / 'gateway.db'}
-sources:
-  - type: folder
-    name: inbox
-    path: {tmp / 'inbox'}
-    archive: {tmp / 'archive'}
-    failed: {tmp / 'failed'}
-    poll_seconds: {poll}
-    stable_seconds: {stable}
-connectors:
-  - type: file
-    name: outbox
-    path: {tmp / 'outbox'}
-processing:
-  poll_seconds: 0.2
-dispatch:
-  poll_seconds: 0.2
-"""
-    )
-    (tmp / "inbox").mkdir(exist_ok=True)
-    return cfg
+def outbox_config(tmp: Path, *, stable: float, poll: float = 0.2) -> Path:
+    """Files in, JSON files out (tmp/outbox), the dispatcher's default lease."""
+    return write_config(tmp, connectors=file_target("outbox", tmp / "outbox"), stable=stable, poll=poll, lease=None)
 
 
 def drop(inbox: Path, i: int) -> str:
@@ -97,7 +74,7 @@ def assert_each_delivered_once(tmp: Path, expected: list[str]) -> None:
 def test_run_once_archives_and_delivers_every_one_po_file(tmp_path: Path, count: int) -> None:
     """issue 14 #1: 60 (and 1,000) one-PO X12 files, `gateway run --once`: exit 0, all archived,
     each PO delivered exactly once. On b774edf it exits 3 with "acknowledged twice"."""
-    cfg = write_config(tmp_path, stable=0)
+    cfg = outbox_config(tmp_path, stable=0)
     expected = [drop(tmp_path / "inbox", i) for i in range(count)]
     res = run_cli("run", "--once", "--for", "600", "--config", str(cfg), timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -108,7 +85,7 @@ def test_run_once_archives_and_delivers_every_one_po_file(tmp_path: Path, count:
 def test_service_with_files_arriving_while_it_polls(tmp_path: Path) -> None:
     """issue 14 #1, reliability F17: `gateway run --for N` with `stable_seconds: 0` while files
     keep arriving: every file is claimed once, no "acknowledged twice" in the log."""
-    cfg = write_config(tmp_path, stable=0, poll=0.05)
+    cfg = outbox_config(tmp_path, stable=0, poll=0.05)
     env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CRASHPOINT"}
     proc = subprocess.Popen(
         gateway_cmd("run", "--for", "25", "--config", str(cfg)),
@@ -141,7 +118,7 @@ def test_two_nodes_polling_one_folder_each_file_once(tmp_path: Path, pg_url: str
     """reliability F17, issue 14 #1: two `gateway run` processes on one PostgreSQL poll the same
     folder with `stable_seconds: 0`; a file the other node moved first is skipped, never an
     error, and each PO is delivered exactly once."""
-    cfg = write_config(tmp_path, stable=0, poll=0.05)
+    cfg = outbox_config(tmp_path, stable=0, poll=0.05)
     cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'gateway.db'}", pg_url))
     expected = [drop(tmp_path / "inbox", i) for i in range(200)]
     Store(pg_url).dispose()  # migrated once, before the nodes start (a start-up race is another defect)
@@ -176,7 +153,7 @@ def test_two_polls_in_flight_on_one_source(tmp_path: Path) -> None:
     from gateway.app import Gateway
     from gateway.config import load_config
 
-    cfg = write_config(tmp_path, stable=0)
+    cfg = outbox_config(tmp_path, stable=0)
     expected = [drop(tmp_path / "inbox", i) for i in range(300)]
     gw = Gateway(load_config(cfg))
     errors: list[BaseException] = []

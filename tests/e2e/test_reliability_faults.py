@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from gateway.store import Store
-from tests.e2e.helpers import ROOT, gateway_cmd, run_cli
+from tests.e2e.helpers import ROOT, gateway_cmd, http_json, run_cli, write_config
 from tests.support.fake_erp import FakeERP
 from tests.support.tcpfault import TcpFault
 from tests.support.x12gen import file_with_orders, interchange, po
@@ -33,41 +33,12 @@ RETRY = "{max_attempts: 8, base_seconds: 0.05, cap_seconds: 0.3}"
 
 
 def http_connector(name: str, url: str, retry: str = RETRY) -> str:
-    return f"""\
-  - type: http_json
-    name: {name}
-    url: {url}
-    allow_private_targets: true
-    reference: id
-    timeout: {{connect: 2, read: 5}}
-    retry: {retry}
-"""
+    return http_json(name, url, retry=retry)
 
 
 def config(tmp: Path, store_url: str, connectors: str, extra: str = "") -> Path:
-    cfg = tmp / "gateway.yaml"
-    cfg.write_text(
-        f"""\
-store:
-  url: {store_url}
-sources:
-  - type: folder
-    name: inbox
-    path: {tmp / 'inbox'}
-    archive: {tmp / 'archive'}
-    failed: {tmp / 'failed'}
-    poll_seconds: 0.2
-    stable_seconds: 0
-connectors:
-{connectors}processing:
-  poll_seconds: 0.2
-dispatch:
-  poll_seconds: 0.2
-  lease_seconds: 10
-{extra}"""
-    )
-    (tmp / "inbox").mkdir(exist_ok=True)
-    return cfg
+    """Files in at once (no stable wait), `connectors` out."""
+    return write_config(tmp, store_url=store_url, connectors=connectors, stable=0, extra=extra)
 
 
 def drop(tmp: Path, name: str, pos: list[str], icn: int) -> None:

@@ -86,13 +86,49 @@ class _Interchange:
         )
         self._envelopes: dict[tuple[Envelope, str | None], Envelope] = {}
         self.refs: set[str] = set()
+        self.group: _Group | None = None  # the group open (UNG read, its UNE not yet)
+        self.groups = 0
+        self.messages = 0
+        self.unz: list[Any] | None = None  # the first UNZ, and where it is
+        self.unz_where = ""
 
     # -- the walk ---------------------------------------------------------------------------
 
     def events(self) -> Iterator[Event]:
-        raw, text, syntax, pats = self.raw, self.text, self.syntax, self.pats
-        env = self.envelope
-        state = self.state
+        raw, text, state = self.raw, self.text, self.state
+        yield self._opened()
+        cuts = self._cuts()
+        line = raw.line + text.count("\n", 0, raw.unb_start)
+        line_pos = raw.unb_start
+        first = cuts[0] if cuts else len(text)
+        lead = _skip_gap(text, raw.unb_end + 1)
+        if lead < first:
+            line += text.count("\n", line_pos, lead)
+            line_pos = lead
+            self._outside(lead, first, line, "UNB")
+
+        for k, at in enumerate(cuts):
+            end = cuts[k + 1] if k + 1 < len(cuts) else len(text)
+            line += text.count("\n", line_pos, at)
+            line_pos = at
+            tag = text[at : at + 3]
+            if not tag.isalpha():  # a hard-wrapped tag ("U\nNH")
+                tag = _unbreak(text[at : at + 8])[:3]
+            if tag == "UNH":
+                self.messages += 1
+                if self.group is not None:
+                    self.group.messages += 1
+                yield self._message(at, end, line, self.group)
+                continue
+            where = f"segment {state.segments + 1} (line {line})"
+            segs = self._outside(at, end, line, tag, service=True)
+            self._service(tag, segs[0] if segs else [tag], where)
+        yield self._closed()
+
+    def _opened(self) -> InterchangeOpened:
+        """The opening event, once the UNB's reference is checked and the UNA and UNB are
+        counted and digested."""
+        env, state, syntax = self.envelope, self.state, self.syntax
         if env.interchange_control_number is None:
             self.errors.append("the UNB has no interchange control reference (0020)")
         key = env.interchange_key
@@ -103,95 +139,76 @@ class _Interchange:
                     "earlier interchange in the same file"
                 )
             state.interchange_keys.add(key)
-        yield InterchangeOpened(envelope=env, warnings=list(raw.warnings))
-
-        digest = self.digest
+        opened = InterchangeOpened(envelope=env, warnings=list(self.raw.warnings))
         if syntax.una is not None:
-            digest.update(syntax.una.encode("utf-8"))
+            self.digest.update(syntax.una.encode("utf-8"))
             state.segments += 1
-        digest.update(raw.unb_norm.encode("utf-8"))
+        self.digest.update(self.raw.unb_norm.encode("utf-8"))
         state.segments += 1
+        return opened
 
-        # Cut the rest at its UNH / UNG / UNE / UNZ segments: (offset of the tag, end).
+    def _cuts(self) -> list[int]:
+        """Offsets of the UNH / UNG / UNE / UNZ tags after the UNB, where the text is cut."""
+        text, release, pats = self.text, self.syntax.release, self.pats
+        chunk_re, gap = pats.chunk, pats.gap
         cuts: list[int] = []
-        search = raw.unb_end
-        chunk_re, release, gap = pats.chunk, syntax.release, pats.gap
+        search = self.raw.unb_end
         while True:
             m = chunk_re.search(text, search)
             if m is None:
-                break
+                return cuts
             if release is not None and _released(text, m.start(), release, gap):
                 search = m.start() + 1
                 continue
             cuts.append(m.start(1))
             search = m.end()
-        line = raw.line + text.count("\n", 0, raw.unb_start)
-        line_pos = raw.unb_start
-        first = cuts[0] if cuts else len(text)
-        lead = _skip_gap(text, raw.unb_end + 1)
-        if lead < first:
-            line += text.count("\n", line_pos, lead)
-            line_pos = lead
-            self._outside(lead, first, line, "UNB")
 
-        group: _Group | None = None
-        groups = messages = 0
-        unz: list[Any] | None = None
-        unz_where = ""
-        for k, at in enumerate(cuts):
-            end = cuts[k + 1] if k + 1 < len(cuts) else len(text)
-            line += text.count("\n", line_pos, at)
-            line_pos = at
-            tag = text[at : at + 3]
-            if not tag.isalpha():  # a hard-wrapped tag ("U\nNH")
-                tag = _unbreak(text[at : at + 8])[:3]
-            if tag == "UNH":
-                messages += 1
-                if group is not None:
-                    group.messages += 1
-                yield self._message(at, end, line, group)
-                continue
-            where = f"segment {state.segments + 1} (line {line})"
-            segs = self._outside(at, end, line, tag, service=True)
-            head = segs[0] if segs else [tag]
-            if tag == "UNG":
-                if group is not None:
-                    self.errors.append(
-                        f"the UNG at {where} opens a group before the UNE of group "
-                        f"{group.reference}"
-                    )
-                groups += 1
-                reference = _component(head, 5, 0)
-                group = _Group(
-                    envelope=dataclasses.replace(
-                        env,
-                        group_control_number=reference,
-                        functional_id=_component(head, 1, 0),
-                        version=_ung_version(head[7] if len(head) > 7 else None),
-                    ),
-                    reference=reference,
-                    where=where,
+    def _service(self, tag: str, head: list[Any], where: str) -> None:
+        """A UNG opens a group, a UNE closes it (its count and reference checked); the first
+        UNZ is kept for the end."""
+        group = self.group
+        if tag == "UNG":
+            if group is not None:
+                self.errors.append(
+                    f"the UNG at {where} opens a group before the UNE of group "
+                    f"{group.reference}"
                 )
-            elif tag == "UNE":
-                if group is None:
-                    self.errors.append(f"the UNE at {where} closes no group (no UNG before it)")
-                else:
-                    self._check_count(
-                        head,
-                        group.messages,
-                        f"UNE 0060 at {where}",
-                        f"messages in group {group.reference}",
+            self.groups += 1
+            reference = _component(head, 5, 0)
+            self.group = _Group(
+                envelope=dataclasses.replace(
+                    self.envelope,
+                    group_control_number=reference,
+                    functional_id=_component(head, 1, 0),
+                    version=_ung_version(head[7] if len(head) > 7 else None),
+                ),
+                reference=reference,
+                where=where,
+            )
+        elif tag == "UNE":
+            if group is None:
+                self.errors.append(f"the UNE at {where} closes no group (no UNG before it)")
+            else:
+                self._check_count(
+                    head,
+                    group.messages,
+                    f"UNE 0060 at {where}",
+                    f"messages in group {group.reference}",
+                )
+                ref = _component(head, 2, 0)
+                if ref != group.reference:
+                    self.errors.append(
+                        f"UNE 0048 {ref!r} at {where} does not match UNG 0048 "
+                        f"{group.reference!r}"
                     )
-                    ref = _component(head, 2, 0)
-                    if ref != group.reference:
-                        self.errors.append(
-                            f"UNE 0048 {ref!r} at {where} does not match UNG 0048 "
-                            f"{group.reference!r}"
-                        )
-                group = None
-            elif unz is None:  # UNZ
-                unz, unz_where = head, where
+            self.group = None
+        elif self.unz is None:  # UNZ
+            self.unz, self.unz_where = head, where
 
+    def _closed(self) -> InterchangeClosed:
+        """The closing event: a group left open and the UNZ (present, counts, reference)
+        checked."""
+        env, group, unz, unz_where = self.envelope, self.group, self.unz, self.unz_where
         if group is not None:
             self.errors.append(f"the group {group.reference} opened at {group.where} has no UNE")
         if unz is None:
@@ -200,21 +217,21 @@ class _Interchange:
                 "be missing"
             )
         else:
-            if groups:
-                self._check_count(unz, groups, f"UNZ 0036 at {unz_where}", "groups")
+            if self.groups:
+                self._check_count(unz, self.groups, f"UNZ 0036 at {unz_where}", "groups")
             else:
-                self._check_count(unz, messages, f"UNZ 0036 at {unz_where}", "messages")
+                self._check_count(unz, self.messages, f"UNZ 0036 at {unz_where}", "messages")
             ref = _component(unz, 2, 0)
             if ref != env.interchange_control_number:
                 self.errors.append(
                     f"UNZ 0020 {ref!r} at {unz_where} does not match UNB 0020 "
                     f"{env.interchange_control_number!r}"
                 )
-        yield InterchangeClosed(
+        return InterchangeClosed(
             envelope=env,
-            digest=digest.hexdigest(),
-            errors=self.errors + raw.problems,
-            document_count=messages,
+            digest=self.digest.hexdigest(),
+            errors=self.errors + self.raw.problems,
+            document_count=self.messages,
             complete=unz is not None and group is None,
         )
 
@@ -284,51 +301,17 @@ class _Interchange:
         self, start: int, end: int, line: int, group: _Group | None
     ) -> Document | DocumentRejected:
         """One UNH..UNT message: a Document, or a DocumentRejected saying why not."""
-        syntax, state = self.syntax, self.state
+        state = self.state
         seg_no = state.segments + 1
-        locator = _Locator(self.text, start, end, line, self.pats, syntax.terminator)
-        norm = _normalize(self.text[start:end], syntax, self.pats)
-        self.digest.update(norm.encode("utf-8"))
         index = state.doc_index
         state.doc_index += 1
         position = f"segment {seg_no} (line {line})"
         envelope = group.envelope if group is not None else self.envelope
-
-        truncated = False
-        body = norm
-        term = syntax.terminator
-        if body[-1:] != term or _released(body, len(body) - 1, syntax.release, ""):
-            body = body[: _find_last_terminator(body, syntax) + 1]
-            truncated = True
-        segs: list[list[Any]] = []
-        try:
-            for seg in _tokenize(body, self.chars):
-                segs.append(seg)
-        except EDISyntaxError as exc:
-            bad = len(segs)
-            state.segments += max(locator.count(), bad + 1)
-            return self._reject(
-                envelope,
-                segs,
-                index,
-                position,
-                "EDIFACT_SYNTAX",
-                f"{_syntax_message(exc)} at segment {seg_no + bad} (line {locator.line_of(bad)})",
-            )
-        n_segs = len(segs) + (1 if truncated else 0)
-        for k, seg in enumerate(segs):
-            tag = seg[0]
-            if tag.__class__ is not str or not _tag_ok(tag):
-                state.segments += max(locator.count(), n_segs)
-                return self._reject(
-                    envelope,
-                    segs[:k],
-                    index,
-                    position,
-                    "EDIFACT_SYNTAX",
-                    f"{_bad_tag(tag, syntax)} at segment {seg_no + k} (line {locator.line_of(k)})",
-                )
-        state.segments += n_segs
+        segs, locator, truncated, syntax_problem = self._message_segments(
+            start, end, line, seg_no
+        )
+        if syntax_problem is not None:
+            return self._reject(envelope, segs, index, position, "EDIFACT_SYNTAX", syntax_problem)
         if not segs:
             return self._reject(
                 envelope,
@@ -338,7 +321,6 @@ class _Interchange:
                 "EDIFACT_TRUNCATED",
                 "the input ends inside the UNH segment",
             )
-
         unh = segs[0]
         ref = _component(unh, 1, 0)
         s009 = unh[2] if len(unh) > 2 else ""
@@ -357,48 +339,7 @@ class _Interchange:
             )
         if ref is not None:
             self.refs.add(ref)
-
-        # The UNT; what follows it up to the next UNH/UNG/UNE/UNZ is outside any message.
-        unt_at = next((k for k in range(len(segs) - 1, 0, -1) if segs[k][0] == "UNT"), -1)
-        if unt_at < 0:
-            cause = (
-                "its last segment has no terminator, the input is cut off"
-                if truncated
-                else "it ends at the next UNH/UNG/UNE/UNZ or at the end of the interchange"
-            )
-            problems.insert(0, ("EDIFACT_TRUNCATED", f"the message has no UNT trailer ({cause})"))
-        else:
-            for k in range(unt_at + 1, len(segs)):
-                self.errors.append(
-                    f"segment {segs[k][0]} at segment {seg_no + k} (line {locator.line_of(k)}) "
-                    "after a UNT is outside any message and was ignored"
-                )
-            if truncated:
-                self.errors.append(
-                    f"the input ends inside a segment after the UNT of message {ref} (line "
-                    f"{locator.line_of(len(segs))})"
-                )
-            del segs[unt_at + 1 :]
-            unt = segs[unt_at]
-            count = _component(unt, 1, 0)
-            if (
-                count is None
-                or not (count.isascii() and count.isdigit())
-                or int(count) != len(segs)
-            ):
-                problems.append(
-                    (
-                        "EDIFACT_UNT_COUNT",
-                        f"UNT 0074 says {count!r} segments but the message has {len(segs)} "
-                        "(UNH to UNT); a wrong count can mean lost segments, so ask the sender "
-                        "to resend it",
-                    )
-                )
-            unt_ref = _component(unt, 2, 0)
-            if unt_ref != ref:
-                problems.append(
-                    ("EDIFACT_UNT_REF", f"UNT 0062 {unt_ref!r} does not match UNH 0062 {ref!r}")
-                )
+        self._trailer(segs, ref, truncated, seg_no, locator, problems)
         if problems:
             return self._reject(
                 envelope,
@@ -412,10 +353,96 @@ class _Interchange:
             envelope=self._doc_envelope(envelope, _unh_version(s009)),
             doc_type=doc_type,
             control_number=ref,
-            body=EdifactMessage(segs, syntax.decimal, seg_no, locator),
+            body=EdifactMessage(segs, self.syntax.decimal, seg_no, locator),
             position=position,
             index=index,
         )
+
+    def _message_segments(
+        self, start: int, end: int, line: int, seg_no: int
+    ) -> tuple[list[list[Any]], _Locator, bool, str | None]:
+        """(segments, locator, whether the last segment was cut off, the syntax problem or
+        None) of the message at text[start:end], digested and counted. With a problem, the
+        segments are those read before it."""
+        syntax, state = self.syntax, self.state
+        locator = _Locator(self.text, start, end, line, self.pats, syntax.terminator)
+        norm = _normalize(self.text[start:end], syntax, self.pats)
+        self.digest.update(norm.encode("utf-8"))
+        truncated = False
+        body = norm
+        if body[-1:] != syntax.terminator or _released(body, len(body) - 1, syntax.release, ""):
+            body = body[: _find_last_terminator(body, syntax) + 1]
+            truncated = True
+        segs: list[list[Any]] = []
+        try:
+            for seg in _tokenize(body, self.chars):
+                segs.append(seg)
+        except EDISyntaxError as exc:
+            bad = len(segs)
+            state.segments += max(locator.count(), bad + 1)
+            problem = (
+                f"{_syntax_message(exc)} at segment {seg_no + bad} (line {locator.line_of(bad)})"
+            )
+            return segs, locator, truncated, problem
+        n_segs = len(segs) + (1 if truncated else 0)
+        for k, seg in enumerate(segs):
+            tag = seg[0]
+            if tag.__class__ is not str or not _tag_ok(tag):
+                state.segments += max(locator.count(), n_segs)
+                problem = (
+                    f"{_bad_tag(tag, syntax)} at segment {seg_no + k} (line {locator.line_of(k)})"
+                )
+                return segs[:k], locator, truncated, problem
+        state.segments += n_segs
+        return segs, locator, truncated, None
+
+    def _trailer(
+        self,
+        segs: list[list[Any]],
+        ref: str | None,
+        truncated: bool,
+        seg_no: int,
+        locator: _Locator,
+        problems: list[tuple[str, str]],
+    ) -> None:
+        """Check the message's UNT (present, count, reference) into `problems`; what follows
+        it up to the next UNH/UNG/UNE/UNZ is outside any message, reported and dropped."""
+        unt_at = next((k for k in range(len(segs) - 1, 0, -1) if segs[k][0] == "UNT"), -1)
+        if unt_at < 0:
+            cause = (
+                "its last segment has no terminator, the input is cut off"
+                if truncated
+                else "it ends at the next UNH/UNG/UNE/UNZ or at the end of the interchange"
+            )
+            problems.insert(0, ("EDIFACT_TRUNCATED", f"the message has no UNT trailer ({cause})"))
+            return
+        for k in range(unt_at + 1, len(segs)):
+            self.errors.append(
+                f"segment {segs[k][0]} at segment {seg_no + k} (line {locator.line_of(k)}) "
+                "after a UNT is outside any message and was ignored"
+            )
+        if truncated:
+            self.errors.append(
+                f"the input ends inside a segment after the UNT of message {ref} (line "
+                f"{locator.line_of(len(segs))})"
+            )
+        del segs[unt_at + 1 :]
+        unt = segs[unt_at]
+        count = _component(unt, 1, 0)
+        if count is None or not (count.isascii() and count.isdigit()) or int(count) != len(segs):
+            problems.append(
+                (
+                    "EDIFACT_UNT_COUNT",
+                    f"UNT 0074 says {count!r} segments but the message has {len(segs)} "
+                    "(UNH to UNT); a wrong count can mean lost segments, so ask the sender "
+                    "to resend it",
+                )
+            )
+        unt_ref = _component(unt, 2, 0)
+        if unt_ref != ref:
+            problems.append(
+                ("EDIFACT_UNT_REF", f"UNT 0062 {unt_ref!r} does not match UNH 0062 {ref!r}")
+            )
 
     def _doc_envelope(self, envelope: Envelope, version: str | None) -> Envelope:
         # Keyed by the envelope itself, not id(): a group's envelope freed at its UNE can be

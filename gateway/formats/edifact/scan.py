@@ -200,35 +200,9 @@ def _read_interchange(data: bytes, view: str, pos: int, line: int) -> tuple[_Raw
     else:
         syntax = _DEFAULT_SYNTAX
     pats = _patterns(syntax.terminator, syntax.release)
-    gap = pats.gap
     unb_line = line + view.count("\n", start, pos)
     where_unb = f"line {unb_line}, byte {pos}"
-    tag, after_tag = _peek(view, pos, 3)
-    if tag != "UNB":
-        raise ParseError(
-            f"the UNA is not followed by a UNB interchange header (found {view[pos : pos + 20]!r})",
-            reason="EDIFACT_UNB",
-            position=where_unb,
-        )
-    unb_term = _find_terminator(view, after_tag, syntax, gap)
-    if unb_term < 0:
-        raise ParseError(
-            "the UNB interchange header has no segment terminator: the file is cut off, or its "
-            f"terminator is not {syntax.terminator!r}",
-            reason="EDIFACT_UNB",
-            position=where_unb,
-        )
-    unb_raw = view[pos : unb_term + 1]
-    unb_flat = _unbreak(unb_raw) if gap else unb_raw
-    separators = re.escape(syntax.component + syntax.element + syntax.terminator)
-    syntax_id = re.split(f"[{separators}]", unb_flat[4:], maxsplit=1)[0].strip()
-    if not syntax_id:
-        raise ParseError(
-            "the UNB has no syntax identifier (S001 0001, e.g. UNOC); the interchange cannot "
-            "be read",
-            reason="EDIFACT_UNB",
-            position=where_unb,
-        )
+    unb_term, syntax_id = _find_unb(view, pos, syntax, pats.gap, where_unb)
     codec = CHARSETS.get(syntax_id.upper())
     if codec is None:
         codec = "ascii"
@@ -236,25 +210,10 @@ def _read_interchange(data: bytes, view: str, pos: int, line: int) -> tuple[_Raw
             f"the UNB syntax identifier {syntax_id!r} is not one the gateway knows; the "
             "interchange was read as ASCII"
         )
-
     end = _interchange_end(view, unb_term + 1, syntax, pats)
     text = _decode(data, start, end, codec, syntax_id, warnings)
     unb_start, unb_end = pos - start, unb_term - start
-    unb_norm = text[unb_start : unb_end + 1]
-    if gap:
-        unb_norm = _unbreak(unb_norm)
-    try:
-        unb = list(_tokenize(unb_norm, _characters(syntax, unb_norm)))
-    except EDISyntaxError as exc:
-        raise ParseError(
-            f"the UNB cannot be tokenized: {_syntax_message(exc)}",
-            reason="EDIFACT_SYNTAX",
-            position=where_unb,
-        ) from exc
-    if len(unb) != 1 or unb[0][0] != "UNB":
-        raise ParseError(
-            "the UNB interchange header cannot be read", reason="EDIFACT_UNB", position=where_unb
-        )
+    unb, unb_norm = _read_unb(text[unb_start : unb_end + 1], syntax, pats.gap, where_unb)
     if pats.wrapped is not None and pats.wrapped.search(text):
         warnings.append(
             "the interchange is hard-wrapped (line breaks inside segments, as 80-column "
@@ -269,12 +228,63 @@ def _read_interchange(data: bytes, view: str, pos: int, line: int) -> tuple[_Raw
         text=text,
         unb_start=unb_start,
         unb_end=unb_end,
-        unb=unb[0],
+        unb=unb,
         unb_norm=unb_norm,
         warnings=warnings,
         problems=[],
     )
     return raw, end
+
+
+def _find_unb(view: str, pos: int, syntax: _Syntax, gap: str, where: str) -> tuple[int, str]:
+    """(the offset of the UNB's terminator, its syntax identifier, e.g. UNOC) of the UNB at
+    `pos`, read before the interchange is decoded; ParseError when there is none."""
+    tag, after_tag = _peek(view, pos, 3)
+    if tag != "UNB":
+        raise ParseError(
+            f"the UNA is not followed by a UNB interchange header (found {view[pos : pos + 20]!r})",
+            reason="EDIFACT_UNB",
+            position=where,
+        )
+    unb_term = _find_terminator(view, after_tag, syntax, gap)
+    if unb_term < 0:
+        raise ParseError(
+            "the UNB interchange header has no segment terminator: the file is cut off, or its "
+            f"terminator is not {syntax.terminator!r}",
+            reason="EDIFACT_UNB",
+            position=where,
+        )
+    unb_raw = view[pos : unb_term + 1]
+    unb_flat = _unbreak(unb_raw) if gap else unb_raw
+    separators = re.escape(syntax.component + syntax.element + syntax.terminator)
+    syntax_id = re.split(f"[{separators}]", unb_flat[4:], maxsplit=1)[0].strip()
+    if not syntax_id:
+        raise ParseError(
+            "the UNB has no syntax identifier (S001 0001, e.g. UNOC); the interchange cannot "
+            "be read",
+            reason="EDIFACT_UNB",
+            position=where,
+        )
+    return unb_term, syntax_id
+
+
+def _read_unb(unb_text: str, syntax: _Syntax, gap: str, where: str) -> tuple[list[Any], str]:
+    """(the UNB segment, its decoded text without line breaks); ParseError when it cannot
+    be tokenized as one UNB."""
+    unb_norm = _unbreak(unb_text) if gap else unb_text
+    try:
+        unb = list(_tokenize(unb_norm, _characters(syntax, unb_norm)))
+    except EDISyntaxError as exc:
+        raise ParseError(
+            f"the UNB cannot be tokenized: {_syntax_message(exc)}",
+            reason="EDIFACT_SYNTAX",
+            position=where,
+        ) from exc
+    if len(unb) != 1 or unb[0][0] != "UNB":
+        raise ParseError(
+            "the UNB interchange header cannot be read", reason="EDIFACT_UNB", position=where
+        )
+    return unb[0], unb_norm
 
 
 def _interchange_end(view: str, pos: int, syntax: _Syntax, pats: _Patterns) -> int:

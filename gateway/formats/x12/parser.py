@@ -123,29 +123,7 @@ class X12Parser:
     def _interchange(
         self, isa: _Isa, segmenter: _Segmenter, source: _Source, state: _FileState
     ) -> Generator[Event, None, InterchangeClosed]:
-        el = isa.elements
-        interchange = Envelope(
-            standard="x12",
-            sender_id=el[5].strip() or None,
-            sender_qualifier=el[4].strip() or None,
-            receiver_id=el[7].strip() or None,
-            receiver_qualifier=el[6].strip() or None,
-            interchange_control_number=el[12].strip() or None,
-            version=isa.version,
-            test_indicator=el[14].strip() or None,
-            ack_requested=el[13].strip() == "1",
-            interchange_index=state.interchange_index,
-        )
-        state.interchange_index += 1
-        errors: list[str] = []
-        key = interchange.interchange_key
-        if key in state.interchange_keys:
-            errors.append(
-                f"ISA13 {interchange.interchange_control_number} from this sender repeats an "
-                "earlier interchange in the same file"
-            )
-        state.interchange_keys.add(key)
-
+        run = _Interchange(isa, state, source, segmenter)
         first_seg_no = segmenter._seg_no  # the ISA's number in the file
         batches = segmenter.segments(isa)
         # Split the first chunk now, so what it needed fixing (indentation, ...) is reported
@@ -160,15 +138,11 @@ class X12Parser:
                 f"pyx12 refused the ISA: {exc}", reason="X12_ISA", position=f"line {isa.line}"
             ) from exc
         yield InterchangeOpened(
-            envelope=interchange, warnings=source.warnings + segmenter.warnings + isa.warnings
+            envelope=run.envelope, warnings=source.warnings + segmenter.warnings + isa.warnings
         )
         source.warnings.clear()
         segmenter.warnings.clear()
 
-        group: Envelope | None = None
-        tx: _Tx | None = None
-        count = 0
-        saw_iea = False
         base = 0  # index in this interchange of the batch's first segment; the ISA is 0
         for batch in reader.checked():
             elements_of, lines, segments = batch.elements, batch.lines, batch.segments
@@ -178,6 +152,7 @@ class X12Parser:
             next_special = next(special, n)
             k = 0
             while k < n:
+                tx = run.tx
                 if tx is not None and k < next_special:
                     # The common case, kept short: the ordinary segments of a transaction set
                     # up to the next special one go to its body in one step.
@@ -190,142 +165,21 @@ class X12Parser:
                 k += 1
                 if i == next_special:
                     next_special = next(special, n)
-                elements = elements_of[i]
-                sid = elements[0]
-                line = lines[i]
-                seg_no = first_seg_no + base + i
-                seg = segments.get(i)  # set for envelope segments and those with errors
-                pyx12_errors = seg.errors if seg is not None else None
-                empties = empty_at.get(i, 0) if empty_at else 0
-                if empties:
-                    message = (
-                        f"an empty segment (two segment terminators in a row) before line "
-                        f"{line}; pyx12 and many translators stop reading there, so the sender "
-                        "must remove it"
-                    )
-                    if tx is not None and sid != "ST":
-                        tx.problems.append(("X12_EMPTY_SEGMENT", message))
-                    else:
-                        errors.append(message)
-
-                if tx is not None:
-                    if sid in _ENVELOPE_IDS and sid != "SE":
-                        # ST, GE, IEA or GS before the SE: the transaction set is cut off.
-                        tx.problems.append(
-                            (
-                                "X12_TRUNCATED",
-                                f"no SE before the {sid} at line {line}; the transaction set is "
-                                "incomplete",
-                            )
-                        )
-                        yield self._finish(tx, source, segmenter)
-                        tx = None
-                    else:
-                        tx.body.append(elements)
-                        tx.body.lines.append(line)
-                        if pyx12_errors:
-                            _attach(tx, pyx12_errors, sid, line, errors)
-                        if sid == "SE":
-                            yield self._finish(tx, source, segmenter)
-                            tx = None
-                        continue
-
-                if sid == "ST":
-                    assert seg is not None  # an envelope segment
-                    ctl = seg.get_value("ST02")
-                    if group is None:
-                        problem = (
-                            "X12_NO_GROUP",
-                            f"the transaction set at line {line} is not inside a GS..GE functional group",
-                        )
-                        envelope = interchange
-                    else:
-                        problem = None
-                        envelope = group
-                    body = X12Segments()
-                    body.append(elements)
-                    body.lines.append(line)
-                    tx = _Tx(
-                        envelope=envelope,
-                        doc_type=seg.get_value("ST01") or "",
-                        control=ctl or None,
-                        line=line,
-                        seg_no=seg_no,
-                        index=state.doc_index,
-                        body=body,
-                        problems=[problem] if problem else [],
-                        warnings=[],
-                    )
-                    state.doc_index += 1
-                    count += 1
-                    if pyx12_errors:
-                        _attach(tx, pyx12_errors, sid, line, errors)
-                    continue
-
-                if pyx12_errors:
-                    assert seg is not None  # errors come with a segment
-                    if sid == "IEA":
-                        pyx12_errors = _drop_repadded_iea_mismatch(pyx12_errors, seg, interchange)
-                    errors.extend(_envelope_message(e, line) for e in pyx12_errors)
-                if sid == "GS":
-                    assert seg is not None  # an envelope segment
-                    if group is not None:
-                        errors.append(
-                            f"the GS at line {line} opens a group before the GE of group "
-                            f"{group.group_control_number}"
-                        )
-                    gs08 = (seg.get_value("GS08") or "").strip()
-                    group = dataclasses.replace(
-                        interchange,
-                        group_control_number=(seg.get_value("GS06") or "").strip() or None,
-                        functional_id=(seg.get_value("GS01") or "").strip() or None,
-                        version=gs08 or isa.version,
-                    )
-                elif sid == "GE":
-                    if group is None:
-                        errors.append(f"the GE at line {line} closes no functional group (no GS)")
-                    group = None
-                elif sid == "IEA":
-                    saw_iea = True
-                elif sid == "ISA":
-                    pass
-                elif sid == "TA1":
-                    errors.append(
-                        f"a TA1 interchange acknowledgment at line {line} was ignored (not an order)"
-                    )
-                else:
-                    errors.append(
-                        f"segment {sid} at line {line} is outside any transaction set and was ignored"
-                    )
+                finished = run.segment(
+                    elements_of[i],
+                    lines[i],
+                    first_seg_no + base + i,
+                    segments.get(i),  # set for envelope segments and those with errors
+                    empty_at.get(i, 0) if empty_at else 0,
+                )
+                if finished is not None:
+                    yield finished
             base += n
 
-        trailing = segmenter.trailing_empties
-        if trailing:
-            message = f"{trailing} empty segment(s) (two segment terminators in a row) at the end of the interchange"
-            if tx is not None:
-                tx.problems.append(("X12_EMPTY_SEGMENT", message))
-            else:
-                errors.append(message)
-        if tx is not None:
-            tx.problems.append(
-                (
-                    "X12_TRUNCATED",
-                    "the interchange ends (end of input or the next ISA) before the SE of this "
-                    "transaction set; it is incomplete",
-                )
-            )
-            yield self._finish(tx, source, segmenter)
-        reader.cleanup()
-        for err in reader.pop_errors():
-            if err[0] != "st":  # an open transaction set was rejected above
-                errors.append(_envelope_message(err, None))
-        return InterchangeClosed(
-            envelope=interchange,
-            digest=reader.digest.hexdigest(),
-            errors=errors,
-            document_count=count,
-            complete=saw_iea and group is None,
-        )
+        last = run.end(segmenter.trailing_empties)
+        if last is not None:
+            yield last
+        return run.closed(reader)
 
     @staticmethod
     def _finish(tx: _Tx, source: _Source, segmenter: _Segmenter) -> Document | DocumentRejected:
@@ -356,6 +210,212 @@ class X12Parser:
             position=position,
             index=tx.index,
             warnings=warnings,
+        )
+
+
+class _Interchange:
+    """One interchange being read, segment by segment where the fast path of
+    `X12Parser._interchange` stops: its envelope, the functional group and the transaction
+    set open, the documents finished and the interchange's own errors."""
+
+    __slots__ = (
+        "count",
+        "envelope",
+        "errors",
+        "group",
+        "isa",
+        "saw_iea",
+        "segmenter",
+        "source",
+        "state",
+        "tx",
+    )
+
+    def __init__(self, isa: _Isa, state: _FileState, source: _Source, segmenter: _Segmenter):
+        el = isa.elements
+        self.envelope = Envelope(
+            standard="x12",
+            sender_id=el[5].strip() or None,
+            sender_qualifier=el[4].strip() or None,
+            receiver_id=el[7].strip() or None,
+            receiver_qualifier=el[6].strip() or None,
+            interchange_control_number=el[12].strip() or None,
+            version=isa.version,
+            test_indicator=el[14].strip() or None,
+            ack_requested=el[13].strip() == "1",
+            interchange_index=state.interchange_index,
+        )
+        state.interchange_index += 1
+        self.isa = isa
+        self.state = state
+        self.source = source
+        self.segmenter = segmenter
+        self.errors: list[str] = []
+        self.group: Envelope | None = None
+        self.tx: _Tx | None = None
+        self.count = 0
+        self.saw_iea = False
+        key = self.envelope.interchange_key
+        if key in state.interchange_keys:
+            self.errors.append(
+                f"ISA13 {self.envelope.interchange_control_number} from this sender repeats an "
+                "earlier interchange in the same file"
+            )
+        state.interchange_keys.add(key)
+
+    def _finish(self, tx: _Tx) -> Document | DocumentRejected:
+        self.tx = None
+        return X12Parser._finish(tx, self.source, self.segmenter)
+
+    def segment(
+        self,
+        elements: list[Any],
+        line: int,
+        seg_no: int,
+        seg: _LightSegment | None,
+        empties: int,
+    ) -> Document | DocumentRejected | None:
+        """Read one special segment (envelope, error) or one outside a transaction set; the
+        transaction set it finishes, if any."""
+        sid = elements[0]
+        pyx12_errors = seg.errors if seg is not None else None
+        if empties:
+            message = (
+                f"an empty segment (two segment terminators in a row) before line "
+                f"{line}; pyx12 and many translators stop reading there, so the sender "
+                "must remove it"
+            )
+            if self.tx is not None and sid != "ST":
+                self.tx.problems.append(("X12_EMPTY_SEGMENT", message))
+            else:
+                self.errors.append(message)
+        finished: Document | DocumentRejected | None = None
+        tx = self.tx
+        if tx is not None:
+            if sid not in _ENVELOPE_IDS or sid == "SE":
+                tx.body.append(elements)
+                tx.body.lines.append(line)
+                if pyx12_errors:
+                    _attach(tx, pyx12_errors, sid, line, self.errors)
+                return self._finish(tx) if sid == "SE" else None
+            # ST, GE, IEA or GS before the SE: the transaction set is cut off.
+            tx.problems.append(
+                (
+                    "X12_TRUNCATED",
+                    f"no SE before the {sid} at line {line}; the transaction set is incomplete",
+                )
+            )
+            finished = self._finish(tx)
+        if sid == "ST":
+            assert seg is not None
+            self._open_transaction(elements, line, seg_no, seg)
+        else:
+            self._outside_transaction(sid, line, seg, pyx12_errors)
+        return finished
+
+    def _open_transaction(
+        self, elements: list[Any], line: int, seg_no: int, seg: _LightSegment
+    ) -> None:
+        problem: tuple[str, str] | None = None
+        envelope = self.group
+        if envelope is None:
+            problem = (
+                "X12_NO_GROUP",
+                f"the transaction set at line {line} is not inside a GS..GE functional group",
+            )
+            envelope = self.envelope
+        body = X12Segments()
+        body.append(elements)
+        body.lines.append(line)
+        tx = self.tx = _Tx(
+            envelope=envelope,
+            doc_type=seg.get_value("ST01") or "",
+            control=seg.get_value("ST02") or None,
+            line=line,
+            seg_no=seg_no,
+            index=self.state.doc_index,
+            body=body,
+            problems=[problem] if problem else [],
+            warnings=[],
+        )
+        self.state.doc_index += 1
+        self.count += 1
+        if seg.errors:
+            _attach(tx, seg.errors, "ST", line, self.errors)
+
+    def _outside_transaction(
+        self, sid: str, line: int, seg: _LightSegment | None, pyx12_errors: list[Any] | None
+    ) -> None:
+        """An envelope segment (GS, GE, ISA, IEA) or one that belongs to no transaction set."""
+        errors = self.errors
+        if pyx12_errors:
+            assert seg is not None  # errors come with a segment
+            if sid == "IEA":
+                pyx12_errors = _drop_repadded_iea_mismatch(pyx12_errors, seg, self.envelope)
+            errors.extend(_envelope_message(e, line) for e in pyx12_errors)
+        if sid == "GS":
+            assert seg is not None  # an envelope segment
+            if self.group is not None:
+                errors.append(
+                    f"the GS at line {line} opens a group before the GE of group "
+                    f"{self.group.group_control_number}"
+                )
+            gs08 = (seg.get_value("GS08") or "").strip()
+            self.group = dataclasses.replace(
+                self.envelope,
+                group_control_number=(seg.get_value("GS06") or "").strip() or None,
+                functional_id=(seg.get_value("GS01") or "").strip() or None,
+                version=gs08 or self.isa.version,
+            )
+        elif sid == "GE":
+            if self.group is None:
+                errors.append(f"the GE at line {line} closes no functional group (no GS)")
+            self.group = None
+        elif sid == "IEA":
+            self.saw_iea = True
+        elif sid == "TA1":
+            errors.append(
+                f"a TA1 interchange acknowledgment at line {line} was ignored (not an order)"
+            )
+        elif sid != "ISA":
+            errors.append(
+                f"segment {sid} at line {line} is outside any transaction set and was ignored"
+            )
+
+    def end(self, trailing_empties: int) -> Document | DocumentRejected | None:
+        """The end of the interchange's segments: a transaction set still open is cut off."""
+        tx = self.tx
+        if trailing_empties:
+            message = (
+                f"{trailing_empties} empty segment(s) (two segment terminators in a row) at "
+                "the end of the interchange"
+            )
+            if tx is not None:
+                tx.problems.append(("X12_EMPTY_SEGMENT", message))
+            else:
+                self.errors.append(message)
+        if tx is None:
+            return None
+        tx.problems.append(
+            (
+                "X12_TRUNCATED",
+                "the interchange ends (end of input or the next ISA) before the SE of this "
+                "transaction set; it is incomplete",
+            )
+        )
+        return self._finish(tx)
+
+    def closed(self, reader: _Reader) -> InterchangeClosed:
+        reader.cleanup()
+        for err in reader.pop_errors():
+            if err[0] != "st":  # an open transaction set was rejected above
+                self.errors.append(_envelope_message(err, None))
+        return InterchangeClosed(
+            envelope=self.envelope,
+            digest=reader.digest.hexdigest(),
+            errors=self.errors,
+            document_count=self.count,
+            complete=self.saw_iea and self.group is None,
         )
 
 

@@ -47,6 +47,8 @@ class _Segmenter:
         self.warnings: list[str] = []  # found while splitting; drained onto the next document
         self.stop_reason: str | None = None  # set when reading had to stop early
         self.trailing_empties = 0  # empty segments at the end of the last interchange read
+        self._warned_indent = False  # said once per interchange: segments are indented
+        self._warned_wrap = False  # and segments are wrapped over lines
 
     # -- between interchanges ---------------------------------------------------------------
 
@@ -150,22 +152,7 @@ class _Segmenter:
         es = self._buf[3]
         parts = self._buf.split(es, 16)
         if len(parts) == 17 and any("\n" in v or "\r" in v for v in [*parts[1:16], parts[16][:1]]):
-            # A line break inside the ISA: a VAN wrapped the file at a fixed width (80
-            # columns). Unwrapped only for a partner whose profile allows it (reliability E9).
-            flat = self._buf.replace("\r", "").replace("\n", "")
-            sender = flat.split(es, 7)
-            if len(sender) < 7 or not self._allows(sender[5], sender[6]):
-                raise ParseError(
-                    "the ISA is broken over several lines (a file wrapped at a fixed width, as "
-                    "some VANs send it); it is read only for a partner whose profile sets "
-                    "x12: {lenient_envelope: true}",
-                    reason="X12_WRAPPED",
-                    position=where,
-                )
-            self._source.unwrap = True
-            self._buf = flat
-            parts = self._buf.split(es, 16)
-            self._wrapped_file = True
+            parts = self._unwrap_isa(es, where)
         if len(parts) < 17 or len(parts[16]) < 2:
             raise ParseError(
                 "the ISA segment is cut off: it needs 16 elements followed by a segment terminator",
@@ -175,6 +162,67 @@ class _Segmenter:
         rest = parts[16]
         cs, term = rest[0], rest[1]
         elements = parts[1:16] + [cs]
+        self._check_isa(elements, es, cs, term, where)
+        consumed = sum(len(p) + 1 for p in parts[:16]) + 2  # "ISA*...*" + ISA16 + terminator
+        self._buf = self._buf[consumed:]
+        self._seg_no += 1
+        if term == "\n":  # a CR or a space before the line break leaves it in _buf
+            self._line += 1
+
+        warnings: list[str] = []
+        if self._wrapped_file:
+            self._wrapped_file = False
+            warnings.append(
+                "the file is wrapped at a fixed width (a VAN's lines); the line breaks were removed"
+            )
+        out_term = term
+        if term == " " and self._buf[:1] in ("\r", "\n"):
+            # A space before each line break: the line break is what really ends segments,
+            # and names may contain spaces ("SOLD TO Org Name").
+            warnings.append(
+                "the ISA declares a space as segment terminator, followed by a line break; "
+                "read one segment per line"
+            )
+            term = "\n"
+        if term in _BLANKS:
+            out_term = "\n"
+        normalized, text = _isa_for_pyx12(elements, es, cs, out_term, warnings)
+        return _Isa(
+            elements=elements,
+            element_sep=es,
+            component_sep=cs,
+            terminator=term,
+            out_terminator=out_term,
+            line=line,
+            normalized=normalized,
+            text_for_pyx12=text,
+            version=elements[11].strip(),
+            warnings=warnings,
+        )
+
+    def _unwrap_isa(self, es: str, where: str) -> list[str]:
+        """A line break inside the ISA: a VAN wrapped the file at a fixed width (80 columns).
+        Unwrapped (the whole file from here) only for a partner whose profile allows it
+        (reliability E9); returns the ISA's parts again."""
+        flat = self._buf.replace("\r", "").replace("\n", "")
+        sender = flat.split(es, 7)
+        if len(sender) < 7 or not self._allows(sender[5], sender[6]):
+            raise ParseError(
+                "the ISA is broken over several lines (a file wrapped at a fixed width, as "
+                "some VANs send it); it is read only for a partner whose profile sets "
+                "x12: {lenient_envelope: true}",
+                reason="X12_WRAPPED",
+                position=where,
+            )
+        self._source.unwrap = True
+        self._buf = flat
+        self._wrapped_file = True
+        return self._buf.split(es, 16)
+
+    def _check_isa(self, elements: list[str], es: str, cs: str, term: str, where: str) -> None:
+        """Refuse (ParseError) an ISA whose elements are not where they belong: the version,
+        the one-character ISA14 and ISA15, the separators, and (unless the partner's profile
+        allows re-padding, which sets `lenient` here) the fixed widths."""
         version = elements[11].strip()
         if not (len(version) == 5 and version.isdigit()):
             raise ParseError(
@@ -217,42 +265,6 @@ class _Segmenter:
                     reason="X12_ISA",
                     position=where,
                 )
-        consumed = sum(len(p) + 1 for p in parts[:16]) + 2  # "ISA*...*" + ISA16 + terminator
-        self._buf = self._buf[consumed:]
-        self._seg_no += 1
-        if term == "\n":  # a CR or a space before the line break leaves it in _buf
-            self._line += 1
-
-        warnings: list[str] = []
-        if self._wrapped_file:
-            self._wrapped_file = False
-            warnings.append(
-                "the file is wrapped at a fixed width (a VAN's lines); the line breaks were removed"
-            )
-        out_term = term
-        if term == " " and self._buf[:1] in ("\r", "\n"):
-            # A space before each line break: the line break is what really ends segments,
-            # and names may contain spaces ("SOLD TO Org Name").
-            warnings.append(
-                "the ISA declares a space as segment terminator, followed by a line break; "
-                "read one segment per line"
-            )
-            term = "\n"
-        if term in _BLANKS:
-            out_term = "\n"
-        normalized, text = _isa_for_pyx12(elements, es, cs, out_term, warnings)
-        return _Isa(
-            elements=elements,
-            element_sep=es,
-            component_sep=cs,
-            terminator=term,
-            out_terminator=out_term,
-            line=line,
-            normalized=normalized,
-            text_for_pyx12=text,
-            version=version,
-            warnings=warnings,
-        )
 
     # -- inside an interchange --------------------------------------------------------------
 
@@ -314,7 +326,6 @@ class _Segmenter:
         """
         term = isa.terminator
         blank_term = term in _BLANKS
-        newline_term = term == "\n"
         iea_prefix = "IEA" + isa.element_sep
         # An IEA, or the ISA of a next interchange (checked to start a segment when found).
         t, e = re.escape(term), re.escape(isa.element_sep)
@@ -322,7 +333,7 @@ class _Segmenter:
         line = self._line
         empties = 0
         self.trailing_empties = 0
-        warned_indent = warned_wrap = False
+        self._warned_indent = self._warned_wrap = False
         while True:
             if not blank_term and not empties:
                 fast = self._clean_batch(term, line, boundary)
@@ -337,100 +348,127 @@ class _Segmenter:
             pieces = self._buf.split(term)
             tail = pieces.pop()
             if not pieces:  # no whole segment buffered
-                more = self._source.read()
-                if more:
-                    if len(tail) > MAX_SEGMENT_CHARS:
-                        self.stop_reason = (
-                            f"no segment terminator {term!r} in {len(tail)} characters after "
-                            f"line {line}; the rest of the input was not read"
-                        )
-                        self._buf, self._line = "", line
-                        self.trailing_empties = empties
-                        return
-                    self._buf = tail + more
-                    continue
-                if not tail.strip(_BLANKS):  # end of input
-                    self._buf, self._line = "", line + tail.count("\n")
-                    self.trailing_empties = empties
+                last = self._last_piece(tail, term, line, empties)
+                if last is None:
                     return
-                # A last segment without its terminator: keep it.
-                if not blank_term:
-                    self.warnings.append(
-                        f"the last segment (near line {line}) has no segment terminator"
-                    )
-                pieces, tail = [tail], ""
-            texts = []
-            lines = []
-            empty_at: dict[int, int] | None = None
-            done = False
-            for idx, piece in enumerate(pieces):
-                text = piece.lstrip(_BLANKS)
-                if len(text) != len(piece):
-                    lead = piece[: len(piece) - len(text)]
-                    line += lead.count("\n")
-                    if not warned_indent and text and (" " in lead or "\t" in lead):
-                        warned_indent = True
-                        self.warnings.append(
-                            f"segments are indented (first at line {line}); the indentation "
-                            "was removed"
-                        )
-                seg_line = line
-                if "\n" in text or "\r" in text:
-                    line += text.count("\n")
-                    if newline_term and text[-1] == "\r" and "\r" not in text[:-1]:
-                        text = text[:-1]  # CR LF line ends with a LF terminator
-                    else:
-                        if not self.lenient:
-                            raise ParseError(
-                                f"the segment at line {seg_line} is broken over several lines; "
-                                "it is unwrapped only for a partner whose profile sets "
-                                "x12: {lenient_envelope: true}",
-                                reason="X12_WRAPPED",
-                                position=f"line {seg_line}",
-                            )
-                        if not warned_wrap:
-                            warned_wrap = True
-                            self.warnings.append(
-                                f"a segment at line {seg_line} is wrapped over several lines; "
-                                "the line breaks inside segments were removed"
-                            )
-                        text = text.replace("\r", "").replace("\n", "")
-                if blank_term:
-                    if newline_term:
-                        line += 1
-                    if text[-1:] in (" ", "\t"):
-                        text = text.rstrip(" \t")
-                if not text:
-                    if not blank_term:  # a blank line is not an empty segment
-                        empties += 1
+                if not last:  # more input was read
                     continue
-                if text[0] == "I":
-                    if text[:3] == "ISA" and (len(text) == 3 or not text[3].isalnum()):
-                        # The next interchange starts without an IEA before it: give it back.
-                        self._buf = text + term + term.join(pieces[idx + 1 :] + [tail])
-                        self._line = seg_line
-                        self.trailing_empties = empties
-                        done = True
-                        break
-                    if text.startswith(iea_prefix) or text == "IEA":
-                        self._buf = term.join(pieces[idx + 1 :] + [tail])
-                        self._line = line
-                        done = True
-                if empties:
-                    if empty_at is None:
-                        empty_at = {}
-                    empty_at[len(texts)] = empties
-                    empties = 0
-                texts.append(text)
-                lines.append(seg_line)
-                if done:
-                    break
+                pieces, tail = last, ""
+            texts, lines, empty_at, line, empties, done = self._split_pieces(
+                pieces, tail, term, line, empties, iea_prefix
+            )
             self._seg_no += len(texts)
             if texts:
                 yield texts, lines, empty_at
             if done:
                 return
             self._buf = tail
+
+    def _last_piece(self, tail: str, term: str, line: int, empties: int) -> list[str] | None:
+        """No whole segment is buffered: [] once more input was read, [the last segment]
+        when the input ends with one that has no terminator, None when the interchange's
+        input ends (or a segment is too long to read on)."""
+        more = self._source.read()
+        if more:
+            if len(tail) > MAX_SEGMENT_CHARS:
+                self.stop_reason = (
+                    f"no segment terminator {term!r} in {len(tail)} characters after "
+                    f"line {line}; the rest of the input was not read"
+                )
+                self._buf, self._line = "", line
+                self.trailing_empties = empties
+                return None
+            self._buf = tail + more
+            return []
+        if not tail.strip(_BLANKS):  # end of input
+            self._buf, self._line = "", line + tail.count("\n")
+            self.trailing_empties = empties
+            return None
+        # A last segment without its terminator: keep it.
+        if term not in _BLANKS:
+            self.warnings.append(f"the last segment (near line {line}) has no segment terminator")
+        return [tail]
+
+    def _split_pieces(
+        self, pieces: list[str], tail: str, term: str, line: int, empties: int, iea_prefix: str
+    ) -> tuple[list[str], list[int], dict[int, int] | None, int, int, bool]:
+        """The segments of `pieces` (the buffer split at `term`, `tail` the rest), one at a
+        time: indentation and wrapping removed, empty segments counted, stopping at the IEA
+        or before the next ISA. Returns (texts, their lines, empties before them, the line
+        after them, empty segments not yet placed, whether the interchange ended)."""
+        blank_term = term in _BLANKS
+        newline_term = term == "\n"
+        texts: list[str] = []
+        lines: list[int] = []
+        empty_at: dict[int, int] | None = None
+        done = False
+        for idx, piece in enumerate(pieces):
+            text = piece.lstrip(_BLANKS)
+            if len(text) != len(piece):
+                lead = piece[: len(piece) - len(text)]
+                line += lead.count("\n")
+                if not self._warned_indent and text and (" " in lead or "\t" in lead):
+                    self._warned_indent = True
+                    self.warnings.append(
+                        f"segments are indented (first at line {line}); the indentation "
+                        "was removed"
+                    )
+            seg_line = line
+            if "\n" in text or "\r" in text:
+                line += text.count("\n")
+                if newline_term and text[-1] == "\r" and "\r" not in text[:-1]:
+                    text = text[:-1]  # CR LF line ends with a LF terminator
+                else:
+                    text = self._unwrap(text, seg_line)
+            if blank_term:
+                if newline_term:
+                    line += 1
+                if text[-1:] in (" ", "\t"):
+                    text = text.rstrip(" \t")
+            if not text:
+                if not blank_term:  # a blank line is not an empty segment
+                    empties += 1
+                continue
+            if text[0] == "I":
+                if text[:3] == "ISA" and (len(text) == 3 or not text[3].isalnum()):
+                    # The next interchange starts without an IEA before it: give it back.
+                    self._buf = text + term + term.join(pieces[idx + 1 :] + [tail])
+                    self._line = seg_line
+                    self.trailing_empties = empties
+                    return texts, lines, empty_at, line, empties, True
+                if text.startswith(iea_prefix) or text == "IEA":
+                    self._buf = term.join(pieces[idx + 1 :] + [tail])
+                    self._line = line
+                    done = True
+            if empties:
+                if empty_at is None:
+                    empty_at = {}
+                empty_at[len(texts)] = empties
+                empties = 0
+            texts.append(text)
+            lines.append(seg_line)
+            if done:
+                break
+        return texts, lines, empty_at, line, empties, done
+
+    def _unwrap(self, text: str, seg_line: int) -> str:
+        """A segment broken over several lines, joined: only for a partner whose profile
+        allows the repairs that guess (reliability E9), else X12_WRAPPED."""
+        if not self.lenient:
+            raise ParseError(
+                f"the segment at line {seg_line} is broken over several lines; "
+                "it is unwrapped only for a partner whose profile sets "
+                "x12: {lenient_envelope: true}",
+                reason="X12_WRAPPED",
+                position=f"line {seg_line}",
+            )
+        if not self._warned_wrap:
+            self._warned_wrap = True
+            self.warnings.append(
+                f"a segment at line {seg_line} is wrapped over several lines; "
+                "the line breaks inside segments were removed"
+            )
+        return text.replace("\r", "").replace("\n", "")
 
 
 def _split_one_per_line(

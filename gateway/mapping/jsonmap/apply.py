@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import pydantic
 from jmespath.exceptions import JMESPathError
 
 from gateway.errors import MappingError
 from gateway.formats.base import Document
-from gateway.mapping.builder import envelope_source
+from gateway.mapping.builder import envelope_source, not_an_order, validated_order
 from gateway.mapping.jsonmap.functions import _OPTIONS, _BadNumber, _decimal, _jp_type
 from gateway.mapping.jsonmap.nodes import (
     _dotted,
@@ -51,10 +50,8 @@ class JsonMapping:
     def map(self, doc: Document, trace: dict[str, str] | None = None) -> Order:
         """Map one `Document` whose body is an order object. Raises MappingError."""
         if doc.doc_type != "order" or not isinstance(doc.body, dict):
-            raise MappingError(
-                f"{doc.doc_type} at {doc.position} is not a {self.channel.value} order object",
-                reason="NOT_AN_ORDER",
-                position=doc.position,
+            raise not_an_order(
+                doc, f"{doc.doc_type} at {doc.position} is not a {self.channel.value} order object"
             )
         return _Run(self, doc, trace).order()
 
@@ -118,16 +115,12 @@ class _Run:
         ]
         values["source"] = envelope_source(doc, omit=("group_control_number",))
         values["source"]["updated_at"] = self.updated_at(body, local)
-        try:
-            order = Order.model_validate(values)
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = _dotted(first["loc"])
-            raise MappingError(
-                f"the mapped values do not make a valid order: {where}: {first['msg']}",
-                reason="INVALID_ORDER",
-                position=local.get(where, doc.position).rpartition(" <- ")[2],
-            ) from exc
+
+        def locate(loc: tuple[int | str, ...]) -> tuple[str, str]:
+            where = _dotted(loc)
+            return where, local.get(where, doc.position).rpartition(" <- ")[2]
+
+        order = validated_order(values, doc.position, locate=locate)
         if self.trace is not None:
             self.trace.update(local)
         return order
