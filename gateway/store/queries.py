@@ -30,6 +30,8 @@ __all__ = [
     "list_orders",
     "message_outcome",
     "order_detail",
+    "archived_messages",
+    "decided_orders",
     "recent_event_details",
 ]
 
@@ -235,3 +237,28 @@ def recent_event_details(store: Store, kind: str, *, limit: int) -> list[str | N
     ev = t.events
     with store.engine.connect() as conn:
         return list(conn.execute(select(ev.c.detail).where(ev.c.kind == kind).order_by(ev.c.id.desc()).limit(limit)).scalars())
+
+
+def archived_messages(conn: Any, since: dt.datetime, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Messages received since `since` that were read (parsed) or refused after reading, oldest
+    first: what `gateway replay-archive` reads again. Bodies are not loaded here."""
+    m = t.messages
+    query = (
+        select(m.c.id, m.c.received_at, m.c.display_name, m.c.format, m.c.partner, m.c.state, m.c.reason, m.c.error)
+        .where(m.c.received_at >= since, or_(m.c.state == "parsed", (m.c.state == "quarantined") & (m.c.attempts > 0)))
+        .order_by(m.c.received_at, m.c.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def decided_orders(conn: Any, message_id: str) -> dict[int, dict[str, Any]]:
+    """doc_index -> (po_number, state, reason, data) of the orders read from a message (as read,
+    not a person's edited versions)."""
+    o = t.orders
+    rows = conn.execute(
+        select(o.c.doc_index, o.c.po_number, o.c.state, o.c.reason, o.c.data)
+        .where(o.c.message_id == message_id, o.c.doc_index >= 0)
+    )
+    return {r.doc_index: dict(r._mapping) for r in rows}
