@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.errors import ConfigError, GatewayError, InputRejected
+from gateway.states import MessageState, OrderState
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -256,21 +257,33 @@ def demo(
 @app.command()
 def orders(
     config: ConfigOpt = None,
-    state: Annotated[str | None, typer.Option("--state", "-s", help="Only orders in this state.")] = None,
+    state: Annotated[OrderState | None, typer.Option("--state", "-s", help="Only orders in this state.", case_sensitive=False)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
 ) -> None:
     """List recent orders with their state."""
     gw = _gateway(config, existing=True)
     try:
-        _orders_table(gw, state=state, limit=limit)
+        _orders_table(gw, state=state.value if state else None, limit=limit, as_json=as_json)
     finally:
         gw.close()
 
 
-def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
+def _json_lines(rows: Any) -> None:
+    """Dataclass rows as JSON Lines (times in ISO 8601)."""
+    import dataclasses
+
+    for r in rows:
+        sys.stdout.write(json.dumps(dataclasses.asdict(r), default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
+
+
+def _orders_table(gw: Any, *, state: str | None, limit: int, as_json: bool = False) -> None:
     from gateway.store.queries import list_orders
 
     rows = list_orders(gw.store, state=state, limit=limit)
+    if as_json:
+        _json_lines(rows)
+        return
     table = Table(title=f"{len(rows)} order(s)" + (f" in state {state}" if state else ""))
     for col in ("id", "po number", "partner", "lines", "state", "reason", "from"):
         table.add_column(col)
@@ -282,17 +295,21 @@ def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
 @app.command()
 def messages(
     config: ConfigOpt = None,
-    state: Annotated[str | None, typer.Option("--state", "-s", help="received, parsed or quarantined.")] = None,
+    state: Annotated[MessageState | None, typer.Option("--state", "-s", help="Only messages in this state.", case_sensitive=False)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message, for scripts.")] = False,
 ) -> None:
     """List received files and messages: what came in, what it became, and why one was refused."""
     from gateway.store.queries import list_messages
 
     gw = _gateway(config, existing=True)
     try:
-        rows = list_messages(gw.store, state=state, limit=limit)
+        rows = list_messages(gw.store, state=state.value if state else None, limit=limit)
     finally:
         gw.close()
+    if as_json:
+        _json_lines(rows)
+        return
     table = Table(title=f"{len(rows)} message(s)" + (f" in state {state}" if state else ""))
     for col in ("id", "received", "source", "name", "bytes", "state", "orders", "rejected", "reason / warnings"):
         table.add_column(col)
@@ -380,7 +397,10 @@ def show(
 
 
 @app.command("dead-letters")
-def dead_letters(config: ConfigOpt = None) -> None:
+def dead_letters(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter (documents with \"kind\"), for scripts.")] = False,
+) -> None:
     """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
     from gateway.store.dead_letters import list_dead, list_dead_documents
 
@@ -390,6 +410,9 @@ def dead_letters(config: ConfigOpt = None) -> None:
         acks = list_dead_documents(gw.store)
     finally:
         gw.close()
+    if as_json:
+        _json_lines([*rows, *acks])
+        return
     table = Table(title=f"{len(rows)} dead letter(s)")
     for col in ("id", "order", "po number", "connector", "attempts", "last status", "last error"):
         table.add_column(col)
