@@ -202,6 +202,9 @@ class Processor:
             if body is None:
                 body = message_repo.read_body(conn, message_id)
             done = order_repo.done_indexes(conn, message_id)
+            # Read before (a crash, or `gateway reprocess`): the store's interchange rows of this
+            # message are its own, not repeats (gateway.processing.interchanges).
+            read_before = bool(done) or attempts > 1 or interchange_repo.any_of_message(conn, message_id)
         fmt = format or row["format"]
         partner = partner or row["partner"]
         name = row["display_name"] or "<input>"
@@ -219,7 +222,7 @@ class Processor:
         else:
             verified = None
         run = Run(message_id, acks=AckCollector(body) if self.partners.wants_acks else None, ack_partner=partner)
-        run.resumed = bool(done) or attempts > 1
+        run.resumed = read_before
         if run.acks is not None and (done or attempts > 1):
             acked_already(self.store, run)
         # Known before any of its orders is written: a cut-off interchange sends nothing.

@@ -41,7 +41,7 @@ class Run:
     # written with their digest; once written, the store answers for them (see
     # gateway.processing.interchanges), so memory does not grow with the file (issue 14 #18).
     opened: dict[str, str] = field(default_factory=dict)
-    resumed: bool = False  # processing again after a crash: the store's rows may be our own
+    resumed: bool = False  # read before (a crash, `gateway reprocess`): the store's interchange rows may be our own
     undecided: dict[str, int] = field(default_factory=dict)  # key -> index, not yet checked
     closes: dict[str, InterchangeClosed] = field(default_factory=dict)  # ends awaiting that check
     orders: int = 0

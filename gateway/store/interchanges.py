@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.store import tables as t
 
-__all__ = ["known", "register", "set_digests", "settled_keys", "take_over"]
+__all__ = ["any_of_message", "known", "register", "set_digests", "settled_keys", "take_over"]
 
 ix = t.interchanges
 
@@ -41,6 +41,11 @@ def set_digests(conn: Connection, digests: list[tuple[str, str]]) -> None:
             update(ix).where(ix.c.key == bindparam("k")).values(digest=bindparam("d")),
             [{"k": k, "d": d} for k, d in digests],
         )
+
+
+def any_of_message(conn: Connection, message_id: str) -> bool:
+    """Whether the message registered interchanges before (it is being read again)."""
+    return conn.execute(select(ix.c.id).where(ix.c.message_id == message_id).limit(1)).first() is not None
 
 
 def settled_keys(conn: Connection, message_id: str) -> set[str]:

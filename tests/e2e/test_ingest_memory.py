@@ -70,16 +70,17 @@ def test_ingest_of_many_acknowledged_interchanges_stays_flat(tmp_path: Path) -> 
 
     db = sqlite3.connect(tmp_path / "large.db")
     try:
-        kinds = dict(db.execute("SELECT kind, count(*) FROM acks GROUP BY kind").fetchall())
+        # Acknowledgements are outbox rows of the one dispatcher (kind other than 'order').
+        kinds = dict(db.execute("SELECT kind, count(*) FROM outbox WHERE kind != 'order' GROUP BY kind").fetchall())
         assert kinds == {"997": 6_000, "855": 6_000}
         # One 997 per received interchange: each answers its own group control number (AK1).
-        groups = [b.split("AK1*PO*", 1)[1].split("~", 1)[0] for (b,) in db.execute("SELECT body FROM acks WHERE kind = '997'")]
+        groups = [bytes(b).decode().split("AK1*PO*", 1)[1].split("~", 1)[0] for (b,) in db.execute("SELECT body FROM outbox WHERE kind = '997'")]
         assert sorted(groups, key=int) == [str(i) for i in range(1, 6_001)]
         # Every outbound interchange has its own control number; every 855 names its order.
-        controls = [c for (c,) in db.execute("SELECT control_number FROM acks")]
+        controls = [c for (c,) in db.execute("SELECT control_number FROM outbox WHERE kind != 'order'")]
         assert len(set(controls)) == 12_000
-        assert db.execute("SELECT count(*) FROM acks WHERE kind = '855' AND order_id IS NULL").fetchone()[0] == 0
-        linked = db.execute("SELECT count(*) FROM acks a JOIN orders o ON o.id = a.order_id WHERE a.kind = '855'").fetchone()[0]
+        assert db.execute("SELECT count(*) FROM outbox WHERE kind = '855' AND order_id IS NULL").fetchone()[0] == 0
+        linked = db.execute("SELECT count(*) FROM outbox a JOIN orders o ON o.id = a.order_id WHERE a.kind = '855'").fetchone()[0]
         assert linked == 6_000
     finally:
         db.close()

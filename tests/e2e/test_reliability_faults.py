@@ -303,7 +303,7 @@ def _disk_limit(nbytes: int) -> Callable[[], None]:
 @pytest.mark.timeout(400)
 def test_f20_disk_full_while_storing_acknowledges_nothing_and_retries_when_space_returns(tmp_path: Path) -> None:
     """reliability F20: the store's write fails (no space: the process may not grow any file past
-    its current size + 32 KiB) while a 330 KB file (4 POs of 2,500 lines) is taken in. The transaction fails, the file stays in the drop
+    its current size + 32 KiB) while a file of 4 large POs (330 KB or more) is taken in. The transaction fails, the file stays in the drop
     folder (not acknowledged), nothing half-stored is left; with space back the same file goes
     through and each PO reaches the ERP once."""
     with FakeERP() as erp:
@@ -313,7 +313,8 @@ def test_f20_disk_full_while_storing_acknowledges_nothing_and_retries_when_space
         store_size = max(p.stat().st_size for p in tmp_path.glob("gateway.db*"))
         limit = store_size + 32 * 1024
         pos = [f"PO-F20-{i}" for i in range(4)]
-        lines = [("1", "2.50", f"SKU-{n:05d}") for n in range(2500)]
+        # Enough lines that the raw bytes alone do not fit, however large the empty store is.
+        lines = [("1", "2.50", f"SKU-{n:05d}") for n in range(max(2500, (limit + 128 * 1024) // (4 * 30)))]
         body = interchange([po(p, lines, st=f"{i + 1:04d}") for i, p in enumerate(pos)]).encode()
         (tmp_path / "inbox" / "big.edi").write_bytes(body)
         assert len(body) > limit + 64 * 1024  # the raw bytes alone do not fit
