@@ -198,8 +198,24 @@ def validate_configs(kind: Kind, items: Iterable[Any]) -> list[BaseModel]:
     Raises pydantic's ValidationError (so the configuration loader reports it with file:line
     like any other problem); an unknown or unloadable type is a problem at ``[i].type``.
     """
-    base = _BASES[kind]
-    out: list[BaseModel] = []
+    return validate_typed(
+        items, _BASES[kind], lambda name: config_model(kind, name), noun=_NOUN[kind], known=lambda: known_types(kind), title=f"{kind}s"
+    )
+
+
+def validate_typed(
+    items: Iterable[Any],
+    base: type[BaseModel],
+    model_of: Callable[[str], type[BaseModel]],
+    *,
+    noun: str,
+    known: Callable[[], Iterable[str]],
+    title: str,
+) -> list[Any]:
+    """The one way a list of typed configuration items is validated (sources, connectors,
+    rules): each by the model its `type` names (`model_of`, ConfigError for an unknown one),
+    every problem collected and raised at once as pydantic's ValidationError."""
+    out: list[Any] = []
     errors: list[InitErrorDetails] = []
     for i, item in enumerate(items):
         if isinstance(item, base):
@@ -207,10 +223,10 @@ def validate_configs(kind: Kind, items: Iterable[Any]) -> list[BaseModel]:
             continue
         type_name = item.get("type") if isinstance(item, dict) else None
         if not isinstance(type_name, str):
-            errors.append(_error((i,), "missing_type", f"every {_NOUN[kind]} needs a 'type' (known types: {', '.join(sorted(known_types(kind)))})", item))
+            errors.append(_error((i,), "missing_type", f"every {noun} needs a 'type' (known types: {', '.join(sorted(known()))})", item))
             continue
         try:
-            model = config_model(kind, type_name)
+            model = model_of(type_name)
         except ConfigError as exc:
             errors.append(_error((i, "type"), "unknown_type", "; ".join(exc.problems), type_name))
             continue
@@ -220,7 +236,7 @@ def validate_configs(kind: Kind, items: Iterable[Any]) -> list[BaseModel]:
             for e in exc.errors():
                 errors.append(_error((i, *e["loc"]), e["type"], e["msg"], e["input"]))
     if errors:
-        raise ValidationError.from_exception_data(f"{kind}s", errors)
+        raise ValidationError.from_exception_data(title, errors)
     return out
 
 

@@ -21,9 +21,6 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
-
 from gateway.errors import ConfigError
 from gateway.rules.base import Rule, RuleConfigBase
 
@@ -88,45 +85,12 @@ def rule_class(type_name: str) -> type[Rule]:
 def validate_rule_configs(items: Iterable[Any]) -> list[RuleConfigBase]:
     """Each item validated by its own type's model; every problem at once, located by index
     (pydantic's ValidationError, so the configuration loader adds file:line)."""
-    out: list[RuleConfigBase] = []
-    errors: list[InitErrorDetails] = []
-    for i, item in enumerate(items):
-        if isinstance(item, RuleConfigBase):
-            out.append(item)
-            continue
-        type_name = item.get("type") if isinstance(item, dict) else None
-        if not isinstance(type_name, str):
-            errors.append(
-                _error(
-                    (i,),
-                    "missing_type",
-                    f"every rule needs a 'type' (known types: {', '.join(sorted(known_types()))})",
-                    item,
-                )
-            )
-            continue
-        try:
-            model = rule_class(type_name).config_model
-        except ConfigError as exc:
-            errors.append(_error((i, "type"), "unknown_type", "; ".join(exc.problems), type_name))
-            continue
-        try:
-            out.append(model.model_validate(item))
-        except ValidationError as exc:
-            for e in exc.errors():
-                errors.append(_error((i, *e["loc"]), e["type"], e["msg"], e["input"]))
-    if errors:
-        raise ValidationError.from_exception_data("rules", errors)
-    return out
+    from gateway.plugins import validate_typed
+
+    return validate_typed(
+        items, RuleConfigBase, lambda name: rule_class(name).config_model, noun="rule", known=known_types, title="rules"
+    )
 
 
 def build_rules(configs: Iterable[RuleConfigBase]) -> list[Rule]:
     return [rule_class(c.type)(c) for c in configs]
-
-
-def _error(loc: tuple[int | str, ...], code: str, message: str, value: Any) -> InitErrorDetails:
-    return InitErrorDetails(
-        type=PydanticCustomError(code, message.replace("{", "(").replace("}", ")")),
-        loc=loc,
-        input=value,
-    )
