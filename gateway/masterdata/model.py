@@ -24,6 +24,7 @@ from typing import Protocol
 
 __all__ = [
     "Account",
+    "AccountKey",
     "Address",
     "Item",
     "KINDS",
@@ -154,6 +155,9 @@ class Reservation:
 KINDS = ("items", "xrefs", "prices", "stock", "accounts")  # what `gateway data import KIND` loads
 
 
+AccountKey = tuple[str | None, str | None, str | None]  # (account code, partner, e-mail) as `account()` takes them
+
+
 class MasterData(Protocol):
     """What rules may read. Every method takes a batch so a rule over 500 orders costs a few
     queries, not thousands; implementations cache within one processing batch."""
@@ -180,4 +184,9 @@ class MasterData(Protocol):
 
     def account(self, *, code: str | None = None, partner: str | None = None, email: str | None = None) -> Account | None:
         """The account with this code, else the one for this partner, else for this e-mail."""
+        ...
+
+    def accounts(self, keys: Collection[AccountKey]) -> Mapping[AccountKey, Account | None]:
+        """`account()` for many (code, partner, e-mail) keys at once: a batch of orders from
+        many customers costs a few queries, not one per customer."""
         ...

@@ -155,8 +155,8 @@ class BatchContext:
             ctx.by_gtin.update(found)
             ctx.items.update({i.sku: i for i in found.values()})
         ctx._skus = set(ctx.items)
-        for o in orders:
-            ctx.account_of(o)
+        keys = {(o.buyer.code if o.buyer is not None else None, o.partner, o.customer_email) for o in orders}
+        ctx.accounts.update(masterdata.accounts(keys))
         codes = {a.code for a in ctx.accounts.values() if a is not None}
         if history is not None and codes:
             if "counts" in needs:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.masterdata.model import Account, Item, Price, StockLevel
+from gateway.masterdata.model import Account, AccountKey, Item, Price, StockLevel
 
 __all__ = ["InMemoryHistory", "InMemoryMasterData", "load_folder"]
 
@@ -95,10 +95,17 @@ class InMemoryMasterData:
         self.calls += 1
         return {s: list(self._stock[s]) for s in skus if s in self._stock}
 
+    def accounts(self, keys: Collection[AccountKey]) -> Mapping[AccountKey, Account | None]:
+        self.calls += 1
+        return {k: self._account(*k) for k in keys}
+
     def account(
         self, *, code: str | None = None, partner: str | None = None, email: str | None = None
     ) -> Account | None:
         self.calls += 1
+        return self._account(code, partner, email)
+
+    def _account(self, code: str | None, partner: str | None, email: str | None) -> Account | None:
         for want, attr in (
             (code, "code"),
             (partner, "partner"),

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.masterdata.model import (
     KINDS,
     Account,
+    AccountKey,
     Address,
     Item,
     Price,
@@ -229,6 +230,25 @@ class StoreMasterData:
                 found[r.sku].append(_stock(r))
             self._stock.update(found)
         return {s: self._stock[s] for s in skus if self._stock.get(s)}
+
+    def accounts(self, keys: Collection[AccountKey]) -> Mapping[AccountKey, Account | None]:
+        """Accounts for many keys: one IN query per kind of key (code, partner, e-mail) for
+        what is not cached, then each key resolved as `account()` does."""
+        a = t.accounts
+        wanted: dict[str, set[str]] = {"code": set(), "partner": set(), "email": set()}
+        for code, partner, email in keys:
+            for what, value in (("code", code), ("partner", partner), ("email", (email or "").lower() or None)):
+                if value and (what, value) not in self._accounts:
+                    wanted[what].add(value)
+        for what, column in (("code", a.c.code), ("partner", a.c.partner), ("email", a.c.email)):
+            for chunk in _chunks(wanted[what]):
+                for r in self._rows(select(a).where(column.in_(chunk)).order_by(a.c.code)):
+                    value = getattr(r, what)
+                    if (what, value) not in self._accounts:  # the lowest code wins, as in account()
+                        self._accounts[(what, value)] = _account(r)
+            for value in wanted[what]:
+                self._accounts.setdefault((what, value), None)
+        return {k: self.account(code=k[0], partner=k[1], email=k[2]) for k in keys}
 
     def account(self, *, code: str | None = None, partner: str | None = None, email: str | None = None) -> Account | None:
         a = t.accounts
