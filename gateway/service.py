@@ -334,7 +334,7 @@ def _serve(
 
 
 def _serves_intake(cfg: GatewayConfig) -> bool:
-    return cfg.intake is not None and bool(cfg.intake.stores or cfg.intake.forms)
+    return cfg.intake is not None and bool(cfg.intake.stores or cfg.intake.forms or cfg.intake.operator_api)
 
 
 class _SkippedRunFilter(logging.Filter):

@@ -423,6 +423,10 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
     _shopify_route(app, intake)
     _woocommerce_route(app, intake)
     _health_route(app, intake)
+    if cfg.operator_api is not None:
+        from gateway.intake.operator_api import mount_operator_api
+
+        mount_operator_api(app, gateway, cfg.operator_api)
     _openapi_without_422(app)
     return app
 
