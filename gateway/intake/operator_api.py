@@ -11,10 +11,11 @@ variable NAME at start-up and compared in constant time (``hmac.compare_digest``
     POST /api/orders/{id}/reject         {"by": NAME, "reason": TEXT}
     POST /api/orders/{id}/edit           {"by": NAME, "set": {"lines[1].quantity": "10", ...}}
     POST /api/orders/{id}/release        {"by": NAME, "override": false}
+    POST /api/orders/{id}/assign         {"by": NAME, "to": PERSON, "team": null}
 
 `{id}` is an order id or its first characters (at least 6), as `gateway exceptions` shows
 them. Each action calls the same core function as the CLI (`Review.approve` / `reject`,
-`ExceptionQueue.edit` / `release`): the order's history records who did it and when, and
+`ExceptionQueue.edit` / `release`, `Notifier.assign`): the order's history records who did it and when, and
 the partner's 855/ORDRSP follows the decision. Errors are JSON, ``{"error": what went
 wrong and what to do}``:
 
@@ -85,6 +86,13 @@ class Release(_Action):
     )
 
 
+class Assign(_Action):
+    """Give a waiting order to a person, and to a team when given."""
+
+    to: str = Field(min_length=1, max_length=100, description="The person who takes the order.")
+    team: str | None = Field(None, max_length=63, description="Move it to this team too (a name from exceptions.teams).")
+
+
 OrderId = Annotated[
     str,
     Path(min_length=6, max_length=64, description="Order id or its first characters (at least 6)."),
@@ -153,10 +161,13 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
             str | None,
             Query(max_length=60, description="Only reasons starting with this (e.g. VALIDATION)."),
         ] = None,
+        team: Annotated[
+            str | None, Query(max_length=63, description="Only orders assigned to this team.")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JSONResponse:
         rows = await run_in_threadpool(
-            pipeline.exceptions.waiting, limit=limit, partner=partner, reason=reason
+            pipeline.exceptions.waiting, limit=limit, partner=partner, reason=reason, team=team
         )
         return JSONResponse({"orders": [_plain(r) for r in rows]})
 
@@ -164,6 +175,7 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
         "/orders/{order_id}", summary="One order with its reasons, rule findings and history"
     )
     async def order(order_id: OrderId) -> JSONResponse:
+        from gateway.store.assignments import for_order as assignment_of
         from gateway.store.findings import for_order
         from gateway.store.queries import order_detail
 
@@ -191,6 +203,7 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
                     for v in detail.versions
                 ],
                 "decision": _plain(decided) if decided else None,
+                "assignment": _plain(assigned) if (assigned := assignment_of(gateway.store, detail.order["id"])) else None,
                 "findings": [_plain(f) for f in findings],
                 "history": [_plain(dict(h)) for h in detail.history],
             }
@@ -247,6 +260,10 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
             }
 
         return await _act(run)
+
+    @router.post("/orders/{order_id}/assign", summary="Give a waiting order to a person (and a team)")
+    async def assign(order_id: OrderId, body: Assign) -> JSONResponse:
+        return await _act(lambda: gateway.notifier.assign(order_id, to=body.to, by=body.by, team=body.team))
 
     return router
 

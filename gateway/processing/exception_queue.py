@@ -100,10 +100,10 @@ class ExceptionQueue:
         self.queue = queue  # queues an accepted order as processing does
         self.check = check  # what an arriving order must pass (the rules, once configured)
 
-    def waiting(self, *, limit: int = 100, partner: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
-        """Held and quarantined orders, oldest first."""
+    def waiting(self, *, limit: int = 100, partner: str | None = None, reason: str | None = None, team: str | None = None) -> list[dict[str, Any]]:
+        """Held and quarantined orders, oldest first, with their team and assignee."""
         with self.store.engine.connect() as conn:
-            return order_repo.exceptions(conn, limit=limit, partner=partner, reason=reason)
+            return order_repo.exceptions(conn, limit=limit, partner=partner, reason=reason, team=team)
 
     def edit(self, order_id: str, assignments: Sequence[tuple[str, str]], *, by: str) -> Edit:
         """A corrected new version of a held or quarantined order (see the module docstring)."""

@@ -51,7 +51,7 @@ def describe(kind: str, control_number: str | None, partner: str | None) -> str:
     return f"{kind} {control_number or ''} for {partner or '-'}".replace("  ", " ")
 
 
-def queue(conn: Connection, message_id: str, documents: Iterable[NewDocument], *, event_detail: str | None = None) -> int:
+def queue(conn: Connection, message_id: str | None, documents: Iterable[NewDocument], *, event_detail: str | None = None) -> int:
     """Insert the documents (pending, or held without a channel) in one statement, with an
     `ack_queued` / `ack_held` event each; returns how many. `event_detail` replaces the
     queued event's text (a confirmation e-mail names its recipient and orders)."""
