@@ -330,7 +330,7 @@ def plan_answer(
     order is not an EDI order or its partner (`cfg`) wants no order responses. `head` is the
     start of the interchange the order came in (its separators are copied; without it the
     standard's defaults are used). Control numbers are allocated from `conn` and saved."""
-    standard = order.channel.value
+    standard = str(order.channel)  # a StrEnum: its value
     if standard not in ("x12", "edifact") or cfg is None or not cfg.acks.order_response:
         return None
     s = order.source

@@ -13,8 +13,9 @@ The assignments and the notifications are written in one transaction, as outbox 
 kind ``notice`` (`gateway.store.documents`): the one dispatcher sends them with its retry
 policy, dead letters and replay (`gateway.acks.channels`: ``smtp`` for a stored e-mail,
 ``webhook:<team>`` for the POST). An order is announced once because its assignment row is
-the claim (a second node's insert fails on the primary key and its pass rolls back), and
-reminded once because the reminder is an UPDATE only one pass can win.
+the claim, and
+reminded once because the reminder is an UPDATE only one pass can win (the insert skips
+orders another node's pass assigned meanwhile, on SQLite and PostgreSQL alike).
 
 The webhook body is JSON: ``{"id", "team", "event": "waiting"|"reminder", "sent_at",
 "orders": [{"id", "po_number", "partner", "channel", "state", "reason", "error",
@@ -83,14 +84,18 @@ class Notifier:
             now = db_now(conn)
             by_team: dict[str, list[dict[str, Any]]] = defaultdict(list)
             records, events = [], []
+            teams = {r["id"]: team_for(self.teams, reason=r["reason"], partner=r["partner"], channel=r["channel"]) for r in rows}
             for r in rows:
-                team = team_for(self.teams, reason=r["reason"], partner=r["partner"], channel=r["channel"])
+                team = teams[r["id"]]
                 told = team is not None and bool(team.notify.email or team.notify.webhook)
                 records.append({"order_id": r["id"], "team": team.name if team else None, "assigned_at": now, "notified_at": now if told else None})
-                if team is not None:
+            taken = assignment_repo.record(conn, records)  # the claim: another node's orders are skipped
+            for r in rows:
+                team = teams[r["id"]]
+                if team is not None and r["id"] in taken:
                     by_team[team.name].append(r)
+                    told = bool(team.notify.email or team.notify.webhook)
                     events.append({"kind": "assigned", "order_id": r["id"], "at": now, "detail": f"assigned to team {team.name}" + ("; the team is told" if told else "")})
-            assignment_repo.record(conn, records)
             docs = [d for name, orders in by_team.items() for d in self._notices(self.by_name[name], orders, "waiting", now)]
             documents.queue(conn, None, docs)
             add_events(conn, events)

@@ -1,6 +1,7 @@
 """The exception queue's assignments: which team (and person) a waiting order belongs to, and
 when the team was told (`gateway.processing.notify`). An order's row is inserted in the
-transaction that queues its notification, and a reminder is claimed (reminded_at set, by an
+transaction that queues its notification (an insert that skips orders another node took),
+and a reminder is claimed (reminded_at set, by an
 UPDATE that only one node can win) in the transaction that queues it: never told twice."""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.states import OrderState
 from gateway.store import tables as t
@@ -33,11 +36,15 @@ def unannounced(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert assignment rows (order_id, team, assigned_at, notified_at); an order assigned by
-    another node meanwhile makes the insert fail (primary key), so the caller's pass rolls back."""
-    if rows:
-        conn.execute(a.insert(), [{"assignee": None, "assigned_by": None, "reminded_at": None, **r} for r in rows])
+def record(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert assignment rows (order_id, team, assigned_at, notified_at), skipping orders that
+    have one already (another node's pass took them meanwhile); the order ids inserted here."""
+    if not rows:
+        return set()
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = dialect_insert(a).on_conflict_do_nothing(index_elements=["order_id"]).returning(a.c.order_id)
+    full = [{"assignee": None, "assigned_by": None, "reminded_at": None, **r} for r in rows]
+    return set(conn.execute(stmt, full).scalars())
 
 
 def claim_reminders(conn: Connection, team: str, waiting_since: dt.datetime, now: dt.datetime, limit: int = 500) -> list[dict[str, Any]]:
