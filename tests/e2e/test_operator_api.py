@@ -123,12 +123,31 @@ def test_operators_decide_hundreds_of_held_orders_over_http_and_partners_get_855
         assert shown["decision"]["outcome"] == "accept" and shown["decision"]["decided_by"] == "ops-0"
         assert any("approved by ops-0" in (h["detail"] or "") for h in shown["history"])
         assert shown["findings"] and shown["findings"][0]["code"] == approve[0].codes[0]
+        # a refused order corrected over HTTP, another released, a third given to a person
+        refused = [c for c in cases if c.codes == ["UNKNOWN_SKU"]]
+        fixed, released, taken = (waiting[c.po]["id"] for c in refused[:3])
+        edit = requests.post(f"{base}/api/orders/{fixed}/edit", json={"by": "ana", "set": {"lines[2].sku": "W-1"}}, headers=auth, timeout=30)
+        assert edit.status_code == 200, edit.text
+        assert edit.json()["state"] == "validated" and edit.json()["version"] == 2
+        assert edit.json()["changes"] == ["lines[2].sku: NOSUCHSKU-XYZ -> W-1"]
+        rel = requests.post(f"{base}/api/orders/{released}/release", json={"by": "bo", "override": True}, headers=auth, timeout=30)
+        assert rel.status_code == 200 and rel.json()["state"] == "validated", rel.text
+        bad_path = requests.post(f"{base}/api/orders/{taken}/edit", json={"by": "ana", "set": {"partner": "x"}}, headers=auth, timeout=30)
+        assert bad_path.status_code == 409 and "cannot be edited" in bad_path.json()["error"]
+        took = requests.post(f"{base}/api/orders/{taken}/assign", json={"by": "lee", "to": "maria"}, headers=auth, timeout=30)
+        assert took.status_code == 200 and took.json()["assignee"] == "maria", took.text
+        detail = requests.get(f"{base}/api/orders/{taken}", headers=auth, timeout=10).json()
+        assert detail["assignment"]["assignee"] == "maria" and detail["assignment"]["assigned_by"] == "lee"
+        assert any(h["detail"] == "assigned to maria by lee" for h in detail["history"])
+        history = requests.get(f"{base}/api/orders/{released}", headers=auth, timeout=10).json()["history"]
+        assert any("released overriding the check by bo" in (h["detail"] or "") for h in history)
+
         spec = requests.get(f"{base}/openapi.json", timeout=5).json()
         assert {"/api/exceptions", "/api/orders/{order_id}/approve", "/api/orders/{order_id}/edit"} <= set(spec["paths"])
 
         # the running dispatcher answers every decided order once
         deadline = time.monotonic() + 120
-        while not {c.po for c in held} <= set(count_855s(acks)):
+        while not {c.po for c in held} <= set(count_855s(acks)) or count_855s(acks)[refused[1].po] < 2 or count_855s(acks)[refused[0].po] < 2:
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, f"{len({c.po for c in held} - set(count_855s(acks)))} orders not answered"
             time.sleep(0.5)
@@ -139,7 +158,10 @@ def test_operators_decide_hundreds_of_held_orders_over_http_and_partners_get_855
     answered = gen.read_855s(acks)
     assert {c.po: answered[c.po][0] for c in approve} == {c.po: "AT" for c in approve}
     assert {c.po: answered[c.po][0] for c in reject} == {c.po: "RJ" for c in reject}
+    # the corrected and the released order: refused on arrival (RD), then accepted (AT)
+    assert answered[refused[0].po][0] == answered[refused[1].po][0] == "AT"
     counts = count_855s(acks)
+    assert counts[refused[0].po] == counts[refused[1].po] == 2 and counts[refused[2].po] == 1
     assert all(counts[c.po] == 1 for c in held), [c.po for c in held if counts[c.po] != 1]
     engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
     with engine.connect() as conn:
@@ -149,4 +171,4 @@ def test_operators_decide_hundreds_of_held_orders_over_http_and_partners_get_855
     assert all(states[c.po] in ("validated", "dispatched") for c in approve)
     assert all(states[c.po] == "quarantined" for c in reject)
     assert sum(by.values()) == 90 and set(by) == {"ops-0", "ops-1", "ops-2"}
-    assert len(list((tmp_path / "outbox").glob("*.json"))) == sum(1 for c in cases if c.outcome == "accept") + len(approve)
+    assert len(list((tmp_path / "outbox").glob("*.json"))) == sum(1 for c in cases if c.outcome == "accept") + len(approve) + 2
