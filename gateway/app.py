@@ -320,6 +320,11 @@ def check_connectors(config: GatewayConfig) -> list[str]:
             plugins.build("target", c).close()
         except (ConfigError, ValueError) as exc:
             problems.append(f"connector {c.name}: {exc}")
+    if config.intake is not None and config.intake.operator_api is not None:
+        try:
+            config.intake.operator_api.token()  # read at start-up: say now that it is missing
+        except ConfigError as exc:
+            problems.append(str(exc))
     return problems
 
 
