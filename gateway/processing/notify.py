@@ -25,6 +25,7 @@ of the raw body with the team's webhook_secret). Verify it with a constant-time 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import uuid
@@ -105,8 +106,6 @@ class Notifier:
 
     def remind(self, stats: NotifyStats | None = None) -> int:
         """Tell each team again about its orders waiting past its limit; how many orders."""
-        import datetime as dt
-
         stats = stats if stats is not None else NotifyStats()
         total = 0
         for team in self.teams:
