@@ -96,7 +96,7 @@ class Gateway:
         # document whose channel is no longer configured becomes a dead letter, never lost.
         from gateway.acks.channels import ChannelSet
 
-        channels = ChannelSet(self.config.partners, self.config.smtp)
+        channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams)
         d = self.config.dispatch
         return Dispatcher(self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry)
 
@@ -104,7 +104,18 @@ class Gateway:
     def sends_documents(self) -> bool:
         """Whether this gateway sends acknowledgements or confirmation e-mails (a partner wants
         them, or an `smtp:` section is configured)."""
-        return bool(self.config.smtp is not None or self.pipeline.partners.wants_acks)
+        return bool(self.config.smtp is not None or self.pipeline.partners.wants_acks or self.config.exceptions.teams)
+
+    @cached_property
+    def notifier(self) -> Any:
+        """Assigns waiting orders to the exception queue's teams and tells them (gateway.processing.notify)."""
+        from gateway.processing.notify import Notifier
+
+        return Notifier(self.store, self.config.exceptions.teams, self.config.smtp)
+
+    def notify(self) -> Any:
+        """One pass of the team notifications (assign, announce, remind); None without teams."""
+        return self.notifier.run() if self.config.exceptions.teams else None
 
     def source_config(self, name: str) -> Any:
         return self.config.source(name)
@@ -194,6 +205,7 @@ class Gateway:
         stats = CycleStats()
         stats.received, stats.duplicates = self.poll_sources()
         stats.processed = self.process()
+        self.notify()
         d = self.dispatch()
         stats.sent, stats.retried, stats.dead = d.sent, d.retried, d.dead
         return stats
@@ -308,6 +320,11 @@ def check_connectors(config: GatewayConfig) -> list[str]:
             plugins.build("target", c).close()
         except (ConfigError, ValueError) as exc:
             problems.append(f"connector {c.name}: {exc}")
+    if config.intake is not None and config.intake.operator_api is not None:
+        try:
+            config.intake.operator_api.token()  # read at start-up: say now that it is missing
+        except ConfigError as exc:
+            problems.append(str(exc))
     return problems
 
 

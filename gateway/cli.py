@@ -330,6 +330,7 @@ def show(
     sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was).")] = False,
 ) -> None:
     """Show one order: status, canonical content, deliveries and full history."""
+    from gateway.store.assignments import for_order as assignment_of
     from gateway.store.findings import for_order
     from gateway.store.queries import order_detail
 
@@ -337,6 +338,7 @@ def show(
     try:
         detail = order_detail(gw.store, order)
         decided, findings = for_order(gw.store, detail.order["id"])
+        assigned = assignment_of(gw.store, detail.order["id"])
     finally:
         gw.close()
     o, versions, msg = detail.order, detail.versions, detail.message
@@ -350,6 +352,9 @@ def show(
         out.print(f"  versions: {listed}", markup=False)
     if o["reason"]:
         out.print(f"  {o['reason']}: {o['error']}", markup=False)
+    if assigned is not None and (assigned["team"] or assigned["assignee"]):
+        whom = f"team {assigned['team'] or '-'}" + (f", {assigned['assignee']} (by {assigned['assigned_by']})" if assigned["assignee"] else "")
+        out.print(f"  assigned to {whom}", markup=False)
     out.print(f"  from message {msg['id'][:8]} ({msg['display_name']}, source {msg['source']}) at {o['position']}", markup=False)
     for w in msg["warnings"] or []:
         out.print(f"  warning: {w}", markup=False)
@@ -530,13 +535,14 @@ def exceptions(
     config: ConfigOpt = None,
     partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's orders.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Only reasons starting with this (e.g. VALIDATION, DUPLICATE_PO).")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Only orders assigned to this team (exceptions.teams).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
 ) -> None:
-    """List every order held for a person or refused (the exception queue), with why."""
+    """List every order held for a person or refused (the exception queue), with why and whose it is."""
     gw = _gateway(config, existing=True)
     try:
-        rows = gw.pipeline.exceptions.waiting(limit=limit, partner=partner, reason=reason)
+        rows = gw.pipeline.exceptions.waiting(limit=limit, partner=partner, reason=reason, team=team)
     finally:
         gw.close()
     if as_json:
@@ -544,12 +550,13 @@ def exceptions(
             sys.stdout.write(json.dumps({k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()}) + "\n")
         return
     table = Table(title=f"{len(rows)} order(s) waiting for a person or refused")
-    for col in ("id", "received", "state", "partner", "po number", "v", "why"):
+    for col in ("id", "received", "state", "partner", "po number", "v", "team", "why"):
         table.add_column(col, overflow="fold")
     for r in rows:
+        whose = (r["team"] or "-") + (f" ({r['assignee']})" if r["assignee"] else "")
         table.add_row(
             r["id"][:8], f"{r['created_at']:%Y-%m-%d %H:%M}", r["state"], r["partner"] or "-", r["po_number"] or "-",
-            str(r["version"]), f"{r['reason']}: {r['error']}",
+            str(r["version"]), whose, f"{r['reason']}: {r['error']}",
         )
     out.print(table)
     if rows:
@@ -558,6 +565,23 @@ def exceptions(
             "`gateway release ID --by NAME` checks a refused one again, `gateway approve`/`reject` decide a held one.",
             markup=False,
         )
+
+
+@app.command()
+def assign(
+    order: Annotated[str, typer.Argument(help="Id (or its first characters) of a held or refused order (see `gateway exceptions`).")],
+    to: Annotated[str, typer.Option("--to", help="The person who takes the order.")] = "",
+    by: Annotated[str, typer.Option("--by", help="Who assigns it (required: recorded in the history).")] = "",
+    team: Annotated[str | None, typer.Option("--team", help="Move it to this team too (a name from exceptions.teams).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Give a waiting order to a person (and a team); recorded in its history."""
+    gw = _gateway(config, existing=True)
+    try:
+        done = gw.notifier.assign(order, to=to, by=by, team=team)
+    finally:
+        gw.close()
+    err.print(f"order {done['id'][:8]} (PO {done['po_number']}) assigned to {done['assignee']}" + (f" of team {done['team']}" if done["team"] else ""), markup=False)
 
 
 @app.command()

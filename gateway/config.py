@@ -41,6 +41,7 @@ from gateway.retry import RetryPolicy
 from gateway.rules.base import RuleConfigBase
 from gateway.rules.config import MasterDataConfig
 from gateway.smtp import SmtpConfig
+from gateway.teams import ExceptionsConfig
 
 __all__ = [
     "DispatchConfig",
@@ -166,6 +167,7 @@ class GatewayConfig(BaseModel):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Sending orders to connectors.")
     intake: IntakeConfig | None = Field(None, description="The HTTP intake service for cart webhooks (started by `gateway run`).")
     smtp: SmtpConfig | None = Field(None, description="Outgoing mail server for order confirmation replies to partners' order e-mails.")
+    exceptions: ExceptionsConfig = Field(default_factory=ExceptionsConfig, description="The exception queue: teams that handle waiting orders and how they are told.")
     rules: list[RuleConfigBase] = Field(
         default_factory=list, description="Rules every new order goes through (accept, hold for a person, reject); see README \"Rules\"."
     )
@@ -391,7 +393,7 @@ def _check_secret_literals(
                             f"{_where((*loc, k, i), lines, path)}: secrets may not be written in the configuration; "
                             "use a reference such as ${env:SHOPIFY_WEBHOOK_SECRET}"
                         )
-            elif k in ("password", "passphrase", "access_token", "consumer_key", "consumer_secret", "oauth2_token") and v is not None and not isinstance(v, _EnvValue):
+            elif k in ("password", "passphrase", "webhook_secret", "access_token", "consumer_key", "consumer_secret", "oauth2_token") and v is not None and not isinstance(v, _EnvValue):
                 problems.append(
                     f"{_where((*loc, k), lines, path)}: secrets may not be written in the configuration; "
                     f"use a reference such as ${{env:{_env_name(k)}}}"

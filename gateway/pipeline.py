@@ -72,7 +72,9 @@ class Pipeline:
             rules=rules,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
-        self.exceptions = ExceptionQueue(store, self.linker, self.processor.queue)
+        self.exceptions = ExceptionQueue(
+            store, self.linker, self.processor.queue, answer=lambda conn, row: self.review.answer(conn, row, accepted=True)
+        )
 
     def _targets(self, partner: str | None) -> list[str]:
         return list(self.partner_connectors.get(partner or "", self.connectors))

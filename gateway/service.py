@@ -272,6 +272,9 @@ def _serve(
                 threading.Thread(target=_watch, args=(imap, poll, watch_stop), name=f"imap-idle:{source.name}", daemon=True)
             )
     sched.add_job(process, "interval", seconds=cfg.processing.poll_seconds, id="process", name="process", max_instances=2, next_run_time=_now())
+    if cfg.exceptions.teams:
+        # Teams are told of newly waiting orders, and reminded past their limit (database clock).
+        sched.add_job(_guard("notify", gw.notify), "interval", seconds=cfg.exceptions.check_seconds, id="notify", name="notify", next_run_time=_now())
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It

@@ -9,7 +9,8 @@ channel:
     folder:<path>   FolderChannel        written atomically into the partner's outbound folder
     sftp:<partner>  SftpAckChannel       uploaded atomically (acks.sftp of that partner)
     mail:<address>  MailAckChannel       e-mailed as an attachment (acks.email; needs smtp:)
-    smtp            ConfirmationChannel  a stored confirmation e-mail, sent as it is (smtp:)
+    smtp            ConfirmationChannel  a stored e-mail (a confirmation, a team notice), sent as it is (smtp:)
+    webhook:<team>  WebhookChannel       a team notice POSTed as signed JSON (exceptions.teams[].notify)
 
 Capabilities (declared, not probed): `idempotent` says whether sending the same row twice
 has one effect. A folder or SFTP write replaces the file of the same name, so an unknown
@@ -43,6 +44,7 @@ __all__ = [
     "FolderChannel",
     "MailAckChannel",
     "SftpAckChannel",
+    "WebhookChannel",
     "file_name",
 ]
 
@@ -164,6 +166,42 @@ class ConfirmationChannel:
         pass
 
 
+class WebhookChannel:
+    """A team notice (`gateway.processing.notify`) POSTed as JSON to the team's webhook, signed
+    with ``X-Gateway-Signature: sha256=<hex HMAC-SHA256 of the body>``. A second POST is a
+    second message to the receiver (its body's ``id`` lets it notice), so not idempotent."""
+
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, url: str, secret: bytes, timeout: float = 10.0):
+        self.url = url
+        self.secret = secret
+        self.timeout = timeout
+
+    def send(self, ack: ClaimedDelivery) -> str:
+        import hashlib
+        import hmac
+
+        import requests
+
+        from gateway.errors import PermanentError, TransientError
+
+        signature = "sha256=" + hmac.new(self.secret, ack.body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-Gateway-Signature": signature, "User-Agent": "order-gateway"}
+        try:
+            res = requests.post(self.url, data=ack.body, headers=headers, timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise TransientError(f"webhook {self.url}: {type(exc).__name__}") from None
+        if res.status_code in (408, 425, 429) or res.status_code >= 500:
+            raise TransientError(f"webhook {self.url} answered {res.status_code}")
+        if not 200 <= res.status_code < 300:
+            raise PermanentError(f"webhook {self.url} answered {res.status_code}; check the URL and the receiver's signature check")
+        return f"posted to the webhook of team {ack.partner} ({res.status_code})"
+
+    def close(self) -> None:
+        pass
+
+
 class ChannelSet:
     """The channels of the dispatcher, built on first use from the configuration (partners'
     `acks` sections and `smtp:`), closed together (after each dispatch pass).
@@ -171,8 +209,9 @@ class ChannelSet:
     Safe to share between the dispatcher's threads: a channel is built once, and one channel
     sends one document at a time (an SFTP session or an SMTP connection is not shared)."""
 
-    def __init__(self, partners: Iterable[Any] = (), smtp: Any = None):
+    def __init__(self, partners: Iterable[Any] = (), smtp: Any = None, teams: Iterable[Any] = ()):
         self._sftp = {p.name: p.acks.sftp for p in partners if p.acks.sftp is not None}
+        self._webhooks = {t.name: t.notify for t in teams if t.notify.webhook is not None and t.notify.webhook_secret is not None}
         self._smtp = smtp
         self._open: dict[str, AckChannel] = {}
         self._busy: dict[str, threading.Lock] = {}
@@ -205,6 +244,9 @@ class ChannelSet:
             return FolderChannel(Path(arg))
         if kind == "sftp" and arg in self._sftp:
             return SftpAckChannel(self._sftp[arg])
+        if kind == "webhook" and arg in self._webhooks:
+            notify = self._webhooks[arg]
+            return WebhookChannel(str(notify.webhook), notify.webhook_secret.get_secret_value().encode())
         if kind in ("mail", "smtp") and self._smtp is None:
             raise ConfigError(f"channel {channel!r} needs an smtp: section in the configuration")
         if kind == "mail" and arg:

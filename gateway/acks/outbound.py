@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AckCollector", "PlannedAck", "plan_acks", "plan_ready", "store_acks"]
+__all__ = ["AckCollector", "PlannedAck", "plan_acks", "plan_answer", "plan_ready", "store_acks"]
 
 # Interchanges made only of these are acknowledgements themselves: never acknowledged.
 _ACK_TYPES = {"997", "999", "TA1", "CONTRL", "APERAK"}
@@ -312,6 +312,58 @@ def plan_ready(
         planned.append(ack)
     numbers.save()
     return planned
+
+
+def plan_answer(
+    order: Order,
+    accepted: bool,
+    cfg: Any,
+    conn: Connection,
+    *,
+    head: bytes = b"",
+    line_results: list[LineResult] | None = None,
+    order_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> PlannedAck | None:
+    """The 855/ORDRSP a person's decision implies for a stored order (approve: accepted;
+    reject: the negative answer, X12 BAK01 RJ / EDIFACT BGM 1225 27), or None when the
+    order is not an EDI order or its partner (`cfg`) wants no order responses. `head` is the
+    start of the interchange the order came in (its separators are copied; without it the
+    standard's defaults are used). Control numbers are allocated from `conn` and saved."""
+    standard = str(order.channel)  # a StrEnum: its value
+    if standard not in ("x12", "edifact") or cfg is None or not cfg.acks.order_response:
+        return None
+    s = order.source
+    envelope = Envelope(
+        standard=standard, sender_id=s.sender_id, sender_qualifier=s.sender_qualifier, receiver_id=s.receiver_id,
+        receiver_qualifier=s.receiver_qualifier, interchange_control_number=s.interchange_control_number,
+        group_control_number=s.group_control_number, version=s.version, test_indicator=s.test_indicator,
+    )
+    results = line_results if line_results is not None else [LineResult() for _ in order.lines]
+    if not _starts_interchange(head, standard):
+        head = _default_head(standard)
+    numbers = StoredControlNumbers(conn)
+    try:
+        ack = _order_ack(_OrderAck(order, envelope, accepted, results, order_id), head, cfg, numbers, now)
+    except AckValueError as exc:
+        log.warning("no order response for PO %s: %s", order.po_number, exc)
+        return None
+    numbers.save()
+    ack.order_id = order_id
+    return ack
+
+
+def _starts_interchange(head: bytes, standard: str) -> bool:
+    text = head[:16].removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n\x00")
+    return text.startswith(b"ISA") if standard == "x12" else text.startswith((b"UNA", b"UNB"))
+
+
+def _default_head(standard: str) -> bytes:
+    """An interchange header with the standard's default separators (the order came inside a
+    container, so its own header is not at the start of the stored message)."""
+    if standard == "x12":
+        return b"ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *260101*0000*U*00401*000000001*0*P*>~"
+    return b"UNB+UNOC:3+SENDER+RECEIVER+260101:0000+1'"
 
 
 def _is_ack(ix: _Interchange) -> bool:

@@ -427,6 +427,10 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
     from gateway.intake.metrics import metrics_router
 
     app.include_router(metrics_router(gateway, lambda: _counts(intake)))
+    if cfg.operator_api is not None:
+        from gateway.intake.operator_api import mount_operator_api
+
+        mount_operator_api(app, gateway, cfg.operator_api)
     _openapi_without_422(app)
     return app
 

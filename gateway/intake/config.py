@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from typing import Literal
 
 from pydantic import (
@@ -28,9 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.errors import ConfigError
 from gateway.intake.signatures import MIN_SECRET_LENGTH
 
-__all__ = ["MIN_SECRET_LENGTH", "FormConfig", "IntakeConfig", "StoreConfig"]
+__all__ = ["MIN_SECRET_LENGTH", "FormConfig", "IntakeConfig", "OperatorApiConfig", "StoreConfig"]
 
 
 class FormConfig(BaseModel):
@@ -132,6 +134,31 @@ class StoreConfig(BaseModel):
         return value
 
 
+MIN_TOKEN_LENGTH = 24
+
+
+class OperatorApiConfig(BaseModel):
+    """The operators' HTTP API (/api/...), off unless configured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_env: str = Field(
+        pattern=r"^[A-Z_][A-Z0-9_]{0,99}$",
+        description="Name of the environment variable holding the bearer token operators send "
+        f"(at least {MIN_TOKEN_LENGTH} characters); never the token itself.",
+    )
+
+    def token(self) -> bytes:
+        """The token from the environment; ConfigError when it is unset or too short."""
+        value = os.environ.get(self.token_env, "")
+        if len(value) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"intake.operator_api.token_env: environment variable {self.token_env} "
+                f"{'is not set' if not value else 'is too short'}; set it to a random token of at least {MIN_TOKEN_LENGTH} characters"
+            )
+        return value.encode()
+
+
 class IntakeConfig(BaseModel):
     """The HTTP server that receives shop webhooks."""
 
@@ -173,6 +200,12 @@ class IntakeConfig(BaseModel):
     )
     forms: list[FormConfig] = Field(
         default_factory=list, description="Web order forms accepted at /intake/forms/<name>."
+    )
+
+    operator_api: OperatorApiConfig | None = Field(
+        None,
+        description="The operators' HTTP API (/api/exceptions, /api/orders/{id}/approve ...): off unless "
+        "configured; every request carries the bearer token from the named environment variable.",
     )
 
     @field_validator("forms")

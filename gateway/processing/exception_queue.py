@@ -49,6 +49,8 @@ __all__ = ["Edit", "ExceptionQueue", "parse_assignments"]
 
 Queue = Callable[["Connection", list[tuple[dict[str, Any], Plan | None]], list[dict[str, Any]], dict[str, str]], None]
 Check = Callable[[Order], Sequence[Problem]]
+Answer = Callable[["Connection", dict[str, Any]], int]
+"""Queues the accepted 855/ORDRSP for an order a person's action accepted (Review.answer)."""
 
 _FROZEN = ("partner", "channel", "source", "purpose")
 # A refusal that says nothing about the order's own content: nothing to read again.
@@ -91,16 +93,17 @@ def parse_assignments(items: Sequence[str]) -> list[tuple[str, str]]:
 class ExceptionQueue:
     """A person's corrections to held and refused orders, written through the store."""
 
-    def __init__(self, store: Store, linker: Linker, queue: Queue, check: Check = validate):
+    def __init__(self, store: Store, linker: Linker, queue: Queue, check: Check = validate, answer: Answer | None = None):
         self.store = store
+        self.answer = answer  # the partner's 855/ORDRSP once an edit or release accepts the order
         self.linker = linker
         self.queue = queue  # queues an accepted order as processing does
         self.check = check  # what an arriving order must pass (the rules, once configured)
 
-    def waiting(self, *, limit: int = 100, partner: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
-        """Held and quarantined orders, oldest first."""
+    def waiting(self, *, limit: int = 100, partner: str | None = None, reason: str | None = None, team: str | None = None) -> list[dict[str, Any]]:
+        """Held and quarantined orders, oldest first, with their team and assignee."""
         with self.store.engine.connect() as conn:
-            return order_repo.exceptions(conn, limit=limit, partner=partner, reason=reason)
+            return order_repo.exceptions(conn, limit=limit, partner=partner, reason=reason, team=team)
 
     def edit(self, order_id: str, assignments: Sequence[tuple[str, str]], *, by: str) -> Edit:
         """A corrected new version of a held or quarantined order (see the module docstring)."""
@@ -209,6 +212,8 @@ class ExceptionQueue:
         """Queue an accepted order to its connectors, as an approval does; else say why not."""
         if plan is not None:
             self.queue(conn, [(row, plan)], events, {row["id"]: note})
+            if self.answer is not None:
+                self.answer(conn, row)
         else:
             events.append({"kind": row["state"], "order_id": row["id"], "message_id": row["message_id"], "at": utcnow(),
                            "detail": f"{note}; {row['state']}: {row['reason']}: {row['error']}"})

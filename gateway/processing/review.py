@@ -3,7 +3,10 @@
 An order the rules hold (gateway.processing.decide) waits here too, with its reasons;
 approving it records who did. An order read with too little confidence is held (NEEDS_REVIEW) after version linking, so a
 re-sent copy is still a duplicate and not a second order to review. Approving queues it like
-any accepted order; rejecting refuses it for good. Reprocessing reads a refused message again
+any accepted order; rejecting refuses it for good. Either way the partner gets the 855/ORDRSP
+the decision implies where it wants order responses (`answer`): accepted on approval (unless
+one was sent already), the negative one (X12 BAK01 RJ / EDIFACT BGM 1225 27) on rejection. An
+edit or release that leads to acceptance answers through the same function. Reprocessing reads a refused message again
 with the current configuration (its accepted orders stay and are skipped).
 """
 
@@ -12,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gateway.acks.outbound import plan_answer, store_acks
 from gateway.errors import GatewayError
+from gateway.model import Order
 from gateway.processing.interchanges import take_over_reused
 from gateway.store import Store, add_event, add_events, utcnow
+from gateway.store import documents as document_repo
 from gateway.store import findings as findings_repo
 from gateway.store import messages as message_repo
 from gateway.store import orders as order_repo
@@ -67,6 +73,8 @@ class Review:
             note = f"approved by {by}" if by else "approved by a person"
             self.queue(conn, [(row, Plan(targets))], events, {row["id"]: f"PO {row['po_number']} {note}"})
             add_events(conn, events)
+            if not document_repo.answered(conn, row["id"]):
+                self.answer(conn, row, accepted=True)
         return str(row["id"])
 
     def reject(self, order_id: str, reason: str, *, by: str = "") -> str:
@@ -79,7 +87,21 @@ class Review:
             order_repo.review_decision(conn, row["id"], "quarantined", "REJECTED_BY_PERSON", reason.strip()[:2000])
             findings_repo.person_decided(conn, row["id"], "reject", by)
             add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
+            self.answer(conn, row, accepted=False)
         return str(row["id"])
+
+    def answer(self, conn: Connection, row: dict[str, Any], *, accepted: bool) -> int:
+        """Queue the 855/ORDRSP a person's decision on the order `row` implies, in the caller's
+        transaction, where its partner wants order responses; how many (0 or 1)."""
+        if row.get("data") is None or not self.partners.configs:
+            return 0
+        data = row["data"]
+        order = Order.model_validate_json(data) if isinstance(data, str | bytes) else Order.model_validate(data)
+        cfg = next((p for p in self.partners.configs if p.name == order.partner), None)
+        if cfg is None or order.channel.value not in ("x12", "edifact"):
+            return 0
+        ack = plan_answer(order, accepted, cfg, conn, head=message_repo.head(conn, row["message_id"]), order_id=row["id"])
+        return store_acks(conn, row["message_id"], [ack]) if ack is not None else 0
 
     def reprocess(self, message_id: str, *, by: str = "", accept_reused_control: bool = False) -> tuple[str, int]:
         """Read a refused message again with the current configuration (after a person added

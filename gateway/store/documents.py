@@ -25,7 +25,7 @@ from gateway.states import DeliveryState, move
 from gateway.store import tables as t
 from gateway.store.db import add_events, db_now
 
-__all__ = ["CONFIRMATION", "NO_CHANNEL", "NewDocument", "describe", "exists_for", "queue"]
+__all__ = ["CONFIRMATION", "NO_CHANNEL", "NewDocument", "answered", "describe", "exists_for", "queue"]
 
 CONFIRMATION = "MAILREPLY"  # the kind of a confirmation e-mail
 NO_CHANNEL = "-"  # the connector of a held document
@@ -51,7 +51,7 @@ def describe(kind: str, control_number: str | None, partner: str | None) -> str:
     return f"{kind} {control_number or ''} for {partner or '-'}".replace("  ", " ")
 
 
-def queue(conn: Connection, message_id: str, documents: Iterable[NewDocument], *, event_detail: str | None = None) -> int:
+def queue(conn: Connection, message_id: str | None, documents: Iterable[NewDocument], *, event_detail: str | None = None) -> int:
     """Insert the documents (pending, or held without a channel) in one statement, with an
     `ack_queued` / `ack_held` event each; returns how many. `event_detail` replaces the
     queued event's text (a confirmation e-mail names its recipient and orders)."""
@@ -94,4 +94,11 @@ def exists_for(conn: Connection, message_id: str, kind: str | None = None) -> bo
     q = select(o.c.id).where(o.c.message_id == message_id, o.c.kind != "order")
     if kind is not None:
         q = q.where(o.c.kind == kind)
+    return conn.execute(q.limit(1)).first() is not None
+
+
+def answered(conn: Connection, order_id: str) -> bool:
+    """Whether an order response (855 / ORDRSP) was queued for the order already."""
+    o = t.outbox
+    q = select(o.c.id).where(o.c.order_id == order_id, o.c.kind.in_(("855", "ORDRSP")))
     return conn.execute(q.limit(1)).first() is not None

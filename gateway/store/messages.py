@@ -25,6 +25,7 @@ __all__ = [
     "extend_lease",
     "find_same",
     "finish",
+    "head",
     "insert",
     "load",
     "read_body",
@@ -140,6 +141,14 @@ def body(conn: Connection, message_id: str) -> bytes | None:
     """The raw bytes as received (None if the message has no stored body)."""
     found = conn.execute(select(t.message_bodies.c.body).where(t.message_bodies.c.message_id == message_id)).scalar_one_or_none()
     return None if found is None else bytes(found)
+
+
+def head(conn: Connection, message_id: str, size: int = 4096) -> bytes:
+    """The first `size` bytes of a stored message (its interchange header), without reading
+    the rest of a large body."""
+    mb = t.message_bodies
+    found = conn.execute(select(func.substr(mb.c.body, 1, size)).where(mb.c.message_id == message_id)).scalar_one_or_none()
+    return b"" if found is None else bytes(found)
 
 
 def read_body(conn: Connection, message_id: str) -> bytes:

@@ -144,13 +144,21 @@ def review_decision(conn: Connection, order_id: str, state: str, reason: str | N
     )
 
 
-def exceptions(conn: Connection, *, limit: int, partner: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
-    """Held and quarantined orders (the exception queue), oldest first; `reason` matches
-    the start of the reason code (VALIDATION matches VALIDATION:quantity_not_positive)."""
-    query = select(
-        o.c.id, o.c.created_at, o.c.updated_at, o.c.state, o.c.partner, o.c.channel, o.c.po_number,
-        o.c.version, o.c.reason, o.c.error, o.c.position, o.c.message_id,
-    ).where(o.c.state.in_([OrderState.HELD.value, OrderState.QUARANTINED.value]))
+def exceptions(conn: Connection, *, limit: int, partner: str | None = None, reason: str | None = None, team: str | None = None) -> list[dict[str, Any]]:
+    """Held and quarantined orders (the exception queue), oldest first, with their team and
+    assignee (None until assigned); `reason` matches the start of the reason code
+    (VALIDATION matches VALIDATION:quantity_not_positive)."""
+    a = t.order_assignments
+    query = (
+        select(
+            o.c.id, o.c.created_at, o.c.updated_at, o.c.state, o.c.partner, o.c.channel, o.c.po_number,
+            o.c.version, o.c.reason, o.c.error, o.c.position, o.c.message_id, a.c.team, a.c.assignee,
+        )
+        .select_from(o.outerjoin(a, a.c.order_id == o.c.id))
+        .where(o.c.state.in_([OrderState.HELD.value, OrderState.QUARANTINED.value]))
+    )
+    if team:
+        query = query.where(a.c.team == team)
     if partner:
         query = query.where(o.c.partner == partner)
     if reason:

@@ -316,3 +316,18 @@ rule_decisions = Table(
     Column("decided_at", TZ, nullable=False),
     Column("decided_by", String(200), nullable=True),  # null: the rules; else the person who approved or rejected
 )
+
+# The exception queue's teams (0010, gateway.store.assignments): which team (and person) an
+# order waiting for a person belongs to, and when the team was told and reminded. The row is
+# written in the transaction that queues the notification: an order is announced once.
+order_assignments = Table(
+    "order_assignments",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("team", String(63), nullable=True, index=True),  # null: no team matched
+    Column("assignee", String(100), nullable=True),  # a person, given by `gateway assign`
+    Column("assigned_by", String(100), nullable=True),
+    Column("assigned_at", TZ, nullable=False),
+    Column("notified_at", TZ, nullable=True),  # the team was told (null: nothing to tell)
+    Column("reminded_at", TZ, nullable=True),  # the team was told again, past its limit
+)

@@ -414,7 +414,7 @@ def test_health_is_ok_and_503_when_the_store_does_not_answer(client, gw, monkeyp
 def test_openapi_documents_every_endpoint(client):
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
-    assert set(paths) == {"/intake/shopify/{store}", "/intake/woocommerce/{store}", "/intake/forms/{form}", "/health"}
+    assert set(paths) == {"/intake/shopify/{store}", "/intake/woocommerce/{store}", "/intake/forms/{form}", "/health", "/metrics"}
     for path, item in paths.items():
         for op in item.values():
             assert op["summary"] and op["description"], path
