@@ -66,6 +66,7 @@ class Gateway:
             authserv_id=cfg.processing.authserv_id,
             smtp=cfg.smtp,
             rules=self.rules_engine if cfg.rules else None,
+            reserve_stock=bool(cfg.rules) and (cfg.masterdata is None or cfg.masterdata.folder is None),
         )
 
     # -- the rules and their master data -------------------------------------------------------------

@@ -51,6 +51,7 @@ class Pipeline:
         authserv_id: str | None = None,
         smtp: Any = None,
         rules: Decider | None = None,
+        reserve_stock: bool = False,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -70,6 +71,7 @@ class Pipeline:
             authserv_id=authserv_id,
             smtp=smtp,
             rules=rules,
+            reserve_stock=reserve_stock,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
         self.exceptions = ExceptionQueue(store, self.linker, self.processor.queue)

@@ -15,8 +15,13 @@ Every finding (also the notes of accepted orders) and the decision are stored
 (gateway.store.findings) so `gateway show` lists every reason with its line. Changes and
 cancellations are not decided again here (they follow their original's decision).
 
-Stock reservation and routing (issue 10) belong right after an accepting decision, in the same
-transaction: :func:`apply` returns the accepted orders' decisions for that step.
+Stock (issue 10): an accepted order the stock rule gave stock needs to is reserved right after
+its decision, in the same transaction (`keeper`, gateway.store.masterdata.StockKeeper, on the
+batch's connection: two orders never take the same last unit, also across processes and nodes
+on PostgreSQL). The decision and the 855/ORDRSP follow what was really reserved
+(:func:`reserve_stock`): a short line is backordered (IB, with the date when known) or, under a
+partial fill that cancels the rest, answered IQ with what ships; under ``block`` an order that
+could not get everything gives back what it got and is held (STOCK_SHORT).
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 from gateway.acks.model import LineResult, LineStatus
 from gateway.model import Order
 from gateway.rules import Decision, Outcome, RulesEngine
+from gateway.rules.base import Finding
 from gateway.store import findings as findings_repo
 from gateway.store import utcnow
+from gateway.store.masterdata import ReserveLine, StockKeeper
 from gateway.versions import Plan
 
 if TYPE_CHECKING:
@@ -38,7 +45,7 @@ if TYPE_CHECKING:
 
     from gateway.acks.outbound import AckCollector
 
-__all__ = ["DECIDE_CHUNK", "Decider", "StoreHistory", "apply", "decide_chunk", "line_results"]
+__all__ = ["DECIDE_CHUNK", "Decider", "StoreHistory", "apply", "decide_chunk", "line_results", "reserve_stock"]
 
 Decider = Callable[["Connection"], RulesEngine]
 """Builds the rules engine for one chunk of orders (master data and history read through `conn`)."""
@@ -75,16 +82,57 @@ def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]
         row["_decision"] = (decision, line_results(order, decision) if answers else [])
 
 
+def reserve_stock(keeper: StockKeeper, conn: Connection, order_id: str, decision: Decision, lines: list[LineResult]) -> tuple[Decision, list[LineResult]]:
+    """Reserve an accepted order's stock needs in the batch's transaction; returns its decision
+    and 855 line answers as they follow what was reserved (see the module docstring)."""
+    needs = decision.stock
+    if not needs:
+        return decision, lines
+    got: dict[str, Decimal] = {}
+    result = keeper.reserve(order_id, [ReserveLine(n.line, n.sku, n.quantity) for n in needs], partial=True, conn=conn)
+    for lr in result.lines:
+        got[lr.line] = got.get(lr.line, Decimal(0)) + lr.reserved
+    short = [(n, got.get(n.line, Decimal(0))) for n in needs if got.get(n.line, Decimal(0)) < n.quantity]
+    if not short:
+        return decision, lines
+    if needs[0].policy == "block":
+        keeper.release(order_id, conn=conn)
+        found = [
+            Finding("stock", Outcome.HOLD, "STOCK_SHORT", f"line {n.line}: {n.quantity.normalize():f} of {n.sku} ordered, {have.normalize():f} could be reserved; the order waits until there is stock", n.line, {"sku": n.sku})
+            for n, have in short
+            if not any(f.code == "STOCK_SHORT" and f.line == n.line for f in decision.findings)
+        ]
+        return Decision.of([*decision.findings, *found], account=decision.account, fingerprint=decision.fingerprint), []
+    answers = list(lines) if lines else []
+    for n, have in short:
+        if n.index >= len(answers):
+            continue
+        per_unit = n.quantity / n.ordered if n.ordered else Decimal(1)
+        missing = _in_unit(n.quantity - have, per_unit)
+        if n.policy == "partial" and n.rest == "cancel":
+            answers[n.index] = LineResult(status=LineStatus.QUANTITY_CHANGED, quantity=_in_unit(have, per_unit)) if have > 0 else LineResult(status=LineStatus.REJECTED)
+        else:
+            answers[n.index] = LineResult(status=LineStatus.BACKORDERED, quantity=missing, date=n.backorder_date)
+    return decision, answers
+
+
+def _in_unit(base: Decimal, per_unit: Decimal) -> Decimal:
+    """Base units back in the line's unit (an 855 answers in the unit ordered)."""
+    return (base / per_unit).normalize() if per_unit else base
+
+
 def apply(
     rows: list[dict[str, Any]],
     plans: dict[str, Plan],
     events: list[dict[str, Any]],
     mapped: dict[str, str],
     acks: AckCollector | None = None,
+    stock: tuple[StockKeeper, Connection] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Decision]]:
     """Apply the decisions of the batch's new orders (after version linking): changes rows'
     state, plans and events in place; a row that linking found to be a repeat, a change or a
-    test is not decided. Returns (finding rows, decision rows) to insert once the orders are
+    test is not decided. `stock`: the keeper and the batch's connection, to reserve accepted
+    orders' stock (see :func:`reserve_stock`). Returns (finding rows, decision rows) to insert once the orders are
     written, and the accepted orders' decisions by order id."""
     now = utcnow()
     finding_rows: list[dict[str, Any]] = []
@@ -97,6 +145,8 @@ def apply(
             continue
         decision, lines = decided
         oid = row["id"]
+        if stock is not None and decision.outcome is Outcome.ACCEPT and decision.stock:
+            decision, lines = reserve_stock(stock[0], stock[1], oid, decision, lines)
         for seq, fnd in enumerate(decision.findings):
             finding_rows.append(
                 {

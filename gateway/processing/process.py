@@ -50,6 +50,7 @@ from gateway.store import findings as findings_repo
 from gateway.store import interchanges as interchange_repo
 from gateway.store import messages as message_repo
 from gateway.store import orders as order_repo
+from gateway.store.masterdata import StockKeeper
 from gateway.store.outbox import new_deliveries
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
 from gateway.validation import validate
@@ -98,9 +99,13 @@ class Processor:
         authserv_id: str | None = None,
         smtp: Any = None,
         rules: Decider | None = None,
+        reserve_stock: bool = False,
     ):
         self.store = store
         self.rules = rules  # the rules engine for a batch's transaction (gateway.processing.decide); None: no rules
+        # Accepted orders reserve their stock (the stock rule's needs) in the batch's transaction;
+        # only when the master data is the store's (a CSV folder has no reservations to keep).
+        self.keeper = StockKeeper(store) if reserve_stock else None
         self.partners = partners
         self.linker = linker
         self.batch_orders = batch_orders
@@ -440,7 +445,8 @@ class Processor:
                 self._route_tests(batch.orders, tests, plans, batch.events, mapped)
             found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             if self.rules is not None:
-                found_rows, decided, _accepted = apply(batch.orders, plans, batch.events, mapped, run.acks)
+                stock = (self.keeper, conn) if self.keeper is not None else None
+                found_rows, decided, _accepted = apply(batch.orders, plans, batch.events, mapped, run.acks, stock)
                 found = (found_rows, decided)
                 refused = sum(1 for r in decided if r["outcome"] == "reject")
                 run.orders -= refused

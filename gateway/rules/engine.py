@@ -78,6 +78,7 @@ class RulesEngine:
                     findings,
                     account=ctx.account.code if ctx.account else None,
                     fingerprint=ctx.fingerprint,
+                    stock=ctx.stock_needs,
                 )
             )
         return out
