@@ -74,6 +74,7 @@ class Pipeline:
             reserve_stock=reserve_stock,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
+        self.review.stock = self.processor.stock
         self.exceptions = ExceptionQueue(store, self.linker, self.processor.queue)
 
     def _targets(self, partner: str | None) -> list[str]:

@@ -45,6 +45,7 @@ from gateway.processing.interchanges import (
 )
 from gateway.processing.review import hold_for_review
 from gateway.processing.run import Batch, Run, is_cut_off, is_test
+from gateway.processing.stock import StockFollower
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import findings as findings_repo
 from gateway.store import interchanges as interchange_repo
@@ -105,7 +106,8 @@ class Processor:
         self.rules = rules  # the rules engine for a batch's transaction (gateway.processing.decide); None: no rules
         # Accepted orders reserve their stock (the stock rule's needs) in the batch's transaction;
         # only when the master data is the store's (a CSV folder has no reservations to keep).
-        self.keeper = StockKeeper(store) if reserve_stock else None
+        self.keeper = StockKeeper(store) if reserve_stock and rules is not None else None
+        self.stock = StockFollower(self.keeper, rules) if self.keeper is not None and rules is not None else None
         self.partners = partners
         self.linker = linker
         self.batch_orders = batch_orders
@@ -453,6 +455,8 @@ class Processor:
                 run.rejected += refused
             order_repo.insert_batch(conn, batch.orders)
             findings_repo.insert(conn, *found)
+            if self.stock is not None:
+                self.stock.versions(conn, [(row, plans.get(row["id"])) for row in batch.orders])
             self.queue(
                 conn, [(row, plans.get(row["id"])) for row in batch.orders], batch.events, mapped
             )
@@ -468,6 +472,8 @@ class Processor:
                 released = self.linker.release_waiting(conn, keys, batch.events)
                 for row, _ in released:
                     order_repo.release(conn, row)
+                if self.stock is not None:
+                    self.stock.versions(conn, released)
                 self.queue(conn, released, batch.events, {})
                 keys = sorted(
                     {r["order_key"] for r, _ in released if r["state"] in ("validated", "held")}

@@ -1,0 +1,188 @@
+"""Stock end to end through the real CLI (issue 10): master data loaded by `gateway data
+import`, hundreds of X12 orders from three partners with three stock policies decided and
+reserved by `gateway run --once`, then a cancellation, a person's approval and refusal.
+
+The mix: the rules' seeded cases (normal, price off list, high value, bad address, over
+credit, unknown SKU, ..., the same order by EDI and cXML) with plenty of stock, and per round
+a backorder (partner beta), a partial fill that cancels the rest (gamma), a block (acme: held),
+an order only two warehouses together can fill, a reorder-point alert, and two orders from
+two partners for one last unit. Every decision, hold, 855 line code and reservation is
+checked, and no SKU is ever reserved beyond what is on hand."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from gateway.store import tables as t
+from tests.e2e.helpers import run_cli
+from tests.support import rulesgen as gen
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 20
+STOCK_RULE = """\
+  - type: stock
+    policy: block
+    by_partner: {beta: backorder, gamma: partial}
+    partial_rest: cancel
+    backorder_days: 5
+"""
+PARTNERS = """\
+  - name: beta
+    x12_ids: ["ZZ:BETACO"]
+    acks: {functional: false, order_response: true, outbound: OUT}
+  - name: gamma
+    x12_ids: ["ZZ:GAMMACO"]
+    acks: {functional: false, order_response: true, outbound: OUT}
+"""
+
+
+def config(tmp: Path, acks: Path) -> Path:
+    cfg = gen.config(tmp, outbound=acks)
+    text = cfg.read_text()
+    text = text.replace(f"masterdata:\n  folder: {tmp / 'masterdata'}\n", "")  # the store's master data
+    text = text.replace("processing:\n", PARTNERS.replace("OUT", str(acks)) + "processing:\n", 1)
+    cfg.write_text(text + STOCK_RULE)
+    return cfg
+
+
+def x12(po: str, sender: str, lines: list[gen.Line], icn: int, *, cancel: bool = False) -> bytes:
+    body = gen.x12_850(po, lines, icn=icn).replace(b"ACMERETAIL     *", f"{sender:<15}*".encode()).replace(b"ACMERETAIL", sender.encode())
+    return body.replace(b"BEG*00*", b"BEG*01*") if cancel else body
+
+
+def masterdata(folder: Path) -> dict[str, Path]:
+    """The rules' catalogue with plenty of stock, plus the SKUs the stock cases draw on."""
+    skus = ["W-1", "W-2", "W-OLD", "W-PACK", "W-BIG", "TSHIRT-BLK-M", "ESPRESSO-01"]
+    items, prices = gen.ITEMS, gen.PRICES
+    stock = ["sku,warehouse,on_hand,reorder_point", *(f"{s},EAST,1000000," for s in skus)]
+    for i in range(ROUNDS):
+        for kind, rows in (
+            ("BO", [("EAST", 5, "")]),
+            ("PF", [("EAST", 4, "")]),
+            ("BL", [("EAST", 2, "")]),
+            ("SP", [("EAST", 6, ""), ("WEST", 6, "")]),
+            ("RO", [("EAST", 10, "5")]),
+            ("LAST", [("WEST", 1, "")]),
+        ):
+            sku = f"{kind}-{i}"
+            items += f"{sku},{kind} item,,EA,,,false\n"
+            prices += f"{sku},10.00,USD,,\n"
+            stock += [f"{sku},{wh},{q},{rp}" for wh, q, rp in rows]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"items": items, "xrefs": gen.XREFS, "prices": prices, "stock": "\n".join(stock) + "\n", "accounts": gen.ACCOUNTS}
+    out = {}
+    for kind, text in files.items():
+        out[kind] = folder / f"{kind}.csv"
+        out[kind].write_text(text)
+    return out
+
+
+def test_stock_policies_reservations_and_855s_through_the_cli(tmp_path: Path):
+    acks = tmp_path / "acks"
+    cfg = config(tmp_path, acks)
+    for kind, path in masterdata(tmp_path / "import").items():
+        r = run_cli("data", "import", kind, str(path), "-c", str(cfg))
+        assert r.returncode == 0, (kind, r.stdout, r.stderr)
+
+    inbox = tmp_path / "inbox"
+    cases = gen.x12_mix(4)
+    pairs = [gen.cross_channel_pair(i) for i in range(3)]
+    for c in [*cases, *(c for p in pairs for c in p)]:
+        (inbox / c.file).write_bytes(c.body)
+    # po -> (expected state, reason, BAK02 or None, ACK01 per line)
+    expect: dict[str, tuple[set[str], str | None, str | None, list[str]]] = {}
+    icn = 50000
+    for i in range(ROUNDS):
+        stock_cases = [
+            (f"BO-{i}", "BETACO", [("8", "EA", "10.00", f"BO-{i}", None)], ({"validated"}, None, "AC", ["IB"])),
+            (f"PF-{i}", "GAMMACO", [("10", "EA", "10.00", f"PF-{i}", None), ("1", "EA", "10.00", "W-1", None)], ({"validated"}, None, "AC", ["IQ", "IA"])),
+            (f"BL-{i}", "ACMERETAIL", [("3", "EA", "10.00", f"BL-{i}", None)], ({"held"}, "STOCK_SHORT", None, [])),
+            (f"SP-{i}", "ACMERETAIL", [("10", "EA", "10.00", f"SP-{i}", None)], ({"validated"}, None, "AT", ["IA"])),
+            (f"RO-{i}", "ACMERETAIL", [("6", "EA", "10.00", f"RO-{i}", None)], ({"validated"}, None, "AT", ["IA"])),
+            (f"LASTA-{i}", "ACMERETAIL", [("1", "EA", "10.00", f"LAST-{i}", None)], ({"validated"}, None, "AT", ["IA"])),
+            (f"LASTB-{i}", "BETACO", [("1", "EA", "10.00", f"LAST-{i}", None)], ({"validated"}, None, "AC", ["IB"])),
+        ]
+        for po, sender, lines, want in stock_cases:
+            icn += 1
+            (inbox / f"s{icn:06d}-{po}.edi").write_bytes(x12(f"PO-{po}", sender, lines, icn))
+            expect[f"PO-{po}"] = want
+    total = len(cases) + 6 + len(expect)
+    assert total >= 200
+
+    r = run_cli("run", "--once", "-c", str(cfg), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as conn:
+        orders = {row.po_number: row for row in conn.execute(select(t.orders.c.id, t.orders.c.po_number, t.orders.c.state, t.orders.c.reason))}
+        held = Counter()
+        by_order: dict[str, list[tuple[str, str, Decimal]]] = {}
+        for row in conn.execute(select(t.stock_reservations).where(t.stock_reservations.c.state == "reserved")):
+            held[row.sku] += row.quantity
+            by_order.setdefault(row.order_id, []).append((row.sku, row.warehouse, row.quantity))
+        levels = {(s.sku, s.warehouse): (s.on_hand, s.reserved) for s in conn.execute(select(t.stock))}
+        findings = Counter(row.code for row in conn.execute(select(t.rule_findings.c.code)))
+    engine.dispose()
+    assert len(orders) == total
+
+    # the rules' own mix decides as without stock
+    state_of = {"accept": {"validated", "dispatched"}, "hold": {"held"}, "reject": {"quarantined"}}
+    for c in cases:
+        assert orders[c.po].state in state_of[c.outcome], (c.name, orders[c.po])
+        assert orders[c.po].reason == (c.codes[0] if c.codes else None), (c.name, orders[c.po])
+    for edi, cx in pairs:
+        assert {orders[edi.po].reason, orders[cx.po].reason} == {None, "DUPLICATE_CONTENT"}
+
+    answered = gen.read_855s(acks)
+    for po, (states, reason, bak, lines) in expect.items():
+        row = orders[po]
+        assert row.state in states | ({"dispatched"} if "validated" in states else set()), (po, row)
+        assert row.reason == reason, (po, row)
+        if bak is None:
+            assert po not in answered, po
+        else:
+            assert answered[po] == (bak, lines), po
+
+    # never more reserved than on hand, and the books agree with the reservations
+    for (sku, wh), (on_hand, reserved) in levels.items():
+        assert 0 <= reserved <= on_hand, (sku, wh)
+    per_sku = Counter()
+    for (sku, _), (_, reserved) in levels.items():
+        per_sku[sku] += reserved
+    assert {k: v for k, v in per_sku.items() if v} == {k: v for k, v in held.items() if v}
+    for i in range(ROUNDS):
+        assert by_order[orders[f"PO-BO-{i}"].id] == [(f"BO-{i}", "EAST", Decimal(5))]
+        assert by_order[orders[f"PO-PF-{i}"].id][0] == (f"PF-{i}", "EAST", Decimal(4))
+        assert orders[f"PO-BL-{i}"].id not in by_order
+        assert sorted(by_order[orders[f"PO-SP-{i}"].id]) == [(f"SP-{i}", "EAST", Decimal(6)), (f"SP-{i}", "WEST", Decimal(4))]
+        assert held[f"LAST-{i}"] == 1 and orders[f"PO-LASTB-{i}"].id not in by_order
+    assert findings["REORDER_POINT"] == ROUNDS and findings["STOCK_SHORT"] == ROUNDS
+    assert findings["PARTIAL_FILL"] == ROUNDS
+    dated = next(f for f in acks.rglob("*") if f.is_file() and "PO-BO-3" in f.read_text()).read_text()
+    assert "ACK*IB*3*EA" in dated and "*068*" in dated  # 3 backordered, with the date expected
+
+    # a cancellation gives the stock back; a person's approval reserves what there is
+    for i in range(5):
+        icn += 1
+        (inbox / f"c{icn:06d}.edi").write_bytes(x12(f"PO-BO-{i}", "BETACO", [("8", "EA", "10.00", f"BO-{i}", None)], icn, cancel=True))
+    r = run_cli("run", "--once", "-c", str(cfg), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ok = run_cli("approve", orders["PO-BL-0"].id[:8], "--by", "dana", "-c", str(cfg))
+    assert ok.returncode == 0, ok.stderr
+    no = run_cli("reject", orders["PO-BL-1"].id[:8], "--reason", "no stock", "--by", "lee", "-c", str(cfg))
+    assert no.returncode == 0, no.stderr
+    shown = run_cli("show", "PO-BO-5", "-c", str(cfg))
+    assert shown.returncode == 0 and "BACKORDERED" in shown.stdout, shown.stdout + shown.stderr
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as conn:
+        reserved = dict(conn.execute(select(t.stock.c.sku, func.sum(t.stock.c.reserved)).group_by(t.stock.c.sku)).all())
+    engine.dispose()
+    assert all(reserved[f"BO-{i}"] == 0 for i in range(5)) and all(reserved[f"BO-{i}"] == 5 for i in range(5, ROUNDS))
+    assert reserved["BL-0"] == 2 and reserved["BL-1"] == 0  # approved: what there was
