@@ -11,6 +11,8 @@ checked, and no SKU is ever reserved beyond what is on hand."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from gateway.store import tables as t
-from tests.e2e.helpers import run_cli
+from tests.e2e.helpers import gateway_cmd, run_cli
 from tests.support import rulesgen as gen
 
 pytestmark = pytest.mark.slow
@@ -42,8 +44,8 @@ PARTNERS = """\
 """
 
 
-def config(tmp: Path, acks: Path) -> Path:
-    cfg = gen.config(tmp, outbound=acks)
+def config(tmp: Path, acks: Path, store_url: str | None = None) -> Path:
+    cfg = gen.config(tmp, outbound=acks, store_url=store_url)
     text = cfg.read_text()
     text = text.replace(f"masterdata:\n  folder: {tmp / 'masterdata'}\n", "")  # the store's master data
     text = text.replace("processing:\n", PARTNERS.replace("OUT", str(acks)) + "processing:\n", 1)
@@ -186,3 +188,53 @@ def test_stock_policies_reservations_and_855s_through_the_cli(tmp_path: Path):
     engine.dispose()
     assert all(reserved[f"BO-{i}"] == 0 for i in range(5)) and all(reserved[f"BO-{i}"] == 5 for i in range(5, ROUNDS))
     assert reserved["BL-0"] == 2 and reserved["BL-1"] == 0  # approved: what there was
+
+
+@pytest.mark.postgres
+def test_three_ingest_processes_never_take_the_same_last_unit(tmp_path: Path, pg_url: str):
+    """120 orders from 3 `gateway ingest` processes at once on PostgreSQL, each wanting 1 of
+    LAST (30 on hand) and some W-1 (plenty); policy block. Exactly 30 orders get a unit of LAST
+    and are accepted, the other 90 are held with STOCK_SHORT, nothing is reserved twice."""
+    cfg = config(tmp_path, tmp_path / "acks", store_url=pg_url)
+    folder = tmp_path / "import"
+    folder.mkdir()
+    (folder / "items.csv").write_text(gen.ITEMS + "LAST,Last units,,EA,,,false\n")
+    (folder / "prices.csv").write_text(gen.PRICES + "LAST,10.00,USD,,\n")
+    (folder / "stock.csv").write_text("sku,warehouse,on_hand\nLAST,EAST,18\nLAST,WEST,12\nW-1,EAST,1000000\n")
+    (folder / "accounts.csv").write_text(gen.ACCOUNTS)
+    for kind in ("items", "prices", "stock", "accounts"):
+        r = run_cli("data", "import", kind, str(folder / f"{kind}.csv"), "-c", str(cfg))
+        assert r.returncode == 0, (kind, r.stderr)
+
+    batches = []
+    for w in range(3):
+        d = tmp_path / f"w{w}"
+        d.mkdir()
+        files = []
+        for n in range(40):
+            k = w * 40 + n
+            f = d / f"{k:04d}.edi"
+            f.write_bytes(gen.x12_850(f"PO-last-{k:04d}", [("1", "EA", "10.00", "LAST", None), (str(k + 1), "EA", "10.00", "W-1", None)], icn=k + 1))
+            files.append(str(f))
+        batches.append(files)
+    procs = [
+        subprocess.Popen(gateway_cmd("ingest", "-c", str(cfg), *files), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for files in batches
+    ]
+    started = time.monotonic()
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    assert time.monotonic() - started < 600
+
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        states = Counter((r.state, r.reason) for r in conn.execute(select(t.orders.c.state, t.orders.c.reason)))
+        last = list(conn.execute(select(t.stock_reservations).where(t.stock_reservations.c.sku == "LAST", t.stock_reservations.c.state == "reserved")))
+        levels = {r.warehouse: (r.on_hand, r.reserved) for r in conn.execute(select(t.stock).where(t.stock.c.sku == "LAST"))}
+        accepted = {r.id for r in conn.execute(select(t.orders.c.id).where(t.orders.c.state == "validated"))}
+    engine.dispose()
+    assert states == Counter({("validated", None): 30, ("held", "STOCK_SHORT"): 90})
+    assert sum(r.quantity for r in last) == 30 and len({r.order_id for r in last}) == 30
+    assert {r.order_id for r in last} == accepted
+    assert levels == {"EAST": (18, 18), "WEST": (12, 12)}
