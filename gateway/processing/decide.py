@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gateway.acks.model import LineResult, LineStatus
 from gateway.model import Order
+from gateway.routing import PartLine, Router
 from gateway.rules import Decision, Outcome, RulesEngine
 from gateway.rules.base import Finding
 from gateway.store import findings as findings_repo
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
 
     from gateway.acks.outbound import AckCollector
 
-__all__ = ["DECIDE_CHUNK", "Decider", "StoreHistory", "apply", "decide_chunk", "line_results", "reserve_stock"]
+__all__ = ["DECIDE_CHUNK", "Decider", "Ship", "StockStep", "StoreHistory", "apply", "decide_chunk", "line_results", "reserve_stock"]
 
 Decider = Callable[["Connection"], RulesEngine]
 """Builds the rules engine for one chunk of orders (master data and history read through `conn`)."""
@@ -79,30 +81,63 @@ def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]
     `answers`: the partner gets an 855/ORDRSP, so each line's answer is worked out too."""
     decisions = engine.decide([order for _, order in pending], seen=seen)
     for (row, order), decision in zip(pending, decisions, strict=True):
-        row["_decision"] = (decision, line_results(order, decision) if answers else [])
+        ship = order.ship_to
+        row["_decision"] = (decision, line_results(order, decision) if answers else [], Ship(ship.country if ship else None, ship.region if ship else None, order.requested_delivery_date))
 
 
-def reserve_stock(keeper: StockKeeper, conn: Connection, order_id: str, decision: Decision, lines: list[LineResult]) -> tuple[Decision, list[LineResult]]:
-    """Reserve an accepted order's stock needs in the batch's transaction; returns its decision
-    and 855 line answers as they follow what was reserved (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class Ship:
+    """Where and when an order is to go, for routing."""
+
+    country: str | None = None
+    region: str | None = None
+    requested: dt.date | None = None  # the requested delivery date
+
+
+@dataclass
+class StockStep:
+    """What the decide step reserves and routes with, for one batch: the keeper on the batch's
+    connection, the router (None: no `routing:` configured); `routes` collects the routes to
+    store once the batch's orders are written."""
+
+    keeper: StockKeeper
+    conn: Connection
+    router: Router | None = None
+    today: dt.date = field(default_factory=dt.date.today)
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def reserve_stock(step: StockStep, order_id: str, decision: Decision, lines: list[LineResult], ship: Ship = Ship()) -> tuple[Decision, list[LineResult]]:
+    """Reserve an accepted order's stock needs in the batch's transaction (from the ship-to's
+    warehouses in order of preference when routing is configured); returns its decision and
+    855 line answers as they follow what was reserved (see the module docstring), and leaves
+    its route in `step.routes`."""
     needs = decision.stock
     if not needs:
         return decision, lines
+    keeper, conn = step.keeper, step.conn
+    prefer = step.router.warehouses(ship.country, ship.region) if step.router is not None else ()
     got: dict[str, Decimal] = {}
-    result = keeper.reserve(order_id, [ReserveLine(n.line, n.sku, n.quantity) for n in needs], partial=True, conn=conn)
+    result = keeper.reserve(order_id, [ReserveLine(n.line, n.sku, n.quantity, prefer=prefer) for n in needs], partial=True, conn=conn)
     for lr in result.lines:
         got[lr.line] = got.get(lr.line, Decimal(0)) + lr.reserved
     short = [(n, got.get(n.line, Decimal(0))) for n in needs if got.get(n.line, Decimal(0)) < n.quantity]
-    if not short:
-        return decision, lines
-    if needs[0].policy == "block":
+    if short and needs[0].policy == "block":
         keeper.release(order_id, conn=conn)
         found = [
-            Finding("stock", Outcome.HOLD, "STOCK_SHORT", f"line {n.line}: {n.quantity.normalize():f} of {n.sku} ordered, {have.normalize():f} could be reserved; the order waits until there is stock", n.line, {"sku": n.sku})
+            Finding("stock", Outcome.HOLD, "STOCK_SHORT", f"line {n.line}: {n.quantity.normalize():f} of {n.sku} ordered, {have.normalize():f} could be reserved{' from ' + ', '.join(prefer) if prefer else ''}; the order waits until there is stock", n.line, {"sku": n.sku})
             for n, have in short
             if not any(f.code == "STOCK_SHORT" and f.line == n.line for f in decision.findings)
         ]
         return Decision.of([*decision.findings, *found], account=decision.account, fingerprint=decision.fingerprint), []
+    if step.router is not None:
+        weights = {n.line: n.weight_kg for n in needs}
+        taken = [PartLine(r.line, r.sku, r.warehouse, r.quantity, weights.get(r.line)) for r in result.reservations]
+        route = step.router.route(taken, country=ship.country, requested=ship.requested, today=step.today)
+        if route is not None:
+            step.routes[order_id] = route
+    if not short:
+        return decision, lines
     answers = list(lines) if lines else []
     for n, have in short:
         if n.index >= len(answers):
@@ -127,12 +162,12 @@ def apply(
     events: list[dict[str, Any]],
     mapped: dict[str, str],
     acks: AckCollector | None = None,
-    stock: tuple[StockKeeper, Connection] | None = None,
+    stock: StockStep | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Decision]]:
     """Apply the decisions of the batch's new orders (after version linking): changes rows'
     state, plans and events in place; a row that linking found to be a repeat, a change or a
-    test is not decided. `stock`: the keeper and the batch's connection, to reserve accepted
-    orders' stock (see :func:`reserve_stock`). Returns (finding rows, decision rows) to insert once the orders are
+    test is not decided. `stock`: to reserve and route accepted orders (see
+    :func:`reserve_stock`; their routes are left in `stock.routes`). Returns (finding rows, decision rows) to insert once the orders are
     written, and the accepted orders' decisions by order id."""
     now = utcnow()
     finding_rows: list[dict[str, Any]] = []
@@ -143,10 +178,12 @@ def apply(
         plan = plans.get(row["id"])
         if decided is None or row["state"] != "validated" or plan is None or plan.action != "create":
             continue
-        decision, lines = decided
+        decision, lines, ship = decided
         oid = row["id"]
         if stock is not None and decision.outcome is Outcome.ACCEPT and decision.stock:
-            decision, lines = reserve_stock(stock[0], stock[1], oid, decision, lines)
+            decision, lines = reserve_stock(stock, oid, decision, lines, ship)
+            if oid in stock.routes:
+                events.append({"kind": "routed", "order_id": oid, "message_id": row["message_id"], "at": now, "detail": Router.describe(stock.routes[oid])})
         for seq, fnd in enumerate(decision.findings):
             finding_rows.append(
                 {

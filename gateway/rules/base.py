@@ -85,6 +85,7 @@ class StockNeed:
     policy: str  # block | backorder | partial
     rest: str = "backorder"  # partial: what happens to what is not available (backorder | cancel)
     backorder_date: dt.date | None = None  # when short units are expected, when known
+    weight_kg: Decimal | None = None  # per base unit (the catalogue's), for routing
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,8 @@ __all__ = [
     "list_reservations",
     "list_rows",
     "loading",
+    "routes_of",
+    "save_routes",
     "unknown_skus",
 ]
 
@@ -417,6 +419,7 @@ class ReserveLine:
     sku: str
     quantity: Decimal
     warehouse: str | None = None  # None: whichever warehouse has it, most available first
+    prefer: tuple[str, ...] = ()  # only these warehouses, in this order (routing); (): any
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,9 +604,17 @@ def _available(conn: Connection, sku: str, warehouse: str | None) -> list[tuple[
     return [(r.warehouse, (_num(r.available) or Decimal(0))) for r in rows]
 
 
+def _preferred(candidates: list[tuple[str, Decimal]], prefer: tuple[str, ...]) -> list[tuple[str, Decimal]]:
+    """The candidates a routed line may take from, in the route's order of preference."""
+    if not prefer:
+        return candidates
+    rank = {wh: i for i, wh in enumerate(prefer)}
+    return sorted((c for c in candidates if c[0] in rank), key=lambda c: rank[c[0]])
+
+
 def _take(conn: Connection, line: ReserveLine, want: Decimal, partial: bool) -> list[tuple[str, Decimal]]:
     """(warehouse, quantity) taken for one line; every unit by a conditional update."""
-    candidates = _available(conn, line.sku, line.warehouse)
+    candidates = _preferred(_available(conn, line.sku, line.warehouse), line.prefer)
     for wh, avail in candidates:  # the whole line from one warehouse, if one has it
         if avail + _EPS >= want and _try_take(conn, line.sku, wh, want):
             return [(wh, want)]
@@ -613,7 +624,7 @@ def _take(conn: Connection, line: ReserveLine, want: Decimal, partial: bool) -> 
     need = want
     for _ in range(20):  # each pass re-reads what others left; a lost race only means read again
         progressed = False
-        for wh, avail in _available(conn, line.sku, line.warehouse):
+        for wh, avail in _preferred(_available(conn, line.sku, line.warehouse), line.prefer):
             if need <= 0:
                 break
             amount = _num(min(avail, need)) or Decimal(0)
@@ -648,3 +659,27 @@ def _release(conn: Connection, order_id: str, *, drop: bool) -> list[Reservation
     if drop:
         conn.execute(delete(r).where(r.c.order_id == order_id, r.c.state == ReservationState.RELEASED))
     return released
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def save_routes(conn: Connection, routes: Mapping[str, Mapping[str, Any]]) -> None:
+    """The route of each order (gateway.routing), by order id; an order routed again replaces it."""
+    if not routes:
+        return
+    r = t.order_routes
+    now = utcnow()
+    conn.execute(delete(r).where(r.c.order_id.in_(sorted(routes))))
+    conn.execute(insert(r), [{"order_id": oid, "route": dict(route), "created_at": now} for oid, route in routes.items()])
+
+
+def routes_of(conn: Connection, order_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The stored routes of these orders (those routed)."""
+    r = t.order_routes
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(order_ids):
+        for row in conn.execute(select(r.c.order_id, r.c.route).where(r.c.order_id.in_(chunk))):
+            if isinstance(row.route, dict):
+                out[row.order_id] = row.route
+    return out

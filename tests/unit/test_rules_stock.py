@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from gateway.acks.model import LineResult, LineStatus
 from gateway.masterdata.model import Item, StockLevel
 from gateway.model import Order
-from gateway.processing.decide import line_results, reserve_stock
+from gateway.processing.decide import StockStep, line_results, reserve_stock
 from gateway.rules import (
     InMemoryMasterData,
     Outcome,
@@ -143,7 +143,7 @@ PLENTY = InMemoryMasterData(items=ITEMS, stock=[StockLevel("W-1", "EAST", Decima
 def _reserve(store: Store, oid: str, rule: dict[str, Any], o: Order) -> tuple[Any, list[LineResult]]:
     d = decide(rule, o, PLENTY)
     with store.begin() as conn:
-        return reserve_stock(StockKeeper(store), conn, oid, d, line_results(o, d))
+        return reserve_stock(StockStep(StockKeeper(store), conn), oid, d, line_results(o, d))
 
 
 def test_a_line_short_at_reservation_is_backordered_in_its_unit(store: Store):

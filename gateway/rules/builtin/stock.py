@@ -85,7 +85,7 @@ class StockRule(Rule):
             before = wanted.get(sku, Decimal(0))
             wanted[sku] = before + rl.base
             available = max(sum((lv.available for lv in levels), Decimal(0)) - before, Decimal(0))
-            ctx.stock_needs.append(StockNeed(rl.index, rl.label, sku, rl.base, rl.line.quantity, policy, cfg.partial_rest, when))
+            ctx.stock_needs.append(StockNeed(rl.index, rl.label, sku, rl.base, rl.line.quantity, policy, cfg.partial_rest, when, rl.item.weight_kg))
             unit = rl.item.base_uom
             if available < rl.base:
                 short = rl.base - available
