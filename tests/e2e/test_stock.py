@@ -11,6 +11,7 @@ checked, and no SKU is ever reserved beyond what is on hand."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections import Counter
@@ -34,6 +35,15 @@ STOCK_RULE = """\
     partial_rest: cancel
     backorder_days: 5
 """
+ROUTING = """\
+routing:
+  regions:
+    US-AK: [WEST]
+    US: [EAST, WEST]
+  carriers:
+    - {countries: [US], max_weight_kg: 20, carrier: UPSN, service: GND}
+    - {carrier: FXFE, service: LTL}
+"""
 PARTNERS = """\
   - name: beta
     x12_ids: ["ZZ:BETACO"]
@@ -49,7 +59,7 @@ def config(tmp: Path, acks: Path, store_url: str | None = None) -> Path:
     text = cfg.read_text()
     text = text.replace(f"masterdata:\n  folder: {tmp / 'masterdata'}\n", "")  # the store's master data
     text = text.replace("processing:\n", PARTNERS.replace("OUT", str(acks)) + "processing:\n", 1)
-    cfg.write_text(text + STOCK_RULE)
+    cfg.write_text(ROUTING + text + STOCK_RULE)
     return cfg
 
 
@@ -61,7 +71,9 @@ def x12(po: str, sender: str, lines: list[gen.Line], icn: int, *, cancel: bool =
 def masterdata(folder: Path) -> dict[str, Path]:
     """The rules' catalogue with plenty of stock, plus the SKUs the stock cases draw on."""
     skus = ["W-1", "W-2", "W-OLD", "W-PACK", "W-BIG", "TSHIRT-BLK-M", "ESPRESSO-01"]
-    items, prices = gen.ITEMS, gen.PRICES
+    head, *rows = gen.ITEMS.strip().splitlines()
+    items = "\n".join([head + ",weight_kg", *(r + ",1" for r in rows)]) + "\n"  # 1 kg each
+    prices = gen.PRICES
     stock = ["sku,warehouse,on_hand,reorder_point", *(f"{s},EAST,1000000," for s in skus)]
     for i in range(ROUNDS):
         for kind, rows in (
@@ -73,7 +85,7 @@ def masterdata(folder: Path) -> dict[str, Path]:
             ("LAST", [("WEST", 1, "")]),
         ):
             sku = f"{kind}-{i}"
-            items += f"{sku},{kind} item,,EA,,,false\n"
+            items += f"{sku},{kind} item,,EA,,,false,2.5\n"
             prices += f"{sku},10.00,USD,,\n"
             stock += [f"{sku},{wh},{q},{rp}" for wh, q, rp in rows]
     folder.mkdir(parents=True, exist_ok=True)
@@ -168,6 +180,33 @@ def test_stock_policies_reservations_and_855s_through_the_cli(tmp_path: Path):
     assert findings["PARTIAL_FILL"] == ROUNDS
     dated = next(f for f in acks.rglob("*") if f.is_file() and "PO-BO-3" in f.read_text()).read_text()
     assert "ACK*IB*3*EA*068*" in dated  # 3 backordered, with the date they are expected
+
+    # the route: stored, in the history, and handed to the connector with the order
+    def route(po: str) -> dict[str, object]:
+        (sent,) = list((tmp_path / "outbox").glob(f"{po}-*.json"))
+        found = json.loads(sent.read_text())["route"]
+        assert isinstance(found, dict)
+        return found
+
+    def parts(r: dict[str, object]) -> list[tuple[str, str, str, str]]:
+        return [(p["warehouse"], p["weight_kg"], p["carrier"], p["service"]) for p in r["parts"]]  # type: ignore[attr-defined]
+
+    for i in range(ROUNDS):
+        split = route(f"PO-SP-{i}")
+        assert split["split"] is True and split["warehouse"] == "EAST" and split["weight_kg"] == "25"
+        assert parts(split) == [("EAST", "15", "UPSN", "GND"), ("WEST", "10", "UPSN", "GND")]
+        assert parts(route(f"PO-RO-{i}")) == [("EAST", "15", "UPSN", "GND")]
+        assert parts(route(f"PO-LASTA-{i}")) == [("WEST", "2.5", "UPSN", "GND")]  # only WEST has it
+        assert parts(route(f"PO-BO-{i}")) == [("EAST", "12.5", "UPSN", "GND")]  # what was reserved
+        assert parts(route(f"PO-PF-{i}")) == [("EAST", "11", "UPSN", "GND")]
+    for c in cases:
+        if c.name == "normal":
+            i = int(c.po.rsplit("-", 1)[1])
+            weight = i + 3  # (i + 1) W-1 and 2 W-2 at 1 kg
+            assert parts(route(c.po)) == [("EAST", str(weight), *(("UPSN", "GND") if weight <= 20 else ("FXFE", "LTL")))], c.po
+    shown = run_cli("show", "PO-SP-2", "-c", str(cfg))
+    assert shown.returncode == 0, shown.stderr
+    assert "routed (split): part 1 from EAST by UPSN GND, 15 kg, lines 1; part 2 from WEST by UPSN GND, 10 kg, lines 1" in shown.stdout
 
     # a cancellation gives the stock back; a person's approval reserves what there is
     for i in range(5):
