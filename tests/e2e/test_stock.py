@@ -6,7 +6,7 @@ The mix: the rules' seeded cases (normal, price off list, high value, bad addres
 credit, unknown SKU, ..., the same order by EDI and cXML) with plenty of stock, and per round
 a backorder (partner beta), a partial fill that cancels the rest (gamma), a block (acme: held),
 an order only two warehouses together can fill, a reorder-point alert, and two orders from
-two partners for one last unit. Every decision, hold, 855 line code and reservation is
+two partners for one last unit; and a paid and an unpaid Shopify order. Every decision, hold, 855 line code and reservation is
 checked, and no SKU is ever reserved beyond what is on hand."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tests.support import rulesgen as gen
 
 pytestmark = pytest.mark.slow
 
+SHOPIFY = Path(__file__).resolve().parents[1] / "fixtures" / "carts" / "shopify_orders_create.json"
 ROUNDS = 20
 STOCK_RULE = """\
   - type: stock
@@ -51,6 +52,7 @@ PARTNERS = """\
   - name: gamma
     x12_ids: ["ZZ:GAMMACO"]
     acks: {functional: false, order_response: true, outbound: OUT}
+  - name: shop
 """
 
 
@@ -126,7 +128,17 @@ def test_stock_policies_reservations_and_855s_through_the_cli(tmp_path: Path):
             icn += 1
             (inbox / f"s{icn:06d}-{po}.edi").write_bytes(x12(f"PO-{po}", sender, lines, icn))
             expect[f"PO-{po}"] = want
-    total = len(cases) + 6 + len(expect)
+    base = json.loads(SHOPIFY.read_text())
+    carts = [
+        (gen.shopify_order(base, "#2001", email="jane.doe@example.com"), ({"validated"}, None)),
+        (gen.shopify_order(base, "#2002", email="jane.doe@example.com", status="pending", espresso=2), ({"held"}, "PAYMENT_PENDING")),
+    ]
+    (tmp_path / "carts").mkdir()
+    for (name, body), _ in carts:
+        (tmp_path / "carts" / name).write_bytes(body)
+    r = run_cli("ingest", "--format", "shopify", "--partner", "shop", "-c", str(cfg), *(str(tmp_path / "carts" / n) for (n, _), _ in carts))
+    assert r.returncode == 0, r.stderr
+    total = len(cases) + 6 + len(expect) + len(carts)
     assert total >= 200
 
     r = run_cli("run", "--once", "-c", str(cfg), timeout=600)
@@ -152,6 +164,11 @@ def test_stock_policies_reservations_and_855s_through_the_cli(tmp_path: Path):
         assert orders[c.po].reason == (c.codes[0] if c.codes else None), (c.name, orders[c.po])
     for edi, cx in pairs:
         assert {orders[edi.po].reason, orders[cx.po].reason} == {None, "DUPLICATE_CONTENT"}
+
+    for (name, _), (states, reason) in carts:
+        row = orders["#" + name.removesuffix(".json")]
+        sent = {"dispatched"} if "validated" in states else set()
+        assert row.state in states | sent and row.reason == reason, row
 
     answered = gen.read_855s(acks)
     for po, (states, reason, bak, lines) in expect.items():
