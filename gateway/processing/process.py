@@ -111,7 +111,7 @@ class Processor:
         # only when the master data is the store's (a CSV folder has no reservations to keep).
         self.keeper = StockKeeper(store) if reserve_stock and rules is not None else None
         self.router = router  # where accepted orders ship from and by whom (gateway.routing)
-        self.stock = StockFollower(self.keeper, rules) if self.keeper is not None and rules is not None else None
+        self.stock = StockFollower(self.keeper, rules, router) if self.keeper is not None and rules is not None else None
         self.partners = partners
         self.linker = linker
         self.batch_orders = batch_orders

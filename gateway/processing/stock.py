@@ -7,6 +7,8 @@
 - a person's approval of a held order reserves what there is (a person decided it goes on;
   what is short is backordered by the warehouse), a person's refusal gives back what it holds.
 
+Both reserve along the order's route when `routing:` is configured, and store the new route.
+
 What to reserve is what the stock rule asks for (`Decision.stock`), worked out by the
 configured rules over the order as it stands, on the caller's connection (master data read in
 the same transaction). Every call runs in the caller's transaction.
@@ -16,11 +18,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gateway.model import Order
-from gateway.rules.base import StockNeed
-from gateway.store.masterdata import ReserveLine, StockKeeper
+from gateway.processing.decide import Ship, StockStep, reserve_stock
+from gateway.routing import Router
+from gateway.rules.base import Decision, Outcome, StockNeed
+from gateway.store import add_event
+from gateway.store.masterdata import StockKeeper, save_routes
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -32,23 +38,32 @@ __all__ = ["StockFollower"]
 
 
 class StockFollower:
-    def __init__(self, keeper: StockKeeper, decider: Decider):
+    def __init__(self, keeper: StockKeeper, decider: Decider, router: Router | None = None):
         self.keeper = keeper
         self.decider = decider
+        self.router = router
 
-    def needs(self, conn: Connection, row: dict[str, Any]) -> tuple[StockNeed, ...]:
-        """What the stock rule asks the stored order (`row["data"]`) to hold; () when unreadable."""
-        data = row.get("data")
-        if data is None:
-            return ()
-        value = json.loads(data) if isinstance(data, str | bytes) else data
-        order = Order.model_validate(value)
-        return self.decider(conn).decide([order])[0].stock
+    def needs(self, conn: Connection, order: Order) -> tuple[StockNeed, ...]:
+        """What the stock rule asks the order to hold, as a backorder: whoever calls this has
+        decided the order goes on, so nothing it gets is given back for being short."""
+        return tuple(replace(n, policy="backorder") for n in self.decider(conn).decide([order])[0].stock)
 
     def reserve(self, conn: Connection, row: dict[str, Any]) -> None:
-        needs = self.needs(conn, row)
-        if needs:
-            self.keeper.reserve(row["id"], [ReserveLine(n.line, n.sku, n.quantity) for n in needs], partial=True, conn=conn)
+        """Reserve (and route) the stored order `row` as it stands; nothing when it holds no
+        readable order."""
+        data = row.get("data")
+        if data is None:
+            return
+        order = Order.model_validate(json.loads(data) if isinstance(data, str | bytes) else data)
+        needs = self.needs(conn, order)
+        if not needs:
+            return
+        step = StockStep(self.keeper, conn, self.router)
+        ship = order.ship_to
+        reserve_stock(step, row["id"], Decision(Outcome.ACCEPT, stock=needs), [], Ship(ship.country if ship else None, ship.region if ship else None, order.requested_delivery_date))
+        save_routes(conn, step.routes)
+        for oid, route in step.routes.items():
+            add_event(conn, "routed", Router.describe(route), order_id=oid, message_id=row.get("message_id"))
 
     def approved(self, conn: Connection, row: dict[str, Any]) -> None:
         self.reserve(conn, row)

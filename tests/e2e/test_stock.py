@@ -65,9 +65,9 @@ def config(tmp: Path, acks: Path, store_url: str | None = None) -> Path:
     return cfg
 
 
-def x12(po: str, sender: str, lines: list[gen.Line], icn: int, *, cancel: bool = False) -> bytes:
+def x12(po: str, sender: str, lines: list[gen.Line], icn: int, *, purpose: str = "00") -> bytes:
     body = gen.x12_850(po, lines, icn=icn).replace(b"ACMERETAIL     *", f"{sender:<15}*".encode()).replace(b"ACMERETAIL", sender.encode())
-    return body.replace(b"BEG*00*", b"BEG*01*") if cancel else body
+    return body.replace(b"BEG*00*", f"BEG*{purpose}*".encode())
 
 
 def masterdata(folder: Path) -> dict[str, Path]:
@@ -228,7 +228,10 @@ def test_stock_policies_reservations_and_855s_through_the_cli(tmp_path: Path):
     # a cancellation gives the stock back; a person's approval reserves what there is
     for i in range(5):
         icn += 1
-        (inbox / f"c{icn:06d}.edi").write_bytes(x12(f"PO-BO-{i}", "BETACO", [("8", "EA", "10.00", f"BO-{i}", None)], icn, cancel=True))
+        (inbox / f"c{icn:06d}.edi").write_bytes(x12(f"PO-BO-{i}", "BETACO", [("8", "EA", "10.00", f"BO-{i}", None)], icn, purpose="01"))
+    for i in range(5, 8):  # a replacement asks for 8 instead of 6: the new version holds 8
+        icn += 1
+        (inbox / f"r{icn:06d}.edi").write_bytes(x12(f"PO-RO-{i}", "ACMERETAIL", [("8", "EA", "10.00", f"RO-{i}", None)], icn, purpose="05"))
     r = run_cli("run", "--once", "-c", str(cfg), timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     ok = run_cli("approve", orders["PO-BL-0"].id[:8], "--by", "dana", "-c", str(cfg))
@@ -237,13 +240,24 @@ def test_stock_policies_reservations_and_855s_through_the_cli(tmp_path: Path):
     assert no.returncode == 0, no.stderr
     shown = run_cli("show", "PO-BO-5", "-c", str(cfg))
     assert shown.returncode == 0 and "BACKORDERED" in shown.stdout, shown.stdout + shown.stderr
+    shown = run_cli("show", orders["PO-BL-0"].id[:8], "-c", str(cfg))
+    assert "routed: part 1 from EAST by UPSN GND, 5 kg, lines 1" in shown.stdout, shown.stdout
 
     engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
     with engine.connect() as conn:
         reserved = dict(conn.execute(select(t.stock.c.sku, func.sum(t.stock.c.reserved)).group_by(t.stock.c.sku)).all())
+        holders = dict(
+            conn.execute(
+                select(t.stock_reservations.c.sku, t.orders.c.version)
+                .join(t.orders, t.orders.c.id == t.stock_reservations.c.order_id)
+                .where(t.stock_reservations.c.state == "reserved", t.stock_reservations.c.sku.like("RO-%"))
+            ).all()
+        )
     engine.dispose()
     assert all(reserved[f"BO-{i}"] == 0 for i in range(5)) and all(reserved[f"BO-{i}"] == 5 for i in range(5, ROUNDS))
     assert reserved["BL-0"] == 2 and reserved["BL-1"] == 0  # approved: what there was
+    assert [reserved[f"RO-{i}"] for i in range(4, 9)] == [6, 8, 8, 8, 6]
+    assert [holders[f"RO-{i}"] for i in range(4, 9)] == [1, 2, 2, 2, 1]  # held by the new version
 
 
 @pytest.mark.postgres
