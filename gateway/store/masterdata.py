@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -583,24 +583,30 @@ def _result(order_id: str, lines: Sequence[ReserveLine], held: list[Reservation]
     return ReserveResult(order_id, tuple(done), repeated=repeated)
 
 
+# Built once: a statement built per call costs more than running it (SQLAlchemy then finds its
+# compiled form in the cache by the statement's identity, not by rebuilding it).
+_s = t.stock
+_TAKE = (
+    update(_s)
+    .where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"), _s.c.on_hand - _s.c.reserved >= bindparam("b_min"))
+    .values(reserved=_s.c.reserved + bindparam("b_q"))
+)
+_AVAIL = (_s.c.on_hand - _s.c.reserved).label("available")
+_AVAILABLE = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku")).order_by(_AVAIL.desc(), _s.c.warehouse)
+_AVAILABLE_IN = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"))
+
+
 def _try_take(conn: Connection, sku: str, warehouse: str, q: Decimal) -> bool:
     """The one statement that moves stock into `reserved`: only if that much is available."""
-    s = t.stock
-    done = conn.execute(
-        update(s)
-        .where(s.c.sku == sku, s.c.warehouse == warehouse, s.c.on_hand - s.c.reserved >= q - _EPS)
-        .values(reserved=s.c.reserved + q)
-    )
+    done = conn.execute(_TAKE, {"b_sku": sku, "b_wh": warehouse, "b_min": q - _EPS, "b_q": q})
     return done.rowcount == 1
 
 
 def _available(conn: Connection, sku: str, warehouse: str | None) -> list[tuple[str, Decimal]]:
-    s = t.stock
-    avail = (s.c.on_hand - s.c.reserved).label("available")
-    stmt = select(s.c.warehouse, avail).where(s.c.sku == sku)
-    if warehouse is not None:
-        stmt = stmt.where(s.c.warehouse == warehouse)
-    rows = conn.execute(stmt.order_by(avail.desc(), s.c.warehouse)).all()
+    if warehouse is None:
+        rows = conn.execute(_AVAILABLE, {"b_sku": sku}).all()
+    else:
+        rows = conn.execute(_AVAILABLE_IN, {"b_sku": sku, "b_wh": warehouse}).all()
     return [(r.warehouse, (_num(r.available) or Decimal(0))) for r in rows]
 
 
