@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.errors import ConfigError, GatewayError, InputRejected
+from gateway.states import MessageState, OrderState
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -256,21 +257,33 @@ def demo(
 @app.command()
 def orders(
     config: ConfigOpt = None,
-    state: Annotated[str | None, typer.Option("--state", "-s", help="Only orders in this state.")] = None,
+    state: Annotated[OrderState | None, typer.Option("--state", "-s", help="Only orders in this state.", case_sensitive=False)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
 ) -> None:
     """List recent orders with their state."""
     gw = _gateway(config, existing=True)
     try:
-        _orders_table(gw, state=state, limit=limit)
+        _orders_table(gw, state=state.value if state else None, limit=limit, as_json=as_json)
     finally:
         gw.close()
 
 
-def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
+def _json_lines(rows: Any) -> None:
+    """Dataclass rows as JSON Lines (times in ISO 8601)."""
+    import dataclasses
+
+    for r in rows:
+        sys.stdout.write(json.dumps(dataclasses.asdict(r), default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
+
+
+def _orders_table(gw: Any, *, state: str | None, limit: int, as_json: bool = False) -> None:
     from gateway.store.queries import list_orders
 
     rows = list_orders(gw.store, state=state, limit=limit)
+    if as_json:
+        _json_lines(rows)
+        return
     table = Table(title=f"{len(rows)} order(s)" + (f" in state {state}" if state else ""))
     for col in ("id", "po number", "partner", "lines", "state", "reason", "from"):
         table.add_column(col)
@@ -282,17 +295,21 @@ def _orders_table(gw: Any, *, state: str | None, limit: int) -> None:
 @app.command()
 def messages(
     config: ConfigOpt = None,
-    state: Annotated[str | None, typer.Option("--state", "-s", help="received, parsed or quarantined.")] = None,
+    state: Annotated[MessageState | None, typer.Option("--state", "-s", help="Only messages in this state.", case_sensitive=False)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message, for scripts.")] = False,
 ) -> None:
     """List received files and messages: what came in, what it became, and why one was refused."""
     from gateway.store.queries import list_messages
 
     gw = _gateway(config, existing=True)
     try:
-        rows = list_messages(gw.store, state=state, limit=limit)
+        rows = list_messages(gw.store, state=state.value if state else None, limit=limit)
     finally:
         gw.close()
+    if as_json:
+        _json_lines(rows)
+        return
     table = Table(title=f"{len(rows)} message(s)" + (f" in state {state}" if state else ""))
     for col in ("id", "received", "source", "name", "bytes", "state", "orders", "rejected", "reason / warnings"):
         table.add_column(col)
@@ -380,7 +397,10 @@ def show(
 
 
 @app.command("dead-letters")
-def dead_letters(config: ConfigOpt = None) -> None:
+def dead_letters(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter (documents with \"kind\"), for scripts.")] = False,
+) -> None:
     """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
     from gateway.store.dead_letters import list_dead, list_dead_documents
 
@@ -390,6 +410,9 @@ def dead_letters(config: ConfigOpt = None) -> None:
         acks = list_dead_documents(gw.store)
     finally:
         gw.close()
+    if as_json:
+        _json_lines([*rows, *acks])
+        return
     table = Table(title=f"{len(rows)} dead letter(s)")
     for col in ("id", "order", "po number", "connector", "attempts", "last status", "last error"):
         table.add_column(col)
@@ -579,6 +602,69 @@ def release(
         err.print(f"order {row['id'][:8]} released and queued; `gateway run` sends it", markup=False)
     else:
         err.print(f"order {row['id'][:8]} released and is {row['state']}: {row['reason']}: {row['error']}", markup=False)
+
+
+@app.command("replay-archive")
+def replay_archive(
+    since: Annotated[str, typer.Option("--since", help="Messages received from this date (2026-11-01) or time (2026-11-01T09:30, UTC).")],
+    config: ConfigOpt = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List every order, not only those decided or read differently now.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="At most this many messages.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
+) -> None:
+    """Read archived messages again with the current mappings and rules; print what would be decided differently.
+
+    Go-live safety for a mapping or rules change: nothing is stored or sent."""
+    import datetime as dt
+
+    from gateway.app import RulesSetup
+    from gateway.replay_archive import replay_archive as replay
+    from gateway.store import Store
+    from gateway.translate import PartnerDirectory
+
+    try:
+        start = dt.datetime.fromisoformat(since.strip())
+    except ValueError:
+        raise GatewayError(f"--since {since!r} is not a date: give 2026-11-01 or 2026-11-01T09:30 (UTC)") from None
+    start = start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start.astimezone(dt.UTC)
+    cfg = _config(config, secrets_optional=True)
+    setup = RulesSetup(cfg)
+    store = Store(cfg.store.url, create=False)
+    directory = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
+
+    counts = {"orders": 0, "decision": 0, "content": 0}
+    changed: list[Any] = []
+    try:
+        with store.engine.connect() as conn:
+
+            def engine_for(history: Any) -> Any:
+                from gateway.rules import RulesEngine
+
+                return RulesEngine(setup.rules, setup.masterdata(conn), history) if cfg.rules else None
+
+            for r in replay(conn, directory, engine_for, start, limit=limit):
+                counts["orders"] += 1
+                counts["decision"] += r.decision_changed
+                counts["content"] += bool(r.changes)
+                if as_json:
+                    sys.stdout.write(json.dumps(r.as_dict()) + "\n")
+                elif r.changed or show_all:
+                    changed.append(r)
+    finally:
+        store.dispose()
+    if not as_json:
+        table = Table(title=f"{len(changed)} of {counts['orders']} order(s) since {start:%Y-%m-%d %H:%M} {'listed' if show_all else 'read or decided differently now'}")
+        for col in ("received", "file", "po number", "then", "now", "what differs"):
+            table.add_column(col, overflow="fold")
+        for r in changed:
+            then = r.then + (f" {r.then_reason}" if r.then_reason else "")
+            now = r.now + (f" {r.now_reason}" if r.now_reason else "")
+            table.add_row(f"{r.received_at:%Y-%m-%d %H:%M}", f"{r.name} {r.position}", r.po_number or "-", then, now, "; ".join(r.changes[:6]))
+        out.print(table)
+    err.print(
+        f"{counts['orders']} order(s) read again: {counts['decision']} decided differently now, {counts['content']} read differently; nothing was stored or sent",
+        markup=False,
+    )
 
 
 @app.command()

@@ -334,7 +334,8 @@ def _serve(
 
 
 def _serves_intake(cfg: GatewayConfig) -> bool:
-    return cfg.intake is not None and bool(cfg.intake.stores or cfg.intake.forms)
+    # Any intake: section starts the server, if only for /health and /metrics (issue 12).
+    return cfg.intake is not None
 
 
 class _SkippedRunFilter(logging.Filter):

@@ -3,6 +3,7 @@
     POST /intake/shopify/{store}       Shopify order webhooks (X-Shopify-Hmac-Sha256)
     POST /intake/woocommerce/{store}   WooCommerce order webhooks (X-WC-Webhook-Signature)
     GET  /health                       200 while the store answers, else 503
+    GET  /metrics                      the gateway's state for Prometheus (gateway.intake.metrics)
 
 One delivery, in this order; the first check that fails answers and nothing is stored:
 
@@ -423,8 +424,16 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
     _shopify_route(app, intake)
     _woocommerce_route(app, intake)
     _health_route(app, intake)
+    from gateway.intake.metrics import metrics_router
+
+    app.include_router(metrics_router(gateway, lambda: _counts(intake)))
     _openapi_without_422(app)
     return app
+
+
+def _counts(intake: _Intake) -> dict[str, int]:
+    with intake._stats_lock:
+        return dict(intake.stats)
 
 
 def _shopify_route(app: FastAPI, intake: _Intake) -> None:

@@ -14,12 +14,12 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, true, update
 
 from gateway.store import tables as t
 from gateway.store.db import utcnow
 
-__all__ = ["decision_of", "findings_of", "for_order", "forget", "insert", "order_counts", "person_decided", "seen"]
+__all__ = ["decided_at", "decision_of", "findings_of", "for_order", "forget", "insert", "order_counts", "person_decided", "seen"]
 
 f, d = t.rule_findings, t.rule_decisions
 _CHUNK = 500
@@ -61,20 +61,31 @@ def forget(conn: Connection, order_ids: Iterable[str]) -> None:
         conn.execute(delete(d).where(d.c.order_id.in_(part)))
 
 
-def order_counts(conn: Connection, accounts: Collection[str]) -> dict[str, int]:
-    """Orders decided before, by account (rejected ones not counted)."""
+def order_counts(conn: Connection, accounts: Collection[str], *, before: dt.datetime | None = None) -> dict[str, int]:
+    """Orders decided before (`before`: that time; `gateway replay-archive`), by account
+    (rejected ones not counted)."""
     out: dict[str, int] = {}
     names = list(accounts)
     for i in range(0, len(names), _CHUNK):
         rows = conn.execute(
-            select(d.c.account, func.count()).where(d.c.account.in_(names[i : i + _CHUNK]), d.c.outcome != "reject").group_by(d.c.account)
+            select(d.c.account, func.count())
+            .where(d.c.account.in_(names[i : i + _CHUNK]), d.c.outcome != "reject", d.c.decided_at < before if before else true())
+            .group_by(d.c.account)
         )
         out.update({r[0]: int(r[1]) for r in rows})
     return out
 
 
-def seen(conn: Connection, fingerprints: Collection[str], since: dt.datetime) -> dict[str, str]:
-    """Fingerprints of orders decided since `since` (not rejected), each with the order it was."""
+def decided_at(conn: Connection, message_id: str) -> dt.datetime | None:
+    """When the rules first decided one of the message's orders (None: they never did)."""
+    o = t.orders
+    value = conn.execute(select(func.min(d.c.decided_at)).join(o, o.c.id == d.c.order_id).where(o.c.message_id == message_id)).scalar()
+    return value if isinstance(value, dt.datetime) else None
+
+
+def seen(conn: Connection, fingerprints: Collection[str], since: dt.datetime, *, before: dt.datetime | None = None) -> dict[str, str]:
+    """Fingerprints of orders decided since `since` (not rejected), each with the order it was;
+    `before`: only those decided before that time (`gateway replay-archive`)."""
     out: dict[str, str] = {}
     fps = list(fingerprints)
     o = t.orders
@@ -83,6 +94,7 @@ def seen(conn: Connection, fingerprints: Collection[str], since: dt.datetime) ->
             select(d.c.fingerprint, o.c.id, o.c.po_number, o.c.channel)
             .join(o, o.c.id == d.c.order_id)
             .where(d.c.fingerprint.in_(fps[i : i + _CHUNK]), d.c.decided_at >= since, d.c.outcome != "reject")
+            .where(d.c.decided_at < before if before else true())
         )
         for r in rows:
             out.setdefault(r.fingerprint, f"order {r.id[:8]} PO {r.po_number} ({r.channel})")

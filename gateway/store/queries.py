@@ -30,6 +30,9 @@ __all__ = [
     "list_orders",
     "message_outcome",
     "order_detail",
+    "archived_messages",
+    "metrics_snapshot",
+    "decided_orders",
     "recent_event_details",
 ]
 
@@ -235,3 +238,55 @@ def recent_event_details(store: Store, kind: str, *, limit: int) -> list[str | N
     ev = t.events
     with store.engine.connect() as conn:
         return list(conn.execute(select(ev.c.detail).where(ev.c.kind == kind).order_by(ev.c.id.desc()).limit(limit)).scalars())
+
+
+def archived_messages(conn: Any, since: dt.datetime, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Messages received since `since` that were read (parsed) or refused after reading, oldest
+    first: what `gateway replay-archive` reads again. Bodies are not loaded here."""
+    m = t.messages
+    query = (
+        select(m.c.id, m.c.received_at, m.c.display_name, m.c.format, m.c.partner, m.c.state, m.c.reason, m.c.error)
+        .where(m.c.received_at >= since, or_(m.c.state == "parsed", (m.c.state == "quarantined") & (m.c.attempts > 0)))
+        .order_by(m.c.received_at, m.c.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def decided_orders(conn: Any, message_id: str) -> dict[int, dict[str, Any]]:
+    """doc_index -> (po_number, state, reason, data) of the orders read from a message (as read,
+    not a person's edited versions)."""
+    o = t.orders
+    rows = conn.execute(
+        select(o.c.doc_index, o.c.po_number, o.c.state, o.c.reason, o.c.data)
+        .where(o.c.message_id == message_id, o.c.doc_index >= 0)
+    )
+    return {r.doc_index: dict(r._mapping) for r in rows}
+
+
+def metrics_snapshot(conn: Any, now: dt.datetime) -> dict[str, Any]:
+    """What `/metrics` exposes, counted by the database: orders and messages by state, outbox
+    rows by kind, connector and state, the age of the oldest due row (by `now`, the database's
+    clock), and the exception queue by state and reason."""
+    from sqlalchemy import func
+
+    m, o, ob = t.messages, t.orders, t.outbox
+    oldest = conn.execute(
+        select(func.min(ob.c.next_attempt_at)).where(ob.c.state == "pending", ob.c.next_attempt_at <= now)
+    ).scalar()
+    waiting = conn.execute(
+        select(o.c.state, o.c.reason, func.count()).where(o.c.state.in_(["held", "quarantined"])).group_by(o.c.state, o.c.reason)
+    ).all()
+    return {
+        "messages": dict(conn.execute(select(m.c.state, func.count()).group_by(m.c.state)).all()),
+        "orders": dict(conn.execute(select(o.c.state, func.count()).group_by(o.c.state)).all()),
+        "outbox": [tuple(r) for r in conn.execute(select(ob.c.kind, ob.c.connector, ob.c.state, func.count()).group_by(ob.c.kind, ob.c.connector, ob.c.state))],
+        "oldest_due_seconds": max(0.0, (now - _aware(oldest)).total_seconds()) if oldest is not None else 0.0,
+        "exceptions": [(state, (reason or "").split(":")[0], n) for state, reason, n in waiting],
+    }
+
+
+def _aware(value: Any) -> dt.datetime:
+    when: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)

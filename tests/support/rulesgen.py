@@ -43,9 +43,7 @@ NEWBIE,New Customer,,new@example.com,,
 """
 
 RULES = """\
-masterdata:
-  folder: {folder}
-rules:
+{masterdata}rules:
   - type: required_fields
     channels: [shopify, woocommerce]
     fields: [customer_email, ship_to]
@@ -212,8 +210,9 @@ def shopify_order(base: dict[str, object], name: str, *, email: str | None, stat
     return f"{name.strip('#')}.json", json.dumps(order).encode()
 
 
-def config(tmp: Path, *, outbound: Path, store_url: str | None = None) -> Path:
-    """A gateway configuration with the rules, the master data and partner acme (855s on)."""
+def config(tmp: Path, *, outbound: Path, store_url: str | None = None, masterdata_in_store: bool = False) -> Path:
+    """A gateway configuration with the rules, the master data and partner acme (855s on).
+    `masterdata_in_store`: no masterdata folder; the CSV files are for `gateway data import`."""
     folder = write_masterdata(tmp / "masterdata")
     (tmp / "inbox").mkdir(exist_ok=True)
     cfg = tmp / "gateway.yaml"
@@ -246,7 +245,7 @@ processing:
 dispatch:
   poll_seconds: 0.2
 """
-        + RULES.format(folder=folder)
+        + RULES.format(masterdata="" if masterdata_in_store else f"masterdata:\n  folder: {folder}\n")
     )
     return cfg
 

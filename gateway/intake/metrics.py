@@ -1,0 +1,101 @@
+"""`GET /metrics`: the gateway's state for Prometheus (text exposition format 0.0.4).
+
+Every figure is counted by the database on each scrape (one connection, a handful of
+GROUP BY queries), so any node answers for the whole store and nothing drifts between nodes:
+
+    gateway_messages{state}                        stored messages by state
+    gateway_orders{state}                          orders by state
+    gateway_outbox{kind,connector,state}           deliveries and documents by state
+    gateway_outbox_oldest_due_seconds              how long the oldest due delivery has waited
+    gateway_exceptions{state,reason}               held and quarantined orders by reason code
+    gateway_intake_requests_total{outcome}         this node's intake answers since it started
+    gateway_up                                     1 when the store answered, else 0 (then 503)
+
+Alert on `gateway_outbox_oldest_due_seconds` (work is not leaving), on
+`gateway_outbox{state="dead"}` and `gateway_exceptions` growing, and on `gateway_up == 0`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+__all__ = ["exposition", "metrics_router"]
+
+log = logging.getLogger(__name__)
+
+_HELP = {
+    "gateway_messages": "Stored messages by state.",
+    "gateway_orders": "Orders by state.",
+    "gateway_outbox": "Outbox rows (order deliveries and documents) by kind, connector and state.",
+    "gateway_outbox_oldest_due_seconds": "Seconds the oldest due outbox row has waited.",
+    "gateway_exceptions": "Held and quarantined orders by state and reason code.",
+    "gateway_intake_requests_total": "Intake answers of this node since it started, by outcome.",
+    "gateway_up": "1 when the store answered the scrape.",
+}
+_COUNTERS = {"gateway_intake_requests_total"}
+
+
+def _label(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(name: str, samples: Iterable[tuple[dict[str, Any], float]]) -> list[str]:
+    lines = [f"# HELP {name} {_HELP[name]}", f"# TYPE {name} {'counter' if name in _COUNTERS else 'gauge'}"]
+    for labels, value in samples:
+        text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
+    return lines
+
+
+def exposition(snapshot: dict[str, Any] | None, requests: dict[str, int]) -> str:
+    """The text a scrape gets: the store's snapshot (None: the store did not answer)."""
+    lines: list[str] = []
+    if snapshot is not None:
+        lines += _family("gateway_messages", (({"state": s}, n) for s, n in sorted(snapshot["messages"].items())))
+        lines += _family("gateway_orders", (({"state": s}, n) for s, n in sorted(snapshot["orders"].items())))
+        lines += _family(
+            "gateway_outbox", (({"kind": k, "connector": c, "state": s}, n) for k, c, s, n in sorted(snapshot["outbox"]))
+        )
+        lines += _family("gateway_outbox_oldest_due_seconds", [({}, round(snapshot["oldest_due_seconds"], 3))])
+        lines += _family("gateway_exceptions", (({"state": s, "reason": r or "none"}, n) for s, r, n in sorted(snapshot["exceptions"])))
+    lines += _family("gateway_intake_requests_total", (({"outcome": k}, n) for k, n in sorted(requests.items())))
+    lines += _family("gateway_up", [({}, 1 if snapshot is not None else 0)])
+    return "\n".join(lines) + "\n"
+
+
+def metrics_router(gateway: Any, requests: Any) -> APIRouter:
+    """`requests()` returns this node's intake counters (outcome -> count)."""
+    router = APIRouter()
+
+    def snapshot() -> dict[str, Any] | None:
+        from gateway.store.queries import metrics_snapshot
+
+        try:
+            with gateway.store.engine.connect() as conn:
+                return metrics_snapshot(conn, gateway.store.db_now(conn))
+        except Exception as exc:  # a scrape reports the store down, it never fails with a trace
+            log.error("metrics: the store does not answer: %s", exc)
+            return None
+
+    @router.get(
+        "/metrics",
+        summary="The gateway's state for Prometheus",
+        description=__doc__,
+        response_class=PlainTextResponse,
+        tags=["operations"],
+        responses={503: {"description": "The store does not answer (gateway_up 0)."}},
+    )
+    async def metrics() -> PlainTextResponse:
+        snap = await run_in_threadpool(snapshot)
+        return PlainTextResponse(
+            exposition(snap, dict(requests())), status_code=200 if snap is not None else 503,
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+    return router
