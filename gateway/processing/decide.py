@@ -39,7 +39,7 @@ from gateway.rules import Decision, Outcome, RulesEngine
 from gateway.rules.base import Finding
 from gateway.store import findings as findings_repo
 from gateway.store import utcnow
-from gateway.store.masterdata import ReserveLine, StockKeeper
+from gateway.store.masterdata import ReserveLine, ReserveResult, StockKeeper
 from gateway.versions import Plan
 
 if TYPE_CHECKING:
@@ -105,6 +105,16 @@ class StockStep:
     router: Router | None = None
     today: dt.date = field(default_factory=dt.date.today)
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reserved: dict[str, ReserveResult] = field(default_factory=dict)  # taken ahead for the batch (`reserve_all`)
+
+    def lines(self, decision: Decision, ship: Ship) -> list[ReserveLine]:
+        prefer = self.router.warehouses(ship.country, ship.region) if self.router is not None else ()
+        return [ReserveLine(n.line, n.sku, n.quantity, prefer=prefer) for n in decision.stock]
+
+    def reserve_all(self, orders: list[tuple[str, Decision, Ship]]) -> None:
+        """Reserve the batch's accepted orders together, in a few statements
+        (StockKeeper.reserve_many); `reserve_stock` then reads what each got."""
+        self.reserved.update(self.keeper.reserve_many(self.conn, [(oid, self.lines(d, ship)) for oid, d, ship in orders]))
 
 
 def reserve_stock(step: StockStep, order_id: str, decision: Decision, lines: list[LineResult], ship: Ship = Ship()) -> tuple[Decision, list[LineResult]]:
@@ -118,7 +128,7 @@ def reserve_stock(step: StockStep, order_id: str, decision: Decision, lines: lis
     keeper, conn = step.keeper, step.conn
     prefer = step.router.warehouses(ship.country, ship.region) if step.router is not None else ()
     got: dict[str, Decimal] = {}
-    result = keeper.reserve(order_id, [ReserveLine(n.line, n.sku, n.quantity, prefer=prefer) for n in needs], partial=True, conn=conn)
+    result = step.reserved.pop(order_id, None) or keeper.reserve(order_id, step.lines(decision, ship), partial=True, conn=conn)
     for lr in result.lines:
         got[lr.line] = got.get(lr.line, Decimal(0)) + lr.reserved
     short = [(n, got.get(n.line, Decimal(0))) for n in needs if got.get(n.line, Decimal(0)) < n.quantity]
@@ -173,6 +183,15 @@ def apply(
     finding_rows: list[dict[str, Any]] = []
     decision_rows: list[dict[str, Any]] = []
     accepted: dict[str, Decision] = {}
+    if stock is not None:  # every accepted order's stock at once, before each is answered
+        stock.reserve_all(
+            [
+                (row["id"], d[0], d[2])
+                for row in rows
+                if (d := row.get("_decision")) is not None and d[0].outcome is Outcome.ACCEPT and d[0].stock
+                and row["state"] == "validated" and (plan := plans.get(row["id"])) is not None and plan.action == "create"
+            ]
+        )
     for row in rows:
         decided = row.pop("_decision", None)
         plan = plans.get(row["id"])

@@ -38,7 +38,7 @@ from gateway.masterdata.model import (
 )
 from gateway.states import ReservationState, move
 from gateway.store import tables as t
-from gateway.store.db import Store, add_event, as_utc, utcnow
+from gateway.store.db import Store, add_event, add_events, as_utc, utcnow
 
 __all__ = [
     "KindStatus",
@@ -556,6 +556,97 @@ class StockKeeper:
         position = {id(x): i for i, x in enumerate(lines)}
         ordered = sorted(zip(sorted(lines, key=lambda x: (x.sku, x.warehouse or "")), done, strict=True), key=lambda p: position[id(p[0])])
         return ReserveResult(order_id, tuple(d for _, d in ordered))
+
+    def reserve_many(self, conn: Connection, orders: Sequence[tuple[str, Sequence[ReserveLine]]]) -> dict[str, ReserveResult]:
+        """`reserve` (partial) for many orders in the caller's transaction, in a few statements:
+        what is available is read once for all their SKUs, each order's lines are taken from
+        that picture in turn (as `reserve` would, one order after the other), and the totals
+        are taken per SKU and warehouse by the same conditional update, as one executemany
+        inside a savepoint. If any of those finds less than the picture said (another process
+        took stock meanwhile), the savepoint is rolled back and every order is reserved on its
+        own, as `reserve` does: the batch path is only ever an optimisation."""
+        if not orders:
+            return {}
+        r = t.stock_reservations
+        ids = [oid for oid, _ in orders]
+        holding: set[str] = set()
+        for chunk in _chunks(ids):
+            holding.update(conn.execute(select(r.c.order_id).where(r.c.order_id.in_(chunk), r.c.state == ReservationState.RESERVED)).scalars())
+        results = {oid: self._reserve(conn, oid, lines, True) for oid, lines in orders if oid in holding}
+        fresh = [(oid, lines) for oid, lines in orders if oid not in holding]
+        if not fresh:
+            return results
+        snap: dict[str, dict[str, Decimal]] = {}
+        for chunk in _chunks({ln.sku for _, lines in fresh for ln in lines}):
+            for row in conn.execute(select(_s.c.sku, _s.c.warehouse, _AVAIL).where(_s.c.sku.in_(chunk))):
+                snap.setdefault(row.sku, {})[row.warehouse] = _num(row.available) or Decimal(0)
+        planned: list[tuple[str, Sequence[ReserveLine], list[list[tuple[str, Decimal]]]]] = []
+        totals: dict[tuple[str, str], Decimal] = {}
+        for oid, lines in fresh:
+            taken_per_line = []
+            for line in lines:
+                taken = _plan_take(snap.get(line.sku, {}), line, _quantity(line.quantity))
+                for wh, q in taken:
+                    totals[(line.sku, wh)] = totals.get((line.sku, wh), Decimal(0)) + q
+                taken_per_line.append(taken)
+            planned.append((oid, lines, taken_per_line))
+        params = [{"b_sku": sku, "b_wh": wh, "b_min": q - _EPS, "b_q": q} for (sku, wh), q in sorted(totals.items())]
+        savepoint = conn.begin_nested()
+        if params and conn.execute(_TAKE, params).rowcount != len(params):
+            savepoint.rollback()
+            results.update({oid: self._reserve(conn, oid, lines, True) for oid, lines in fresh})
+            return results
+        savepoint.commit()
+        now = utcnow()
+        state = move(ReservationState, None, ReservationState.RESERVED).value
+        rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for oid, lines, taken_per_line in planned:
+            done = []
+            for line, taken in zip(lines, taken_per_line, strict=True):
+                want = _quantity(line.quantity)
+                got = sum((q for _, q in taken), Decimal(0))
+                outcome = ReserveOutcome.RESERVED if got >= want else ReserveOutcome.PARTIAL if got > 0 else ReserveOutcome.SHORT
+                done.append(LineReservation(line.line, line.sku, want, outcome, tuple(Reservation(oid, line.line, line.sku, wh, q) for wh, q in taken)))
+                rows.extend(
+                    {"order_id": oid, "line": line.line, "sku": line.sku, "warehouse": wh, "quantity": q, "state": state, "created_at": now, "updated_at": now}
+                    for wh, q in taken
+                )
+            result = ReserveResult(oid, tuple(done))
+            results[oid] = result
+            events.append({"kind": "stock_reserved", "order_id": oid, "at": now, "detail": _detail(result.reservations)})
+        if rows:
+            conn.execute(insert(r), rows)
+        add_events(conn, events)
+        return results
+
+
+def _plan_take(snap: dict[str, Decimal], line: ReserveLine, want: Decimal) -> list[tuple[str, Decimal]]:
+    """What `_take` (partial) would take of one line, worked out on a picture of what is
+    available (updated in place)."""
+    candidates = sorted(((wh, a) for wh, a in snap.items() if line.warehouse is None or wh == line.warehouse), key=lambda c: (-c[1], c[0]))
+    candidates = _preferred(candidates, line.prefer)
+    for wh, avail in candidates:
+        if avail + _EPS >= want:
+            snap[wh] = avail - want
+            return [(wh, want)]
+    taken: list[tuple[str, Decimal]] = []
+    need = want
+    for wh, avail in candidates:
+        if need <= 0:
+            break
+        amount = _num(min(avail, need)) or Decimal(0)
+        if amount <= 0:
+            continue
+        snap[wh] = avail - amount
+        taken.append((wh, amount))
+        need -= amount
+    return taken
+
+
+def _detail(held: Iterable[Reservation]) -> str:
+    return ("; ".join(f"{r.line}: {r.quantity} {r.sku} @ {r.warehouse}" for r in held) or "nothing")[:2000]
+
 
 def _event(conn: Connection, order_id: str, kind: str, held: Iterable[Reservation], released: Iterable[Reservation] = ()) -> None:
     parts = [f"{r.line}: {r.quantity} {r.sku} @ {r.warehouse}" for r in held]

@@ -105,3 +105,38 @@ def test_reservation_follows_the_preference_and_splits_in_its_order(store: Store
     got = keeper.reserve("o-3", [ReserveLine("1", "W-1", Decimal(45), prefer=("EAST", "WEST"))], partial=True)
     assert sorted((r.warehouse, r.quantity) for r in got.reservations) == [("EAST", Decimal(2)), ("WEST", Decimal(38))]
     assert got.lines[0].reserved == Decimal(40)
+
+
+def test_a_batch_reserves_as_one_order_after_another_would(store: Store):
+    _seed(store, [("W-1", "EAST", 10), ("W-1", "WEST", 5), ("W-2", "EAST", 3)])
+    keeper = StockKeeper(store)
+    orders = [
+        ("a", [ReserveLine("1", "W-1", Decimal(8), prefer=("EAST", "WEST")), ReserveLine("2", "W-2", Decimal(2))]),
+        ("b", [ReserveLine("1", "W-1", Decimal(6), prefer=("EAST", "WEST"))]),  # 2 EAST + 4 WEST
+        ("c", [ReserveLine("1", "W-1", Decimal(3)), ReserveLine("2", "W-2", Decimal(3))]),  # 1 WEST; 1 W-2
+    ]
+    with store.begin() as conn:
+        got = keeper.reserve_many(conn, orders)
+    assert [(r.warehouse, r.quantity) for r in got["a"].reservations] == [("EAST", Decimal(8)), ("EAST", Decimal(2))]
+    assert sorted((r.warehouse, r.quantity) for r in got["b"].reservations) == [("EAST", Decimal(2)), ("WEST", Decimal(4))]
+    assert [(x.reserved, x.outcome.value) for x in got["c"].lines] == [(Decimal(1), "partial"), (Decimal(1), "partial")]
+    for oid in "abc":  # what the store holds is what each was told
+        assert sorted((r.sku, r.warehouse, r.quantity) for r in keeper.held(oid)) == sorted((r.sku, r.warehouse, r.quantity) for r in got[oid].reservations)
+    with store.begin() as conn:  # again: each already holds its stock
+        again = keeper.reserve_many(conn, orders[:1])
+    assert again["a"].repeated
+
+
+def test_a_batch_whose_picture_is_stale_falls_back_to_one_order_at_a_time(store: Store, monkeypatch: pytest.MonkeyPatch):
+    from gateway.store import masterdata
+
+    _seed(store, [("W-1", "EAST", 4)])
+    # as if another process took stock between the read and the take: the plan asks for more
+    monkeypatch.setattr(masterdata, "_plan_take", lambda snap, line, want: [("EAST", want)])
+    keeper = StockKeeper(store)
+    with store.begin() as conn:
+        got = keeper.reserve_many(conn, [("a", [ReserveLine("1", "W-1", Decimal(3))]), ("b", [ReserveLine("1", "W-1", Decimal(3))])])
+    assert got["a"].lines[0].reserved == 3 and got["b"].lines[0].reserved == 1
+    with store.engine.connect() as conn:
+        (reserved,) = conn.execute(t.stock.select().with_only_columns(t.stock.c.reserved)).one()
+    assert reserved == 4
