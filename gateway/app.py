@@ -17,6 +17,7 @@ from gateway.connector import AckOutcome, RawMessage, Source
 from gateway.errors import ConfigError, GatewayError, StoreUnavailable
 from gateway.ingest import Stored, default_outcome, ingest
 from gateway.pipeline import Pipeline, ProcessStats
+from gateway.routing import Router
 from gateway.store import Store
 from gateway.translate import PartnerDirectory
 
@@ -66,6 +67,8 @@ class Gateway:
             authserv_id=cfg.processing.authserv_id,
             smtp=cfg.smtp,
             rules=self.rules_engine if cfg.rules else None,
+            reserve_stock=bool(cfg.rules) and (cfg.masterdata is None or cfg.masterdata.folder is None),
+            router=Router(cfg.routing) if cfg.routing is not None else None,
         )
 
     # -- the rules and their master data -------------------------------------------------------------

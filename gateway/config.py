@@ -38,6 +38,7 @@ from gateway.errors import ConfigError
 from gateway.intake.config import IntakeConfig
 from gateway.plugins import SourceConfigBase, TargetConfigBase
 from gateway.retry import RetryPolicy
+from gateway.routing import RoutingConfig
 from gateway.rules.base import RuleConfigBase
 from gateway.rules.config import MasterDataConfig
 from gateway.smtp import SmtpConfig
@@ -172,6 +173,7 @@ class GatewayConfig(BaseModel):
         default_factory=list, description="Rules every new order goes through (accept, hold for a person, reject); see README \"Rules\"."
     )
     masterdata: MasterDataConfig | None = Field(None, description="Master data the rules read (items, prices, stock, accounts).")
+    routing: RoutingConfig | None = Field(None, description="Which warehouse ships an accepted order and by which carrier; needs a stock rule (README \"Routing\").")
     mappings: Path | None = Field(None, description="Folder of the partner mapping folders (<partner>/partner.yaml, email.yaml, ...); default: the mappings/ folder shipped with the gateway.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 

@@ -28,6 +28,7 @@ from gateway.processing.exception_queue import ExceptionQueue
 from gateway.processing.process import Processor, ProcessStats
 from gateway.processing.receive import ReceiveResult, display_name, receive, receive_many
 from gateway.processing.review import Review
+from gateway.routing import Router
 from gateway.store import Store
 from gateway.translate import PartnerDirectory
 from gateway.versions import Linker
@@ -51,6 +52,8 @@ class Pipeline:
         authserv_id: str | None = None,
         smtp: Any = None,
         rules: Decider | None = None,
+        reserve_stock: bool = False,
+        router: Router | None = None,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -70,8 +73,11 @@ class Pipeline:
             authserv_id=authserv_id,
             smtp=smtp,
             rules=rules,
+            reserve_stock=reserve_stock,
+            router=router,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
+        self.review.stock = self.processor.stock
         self.exceptions = ExceptionQueue(
             store, self.linker, self.processor.queue, answer=lambda conn, row: self.review.answer(conn, row, accepted=True)
         )

@@ -69,6 +69,7 @@ class Plan:
     action: str = "create"
     after: dict[str, int] = field(default_factory=dict)
     references: dict[str, str | None] = field(default_factory=dict)
+    replaces: str | None = None  # a change or cancellation: the id of the version it applies to
 
 
 class Linker:
@@ -184,6 +185,7 @@ class Linker:
             action,
             after={c: cur.deliveries[c][0] for c in targets if c in cur.deliveries},
             references={c: cur.deliveries[c][1] for c in targets if c in cur.deliveries},
+            replaces=cur.id,
         )
 
     def _can(self, connector: str, action: str) -> bool:

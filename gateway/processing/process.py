@@ -35,7 +35,7 @@ from gateway.processing.acknowledge import (
     confirm,
     store_ready_acks,
 )
-from gateway.processing.decide import DECIDE_CHUNK, Decider, apply, decide_chunk
+from gateway.processing.decide import DECIDE_CHUNK, Decider, StockStep, apply, decide_chunk
 from gateway.processing.email_trust import email_partner
 from gateway.processing.interchanges import (
     close_interchange,
@@ -45,11 +45,15 @@ from gateway.processing.interchanges import (
 )
 from gateway.processing.review import hold_for_review
 from gateway.processing.run import Batch, Run, is_cut_off, is_test
+from gateway.processing.stock import StockFollower
+from gateway.routing import Router
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import findings as findings_repo
 from gateway.store import interchanges as interchange_repo
+from gateway.store import masterdata as masterdata_repo
 from gateway.store import messages as message_repo
 from gateway.store import orders as order_repo
+from gateway.store.masterdata import StockKeeper
 from gateway.store.outbox import new_deliveries
 from gateway.translate import PartnerDirectory, Rejected, Translated, translate
 from gateway.validation import validate
@@ -98,9 +102,16 @@ class Processor:
         authserv_id: str | None = None,
         smtp: Any = None,
         rules: Decider | None = None,
+        reserve_stock: bool = False,
+        router: Router | None = None,
     ):
         self.store = store
         self.rules = rules  # the rules engine for a batch's transaction (gateway.processing.decide); None: no rules
+        # Accepted orders reserve their stock (the stock rule's needs) in the batch's transaction;
+        # only when the master data is the store's (a CSV folder has no reservations to keep).
+        self.keeper = StockKeeper(store) if reserve_stock and rules is not None else None
+        self.router = router  # where accepted orders ship from and by whom (gateway.routing)
+        self.stock = StockFollower(self.keeper, rules, router) if self.keeper is not None and rules is not None else None
         self.partners = partners
         self.linker = linker
         self.batch_orders = batch_orders
@@ -442,14 +453,20 @@ class Processor:
             if tests:
                 self._route_tests(batch.orders, tests, plans, batch.events, mapped)
             found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+            stock: StockStep | None = None
             if self.rules is not None:
-                found_rows, decided, _accepted = apply(batch.orders, plans, batch.events, mapped, run.acks)
+                stock = StockStep(self.keeper, conn, self.router) if self.keeper is not None else None
+                found_rows, decided, _accepted = apply(batch.orders, plans, batch.events, mapped, run.acks, stock)
                 found = (found_rows, decided)
                 refused = sum(1 for r in decided if r["outcome"] == "reject")
                 run.orders -= refused
                 run.rejected += refused
             order_repo.insert_batch(conn, batch.orders)
             findings_repo.insert(conn, *found)
+            if stock is not None:
+                masterdata_repo.save_routes(conn, stock.routes)
+            if self.stock is not None:
+                self.stock.versions(conn, [(row, plans.get(row["id"])) for row in batch.orders])
             self.queue(
                 conn, [(row, plans.get(row["id"])) for row in batch.orders], batch.events, mapped
             )
@@ -465,6 +482,8 @@ class Processor:
                 released = self.linker.release_waiting(conn, keys, batch.events)
                 for row, _ in released:
                     order_repo.release(conn, row)
+                if self.stock is not None:
+                    self.stock.versions(conn, released)
                 self.queue(conn, released, batch.events, {})
                 keys = sorted(
                     {r["order_key"] for r, _ in released if r["state"] in ("validated", "held")}

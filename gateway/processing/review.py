@@ -32,6 +32,8 @@ from gateway.versions import Linker, Plan
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from gateway.processing.stock import StockFollower
+
 __all__ = ["Review", "hold_for_review"]
 
 Queue = Callable[["Connection", list[tuple[dict[str, Any], Plan | None]], list[dict[str, Any]], dict[str, str]], None]
@@ -45,6 +47,7 @@ class Review:
         self.partners = partners
         self.linker = linker
         self.queue = queue  # queues an approved order as processing queues an accepted one
+        self.stock: StockFollower | None = None  # reserves for an approved order, releases for a refused one
 
     def held_for_review(self, limit: int = 100) -> list[dict[str, Any]]:
         """Orders waiting for a person (`gateway review`), oldest first."""
@@ -68,6 +71,8 @@ class Review:
             order_repo.review_decision(conn, row["id"], "validated", None, None)
             if held_by_rules:
                 findings_repo.person_decided(conn, row["id"], "accept", by)
+            if self.stock is not None:
+                self.stock.approved(conn, row)
             events: list[dict[str, Any]] = []
             targets = self.linker.targets(row["partner"])
             note = f"approved by {by}" if by else "approved by a person"
@@ -86,6 +91,8 @@ class Review:
             who = f" by {by}" if by else ""
             order_repo.review_decision(conn, row["id"], "quarantined", "REJECTED_BY_PERSON", reason.strip()[:2000])
             findings_repo.person_decided(conn, row["id"], "reject", by)
+            if self.stock is not None:
+                self.stock.refused(conn, row["id"])
             add_event(conn, "quarantined", order_id=row["id"], message_id=row["message_id"], detail=f"rejected{who}: {reason.strip()}")
             self.answer(conn, row, accepted=False)
         return str(row["id"])

@@ -14,6 +14,7 @@ and limit a rule to some channels or partners.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,7 +28,7 @@ from gateway.model import Channel, Order
 if TYPE_CHECKING:
     from gateway.rules.context import OrderContext
 
-__all__ = ["Decision", "Finding", "Outcome", "Rule", "RuleConfigBase", "line_label"]
+__all__ = ["Decision", "Finding", "Outcome", "Rule", "RuleConfigBase", "StockNeed", "line_label"]
 
 
 class Outcome(StrEnum):
@@ -72,6 +73,22 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class StockNeed:
+    """Stock an accepted order must hold for one line (the stock rule says so; the decide step
+    reserves it in the batch's transaction and the order's answer follows what it got)."""
+
+    index: int  # 0-based position in order.lines
+    line: str  # the line's label (see line_label)
+    sku: str
+    quantity: Decimal  # base units
+    ordered: Decimal  # the line's quantity in its own unit (to answer in that unit)
+    policy: str  # block | backorder | partial
+    rest: str = "backorder"  # partial: what happens to what is not available (backorder | cancel)
+    backorder_date: dt.date | None = None  # when short units are expected, when known
+    weight_kg: Decimal | None = None  # per base unit (the catalogue's), for routing
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The rules' verdict on one order."""
 
@@ -79,6 +96,7 @@ class Decision:
     findings: tuple[Finding, ...] = ()
     account: str | None = None  # the customer account the order was matched to
     fingerprint: str | None = None  # its content, to recognise it arriving again (rule duplicates)
+    stock: tuple[StockNeed, ...] = ()  # what to reserve once accepted (the stock rule)
 
     @classmethod
     def of(
@@ -87,10 +105,11 @@ class Decision:
         *,
         account: str | None = None,
         fingerprint: str | None = None,
+        stock: Iterable[StockNeed] = (),
     ) -> Decision:
         found = tuple(findings)
         worst = max((f.outcome for f in found), key=lambda o: o.severity, default=Outcome.ACCEPT)
-        return cls(worst, found, account, fingerprint)
+        return cls(worst, found, account, fingerprint, tuple(stock))
 
     @property
     def deciding(self) -> tuple[Finding, ...]:

@@ -17,10 +17,13 @@ import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from gateway.masterdata.model import Account, Item, MasterData, Price
+from gateway.masterdata.model import Account, Item, MasterData, Price, StockLevel
 from gateway.model import Order, OrderLine, Purpose
+
+if TYPE_CHECKING:
+    from gateway.rules.base import StockNeed
 
 __all__ = [
     "BatchContext",
@@ -81,6 +84,7 @@ class OrderContext:
     batch: BatchContext
     value: Decimal = Decimal(0)
     fingerprint: str | None = None  # the order's content (see `fingerprint`)
+    stock_needs: list[StockNeed] = field(default_factory=list)  # what to reserve if accepted (the stock rule)
 
     def prices(self, sku: str) -> list[Price]:
         """Prices valid on the order date for `sku`: the account's contract prices first."""
@@ -118,6 +122,14 @@ class BatchContext:
     seen_before: dict[str, str] = field(default_factory=dict)  # content the history saw before this batch
     _prices: dict[str | None, Mapping[str, list[Price]]] = field(default_factory=dict)
     _skus: set[str] = field(default_factory=set)
+    _stock: Mapping[str, list[StockLevel]] | None = None
+
+    def stock(self, sku: str) -> list[StockLevel]:
+        """Stock levels of `sku` per warehouse, as read for the batch (every SKU of the batch in
+        one look-up, on first use: only a configured stock rule reads stock)."""
+        if self._stock is None:
+            self._stock = {} if self.masterdata is None or not self._skus else self.masterdata.stock(self._skus)
+        return self._stock.get(sku, [])
 
     @classmethod
     def prefetch(

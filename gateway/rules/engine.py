@@ -5,8 +5,9 @@ rule that applies to an order (its channels and partners) yields findings, and t
 outcome decides. A rule that fails with an unexpected error does not stop the batch: the order
 is held with RULE_FAILED naming the rule, so a person sees it and the bug is logged.
 
-Stock reservation and routing come after the decision (a seam for them: an accepted
-:class:`Decision` is where a reservation would be taken, inside the same transaction).
+Stock reservation and routing come after the decision: the stock rule leaves what an order
+must hold on its :class:`Decision` (``stock``), and gateway.processing.decide reserves and
+routes it in the batch's transaction.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class RulesEngine:
                     findings,
                     account=ctx.account.code if ctx.account else None,
                     fingerprint=ctx.fingerprint,
+                    stock=ctx.stock_needs,
                 )
             )
         return out

@@ -44,6 +44,7 @@ BUILTINS: dict[str, str] = {
     "credit": "gateway.rules.builtin.credit:CreditRule",
     "risk": "gateway.rules.builtin.risk:RiskRule",
     "duplicates": "gateway.rules.builtin.duplicates:DuplicatesRule",
+    "stock": "gateway.rules.builtin.stock:StockRule",
     "expression": "gateway.rules.builtin.expression:ExpressionRule",
 }
 

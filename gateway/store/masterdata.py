@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -39,7 +39,7 @@ from gateway.masterdata.model import (
 )
 from gateway.states import ReservationState, move
 from gateway.store import tables as t
-from gateway.store.db import Store, add_event, as_utc, utcnow
+from gateway.store.db import Store, add_event, add_events, as_utc, utcnow
 
 __all__ = [
     "KindStatus",
@@ -54,6 +54,8 @@ __all__ = [
     "list_reservations",
     "list_rows",
     "loading",
+    "routes_of",
+    "save_routes",
     "unknown_skus",
 ]
 
@@ -437,6 +439,7 @@ class ReserveLine:
     sku: str
     quantity: Decimal
     warehouse: str | None = None  # None: whichever warehouse has it, most available first
+    prefer: tuple[str, ...] = ()  # only these warehouses, in this order (routing); (): any
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,6 +577,97 @@ class StockKeeper:
         ordered = sorted(zip(sorted(lines, key=lambda x: (x.sku, x.warehouse or "")), done, strict=True), key=lambda p: position[id(p[0])])
         return ReserveResult(order_id, tuple(d for _, d in ordered))
 
+    def reserve_many(self, conn: Connection, orders: Sequence[tuple[str, Sequence[ReserveLine]]]) -> dict[str, ReserveResult]:
+        """`reserve` (partial) for many orders in the caller's transaction, in a few statements:
+        what is available is read once for all their SKUs, each order's lines are taken from
+        that picture in turn (as `reserve` would, one order after the other), and the totals
+        are taken per SKU and warehouse by the same conditional update, as one executemany
+        inside a savepoint. If any of those finds less than the picture said (another process
+        took stock meanwhile), the savepoint is rolled back and every order is reserved on its
+        own, as `reserve` does: the batch path is only ever an optimisation."""
+        if not orders:
+            return {}
+        r = t.stock_reservations
+        ids = [oid for oid, _ in orders]
+        holding: set[str] = set()
+        for chunk in _chunks(ids):
+            holding.update(conn.execute(select(r.c.order_id).where(r.c.order_id.in_(chunk), r.c.state == ReservationState.RESERVED)).scalars())
+        results = {oid: self._reserve(conn, oid, lines, True) for oid, lines in orders if oid in holding}
+        fresh = [(oid, lines) for oid, lines in orders if oid not in holding]
+        if not fresh:
+            return results
+        snap: dict[str, dict[str, Decimal]] = {}
+        for chunk in _chunks({ln.sku for _, lines in fresh for ln in lines}):
+            for row in conn.execute(select(_s.c.sku, _s.c.warehouse, _AVAIL).where(_s.c.sku.in_(chunk))):
+                snap.setdefault(row.sku, {})[row.warehouse] = _num(row.available) or Decimal(0)
+        planned: list[tuple[str, Sequence[ReserveLine], list[list[tuple[str, Decimal]]]]] = []
+        totals: dict[tuple[str, str], Decimal] = {}
+        for oid, lines in fresh:
+            taken_per_line = []
+            for line in lines:
+                taken = _plan_take(snap.get(line.sku, {}), line, _quantity(line.quantity))
+                for wh, q in taken:
+                    totals[(line.sku, wh)] = totals.get((line.sku, wh), Decimal(0)) + q
+                taken_per_line.append(taken)
+            planned.append((oid, lines, taken_per_line))
+        params = [{"b_sku": sku, "b_wh": wh, "b_min": q - _EPS, "b_q": q} for (sku, wh), q in sorted(totals.items())]
+        savepoint = conn.begin_nested()
+        if params and conn.execute(_TAKE, params).rowcount != len(params):
+            savepoint.rollback()
+            results.update({oid: self._reserve(conn, oid, lines, True) for oid, lines in fresh})
+            return results
+        savepoint.commit()
+        now = utcnow()
+        state = move(ReservationState, None, ReservationState.RESERVED).value
+        rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for oid, lines, taken_per_line in planned:
+            done = []
+            for line, taken in zip(lines, taken_per_line, strict=True):
+                want = _quantity(line.quantity)
+                got = sum((q for _, q in taken), Decimal(0))
+                outcome = ReserveOutcome.RESERVED if got >= want else ReserveOutcome.PARTIAL if got > 0 else ReserveOutcome.SHORT
+                done.append(LineReservation(line.line, line.sku, want, outcome, tuple(Reservation(oid, line.line, line.sku, wh, q) for wh, q in taken)))
+                rows.extend(
+                    {"order_id": oid, "line": line.line, "sku": line.sku, "warehouse": wh, "quantity": q, "state": state, "created_at": now, "updated_at": now}
+                    for wh, q in taken
+                )
+            result = ReserveResult(oid, tuple(done))
+            results[oid] = result
+            events.append({"kind": "stock_reserved", "order_id": oid, "at": now, "detail": _detail(result.reservations)})
+        if rows:
+            conn.execute(insert(r), rows)
+        add_events(conn, events)
+        return results
+
+
+def _plan_take(snap: dict[str, Decimal], line: ReserveLine, want: Decimal) -> list[tuple[str, Decimal]]:
+    """What `_take` (partial) would take of one line, worked out on a picture of what is
+    available (updated in place)."""
+    candidates = sorted(((wh, a) for wh, a in snap.items() if line.warehouse is None or wh == line.warehouse), key=lambda c: (-c[1], c[0]))
+    candidates = _preferred(candidates, line.prefer)
+    for wh, avail in candidates:
+        if avail + _EPS >= want:
+            snap[wh] = avail - want
+            return [(wh, want)]
+    taken: list[tuple[str, Decimal]] = []
+    need = want
+    for wh, avail in candidates:
+        if need <= 0:
+            break
+        amount = _num(min(avail, need)) or Decimal(0)
+        if amount <= 0:
+            continue
+        snap[wh] = avail - amount
+        taken.append((wh, amount))
+        need -= amount
+    return taken
+
+
+def _detail(held: Iterable[Reservation]) -> str:
+    return ("; ".join(f"{r.line}: {r.quantity} {r.sku} @ {r.warehouse}" for r in held) or "nothing")[:2000]
+
+
 def _event(conn: Connection, order_id: str, kind: str, held: Iterable[Reservation], released: Iterable[Reservation] = ()) -> None:
     parts = [f"{r.line}: {r.quantity} {r.sku} @ {r.warehouse}" for r in held]
     gone = [f"{r.line}: -{r.quantity} {r.sku} @ {r.warehouse}" for r in released]
@@ -600,30 +694,44 @@ def _result(order_id: str, lines: Sequence[ReserveLine], held: list[Reservation]
     return ReserveResult(order_id, tuple(done), repeated=repeated)
 
 
+# Built once: a statement built per call costs more than running it (SQLAlchemy then finds its
+# compiled form in the cache by the statement's identity, not by rebuilding it).
+_s = t.stock
+_TAKE = (
+    update(_s)
+    .where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"), _s.c.on_hand - _s.c.reserved >= bindparam("b_min"))
+    .values(reserved=_s.c.reserved + bindparam("b_q"))
+)
+_AVAIL = (_s.c.on_hand - _s.c.reserved).label("available")
+_AVAILABLE = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku")).order_by(_AVAIL.desc(), _s.c.warehouse)
+_AVAILABLE_IN = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"))
+
+
 def _try_take(conn: Connection, sku: str, warehouse: str, q: Decimal) -> bool:
     """The one statement that moves stock into `reserved`: only if that much is available."""
-    s = t.stock
-    done = conn.execute(
-        update(s)
-        .where(s.c.sku == sku, s.c.warehouse == warehouse, s.c.on_hand - s.c.reserved >= q - _EPS)
-        .values(reserved=s.c.reserved + q)
-    )
+    done = conn.execute(_TAKE, {"b_sku": sku, "b_wh": warehouse, "b_min": q - _EPS, "b_q": q})
     return done.rowcount == 1
 
 
 def _available(conn: Connection, sku: str, warehouse: str | None) -> list[tuple[str, Decimal]]:
-    s = t.stock
-    avail = (s.c.on_hand - s.c.reserved).label("available")
-    stmt = select(s.c.warehouse, avail).where(s.c.sku == sku)
-    if warehouse is not None:
-        stmt = stmt.where(s.c.warehouse == warehouse)
-    rows = conn.execute(stmt.order_by(avail.desc(), s.c.warehouse)).all()
+    if warehouse is None:
+        rows = conn.execute(_AVAILABLE, {"b_sku": sku}).all()
+    else:
+        rows = conn.execute(_AVAILABLE_IN, {"b_sku": sku, "b_wh": warehouse}).all()
     return [(r.warehouse, (_num(r.available) or Decimal(0))) for r in rows]
+
+
+def _preferred(candidates: list[tuple[str, Decimal]], prefer: tuple[str, ...]) -> list[tuple[str, Decimal]]:
+    """The candidates a routed line may take from, in the route's order of preference."""
+    if not prefer:
+        return candidates
+    rank = {wh: i for i, wh in enumerate(prefer)}
+    return sorted((c for c in candidates if c[0] in rank), key=lambda c: rank[c[0]])
 
 
 def _take(conn: Connection, line: ReserveLine, want: Decimal, partial: bool) -> list[tuple[str, Decimal]]:
     """(warehouse, quantity) taken for one line; every unit by a conditional update."""
-    candidates = _available(conn, line.sku, line.warehouse)
+    candidates = _preferred(_available(conn, line.sku, line.warehouse), line.prefer)
     for wh, avail in candidates:  # the whole line from one warehouse, if one has it
         if avail + _EPS >= want and _try_take(conn, line.sku, wh, want):
             return [(wh, want)]
@@ -633,7 +741,7 @@ def _take(conn: Connection, line: ReserveLine, want: Decimal, partial: bool) -> 
     need = want
     for _ in range(20):  # each pass re-reads what others left; a lost race only means read again
         progressed = False
-        for wh, avail in _available(conn, line.sku, line.warehouse):
+        for wh, avail in _preferred(_available(conn, line.sku, line.warehouse), line.prefer):
             if need <= 0:
                 break
             amount = _num(min(avail, need)) or Decimal(0)
@@ -668,3 +776,27 @@ def _release(conn: Connection, order_id: str, *, drop: bool) -> list[Reservation
     if drop:
         conn.execute(delete(r).where(r.c.order_id == order_id, r.c.state == ReservationState.RELEASED))
     return released
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def save_routes(conn: Connection, routes: Mapping[str, Mapping[str, Any]]) -> None:
+    """The route of each order (gateway.routing), by order id; an order routed again replaces it."""
+    if not routes:
+        return
+    r = t.order_routes
+    now = utcnow()
+    conn.execute(delete(r).where(r.c.order_id.in_(sorted(routes))))
+    conn.execute(insert(r), [{"order_id": oid, "route": dict(route), "created_at": now} for oid, route in routes.items()])
+
+
+def routes_of(conn: Connection, order_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The stored routes of these orders (those routed)."""
+    r = t.order_routes
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(order_ids):
+        for row in conn.execute(select(r.c.order_id, r.c.route).where(r.c.order_id.in_(chunk))):
+            if isinstance(row.route, dict):
+                out[row.order_id] = row.route
+    return out

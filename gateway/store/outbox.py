@@ -754,8 +754,14 @@ def _predecessor_references(conn: Connection, ids: set[int]) -> dict[int, str]:
 
 
 def _order_data(conn: Connection, order_ids: set[str]) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(select(t.orders.c.id, t.orders.c.data).where(t.orders.c.id.in_(sorted(order_ids))))
-    return {r.id: r.data for r in rows if isinstance(r.data, dict)}
+    """The canonical order of each delivery, with its route (gateway.routing) when it has one."""
+    rt = t.order_routes
+    rows = conn.execute(
+        select(t.orders.c.id, t.orders.c.data, rt.c.route)
+        .select_from(t.orders.outerjoin(rt, rt.c.order_id == t.orders.c.id))
+        .where(t.orders.c.id.in_(sorted(order_ids)))
+    )
+    return {r.id: ({**r.data, "route": r.route} if isinstance(r.route, dict) else r.data) for r in rows if isinstance(r.data, dict)}
 
 
 def _to_dead(

@@ -271,6 +271,15 @@ accounts = Table(
 )
 
 # Stock held for one order line in one warehouse (states: gateway.states.ReservationState).
+# The route of an accepted order (gateway.routing): warehouse, carrier, service and its parts.
+order_routes = Table(
+    "order_routes",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("route", JSON, nullable=False),
+    Column("created_at", TZ, nullable=False),
+)
+
 stock_reservations = Table(
     "stock_reservations",
     metadata,
