@@ -234,7 +234,7 @@ def _map(
         try:
             ack = read_ack(fmt, doc.doc_type, doc.control_number, doc.body)
         except InputRejected as exc:
-            yield reject(exc.reason, f"{fmt.upper()} {doc.doc_type}: {exc.message}", exc.position)
+            yield reject(exc.reason, exc.message, exc.position)
             return
         out = reject("ACKNOWLEDGEMENT", f"a partner's acknowledgement ({ack.summary()}), matched to what we sent by `gateway ingest`")
         out.ack = ack

@@ -276,9 +276,9 @@ class Processor:
                     warnings=run.warnings, fmt=fmt, orders=0, rejected=total,
                 )
                 stats.rejected_messages = 1
-            elif run.acks_read and good == 0 and run.acks_unmatched:
+            elif run.ack_problems and good == 0 and len(run.ack_problems) == total:  # only acknowledgements, some refused
                 self._finish_message(
-                    conn, message_id, "quarantined", "UNMATCHED_ACK", "; ".join(run.acks_unmatched)[:4000],
+                    conn, message_id, "quarantined", run.ack_problems[0][0], "; ".join(text for _, text in run.ack_problems)[:4000],
                     warnings=run.warnings, fmt=fmt, orders=0, rejected=total,
                 )
                 stats.rejected_messages = 1
@@ -396,13 +396,14 @@ class Processor:
             )
             what = "GS06 group control number" if ev.ack.kind != "CONTRL" else "interchange control reference"
             why = f"no document we sent to {partner} has the {what} it acknowledges ({named})"
-        run.acks_unmatched.append(f"{ev.ack.kind} {ev.control_number or ''}: {why}".replace("  ", " "))
         self._add_rejection(Rejected("UNMATCHED_ACK", why, ev.position, ev.index, ev.envelope, ev.doc_type, ev.control_number), run)
 
     def _add_rejection(self, ev: Rejected, run: Run) -> None:
         if ev.ack is not None:
             self._read_ack(ev, run)
             return
+        if ev.reason in ("UNMATCHED_ACK", "MALFORMED_ACK"):
+            run.ack_problems.append((ev.reason, f"{ev.doc_type or ''} {ev.control_number or ''}: {ev.message}".strip()))
         message_id, batch = run.message_id, run.batch
         now = utcnow()
         oid = new_id()

@@ -144,3 +144,72 @@ def test_x12_997s_are_matched_to_our_855s_rejections_unmatched_and_overdue(tmp_p
     assert "is overdue" not in _run(cfg, "run", "--for", "3")  # warned once, not on every check
     table = _run(cfg, "documents", "--overdue")
     assert table.count("OVERDUE") == SILENT
+
+
+def _orders(f: int) -> str:
+    """acme's interchange IC<f> with PER_FILE ORDERS messages."""
+    msgs = []
+    for i in range(PER_FILE):
+        body = [f"UNH+{i + 1}+ORDERS:D:96A:UN'", f"BGM+220+PO-E{f:02d}-{i:02d}+9'", "DTM+137:20261127:102'", "NAD+BY+5412345000013::9'", "LIN+1++SKU-1:SA'", "QTY+21:2'", "UNS+S'"]
+        body.append(f"UNT+{len(body) + 1}+{i + 1}'")
+        msgs.append("".join(body))
+    return f"UNA:+.? 'UNB+UNOC:3+ACMEEDI:14+WIDGETCO:14+261127:0930+IC{f}'" + "".join(msgs) + f"UNZ+{PER_FILE}+IC{f}'"
+
+
+def _contrl(ref: str, contrls: list[tuple[str, str, str]]) -> str:
+    """acme's interchange `ref` holding one CONTRL per (our UNB 0020, UCI action, UCM action)."""
+    msgs = []
+    for k, (ours, uci, ucm) in enumerate(contrls, 1):
+        error = "+13" if ucm == "4" else ""
+        body = [f"UNH+{k}+CONTRL:D:3:UN'", f"UCI+{ours}+WIDGETCO:14+ACMEEDI:14+{uci}'", f"UCM+1+ORDRSP:D:96A:UN+{ucm}{error}'"]
+        body.append(f"UNT+{len(body) + 1}+{k}'")
+        msgs.append("".join(body))
+    return f"UNA:+.? 'UNB+UNOC:3+ACMEEDI:14+WIDGETCO:14+261127:1000+{ref}'" + "".join(msgs) + f"UNZ+{len(contrls)}+{ref}'"
+
+
+def test_edifact_contrls_are_matched_to_our_ordrsps(tmp_path: Path, store_url: str) -> None:
+    cfg = config(tmp_path, store_url, expect_within=0.05)
+    inbox = tmp_path / "inbox"
+    for f in range(FILES):
+        (inbox / f"orders-{f:02d}.edi").write_text(_orders(f))
+    _run(cfg, "run", "--once", "--for", "240")
+    sent = sorted((tmp_path / "out-acme").iterdir())
+    assert len(sent) == FILES * PER_FILE
+    ours: dict[str, str] = {}  # our UNB 0020 -> PO number
+    for f in sent:
+        text = f.read_text()
+        unb = re.search(r"UNB\+[^+]+\+[^+]+\+[^+]+\+[^+]+\+(\w+)'", text)
+        ref = re.search(r"RFF\+ON:([^']+)'", text)
+        assert unb and ref, text[:300]
+        ours[unb.group(1)] = ref.group(1)
+    assert len(ours) == FILES * PER_FILE
+    refs = sorted(ours, key=int)
+    rejected, silent, accepted = refs[:REJECTED], refs[REJECTED : REJECTED + SILENT], refs[REJECTED + SILENT :]
+    answers = [(r, "7", "7") for r in accepted] + [(r, "7", "4") for r in rejected[: REJECTED // 2]] + [(r, "4", "4") for r in rejected[REJECTED // 2 :]]
+    for n in range(0, len(answers), PER_FILE):
+        (inbox / f"contrl-{n:03d}.edi").write_text(_contrl(f"C{n}", answers[n : n + PER_FILE]))
+    (inbox / "contrl-unknown.edi").write_text(_contrl("CX", [("88888", "7", "7")]))
+    (inbox / "contrl-malformed.edi").write_text(
+        "UNA:+.? 'UNB+UNOC:3+ACMEEDI:14+WIDGETCO:14+261127:1000+CM'UNH+1+CONTRL:D:3:UN'UCM+1+ORDRSP:D:96A:UN+9'UNT+3+1'UNZ+1+CM'"
+    )
+    _run(cfg, "run", "--once", "--for", "240")
+
+    docs = {d["control_number"]: d for d in _json(_run(cfg, "documents", "--json")) if d["kind"] == "ORDRSP"}
+    assert len(docs) == FILES * PER_FILE
+    assert {r for r, d in docs.items() if d["ack_status"] == "accepted"} == set(accepted)
+    assert {r for r, d in docs.items() if d["ack_status"] == "rejected"} == set(rejected)
+    assert all(docs[r]["ack_code"] == "4" for r in rejected)
+    assert {r for r, d in docs.items() if d["ack_status"] is None} == set(silent)
+    shown = _run(cfg, "show", ours[rejected[0]])
+    assert "rejected (4)" in shown and "partner_ack" in shown, shown
+
+    msgs = {m["display_name"]: m for m in _json(_run(cfg, "messages", "--json", "--limit", "1000"))}
+    assert msgs["contrl-unknown.edi"]["state"] == "quarantined" and msgs["contrl-unknown.edi"]["reason"] == "UNMATCHED_ACK"
+    assert "88888" in msgs["contrl-unknown.edi"]["error"]
+    bad = msgs["contrl-malformed.edi"]
+    assert bad["state"] == "quarantined" and bad["reason"] == "MALFORMED_ACK" and "UCM before the UCI" in bad["error"]
+    assert all(m["state"] == "parsed" and m["reason"] == "ACK" for n, m in msgs.items() if n.startswith("contrl-0"))
+
+    time.sleep(3.5)
+    late = _json(_run(cfg, "documents", "--overdue", "--json"))
+    assert {d["control_number"] for d in late} == set(silent)
