@@ -197,8 +197,11 @@ def _read_contrl(control_number: str | None, segments: list[list[Any]]) -> Inbou
             message, message_errors = (_el(seg, 1), _el(seg, 2), action), []
             if _el(seg, 4):
                 message_errors.append(f"message error {_el(seg, 4)}")
-        elif tag in ("UCS", "UCD") and message is not None:
-            message_errors.append(f"{tag} {_el(seg, 1)} error {_el(seg, 2) or _el(seg, 3) or '?'}")
+        elif tag == "UCS" and message is not None:  # UCS 0096 segment position, 0085 its error (if any)
+            message_errors.append(f"segment {_el(seg, 1)}" + (f" error {_el(seg, 2)}" if _el(seg, 2) else ""))
+        elif tag == "UCD" and message is not None:  # UCD 0085 error, S011 element position (0098:0104)
+            where_el = ":".join(str(c) for c in seg[2]) if len(seg) > 2 and isinstance(seg[2], list) else _el(seg, 2)
+            message_errors.append(f"element {where_el} error {_el(seg, 1)}")
         elif tag == "UNT":
             close_message()
     close_message()

@@ -174,7 +174,8 @@ def record_ack(conn: Connection, partner: str | None, ack: InboundAck, message_i
     events = []
     for row_id, verdicts in by_row.items():
         worst = max(verdicts, key=lambda v: _WORST[v.status])
-        errors = [e for v in verdicts for e in v.errors]
+        many = len(verdicts) > 1  # which set / message each error is about
+        errors = [f"{v.set_control}: {e}" if many and v.set_control else e for v in verdicts for e in v.errors]
         row = rows[row_id]
         conn.execute(
             update(o).where(o.c.id == row_id).values(

@@ -61,13 +61,33 @@ def test_a_contrl_judges_our_interchange_and_its_messages():
     assert ev.ack is not None
     [v] = ev.ack.verdicts
     assert (v.level, v.control, v.set_control, v.set_type, v.status, v.code) == ("interchange", "41", "1", "ORDRSP", REJECTED, "4")
-    assert v.errors == ("message error 13", "UCS 3 error 12")
+    assert v.errors == ("message error 13", "segment 3 error 12")
     [ev] = events(edifact("UCI+42+WIDGETCO:14+ACMEEDI:14+4+2"))
     assert ev.ack is not None
     [v] = ev.ack.verdicts
     assert (v.control, v.status, v.errors) == ("42", REJECTED, ("interchange error 2",))
     [ev] = events(edifact("UCI+43+WIDGETCO:14+ACMEEDI:14+8"))
     assert ev.ack is not None and ev.ack.verdicts[0].status == ACCEPTED  # "received": no syntax errors reported
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "acks"
+
+
+def test_our_own_acknowledgements_read_back_as_they_were_built():
+    """The golden files of our builders (gateway.acks.x12 / edifact) read as a partner's would be."""
+    [ev] = events((GOLDEN / "999_partial.x12").read_bytes())
+    assert ev.ack is not None
+    assert [(v.control, v.set_control, v.status) for v in ev.ack.verdicts] == [("202", "0001", ACCEPTED), ("202", "0002", REJECTED), ("202", "0003", REJECTED)]
+    assert ev.ack.verdicts[1].errors[1] == "element 2: error 8 (value '20241399')"
+    [ev] = events((GOLDEN / "contrl_rejected.edi").read_bytes())
+    assert ev.ack is not None
+    assert [(v.control, v.set_control, v.status, v.code) for v in ev.ack.verdicts] == [
+        ("IC0042", "M1", ACCEPTED, "7"), ("IC0042", "M2", REJECTED, "4"), ("IC0042", "M3", REJECTED, "4"), ("IC0042", "M4", ACCEPTED, "7"),
+    ]
+    assert ev.ack.verdicts[2].errors == ("segment 6", "element 2:2 error 12", "segment 9 error 15")
+    for name in ("997_accepted.x12", "997_rejected_se_count.x12"):
+        [ev] = events((GOLDEN / name).read_bytes())
+        assert ev.reason == "ACKNOWLEDGEMENT" and ev.ack is not None and ev.ack.verdicts
 
 
 @pytest.mark.parametrize(
