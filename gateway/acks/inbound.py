@@ -1,11 +1,11 @@
-"""Partners' acknowledgements of what we sent: 997, 999 (X12) and CONTRL (EDIFACT) read into
+"""Partners' acknowledgements of what we sent: TA1, 997, 999 (X12) and CONTRL (EDIFACT) read into
 typed values, so they can be matched to our outbox documents and recorded on them.
 
     ack = read_ack(document)           # InboundAck, or raises MalformedAck (an InputRejected)
     for verdict in ack.verdicts: ...   # one per acknowledged group / interchange / message
 
 A 997 or 999 acknowledges our functional groups: AK1 names the group (GS01, GS06), AK2 a
-transaction set in it (ST01, ST02), AK5 / IK5 its verdict and AK9 the group's. A CONTRL
+transaction set in it (ST01, ST02), AK5 / IK5 its verdict and AK9 the group's. A TA1 acknowledges our interchange by its ISA13 (TA101, code TA104). A CONTRL
 acknowledges our interchange: UCI names it (our UNB 0020) with an action, UCM a message in it
 (UNH 0062) with an action. A verdict is one of ACCEPTED, ACCEPTED_WITH_ERRORS, REJECTED.
 
@@ -36,10 +36,11 @@ ACCEPTED_WITH_ERRORS = "accepted_with_errors"
 REJECTED = "rejected"
 
 # (standard, document type) read as a partner's acknowledgement
-ACK_TYPES = {("x12", "997"), ("x12", "999"), ("edifact", "CONTRL")}
+ACK_TYPES = {("x12", "TA1"), ("x12", "997"), ("x12", "999"), ("edifact", "CONTRL")}
 
 # AK5/IK5 (set) and AK9 (group) codes: A accepted, E accepted with errors, P partially
 # accepted (some sets rejected), R rejected, M/W/X rejected for a reason (MAC, assurance, content).
+_TA1_STATUS = {"A": ACCEPTED, "E": ACCEPTED_WITH_ERRORS, "R": REJECTED}
 _X12_STATUS = {"A": ACCEPTED, "E": ACCEPTED_WITH_ERRORS, "P": ACCEPTED_WITH_ERRORS, "R": REJECTED, "M": REJECTED, "W": REJECTED, "X": REJECTED}
 # EDIFACT 0083: 4 rejected, 7 acknowledged, 8 received (no syntax check done)
 _EDIFACT_STATUS = {"4": REJECTED, "7": ACCEPTED, "8": ACCEPTED}
@@ -73,7 +74,7 @@ class Verdict:
 class InboundAck:
     """One acknowledgement document (a 997, 999 or CONTRL) as the partner sent it."""
 
-    kind: str  # 997 | 999 | CONTRL
+    kind: str  # TA1 | 997 | 999 | CONTRL
     control_number: str | None  # the acknowledgement's own ST02 / UNH 0062
     verdicts: list[Verdict] = field(default_factory=list)
 
@@ -86,10 +87,12 @@ class InboundAck:
 
 
 def read_ack(standard: str, doc_type: str, control_number: str | None, body: Any) -> InboundAck:
-    """Read a 997/999 (body: X12 segments) or CONTRL (body: EDIFACT segments)."""
+    """Read a TA1, 997 or 999 (body: X12 segments) or a CONTRL (body: EDIFACT segments)."""
     if (standard, doc_type) not in ACK_TYPES:
         raise MalformedAck(f"{standard} {doc_type} is not an acknowledgement")
     segments = [list(s) for s in body]
+    if doc_type == "TA1":
+        return _read_ta1(segments)
     if standard == "x12":
         return _read_x12(doc_type, control_number, segments)
     return _read_contrl(control_number, segments)
@@ -103,6 +106,19 @@ def _el(seg: list[Any], i: int) -> str:
     if isinstance(v, list):
         v = v[0] if v else ""
     return str(v or "").strip()
+
+
+def _read_ta1(segments: list[list[Any]]) -> InboundAck:
+    """TA1: TA101 our ISA13, TA104 A / E / R, TA105 the note code (000: no error)."""
+    seg = segments[0] if segments else []
+    control, code, note = _el(seg, 1), _el(seg, 4), _el(seg, 5)
+    if not control.isdigit():
+        raise MalformedAck(f"TA1: TA101 (the interchange control number acknowledged) {control!r} is not a number", "segment 1 (TA1)")
+    status = _TA1_STATUS.get(code)
+    if status is None:
+        raise MalformedAck(f"TA1: TA104 {code!r} is not an interchange acknowledgment code (A, E or R)", "segment 1 (TA1)")
+    errors = (f"TA1 note {note}",) if note and note != "000" else ()
+    return InboundAck("TA1", control, [Verdict("interchange", control, status, code, None, None, errors)])
 
 
 def _read_x12(doc_type: str, control_number: str | None, segments: list[list[Any]]) -> InboundAck:

@@ -394,7 +394,7 @@ class Processor:
                 (f"group {v.control}" if v.level == "group" else f"interchange {v.control}") + (f" set {v.set_control}" if v.set_control else "")
                 for v in unmatched
             )
-            what = "GS06 group control number" if ev.ack.kind != "CONTRL" else "interchange control reference"
+            what = "interchange control number" if ev.ack.kind in ("TA1", "CONTRL") else "GS06 group control number"
             why = f"no document we sent to {partner} has the {what} it acknowledges ({named})"
         self._add_rejection(Rejected("UNMATCHED_ACK", why, ev.position, ev.index, ev.envelope, ev.doc_type, ev.control_number), run)
 

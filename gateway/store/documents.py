@@ -14,7 +14,7 @@ claimed. Every state written passes `gateway.states.move(DeliveryState, old, new
 
 A partner's acknowledgement of a document (gateway.acks.inbound) is recorded on its row:
 `record_ack(conn, partner, ack, message_id)` matches each verdict by our interchange control
-number (CONTRL UCI) or our GS06 (997/999 AK1, kept in `group_control_number` when queued) and
+number (TA1 TA101, CONTRL UCI) or our GS06 (997/999 AK1, kept in `group_control_number` when queued) and
 writes `ack_status`, `ack_code`, `ack_errors`, `ack_at` and `ack_message_id`. `mark_overdue`
 stamps `overdue_at` on sent documents a partner left unacknowledged too long; `listing` shows
 them (`gateway documents`).
@@ -159,8 +159,9 @@ def record_ack(conn: Connection, partner: str | None, ack: InboundAck, message_i
     unmatched: list[Verdict] = []
     base = and_(o.c.partner == partner, o.c.kind != "order", o.c.kind.notin_(ACK_KINDS))
     for v in ack.verdicts:
-        if ack.kind == "CONTRL":
-            cond = or_(o.c.control_number == v.control, o.c.control_number == v.control.zfill(14))
+        cond: Any
+        if v.level == "interchange":  # TA1 by our ISA13 (nine digits), CONTRL by our UNB 0020
+            cond = o.c.control_number.in_(sorted({v.control, v.control.zfill(9) if v.control.isdigit() else v.control}))
         else:
             cond = o.c.group_control_number == _number(v.control)
         found = conn.execute(

@@ -3,7 +3,8 @@ through the `gateway` CLI with a real drop folder and a folder channel for our d
 
     acme sends 200 X12 POs (20 files)        -> 200 855s written to acme's outbound folder
     acme's 997s come back into the inbox:    -> every answered 855 shows its acknowledgement
-      170 accept, 20 reject (AK5 R, code 5),    (`gateway documents`, `gateway show`); the
+      170 accept, 10 reject (AK5 R, code 5),    (`gateway documents`, `gateway show`); the
+      10 more are refused by a TA1 (R, 023),
       10 855s never answered, and one 997       rejected ones say rejected with the AK5 code;
       for a group we never sent                 the unknown group is UNMATCHED_ACK; with a
                                                 short acks.expect_within_minutes the 10 are
@@ -95,19 +96,25 @@ def test_x12_997s_are_matched_to_our_855s_rejections_unmatched_and_overdue(tmp_p
     sent = sorted((tmp_path / "out-acme").iterdir())
     assert len(sent) == FILES * PER_FILE
     ours: dict[str, str] = {}  # our GS06 -> PO number
+    isa13: dict[str, str] = {}  # our GS06 -> our ISA13
     for f in sent:
         text = f.read_text()
         gs06 = re.search(r"GS\*PR\*[^*]*\*[^*]*\*\d+\*\d+\*(\d+)\*", text)
         bak = re.search(r"BAK\*\d\d\*\w\w\*([^*~]+)\*", text)
         assert gs06 and bak, text[:300]
         ours[gs06.group(1)] = bak.group(1)
+        isa13[gs06.group(1)] = text[90:99]
     assert len(ours) == FILES * PER_FILE  # one group control number per 855
     groups = sorted(ours, key=int)
     rejected, silent, accepted = groups[:REJECTED], groups[REJECTED : REJECTED + SILENT], groups[REJECTED + SILENT :]
     for n, g in enumerate(accepted):
         (inbox / f"997-a-{n:03d}.edi").write_text(_997(g, 5000 + n, "A"))
-    for n, g in enumerate(rejected):
+    by_997, by_ta1 = rejected[: REJECTED // 2], rejected[REJECTED // 2 :]
+    for n, g in enumerate(by_997):
         (inbox / f"997-r-{n:03d}.edi").write_text(_997(g, 6000 + n, "R", "5"))
+    for n, g in enumerate(by_ta1):  # the envelope refused: a TA1 naming our ISA13, note 023
+        isa = f"ISA*00*          *00*          *ZZ*ACMERETAIL     *ZZ*WIDGETCO       *261127*1000*U*00401*{8000 + n:09d}*0*P*>"
+        (inbox / f"ta1-r-{n:03d}.edi").write_text(f"{isa}~\nTA1*{isa13[g]}*261127*1000*R*023~\nIEA*0*{8000 + n:09d}~\n")
     (inbox / "997-unknown.edi").write_text(_997("987654", 7000, "A"))
     _run(cfg, "run", "--once", "--for", "240")
 
@@ -115,7 +122,8 @@ def test_x12_997s_are_matched_to_our_855s_rejections_unmatched_and_overdue(tmp_p
     assert len(docs) == FILES * PER_FILE
     assert {g for g, d in docs.items() if d["ack_status"] == "accepted"} == set(accepted)
     assert {g for g, d in docs.items() if d["ack_status"] == "rejected"} == set(rejected)
-    assert all(docs[g]["ack_code"] == "R" and "AK5 error 5" in docs[g]["ack_errors"] for g in rejected)
+    assert all(docs[g]["ack_code"] == "R" and "AK5 error 5" in docs[g]["ack_errors"] for g in by_997)
+    assert all(docs[g]["ack_code"] == "R" and docs[g]["ack_errors"] == "TA1 note 023" for g in by_ta1)
     assert {g for g, d in docs.items() if d["ack_status"] is None} == set(silent)
     assert all(d["ack_message_id"] for d in docs.values() if d["ack_status"])
 
@@ -126,7 +134,7 @@ def test_x12_997s_are_matched_to_our_855s_rejections_unmatched_and_overdue(tmp_p
 
     # Each 997 is a parsed message (outcome ACK), never NO_ORDERS; the unknown group is UNMATCHED_ACK.
     msgs = _json(_run(cfg, "messages", "--json", "--limit", "1000"))
-    acks = [m for m in msgs if (m.get("display_name") or m.get("name") or "").startswith("997-")]
+    acks = [m for m in msgs if (m.get("display_name") or "").startswith(("997-", "ta1-"))]
     assert len(acks) == len(accepted) + len(rejected) + 1, msgs[:2]
     unmatched = [m for m in acks if m["state"] == "quarantined"]
     assert [m["reason"] for m in unmatched] == ["UNMATCHED_ACK"]

@@ -90,6 +90,20 @@ def test_our_own_acknowledgements_read_back_as_they_were_built():
         assert ev.reason == "ACKNOWLEDGEMENT" and ev.ack is not None and ev.ack.verdicts
 
 
+def ta1(segment: str) -> bytes:
+    isa = "ISA*00*          *00*          *ZZ*ACMERETAIL     *ZZ*WIDGETCO       *261127*1000*U*00401*000000078*0*P*>"
+    return f"{isa}~\n{segment}~\nIEA*0*000000078~\n".encode()
+
+
+def test_a_ta1_judges_our_interchange_by_its_isa13():
+    [ev] = events(ta1("TA1*000000031*261127*1000*R*023"))
+    assert ev.ack is not None
+    [v] = ev.ack.verdicts
+    assert (v.level, v.control, v.status, v.code, v.errors) == ("interchange", "000000031", REJECTED, "R", ("TA1 note 023",))
+    [ev] = events(ta1("TA1*000000032*261127*1000*A*000"))
+    assert ev.ack is not None and ev.ack.verdicts[0].status == ACCEPTED and ev.ack.verdicts[0].errors == ()
+
+
 @pytest.mark.parametrize(
     ("data", "said"),
     [
@@ -107,6 +121,8 @@ def test_our_own_acknowledgements_read_back_as_they_were_built():
         (edifact("UCI++WIDGETCO:14+ACMEEDI:14+7"), "without the interchange control reference"),
         (edifact("UCI+1+WIDGETCO:14+ACMEEDI:14+7", "UCM+1+ORDRSP:D:96A:UN+X"), "UCM action 'X'"),
         (edifact("FTX+AAI"), "without a UCI segment"),
+        (ta1("TA1*ABC*261127*1000*A*000"), "TA101"),
+        (ta1("TA1*000000031*261127*1000*Q*000"), "TA104 'Q'"),
     ],
 )
 def test_a_malformed_acknowledgement_is_a_clear_quarantine_not_a_crash(data: bytes, said: str):
@@ -144,7 +160,8 @@ def test_acknowledgements_are_recorded_on_what_we_sent_and_overdue_is_counted(st
     e = _queue(store, "ORDRSP", "UNB+UNOC:3+WIDGETCO:14+ACMEEDI:14+261127:1000+41'UNH+1+ORDRSP:D:96A:UN'UNT+2+1'UNZ+1+41'", "41")
     other = _queue(store, "855", X12_855, "000000031", partner="beta")  # the same numbers, another partner
     silent = _queue(store, "855", X12_855.replace("000451", "000452").replace("GE*1*451", "GE*1*452"), "000000032")
-    for row in (x, e, other, silent):
+    late = _queue(store, "855", X12_855.replace("000000031", "000000033").replace("000451", "000453").replace("GE*1*451", "GE*1*453"), "000000033")
+    for row in (x, e, other, silent, late):
         _sent(store, row, 10)
     with store.engine.connect() as conn:
         groups = dict(conn.execute(select(t.outbox.c.id, t.outbox.c.group_control_number)).all())
@@ -153,6 +170,7 @@ def test_acknowledgements_are_recorded_on_what_we_sent_and_overdue_is_counted(st
     [ack997] = events(x12("AK1*PR*0451", "AK2*855*0001", "AK5*R*5", "AK9*R*1*1*0"))
     [contrl] = events(edifact("UCI+41+WIDGETCO:14+ACMEEDI:14+7", "UCM+1+ORDRSP:D:96A:UN+7"))
     [stray] = events(x12("AK1*PR*999", "AK9*A*1*1*1"))
+    [by_isa13] = events(ta1("TA1*000000032*261127*1000*E*024"))
     assert ack997.ack and contrl.ack and stray.ack
     with store.begin() as conn:
         assert documents.record_ack(conn, "acme", ack997.ack, "m-997") == []
@@ -160,20 +178,24 @@ def test_acknowledgements_are_recorded_on_what_we_sent_and_overdue_is_counted(st
         assert documents.record_ack(conn, "acme", ack997.ack, "m-997") == []  # read again: same values, no new event
         assert [v.control for v in documents.record_ack(conn, "acme", stray.ack, "m-stray")] == ["999"]
         assert documents.record_ack(conn, None, contrl.ack, "m-x") == contrl.ack.verdicts  # no partner: nothing matches
+        assert by_isa13.ack is not None and documents.record_ack(conn, "acme", by_isa13.ack, "m-ta1") == []
     limits = {"acme": 5.0, "beta": 60.0}
     with store.engine.connect() as conn:
         rows = {r["id"]: r for r in documents.listing(conn, limits)}
         assert (rows[x]["ack_status"], rows[x]["ack_code"], rows[x]["ack_errors"], rows[x]["ack_message_id"]) == (REJECTED, "R", "AK5 error 5", "m-997")
         assert (rows[e]["ack_status"], rows[e]["ack_code"]) == (ACCEPTED, "7")
         assert rows[other]["ack_status"] is None and not rows[other]["overdue"]  # beta has an hour
-        assert rows[silent]["ack_status"] is None and rows[silent]["overdue"]
-        assert [r["id"] for r in documents.listing(conn, limits, overdue=True)] == [silent]
+        assert (rows[silent]["ack_status"], rows[silent]["ack_errors"]) == (ACCEPTED_WITH_ERRORS, "TA1 note 024")
+        assert not rows[silent]["overdue"]
+        rows = {r["id"]: r for r in documents.listing(conn, limits)}
+        assert rows[late]["ack_status"] is None and rows[late]["overdue"]
+        assert [r["id"] for r in documents.listing(conn, limits, overdue=True)] == [late]
         assert documents.count_overdue(conn, limits) == 1
         assert documents.count_overdue(conn, {}) == 0
         kinds = conn.execute(select(t.events.c.kind, t.events.c.outbox_id).where(t.events.c.kind == "partner_ack")).all()
-    assert sorted(o for _, o in kinds) == sorted([x, e])
+    assert sorted(o for _, o in kinds) == sorted([x, e, silent])
     with store.begin() as conn:
-        assert [r["id"] for r in documents.mark_overdue(conn, limits)] == [silent]
+        assert [r["id"] for r in documents.mark_overdue(conn, limits)] == [late]
         assert documents.mark_overdue(conn, limits) == []  # newly overdue once
     text = exposition({"messages": {}, "orders": {}, "outbox": [], "oldest_due_seconds": 0.0, "exceptions": [], "documents_overdue": 1}, {})
     assert "# TYPE gateway_documents_overdue gauge\ngateway_documents_overdue 1\n" in text
