@@ -8,7 +8,8 @@ through the `gateway` CLI with a real drop folder and a folder channel for our d
       10 855s never answered, and one 997       rejected ones say rejected with the AK5 code;
       for a group we never sent                 the unknown group is UNMATCHED_ACK; with a
                                                 short acks.expect_within_minutes the 10 are
-                                                overdue (listing, /metrics gauge, log warning)
+                                                overdue (listing, the /metrics gauge of a
+                                                running `gateway run`, one log warning each)
     the same for EDIFACT: ORDERS -> ORDRSP, answered by CONTRL (UCI / UCM actions 7 and 4)
 """
 
@@ -20,8 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.e2e.helpers import run_cli
+from tests.e2e.test_service_ops import Service, free_port
 from tests.support.x12gen import interchange, po
 
 pytestmark = pytest.mark.slow
@@ -31,8 +34,9 @@ REJECTED, SILENT = 20, 10
 ENV = {"COLUMNS": "400"}
 
 
-def config(tmp: Path, store_url: str, *, expect_within: float | None = None) -> Path:
+def config(tmp: Path, store_url: str, *, expect_within: float | None = None, port: int | None = None) -> Path:
     within = f", expect_within_minutes: {expect_within}" if expect_within is not None else ""
+    intake = f"intake:\n  port: {port}\n" if port is not None else ""
     cfg = tmp / "gateway.yaml"
     cfg.write_text(
         f"""\
@@ -59,7 +63,7 @@ partners:
     x12_ids: ["ZZ:ACMERETAIL"]
     edifact_ids: ["ACMEEDI"]
     acks: {{outbound: {tmp / "out-acme"}, functional: false, order_response: true{within}}}
-"""
+{intake}"""
     )
     (tmp / "inbox").mkdir(exist_ok=True)
     return cfg
@@ -87,7 +91,8 @@ def _run(cfg: Path, *args: str, timeout: float = 300) -> str:
 
 
 def test_x12_997s_are_matched_to_our_855s_rejections_unmatched_and_overdue(tmp_path: Path, store_url: str) -> None:
-    cfg = config(tmp_path, store_url, expect_within=0.05)  # 3 seconds
+    port = free_port()
+    cfg = config(tmp_path, store_url, expect_within=0.05, port=port)  # 3 seconds
     inbox = tmp_path / "inbox"
     for f in range(FILES):
         txs = [po(f"P-{f:02d}-{i:02d}", st=f"{i + 1:04d}") for i in range(PER_FILE)]
@@ -147,8 +152,16 @@ def test_x12_997s_are_matched_to_our_855s_rejections_unmatched_and_overdue(tmp_p
     time.sleep(3.5)
     late = _json(_run(cfg, "documents", "--overdue", "--json"))
     assert {d["group_control_number"] for d in late} == set(silent)
-    log = _run(cfg, "run", "--for", "4")
-    assert len(re.findall(r"WARNING .*855 \d+ to acme .* is overdue", log)) == SILENT, log[-2000:]
+    service = Service(tmp_path, cfg)
+    try:
+        service.wait_log(r"WARNING .*855 \d+ to acme .* is overdue", count=SILENT)
+        service.wait_log(r"HTTP intake listening")
+        scrape = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert "\ngateway_documents_overdue 10\n" in scrape, scrape
+        time.sleep(2.5)  # more checks of the scheduled job: no second warning
+    finally:
+        assert service.stop() == 0
+    assert len(re.findall(r"WARNING .*855 \d+ to acme .* is overdue", service.log)) == SILENT, service.log[-2000:]
     assert "is overdue" not in _run(cfg, "run", "--for", "3")  # warned once, not on every check
     table = _run(cfg, "documents", "--overdue")
     assert table.count("OVERDUE") == SILENT
