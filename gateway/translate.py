@@ -236,7 +236,7 @@ def _map(
         except InputRejected as exc:
             yield reject(exc.reason, exc.message, exc.position)
             return
-        out = reject("ACKNOWLEDGEMENT", f"a partner's acknowledgement ({ack.summary()}), matched to what we sent by `gateway ingest`")
+        out = reject("ACKNOWLEDGEMENT", f"a partner's acknowledgement ({ack.summary()}), not an order: received by the gateway, it is recorded on the documents it answers")
         out.ack = ack
         yield out
         return
