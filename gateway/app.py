@@ -175,6 +175,35 @@ class Gateway:
             return "review"
         return "stored"
 
+    @property
+    def ack_limits(self) -> dict[str, float]:
+        """Partner -> minutes within which it acknowledges what we send (acks.expect_within_minutes)."""
+        return {p.name: p.acks.expect_within_minutes for p in self.config.partners if p.acks.expect_within_minutes}
+
+    def check_overdue(self) -> list[dict[str, Any]]:
+        """Mark documents newly overdue (sent, not acknowledged by the partner in time, on the
+        database clock) and log a warning for each; `gateway run` does this on a schedule."""
+        from gateway.store import documents
+
+        limits = self.ack_limits
+        if not limits:
+            return []
+        with self.store.begin() as conn:
+            newly = documents.mark_overdue(conn, limits)
+        for r in newly:
+            log.warning(
+                "%s %s to %s (outbox %s) is overdue: not acknowledged within %g minutes of sending",
+                r["kind"], r["control_number"] or "", r["partner"], r["id"], limits[r["partner"]],
+            )
+        return newly
+
+    def documents(self, *, overdue: bool = False, partner: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """The documents we generated, with their partner's acknowledgement and whether overdue."""
+        from gateway.store import documents
+
+        with self.store.engine.connect() as conn:
+            return documents.listing(conn, self.ack_limits, overdue=overdue, partner=partner, limit=limit)
+
     def poll_sources(self) -> tuple[int, int]:
         received = duplicates = 0
         for source in self.sources:

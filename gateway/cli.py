@@ -387,11 +387,13 @@ def show(
         out.print(dt_)
     if acks:
         at = Table(title="acknowledgements", show_edge=False)
-        for col in ("id", "kind", "channel", "state", "attempts", "last error"):
+        for col in ("id", "kind", "channel", "state", "attempts", "last error", "partner's ack"):
             at.add_column(col)
         for a in acks:
             kind = "confirmation e-mail" if a["kind"] == "MAILREPLY" else f"{a['kind']} {a['control_number'] or ''}".strip()
-            at.add_row(f"ack:{a['id']}", kind, a["channel"] or "-", a["state"], str(a["attempts"]), (a["error"] or "")[:60])
+            at.add_row(
+                f"ack:{a['id']}", kind, a["channel"] or "-", a["state"], str(a["attempts"]), (a["error"] or "")[:60], _partner_ack(a)
+            )
         out.print(at)
     ht = Table(title="history", show_edge=False)
     for col in ("at", "event", "detail"):
@@ -432,6 +434,45 @@ def dead_letters(
             kind = "confirmation e-mail" if a.kind == "MAILREPLY" else f"{a.kind} {a.control_number or ''}".strip()
             at.add_row(f"ack:{a.outbox_id}", kind, a.partner or "-", a.channel, (a.message_id or "")[:8], str(a.attempts), (a.last_error or "")[:80])
         out.print(at)
+
+
+def _partner_ack(a: Any) -> str:
+    """The partner's acknowledgement of a document, as `show` and `documents` print it."""
+    if a.get("partner_ack") or a.get("ack_status"):
+        said = str(a.get("partner_ack") or a.get("ack_status")).replace("_", " ")
+        return f"{said} ({a['ack_code']})" + (f": {a['ack_errors'][:60]}" if a.get("ack_errors") else "")
+    if a.get("overdue") or a.get("overdue_at"):
+        return "OVERDUE"
+    return "-"
+
+
+@app.command()
+def documents(
+    config: ConfigOpt = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only documents sent and not acknowledged within the partner's acks.expect_within_minutes.")] = False,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only the documents sent to this partner.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document, for scripts.")] = False,
+) -> None:
+    """List the documents we sent partners (997, 855, CONTRL, ORDRSP, ...) with each partner's
+    acknowledgement of them: accepted, accepted with errors, rejected, or overdue."""
+    gw = _gateway(config, existing=True)
+    try:
+        rows = gw.documents(overdue=overdue, partner=partner, limit=limit)
+    finally:
+        gw.close()
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
+        return
+    table = Table(title=f"{len(rows)} {'overdue ' if overdue else ''}document(s)")
+    for col in ("id", "kind", "partner", "order", "state", "sent", "partner's ack"):
+        table.add_column(col)
+    for r in rows:
+        kind = "confirmation e-mail" if r["kind"] == "MAILREPLY" else f"{r['kind']} {r['control_number'] or ''}".strip()
+        sent = str(r["updated_at"])[:19] if r["state"] == "sent" else ""
+        table.add_row(f"ack:{r['id']}", kind, r["partner"] or "-", (r["order_id"] or "")[:8], r["state"], sent, _partner_ack(r))
+    out.print(table)
 
 
 @app.command()

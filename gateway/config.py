@@ -101,6 +101,11 @@ class AckConfig(BaseModel):
     )
     x12_id: str | None = Field(None, description="Our ISA06 as 'QQ:ID' on outbound interchanges (default: the inbound ISA07:ISA08).")
     edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
+    expect_within_minutes: PositiveFloat | None = Field(
+        None,
+        description="The partner acknowledges (997/999/CONTRL) the documents we send it within this many minutes; one sent and "
+        "not acknowledged by then is overdue (`gateway documents --overdue`, gateway_documents_overdue, a log warning).",
+    )
 
 
 class X12ProfileConfig(BaseModel):

@@ -275,6 +275,9 @@ def _serve(
     if cfg.exceptions.teams:
         # Teams are told of newly waiting orders, and reminded past their limit (database clock).
         sched.add_job(_guard("notify", gw.notify), "interval", seconds=cfg.exceptions.check_seconds, id="notify", name="notify", next_run_time=_now())
+    if gw.ack_limits:  # documents a partner did not acknowledge in time: one warning each
+        every = max(1.0, min(60.0, min(gw.ack_limits.values()) * 30))  # twice per the shortest limit, at most once a minute
+        sched.add_job(_guard("overdue", gw.check_overdue), "interval", seconds=every, id="overdue", name="overdue", next_run_time=_now())
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from gateway.acks.inbound import ACK_TYPES, InboundAck, read_ack
 from gateway.errors import InputRejected
 from gateway.formats import detect, get_parser
 from gateway.formats.base import (
@@ -109,6 +110,9 @@ class Rejected:
     envelope: Envelope | None
     doc_type: str | None = None
     control_number: str | None = None
+    # A partner's acknowledgement of what we sent (reason ACKNOWLEDGEMENT): not an order, read
+    # into its verdicts for processing to match to our outbox documents (gateway.acks.inbound).
+    ack: InboundAck | None = None
 
 
 TranslationEvent = InterchangeOpened | InterchangeClosed | Translated | Rejected
@@ -226,6 +230,16 @@ def _map(
             yield from _extract(doc, partner, partners, message_id, name, trace)
             return
     found = _mapper(fmt, doc.doc_type)
+    if found is None and (fmt, doc.doc_type) in ACK_TYPES:
+        try:
+            ack = read_ack(fmt, doc.doc_type, doc.control_number, doc.body)
+        except InputRejected as exc:
+            yield reject(exc.reason, exc.message, exc.position)
+            return
+        out = reject("ACKNOWLEDGEMENT", f"a partner's acknowledgement ({ack.summary()}), not an order: received by the gateway, it is recorded on the documents it answers")
+        out.ack = ack
+        yield out
+        return
     if found is None:
         yield reject(
             "NOT_AN_ORDER",

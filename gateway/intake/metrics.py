@@ -8,11 +8,13 @@ GROUP BY queries), so any node answers for the whole store and nothing drifts be
     gateway_outbox{kind,connector,state}           deliveries and documents by state
     gateway_outbox_oldest_due_seconds              how long the oldest due delivery has waited
     gateway_exceptions{state,reason}               held and quarantined orders by reason code
+    gateway_documents_overdue                      documents sent and not acknowledged by the partner in time
     gateway_intake_requests_total{outcome}         this node's intake answers since it started
     gateway_up                                     1 when the store answered, else 0 (then 503)
 
 Alert on `gateway_outbox_oldest_due_seconds` (work is not leaving), on
-`gateway_outbox{state="dead"}` and `gateway_exceptions` growing, and on `gateway_up == 0`.
+`gateway_outbox{state="dead"}` and `gateway_exceptions` growing, on `gateway_documents_overdue > 0`
+(a partner did not acknowledge what we sent within its acks.expect_within_minutes), and on `gateway_up == 0`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _HELP = {
     "gateway_outbox": "Outbox rows (order deliveries and documents) by kind, connector and state.",
     "gateway_outbox_oldest_due_seconds": "Seconds the oldest due outbox row has waited.",
     "gateway_exceptions": "Held and quarantined orders by state and reason code.",
+    "gateway_documents_overdue": "Documents sent and not acknowledged by the partner within its acks.expect_within_minutes.",
     "gateway_intake_requests_total": "Intake answers of this node since it started, by outcome.",
     "gateway_up": "1 when the store answered the scrape.",
 }
@@ -64,6 +67,7 @@ def exposition(snapshot: dict[str, Any] | None, requests: dict[str, int]) -> str
         )
         lines += _family("gateway_outbox_oldest_due_seconds", [({}, round(snapshot["oldest_due_seconds"], 3))])
         lines += _family("gateway_exceptions", (({"state": s, "reason": r or "none"}, n) for s, r, n in sorted(snapshot["exceptions"])))
+        lines += _family("gateway_documents_overdue", [({}, snapshot.get("documents_overdue", 0))])
     lines += _family("gateway_intake_requests_total", (({"outcome": k}, n) for k, n in sorted(requests.items())))
     lines += _family("gateway_up", [({}, 1 if snapshot is not None else 0)])
     return "\n".join(lines) + "\n"
@@ -74,11 +78,14 @@ def metrics_router(gateway: Any, requests: Any) -> APIRouter:
     router = APIRouter()
 
     def snapshot() -> dict[str, Any] | None:
+        from gateway.store.documents import count_overdue
         from gateway.store.queries import metrics_snapshot
 
         try:
             with gateway.store.engine.connect() as conn:
-                return metrics_snapshot(conn, gateway.store.db_now(conn))
+                snap = metrics_snapshot(conn, gateway.store.db_now(conn))
+                snap["documents_overdue"] = count_overdue(conn, getattr(gateway, "ack_limits", {}))
+                return snap
         except Exception as exc:  # a scrape reports the store down, it never fails with a trace
             log.error("metrics: the store does not answer: %s", exc)
             return None

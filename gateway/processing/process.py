@@ -48,6 +48,7 @@ from gateway.processing.run import Batch, Run, is_cut_off, is_test
 from gateway.processing.stock import StockFollower
 from gateway.routing import Router
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
+from gateway.store import documents as documents_repo
 from gateway.store import findings as findings_repo
 from gateway.store import interchanges as interchange_repo
 from gateway.store import masterdata as masterdata_repo
@@ -289,6 +290,14 @@ class Processor:
                     warnings=run.warnings, fmt=fmt, orders=0, rejected=total,
                 )
                 stats.rejected_messages = 1
+            elif run.ack_problems and good == 0 and len(run.ack_problems) == total:  # only acknowledgements, some refused
+                self._finish_message(
+                    conn, message_id, "quarantined", run.ack_problems[0][0], "; ".join(text for _, text in run.ack_problems)[:4000],
+                    warnings=run.warnings, fmt=fmt, orders=0, rejected=total,
+                )
+                stats.rejected_messages = 1
+            elif run.acks_read and not total:  # only acknowledgements, all recorded: a parsed message, outcome "ack"
+                self._finish_message(conn, message_id, "parsed", "ACK", "; ".join(run.acks_read)[:4000], warnings=run.warnings, fmt=fmt)
             elif not total and run.duplicates == 0 and not run.skipped:
                 self._finish_message(conn, message_id, "quarantined", "NO_ORDERS", "the message holds no order documents", warnings=run.warnings, fmt=fmt)
                 stats.rejected_messages = 1
@@ -381,7 +390,34 @@ class Processor:
             if ev.review:
                 row["_review"] = ev.review
 
+    def _read_ack(self, ev: Rejected, run: Run) -> None:
+        """A partner's acknowledgement: recorded on the documents we sent it, in its own
+        transaction; what matches nothing becomes an UNMATCHED_ACK row for a person."""
+        assert ev.ack is not None
+        partner = run.ack_partner or (self.partners.for_envelope(ev.envelope) if ev.envelope is not None else None)
+        with self.store.begin() as conn:
+            unmatched = documents_repo.record_ack(conn, partner, ev.ack, run.message_id)
+        run.acks_read.append(ev.ack.summary())
+        if not unmatched:
+            return
+        who = partner or (PartnerDirectory.describe(ev.envelope) if ev.envelope is not None else "an unknown sender")
+        if partner is None:
+            why = f"{who} is not a configured trading partner, so nothing we sent can be matched"
+        else:
+            named = ", ".join(
+                (f"group {v.control}" if v.level == "group" else f"interchange {v.control}") + (f" set {v.set_control}" if v.set_control else "")
+                for v in unmatched
+            )
+            what = "interchange control number" if ev.ack.kind in ("TA1", "CONTRL") else "GS06 group control number"
+            why = f"no document we sent to {partner} has the {what} it acknowledges ({named})"
+        self._add_rejection(Rejected("UNMATCHED_ACK", why, ev.position, ev.index, ev.envelope, ev.doc_type, ev.control_number), run)
+
     def _add_rejection(self, ev: Rejected, run: Run) -> None:
+        if ev.ack is not None:
+            self._read_ack(ev, run)
+            return
+        if ev.reason in ("UNMATCHED_ACK", "MALFORMED_ACK"):
+            run.ack_problems.append((ev.reason, f"{ev.doc_type or ''} {ev.control_number or ''}: {ev.message}".strip()))
         message_id, batch = run.message_id, run.batch
         now = utcnow()
         oid = new_id()

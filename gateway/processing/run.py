@@ -60,6 +60,10 @@ class Run:
     # and the content of those decided so far in this message (the duplicates rule).
     to_decide: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # Partners' acknowledgements of what we sent read from this message (gateway.acks.inbound),
+    # and those refused: (UNMATCHED_ACK or MALFORMED_ACK, what a person is told).
+    acks_read: list[str] = field(default_factory=list)
+    ack_problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def is_cut_off(env: Any, run: Run) -> bool:

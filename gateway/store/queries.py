@@ -89,6 +89,10 @@ class AckRow(TypedDict):
     state: str
     attempts: int
     error: str | None
+    partner_ack: str | None  # the partner's acknowledgement of it: accepted, accepted_with_errors, rejected
+    ack_code: str | None
+    ack_errors: str | None
+    overdue_at: Any  # set when the partner did not acknowledge it in time
 
 
 class EventRow(TypedDict):
@@ -200,7 +204,8 @@ def order_detail(store: Store, given: str) -> OrderDetail:
             for r in conn.execute(
                 select(
                     ob.c.id, ob.c.kind, ob.c.control_number, ob.c.connector.label("channel"), ob.c.state, ob.c.attempts,
-                    ob.c.last_error.label("error"),
+                    ob.c.last_error.label("error"), ob.c.ack_status.label("partner_ack"), ob.c.ack_code, ob.c.ack_errors,
+                    ob.c.overdue_at,
                 )
                 .where(
                     ob.c.kind != "order",

@@ -154,6 +154,17 @@ outbox = Table(
     Column("partner", String(100), nullable=True),  # a document: the partner it goes to
     Column("control_number", String(30), nullable=True),  # a document: its own interchange control number
     Column("body", LargeBinary, nullable=True),  # a document: the bytes sent, as they are
+    # A document's X12 GS06 (0012): a partner's 997/999 names our group by it (AK1 02).
+    Column("group_control_number", String(30), nullable=True),
+    # The partner's acknowledgement of a document (0012, gateway.acks.inbound): accepted,
+    # accepted_with_errors or rejected; its code, errors, when it was read and the message holding it.
+    Column("ack_status", String(30), nullable=True),
+    Column("ack_code", String(10), nullable=True),
+    Column("ack_errors", Text, nullable=True),
+    Column("ack_at", TZ, nullable=True),
+    Column("ack_message_id", String(36), nullable=True),
+    # When a document became overdue (not acknowledged within the partner's acks.expect_within_minutes).
+    Column("overdue_at", TZ, nullable=True),
     # One delivery of an order per connector; documents are not orders (several per order and channel).
     Index(
         "uq_outbox_order_connector", "order_id", "connector", unique=True,
@@ -162,6 +173,9 @@ outbox = Table(
     # One index per claimable state: pending by due time, in flight by lease end (0006).
     Index("ix_outbox_due", "state", "next_attempt_at", "id"),
     Index("ix_outbox_lease", "state", "lease_until", "id"),
+    # Matching a partner's acknowledgement to the document it answers (0012).
+    Index("ix_outbox_doc_interchange", "partner", "control_number"),
+    Index("ix_outbox_doc_group", "partner", "group_control_number"),
 )
 
 events = Table(

@@ -79,6 +79,7 @@ class X12Parser:
     """Reads X12 interchanges; one `Document` per transaction set (850, 810, 997, ...).
 
     Non-order transaction sets are yielded too, with their `doc_type`; the caller decides.
+    So is a TA1 segment (doc_type "TA1", its one segment as the body, no group).
     """
 
     name = "x12"
@@ -309,6 +310,17 @@ class _Interchange:
         if sid == "ST":
             assert seg is not None
             self._open_transaction(elements, line, seg_no, seg)
+        elif sid == "TA1" and finished is None and not pyx12_errors:
+            # A partner's interchange acknowledgement: a document of its own (the caller reads
+            # it as an acknowledgement, gateway.acks.inbound), outside any group.
+            index = self.state.doc_index
+            self.state.doc_index += 1
+            self.count += 1
+            body = X12Segments()
+            body.append(elements)
+            body.lines.append(line)
+            ta101 = elements[1] if len(elements) > 1 and isinstance(elements[1], str) else ""
+            return Document(self.envelope, "TA1", ta101.strip() or None, body, f"line {line}, segment {seg_no}", index)
         else:
             self._outside_transaction(sid, line, seg, pyx12_errors)
         return finished
@@ -375,7 +387,7 @@ class _Interchange:
             self.saw_iea = True
         elif sid == "TA1":
             errors.append(
-                f"a TA1 interchange acknowledgment at line {line} was ignored (not an order)"
+                f"the TA1 interchange acknowledgment at line {line} is malformed and was ignored"
             )
         elif sid != "ISA":
             errors.append(
