@@ -17,6 +17,9 @@ class TrytonTimeouts(BaseModel):
 
     connect: PositiveFloat = Field(5.0, description="Seconds to wait for the TCP/TLS connection.")
     read: PositiveFloat = Field(30.0, description="Seconds to wait for one JSON-RPC answer after sending.")
+    total: PositiveFloat = Field(
+        60.0, description="Seconds one send may take in all (its several RPC calls); the dispatch lease must be longer."
+    )
 
 
 class TrytonConfig(TargetConfigBase):
@@ -43,11 +46,11 @@ class TrytonConfig(TargetConfigBase):
         "confirmed", description="Where a new or updated sale is moved: quotation, or confirmed (Tryton then processes it)."
     )
     timeout: TrytonTimeouts = Field(
-        default_factory=TrytonTimeouts, description="Connect and read timeouts; their sum is the deadline of each RPC call."
+        default_factory=TrytonTimeouts,
+        description="Connect and read timeouts of each RPC call (their sum is its deadline) and the total of one send.",
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry policy for transient failures.")
     verify_tls: bool = Field(True, description="Verify the server's TLS certificate.")
 
     def call_seconds(self) -> float:
-        # a send makes up to ~12 RPC calls, each bounded by connect + read
-        return 12 * (self.timeout.connect + self.timeout.read)
+        return self.timeout.total

@@ -14,7 +14,8 @@ Capabilities
 Config keys (`TrytonConfig`)
     name, url, database, user, password (``${env:NAME}`` only), customer_code_from (bill_to,
     buyer, partner, sender; first present wins), create_customers, state (quotation|confirmed),
-    timeout.connect / timeout.read (their sum bounds each RPC call), retry, verify_tls
+    timeout.connect / timeout.read (their sum bounds each RPC call), timeout.total (bounds one
+    send, all its calls; the dispatch lease must be longer), retry, verify_tls
 
 What a create does (each step one RPC call, each its own Tryton transaction)
     1. login (``common.db.login``) once per connector; the session travels as
@@ -61,6 +62,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -129,9 +131,14 @@ class TrytonClient:
         self.session = session
         self._timeout = (config.timeout.connect, config.timeout.read)
         self._total = config.timeout.connect + config.timeout.read
+        self._send_deadline: float | None = None  # monotonic time the current send must end by
         self._auth: str | None = None
         self.context: dict[str, Any] = {}
         self._ids = 0
+
+    def start_send(self) -> None:
+        """Every call from now on ends by timeout.total seconds from now (one send)."""
+        self._send_deadline = time.monotonic() + self.config.timeout.total
 
     def close(self) -> None:
         self._auth = None
@@ -177,7 +184,15 @@ class TrytonClient:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if auth:
             headers["Authorization"] = auth
-        call = Call(self._total, self.config.url.host or "", None)
+        seconds = self._total
+        if self._send_deadline is not None:
+            seconds = min(seconds, self._send_deadline - time.monotonic())
+            if seconds <= 0:
+                raise TransientError(
+                    f"Tryton {self.config.name}: the send took longer than timeout.total "
+                    f"({self.config.timeout.total:g} s); the retry looks the sale up first"
+                )
+        call = Call(seconds, self.config.url.host or "", None)
         try:
             with call, self.session.post(
                 self.endpoint, data=body, headers=headers, timeout=self._timeout, allow_redirects=False,
@@ -212,7 +227,7 @@ class TrytonClient:
     def _map_error(self, exc: requests.exceptions.RequestException, method: str, call: Call) -> DeliveryError:
         where = f"Tryton {self.config.name} ({method})"
         if call.expired:
-            return TransientError(f"no complete answer from {where} within {self._total:g} s; the retry looks the sale up first")
+            return TransientError(f"no complete answer from {where} within {call.seconds:g} s; the retry looks the sale up first")
         if isinstance(exc, requests.exceptions.SSLError):
             return PermanentError(f"TLS failure talking to {where}: a configuration problem (certificate, verify_tls)")
         if isinstance(exc, requests.exceptions.Timeout):
@@ -268,6 +283,7 @@ class TrytonConnector:
         self.client.close()
 
     def send(self, delivery: Delivery) -> Receipt:
+        self.client.start_send()
         if delivery.action == "create":
             return self._create(delivery)
         if not delivery.target_reference:
