@@ -166,10 +166,12 @@ class TrytonClient:
             if self._auth is None:
                 self.login()
             status, answer = self._post(method, [*params, self.context], auth=self._auth)
-            if status == 401 and attempt == 1:
-                log.info("Tryton %s: session expired, logging in again", self.config.name)
+            if status == 401:
                 self._auth = None
-                continue
+                if attempt == 1:
+                    log.info("Tryton %s: session expired, logging in again", self.config.name)
+                    continue
+                break
             return self._result(method, status, answer)
         raise PermanentError(f"Tryton {self.config.name} refused {method} after a fresh login (HTTP 401)")
 
@@ -307,8 +309,8 @@ class TrytonConnector:
         )
         if found:
             sale = found[0]
-            if sale["state"] == "draft":  # a crash between create and quote: finish it
-                sale = self._advance(sale["id"])
+            if sale["state"] in ("draft", "quotation"):  # a crash between create and quote or confirm: finish it
+                sale = self._advance(sale["id"], sale["state"])
             return Receipt(status=200, reference=sale["number"], detail={"sale_id": sale["id"], "found": True})
         lines = self._lines(order)
         party = self._customer(order)
@@ -329,9 +331,10 @@ class TrytonConnector:
         sale = self._advance(sale_id)
         return Receipt(status=200, reference=sale["number"], detail={"sale_id": sale_id, "state": sale["state"]})
 
-    def _advance(self, sale_id: int) -> dict[str, Any]:
-        """Move a draft sale to the configured state; the sale's number and state."""
-        self.client.model("sale.sale", "quote", [sale_id])
+    def _advance(self, sale_id: int, state: str = "draft") -> dict[str, Any]:
+        """Move a draft (or quoted) sale on to the configured state; the sale's number and state."""
+        if state == "draft":
+            self.client.model("sale.sale", "quote", [sale_id])
         if self.config.state == "confirmed":
             self.client.model("sale.sale", "confirm", [sale_id])
         (sale,) = self.client.model("sale.sale", "read", [sale_id], ["number", "state"])
