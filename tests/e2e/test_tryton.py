@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import create_engine, select
 
 from gateway.store import tables as t
-from tests.e2e.helpers import run_cli, write_config
+from tests.e2e.helpers import ROOT, gateway_cmd, run_cli, write_config
 from tests.support import tryton
+from tests.support.tcpfault import TcpFault
 from tests.support.x12gen import interchange, po
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -23,11 +27,12 @@ FILES = 200
 ENV = {"GW_TRYTON_PASSWORD": tryton.PASSWORD}
 
 
-def tryton_target(name: str = "erp", state: str = "confirmed") -> str:
+def tryton_target(name: str = "erp", state: str = "confirmed", url: str | None = None,
+                  retry: str = "{max_attempts: 5, base_seconds: 0.05, cap_seconds: 0.2}") -> str:
     return (
-        f"  - type: tryton\n    name: {name}\n    url: {tryton.tryton_url()}\n    database: {tryton.DATABASE}\n"
+        f"  - type: tryton\n    name: {name}\n    url: {url or tryton.tryton_url()}\n    database: {tryton.DATABASE}\n"
         f"    user: {tryton.USER}\n    password: ${{env:GW_TRYTON_PASSWORD}}\n    state: {state}\n"
-        "    timeout: {connect: 2, read: 20}\n    retry: {max_attempts: 5, base_seconds: 0.05, cap_seconds: 0.2}\n"
+        f"    timeout: {{connect: 2, read: 10, total: 30}}\n    retry: {retry}\n"
     )
 
 
@@ -115,3 +120,52 @@ def test_a_change_then_a_cancellation_reach_the_sale(tmp_path: Path, inspector: 
     assert sale["state"] == "cancelled"
     listing = run_cli("orders", "-c", str(cfg), env=ENV)
     assert listing.stdout.count(number) == 3 and listing.stdout.count("dispatched") == 3, listing.stdout
+
+
+def test_a_tryton_outage_loses_and_doubles_nothing(tmp_path: Path, inspector: tryton.Inspector) -> None:
+    """`gateway run` serving while Tryton goes away mid-stream (every open connection reset,
+    new ones refused for 3 s) and comes back: every PO is one sale, none lost, none doubled."""
+    run = uuid.uuid4().hex[:8].upper()
+    upstream = urlsplit(tryton.tryton_url())
+    with TcpFault((upstream.hostname or "127.0.0.1", upstream.port or 80)) as proxy:
+        target = tryton_target(url=proxy.url("").rstrip("/"), retry="{max_attempts: 40, base_seconds: 0.2, cap_seconds: 1}")
+        cfg = write_config(tmp_path, connectors=target, stable=0.1, lease=60)
+        with (tmp_path / "node.log").open("wb") as log:
+            node = subprocess.Popen(gateway_cmd("run", "-c", str(cfg)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+                                    env={**os.environ, **ENV})
+        try:
+            numbers = [f"OUT{run}-{i:03d}" for i in range(40)]
+            for i, number in enumerate(numbers):
+                drop(tmp_path / "inbox", f"{number}.edi",
+                     interchange([po(number, [("3", "4.00", f"SKU-{i % 20 + 1}")])], icn=f"{i + 1:09d}").encode())
+
+            def made() -> int:
+                return len(inspector.sales([("reference", "like", f"OUT{run}-%")]))
+
+            deadline = time.monotonic() + 120
+            while made() < 5 and time.monotonic() < deadline and node.poll() is None:
+                time.sleep(0.1)
+            assert node.poll() is None, (tmp_path / "node.log").read_text()[-2000:]
+            assert made() < len(numbers), "too fast to interrupt"
+            proxy.set(close_after_accept=True)
+            proxy.cut()  # the server goes away under its clients
+            time.sleep(3)
+            proxy.set(close_after_accept=False)
+            deadline = time.monotonic() + 150
+            while made() < len(numbers) and time.monotonic() < deadline:
+                time.sleep(0.3)
+            time.sleep(1)  # any late duplicate would show now
+        finally:
+            node.terminate()
+            node.wait(30)
+    sales = inspector.sales([("reference", "like", f"OUT{run}-%")])
+    assert sorted(s["reference"] for s in sales) == numbers, (tmp_path / "node.log").read_text()[-2000:]
+    assert all(s["state"] in ("confirmed", "processing") for s in sales)
+    listing = run_cli("orders", "-c", str(cfg), env=ENV)
+    assert listing.stdout.count("dispatched") == len(numbers), listing.stdout[-2000:]
+    assert "0 dead letter" in run_cli("dead-letters", "-c", str(cfg), env=ENV).stdout
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as c:
+        attempts = len(c.execute(select(t.events.c.id).where(t.events.c.kind == "attempt")).all())
+    engine.dispose()
+    assert attempts > len(numbers)  # the outage was felt: some deliveries were retried
