@@ -11,7 +11,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TRYTON_DIR=${TRYTON_DIR:-/tmp/gateway-test-services/tryton}
 SERIES=8.2
 VENV=$TRYTON_DIR/venv-$SERIES
-RUN=$TRYTON_DIR/run
+# One run folder per server: scripts/test sets TRYTON_RUN per invocation, so two runs on one
+# machine (CI and a developer) never stop each other's server.
+RUN=${TRYTON_RUN:-$TRYTON_DIR/run}
 PY=${PYTHON:-python3}
 log() { echo "$*" >&2; }
 
@@ -57,6 +59,8 @@ build_db() {  # $1: the cache folder; built once, atomically (a half-built datab
   rm -f "$tmp/pass" "$tmp/trytond.conf"
   mkdir -p "$(dirname "$dest")"
   mv "$tmp" "$dest" 2>/dev/null || rm -rf "$tmp"  # another start won the race: use its copy
+  # databases built for other versions are stale (a running server uses its own copy)
+  find "$TRYTON_DIR" -maxdepth 1 -name 'db-*' ! -name "$(basename "$dest")" ! -name '*.tmp.*' -exec rm -rf {} +
 }
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -93,6 +97,7 @@ stop() {
     fi
     rm -f "$RUN/pid"
   fi
+  [ "$RUN" = "$TRYTON_DIR/run" ] || rm -rf "$RUN"  # a per-invocation copy: nothing to keep
 }
 
 case "${1:-start}" in
