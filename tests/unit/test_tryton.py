@@ -326,3 +326,24 @@ def test_ship_to_addresses_are_found_or_created_once(inspector: tryton.Inspector
     assert (address["street_unstructured"], address["city"], address["postal_code"], address["party_name"]) == (
         "12 Dock Road", "Portland", "97201", "Store 12")
     connector.close()
+
+
+def test_stock_levels_are_tryton_on_hand_quantities_per_warehouse(inspector: tryton.Inspector) -> None:
+    connector = tryton.connector("erp")
+    before = {r["sku"]: r["on_hand"] for r in connector.stock_levels(["SKU-20", "GAD-9"])}
+    assert set(before) == {"SKU-20", "GAD-9"}
+    storage = inspector.rpc("stock.location", "search", [("code", "=", "STO")], 0, 1, None)[0]
+    supplier = inspector.rpc("stock.location", "search", [("type", "=", "supplier")], 0, 1, None)[0]
+    product = inspector.rpc("product.product", "search", [("code", "=", "SKU-20")], 0, 1, None)[0]
+    unit = inspector.rpc("product.product", "read", [product], ["default_uom"])[0]["default_uom"]
+    currency = inspector.rpc("currency.currency", "search", [("code", "=", "USD")], 0, 1, None)[0]
+    (move,) = inspector.rpc("stock.move", "create", [{
+        "product": product, "unit": unit, "quantity": 25.0, "from_location": supplier, "to_location": storage,
+        "unit_price": Decimal("1.00"), "currency": currency}])
+    inspector.rpc("stock.move", "do", [move])  # goods received into the warehouse
+    after = connector.stock_levels(["SKU-20", "GAD-9"])
+    assert {r["warehouse"] for r in after} == {"WH"}
+    levels = {r["sku"]: r["on_hand"] for r in after}
+    assert levels == {"SKU-20": before["SKU-20"] + 25, "GAD-9": before["GAD-9"]}
+    assert all(isinstance(v, Decimal) for v in levels.values())
+    connector.close()

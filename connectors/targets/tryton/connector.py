@@ -10,6 +10,9 @@ Capabilities
                            draft, quotation or confirmed (moved back to draft, then on to `state`)
     cancels=True           the sale's cancel transition (a confirmed sale goes to draft first);
                            an already cancelled sale is fine
+    stock_levels()         on-hand quantities per warehouse as master-data ``stock`` rows
+                           (``product.product`` quantity in the context of each warehouse);
+                           a method for now, not yet reachable from the CLI
 
 Config keys (`TrytonConfig`)
     name, url, database, user, password (``${env:NAME}`` only), customer_code_from (bill_to,
@@ -63,6 +66,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -160,12 +164,12 @@ class TrytonClient:
         status, answer = self._post("model.res.user.get_preferences", [True, {}], auth=self._auth)
         self.context = dict(self._result("model.res.user.get_preferences", status, answer))
 
-    def call(self, method: str, *params: Any) -> Any:
-        """``method`` with ``params`` and the user's context appended; the result."""
+    def call(self, method: str, *params: Any, context: dict[str, Any] | None = None) -> Any:
+        """``method`` with ``params`` and the user's context (plus `context`) appended; the result."""
         for attempt in (1, 2):
             if self._auth is None:
                 self.login()
-            status, answer = self._post(method, [*params, self.context], auth=self._auth)
+            status, answer = self._post(method, [*params, {**self.context, **(context or {})}], auth=self._auth)
             if status == 401:
                 self._auth = None
                 if attempt == 1:
@@ -175,8 +179,8 @@ class TrytonClient:
             return self._result(method, status, answer)
         raise PermanentError(f"Tryton {self.config.name} refused {method} after a fresh login (HTTP 401)")
 
-    def model(self, model: str, method: str, *params: Any) -> Any:
-        return self.call(f"model.{model}.{method}", *params)
+    def model(self, model: str, method: str, *params: Any, context: dict[str, Any] | None = None) -> Any:
+        return self.call(f"model.{model}.{method}", *params, context=context)
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -296,6 +300,27 @@ class TrytonConnector:
         if delivery.action == "cancel":
             return self._cancel(sale)
         raise PermanentError(f"Tryton connector {self.name} cannot {delivery.action!r}")
+
+    # -- stock (master data) ---------------------------------------------------------------------
+
+    def stock_levels(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """On-hand quantity of each goods product per warehouse, as rows of the master-data
+        ``stock`` kind (sku, warehouse = the warehouse's code or name, on_hand in the product's
+        default unit); `codes` limits it to those products. Not yet wired to the CLI."""
+        self.client.start_send()
+        warehouses = self.client.model("stock.location", "search_read", [("type", "=", "warehouse")], 0, None,
+                                       [("id", "ASC")], ["code", "name"])
+        domain: list[Any] = [("type", "=", "goods"), ("code", "!=", None)]
+        if codes is not None:
+            domain.append(("code", "in", sorted(codes)))
+        rows = []
+        for warehouse in warehouses:
+            products = self.client.model("product.product", "search_read", domain, 0, None, [("code", "ASC")],
+                                         ["code", "quantity"], context={"locations": [warehouse["id"]]})
+            for product in products:
+                rows.append({"sku": product["code"], "warehouse": warehouse["code"] or warehouse["name"],
+                             "on_hand": Decimal(str(product["quantity"]))})
+        return rows
 
     # -- create ---------------------------------------------------------------------------------
 
