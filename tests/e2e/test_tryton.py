@@ -169,3 +169,14 @@ def test_a_tryton_outage_loses_and_doubles_nothing(tmp_path: Path, inspector: tr
         attempts = len(c.execute(select(t.events.c.id).where(t.events.c.kind == "attempt")).all())
     engine.dispose()
     assert attempts > len(numbers)  # the outage was felt: some deliveries were retried
+
+
+def test_config_check_refuses_a_written_password_and_accepts_an_env_reference(tmp_path: Path) -> None:
+    written = tryton_target(url="http://127.0.0.1:8000").replace("${env:GW_TRYTON_PASSWORD}", "admin")
+    cfg = write_config(tmp_path, connectors=written, service=False)
+    result = run_cli("config", "check", "-c", str(cfg))
+    assert result.returncode != 0 and "connectors[0].password: secrets may not be written" in result.stderr
+    cfg = write_config(tmp_path, connectors=tryton_target(url="http://127.0.0.1:8000"), service=False)
+    result = run_cli("config", "check", "-c", str(cfg), env=ENV)
+    assert result.returncode == 0 and "1 connector(s)" in result.stdout, result.stderr
+    assert "admin" not in result.stdout
