@@ -147,6 +147,14 @@ def test_an_unknown_customer_is_created_unless_configured_not_to(fake: FakeTryto
         TrytonConnector(config(create_customers=False)).send(delivery(key="key-2"))
 
 
+def test_a_customer_created_meanwhile_by_another_worker_is_used(fake: FakeTryton) -> None:
+    fake.on("model.party.party.search", (200, {"result": []}), (200, {"result": [8]}))
+    fake.on("model.party.party.create", (200, {"error": ["UserError", ["The code on party must be unique.", "", None]]}))
+    TrytonConnector(config()).send(delivery())
+    (values,) = next(p for m, p, _ in fake.calls if m == "model.sale.sale.create")[0]
+    assert values["party"] == 8
+
+
 def test_no_customer_code_anywhere_is_permanent(fake: FakeTryton) -> None:
     order = {**ORDER, "buyer": None}
     with pytest.raises(PermanentError, match="no customer code in bill_to, buyer"):

@@ -422,7 +422,14 @@ class TrytonConnector:
             return int(found[0])
         if not self.config.create_customers:
             raise PermanentError(f"PO {order.get('po_number')}: no customer with code {code!r} in Tryton {self.name}")
-        (party,) = self.client.model("party.party", "create", [{"code": code, "name": name or code}])
+        try:
+            (party,) = self.client.model("party.party", "create", [{"code": code, "name": name or code}])
+        except TrytonError:
+            # another worker created it a moment ago (the code is unique): use that party
+            found = self.client.model("party.party", "search", [("code", "=", code)], 0, 1, None)
+            if not found:
+                raise
+            return int(found[0])
         return int(party)
 
     def _invoice_address(self, party: int) -> int:
