@@ -35,6 +35,9 @@ TARGETS: dict[str, PluginSpec] = {
         "connectors.targets.http_json.config:HttpJsonConfig",
     ),
     "file": PluginSpec("file", "connectors.targets.file.connector:FileConnector", "connectors.targets.file.config:FileTargetConfig"),
+    "tryton": PluginSpec(
+        "tryton", "connectors.targets.tryton.connector:TrytonConnector", "connectors.targets.tryton.config:TrytonConfig"
+    ),
     "memory": PluginSpec(
         "memory", "connectors.targets.memory.connector:MemoryConnector", "connectors.targets.memory.config:MemoryTargetConfig"
     ),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import insert, select
 
 from connectors.registry import TARGETS
@@ -36,6 +37,7 @@ from gateway.retry import RetryPolicy
 from gateway.store import Store
 from gateway.store import tables as t
 from gateway.store.outbox import idempotency_key, new_deliveries
+from tests.support import tryton
 from tests.support.fake_erp import FakeERP, Scripted
 
 GOLDEN = Order(
@@ -60,6 +62,9 @@ class Target:
     # updates and cancels the target holds: (action, body or None when it carries none)
     changes: Callable[[], list[tuple[str, Any]]]
     permanent_fault: Callable[[], AbstractContextManager[None]]  # while active, sends are refused for good
+    # what effects() holds for an order: the order itself, or the part of it an ERP keeps visible
+    effect_of: Callable[[dict[str, Any]], Any] = lambda order: order
+    change_of: Callable[[dict[str, Any]], Any] = lambda order: order  # what changes() holds for an update
 
 
 CHANGED = {**GOLDEN, "lines": [{**GOLDEN["lines"][0], "quantity": "12"}]}
@@ -155,10 +160,63 @@ def _memory_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     connector.close()
 
 
+def _tryton_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """The real Tryton server: effects are the sales made during the test (PO and customer; the
+    lines are checked through changes and in tests/unit/test_tryton.py), changes come from
+    Tryton's own log of the sale (a line write is an update, the cancelled transition a cancel)."""
+    inspector = tryton.Inspector()
+    # every test sends the same PO with the same key: an earlier test's sale must not answer for it
+    inspector.forget_deliveries([("reference", "=", GOLDEN["po_number"])])
+    first = inspector.last_sale_id()
+    connector = tryton.connector("erp", state="quotation")
+
+    def sales() -> list[dict[str, Any]]:
+        return inspector.sales([("id", ">", first)])
+
+    def changes() -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for sale in sales():
+            for entry in inspector.log(sale["id"]):
+                if entry["event"] == "write" and entry["target"] == "lines":
+                    out.append(("update", {"lines": inspector.lines(sale)}))
+                elif entry["event"] == "transition" and entry["target"] == "state:cancelled":
+                    out.append(("cancel", None))
+        return out
+
+    @contextmanager
+    def fault() -> Iterator[None]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise requests.exceptions.ConnectionError("connection refused")
+
+        with monkeypatch.context() as m:
+            m.setattr(connector.client.session, "post", refused)
+            yield
+
+    @contextmanager
+    def refusal() -> Iterator[None]:
+        inspector.set_salable("WID-1", False)  # Tryton no longer sells it: an unknown product
+        try:
+            yield
+        finally:
+            inspector.set_salable("WID-1", True)
+
+    def effect_of(order: dict[str, Any]) -> Any:
+        return {"reference": order["po_number"], "customer": order["buyer"]["code"]}
+
+    yield Target(
+        connector,
+        lambda: [{"reference": s["reference"], "customer": s["customer"]} for s in sales()],
+        fault, changes, refusal, effect_of, lambda order: {"lines": tryton.order_lines(order)},
+    )
+    connector.close()
+    inspector.close()
+
+
 TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
     "http_json": _http_json_target,
     "file": _file_target,
     "memory": _memory_target,
+    "tryton": _tryton_target,
 }
 
 
@@ -183,7 +241,7 @@ def delivery(
 
 def test_golden_order_is_delivered(target: Target) -> None:
     receipt = target.connector.send(delivery())
-    assert target.effects() == [GOLDEN]
+    assert target.effects() == [target.effect_of(GOLDEN)]
     assert receipt.reference  # every target names what it made (ERP id, file name)
     assert GOLDEN["lines"][0]["quantity"] == "10"  # decimals travel as strings, never floats
 
@@ -191,7 +249,7 @@ def test_golden_order_is_delivered(target: Target) -> None:
 def test_sending_the_same_delivery_twice_has_one_effect(target: Target) -> None:
     first = target.connector.send(delivery())
     second = target.connector.send(delivery(attempt=2))
-    assert target.effects() == [GOLDEN]
+    assert target.effects() == [target.effect_of(GOLDEN)]
     assert first.reference == second.reference
     target.connector.send(delivery(order_id="order-2"))
     assert len(target.effects()) == 2
@@ -202,7 +260,7 @@ def test_a_transient_fault_surfaces_as_transient_error(target: Target) -> None:
         target.connector.send(delivery())
     assert target.effects() == []
     target.connector.send(delivery(attempt=2))  # the fault cleared: the retry goes through
-    assert target.effects() == [GOLDEN]
+    assert target.effects() == [target.effect_of(GOLDEN)]
 
 
 def test_a_permanent_fault_surfaces_as_permanent_error(target: Target) -> None:
@@ -212,7 +270,7 @@ def test_a_permanent_fault_surfaces_as_permanent_error(target: Target) -> None:
     assert not isinstance(info.value, TransientError)
     assert target.effects() == []
     target.connector.send(delivery(attempt=2))  # replayed after the fix: delivered once
-    assert target.effects() == [GOLDEN]
+    assert target.effects() == [target.effect_of(GOLDEN)]
 
 
 def test_capabilities_are_declared_data(target: Target) -> None:
@@ -230,10 +288,10 @@ def test_update_and_cancel_after_create_each_have_one_effect(target: Target) -> 
         target.connector.send(delivery(CHANGED, "order-2", attempt, "update", created.reference))
     for attempt in (1, 2):
         target.connector.send(delivery(CHANGED, "order-3", attempt, "cancel", created.reference))
-    assert target.effects() == [GOLDEN]  # still one order
+    assert target.effects() == [target.effect_of(GOLDEN)]  # still one order
     changes = dict(target.changes())
     assert len(target.changes()) == 2 and set(changes) == {"update", "cancel"}
-    assert changes["update"] == CHANGED  # an update carries the changed order
+    assert changes["update"] == target.change_of(CHANGED)  # an update carries the changed order
 
 
 def test_close_twice_is_harmless(target: Target) -> None:
@@ -264,7 +322,7 @@ def test_through_the_dispatcher_a_fault_then_success_is_one_effect(target: Targe
         assert d.run_once().retried == 1
     stats = d.run_until_idle(timeout=3600)
     assert stats.sent == 1 and stats.idle
-    assert target.effects() == [GOLDEN]
+    assert target.effects() == [target.effect_of(GOLDEN)]
     with store.engine.connect() as c:
         assert c.execute(select(t.orders.c.state)).scalar_one() == "dispatched"
     store.dispose()
@@ -291,8 +349,8 @@ def test_through_the_dispatcher_an_update_follows_its_create(target: Target, sql
                    clock=lambda: now, sleep=lambda s: None)
     stats = d.run_until_idle(timeout=60)
     assert (stats.sent, stats.idle) == (2, True)
-    assert target.effects() == [GOLDEN]
-    assert target.changes() == [("update", CHANGED)]
+    assert target.effects() == [target.effect_of(GOLDEN)]
+    assert target.changes() == [("update", target.change_of(CHANGED))]
     with store.engine.connect() as c:
         create, update = c.execute(select(t.outbox).order_by(t.outbox.c.id)).all()
         states = set(c.execute(select(t.orders.c.state)).scalars())

@@ -1,0 +1,184 @@
+"""End to end into a real Tryton 8.2 server (scripts/services/tryton-test.sh): X12 850 files
+dropped in the inbox, `gateway run --once`, and the sales Tryton then holds."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from gateway.store import tables as t
+from tests.e2e.helpers import ROOT, gateway_cmd, run_cli, write_config
+from tests.support import tryton
+from tests.support.tcpfault import TcpFault
+from tests.support.x12gen import interchange, po
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+FILES = 200
+ENV = {"GW_TRYTON_PASSWORD": tryton.PASSWORD}
+
+
+def tryton_target(name: str = "erp", state: str = "confirmed", url: str | None = None,
+                  retry: str = "{max_attempts: 5, base_seconds: 0.05, cap_seconds: 0.2}") -> str:
+    return (
+        f"  - type: tryton\n    name: {name}\n    url: {url or tryton.tryton_url()}\n    database: {tryton.DATABASE}\n"
+        f"    user: {tryton.USER}\n    password: ${{env:GW_TRYTON_PASSWORD}}\n    state: {state}\n"
+        f"    timeout: {{connect: 2, read: 10, total: 30}}\n    retry: {retry}\n"
+    )
+
+
+def drop(inbox: Path, name: str, body: bytes) -> None:
+    part = inbox / f".{name}.part"
+    part.write_bytes(body)
+    os.replace(part, inbox / name)
+
+
+@pytest.fixture
+def inspector():
+    tryton.tryton_url()
+    found = tryton.Inspector()
+    yield found
+    found.close()
+
+
+def test_two_hundred_x12_files_become_one_sale_each(tmp_path: Path, inspector: tryton.Inspector) -> None:
+    """200 one-PO files (1-3 lines each, random products, quantities and prices) and one with an
+    unknown product: every PO is exactly one confirmed sale with its lines; the unknown product is
+    a dead letter that names it, and nothing of that PO reaches Tryton."""
+    run = uuid.uuid4().hex[:8].upper()
+    rng = random.Random(11)
+    cfg = write_config(tmp_path, connectors=tryton_target(), stable=0.1, poll=None, service=False)
+    expected: dict[str, list[tuple[str, Decimal, Decimal]]] = {}
+    for i in range(FILES):
+        number = f"T{run}-{i:04d}"
+        lines = [(str(rng.randint(1, 40)), f"{rng.randint(100, 9999) / 100:.2f}", f"SKU-{rng.randint(1, 20)}")
+                 for _ in range(rng.randint(1, 3))]
+        expected[number] = sorted((sku, Decimal(q).normalize(), Decimal(p).normalize()) for q, p, sku in lines)
+        drop(tmp_path / "inbox", f"{number}.edi", interchange([po(number, lines)], icn=f"{i + 1:09d}").encode())
+    bad = f"T{run}-BAD"
+    drop(tmp_path / "inbox", "bad.edi", interchange([po(bad, [("1", "5.00", "SKU-1"), ("2", "5.00", "SKU-404")])],
+                                                     icn="000009999").encode())
+
+    result = run_cli("run", "--once", "-c", str(cfg), env=ENV, timeout=540)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    sales = inspector.sales([("reference", "like", f"T{run}-%")])
+    by_reference: dict[str, list[dict]] = {}
+    for sale in sales:
+        by_reference.setdefault(sale["reference"], []).append(sale)
+    if sorted(by_reference) != sorted(expected):
+        dead = run_cli("dead-letters", "-c", str(cfg), env=ENV).stdout
+        pytest.fail(f"POs missing from Tryton: {sorted(set(expected) - set(by_reference))[:5]}; dead letters:\n{dead[-3000:]}")
+    doubled = {ref: len(s) for ref, s in by_reference.items() if len(s) != 1}
+    assert not doubled
+    for ref, (sale,) in by_reference.items():
+        assert inspector.lines(sale) == expected[ref], ref
+        assert sale["state"] in ("confirmed", "processing"), sale
+        assert sale["customer"] == "ACMERETAIL"  # the interchange sender (customer_code_from: ... sender)
+
+    dead = run_cli("dead-letters", "-c", str(cfg), env=ENV)
+    assert dead.returncode == 0, dead.stderr
+    assert bad in dead.stdout and "SKU-404" in dead.stdout and "unknown product" in dead.stdout
+    # Each order's receipt is the sale's number.
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as c:
+        receipts = {row.po_number: row.receipt for row in c.execute(
+            select(t.orders.c.po_number, t.outbox.c.receipt).join(t.outbox, t.outbox.c.order_id == t.orders.c.id)
+            .where(t.outbox.c.state == "sent"))}
+    engine.dispose()
+    assert {ref: receipts[ref]["reference"] for ref in expected} == {s["reference"]: s["number"] for s in sales}
+
+
+def test_a_change_then_a_cancellation_reach_the_sale(tmp_path: Path, inspector: tryton.Inspector) -> None:
+    """A quotation: an 850 creates it, an 850 change (BEG01 04) replaces its lines, a cancel
+    (BEG01 01) cancels it in Tryton; still one sale."""
+    number = f"TC{uuid.uuid4().hex[:8].upper()}"
+    cfg = write_config(tmp_path, connectors=tryton_target(state="quotation"), stable=0.1, poll=None, service=False)
+    drop(tmp_path / "inbox", "a.edi", interchange([po(number, [("2", "9.99", "SKU-1")])], icn="000000001").encode())
+    assert run_cli("run", "--once", "-c", str(cfg), env=ENV, timeout=120).returncode == 0
+    (sale,) = inspector.sales([("reference", "=", number)])
+    assert sale["state"] == "quotation" and inspector.lines(sale) == [("SKU-1", Decimal(2), Decimal("9.99"))]
+
+    drop(tmp_path / "inbox", "b.edi", interchange([po(number, [("6", "9.99", "SKU-1"), ("1", "3.50", "SKU-2")], purpose="04")],
+                                                   icn="000000002").encode())
+    assert run_cli("run", "--once", "-c", str(cfg), env=ENV, timeout=120).returncode == 0
+    (sale,) = inspector.sales([("reference", "=", number)])
+    assert sale["state"] == "quotation"
+    assert inspector.lines(sale) == [("SKU-1", Decimal(6), Decimal("9.99")), ("SKU-2", Decimal(1), Decimal("3.5"))]
+
+    drop(tmp_path / "inbox", "c.edi", interchange([po(number, [("6", "9.99", "SKU-1")], purpose="01")], icn="000000003").encode())
+    result = run_cli("run", "--once", "-c", str(cfg), env=ENV, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (sale,) = inspector.sales([("reference", "=", number)])
+    assert sale["state"] == "cancelled"
+    listing = run_cli("orders", "-c", str(cfg), env=ENV)
+    assert listing.stdout.count(number) == 3 and listing.stdout.count("dispatched") == 3, listing.stdout
+
+
+def test_a_tryton_outage_loses_and_doubles_nothing(tmp_path: Path, inspector: tryton.Inspector) -> None:
+    """`gateway run` serving while Tryton goes away mid-stream (every open connection reset,
+    new ones refused for 3 s) and comes back: every PO is one sale, none lost, none doubled."""
+    run = uuid.uuid4().hex[:8].upper()
+    upstream = urlsplit(tryton.tryton_url())
+    with TcpFault((upstream.hostname or "127.0.0.1", upstream.port or 80)) as proxy:
+        target = tryton_target(url=proxy.url("").rstrip("/"), retry="{max_attempts: 40, base_seconds: 0.2, cap_seconds: 1}")
+        cfg = write_config(tmp_path, connectors=target, stable=0.1, lease=60)
+        with (tmp_path / "node.log").open("wb") as log:
+            node = subprocess.Popen(gateway_cmd("run", "-c", str(cfg)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+                                    env={**os.environ, **ENV})
+        try:
+            numbers = [f"OUT{run}-{i:03d}" for i in range(40)]
+            for i, number in enumerate(numbers):
+                drop(tmp_path / "inbox", f"{number}.edi",
+                     interchange([po(number, [("3", "4.00", f"SKU-{i % 20 + 1}")])], icn=f"{i + 1:09d}").encode())
+
+            def made() -> int:
+                return len(inspector.sales([("reference", "like", f"OUT{run}-%")]))
+
+            deadline = time.monotonic() + 120
+            while made() < 5 and time.monotonic() < deadline and node.poll() is None:
+                time.sleep(0.1)
+            assert node.poll() is None, (tmp_path / "node.log").read_text()[-2000:]
+            assert made() < len(numbers), "too fast to interrupt"
+            proxy.set(close_after_accept=True)
+            proxy.cut()  # the server goes away under its clients
+            time.sleep(3)
+            proxy.set(close_after_accept=False)
+            deadline = time.monotonic() + 150
+            while made() < len(numbers) and time.monotonic() < deadline:
+                time.sleep(0.3)
+            time.sleep(1)  # any late duplicate would show now
+        finally:
+            node.terminate()
+            node.wait(30)
+    sales = inspector.sales([("reference", "like", f"OUT{run}-%")])
+    assert sorted(s["reference"] for s in sales) == numbers, (tmp_path / "node.log").read_text()[-2000:]
+    assert all(s["state"] in ("confirmed", "processing") for s in sales)
+    listing = run_cli("orders", "-c", str(cfg), env=ENV)
+    assert listing.stdout.count("dispatched") == len(numbers), listing.stdout[-2000:]
+    assert "0 dead letter" in run_cli("dead-letters", "-c", str(cfg), env=ENV).stdout
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as c:
+        attempts = len(c.execute(select(t.events.c.id).where(t.events.c.kind == "attempt")).all())
+    engine.dispose()
+    assert attempts > len(numbers)  # the outage was felt: some deliveries were retried
+
+
+def test_config_check_refuses_a_written_password_and_accepts_an_env_reference(tmp_path: Path) -> None:
+    written = tryton_target(url="http://127.0.0.1:8000").replace("${env:GW_TRYTON_PASSWORD}", "admin")
+    cfg = write_config(tmp_path, connectors=written, service=False)
+    result = run_cli("config", "check", "-c", str(cfg))
+    assert result.returncode != 0 and "connectors[0].password: secrets may not be written" in result.stderr
+    cfg = write_config(tmp_path, connectors=tryton_target(url="http://127.0.0.1:8000"), service=False)
+    result = run_cli("config", "check", "-c", str(cfg), env=ENV)
+    assert result.returncode == 0 and "1 connector(s)" in result.stdout, result.stderr
+    assert "admin" not in result.stdout

@@ -1,0 +1,73 @@
+"""The real Tryton server the tests use (scripts/services/tryton-test.sh starts it)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from connectors.targets.tryton.config import TrytonConfig
+from connectors.targets.tryton.connector import TrytonConnector
+
+DATABASE, USER, PASSWORD = "erp", "admin", "admin"  # what tryton-test.sh builds (a throwaway test server)
+
+
+def tryton_url() -> str:
+    url = os.environ.get("GATEWAY_TEST_TRYTON_URL")
+    if not url:
+        if os.environ.get("GATEWAY_REQUIRE_SERVICES"):
+            pytest.fail("GATEWAY_TEST_TRYTON_URL is not set: scripts/test starts Tryton and sets it")
+        pytest.skip("Tryton not running (GATEWAY_TEST_TRYTON_URL unset); eval \"$(scripts/services/tryton-test.sh start)\"")
+    return url
+
+
+def connector(name: str = "erp", **options: Any) -> TrytonConnector:
+    cfg = TrytonConfig(name=name, url=tryton_url(), database=DATABASE, user=USER, password=PASSWORD, **options)  # type: ignore[arg-type]
+    return TrytonConnector(cfg)
+
+
+class Inspector:
+    """Reads what the ERP holds, through the same JSON-RPC client (a separate session)."""
+
+    def __init__(self) -> None:
+        self.conn = connector("inspector")
+        self.rpc = self.conn.client.model
+
+    def last_sale_id(self) -> int:
+        found = self.rpc("sale.sale", "search", [], 0, 1, [("id", "DESC")])
+        return int(found[0]) if found else 0
+
+    def sales(self, domain: list[Any]) -> list[dict[str, Any]]:
+        sales = self.rpc("sale.sale", "search_read", domain, 0, None, [("id", "ASC")],
+                         ["number", "state", "reference", "party.code", "lines", "comment", "shipment_address"])
+        for sale in sales:
+            sale["customer"] = (sale.get("party.") or {}).get("code")
+        return list(sales)
+
+    def lines(self, sale: dict[str, Any]) -> list[tuple[str, Decimal, Decimal]]:
+        rows = self.rpc("sale.line", "read", list(sale["lines"]), ["product.code", "quantity", "unit_price"])
+        return sorted((r["product."]["code"], Decimal(str(r["quantity"])).normalize(), Decimal(r["unit_price"]).normalize()) for r in rows)
+
+    def log(self, sale_id: int) -> list[dict[str, Any]]:
+        return list(self.rpc("ir.model.log", "search_read", [("resource", "=", f"sale.sale,{sale_id}")], 0, None,
+                             [("id", "ASC")], ["event", "target"]))
+
+    def set_salable(self, code: str, salable: bool) -> None:
+        ids = self.rpc("product.template", "search", [("code", "=", code)], 0, None, None)
+        self.rpc("product.template", "write", ids, {"salable": salable})
+
+    def forget_deliveries(self, domain: list[Any]) -> None:
+        """Clear the delivery keys of these sales (a test reusing keys starts clean)."""
+        ids = self.rpc("sale.sale", "search", domain, 0, None, None)
+        if ids:
+            self.rpc("sale.sale", "write", ids, {"comment": None})
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def order_lines(order: dict[str, Any]) -> list[tuple[str, Decimal, Decimal]]:
+    return sorted((str(line["sku"]), Decimal(str(line["quantity"])).normalize(), Decimal(str(line["unit_price"])).normalize())
+                  for line in order["lines"])
