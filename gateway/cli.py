@@ -958,6 +958,43 @@ def data_import(
     )
 
 
+@data_app.command("pull")
+def data_pull(
+    kind: Annotated[str, typer.Argument(help="What to pull: stock (on-hand quantities per warehouse).")],
+    source: Annotated[str, typer.Option("--from", help="A configured connector that offers it (e.g. a Tryton ERP).")],
+    replace: Annotated[bool, typer.Option("--replace", help="Remove stock rows the system no longer lists (reserved stock is kept at 0 on hand).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Refresh master data from a connector's system (run it from cron to keep stock current)."""
+    from gateway import plugins
+    from gateway.masterdata.importer import pull_stock
+
+    if kind != "stock":
+        raise GatewayError(f"cannot pull {kind!r}: only stock comes from a connector (gateway data import loads the rest from files)")
+    cfg = _config(config)
+    found = next((c for c in cfg.connectors if c.name == source), None)
+    if found is None:
+        names = ", ".join(c.name for c in cfg.connectors) or "none"
+        raise GatewayError(f"no connector is named {source!r} (configured: {names})")
+    connector = plugins.build("target", found)
+    try:
+        if not connector.capabilities.stock:
+            raise GatewayError(f"connector {source!r} ({found.type}) does not offer stock levels")
+        started = time.perf_counter()
+        rows = connector.stock_levels()
+    finally:
+        close = getattr(connector, "close", None)
+        if close is not None:
+            close()
+    store = _data_store(config)
+    try:
+        written, removed = pull_stock(store, rows, source=f"erp:{source}", replace=replace)
+    finally:
+        store.dispose()
+    gone = f", {removed} removed" if replace else ""
+    err.print(f"stock: {written} row(s) from {source} in {time.perf_counter() - started:.2f} s{gone}", markup=False)
+
+
 @data_app.command("list")
 def data_list(
     kind: KindArg,

@@ -6,11 +6,11 @@ not parse, a connector does not retry on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-__all__ = ["Capabilities", "Connector", "Delivery", "RawMessage", "Receipt", "Source"]
+__all__ = ["Capabilities", "Connector", "Delivery", "RawMessage", "Receipt", "Source", "StockSource"]
 
 # stored/duplicate: committed (and, for a source that routes by outcome, processed without a
 # problem); review: a person must look at it; rejected: refused, by the source or the pipeline.
@@ -57,6 +57,16 @@ class Capabilities:
     idempotent: bool = False  # sending the same delivery twice has one effect: unknown errors may be retried
     updates: bool = False  # can take a changed version of an order it already has (action "update")
     cancels: bool = False  # can cancel an order it already has (action "cancel")
+    stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
+
+
+class StockSource(Protocol):
+    """A connector whose system knows the stock (`Capabilities.stock`): `gateway data pull
+    stock --from NAME` refreshes the inventory master data from it."""
+
+    def stock_levels(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Rows of the master-data ``stock`` kind: sku, warehouse, on_hand (Decimal)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

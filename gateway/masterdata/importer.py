@@ -33,7 +33,7 @@ from gateway.masterdata.model import KINDS
 if TYPE_CHECKING:
     from gateway.store import Store
 
-__all__ = ["FIELDS", "ColumnMapping", "ImportProblem", "ImportRefused", "ImportReport", "import_file", "load_mapping"]
+__all__ = ["FIELDS", "ColumnMapping", "ImportProblem", "ImportRefused", "ImportReport", "import_file", "load_mapping", "pull_stock"]
 
 CHUNK = 5000  # rows per INSERT batch
 MAX_PROBLEMS = 200  # kept for the report; the count goes on
@@ -617,3 +617,26 @@ def _collect_account(values: dict[str, Any], accounts: dict[str, tuple[dict[str,
     if address:
         accounts[code][1].append(address)
 
+
+
+def pull_stock(store: Store, rows: list[dict[str, Any]], *, source: str, replace: bool = False) -> tuple[int, int]:
+    """Store stock rows a connector read from its system (`gateway data pull stock`): each
+    (sku, warehouse, on_hand) checked as an import's cells are, written in one transaction;
+    `replace` removes the stock rows of SKUs and warehouses the system no longer lists.
+    Returns (written, removed). ImportRefused naming the first bad row."""
+    from gateway.store.masterdata import loading
+
+    fields = FIELDS["stock"]
+    clean: list[dict[str, Any]] = []
+    for n, row in enumerate(rows, 1):
+        try:
+            values = {name: fields[name].parse(row.get(name)) for name in ("sku", "warehouse", "on_hand")}
+        except ValueError as exc:
+            raise ImportRefused(f"{source}: row {n}: {exc}") from None
+        if any(v is None for v in values.values()):
+            raise ImportRefused(f"{source}: row {n} has no SKU, warehouse or on-hand quantity: {row!r}")
+        clean.append(values)
+    with loading(store, "stock", source=source, fields={"sku", "warehouse", "on_hand"}, replace=replace) as loader:
+        for start in range(0, len(clean), 5_000):
+            loader.write(clean[start : start + 5_000])
+    return loader.written, loader.removed

@@ -182,3 +182,22 @@ def test_config_check_refuses_a_written_password_and_accepts_an_env_reference(tm
     result = run_cli("config", "check", "-c", str(cfg), env=ENV)
     assert result.returncode == 0 and "1 connector(s)" in result.stdout, result.stderr
     assert "admin" not in result.stdout
+
+
+def test_data_pull_stock_refreshes_the_inventory_from_tryton(tmp_path: Path, inspector: tryton.Inspector) -> None:
+    """issue 11: the ERP's stock quantities feed the inventory master data the stock rule reads."""
+    cfg = write_config(tmp_path, connectors=tryton_target(), service=False)
+    expected = {(r["sku"], r["warehouse"]): r["on_hand"] for r in tryton.connector("reader").stock_levels()}
+    assert len(expected) >= 20
+    first = run_cli("data", "pull", "stock", "--from", "erp", "-c", str(cfg), env=ENV)
+    assert first.returncode == 0 and f"stock: {len(expected)} row(s) from erp" in first.stderr, first.stderr
+    listed = run_cli("data", "list", "stock", "--json", "-n", "1000", "-c", str(cfg), env=ENV)
+    assert listed.returncode == 0, listed.stderr
+    import json
+
+    stored = {(r["sku"], r["warehouse"]): Decimal(r["on_hand"]) for r in map(json.loads, listed.stdout.splitlines())}
+    assert stored == expected
+    status = run_cli("data", "status", "-c", str(cfg), env=ENV)
+    assert "erp:erp" in status.stdout, status.stdout
+    wrong = run_cli("data", "pull", "stock", "--from", "nobody", "-c", str(cfg), env=ENV)
+    assert wrong.returncode != 0 and "no connector is named 'nobody'" in wrong.stderr

@@ -275,7 +275,7 @@ def _rpc_error(where: str, error: Any) -> DeliveryError:
 class TrytonConnector:
     """Creates, updates and cancels sales; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True)
 
     def __init__(self, config: TrytonConfig, session: requests.Session | None = None):
         self.config = config
@@ -306,7 +306,7 @@ class TrytonConnector:
     def stock_levels(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
         """On-hand quantity of each goods product per warehouse, as rows of the master-data
         ``stock`` kind (sku, warehouse = the warehouse's code or name, on_hand in the product's
-        default unit); `codes` limits it to those products. Not yet wired to the CLI."""
+        default unit); `codes` limits it to those products. `gateway data pull stock --from NAME`."""
         self.client.start_send()
         warehouses = self.client.model("stock.location", "search_read", [("type", "=", "warehouse")], 0, None,
                                        [("id", "ASC")], ["code", "name"])
