@@ -79,7 +79,8 @@ class Pipeline:
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
         self.review.stock = self.processor.stock
         self.exceptions = ExceptionQueue(
-            store, self.linker, self.processor.queue, answer=lambda conn, row: self.review.answer(conn, row, accepted=True)
+            store, self.linker, self.processor.queue, answer=lambda conn, row: self.review.answer(conn, row, accepted=True),
+            rules=rules, stock=self.processor.stock,
         )
 
     def _targets(self, partner: str | None) -> list[str]:

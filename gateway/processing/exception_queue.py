@@ -93,12 +93,23 @@ def parse_assignments(items: Sequence[str]) -> list[tuple[str, str]]:
 class ExceptionQueue:
     """A person's corrections to held and refused orders, written through the store."""
 
-    def __init__(self, store: Store, linker: Linker, queue: Queue, check: Check = validate, answer: Answer | None = None):
+    def __init__(
+        self,
+        store: Store,
+        linker: Linker,
+        queue: Queue,
+        check: Check = validate,
+        answer: Answer | None = None,
+        rules: Any = None,
+        stock: Any = None,
+    ):
         self.store = store
         self.answer = answer  # the partner's 855/ORDRSP once an edit or release accepts the order
         self.linker = linker
         self.queue = queue  # queues an accepted order as processing does
-        self.check = check  # what an arriving order must pass (the rules, once configured)
+        self.check = check  # what an arriving order must pass before the rules
+        self.rules = rules  # conn -> the rules engine (gateway.processing.decide.Decider), when rules are configured
+        self.stock = stock  # gateway.processing.stock.StockFollower: reserves for an accepted order, releases a replaced one
 
     def waiting(self, *, limit: int = 100, partner: str | None = None, reason: str | None = None, team: str | None = None) -> list[dict[str, Any]]:
         """Held and quarantined orders, oldest first, with their team and assignee."""
@@ -139,7 +150,7 @@ class ExceptionQueue:
                 "version": row["version"] + 1,
                 "supersedes": row["id"],
             }
-            new.update(self._decide(order))
+            new.update(self._decide(conn, order))
             if row["order_key"] and order.po_number != row["po_number"]:
                 # The PO number names the order: a corrected one is linked under it.
                 new["order_key"] = row["order_key"][: -len(row["po_number"]) or None] + order.po_number if row["order_key"].endswith(f"|{row['po_number']}") else row["order_key"]
@@ -149,6 +160,8 @@ class ExceptionQueue:
             ]
             plan = self._link(conn, new, events, override=False)
             order_repo.supersede(conn, row["id"], row["state"], new)
+            if self.stock is not None:
+                self.stock.refused(conn, row["id"])  # whatever the edited version held goes back
             events.append(
                 {"kind": "edited", "order_id": new["id"], "message_id": row["message_id"], "at": utcnow(),
                  "detail": f"version {new['version']} of {row['id'][:8]}, edited by {who}: " + "; ".join(changes)}
@@ -173,7 +186,7 @@ class ExceptionQueue:
             order = Order.model_validate(_loads(row["data"]))
             was = f"{row['reason']}: {row['error']}"
             events: list[dict[str, Any]] = []
-            row.update({"state": OrderState.VALIDATED.value, "reason": None, "error": None} if override else self._decide(order))
+            row.update({"state": OrderState.VALIDATED.value, "reason": None, "error": None} if override else self._decide(conn, order))
             plan = self._link(conn, row, events, override=override)
             if row["state"] == OrderState.QUARANTINED.value:
                 raise GatewayError(
@@ -188,15 +201,24 @@ class ExceptionQueue:
             add_events(conn, events)
         return row
 
-    def _decide(self, order: Order) -> dict[str, Any]:
+    def _decide(self, conn: Connection, order: Order) -> dict[str, Any]:
+        """Decided as an arriving order is: validation, then the configured rules (a corrected
+        order must not slip past a rule the original met)."""
         problems = list(self.check(order))
-        if not problems:
-            return {"state": OrderState.VALIDATED.value, "reason": None, "error": None}
-        return {
-            "state": OrderState.QUARANTINED.value,
-            "reason": problems[0].reason,
-            "error": "; ".join(p.message for p in problems),
-        }
+        if problems:
+            return {
+                "state": OrderState.QUARANTINED.value,
+                "reason": problems[0].reason,
+                "error": "; ".join(p.message for p in problems),
+            }
+        if self.rules is not None:
+            decision = self.rules(conn).decide([order])[0]
+            outcome = decision.outcome.value
+            if outcome != "accept":
+                why = "; ".join(f.message for f in decision.deciding)
+                state = OrderState.QUARANTINED if outcome == "reject" else OrderState.HELD
+                return {"state": state.value, "reason": decision.reason, "error": why}
+        return {"state": OrderState.VALIDATED.value, "reason": None, "error": None}
 
     def _link(self, conn: Connection, row: dict[str, Any], events: list[dict[str, Any]], *, override: bool) -> Plan | None:
         """Link an accepted order with the other versions of its PO, as processing does (a
@@ -212,6 +234,8 @@ class ExceptionQueue:
         """Queue an accepted order to its connectors, as an approval does; else say why not."""
         if plan is not None:
             self.queue(conn, [(row, plan)], events, {row["id"]: note})
+            if self.stock is not None:
+                self.stock.approved(conn, row)  # reserve (and route) as an approval does
             if self.answer is not None:
                 self.answer(conn, row)
         else:

@@ -126,10 +126,11 @@ def test_operators_decide_hundreds_of_held_orders_over_http_and_partners_get_855
         # a refused order corrected over HTTP, another released, a third given to a person
         refused = [c for c in cases if c.codes == ["UNKNOWN_SKU"]]
         fixed, released, taken = (waiting[c.po]["id"] for c in refused[:3])
-        edit = requests.post(f"{base}/api/orders/{fixed}/edit", json={"by": "ana", "set": {"lines[2].sku": "W-1"}}, headers=auth, timeout=30)
+        edit = requests.post(f"{base}/api/orders/{fixed}/edit", json={"by": "ana", "set": {"lines[2].sku": "W-1", "lines[2].unit_price": "10.00"}}, headers=auth, timeout=30)
         assert edit.status_code == 200, edit.text
-        assert edit.json()["state"] == "validated" and edit.json()["version"] == 2
-        assert edit.json()["changes"] == ["lines[2].sku: NOSUCHSKU-XYZ -> W-1"]
+        # the rules decide a correction too: the right item at its list price passes them
+        assert edit.json()["state"] == "validated" and edit.json()["version"] == 2, edit.json()
+        assert edit.json()["changes"] == ["lines[2].sku: NOSUCHSKU-XYZ -> W-1", "lines[2].unit_price: 3.00 -> 10.00"]
         rel = requests.post(f"{base}/api/orders/{released}/release", json={"by": "bo", "override": True}, headers=auth, timeout=30)
         assert rel.status_code == 200 and rel.json()["state"] == "validated", rel.text
         bad_path = requests.post(f"{base}/api/orders/{taken}/edit", json={"by": "ana", "set": {"partner": "x"}}, headers=auth, timeout=30)

@@ -108,3 +108,22 @@ def test_same_content_decided_before_is_a_duplicate(store, tmp_path):
     with store.engine.connect() as c:
         states = {r.po_number: (r.state, r.reason) for r in c.execute(select(t.orders))}
     assert states == {"PO-A": ("validated", None), "PO-B": ("held", "DUPLICATE_CONTENT")}
+
+
+def test_a_correction_is_decided_by_the_rules_as_an_arriving_order(store, tmp_path):
+    """An edit or release goes through the configured rules, not only validation: a corrected
+    order can never slip past a rule the original met."""
+    p = pipeline(store, tmp_path, MD, [{"type": "catalogue"}, {"type": "price"}])
+    ingest(p, interchange([po("PO-P", [("2", "7.00", "SKU-2")])]).encode(), "p.edi")
+    with store.engine.connect() as c:
+        [held] = [r for r in c.execute(select(t.orders)).mappings() if r["po_number"] == "PO-P"]
+    assert (held["state"], held["reason"]) == ("held", "PRICE_OFF_LIST")
+    # A "correction" to an item the catalogue does not know is refused by the rules.
+    bad = p.exceptions.edit(held["id"], [("lines[1].sku", "NOPE")], by="ana")
+    assert (bad.state, bad.reason) == ("quarantined", "UNKNOWN_SKU")
+    # The price put right: accepted and queued once.
+    good = p.exceptions.edit(bad.order_id, [("lines[1].sku", "SKU-2"), ("lines[1].unit_price", "5.00")], by="ana")
+    assert (good.state, good.reason) == ("validated", None) and good.version == 3
+    with store.engine.connect() as c:
+        queued = c.execute(select(t.outbox.c.order_id).where(t.outbox.c.kind == "order")).scalars().all()
+    assert queued == [good.order_id]
