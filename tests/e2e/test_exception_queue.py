@@ -20,7 +20,7 @@ from tests.e2e.helpers import run_cli, write_config
 from tests.support.fake_erp import FakeERP
 from tests.support.x12gen import interchange, po
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # 60 CLI edits and releases, each a process
 
 
 def drop(inbox: Path, name: str, body: str) -> None:
