@@ -1,0 +1,288 @@
+"""Looking at orders, messages, dead letters and documents, and replaying them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from gateway.errors import GatewayError
+from gateway.states import MessageState, OrderState
+
+if TYPE_CHECKING:
+    pass
+from gateway.cli.common import (
+    ConfigOpt,
+    _gateway,
+    app,
+    err,
+    out,
+)
+from gateway.cli.partners import _print_sources
+
+# -- looking at orders ------------------------------------------------------------------------
+
+
+@app.command()
+def orders(
+    config: ConfigOpt = None,
+    state: Annotated[OrderState | None, typer.Option("--state", "-s", help="Only orders in this state.", case_sensitive=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
+) -> None:
+    """List recent orders with their state."""
+    gw = _gateway(config, existing=True)
+    try:
+        _orders_table(gw, state=state.value if state else None, limit=limit, as_json=as_json)
+    finally:
+        gw.close()
+
+
+def _json_lines(rows: Any) -> None:
+    """Dataclass rows as JSON Lines (times in ISO 8601)."""
+    import dataclasses
+
+    for r in rows:
+        sys.stdout.write(json.dumps(dataclasses.asdict(r), default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
+
+
+def _orders_table(gw: Any, *, state: str | None, limit: int, as_json: bool = False) -> None:
+    from gateway.store.queries import list_orders
+
+    rows = list_orders(gw.store, state=state, limit=limit)
+    if as_json:
+        _json_lines(rows)
+        return
+    table = Table(title=f"{len(rows)} order(s)" + (f" in state {state}" if state else ""))
+    for col in ("id", "po number", "partner", "lines", "state", "reason", "from"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.id[:8], r.po_number or "-", r.partner or "-", str(r.line_count), r.state, r.reason or "", r.display_name or "")
+    out.print(table)
+
+
+@app.command()
+def messages(
+    config: ConfigOpt = None,
+    state: Annotated[MessageState | None, typer.Option("--state", "-s", help="Only messages in this state.", case_sensitive=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message, for scripts.")] = False,
+) -> None:
+    """List received files and messages: what came in, what it became, and why one was refused."""
+    from gateway.store.queries import list_messages
+
+    gw = _gateway(config, existing=True)
+    try:
+        rows = list_messages(gw.store, state=state.value if state else None, limit=limit)
+    finally:
+        gw.close()
+    if as_json:
+        _json_lines(rows)
+        return
+    table = Table(title=f"{len(rows)} message(s)" + (f" in state {state}" if state else ""))
+    for col in ("id", "received", "source", "name", "bytes", "state", "orders", "rejected", "reason / warnings"):
+        table.add_column(col)
+    for r in rows:
+        note = f"{r.reason}: {r.error}" if r.reason else "; ".join(r.warnings[:2])
+        table.add_row(
+            r.id[:8], str(r.received_at)[:19], r.source, r.display_name or "", str(r.size),
+            r.state, str(r.order_count), str(r.rejected_count), note[:100],
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the canonical order as JSON only.")] = False,
+    sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was).")] = False,
+) -> None:
+    """Show one order: status, canonical content, deliveries and full history."""
+    from gateway.store.assignments import for_order as assignment_of
+    from gateway.store.findings import for_order
+    from gateway.store.queries import order_detail
+
+    gw = _gateway(config, existing=True)
+    try:
+        detail = order_detail(gw.store, order)
+        decided, findings = for_order(gw.store, detail.order["id"])
+        assigned = assignment_of(gw.store, detail.order["id"])
+    finally:
+        gw.close()
+    o, versions, msg = detail.order, detail.versions, detail.message
+    deliveries, acks, history = detail.deliveries, detail.acks, detail.history
+    if as_json:
+        sys.stdout.write(json.dumps(o["data"], indent=2) + "\n")
+        return
+    out.print(f"[bold]Order {o['id']}[/bold]  PO {o['po_number'] or '-'}  version {o['version']}  state [bold]{o['state']}[/bold]")
+    if len(versions) > 1:
+        listed = ", ".join(f"v{v['version']} {v['id'][:8]} {v['purpose']} {v['state']}" for v in versions)
+        out.print(f"  versions: {listed}", markup=False)
+    if o["reason"]:
+        out.print(f"  {o['reason']}: {o['error']}", markup=False)
+    if assigned is not None and (assigned["team"] or assigned["assignee"]):
+        whom = f"team {assigned['team'] or '-'}" + (f", {assigned['assignee']} (by {assigned['assigned_by']})" if assigned["assignee"] else "")
+        out.print(f"  assigned to {whom}", markup=False)
+    out.print(f"  from message {msg['id'][:8]} ({msg['display_name']}, source {msg['source']}) at {o['position']}", markup=False)
+    for w in msg["warnings"] or []:
+        out.print(f"  warning: {w}", markup=False)
+    if o["data"]:
+        d = o["data"]
+        out.print(f"  partner {d.get('partner') or '-'}, ordered {d.get('order_date') or '-'}, currency {d.get('currency') or '-'}, {len(d['lines'])} line(s)", markup=False)
+        lines = Table(show_edge=False)
+        for col in ("#", "qty", "uom", "price", "sku", "buyer part", "gtin", "description"):
+            lines.add_column(col)
+        for ln in d["lines"]:
+            lines.add_row(*(str(ln.get(k) or "") for k in ("line_number", "quantity", "uom", "unit_price", "sku", "buyer_part_number", "gtin", "description")))
+        out.print(lines)
+        if sources:
+            _print_sources(d, o["provenance"] or {})
+    if decided is not None:
+        who = f" (then {decided['outcome']} by {decided['decided_by']})" if decided["decided_by"] else ""
+        ft = Table(title=f"rules: {len(findings)} finding(s){who}", show_edge=False)
+        for col in ("outcome", "reason", "line", "rule", "what"):
+            ft.add_column(col, overflow="fold")
+        for fd in findings:
+            ft.add_row(fd["outcome"], fd["code"], fd["line"] or "", fd["rule"], fd["message"])
+        out.print(ft)
+    if deliveries:
+        dt_ = Table(title="deliveries", show_edge=False)
+        for col in ("connector", "state", "attempts", "last status", "last error", "reference"):
+            dt_.add_column(col)
+        for d in deliveries:
+            ref = (d["receipt"] or {}).get("reference") if d["receipt"] else None
+            dt_.add_row(d["connector"], d["state"], str(d["attempts"]), str(d["last_status"] or ""), (d["last_error"] or "")[:60], ref or "")
+        out.print(dt_)
+    if acks:
+        at = Table(title="acknowledgements", show_edge=False)
+        for col in ("id", "kind", "channel", "state", "attempts", "last error", "partner's ack"):
+            at.add_column(col)
+        for a in acks:
+            kind = "confirmation e-mail" if a["kind"] == "MAILREPLY" else f"{a['kind']} {a['control_number'] or ''}".strip()
+            at.add_row(
+                f"ack:{a['id']}", kind, a["channel"] or "-", a["state"], str(a["attempts"]), (a["error"] or "")[:60], _partner_ack(a)
+            )
+        out.print(at)
+    ht = Table(title="history", show_edge=False)
+    for col in ("at", "event", "detail"):
+        ht.add_column(col)
+    for e in history:
+        ht.add_row(str(e["at"])[:23], e["kind"], e["detail"] or "")
+    out.print(ht)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter (documents with \"kind\"), for scripts.")] = False,
+) -> None:
+    """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
+    from gateway.store.dead_letters import list_dead, list_dead_documents
+
+    gw = _gateway(config, existing=True)
+    try:
+        rows = list_dead(gw.store)
+        acks = list_dead_documents(gw.store)
+    finally:
+        gw.close()
+    if as_json:
+        _json_lines([*rows, *acks])
+        return
+    table = Table(title=f"{len(rows)} dead letter(s)")
+    for col in ("id", "order", "po number", "connector", "attempts", "last status", "last error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.outbox_id), r.order_id[:8], r.po_number or "-", r.connector, str(r.attempts), str(r.last_status or ""), (r.last_error or "")[:80])
+    out.print(table)
+    if acks:
+        at = Table(title=f"{len(acks)} acknowledgement(s) not delivered (replay them as ack:<id>)")
+        for col in ("id", "kind", "partner", "channel", "message", "attempts", "last error"):
+            at.add_column(col)
+        for a in acks:
+            kind = "confirmation e-mail" if a.kind == "MAILREPLY" else f"{a.kind} {a.control_number or ''}".strip()
+            at.add_row(f"ack:{a.outbox_id}", kind, a.partner or "-", a.channel, (a.message_id or "")[:8], str(a.attempts), (a.last_error or "")[:80])
+        out.print(at)
+
+
+def _partner_ack(a: Any) -> str:
+    """The partner's acknowledgement of a document, as `show` and `documents` print it."""
+    if a.get("partner_ack") or a.get("ack_status"):
+        said = str(a.get("partner_ack") or a.get("ack_status")).replace("_", " ")
+        return f"{said} ({a['ack_code']})" + (f": {a['ack_errors'][:60]}" if a.get("ack_errors") else "")
+    if a.get("overdue") or a.get("overdue_at"):
+        return "OVERDUE"
+    return "-"
+
+
+@app.command()
+def documents(
+    config: ConfigOpt = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only documents sent and not acknowledged within the partner's acks.expect_within_minutes.")] = False,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only the documents sent to this partner.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document, for scripts.")] = False,
+) -> None:
+    """List the documents we sent partners (997, 855, CONTRL, ORDRSP, ...) with each partner's
+    acknowledgement of them: accepted, accepted with errors, rejected, or overdue."""
+    gw = _gateway(config, existing=True)
+    try:
+        rows = gw.documents(overdue=overdue, partner=partner, limit=limit)
+    finally:
+        gw.close()
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
+        return
+    table = Table(title=f"{len(rows)} {'overdue ' if overdue else ''}document(s)")
+    for col in ("id", "kind", "partner", "order", "state", "sent", "partner's ack"):
+        table.add_column(col)
+    for r in rows:
+        kind = "confirmation e-mail" if r["kind"] == "MAILREPLY" else f"{r['kind']} {r['control_number'] or ''}".strip()
+        sent = str(r["updated_at"])[:19] if r["state"] == "sent" else ""
+        table.add_row(f"ack:{r['id']}", kind, r["partner"] or "-", (r["order_id"] or "")[:8], r["state"], sent, _partner_ack(r))
+    out.print(table)
+
+
+@app.command()
+def replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (see `gateway dead-letters`): 12 for a delivery, ack:12 for an acknowledgement.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter (deliveries and acknowledgements).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Send dead letters again (after fixing what made them fail)."""
+    from gateway.store.dead_letters import list_dead, list_dead_documents
+    from gateway.store.dead_letters import replay as do_replay
+
+    if not ids and not all_:
+        raise GatewayError("name the dead letters to replay, or pass --all")
+    outbox_ids: list[int] = []
+    ack_ids: list[int] = []
+    for i in ids or []:
+        kind, _, num = i.lower().rpartition(":")
+        if kind not in ("", "ack") or not num.isdigit():
+            raise GatewayError(f"{i!r} is not a dead-letter id: give a number (a delivery) or ack:<number> (an acknowledgement)")
+        (ack_ids if kind == "ack" else outbox_ids).append(int(num))
+    gw = _gateway(config, existing=True)
+    try:
+        if not all_:
+            # Say which id is wrong instead of "0 queued" (issue 14 #15); nothing is queued then.
+            dead = {r.outbox_id for r in list_dead(gw.store)} if outbox_ids else set()
+            dead_acks = {r.outbox_id for r in list_dead_documents(gw.store)} if ack_ids else set()
+            unknown = [str(i) for i in sorted(set(outbox_ids) - dead)]
+            unknown += [f"ack:{i}" for i in sorted(set(ack_ids) - dead_acks)]
+            if unknown:
+                raise GatewayError(
+                    f"no dead letter with id {', '.join(unknown)}; nothing queued "
+                    "(`gateway dead-letters` lists them)"
+                )
+        # Orders and documents are rows of one outbox: one replay queues both.
+        n = do_replay(gw.store, "all" if all_ else [*outbox_ids, *ack_ids]) if all_ or outbox_ids or ack_ids else 0
+    finally:
+        gw.close()
+    err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)
+    if ids and n < len(ids):
+        raise typer.Exit(1)
