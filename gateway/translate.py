@@ -195,15 +195,23 @@ def _mail_id(stream: IO[bytes]) -> str | None:
     from email import policy
     from email.parser import BytesHeaderParser
 
+    from gateway.formats.email import MAX_MESSAGE, mail_headers
+    from gateway.formats.outlook import OLE_MAGIC
+
     if not stream.seekable():
         return None
     pos = stream.tell()
     head = stream.read(65536)
+    if head.startswith(OLE_MAGIC):  # an Outlook .msg keeps its headers anywhere in the file
+        head += stream.read(MAX_MESSAGE)
     stream.seek(pos)
     end = head.find(b"\r\n\r\n")
     end = head.find(b"\n\n") if end < 0 else end
     try:
-        value = BytesHeaderParser(policy=policy.default).parsebytes(head[: end if end >= 0 else len(head)]).get("Message-ID")
+        if head.startswith(OLE_MAGIC):
+            value = mail_headers(head).get("Message-ID")
+        else:
+            value = BytesHeaderParser(policy=policy.default).parsebytes(head[: end if end >= 0 else len(head)]).get("Message-ID")
     except Exception:  # a header the library cannot parse: the orders simply carry no mail id
         return None
     text = " ".join(str(value or "").split())

@@ -30,7 +30,8 @@ Events
 Reason codes
     ParseError:
         EMPTY                the input is empty
-        NOT_EMAIL            not an RFC 5322 message (an Outlook .msg file, no headers)
+        NOT_EMAIL            not an RFC 5322 message (no headers), nor an Outlook .msg file
+                             (`gateway.formats.outlook` reads those, also attached to a mail)
         MAIL_TOO_LARGE       the message is larger than 25 MB
         MIME_LIMIT           more than 100 MIME parts, or message/rfc822 nested deeper than 3
         MIME_DEFECT          a header the stdlib parser crashes on instead of recording a defect
@@ -65,9 +66,10 @@ from gateway.formats.base import (
     InterchangeClosed,
     InterchangeOpened,
 )
+from gateway.formats.outlook import OLE_MAGIC, msg_to_email
 from gateway.formats.ziplimits import ZipProblem, is_zip, read_zip
 
-__all__ = ["MAX_ATTACHMENT", "MAX_DEPTH", "MAX_MESSAGE", "MAX_PARTS", "EmailParser"]
+__all__ = ["MAX_ATTACHMENT", "MAX_DEPTH", "MAX_MESSAGE", "MAX_PARTS", "EmailParser", "mail_headers"]
 
 MAX_MESSAGE = 25 * 1024 * 1024
 MAX_ATTACHMENT = 10 * 1024 * 1024
@@ -75,7 +77,6 @@ MAX_DEPTH = 3
 MAX_PARTS = 100
 MAX_BODY_TEXT = 1_000_000  # characters of body text handed to a template
 _HEAD = 4096
-_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _KNOWN_HEADERS = {
     "return-path", "received", "from", "message-id", "mime-version", "date", "subject",
     "delivered-to", "to", "cc", "reply-to", "sender", "content-type", "dkim-signature",
@@ -134,6 +135,8 @@ class EmailParser:
 
     def sniff(self, head: bytes) -> bool:
         """True if `head` starts with an RFC 5322 header line of a name mail carries."""
+        if head.startswith(OLE_MAGIC):
+            return True  # an Outlook .msg (gateway.formats.outlook)
         if head.startswith(b"\xef\xbb\xbf"):
             head = head[3:]
         if head.lstrip(b" \t\r\n").startswith((b"ISA", b"UNA", b"UNB", b"<", b"{", b"[")):
@@ -159,13 +162,16 @@ class EmailParser:
             )
         if not data.strip():
             raise ParseError("the e-mail is empty", reason="EMPTY", position="byte 0")
-        if data.startswith(_OLE):
-            raise ParseError(
-                "this is an Outlook .msg file (an OLE compound document), not an RFC 5322 e-mail; "
-                "forward it as a normal e-mail or save it as .eml",
-                reason="NOT_EMAIL",
-                position="byte 0",
-            )
+        if data.startswith(OLE_MAGIC):  # an Outlook .msg: the same mail, as MAPI properties
+            msg: Message = msg_to_email(data, max_depth=self.max_depth, max_attachments=self.max_parts)
+        else:
+            msg = self._mime(data)
+        envelope = Envelope(standard="email", sender_id=_from_address(msg))
+        walk = _Walk()
+        self._walk(msg, walk, depth=0, label="message")
+        yield from self._attachments(walk, envelope, name)
+
+    def _mime(self, data: bytes) -> Message:
         if _HEADER_LINE.match(data.lstrip(b"\xef\xbb\xbf")) is None:
             raise ParseError(
                 "the input does not start with an e-mail header line (Name: value); it is not an RFC 5322 message",
@@ -173,7 +179,7 @@ class EmailParser:
                 position="line 1",
             )
         try:
-            msg = BytesParser(policy=policy.default).parsebytes(data)
+            return BytesParser(policy=policy.default).parsebytes(data)
         except RecursionError as exc:
             raise ParseError("the e-mail's MIME structure is nested too deeply to be read", reason="MIME_LIMIT") from exc
         except Exception as exc:  # the stdlib parser should record defects, but some headers crash it (CPython gh-151857)
@@ -181,10 +187,6 @@ class EmailParser:
                 f"the e-mail's MIME headers are malformed in a way the mail parser cannot read ({type(exc).__name__}: {exc})",
                 reason="MIME_DEFECT",
             ) from exc
-        envelope = Envelope(standard="email", sender_id=_from_address(msg))
-        walk = _Walk()
-        self._walk(msg, walk, depth=0, label="message")
-        yield from self._attachments(walk, envelope, name)
 
     def _walk(self, part: Message, walk: _Walk, *, depth: int, label: str) -> None:
         walk.parts += 1
@@ -216,6 +218,22 @@ class EmailParser:
                     self._walk(sub, walk, depth=depth, label=label)
             return
         filename = _safe_filename(part)
+        if (ctype == "application/vnd.ms-outlook" or (filename or "").lower().endswith(".msg")) and (
+            data := _safe_bytes(part)
+        ).startswith(OLE_MAGIC):
+            # An Outlook message attached to a mail: read as a forwarded message, in the same limits.
+            if depth + 1 > self.max_depth:
+                raise ParseError(
+                    f"forwarded messages are nested more than {self.max_depth} deep", reason="MIME_LIMIT", position=label
+                )
+            try:
+                forwarded = msg_to_email(data, max_depth=self.max_depth - depth - 1, max_attachments=self.max_parts)
+            except ParseError as exc:
+                walk.summary.append(f"{filename or 'an Outlook message'!r} that cannot be read ({exc.message})")
+                return
+            walk.summary.append(f"an attached Outlook message {filename or ''}".rstrip())
+            self._walk(forwarded, walk, depth=depth + 1, label=f"{label} > {filename or 'Outlook message'}")
+            return
         disposition = _safe(lambda: part.get_content_disposition(), None)
         is_body = filename is None and disposition != "attachment" and ctype in ("text/plain", "text/html")
         leaf_label = filename or f"part {walk.parts} ({ctype})"
@@ -353,6 +371,19 @@ class EmailParser:
                 counter,
                 pdfs,
             )
+
+
+def mail_headers(body: bytes) -> Message:
+    """The headers of a stored mail (RFC 5322, or an Outlook .msg): who sent it, its Message-ID,
+    Authentication-Results. The one place that knows a mail may arrive in either form."""
+    from email.parser import BytesHeaderParser
+
+    if body.startswith(OLE_MAGIC):
+        try:
+            return msg_to_email(body)
+        except ParseError:
+            return EmailMessage(policy=policy.default)  # no headers: the sender check refuses it
+    return BytesHeaderParser(policy=policy.default).parsebytes(body)
 
 
 def _candidate(kind: str, label: str, body: dict[str, Any], envelope: Envelope, counter: _Counter) -> Document:

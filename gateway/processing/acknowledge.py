@@ -77,7 +77,6 @@ def confirm(
     """Reply to a verified partner's order e-mail with what was understood (stored here,
     sent by the dispatcher)."""
     from email import policy
-    from email.parser import BytesHeaderParser
 
     from gateway.email_reply import (
         OrderOutcome,
@@ -86,13 +85,14 @@ def confirm(
         make_message_id,
         reply_refusal,
     )
+    from gateway.formats.email import mail_headers
     from gateway.formats.email_sender import verify_sender
     from gateway.model import Order
 
     cfg = next((p for p in partners.configs if p.name == partner), None)
     if cfg is None or not cfg.email_confirmation:
         return
-    headers: Any = BytesHeaderParser(policy=policy.default).parsebytes(body)
+    headers: Any = mail_headers(body)
     with store.begin() as conn:
         # Re-processing after a crash must not reply twice.
         if document_repo.exists_for(conn, message_id, document_repo.CONFIRMATION):

@@ -11,26 +11,35 @@ from gateway.translate import PartnerDirectory
 
 __all__ = ["email_partner"]
 
+UNVERIFIED = "SENDER_UNVERIFIED"
 
-def email_partner(body: bytes, partners: PartnerDirectory, authserv_id: str | None) -> tuple[str | None, str | None]:
-    """(partner, None) for a verified sender, or (None, why not)."""
-    from email import policy
-    from email.parser import BytesHeaderParser
 
+def email_partner(body: bytes, partners: PartnerDirectory, authserv_id: str | None) -> tuple[str | None, str | None, str]:
+    """(partner, None, "") for a verified sender, or (None, why not, reason code): SENDER_UNVERIFIED,
+    or the reader's reason when the mail cannot be read at all (an Outlook .msg that is not one)."""
+    from gateway.errors import ParseError
+    from gateway.formats.email import mail_headers
     from gateway.formats.email_sender import verify_sender
+    from gateway.formats.outlook import OLE_MAGIC, msg_to_email
 
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(body)
+    if body.startswith(OLE_MAGIC):
+        try:
+            msg_to_email(body)
+        except ParseError as exc:
+            return None, exc.message, exc.reason
+    headers = mail_headers(body)
     refusals = []
     for p in partners.configs:
         if not p.email_senders:
             continue
         check = verify_sender(headers, p.email_senders, p.email_require_auth, authserv_id)
         if check.ok:
-            return p.name, None
+            return p.name, None, ""
         if "allow-list" not in check.reason:
             refusals.append(f"{p.name}: {check.reason}")
     if refusals:
-        return None, "; ".join(refusals)
+        return None, "; ".join(refusals), UNVERIFIED
     check = verify_sender(headers, [], False, None)
     who = check.address or "the sender"
-    return None, check.reason if "allow-list" not in check.reason else f"{who} is not an e-mail sender of any configured partner"
+    why = check.reason if "allow-list" not in check.reason else f"{who} is not an e-mail sender of any configured partner"
+    return None, why, UNVERIFIED

@@ -223,10 +223,10 @@ class Processor:
         if self.partners.enforced and (fmt or _sniff(body)) == "email":
             # Who sent it decides whose orders these are; an e-mail is never accepted on
             # the strength of its From header alone (see gateway.formats.email_sender).
-            found, problem = email_partner(body, self.partners, self.authserv_id)
+            found, problem, reason = email_partner(body, self.partners, self.authserv_id)
             if problem is not None:
                 with self.store.begin() as conn:
-                    self._finish_message(conn, message_id, "quarantined", "SENDER_UNVERIFIED", problem, fmt="email")
+                    self._finish_message(conn, message_id, "quarantined", reason, problem, fmt="email")
                 stats.rejected_messages = 1
                 return stats
             partner = partner or found
