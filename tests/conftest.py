@@ -30,6 +30,17 @@ def corpus_dir(kind: str) -> Path:
 
 
 @pytest.fixture
+def require_tesseract() -> None:
+    """OCR tests need Debian's tesseract-ocr (./scripts/test installs it); CI fails without it."""
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        if _require_services():
+            pytest.fail("tesseract is not installed; ./scripts/test installs tesseract-ocr (as root)")
+        pytest.skip("tesseract is not installed (apt-get install tesseract-ocr); ./scripts/test installs it")
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
 

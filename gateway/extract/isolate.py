@@ -46,7 +46,8 @@ def isolated_pdf_text(data: bytes, label: str) -> list[str]:
     from gateway.extract.text import PdfPages
 
     out = _run("pdf_text", {"label": label}, data, label)
-    return PdfPages(out["pages"], reader_messages=out["reader_messages"], unread_pages=out["unread_pages"])
+    ocr_lines = {int(page): {int(n): float(c) for n, c in lines} for page, lines in out.get("ocr_lines", [])}
+    return PdfPages(out["pages"], reader_messages=out["reader_messages"], unread_pages=out["unread_pages"], ocr_lines=ocr_lines)
 
 
 def isolated_xlsx_table(data: bytes, label: str, template: Any) -> list[Extraction]:
@@ -122,7 +123,8 @@ def _pdf_job(data: bytes, args: dict[str, Any]) -> Any:
 
     pages = pdf_text(data, args["label"])
     if isinstance(pages, PdfPages):
-        return {"pages": list(pages), "reader_messages": pages.reader_messages, "unread_pages": pages.unread_pages}
+        ocr_lines = [[page, sorted(lines.items())] for page, lines in sorted(pages.ocr_lines.items())]
+        return {"pages": list(pages), "reader_messages": pages.reader_messages, "unread_pages": pages.unread_pages, "ocr_lines": ocr_lines}
     return {"pages": list(pages), "reader_messages": [], "unread_pages": []}
 
 

@@ -66,10 +66,10 @@ def _letterhead(pdf: FPDF) -> None:
     _put(pdf, 15, 26, "1 Commerce Way, Springfield, IL 62701", size=9)
 
 
-def _header(pdf: FPDF) -> None:
+def _header(pdf: FPDF, po: str = "4500012345") -> None:
     y = 38.0
     for left, right in [
-        (("PO Number:", "4500012345"), ("Vendor No:", "V-778")),
+        (("PO Number:", po), ("Vendor No:", "V-778")),
         (("Order Date:", "2026-11-27"), ("Terms:", "Net 30")),
         (("Currency:", "USD"), None),
         (("Contact:", "buyer@acme-retail.example"), None),
@@ -130,12 +130,12 @@ def _totals(pdf: FPDF, y: float) -> None:
     _put(pdf, 195, y + 6, "503.95", bold=True, right=True)
 
 
-def purchase_order() -> bytes:
+def purchase_order(po: str = "4500012345") -> bytes:
     """po.pdf: one page, everything the template reads."""
     pdf = _new()
     pdf.add_page()
     _letterhead(pdf)
-    _header(pdf)
+    _header(pdf, po)
     _addresses(pdf)
     _table_header(pdf, 105)
     for i, row in enumerate(ROWS):
@@ -188,6 +188,33 @@ def scanned() -> bytes:
         ImageDraw.Draw(strip).text((0, 1), line, fill=0, font=font)
         image.paste(strip.resize((1260, 42), Image.Resampling.NEAREST), (90, 120 + 50 * i))
     draw.rectangle((80, 100, 1160, 120 + 50 * len(lines)), outline=0, width=2)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    pdf = _new()
+    pdf.add_page()
+    pdf.image(io.BytesIO(buffer.getvalue()), x=0, y=0, w=210, h=297)
+    return bytes(pdf.output())
+
+
+def rasterised(dpi: int = 200, *, smudge: bool = False, po: str = "4500012345") -> bytes:
+    """po.pdf printed and scanned: its page rendered to a grey image at `dpi` (pdfium) and
+    wrapped in a PDF with no text layer. `smudge` blurs it and sprinkles specks, like a
+    fax of a photocopy, so that OCR is unsure of what it reads."""
+    import random
+
+    import pypdfium2
+    from PIL import ImageFilter
+
+    document = pypdfium2.PdfDocument(purchase_order(po))
+    image = document[0].render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
+    document.close()
+    if smudge:
+        image = image.resize((image.width * 4 // 5, image.height * 4 // 5)).filter(ImageFilter.GaussianBlur(0.7))
+        rng = random.Random(7)
+        draw = ImageDraw.Draw(image)
+        for _ in range(image.width * image.height // 2000):
+            x, y = rng.randrange(image.width), rng.randrange(image.height)
+            draw.point((x, y), fill=rng.choice((60, 120, 180)))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
     pdf = _new()

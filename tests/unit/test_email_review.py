@@ -157,7 +157,8 @@ def test_pdf_attachment_through_the_text_template(store, tmp_path):
     assert "attachment po.pdf, page 1, line" in o["provenance"]["po_number"]
 
 
-def test_scanned_pdf_is_quarantined_with_a_reason(store, tmp_path):
+def test_scanned_pdf_is_quarantined_with_a_reason_where_there_is_no_ocr(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract for the extraction's child process
     p = make_pipeline(store, tmp_path)
     feed(p, mail(attach=("scan.pdf", (FIX / "po_scanned.pdf").read_bytes(), "application", "pdf")))
     (o,) = orders(store)

@@ -665,11 +665,12 @@ def test_template_without_a_text_section(template: EmailTemplate) -> None:
     assert err.value.reason == "EXTRACT_NO_TEMPLATE"
 
 
-def test_scanned_pdf() -> None:
+def test_scanned_pdf_without_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.extract.text.ocr.ocr_available", lambda: False)
     with pytest.raises(ExtractionError) as err:
         no_warnings(lambda: pdf_text((EMAIL / "po_scanned.pdf").read_bytes(), "po_scanned.pdf"))
     assert err.value.reason == "EXTRACT_NO_TEXT"
-    assert "looks like a scanned image" in err.value.message and "does not OCR" in err.value.message
+    assert "looks like a scanned image" in err.value.message and "no OCR (install Debian's tesseract-ocr)" in err.value.message
 
 
 def test_image_only_page_among_text_pages(template: EmailTemplate) -> None:

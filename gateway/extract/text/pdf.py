@@ -26,11 +26,18 @@ class PdfPages(list[str]):
     on the way, which `extract_text` turns into warnings and review flags."""
 
     def __init__(
-        self, pages: list[str], *, reader_messages: list[str], unread_pages: list[int]
+        self,
+        pages: list[str],
+        *,
+        reader_messages: list[str],
+        unread_pages: list[int],
+        ocr_lines: dict[int, dict[int, float]] | None = None,
     ) -> None:
         super().__init__(pages)
         self.reader_messages = reader_messages  # pdfminer's own warnings, deduplicated
         self.unread_pages = unread_pages  # 1-based pages that are an image without text
+        # Pages read by OCR (`gateway.extract.text.ocr`): page -> line -> lowest word confidence (0-100).
+        self.ocr_lines = ocr_lines or {}
 
 
 class _ReaderLogs(logging.Filter):
@@ -104,13 +111,25 @@ def pdf_text(data: bytes, label: str) -> list[str]:
         )
     with _READER_LOGS.capture() as messages:
         texts, unread = _read_pdf(data, label)
+    ocr_lines: dict[int, dict[int, float]] = {}
+    if unread:
+        from gateway.extract.text.ocr import ocr_available, ocr_pages
+
+        if ocr_available():  # scanned pages: read by OCR, each line with its confidence
+            for number, (text, confidences) in ocr_pages(data, label, unread).items():
+                texts[number - 1] = text
+                ocr_lines[number] = confidences
+            unread = [n for n in unread if not texts[n - 1].strip()]
     if not any(t.strip() for t in texts):
+        from gateway.extract.text.ocr import ocr_available
+
+        how = "OCR found no text on it" if ocr_available() else "this machine has no OCR (install Debian's tesseract-ocr)"
         raise ExtractionError(
-            f"{label} has no text layer: it looks like a scanned image, and the gateway does not OCR; "
+            f"{label} has no text layer: it looks like a scanned image, and {how}; "
             "ask the partner for a PDF with text, or enter the order by hand",
             reason="EXTRACT_NO_TEXT",
         )
-    return PdfPages(texts, reader_messages=messages, unread_pages=unread)
+    return PdfPages(texts, reader_messages=messages, unread_pages=unread, ocr_lines=ocr_lines)
 
 
 def _read_pdf(data: bytes, label: str) -> tuple[list[str], list[int]]:
@@ -200,8 +219,18 @@ def _layout(page: Any) -> tuple[list[str], bool]:
         float(c["width"]) for c in page.chars if str(c["text"]).strip() and float(c["width"]) > 0
     )
     char_width = max(1.0, 0.9 * widths[len(widths) // 2]) if widths else 5.0
+    return [text for text, _ in lay_out(words, char_width)], True
+
+
+def lay_out(words: list[dict[str, Any]], char_width: float) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Lines of text from positioned words (x0, x1, top, bottom, text, size): words whose
+    middles fall in one band make a line, a gap wider than a space keeps columns apart, and
+    a vertical gap becomes an empty line. Each line comes with its words (none for a gap),
+    so a caller can say what a line was read from (OCR confidences, `gateway.extract.text.ocr`)."""
+    if not words:
+        return []
     left = min(float(w["x0"]) for w in words)
-    words.sort(key=lambda w: (float(w["top"]), float(w["x0"])))
+    words = sorted(words, key=lambda w: (float(w["top"]), float(w["x0"])))
     rows: list[list[dict[str, Any]]] = []
     bounds: list[tuple[float, float]] = []
     for w in words:
@@ -211,12 +240,12 @@ def _layout(page: Any) -> tuple[list[str], bool]:
         else:
             rows.append([w])
             bounds.append((float(w["top"]), float(w["bottom"])))
-    out: list[str] = []
+    out: list[tuple[str, list[dict[str, Any]]]] = []
     previous: tuple[float, float] | None = None
     for row, (top, bottom) in zip(rows, bounds, strict=True):
         height = max(bottom - top, 1.0)
         if previous is not None and top - previous[0] > 0.8 * min(height, previous[1]):
-            out.append("")
+            out.append(("", []))
         previous = (bottom, height)
         text = ""
         end: float | None = None
@@ -231,5 +260,5 @@ def _layout(page: Any) -> tuple[list[str], bool]:
             else:
                 text += " " * max(2, column - len(text)) + str(w["text"])
             end = float(w["x1"])
-        out.append(text)
-    return out, True
+        out.append((text, row))
+    return out

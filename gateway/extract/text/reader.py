@@ -60,6 +60,10 @@ _OUTLOOK_SUBJECT = re.compile(r"^\s*(?:subject|betreff|objet):", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")  # bounded: no runaway
 
 
+# "attachment po.pdf, page 2, line 7 (label ...)" or "..., page 2, lines 7-9 (...)": where a value was read.
+_PLACE = re.compile(r", page (?P<page>\d+), lines? (?P<first>\d+)(?:-(?P<last>\d+))?")
+
+
 @dataclass(frozen=True, slots=True)
 class _Line:
     page: int
@@ -185,6 +189,10 @@ class _Reader:
             self.lines = [self._split(line) for line in self.lines]
         lines_spec = spec.lines
         self.start = re.compile(lines_spec.start) if lines_spec.start else None
+        self.ocr_lines = pages.ocr_lines if isinstance(pages, PdfPages) else {}
+        if self.ocr_lines:
+            read = ", ".join(str(n) for n in sorted(self.ocr_lines))
+            self.draft.warnings.append(f"{label}: page(s) {read} are scans, read by OCR; values are at most as sure as the OCR was")
         if isinstance(pages, PdfPages):
             for message in pages.reader_messages:
                 self.draft.warnings.append(f"{label}: the PDF reader reported: {message}")
@@ -297,11 +305,31 @@ class _Reader:
         for row in table.rows:
             self.draft.add_line(self._found(row))
         extraction = self.draft.build()
+        if self.ocr_lines:
+            self._ocr_confidence(extraction)
         if self.gaps:
             more = f" and {len(self.gaps) - 1} more" if len(self.gaps) > 1 else ""
             extraction.confidence["lines"] = 0.5
             extraction.provenance["lines"] = f"{self.gaps[0]}{more}: order lines may be missing"
         return extraction
+
+    def _ocr_confidence(self, extraction: Extraction) -> None:
+        """Cap each value read from a scanned page by its lines' OCR confidence (the lowest
+        word of the lowest line it spans), and say so in its provenance."""
+        from gateway.extract.text.ocr import confidence_cap
+
+        for path, where in extraction.provenance.items():
+            m = _PLACE.search(where)
+            if m is None or int(m["page"]) not in self.ocr_lines:
+                continue
+            lines = self.ocr_lines[int(m["page"])]
+            first = int(m["first"])
+            last = int(m["last"] or first)
+            word = min((lines[n] for n in range(first, last + 1) if n in lines), default=None)
+            if word is None:
+                continue
+            extraction.confidence[path] = min(extraction.confidence.get(path, 1.0), confidence_cap(word))
+            extraction.provenance[path] = f"{where} [OCR, lowest word {word:.0f}%]"
 
     # -- header fields
 
