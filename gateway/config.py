@@ -32,6 +32,7 @@ from pydantic import (
     field_validator,
 )
 
+from connectors.shopstock.config import ShopStockConfig
 from connectors.sources.sftp.config import SftpChannelConfig
 from gateway import plugins
 from gateway.errors import ConfigError
@@ -180,6 +181,9 @@ class GatewayConfig(BaseModel):
     masterdata: MasterDataConfig | None = Field(None, description="Master data the rules read (items, prices, stock, accounts).")
     routing: RoutingConfig | None = Field(None, description="Which warehouse ships an accepted order and by which carrier; needs a stock rule (README \"Routing\").")
     mappings: Path | None = Field(None, description="Folder of the partner mapping folders (<partner>/partner.yaml, email.yaml, ...); default: the mappings/ folder shipped with the gateway.")
+    stock_push: list[ShopStockConfig] = Field(
+        default_factory=list, description="Shops told our available stock (Shopify / WooCommerce), README \"Stock levels to the shops\"."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
 
     # Each item is validated by the model of its own type, found in the plugin registry: a

@@ -39,6 +39,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -59,6 +60,12 @@ __all__ = ["run_service"]
 
 _WATCH_RETRY_SECONDS = 30.0  # after an unexpected error in an IDLE watcher thread
 _WATCH_JOIN_SECONDS = 10.0  # how long the stop waits for the IDLE watcher threads in all
+
+
+def _push_stock(gw: Gateway, shop: Any) -> None:
+    from gateway.shop_stock import push_stock
+
+    push_stock(gw.store, shop)
 
 
 def _guard(name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -278,6 +285,11 @@ def _serve(
     if gw.ack_limits:  # documents a partner did not acknowledge in time: one warning each
         every = max(1.0, min(60.0, min(gw.ack_limits.values()) * 30))  # twice per the shortest limit, at most once a minute
         sched.add_job(_guard("overdue", gw.check_overdue), "interval", seconds=every, id="overdue", name="overdue", next_run_time=_now())
+    for shop in cfg.stock_push:
+        if shop.every_minutes > 0:  # our available stock to the shop: what changed since it last confirmed
+            job_id = f"stock:{shop.name}"
+            push = partial(_push_stock, gw, shop)
+            sched.add_job(_guard(job_id, push), "interval", seconds=shop.every_minutes * 60, id=job_id, name=job_id, next_run_time=_now())
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It

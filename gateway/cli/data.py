@@ -137,6 +137,52 @@ def data_pull(
     err.print(f"stock: {written} row(s) from {source} in {time.perf_counter() - started:.2f} s{gone}", markup=False)
 
 
+@data_app.command("push")
+def data_push(
+    kind: Annotated[str, typer.Argument(help="What to push: stock (available quantities, to a shop).")],
+    shop: Annotated[str, typer.Option("--to", help="A shop configured under stock_push:.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be sent.")] = False,
+    everything: Annotated[bool, typer.Option("--all", help="Send every level, not only what changed since the shop last confirmed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as one JSON object.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Tell a shop our available stock (on hand less reserved) for the SKUs whose level changed."""
+    from gateway.shop_stock import push_stock
+
+    if kind != "stock":
+        raise GatewayError(f"cannot push {kind!r}: only stock goes to the shops")
+    cfg = _config(config)
+    found = next((s for s in cfg.stock_push if s.name == shop), None)
+    if found is None:
+        names = ", ".join(s.name for s in cfg.stock_push) or "none"
+        raise GatewayError(f"no shop is named {shop!r} under stock_push: (configured: {names})")
+    store = _data_store(config, existing=True)
+    started = time.perf_counter()
+    try:
+        report = push_stock(store, found, dry_run=dry_run, everything=everything)
+    finally:
+        store.dispose()
+    seconds = time.perf_counter() - started
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "shop": shop, "changed": report.changed, "sent": len(report.sent), "not_in_shop": report.not_in_shop,
+            "failed": [{"sku": k, "why": w} for k, w in report.failed], "stopped": report.stopped,
+            "calls": report.calls, "seconds": round(seconds, 2), "dry_run": dry_run,
+        }) + "\n")  # fmt: skip
+    else:
+        verb = "would be sent" if dry_run else f"sent in {report.calls} call(s), {seconds:.1f} s"
+        err.print(f"stock to {shop}: {report.changed} level(s) changed, {len(report.sent)} {verb}", markup=False)
+        if report.not_in_shop:
+            more = f" and {len(report.not_in_shop) - 10} more" if len(report.not_in_shop) > 10 else ""
+            err.print(f"not in the shop (skipped): {', '.join(report.not_in_shop[:10])}{more}", markup=False)
+        for sku, why in report.failed[:20]:
+            err.print(f"{sku}: {why}", markup=False)
+        if report.stopped:
+            err.print(f"stopped early: {report.stopped}; the rest goes with the next push", markup=False)
+    if report.failed or report.stopped:
+        raise typer.Exit(1)
+
+
 @data_app.command("list")
 def data_list(
     kind: KindArg,

@@ -354,3 +354,14 @@ order_assignments = Table(
     Column("notified_at", TZ, nullable=True),  # the team was told (null: nothing to tell)
     Column("reminded_at", TZ, nullable=True),  # the team was told again, past its limit
 )
+
+# The stock level last published to each shop (connectors/shopstock), per SKU: the next push
+# sends only what changed since.
+shop_stock = Table(
+    "shop_stock",
+    metadata,
+    Column("shop", String(100), primary_key=True),
+    Column("sku", String(100), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("pushed_at", TZ, nullable=False),
+)

@@ -15,7 +15,17 @@ from pydantic import (
 
 from gateway.plugins import SourceConfigBase
 
-__all__ = ["CartPollConfig"]
+__all__ = ["CartPollConfig", "shop_base_url"]
+
+
+def shop_base_url(value: str) -> str:
+    """A shop's base URL as its API calls start from; ValueError when it could leak credentials."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("base_url must be an absolute http(s) URL such as https://shop.example.com")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("base_url may not hold credentials, a query or a fragment")
+    return value.rstrip("/")
 
 
 class CartPollConfig(SourceConfigBase):
@@ -81,12 +91,7 @@ class CartPollConfig(SourceConfigBase):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("base_url must be an absolute http(s) URL such as https://shop.example.com")
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValueError("base_url may not hold credentials, a query or a fragment")
-        return value.rstrip("/")
+        return shop_base_url(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> CartPollConfig:
