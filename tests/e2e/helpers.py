@@ -42,6 +42,7 @@ def write_config(
     poll: float | None = 0.2,
     service: bool = True,
     lease: float | None = 10,
+    processing_lease: float | None = None,
     extra: str = "",
 ) -> Path:
     """`tmp`/gateway.yaml for an end-to-end test, and its drop folder `tmp`/inbox.
@@ -50,7 +51,8 @@ def write_config(
     the default), a store (`store_url`, else SQLite in `tmp`), the `connectors` entries
     (`http_json`, `file_target`; default one http_json "erp" at `erp_url` with `retry` and
     `timeout`), with `service` the processing and dispatch jobs polling every 0.2 s (and a
-    `lease` of that many seconds, None for the default), then `extra` YAML as given.
+    `lease` of that many seconds, None for the default; `processing_lease` likewise for
+    processing), then `extra` YAML as given.
     """
     if connectors is None:
         assert erp_url is not None, "write_config needs erp_url or connectors"
@@ -60,7 +62,8 @@ def write_config(
     jobs = ""
     if service:
         lease_line = f"  lease_seconds: {lease}\n" if lease is not None else ""
-        jobs = f"processing:\n  poll_seconds: 0.2\ndispatch:\n  poll_seconds: 0.2\n{lease_line}"
+        taken_up = f"  lease_seconds: {processing_lease}\n" if processing_lease is not None else ""
+        jobs = f"processing:\n  poll_seconds: 0.2\n{taken_up}dispatch:\n  poll_seconds: 0.2\n{lease_line}"
     cfg = tmp / "gateway.yaml"
     cfg.write_text(
         f"store:\n  url: {store_url}\n"

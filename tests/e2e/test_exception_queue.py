@@ -35,28 +35,33 @@ def exceptions(cfg: Path, *args: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
 
 
+# 300 files through `run --once`; of them INVALID refused by validation and corrected one by one
+# with `gateway edit`, and DUPES duplicate POs released with `gateway release` (a CLI process each).
+FILES, INVALID, DUPES = 300, 12, 8
+
+
 def test_a_person_corrects_and_releases_refused_orders_and_each_po_is_sent_once(tmp_path: Path) -> None:
     with FakeERP() as erp:
         cfg = write_config(tmp_path, erp.url)
         inbox = tmp_path / "inbox"
-        for n in range(300):
-            if n < 40:  # refused by validation: line 1 orders nothing
+        for n in range(FILES):
+            if n < INVALID:  # refused by validation: line 1 orders nothing
                 lines = [("0", "4.50", f"SKU-{n}"), ("3", "2.00", "SKU-X")]
             else:
                 lines = [("2", "9.99", f"SKU-{n}")]
             drop(inbox, f"po{n:03d}.edi", interchange([po(f"PO-{n:03d}", lines)], icn=f"{n + 1:09d}"))
-        # 20 files re-use PO numbers 100..119 with other content: DUPLICATE_PO, a person decides
-        for n in range(20):
+        # DUPES files re-use PO numbers 100.. with other content: DUPLICATE_PO, a person decides
+        for n in range(DUPES):
             drop(inbox, f"again{n:02d}.edi", interchange([po(f"PO-{100 + n:03d}", [("7", "1.00", "SKU-NEW")])], icn=f"{500 + n:09d}"))
         res = run_cli("run", "--once", "--config", str(cfg), timeout=300)
         assert res.returncode == 0, res.stderr
-        assert len(erp.orders) == 260
+        assert len(erp.orders) == FILES - INVALID
 
         waiting = exceptions(cfg)
-        assert len(waiting) == 60
+        assert len(waiting) == INVALID + DUPES
         invalid = exceptions(cfg, "--reason", "VALIDATION")
         dupes = exceptions(cfg, "--reason", "DUPLICATE_PO")
-        assert len(invalid) == 40 and len(dupes) == 20
+        assert len(invalid) == INVALID and len(dupes) == DUPES
         assert all("quantity 0" in str(r["error"]) for r in invalid)
 
         # An edit without saying who is refused, and so is a path that names nothing.
@@ -83,11 +88,11 @@ def test_a_person_corrects_and_releases_refused_orders_and_each_po_is_sent_once(
         res = run_cli("run", "--once", "--config", str(cfg), timeout=300)
         assert res.returncode == 0, res.stderr
         sent = [o["body"] for o in erp.orders]
-        assert len(sent) == 320
+        assert len(sent) == FILES + DUPES
         keys = [o["idempotency_key"] for o in erp.orders]
-        assert len(set(keys)) == 320
-        corrected = {b["po_number"]: b for b in sent if int(b["po_number"][3:]) < 40}
-        assert len(corrected) == 40
+        assert len(set(keys)) == FILES + DUPES
+        corrected = {b["po_number"]: b for b in sent if int(b["po_number"][3:]) < INVALID}
+        assert len(corrected) == INVALID
         assert all(b["lines"][0]["quantity"] in ("5", 5, 5.0, "5.0") for b in corrected.values())
         assert sorted(b["po_number"] for b in sent).count("PO-100") == 2  # the original and the released one
 
@@ -95,15 +100,15 @@ def test_a_person_corrects_and_releases_refused_orders_and_each_po_is_sent_once(
         db = sqlite3.connect(tmp_path / "gateway.db")
         try:
             states = dict(db.execute("select state, count(*) from orders group by state").fetchall())
-            assert states == {"dispatched": 320, "superseded": 41}
+            assert states == {"dispatched": FILES + DUPES, "superseded": INVALID + 1}
             edited = db.execute(
                 "select o.version, o.supersedes, s.state from orders o join orders s on s.id = o.supersedes"
             ).fetchall()
-            assert len(edited) == 41 and {v for v, _, _ in edited} == {2, 3}
+            assert len(edited) == INVALID + 1 and {v for v, _, _ in edited} == {2, 3}
             details = [d for (d,) in db.execute("select detail from events where kind = 'edited'")]
-            assert sum("edited by ana" in d and "lines[1].quantity: 0 -> 5" in d for d in details) >= 39
+            assert sum("edited by ana" in d and "lines[1].quantity: 0 -> 5" in d for d in details) >= INVALID - 1
             released = [d for (d,) in db.execute("select detail from events where kind = 'released'")]
-            assert len(released) == 20 and all("overriding the check by bo (was DUPLICATE_PO" in d for d in released)
+            assert len(released) == DUPES and all("overriding the check by bo (was DUPLICATE_PO" in d for d in released)
         finally:
             db.close()
         res = run_cli("show", first[:8], "--config", str(cfg))

@@ -36,9 +36,9 @@ def http_connector(name: str, url: str, retry: str = RETRY) -> str:
     return http_json(name, url, retry=retry)
 
 
-def config(tmp: Path, store_url: str, connectors: str, extra: str = "") -> Path:
+def config(tmp: Path, store_url: str, connectors: str, extra: str = "", processing_lease: float | None = None) -> Path:
     """Files in at once (no stable wait), `connectors` out."""
-    return write_config(tmp, store_url=store_url, connectors=connectors, stable=0, extra=extra)
+    return write_config(tmp, store_url=store_url, connectors=connectors, stable=0, extra=extra, processing_lease=processing_lease)
 
 
 def drop(tmp: Path, name: str, pos: list[str], icn: int) -> None:
@@ -111,7 +111,9 @@ def test_f6_postgresql_cut_off_mid_batch_recovers_without_a_restart(tmp_path: Pa
     with FakeERP(db=tmp_path / "erp.db") as erp, TcpFault((pg.hostname or "127.0.0.1", pg.port or 5432)) as proxy:
         proxied = pg_url.replace(f"{pg.hostname}:{pg.port or 5432}", f"127.0.0.1:{proxy.port}")
         assert proxied != pg_url
-        cfg = config(tmp_path, proxied, http_connector("erp", erp.url))
+        # A message whose processing the cut interrupted is taken up again after the processing
+        # lease: 15 s here instead of the default 120, so the test waits for that once, briefly.
+        cfg = config(tmp_path, proxied, http_connector("erp", erp.url), processing_lease=15)
         (tmp_path / "ops").mkdir()
         direct = config(tmp_path / "ops", pg_url, http_connector("erp", erp.url))  # an operator's view, not through the proxy
         expected: list[str] = []

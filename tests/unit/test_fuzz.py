@@ -13,7 +13,7 @@ import pytest
 from tests import fuzz
 
 KEPT = fuzz.kept()
-SECONDS = float(os.environ.get("GATEWAY_FUZZ_SECONDS", "60"))
+SECONDS = float(os.environ.get("GATEWAY_FUZZ_SECONDS", "30"))
 
 
 def test_there_are_seeds_for_every_parser():
@@ -31,7 +31,7 @@ def test_kept_find_is_read_or_refused(fmt: str, path: Path):
 
 @pytest.mark.timeout(SECONDS + 180)  # the run, then minimizing what it found
 def test_mutation_fuzzer_finds_nothing_new(tmp_path: Path):
-    """issue 14 #14: a time-boxed, seeded run (GATEWAY_FUZZ_SECONDS, default 60, shared by all
+    """issue 14 #14: a time-boxed, seeded run (GATEWAY_FUZZ_SECONDS, default 30, shared by all
     formats; GATEWAY_FUZZ_SEED, default the date). A find is written, minimized, to tmp_path:
     fix it and keep the file under tests/fixtures/fuzz/<format>/."""
     seconds = SECONDS
