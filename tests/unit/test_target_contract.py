@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+import responses
 from sqlalchemy import insert, select
 
 from connectors.registry import TARGETS
@@ -27,6 +28,7 @@ from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.memory.config import MemoryTargetConfig
 from connectors.targets.memory.connector import MemoryConnector
+from connectors.targets.odoo.config import OdooConfig
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Connector, Delivery
 from gateway.dispatch.worker import Dispatcher
@@ -39,6 +41,7 @@ from gateway.store import tables as t
 from gateway.store.outbox import idempotency_key, new_deliveries
 from tests.support import tryton
 from tests.support.fake_erp import FakeERP, Scripted
+from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 
 GOLDEN = Order(
     po_number="PO-GOLD-1",
@@ -212,7 +215,49 @@ def _tryton_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     inspector.close()
 
 
+def _erp_effect(order: dict[str, Any]) -> Any:
+    """What an ERP keeps visible of an order: its PO number and its customer."""
+    return {"reference": order["po_number"], "customer": order["buyer"]["code"]}
+
+
+def _sku_lines(order: dict[str, Any]) -> Any:
+    return {"lines": [(line["sku"], float(line["quantity"])) for line in order["lines"]]}
+
+
+@contextmanager
+def _scripted(script: list[Any], *steps: Any) -> Iterator[None]:
+    script[:] = list(steps)
+    try:
+        yield
+    finally:
+        script.clear()
+
+
+def _odoo_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """Odoo's JSON-RPC API, in process (tests/support/fake_odoo.py); a refusal is a product Odoo no longer sells."""
+    monkeypatch.setenv("ODOO_KEY", "odoo-key-1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        odoo = FakeOdoo(mock)
+        connector = build("target", OdooConfig(name="odoo", url=ODOO_URL, database="prod", username="gateway",
+                                               password_env="ODOO_KEY", state="quotation"))
+        partners = odoo.records["res.partner"]
+
+        @contextmanager
+        def refusal() -> Iterator[None]:
+            odoo.product("WID-1")["sale_ok"] = False
+            yield
+            odoo.product("WID-1")["sale_ok"] = True
+
+        yield Target(
+            connector,
+            lambda: [{"reference": o["client_order_ref"], "customer": partners[o["partner_id"]]["ref"]} for o in odoo.orders()],
+            lambda: _scripted(odoo.script, *[503] * 20), lambda: list(odoo.changes), refusal, _erp_effect, _sku_lines,
+        )
+        connector.close()
+
+
 TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
+    "odoo": _odoo_target,
     "http_json": _http_json_target,
     "file": _file_target,
     "memory": _memory_target,
