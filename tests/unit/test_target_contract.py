@@ -23,6 +23,8 @@ import responses
 from sqlalchemy import insert, select
 
 from connectors.registry import TARGETS
+from connectors.targets.auth import ApiKeyAuth
+from connectors.targets.erpnext.config import ERPNextConfig
 from connectors.targets.file import connector as file_module
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
@@ -41,6 +43,7 @@ from gateway.store import tables as t
 from gateway.store.outbox import idempotency_key, new_deliveries
 from tests.support import tryton
 from tests.support.fake_erp import FakeERP, Scripted
+from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 
 GOLDEN = Order(
@@ -256,7 +259,30 @@ def _odoo_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ta
         connector.close()
 
 
+def _erpnext_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """ERPNext's REST API, in process (tests/support/fake_erpnext.py); a refusal is a disabled item."""
+    monkeypatch.setenv("ERPNEXT_TOKEN", "api-key-1:api-secret-1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        erp = FakeERPNext(mock)
+        auth = ApiKeyAuth(header="Authorization", prefix="token ", value_env="ERPNEXT_TOKEN")
+        connector = build("target", ERPNextConfig(name="erpnext", url=ERPNEXT_URL, auth=auth, key_field="order_gateway_key"))
+
+        @contextmanager
+        def refusal() -> Iterator[None]:
+            erp.docs["Item"]["WID-1"]["disabled"] = 1
+            yield
+            erp.docs["Item"]["WID-1"]["disabled"] = 0
+
+        yield Target(
+            connector,
+            lambda: [{"reference": o["po_no"], "customer": o["customer"]} for o in erp.orders()],
+            lambda: _scripted(erp.script, *[(503, "")] * 20), lambda: list(erp.changes), refusal, _erp_effect, _sku_lines,
+        )
+        connector.close()
+
+
 TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
+    "erpnext": _erpnext_target,
     "odoo": _odoo_target,
     "http_json": _http_json_target,
     "file": _file_target,
