@@ -41,6 +41,9 @@ TARGETS: dict[str, PluginSpec] = {
     "erpnext": PluginSpec(
         "erpnext", "connectors.targets.erpnext.connector:ERPNextConnector", "connectors.targets.erpnext.config:ERPNextConfig"
     ),
+    "hubspot": PluginSpec(
+        "hubspot", "connectors.targets.hubspot.connector:HubSpotConnector", "connectors.targets.hubspot.config:HubSpotConfig"
+    ),
     "odoo": PluginSpec("odoo", "connectors.targets.odoo.connector:OdooConnector", "connectors.targets.odoo.config:OdooConfig"),
     "memory": PluginSpec(
         "memory", "connectors.targets.memory.connector:MemoryConnector", "connectors.targets.memory.config:MemoryTargetConfig"

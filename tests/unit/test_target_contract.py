@@ -23,11 +23,12 @@ import responses
 from sqlalchemy import insert, select
 
 from connectors.registry import TARGETS
-from connectors.targets.auth import ApiKeyAuth
+from connectors.targets.auth import ApiKeyAuth, BearerAuth
 from connectors.targets.erpnext.config import ERPNextConfig
 from connectors.targets.file import connector as file_module
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
+from connectors.targets.hubspot.config import HubSpotConfig
 from connectors.targets.memory.config import MemoryTargetConfig
 from connectors.targets.memory.connector import MemoryConnector
 from connectors.targets.odoo.config import OdooConfig
@@ -44,6 +45,7 @@ from gateway.store.outbox import idempotency_key, new_deliveries
 from tests.support import tryton
 from tests.support.fake_erp import FakeERP, Scripted
 from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext
+from tests.support.fake_hubspot import FakeHubSpot
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 
 GOLDEN = Order(
@@ -281,7 +283,26 @@ def _erpnext_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         connector.close()
 
 
+def _hubspot_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """HubSpot's CRM API, in process (tests/support/fake_hubspot.py); a refusal is a 400 VALIDATION_ERROR."""
+    monkeypatch.setenv("HUBSPOT_TOKEN", "pat-na1-11111111-2222")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        crm = FakeHubSpot(mock)
+        connector = build("target", HubSpotConfig(name="hubspot", auth=BearerAuth(token_env="HUBSPOT_TOKEN")))
+        yield Target(
+            connector,
+            lambda: [{"dealname": d["dealname"]} for d in crm.deals()],
+            lambda: _scripted(crm.script, *[(429, "RATE_LIMITS")] * 20),
+            lambda: list(crm.changes),
+            lambda: _scripted(crm.script, *[(400, "VALIDATION_ERROR")] * 5),
+            lambda order: {"dealname": f"PO {order['po_number']}"},
+            _sku_lines,
+        )
+        connector.close()
+
+
 TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
+    "hubspot": _hubspot_target,
     "erpnext": _erpnext_target,
     "odoo": _odoo_target,
     "http_json": _http_json_target,
