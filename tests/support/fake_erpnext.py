@@ -39,6 +39,9 @@ class FakeERPNext:
         self.changes: list[tuple[str, Any]] = []
         self.script: list[Any] = []
         self.lose_answer_of: str | None = None
+        self.lose_every = 0  # every Nth Sales Order POST is committed and its answer lost
+        self.lost = 0
+        self._posts = 0
         self.requests: list[tuple[str, str]] = []
         self.serial = 0
         for code in ("WID-1", "GAD-9"):
@@ -64,8 +67,14 @@ class FakeERPNext:
             body = json.loads(request.body) if request.body else {}
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             status, answer = self._route(request.method or "", path, body, query)
-            if self.lose_answer_of == f"{request.method} {path.rsplit('/', 1)[-1]}" and status < 300:
+            what = f"{request.method} {path.rsplit('/', 1)[-1]}"
+            if what == "POST Sales Order" and status < 300 and self.lose_every:
+                self._posts += 1
+                if self._posts % self.lose_every == 0:
+                    self.lose_answer_of = what
+            if self.lose_answer_of == what and status < 300:
                 self.lose_answer_of = None
+                self.lost += 1
                 raise requests.exceptions.ReadTimeout("the answer was lost after the commit")
             if isinstance(answer, tuple):
                 return answer

@@ -39,6 +39,9 @@ class FakeHubSpot:
         self.changes: list[tuple[str, Any]] = []
         self.script: list[Any] = []
         self.lose_answer_of: str | None = None
+        self.lose_every = 0  # every Nth deal upsert is carried out and its answer lost
+        self.lost = 0
+        self._upserts = 0
         self.next_id = 1000
         self.unique_property = "order_gateway_key"
         for method in (responses.GET, responses.POST, responses.PUT, responses.PATCH):
@@ -69,8 +72,13 @@ class FakeHubSpot:
             path = urlsplit(request.url or "").path
             body = json.loads(request.body) if request.body else {}
             answer = self._route(request.method or "", path, body)
+            if path.endswith("deals/batch/upsert") and self.lose_every:
+                self._upserts += 1
+                if self._upserts % self.lose_every == 0:
+                    self.lose_answer_of = "deals/batch/upsert"
             if self.lose_answer_of and path.endswith(self.lose_answer_of):
                 self.lose_answer_of = None
+                self.lost += 1
                 raise requests.exceptions.ReadTimeout("the answer was lost after the commit")
             if isinstance(answer, tuple):
                 return answer

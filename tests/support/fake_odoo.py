@@ -41,6 +41,9 @@ class FakeOdoo:
         self.changes: list[tuple[str, Any]] = []  # ("update", {"lines": [...]}) / ("cancel", None)
         self.script: list[Any] = []
         self.lose_answer_of: str | None = None
+        self.lose_every = 0  # every Nth sale.order create is committed and its answer lost
+        self.lost = 0
+        self._sale_creates = 0
         for code, price in (("WID-1", 2.5), ("GAD-9", 19.99)):
             self.add("product.product", {"default_code": code, "list_price": price, "sale_ok": True})
         mock.add_callback(responses.POST, url + "/jsonrpc", callback=self._handle, content_type="application/json")
@@ -73,7 +76,7 @@ class FakeOdoo:
                 if isinstance(step, Exception):
                     raise step
                 if isinstance(step, int):
-                    return step, {"Retry-After": "7"}, "<html>busy</html>"
+                    return step, {"Retry-After": "7"} if step == 429 else {}, "<html>busy</html>"
                 return 200, {}, json.dumps({"jsonrpc": "2.0", "id": 1, "error": odoo_error(step, "scripted")})
             payload = json.loads(request.body or b"{}")
             params = payload["params"]
@@ -82,10 +85,14 @@ class FakeOdoo:
             except LookupError as exc:
                 body = {"jsonrpc": "2.0", "id": payload["id"], "error": odoo_error(*exc.args)}
                 return 200, {}, json.dumps(body)
-            lost = self.lose_answer_of is not None and params["method"] == "execute_kw" and \
-                params["args"][4] == self.lose_answer_of
+            call = tuple(params["args"][3:5]) if params["method"] == "execute_kw" else ()
+            lost = self.lose_answer_of is not None and call[1:] == (self.lose_answer_of,)
+            if call == ("sale.order", "create") and self.lose_every:
+                self._sale_creates += 1
+                lost = lost or self._sale_creates % self.lose_every == 0
             if lost:
                 self.lose_answer_of = None
+                self.lost += 1
                 raise requests.exceptions.ReadTimeout("the answer was lost after the commit")
             return 200, {}, json.dumps({"jsonrpc": "2.0", "id": payload["id"], "result": result})
 

@@ -1,0 +1,96 @@
+"""End to end into Odoo, ERPNext and HubSpot at once (issue 11): 150 X12 purchase orders dropped
+in the inbox, the real CLI's `gateway run --once` (in process, so `responses` can stand in for
+the three APIs), and every PO is one sales order in Odoo, one Sales Order in ERPNext and one
+deal in HubSpot although answers get lost after each system committed."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import responses
+from sqlalchemy import create_engine, select
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from gateway.store import tables as t
+from tests.e2e.helpers import write_config
+from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext
+from tests.support.fake_hubspot import TOKEN as HUBSPOT_TOKEN
+from tests.support.fake_hubspot import FakeHubSpot
+from tests.support.fake_odoo import ODOO_URL, FakeOdoo
+from tests.support.x12gen import interchange, po
+
+FILES, PER_FILE = 15, 10
+SKUS = [f"SKU-{i}" for i in range(1, 9)]
+RETRY = "{max_attempts: 6, base_seconds: 0.01, cap_seconds: 0.05}"
+
+ODOO = (
+    f"  - type: odoo\n    name: odoo\n    url: {ODOO_URL}\n    database: prod\n    username: gateway\n"
+    "    password_env: GW_ODOO_KEY\n    timeout: {connect: 2, read: 5, total: 20}\n"
+    f"    retry: {RETRY}\n"
+)
+ERPNEXT = (
+    f"  - type: erpnext\n    name: erpnext\n    url: {ERPNEXT_URL}\n"
+    "    auth: {type: api_key, header: Authorization, prefix: 'token ', value_env: GW_ERPNEXT_TOKEN}\n"
+    f"    retry: {RETRY}\n"
+)
+HUBSPOT = f"  - type: hubspot\n    name: hubspot\n    auth: {{type: bearer, token_env: GW_HUBSPOT_TOKEN}}\n    retry: {RETRY}\n"
+
+
+def test_150_orders_reach_each_system_once_despite_lost_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_ODOO_KEY", "odoo-key-1")
+    monkeypatch.setenv("GW_ERPNEXT_TOKEN", "api-key-1:api-secret-1")
+    monkeypatch.setenv("GW_HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+    cfg = write_config(tmp_path, connectors=ODOO + ERPNEXT + HUBSPOT, service=False, poll=None, stable=0.0)
+    rng = random.Random(11)
+    expected: dict[str, list[tuple[str, float]]] = {}
+    for f in range(FILES):
+        txs = []
+        for i in range(PER_FILE):
+            number = f"PO-{f:02d}{i:02d}"
+            lines = [(str(rng.randint(1, 40)), f"{rng.randint(100, 9999) / 100:.2f}", sku)
+                     for sku in rng.sample(SKUS, rng.randint(1, 3))]
+            expected[number] = [(sku, float(qty)) for qty, _, sku in lines]
+            txs.append(po(number, lines, st=f"{i + 1:04d}"))
+        (tmp_path / "inbox" / f"po-{f:02d}.edi").write_text(interchange(txs, icn=f"{f + 1:09d}", gcn=str(f + 1)))
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        odoo = FakeOdoo(mock)
+        for sku in SKUS:
+            odoo.add("product.product", {"default_code": sku, "list_price": 1.0, "sale_ok": True})
+        odoo.lose_every = 7  # every 7th sale.order create: committed in Odoo, the answer times out
+        odoo.script = [503, 503]  # and Odoo is briefly unavailable at the start
+        erp = FakeERPNext(mock)
+        for sku in SKUS:
+            erp.docs["Item"][sku] = {"name": sku, "item_code": sku, "disabled": 0, "is_sales_item": 1}
+        erp.lose_every = 9
+        crm = FakeHubSpot(mock)
+        crm.lose_every = 11
+        crm.script = [(429, "RATE_LIMITS")]
+        result = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg)])
+        assert result.exit_code == 0, result.output
+
+    sales = odoo.orders()
+    assert odoo.lost >= 20  # the retries really met committed-but-unanswered creates
+    assert sorted(s["client_order_ref"] for s in sales) == sorted(expected)  # each PO exactly once
+    for sale in sales:
+        assert sorted(odoo.lines_of(sale)) == sorted(expected[sale["client_order_ref"]])
+        assert sale["state"] == "sale"
+    (customer,) = odoo.records["res.partner"].values()  # the ISA sender, created once
+    assert customer["ref"] == "ACMERETAIL"
+    assert erp.lost >= 15 and crm.lost >= 12
+    assert sorted(o["po_no"] for o in erp.orders()) == sorted(expected)
+    assert all(o["docstatus"] == 1 and o["customer"] == "ACMERETAIL" for o in erp.orders())
+    assert sorted(d["dealname"] for d in crm.deals()) == sorted(f"PO {n}" for n in expected)
+    for deal in crm.objects["deals"]:
+        assert sorted(crm.lines_of(deal)) == sorted(expected[crm.objects["deals"][deal]["properties"]["dealname"][3:]])
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as c:
+        states = c.execute(select(t.orders.c.state)).scalars().all()
+        references = c.execute(select(t.outbox.c.receipt).where(t.outbox.c.kind == "order")).scalars().all()
+    engine.dispose()
+    assert len(states) == FILES * PER_FILE and set(states) == {"dispatched"}
+    made = [s["name"] for s in sales] + [o["name"] for o in erp.orders()] + list(crm.objects["deals"])
+    assert sorted(r["reference"] for r in references) == sorted(made)
