@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -36,13 +36,23 @@ from gateway.retry import parse_retry_after
 
 __all__ = [
     "DEFAULT_CODE_SOURCES", "Answer", "CodeSource", "RestClient", "RestTimeouts", "customer_code", "excerpt",
-    "key_marker", "order_lines", "segment", "transient_status", "unknown_products",
+    "Verifiable", "key_marker", "order_lines", "segment", "transient_status", "unknown_products",
 ]
 
 USER_AGENT = "order-gateway/0.1"
 MAX_RESPONSE_BYTES = 5_000_000
 EXCERPT_CHARS = 300
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+@runtime_checkable
+class Verifiable(Protocol):
+    """A target that can check its credentials and permissions without writing anything
+    (`gateway config verify`)."""
+
+    def verify(self) -> str:
+        """One line saying what was checked; a DeliveryError or ConfigError when it fails."""
+        ...
 
 
 class RestTimeouts(BaseModel):

@@ -81,6 +81,8 @@ class FakeERPNext:
             return status, {}, json.dumps(answer)
 
     def _route(self, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
+        if path == "/api/method/frappe.auth.get_logged_user":
+            return 200, {"message": "gateway@example.com"}
         if path == "/api/method/frappe.client.cancel":
             doc = self.docs[body["doctype"]][body["name"]]
             if doc["docstatus"] != 1:

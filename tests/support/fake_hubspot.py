@@ -85,6 +85,10 @@ class FakeHubSpot:
             return 200, {}, json.dumps(answer)
 
     def _route(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        if m := re.fullmatch(r"/crm/v3/properties/deals/([a-z0-9_]+)", path):
+            name = m.group(1)
+            return {"name": name, "label": name, "type": "string", "fieldType": "text", "groupName": "dealinformation",
+                    "hasUniqueValue": name == self.unique_property}
         if m := re.fullmatch(r"/crm/v3/objects/(contacts|deals)/batch/upsert", path):
             return self._upsert(m.group(1), body["inputs"])
         if path == "/crm/v3/objects/line_items/batch/create":

@@ -153,6 +153,13 @@ class ERPNextConnector:
         found = self.call("GET", "/api/resource/" + segment(doctype, "doctype"), params=params)
         return list(found or [])
 
+    def verify(self) -> str:
+        """Who the credentials log in as (``frappe.auth.get_logged_user``); writes nothing."""
+        self.client.start_send()
+        user = self.call("GET", "/api/method/frappe.auth.get_logged_user")
+        self._list("Sales Order", [], ["name"], limit=1)  # the user may read Sales Orders
+        return f"authenticated as {user}; may read Sales Orders"
+
     # -- the Connector protocol ---------------------------------------------------------------------
 
     def send(self, delivery: Delivery) -> Receipt:

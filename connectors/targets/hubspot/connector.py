@@ -123,6 +123,17 @@ class HubSpotConnector:
         hint = "; check the token and the app's scopes" if answer.status in (401, 403) else ""
         return HubSpotError(f"{where} refused: HTTP {answer.status} {category}: {message}{hint}", status=answer.status)
 
+    def verify(self) -> str:
+        """The token works and key_property exists with unique values (the upsert needs it); writes nothing."""
+        self.client.start_send()
+        prop = self.call("GET", f"/crm/v3/properties/deals/{segment(self.config.key_property, 'property')}")
+        if not prop.get("hasUniqueValue"):
+            raise PermanentError(
+                f"HubSpot {self.name}: deal property {self.config.key_property!r} must have unique values "
+                "(create it with hasUniqueValue: true); without it a retry could not find its deal"
+            )
+        return f"token accepted; deal property {self.config.key_property} has unique values"
+
     # -- the Connector protocol ---------------------------------------------------------------------
 
     def send(self, delivery: Delivery) -> Receipt:

@@ -151,6 +151,14 @@ class OdooConnector:
             self._uid = uid
         return self.rpc("object", "execute_kw", self.config.database, self._uid, self._password, model, method, args, kwargs)
 
+    def verify(self) -> str:
+        """Log in and ask Odoo whether this user may create sales orders; writes nothing."""
+        self.client.start_send()
+        allowed = self.execute("sale.order", "check_access_rights", ["create"], raise_exception=False)
+        if not allowed:
+            raise PermanentError(f"Odoo {self.name}: user {self.config.username!r} may not create sales orders")
+        return f"logged in to {self.config.database} as {self.config.username} (uid {self._uid}); may create sale.order"
+
     # -- the Connector protocol ---------------------------------------------------------------------
 
     def send(self, delivery: Delivery) -> Receipt:
