@@ -262,15 +262,15 @@ def build_auth(
     if config is None or isinstance(config, NoAuth):
         return _Static({}, [])
     if isinstance(config, BasicAuth):
-        password = env_secret(config.password_env, f"{where}: auth.password_env")
+        password = env_secret(config.password_env, "auth.password_env")
         raw = base64.b64encode(f"{config.username}:{password}".encode()).decode("ascii")
         return _Static({"Authorization": f"Basic {raw}"}, [password, raw])
     if isinstance(config, ApiKeyAuth):
-        value = env_secret(config.value_env, f"{where}: auth.value_env")
+        value = env_secret(config.value_env, "auth.value_env")
         return _Static({config.header: f"{config.prefix}{value}"}, [value])
     if isinstance(config, BearerAuth):
-        token = env_secret(config.token_env, f"{where}: auth.token_env")
+        token = env_secret(config.token_env, "auth.token_env")
         return _Static({"Authorization": f"Bearer {token}"}, [token])
-    secret = env_secret(config.client_secret_env, f"{where}: auth.client_secret_env")
+    secret = env_secret(config.client_secret_env, "auth.client_secret_env")
     return _OAuth2(config, secret, session or requests.Session(), clock, where)
 

@@ -48,7 +48,7 @@ def test_static_kinds_build_their_headers_and_hide_secrets() -> None:
 
 def test_an_unset_variable_stops_start_up_and_a_literal_secret_is_not_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOK")
-    with pytest.raises(ConfigError, match="erp: auth.token_env: environment variable TOK is not set"):
+    with pytest.raises(ConfigError, match="auth.token_env: environment variable TOK is not set"):
         build_auth(CONFIG.validate_python({"type": "bearer", "token_env": "TOK"}), where="erp")
     with pytest.raises(ValueError):  # a token pasted where the variable's name belongs
         CONFIG.validate_python({"type": "bearer", "token_env": "pat-na1-1234 5678"})

@@ -106,7 +106,7 @@ class OdooConnector:
     def __init__(self, config: OdooConfig, session: requests.Session | None = None):
         self.config = config
         self.name = config.name
-        self._password = env_secret(config.password_env, f"{config.name}: password_env")
+        self._password = env_secret(config.password_env, "password_env")
         auth = build_auth(config.auth, where=config.name, session=session)
         self.client = RestClient(config.name, str(config.url), auth, config.timeout,
                                  verify_tls=config.verify_tls, session=session)
