@@ -65,7 +65,8 @@ class FakeOdoo:
     def lines_of(self, order: dict[str, Any]) -> list[tuple[str, float]]:
         products = self.records["product.product"]
         lines = [self.records["sale.order.line"][i] for i in order["order_line"]]
-        return [(products[line["product_id"]]["default_code"], line["product_uom_qty"]) for line in lines]
+        return [(products[line["product_id"]]["default_code"], line["product_uom_qty"]) for line in lines
+                if line["product_uom_qty"]]
 
     # -- the JSON-RPC endpoint --------------------------------------------------------------
 
@@ -125,6 +126,9 @@ class FakeOdoo:
                 table[i]["state"] = "sale"
             return True
         if method == "action_cancel":
+            if not kwargs.get("context", {}).get("disable_cancel_warning") and \
+                    any(table[i]["state"] != "draft" for i in margs[0]):
+                return {"type": "ir.actions.act_window", "res_model": "sale.order.cancel", "target": "new"}
             for i in margs[0]:
                 table[i]["state"] = "cancel"
                 self.changes.append(("cancel", None))
@@ -149,6 +153,13 @@ class FakeOdoo:
         for command in commands:
             if command[0] == 5:
                 order["order_line"] = []
+            elif command[0] == 2:
+                if order["state"] == "sale":
+                    raise LookupError("odoo.exceptions.UserError",
+                                      "You can not remove an order line once the sales order is confirmed.")
+                order["order_line"].remove(command[1])
+            elif command[0] == 1:
+                self.records["sale.order.line"][command[1]].update(command[2])
             elif command[0] == 0:
                 product = self.records["product.product"].get(command[2]["product_id"])
                 if product is None or not product["sale_ok"]:

@@ -107,3 +107,23 @@ def test_a_refused_login_and_a_missing_key_are_configuration_problems(
     with pytest.raises(ConfigError, match="ODOO_KEY is not set"):
         OdooConnector(OdooConfig(name="odoo", url=ODOO_URL, database="prod", username="gateway",  # type: ignore[arg-type]
                                  password_env="ODOO_KEY"))
+
+
+def test_a_confirmed_order_is_changed_in_place_and_cancelled_without_the_wizard(
+    odoo: tuple[FakeOdoo, OdooConnector]
+) -> None:
+    """Odoo will not delete a confirmed order's lines: they are changed in place (one set to 0),
+    a new product is added; a confirmed order's cancel passes disable_cancel_warning."""
+    fake, connector = odoo
+    ref = connector.send(delivery()).reference
+    changed = {**GOLDEN, "lines": [{**GOLDEN["lines"][0], "quantity": "12"}, {**GOLDEN["lines"][0], "sku": "NEW-3"}]}
+    fake.add("product.product", {"default_code": "NEW-3", "list_price": 4.0, "sale_ok": True})
+    for key in ("u-1", "u-2"):  # the repeat finds nothing to change
+        connector.send(Delivery(outbox_id=2, order_id="o-2", idempotency_key=key, attempt=1, order=changed,
+                                action="update", target_reference=ref))
+    (sale,) = fake.orders()
+    assert fake.lines_of(sale) == [("WID-1", 12.0), ("NEW-3", 10.0)] and len(sale["order_line"]) == 3
+    assert [c[0] for c in fake.changes] == ["update"]
+    connector.send(Delivery(outbox_id=3, order_id="o-3", idempotency_key="c-1", attempt=1, order=changed,
+                            action="cancel", target_reference=ref))
+    assert sale["state"] == "cancel"

@@ -263,18 +263,15 @@ class OdooConnector:
         lines = self._lines(delivery.order)
         have = self.execute("sale.order.line", "read", [list(sale["order_line"])],
                             fields=["product_id", "product_uom_qty", "price_unit"])
-
-        def key(line: dict[str, Any]) -> tuple[Any, ...]:
-            product = line["product_id"]
-            return (product[0] if isinstance(product, list) else product, float(line["product_uom_qty"]), float(line["price_unit"]))
-
-        if sorted(map(key, have)) != sorted(map(key, lines)):  # else a repeat: nothing to change
-            self.execute("sale.order", "write", [[sale["id"]], {"order_line": [[5, 0, 0], *([0, 0, v] for v in lines)]}])
+        commands = _line_commands(have, lines, confirmed=sale["state"] == "sale")
+        if commands:  # else a repeat: nothing to change
+            self.execute("sale.order", "write", [[sale["id"]], {"order_line": commands}])
         return Receipt(status=200, reference=sale["name"], detail={"order_id": sale["id"], "state": sale["state"]})
 
     def _cancel(self, sale: dict[str, Any]) -> Receipt:
         if sale["state"] != "cancel":
-            self.execute("sale.order", "action_cancel", [[sale["id"]]])
+            # without the flag Odoo answers a confirmed order's cancel with a wizard and cancels nothing
+            self.execute("sale.order", "action_cancel", [[sale["id"]]], context={"disable_cancel_warning": True})
             (after,) = self.execute("sale.order", "read", [[sale["id"]]], fields=["state"])
             if after["state"] != "cancel":
                 raise PermanentError(
@@ -282,3 +279,32 @@ class OdooConnector:
                 )
         return Receipt(status=200, reference=sale["name"], detail={"order_id": sale["id"], "state": "cancel"})
 
+
+
+def _line_commands(have: list[dict[str, Any]], wanted: list[dict[str, Any]], *, confirmed: bool) -> list[list[Any]]:
+    """The ``order_line`` commands that turn the lines `have` into `wanted`, in place.
+
+    A line of the same product is changed with ``(1, id, {...})``; a new product is added with
+    ``(0, 0, {...})``; a line no longer wanted is removed with ``(2, id, 0)``, or, on a confirmed
+    order (whose lines Odoo will not delete), set to quantity 0. Empty: nothing differs.
+    """
+    def product(line: dict[str, Any]) -> Any:
+        value = line["product_id"]
+        return value[0] if isinstance(value, list) else value
+
+    unmatched = list(have)
+    commands: list[list[Any]] = []
+    for values in wanted:
+        match = next((line for line in unmatched if product(line) == values["product_id"]), None)
+        if match is None:
+            commands.append([0, 0, values])
+            continue
+        unmatched.remove(match)
+        if (float(match["product_uom_qty"]), float(match["price_unit"])) != (values["product_uom_qty"], values["price_unit"]):
+            commands.append([1, match["id"], {"product_uom_qty": values["product_uom_qty"], "price_unit": values["price_unit"]}])
+    for line in unmatched:
+        if not confirmed:
+            commands.append([2, line["id"], 0])
+        elif float(line["product_uom_qty"]):
+            commands.append([1, line["id"], {"product_uom_qty": 0}])
+    return commands
