@@ -7,9 +7,12 @@ Capabilities
                            retry after an ambiguous timeout finds the order instead of making a
                            second one
     idempotent=True        for the same reason a repeat of a delivery has one effect
-    updates=True           a changed order replaces the lines of its sales order (draft, sent
-                           or confirmed); a repeat with the same lines writes nothing
-    cancels=True           ``action_cancel``; an already cancelled order is fine
+    updates=True           a changed order's lines are matched by product and changed in place
+                           (draft, sent or confirmed; a line no longer wanted is removed, or set
+                           to quantity 0 on a confirmed order, whose lines Odoo keeps); a repeat
+                           with the same lines writes nothing
+    cancels=True           ``action_cancel`` with ``disable_cancel_warning`` (else Odoo answers a
+                           confirmed order with its wizard); an already cancelled order is fine
     stock=False            not offered (yet)
 
 Config keys (`OdooConfig`)
