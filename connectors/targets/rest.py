@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
-from connectors.targets.auth import Authenticator
+from connectors.targets.auth import AuthConfig, Authenticator, build_auth
 from connectors.targets.http_json.transport import Call, GuardedAdapter
 from gateway.errors import DeliveryError, PermanentError, TransientError
 from gateway.retry import parse_retry_after
@@ -53,6 +53,16 @@ class Verifiable(Protocol):
     def verify(self) -> str:
         """One line saying what was checked; a DeliveryError or ConfigError when it fails."""
         ...
+
+
+class RestTargetConfig(Protocol):
+    """What RestClient.for_target reads from a connector's configuration."""
+
+    name: str
+    url: Any
+    auth: AuthConfig
+    timeout: RestTimeouts
+    verify_tls: bool
 
 
 class RestTimeouts(BaseModel):
@@ -126,6 +136,12 @@ class RestClient:
         self.host = urlsplit(self.base_url).hostname or ""
         self._send_deadline: float | None = None
         self.calls = 0
+
+    @classmethod
+    def for_target(cls, config: RestTargetConfig, session: requests.Session | None = None) -> RestClient:
+        """The client of a connector configuration (its url, auth, timeout and verify_tls)."""
+        auth = build_auth(config.auth, where=config.name, session=session)
+        return cls(config.name, str(config.url), auth, config.timeout, verify_tls=config.verify_tls, session=session)
 
     def close(self) -> None:
         if self._own_session:

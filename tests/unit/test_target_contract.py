@@ -470,7 +470,7 @@ def test_unknown_type_says_did_you_mean() -> None:
     with pytest.raises(ConfigError) as info:
         build("target", types.SimpleNamespace(type="http_jsn", name="erp"))
     assert "unknown connector type 'http_jsn'; did you mean 'http_json'?" in str(info.value)
-    with pytest.raises(ConfigError, match="known types: file, http_json, memory"):
+    with pytest.raises(ConfigError, match="known types: erpnext, file, http_json, hubspot, memory, odoo"):
         plugin_class("target", "smtp")
     with pytest.raises(ConfigError, match="has no type"):
         build("target", types.SimpleNamespace(name="erp"))

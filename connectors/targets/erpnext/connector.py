@@ -58,7 +58,6 @@ from typing import Any
 
 import requests
 
-from connectors.targets.auth import build_auth
 from connectors.targets.erpnext.config import ERPNextConfig
 from connectors.targets.rest import (
     Answer,
@@ -114,9 +113,7 @@ class ERPNextConnector:
     def __init__(self, config: ERPNextConfig, session: requests.Session | None = None):
         self.config = config
         self.name = config.name
-        auth = build_auth(config.auth, where=config.name, session=session)
-        self.client = RestClient(config.name, str(config.url), auth, config.timeout,
-                                 verify_tls=config.verify_tls, session=session)
+        self.client = RestClient.for_target(config, session)
 
     def __repr__(self) -> str:
         return f"ERPNextConnector(name={self.name!r}, url={self.client.base_url!r})"

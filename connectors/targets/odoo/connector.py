@@ -62,7 +62,7 @@ from typing import Any
 
 import requests
 
-from connectors.targets.auth import build_auth, env_secret
+from connectors.targets.auth import env_secret
 from connectors.targets.odoo.config import OdooConfig
 from connectors.targets.rest import (
     RestClient,
@@ -110,9 +110,7 @@ class OdooConnector:
         self.config = config
         self.name = config.name
         self._password = env_secret(config.password_env, "password_env")
-        auth = build_auth(config.auth, where=config.name, session=session)
-        self.client = RestClient(config.name, str(config.url), auth, config.timeout,
-                                 verify_tls=config.verify_tls, session=session)
+        self.client = RestClient.for_target(config, session)
         self._uid: int | None = None
         self._ids = 0
 
