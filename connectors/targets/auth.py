@@ -272,5 +272,8 @@ def build_auth(
         token = env_secret(config.token_env, "auth.token_env")
         return _Static({"Authorization": f"Bearer {token}"}, [token])
     secret = env_secret(config.client_secret_env, "auth.client_secret_env")
-    return _OAuth2(config, secret, session or requests.Session(), clock, where)
+    if session is None:
+        session = requests.Session()
+        session.trust_env = False  # no ~/.netrc credentials added to the token request
+    return _OAuth2(config, secret, session, clock, where)
 

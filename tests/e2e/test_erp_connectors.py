@@ -17,7 +17,6 @@ from gateway.cli import app
 from gateway.store import tables as t
 from tests.e2e.helpers import write_config
 from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext
-from tests.support.fake_hubspot import TOKEN as HUBSPOT_TOKEN
 from tests.support.fake_hubspot import FakeHubSpot
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 from tests.support.x12gen import interchange, po
@@ -36,13 +35,18 @@ ERPNEXT = (
     "    auth: {type: api_key, header: Authorization, prefix: 'token ', value_env: GW_ERPNEXT_TOKEN}\n"
     f"    retry: {RETRY}\n"
 )
-HUBSPOT = f"  - type: hubspot\n    name: hubspot\n    auth: {{type: bearer, token_env: GW_HUBSPOT_TOKEN}}\n    retry: {RETRY}\n"
+HUBSPOT = (  # OAuth2 client credentials: the token is rotated during the run and fetched again on its 401
+    "  - type: hubspot\n    name: hubspot\n"
+    "    auth: {type: oauth2_client_credentials, token_url: 'https://api.hubapi.com/oauth/v1/token',"
+    " client_id: gateway, client_secret_env: GW_HUBSPOT_SECRET, scope: crm.objects.deals.write}\n"
+    f"    retry: {RETRY}\n"
+)
 
 
 def test_150_orders_reach_each_system_once_despite_lost_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GW_ODOO_KEY", "odoo-key-1")
     monkeypatch.setenv("GW_ERPNEXT_TOKEN", "api-key-1:api-secret-1")
-    monkeypatch.setenv("GW_HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+    monkeypatch.setenv("GW_HUBSPOT_SECRET", "client-secret-1")
     cfg = write_config(tmp_path, connectors=ODOO + ERPNEXT + HUBSPOT, service=False, poll=None, stable=0.0)
     rng = random.Random(11)
     expected: dict[str, list[tuple[str, float]]] = {}
@@ -69,6 +73,7 @@ def test_150_orders_reach_each_system_once_despite_lost_answers(tmp_path: Path, 
         crm = FakeHubSpot(mock)
         crm.lose_every = 11
         crm.script = [(429, "RATE_LIMITS")]
+        crm.revoke_every = 200
         result = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg)])
         assert result.exit_code == 0, result.output
 
@@ -81,6 +86,7 @@ def test_150_orders_reach_each_system_once_despite_lost_answers(tmp_path: Path, 
     (customer,) = odoo.records["res.partner"].values()  # the ISA sender, created once
     assert customer["ref"] == "ACMERETAIL"
     assert erp.lost >= 15 and crm.lost >= 12
+    assert crm.tokens_issued >= 3  # the first token, then one after each rotation (every 200 requests)
     assert sorted(o["po_no"] for o in erp.orders()) == sorted(expected)
     assert all(o["docstatus"] == 1 and o["customer"] == "ACMERETAIL" for o in erp.orders())
     assert sorted(d["dealname"] for d in crm.deals()) == sorted(f"PO {n}" for n in expected)

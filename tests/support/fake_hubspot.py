@@ -44,6 +44,11 @@ class FakeHubSpot:
         self._upserts = 0
         self.next_id = 1000
         self.unique_property = "order_gateway_key"
+        self.revoke_every = 0  # after every Nth accepted request the token is replaced (an OAuth2 rotation)
+        self._accepted = 0
+        self.token_url = url + "/oauth/v1/token"
+        self.tokens_issued = 0
+        mock.add_callback(responses.POST, self.token_url, callback=self._issue_token)
         for method in (responses.GET, responses.POST, responses.PUT, responses.PATCH):
             mock.add_callback(method, re.compile(re.escape(url) + r"/crm/.*"), callback=self._handle)
 
@@ -53,6 +58,15 @@ class FakeHubSpot:
     def lines_of(self, deal: str) -> list[tuple[str, float]]:
         items = [self.objects["line_items"][i]["properties"] for i in self.deal_lines.get(deal, [])]
         return [(p["hs_sku"], float(p["quantity"])) for p in items]
+
+    def _issue_token(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        """The OAuth2 token endpoint (client credentials): hands out the token the API accepts now."""
+        with self.lock:
+            form = dict(pair.split("=", 1) for pair in str(request.body or "").split("&") if "=" in pair)
+            if form.get("grant_type") != "client_credentials" or not request.headers.get("Authorization", "").startswith("Basic "):
+                return 400, {}, json.dumps({"error": "invalid_client"})
+            self.tokens_issued += 1
+            return 200, {}, json.dumps({"access_token": self.token, "token_type": "bearer", "expires_in": 1800})
 
     def _new(self, kind: str, properties: dict[str, str]) -> str:
         self.next_id += 1
@@ -64,6 +78,9 @@ class FakeHubSpot:
         with self.lock:
             if request.headers.get("Authorization") != f"Bearer {self.token}":
                 return hubspot_error(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.")
+            self._accepted += 1
+            if self.revoke_every and self._accepted % self.revoke_every == 0:
+                self.token = f"T-{self._accepted}"  # the next request with the old token gets 401
             if self.script:
                 step = self.script.pop(0)
                 if isinstance(step, Exception):

@@ -109,16 +109,13 @@ def test_a_batch_error_a_missing_unique_property_and_a_bad_token_are_permanent(
 
 def test_oauth2_token_is_fetched_once_and_refreshed_on_401(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HS_SECRET", "client-secret")
-    token_url = "https://api.hubapi.com/oauth/v1/token"
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         fake = FakeHubSpot(mock, token="T1")
-        mock.add_callback(responses.POST, token_url, callback=lambda r: (200, {}, json.dumps(
-            {"access_token": fake.token, "token_type": "bearer", "expires_in": 1800})))
-        auth = OAuth2ClientCredentials(token_url=token_url, client_id="app", client_secret_env="HS_SECRET",  # type: ignore[arg-type]
+        auth = OAuth2ClientCredentials(token_url=fake.token_url, client_id="app", client_secret_env="HS_SECRET",  # type: ignore[arg-type]
                                        scope="crm.objects.deals.write")
         connector = HubSpotConnector(HubSpotConfig(name="crm", auth=auth))
         connector.send(delivery())
+        assert fake.tokens_issued == 1  # cached for the send's several calls
         fake.token = "T2"  # the server revoked T1: the next call answers 401, one new token, the call again
         connector.send(delivery(key="key-2"))
-        fetched = [c for c in mock.calls if c.request.url == token_url]
-        assert len(fetched) == 2 and len(fake.objects["deals"]) == 2
+        assert fake.tokens_issued == 2 and len(fake.objects["deals"]) == 2

@@ -12,7 +12,9 @@ Capabilities (per instance, from the config)
 Config keys (`HttpJsonConfig`)
     name, url, method (POST|PUT), update_url, update_method (PUT|PATCH|POST, default PUT),
     cancel_url, cancel_method (DELETE|POST|PATCH, default POST), headers, secret_headers
-    (``${env:NAME}`` only), timeout.connect / timeout.read (always applied), payload
+    (``${env:NAME}`` only), auth (connectors/targets/auth.py: basic, api_key, bearer,
+    oauth2_client_credentials; an OAuth2 token is fetched again once when the target answers
+    401), timeout.connect / timeout.read (always applied), payload
     (JMESPath file shaping the body; default: the canonical order), reference (JMESPath into
     the JSON answer giving the target's id, e.g. ``id``), retry (RetryPolicy),
     allow_private_targets, verify_tls
