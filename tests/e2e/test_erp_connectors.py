@@ -100,3 +100,39 @@ def test_150_orders_reach_each_system_once_despite_lost_answers(tmp_path: Path, 
     assert len(states) == FILES * PER_FILE and set(states) == {"dispatched"}
     made = [s["name"] for s in sales] + [o["name"] for o in erp.orders()] + list(crm.objects["deals"])
     assert sorted(r["reference"] for r in references) == sorted(made)
+
+
+def test_stock_is_pulled_from_odoo_and_erpnext_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gateway data pull stock --from odoo|erpnext`: 122 products in two Odoo warehouses and 150
+    ERPNext Bins become master-data stock rows, each with its own source."""
+    monkeypatch.setenv("GW_ODOO_KEY", "odoo-key-1")
+    monkeypatch.setenv("GW_ERPNEXT_TOKEN", "api-key-1:api-secret-1")
+    cfg = write_config(tmp_path, connectors=ODOO + ERPNEXT, service=False)
+    runner = CliRunner()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        odoo, erp = FakeOdoo(mock), FakeERPNext(mock)
+        main, east = (odoo.add("stock.warehouse", {"code": code, "name": f"{code} warehouse"}) for code in ("WH", "EAST"))
+        for i in range(120):
+            odoo.add("product.product", {"default_code": f"P-{i:03d}", "list_price": 1.0, "sale_ok": True})
+            odoo.on_hand[(main, f"P-{i:03d}")] = float(i)
+            odoo.on_hand[(east, f"P-{i:03d}")] = i / 4
+        odoo.add("product.product", {"default_code": "SERVICE-1", "type": "service", "sale_ok": True})
+        for i in range(150):
+            erp.docs["Bin"][f"bin-{i}"] = {"name": f"bin-{i}", "item_code": f"E-{i % 75:03d}",
+                                           "warehouse": ("Stores - AC", "Finished Goods - AC")[i // 75], "actual_qty": i * 1.5}
+        for name in ("odoo", "erpnext"):
+            pulled = runner.invoke(app, ["data", "pull", "stock", "--from", name, "--config", str(cfg)])
+            assert pulled.exit_code == 0, pulled.output
+            assert f"{244 if name == 'odoo' else 150} row(s) from {name}" in pulled.output
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as c:
+        rows = c.execute(select(t.stock.c.sku, t.stock.c.warehouse, t.stock.c.on_hand, t.stock.c.source)).all()
+    engine.dispose()
+    by_source: dict[str, dict[tuple[str, str], float]] = {}
+    for sku, warehouse, on_hand, source in rows:
+        by_source.setdefault(source, {})[(sku, warehouse)] = float(on_hand)
+    odoo_rows, erp_rows = by_source["erp:odoo"], by_source["erp:erpnext"]
+    assert len(odoo_rows) == 244 and odoo_rows[("P-007", "WH")] == 7.0 and odoo_rows[("P-007", "EAST")] == 1.75
+    assert ("SERVICE-1", "WH") not in odoo_rows and odoo_rows[("WID-1", "WH")] == 0.0
+    assert len(erp_rows) == 150 and erp_rows[("E-001", "Finished Goods - AC")] == 76 * 1.5

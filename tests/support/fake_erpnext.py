@@ -35,7 +35,7 @@ class FakeERPNext:
     def __init__(self, mock: responses.RequestsMock, url: str = ERPNEXT_URL):
         self.url = url
         self.lock = threading.Lock()
-        self.docs: dict[str, dict[str, dict[str, Any]]] = {"Customer": {}, "Item": {}, "Sales Order": {}}
+        self.docs: dict[str, dict[str, dict[str, Any]]] = {"Customer": {}, "Item": {}, "Sales Order": {}, "Bin": {}}
         self.changes: list[tuple[str, Any]] = []
         self.script: list[Any] = []
         self.lose_answer_of: str | None = None

@@ -35,7 +35,8 @@ class FakeOdoo:
         self.url, self.database, self.login, self.key = url, database, login, key
         self.lock = threading.Lock()
         self.records: dict[str, dict[int, dict[str, Any]]] = {
-            "res.partner": {}, "product.product": {}, "sale.order": {}, "sale.order.line": {}}
+            "res.partner": {}, "product.product": {}, "sale.order": {}, "sale.order.line": {}, "stock.warehouse": {}}
+        self.on_hand: dict[tuple[int, str], float] = {}  # (warehouse id, default_code) -> qty_available
         self.next_id = 1
         self.calls: list[tuple[str, str]] = []  # (model, method) of every execute_kw
         self.changes: list[tuple[str, Any]] = []  # ("update", {"lines": [...]}) / ("cancel", None)
@@ -108,6 +109,9 @@ class FakeOdoo:
         table = self.records[model]
         if method == "search_read":
             found = [r for r in table.values() if all(self._match(r, term) for term in margs[0])]
+            warehouse = kwargs.get("context", {}).get("warehouse_id")
+            if model == "product.product" and warehouse is not None:
+                found = [{**r, "qty_available": self.on_hand.get((warehouse, r["default_code"]), 0.0)} for r in found]
             found = found[: kwargs.get("limit") or None]
             return [self._fields(r, kwargs.get("fields")) for r in found]
         if method == "read":
@@ -181,6 +185,8 @@ class FakeOdoo:
             return bool(have == value)
         if op == "in":
             return have in value
+        if op == "!=":
+            return bool(have != value)
         raise LookupError("builtins.ValueError", f"Invalid domain operator {op!r}")
 
     @staticmethod

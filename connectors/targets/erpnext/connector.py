@@ -10,7 +10,8 @@ Capabilities
                            same items changes nothing
     cancels=True           a submitted order through ``frappe.client.cancel``; a draft is
                            deleted; an already cancelled (or deleted) order is fine
-    stock=False            not offered (yet)
+    stock_levels()         ``actual_qty`` of each ``Bin`` (one per item and warehouse) as
+                           master-data ``stock`` rows; `gateway data pull stock --from NAME`
 
 Config keys (`ERPNextConfig`)
     name, url, auth (see connectors/targets/auth.py; ERPNext's ``Authorization: token
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -108,7 +110,7 @@ def frappe_message(body: Any) -> str:
 class ERPNextConnector:
     """Creates, updates and cancels Sales Orders; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True)
 
     def __init__(self, config: ERPNextConfig, session: requests.Session | None = None):
         self.config = config
@@ -156,6 +158,15 @@ class ERPNextConnector:
         user = self.call("GET", "/api/method/frappe.auth.get_logged_user")
         self._list("Sales Order", [], ["name"], limit=1)  # the user may read Sales Orders
         return f"authenticated as {user}; may read Sales Orders"
+
+    def stock_levels(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Rows of the master-data ``stock`` kind from ERPNext's Bins: sku (item_code),
+        warehouse (the Warehouse's name), on_hand (actual_qty); `codes` limits it to those items."""
+        self.client.start_send()
+        filters: list[Any] = [["item_code", "in", sorted(codes)]] if codes is not None else []
+        bins = self._list("Bin", filters, ["item_code", "warehouse", "actual_qty"])
+        return [{"sku": b["item_code"], "warehouse": b["warehouse"], "on_hand": Decimal(str(b["actual_qty"]))}
+                for b in sorted(bins, key=lambda b: (b["warehouse"], b["item_code"]))]
 
     # -- the Connector protocol ---------------------------------------------------------------------
 

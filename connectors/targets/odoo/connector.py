@@ -13,7 +13,9 @@ Capabilities
                            with the same lines writes nothing
     cancels=True           ``action_cancel`` with ``disable_cancel_warning`` (else Odoo answers a
                            confirmed order with its wizard); an already cancelled order is fine
-    stock=False            not offered (yet)
+    stock_levels()         on-hand quantity (``qty_available``) of each product with an internal
+                           reference per warehouse (``stock.warehouse``), read in the context of
+                           that warehouse; services are left out. `gateway data pull stock --from NAME`
 
 Config keys (`OdooConfig`)
     name, url, database, username, password_env (the NAME of the variable holding the user's
@@ -57,6 +59,7 @@ Error mapping
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -104,7 +107,7 @@ def rpc_error(where: str, error: Any) -> DeliveryError:
 class OdooConnector:
     """Creates, updates and cancels sales orders; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True)
 
     def __init__(self, config: OdooConfig, session: requests.Session | None = None):
         self.config = config
@@ -159,6 +162,25 @@ class OdooConnector:
         if not allowed:
             raise PermanentError(f"Odoo {self.name}: user {self.config.username!r} may not create sales orders")
         return f"logged in to {self.config.database} as {self.config.username} (uid {self._uid}); may create sale.order"
+
+    def stock_levels(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Rows of the master-data ``stock`` kind: sku (default_code), warehouse (its code),
+        on_hand; `codes` limits it to those products."""
+        self.client.start_send()
+        warehouses = self.execute("stock.warehouse", "search_read", [[]], fields=["code", "name"], order="id")
+        domain: list[Any] = [["default_code", "!=", False], ["type", "!=", "service"]]
+        if codes is not None:
+            domain.append(["default_code", "in", sorted(codes)])
+        rows = []
+        for warehouse in warehouses:
+            # "warehouse" (up to Odoo 16) and "warehouse_id" (17 on) name it in the context
+            context = {"warehouse": warehouse["id"], "warehouse_id": warehouse["id"]}
+            found = self.execute("product.product", "search_read", [domain], fields=["default_code", "qty_available"],
+                                 order="default_code", context=context)
+            for product in found:
+                rows.append({"sku": product["default_code"], "warehouse": warehouse["code"] or warehouse["name"],
+                             "on_hand": Decimal(str(product["qty_available"]))})
+        return rows
 
     # -- the Connector protocol ---------------------------------------------------------------------
 
