@@ -205,13 +205,15 @@ class ERPNextConnector:
         items = self._items(order)
         self._customer(order, code, party_name)
         today = dt.date.fromisoformat(order["order_date"]) if order.get("order_date") else dt.date.today()
-        delivery_date = order.get("requested_delivery_date") or (today + dt.timedelta(days=self.config.delivery_days)).isoformat()
+        wanted = order.get("requested_delivery_date")
+        # ERPNext refuses a delivery date before the order date
+        delivery_date = max(dt.date.fromisoformat(wanted), today) if wanted else today + dt.timedelta(days=self.config.delivery_days)
         values: dict[str, Any] = {
             "customer": code,
             "po_no": po,
             "po_date": today.isoformat(),
             "transaction_date": today.isoformat(),
-            "delivery_date": delivery_date,
+            "delivery_date": delivery_date.isoformat(),
             "items": items,
         }
         if self.config.company:
