@@ -81,6 +81,9 @@ class FakeOdoo:
                     return step, {"Retry-After": "7"} if step == 429 else {}, "<html>busy</html>"
                 return 200, {}, json.dumps({"jsonrpc": "2.0", "id": 1, "error": odoo_error(step, "scripted")})
             payload = json.loads(request.body or b"{}")
+            if payload.get("jsonrpc") != "2.0" or payload.get("method") != "call" or request.headers.get(
+                    "Content-Type") != "application/json":
+                return 400, {}, "<html>Bad Request: not a JSON-RPC 2.0 call</html>"
             params = payload["params"]
             try:
                 result = self._dispatch(params["service"], params["method"], params["args"])
