@@ -38,6 +38,13 @@ TARGETS: dict[str, PluginSpec] = {
     "tryton": PluginSpec(
         "tryton", "connectors.targets.tryton.connector:TrytonConnector", "connectors.targets.tryton.config:TrytonConfig"
     ),
+    "erpnext": PluginSpec(
+        "erpnext", "connectors.targets.erpnext.connector:ERPNextConnector", "connectors.targets.erpnext.config:ERPNextConfig"
+    ),
+    "hubspot": PluginSpec(
+        "hubspot", "connectors.targets.hubspot.connector:HubSpotConnector", "connectors.targets.hubspot.config:HubSpotConfig"
+    ),
+    "odoo": PluginSpec("odoo", "connectors.targets.odoo.connector:OdooConnector", "connectors.targets.odoo.config:OdooConfig"),
     "memory": PluginSpec(
         "memory", "connectors.targets.memory.connector:MemoryConnector", "connectors.targets.memory.config:MemoryTargetConfig"
     ),

@@ -19,14 +19,19 @@ from typing import Any
 
 import pytest
 import requests
+import responses
 from sqlalchemy import insert, select
 
 from connectors.registry import TARGETS
+from connectors.targets.auth import ApiKeyAuth, BearerAuth
+from connectors.targets.erpnext.config import ERPNextConfig
 from connectors.targets.file import connector as file_module
 from connectors.targets.file.config import FileTargetConfig
 from connectors.targets.http_json.config import HttpJsonConfig
+from connectors.targets.hubspot.config import HubSpotConfig
 from connectors.targets.memory.config import MemoryTargetConfig
 from connectors.targets.memory.connector import MemoryConnector
+from connectors.targets.odoo.config import OdooConfig
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Connector, Delivery
 from gateway.dispatch.worker import Dispatcher
@@ -39,6 +44,9 @@ from gateway.store import tables as t
 from gateway.store.outbox import idempotency_key, new_deliveries
 from tests.support import tryton
 from tests.support.fake_erp import FakeERP, Scripted
+from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext
+from tests.support.fake_hubspot import FakeHubSpot
+from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 
 GOLDEN = Order(
     po_number="PO-GOLD-1",
@@ -212,7 +220,91 @@ def _tryton_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     inspector.close()
 
 
+def _erp_effect(order: dict[str, Any]) -> Any:
+    """What an ERP keeps visible of an order: its PO number and its customer."""
+    return {"reference": order["po_number"], "customer": order["buyer"]["code"]}
+
+
+def _sku_lines(order: dict[str, Any]) -> Any:
+    return {"lines": [(line["sku"], float(line["quantity"])) for line in order["lines"]]}
+
+
+@contextmanager
+def _scripted(script: list[Any], *steps: Any) -> Iterator[None]:
+    script[:] = list(steps)
+    try:
+        yield
+    finally:
+        script.clear()
+
+
+def _odoo_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """Odoo's JSON-RPC API, in process (tests/support/fake_odoo.py); a refusal is a product Odoo no longer sells."""
+    monkeypatch.setenv("ODOO_KEY", "odoo-key-1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        odoo = FakeOdoo(mock)
+        connector = build("target", OdooConfig(name="odoo", url=ODOO_URL, database="prod", username="gateway",
+                                               password_env="ODOO_KEY", state="quotation"))
+        partners = odoo.records["res.partner"]
+
+        @contextmanager
+        def refusal() -> Iterator[None]:
+            odoo.product("WID-1")["sale_ok"] = False
+            yield
+            odoo.product("WID-1")["sale_ok"] = True
+
+        yield Target(
+            connector,
+            lambda: [{"reference": o["client_order_ref"], "customer": partners[o["partner_id"]]["ref"]} for o in odoo.orders()],
+            lambda: _scripted(odoo.script, *[503] * 20), lambda: list(odoo.changes), refusal, _erp_effect, _sku_lines,
+        )
+        connector.close()
+
+
+def _erpnext_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """ERPNext's REST API, in process (tests/support/fake_erpnext.py); a refusal is a disabled item."""
+    monkeypatch.setenv("ERPNEXT_TOKEN", "api-key-1:api-secret-1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        erp = FakeERPNext(mock)
+        auth = ApiKeyAuth(header="Authorization", prefix="token ", value_env="ERPNEXT_TOKEN")
+        connector = build("target", ERPNextConfig(name="erpnext", url=ERPNEXT_URL, auth=auth, key_field="order_gateway_key"))
+
+        @contextmanager
+        def refusal() -> Iterator[None]:
+            erp.docs["Item"]["WID-1"]["disabled"] = 1
+            yield
+            erp.docs["Item"]["WID-1"]["disabled"] = 0
+
+        yield Target(
+            connector,
+            lambda: [{"reference": o["po_no"], "customer": o["customer"]} for o in erp.orders()],
+            lambda: _scripted(erp.script, *[(503, "")] * 20), lambda: list(erp.changes), refusal, _erp_effect, _sku_lines,
+        )
+        connector.close()
+
+
+def _hubspot_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """HubSpot's CRM API, in process (tests/support/fake_hubspot.py); a refusal is a 400 VALIDATION_ERROR."""
+    monkeypatch.setenv("HUBSPOT_TOKEN", "pat-na1-11111111-2222")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        crm = FakeHubSpot(mock)
+        connector = build("target", HubSpotConfig(name="hubspot", auth=BearerAuth(token_env="HUBSPOT_TOKEN")))
+        yield Target(
+            connector,
+            lambda: [{"dealname": d["dealname"]} for d in crm.deals()],
+            lambda: _scripted(crm.script, *[(429, "RATE_LIMITS")] * 20),
+            lambda: list(crm.changes),
+            lambda: _scripted(crm.script, *[(400, "VALIDATION_ERROR")] * 5),
+            lambda order: {"dealname": f"PO {order['po_number']}"},
+            _sku_lines,
+        )
+        connector.close()
+
+
 TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
+    "hubspot": _hubspot_target,
+    "erpnext": _erpnext_target,
+    "odoo": _odoo_target,
     "http_json": _http_json_target,
     "file": _file_target,
     "memory": _memory_target,
@@ -378,7 +470,7 @@ def test_unknown_type_says_did_you_mean() -> None:
     with pytest.raises(ConfigError) as info:
         build("target", types.SimpleNamespace(type="http_jsn", name="erp"))
     assert "unknown connector type 'http_jsn'; did you mean 'http_json'?" in str(info.value)
-    with pytest.raises(ConfigError, match="known types: file, http_json, memory"):
+    with pytest.raises(ConfigError, match="known types: erpnext, file, http_json, hubspot, memory, odoo"):
         plugin_class("target", "smtp")
     with pytest.raises(ConfigError, match="has no type"):
         build("target", types.SimpleNamespace(name="erp"))

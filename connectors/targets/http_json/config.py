@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from connectors.targets.auth import AuthConfig, NoAuth
 from gateway.plugins import TargetConfigBase
 from gateway.retry import RetryPolicy
 
@@ -107,6 +108,10 @@ class HttpJsonConfig(TargetConfigBase):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not secrets).")
     secret_headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="Headers carrying credentials; values must be ${env:NAME} references."
+    )
+    auth: AuthConfig = Field(
+        default_factory=NoAuth,
+        description="Authentication (basic, api_key, bearer, oauth2_client_credentials; see connectors/targets/auth.py), besides secret_headers.",
     )
     timeout: Timeouts = Field(default_factory=Timeouts, description="Connect and read timeouts; always applied.")
     payload: Path | None = Field(None, description="JMESPath file shaping the request body (default: the canonical order).")

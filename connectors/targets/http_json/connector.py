@@ -12,7 +12,9 @@ Capabilities (per instance, from the config)
 Config keys (`HttpJsonConfig`)
     name, url, method (POST|PUT), update_url, update_method (PUT|PATCH|POST, default PUT),
     cancel_url, cancel_method (DELETE|POST|PATCH, default POST), headers, secret_headers
-    (``${env:NAME}`` only), timeout.connect / timeout.read (always applied), payload
+    (``${env:NAME}`` only), auth (connectors/targets/auth.py: basic, api_key, bearer,
+    oauth2_client_credentials; an OAuth2 token is fetched again once when the target answers
+    401), timeout.connect / timeout.read (always applied), payload
     (JMESPath file shaping the body; default: the canonical order), reference (JMESPath into
     the JSON answer giving the target's id, e.g. ``id``), retry (RetryPolicy),
     allow_private_targets, verify_tls
@@ -76,6 +78,7 @@ from urllib.parse import quote, urlsplit
 import jmespath
 import requests
 
+from connectors.targets.auth import build_auth
 from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.http_json.transport import Call, GuardedAdapter
 from gateway.connector import Capabilities, Delivery, Receipt
@@ -164,6 +167,7 @@ class HttpJsonConnector:
         self._payload = load_payload(config.payload)
         self._reference = jmespath.compile(config.reference) if config.reference else None
         self._secrets = [v.get_secret_value() for v in config.secret_headers.values() if v.get_secret_value()]
+        self._auth = build_auth(config.auth, where=config.name, session=self.session)
         self._timeout = (config.timeout.connect, config.timeout.read)
         self._total = config.timeout.connect + config.timeout.read  # the whole call: connect, send, answer
         self._create = Endpoint.parse("create", config.method, self.url)
@@ -211,6 +215,20 @@ class HttpJsonConnector:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         headers["Idempotency-Key"] = delivery.idempotency_key
         fallback = delivery.target_reference if endpoint.action != "create" else None
+        for attempt in (1, 2):
+            # outside the call: fetching a token talks to another host than the checked one
+            sent = {**headers, **self._auth.headers(), "Idempotency-Key": delivery.idempotency_key}
+            response, content = self._exchange(endpoint, url, body, sent, addresses)
+            if response.status_code == 401 and self._auth.refreshable and attempt == 1:
+                self._auth.invalidate()  # the token was revoked or expired early: fetch one more
+                continue
+            break
+        return self._interpret(response, content, fallback)
+
+    def _exchange(
+        self, endpoint: Endpoint, url: str, body: bytes | None, headers: dict[str, str], addresses: list[str] | None
+    ) -> tuple[requests.Response, bytes]:
+        """One request within the total deadline: the response and its (bounded) body."""
         call = Call(self._total, endpoint.host, addresses)
         try:
             with call, self.session.request(
@@ -227,7 +245,7 @@ class HttpJsonConnector:
                 content = self._read(response, call)
             if call.expired:  # the watchdog cut the answer short; what was read is not the answer
                 raise requests.exceptions.ReadTimeout("total deadline")
-            return self._interpret(response, content, fallback)
+            return response, content
         except requests.exceptions.RequestException as exc:
             raise self._map_error(exc, endpoint, call) from None
 
@@ -422,7 +440,7 @@ class HttpJsonConnector:
 
     def _excerpt(self, content: bytes) -> str:
         text = content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-        return redact(text, self._secrets)[:EXCERPT_CHARS]
+        return redact(text, [*self._secrets, *self._auth.secrets()])[:EXCERPT_CHARS]
 
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -1,0 +1,129 @@
+"""The Odoo target against Odoo's documented JSON-RPC shapes and error bodies (responses)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from connectors.targets.odoo.config import OdooConfig
+from connectors.targets.odoo.connector import OdooConnector, OdooError
+from gateway.connector import Delivery
+from gateway.errors import ConfigError, PermanentError, TransientError
+from tests.support.fake_odoo import ODOO_URL, FakeOdoo
+from tests.unit.test_target_contract import GOLDEN
+
+
+@pytest.fixture
+def odoo(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeOdoo, OdooConnector]]:
+    monkeypatch.setenv("ODOO_KEY", "odoo-key-1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake = FakeOdoo(mock)
+        connector = OdooConnector(OdooConfig(name="odoo", url=ODOO_URL, database="prod",  # type: ignore[arg-type]
+                                             username="gateway", password_env="ODOO_KEY"))
+        yield fake, connector
+        connector.close()
+
+
+def delivery(order: dict[str, Any] = GOLDEN, key: str = "key-1") -> Delivery:
+    return Delivery(outbox_id=1, order_id="o-1", idempotency_key=key, attempt=1, order=order)
+
+
+def test_create_follows_the_documented_execute_kw_shapes(odoo: tuple[FakeOdoo, OdooConnector]) -> None:
+    fake, connector = odoo
+    order = {**GOLDEN, "ship_to": {"name": "Dock 4", "address_lines": ["1 Quay St"], "city": "Leeds", "postal_code": "LS1"}}
+    receipt = connector.send(delivery(order))
+    (sale,) = fake.orders()
+    assert receipt.reference == sale["name"] and sale["state"] == "sale"  # confirmed (the default state)
+    assert sale["client_order_ref"] == "PO-GOLD-1" and sale["origin"] == "order-gateway delivery key-1"
+    assert fake.lines_of(sale) == [("WID-1", 10.0), ("GAD-9", 0.5)]
+    customer = fake.records["res.partner"][sale["partner_id"]]
+    shipping = fake.records["res.partner"][sale["partner_shipping_id"]]
+    assert (customer["ref"], customer["name"]) == ("ACME", "Acme Retail")
+    assert (shipping["parent_id"], shipping["type"], shipping["city"]) == (customer["id"], "delivery", "Leeds")
+    assert ("sale.order", "action_confirm") in fake.calls
+    connector.send(delivery(order, key="key-2"))  # the same customer and ship-to are reused
+    assert len(fake.records["res.partner"]) == 2 and len(fake.orders()) == 2
+
+
+def test_a_lost_answer_then_the_retry_makes_one_sale(odoo: tuple[FakeOdoo, OdooConnector]) -> None:
+    fake, connector = odoo
+    fake.lose_answer_of = "create"  # the customer's create: committed, answer lost
+    with pytest.raises(TransientError, match="retry looks the order up"):
+        connector.send(delivery())
+    fake.lose_answer_of = "create"  # now the sale's create: a quotation exists, its answer is lost
+    with pytest.raises(TransientError):
+        connector.send(delivery())
+    assert fake.orders()[0]["state"] == "draft"
+    first = connector.send(delivery())  # found by client_order_ref + origin, confirmed, not created again
+    assert len(fake.orders()) == 1 and first.detail["found"] and fake.orders()[0]["state"] == "sale"
+
+
+def test_an_unknown_product_is_permanent_and_named_before_anything_is_written(odoo: tuple[FakeOdoo, OdooConnector]) -> None:
+    fake, connector = odoo
+    order = {**GOLDEN, "lines": [*GOLDEN["lines"], {**GOLDEN["lines"][0], "sku": "NOPE-7"}]}
+    with pytest.raises(PermanentError, match="unknown product.*NOPE-7"):
+        connector.send(delivery(order))
+    assert fake.orders() == [] and fake.records["res.partner"] == {}
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "text"),
+    [
+        ("odoo.exceptions.ValidationError", OdooError, "ValidationError: scripted"),
+        ("odoo.exceptions.UserError", OdooError, "UserError"),
+        ("psycopg2.errors.SerializationFailure", TransientError, "SerializationFailure"),
+        ("odoo.exceptions.AccessDenied", PermanentError, "check username and password_env"),
+        (429, TransientError, "HTTP 429"),
+        (502, TransientError, "HTTP 502"),
+        (404, PermanentError, "is url right"),
+        (requests.exceptions.ConnectionError("refused"), TransientError, "ConnectionError"),
+    ],
+)
+def test_odoo_errors_map_to_transient_or_permanent(odoo: tuple[FakeOdoo, OdooConnector], script: Any,
+                                                   error: type[Exception], text: str) -> None:
+    fake, connector = odoo
+    connector.send(delivery(key="warm-up"))  # logged in
+    fake.script = [script]
+    with pytest.raises(error, match=text) as info:
+        connector.send(delivery(key="key-9"))
+    assert isinstance(info.value, TransientError) == (error is TransientError)
+    if script == 429:
+        assert info.value.retry_after == 7  # type: ignore[attr-defined]
+    assert "odoo-key-1" not in str(info.value)
+
+
+def test_a_refused_login_and_a_missing_key_are_configuration_problems(
+    odoo: tuple[FakeOdoo, OdooConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, connector = odoo
+    fake.key = "rotated"  # authenticate answers false
+    with pytest.raises(PermanentError, match="refused the login of 'gateway'"):
+        connector.send(delivery())
+    monkeypatch.delenv("ODOO_KEY")
+    with pytest.raises(ConfigError, match="ODOO_KEY is not set"):
+        OdooConnector(OdooConfig(name="odoo", url=ODOO_URL, database="prod", username="gateway",  # type: ignore[arg-type]
+                                 password_env="ODOO_KEY"))
+
+
+def test_a_confirmed_order_is_changed_in_place_and_cancelled_without_the_wizard(
+    odoo: tuple[FakeOdoo, OdooConnector]
+) -> None:
+    """Odoo will not delete a confirmed order's lines: they are changed in place (one set to 0),
+    a new product is added; a confirmed order's cancel passes disable_cancel_warning."""
+    fake, connector = odoo
+    ref = connector.send(delivery()).reference
+    changed = {**GOLDEN, "lines": [{**GOLDEN["lines"][0], "quantity": "12"}, {**GOLDEN["lines"][0], "sku": "NEW-3"}]}
+    fake.add("product.product", {"default_code": "NEW-3", "list_price": 4.0, "sale_ok": True})
+    for key in ("u-1", "u-2"):  # the repeat finds nothing to change
+        connector.send(Delivery(outbox_id=2, order_id="o-2", idempotency_key=key, attempt=1, order=changed,
+                                action="update", target_reference=ref))
+    (sale,) = fake.orders()
+    assert fake.lines_of(sale) == [("WID-1", 12.0), ("NEW-3", 10.0)] and len(sale["order_line"]) == 3
+    assert [c[0] for c in fake.changes] == ["update"]
+    connector.send(Delivery(outbox_id=3, order_id="o-3", idempotency_key="c-1", attempt=1, order=changed,
+                            action="cancel", target_reference=ref))
+    assert sale["state"] == "cancel"
