@@ -101,7 +101,9 @@ class Gateway:
 
         channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams)
         d = self.config.dispatch
-        return Dispatcher(self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry)
+        return Dispatcher(
+            self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry, steps=self.config.steps()
+        )
 
     @property
     def sends_documents(self) -> bool:

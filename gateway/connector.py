@@ -6,7 +6,7 @@ not parse, a connector does not retry on its own.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -78,6 +78,9 @@ class Delivery:
     order: dict[str, Any]  # the canonical order as JSON-ready data (decimals as strings)
     action: str = "create"  # create | update | cancel
     target_reference: str | None = None  # for update/cancel: the target's id of the order (its receipt reference)
+    # The steps this one comes after (its connector's `after:`): connector -> the reference in
+    # that step's receipt (None: it returned none). Also in `order["steps"]` for payload mappings.
+    steps: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
