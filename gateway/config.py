@@ -417,7 +417,7 @@ def _check_secret_literals(
                             f"{_where((*loc, k, i), lines, path)}: secrets may not be written in the configuration; "
                             "use a reference such as ${env:SHOPIFY_WEBHOOK_SECRET}"
                         )
-            elif k in ("password", "passphrase", "webhook_secret", "access_token", "consumer_key", "consumer_secret", "oauth2_token") and v is not None and not isinstance(v, _EnvValue):
+            elif k in ("password", "passphrase", "webhook_secret", "access_token", "consumer_key", "consumer_secret", "oauth2_token", "api_key", "api_secret") and v is not None and not isinstance(v, _EnvValue):
                 problems.append(
                     f"{_where((*loc, k), lines, path)}: secrets may not be written in the configuration; "
                     f"use a reference such as ${{env:{_env_name(k)}}}"
