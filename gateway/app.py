@@ -276,7 +276,7 @@ class Gateway:
     def due_deliveries(self) -> int:
         from gateway.store import outbox
 
-        return outbox.due_count(self.store)
+        return outbox.due_count(self.store, steps=self.config.steps())
 
     def _inbox_settled(self) -> bool:
         """No candidate files left waiting in any folder source."""

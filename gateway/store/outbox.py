@@ -390,9 +390,10 @@ def claim_due(
     return claimed
 
 
-def due_count(store: Store) -> int:
+def due_count(store: Store, *, steps: Mapping[str, Collection[str]] | None = None) -> int:
     """How many rows (orders and documents) are due now or in flight past their due time (by
-    the database's clock)."""
+    the database's clock). A step waiting for an earlier step (`steps`, as `claim_due` takes
+    them) is not due: `gateway run --once` does not wait for a step behind a dead one."""
     o = t.outbox
     with store.engine.connect() as conn:
         return int(
@@ -400,7 +401,7 @@ def due_count(store: Store) -> int:
                 select(func.count())
                 .select_from(o)
                 .where(o.c.state.in_([DeliveryState.PENDING, DeliveryState.IN_FLIGHT]))
-                .where(o.c.next_attempt_at <= store.db_now(conn))
+                .where(o.c.next_attempt_at <= store.db_now(conn), _steps_done(steps))
             ).scalar_one()
         )
 

@@ -13,7 +13,14 @@ from gateway.connector import Receipt
 from gateway.errors import ConfigError
 from gateway.retry import RetryPolicy
 from gateway.store.dead_letters import list_dead, replay
-from gateway.store.outbox import mark_dead, mark_failed, mark_sent, next_due, step_progress
+from gateway.store.outbox import (
+    due_count,
+    mark_dead,
+    mark_failed,
+    mark_sent,
+    next_due,
+    step_progress,
+)
 from tests.unit.test_outbox import T0, claim, events, order_state, rows, seed
 
 STEPS = {"shipping": ("erp",)}
@@ -121,6 +128,7 @@ def test_a_step_behind_a_dead_one_waits_and_is_released_by_the_replay(store: Any
     assert [d.connector for d in list_dead(store)] == ["erp"]  # the waiting step is no dead letter
     assert next(r for r in rows(store, oid) if r.connector == "shipping").state == "pending"
     assert claim(store, T0 + dt.timedelta(days=30), steps=STEPS) == []
+    assert due_count(store, steps=STEPS) == 0 and due_count(store) == 1  # `run --once` does not wait for it
     assert step_progress(store, [oid], STEPS) == {}  # nothing sent yet: not partial
     [dead] = list_dead(store)
     assert replay(store, [dead.outbox_id], now=T0) == 1
