@@ -71,6 +71,11 @@ routing:
         easypost.script(503, {"error": {"code": "INTERNAL_SERVER_ERROR", "message": "try later", "errors": []}}, times=10)
         cli("run", "--once", "--for", "120", "-c", str(cfg))
         listed = cli("orders", "-n", "500", "-c", str(cfg))
+        # A person ships PO0001 in ShipStation: `gateway shipped` finds the tracking number.
+        first = next(o for o in shipstation.orders.values() if o["orderNumber"] == "PO0001")
+        shipstation.ship(first["orderId"], "1ZTRACK0001")
+        assert "1ZTRACK0001" in cli("shipped", "PO0001", "-c", str(cfg))
+        assert "not yet" in cli("shipped", "PO0002", "-c", str(cfg))
 
     erp = {p.name.split("-", 1)[0]: p.name for p in (tmp_path / "erp").glob("*.json")}
     assert len(erp) == N

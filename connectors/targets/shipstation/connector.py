@@ -9,7 +9,8 @@ Calls (API v1, basic auth with api_key / api_secret)
              with that key and the changed order: the same ShipStation order is updated.
     cancel   the same, with ``orderStatus: cancelled``.
     shipped  `shipped(reference)` looks an order up and, once ShipStation marked it shipped,
-             lists its shipments (GET /shipments?orderId=) with carrier and tracking number.
+             lists its shipments (GET /shipments?orderId=) with carrier and tracking number
+             (`gateway shipped ORDER`).
 
 The body: orderNumber (the PO number), orderDate, orderStatus, billTo / shipTo (the order's
 bill-to or buyer, and ship-to), items (lineItemKey, sku, name, whole quantity, unitPrice),
@@ -19,7 +20,8 @@ earlier steps' references (``after: [erp]``: "erp: SO-17"), customField2 with th
 `payload` mapping replaces the body (orderKey is always set by the connector).
 
 Capabilities
-    idempotency_key=True, idempotent=True (orderKey), updates=True, cancels=True
+    idempotency_key=True, idempotent=True (orderKey), updates=True, cancels=True,
+    shipments=True (shipped lookups)
 
 Config keys (`ShipStationConfig`)
     name, url, api_key, api_secret (${env:NAME} references), order_status, store_id, timeout
@@ -75,7 +77,7 @@ class ShipStationConnector:
     """Sends orders to ShipStation; see the module docstring for the contract."""
 
     config_model = ShipStationConfig
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, shipments=True)
 
     def __init__(self, config: ShipStationConfig):
         self.config = config
