@@ -767,10 +767,10 @@ def _steps_done(steps: Mapping[str, Collection[str]] | None) -> Any:
     """The outbox row is not a step waiting for an earlier step of its order to be sent."""
     o = t.outbox
     conditions = []
-    for name, earlier in sorted((steps or {}).items()):
+    for i, (name, earlier) in enumerate(sorted((steps or {}).items())):
         if not earlier:
             continue
-        sib = o.alias("step")
+        sib = o.alias(f"step_{i}")
         waiting = exists().where(
             sib.c.order_id == o.c.order_id,
             sib.c.kind == ORDER,

@@ -97,6 +97,15 @@ def test_without_steps_both_go_at_once(store: Any) -> None:
     assert sorted(c.connector for c in claim(store)) == ["erp", "shipping"]
 
 
+def test_several_steps_after_one(store: Any) -> None:
+    steps = {"shipping": ("erp",), "labels": ("erp",), "crm": ()}
+    seed(store, connectors=("erp", "shipping", "labels", "crm"))
+    first = by_connector(claim(store, steps=steps))
+    assert set(first) == {"erp", "crm"}
+    mark_sent(store, first["erp"], Receipt(status=201, reference="SO-2"), now=T0)
+    assert {c.connector: c.steps for c in claim(store, steps=steps)} == {"shipping": {"erp": "SO-2"}, "labels": {"erp": "SO-2"}}
+
+
 def test_a_failing_step_never_reruns_the_one_that_succeeded_and_shows_the_partial_state(store: Any) -> None:
     oid = seed(store, connectors=("erp", "shipping"))
     [erp] = claim(store, steps=STEPS)
