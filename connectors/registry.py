@@ -48,4 +48,6 @@ TARGETS: dict[str, PluginSpec] = {
     "memory": PluginSpec(
         "memory", "connectors.targets.memory.connector:MemoryConnector", "connectors.targets.memory.config:MemoryTargetConfig"
     ),
+    "shipstation": PluginSpec("shipstation", "connectors.targets.shipstation.connector:ShipStationConnector", "connectors.targets.shipstation.config:ShipStationConfig"),
+    "easypost": PluginSpec("easypost", "connectors.targets.easypost.connector:EasyPostConnector", "connectors.targets.easypost.config:EasyPostConfig"),
 }

@@ -101,7 +101,9 @@ class Gateway:
 
         channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams)
         d = self.config.dispatch
-        return Dispatcher(self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry)
+        return Dispatcher(
+            self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry, steps=self.config.steps()
+        )
 
     @property
     def sends_documents(self) -> bool:
@@ -274,7 +276,7 @@ class Gateway:
     def due_deliveries(self) -> int:
         from gateway.store import outbox
 
-        return outbox.due_count(self.store)
+        return outbox.due_count(self.store, steps=self.config.steps())
 
     def _inbox_settled(self) -> bool:
         """No candidate files left waiting in any folder source."""

@@ -217,6 +217,23 @@ class GatewayConfig(BaseModel):
                 return c
         raise KeyError(name)
 
+    def steps(self) -> dict[str, tuple[str, ...]]:
+        """connector -> every connector it comes after (its `after:`, and theirs, transitively),
+        for the connectors that wait on another; what `gateway.store.outbox.claim_due` takes."""
+        direct = {c.name: [a for a in c.after if a != c.name] for c in self.connectors}
+        out: dict[str, tuple[str, ...]] = {}
+        for name, first in direct.items():
+            seen: set[str] = set()
+            todo = list(first)
+            while todo:
+                step = todo.pop()
+                if step not in seen and step != name:
+                    seen.add(step)
+                    todo.extend(direct.get(step, []))
+            if seen:
+                out[name] = tuple(sorted(seen))
+        return out
+
 
 def config_schema() -> dict[str, Any]:
     """JSON Schema of the configuration file, with every known source and connector type."""
@@ -404,7 +421,7 @@ def _check_secret_literals(
                             f"{_where((*loc, k, i), lines, path)}: secrets may not be written in the configuration; "
                             "use a reference such as ${env:SHOPIFY_WEBHOOK_SECRET}"
                         )
-            elif k in ("password", "passphrase", "webhook_secret", "access_token", "consumer_key", "consumer_secret", "oauth2_token") and v is not None and not isinstance(v, _EnvValue):
+            elif k in ("password", "passphrase", "webhook_secret", "access_token", "consumer_key", "consumer_secret", "oauth2_token", "api_key", "api_secret") and v is not None and not isinstance(v, _EnvValue):
                 problems.append(
                     f"{_where((*loc, k), lines, path)}: secrets may not be written in the configuration; "
                     f"use a reference such as ${{env:{_env_name(k)}}}"
@@ -556,6 +573,7 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
                 problems.append(f"{where}: no connector named {wanted!r}")
             elif wanted in (p.connectors or []):
                 problems.append(f"{where}: {wanted!r} is also one of this partner's production connectors; test orders must never reach production")
+    problems += _check_steps(cfg, names, lines, path)
     for i, c in enumerate(cfg.connectors):
         if c.payload is not None:
             from gateway.payload import PayloadError, load_payload
@@ -578,6 +596,47 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
             "connect + read timeout, or a slow call is taken up twice"
         )
     return problems
+
+
+def _check_steps(cfg: GatewayConfig, names: set[str], lines: dict[tuple[Any, ...], int], path: Path) -> list[str]:
+    """Each `after:` names another configured connector, and no chain of them comes back to
+    where it started (a cycle would hold its orders forever)."""
+    problems = []
+    for i, c in enumerate(cfg.connectors):
+        for j, wanted in enumerate(c.after):
+            where = _where(("connectors", i, "after", j), lines, path)
+            if wanted == c.name:
+                problems.append(f"{where}: connector {c.name!r} cannot come after itself")
+            elif wanted not in names:
+                hint = difflib.get_close_matches(wanted, sorted(names), n=1)
+                problems.append(f"{where}: no connector named {wanted!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    after = {c.name: [a for a in c.after if a in names and a != c.name] for c in cfg.connectors}
+    reported: set[frozenset[str]] = set()
+    for i, c in enumerate(cfg.connectors):
+        cycle = _cycle_from(c.name, after)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            chain = " -> ".join([*cycle, cycle[0]])
+            problems.append(f"{_where(('connectors', i, 'after'), lines, path)}: steps wait on each other in a circle ({chain}); none of them would ever be sent")
+    return problems
+
+
+def _cycle_from(start: str, after: dict[str, list[str]]) -> list[str]:
+    """The connectors of a cycle of `after:` that runs through `start` ([] if none)."""
+    path: list[str] = []
+
+    def walk(name: str) -> bool:
+        if name == start and path:
+            return True
+        if name in path:
+            return False
+        path.append(name)
+        if any(walk(n) for n in after.get(name, [])):
+            return True
+        path.pop()
+        return False
+
+    return path if walk(start) else []
 
 
 # Values typed SecretStr print as '**********'; re-export for connectors.

@@ -6,11 +6,11 @@ not parse, a connector does not retry on its own.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-__all__ = ["Capabilities", "Connector", "Delivery", "RawMessage", "Receipt", "Source", "StockSource"]
+__all__ = ["Capabilities", "Connector", "Delivery", "RawMessage", "Receipt", "ShipmentSource", "Source", "StockSource"]
 
 # stored/duplicate: committed (and, for a source that routes by outcome, processed without a
 # problem); review: a person must look at it; rejected: refused, by the source or the pipeline.
@@ -58,6 +58,7 @@ class Capabilities:
     updates: bool = False  # can take a changed version of an order it already has (action "update")
     cancels: bool = False  # can cancel an order it already has (action "cancel")
     stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
+    shipments: bool = False  # offers shipped(reference): whether the service shipped the order, with tracking
 
 
 class StockSource(Protocol):
@@ -66,6 +67,16 @@ class StockSource(Protocol):
 
     def stock_levels(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
         """Rows of the master-data ``stock`` kind: sku, warehouse, on_hand (Decimal)."""
+        ...
+
+
+class ShipmentSource(Protocol):
+    """A connector whose service ships orders (`Capabilities.shipments`): `gateway shipped`
+    asks it whether an order it took has shipped."""
+
+    def shipped(self, reference: str) -> dict[str, Any] | None:
+        """None while the order (its receipt reference) is not shipped; else ``shipments``:
+        carrier, service, tracking and ship_date of each."""
         ...
 
 
@@ -78,6 +89,9 @@ class Delivery:
     order: dict[str, Any]  # the canonical order as JSON-ready data (decimals as strings)
     action: str = "create"  # create | update | cancel
     target_reference: str | None = None  # for update/cancel: the target's id of the order (its receipt reference)
+    # The steps this one comes after (its connector's `after:`): connector -> the reference in
+    # that step's receipt (None: it returned none). Also in `order["steps"]` for payload mappings.
+    steps: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,11 @@ A payload file holds one JMESPath expression (comments with '#' allowed), for ex
 JMESPath is a restricted, side-effect-free language: a mapping cannot run code, read files
 or reach the network. Expressions are compiled when the configuration is loaded, so a typo
 stops start-up instead of an order. With no payload file the canonical order is sent as is.
+
+A connector that comes after others (``after: [erp]``, see `gateway.store.outbox`) gets the
+order with ``steps``: each earlier step's receipt reference, for example
+
+    {orderNumber: po_number, erpOrder: steps.erp.reference}
 """
 
 from __future__ import annotations

@@ -100,6 +100,13 @@ class TargetConfigBase(BaseModel):
     name: str = Field(description="Unique name of this connector.")
     payload: Path | None = Field(None, description="Optional JMESPath file shaping the body sent (default: the canonical order).")
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry policy for failed sends.")
+    after: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Connectors whose delivery of the same order must be sent before this one is tried "
+            "(their receipt references reach the payload as steps.<name>.reference)."
+        ),
+    )
 
     def resolve_paths(self, fix: PathFixer) -> None:
         """Make relative paths absolute (against the configuration's home)."""

@@ -25,6 +25,9 @@ from gateway.cli.partners import _print_sources
 
 # -- looking at orders ------------------------------------------------------------------------
 
+# Order states whose deliveries may be partly sent (`step_progress` tells which step waits).
+_OPEN = (OrderState.VALIDATED, OrderState.DEAD)
+
 
 @app.command()
 def orders(
@@ -50,17 +53,29 @@ def _json_lines(rows: Any) -> None:
 
 
 def _orders_table(gw: Any, *, state: str | None, limit: int, as_json: bool = False) -> None:
+    import dataclasses
+
+    from gateway.store.outbox import step_progress
     from gateway.store.queries import list_orders
 
     rows = list_orders(gw.store, state=state, limit=limit)
+    # An order whose deliveries are partly sent says so, and which step waits (issue 11).
+    partial = step_progress(gw.store, [r.id for r in rows if r.state in _OPEN], gw.config.steps())
     if as_json:
-        _json_lines(rows)
+        for r in rows:
+            item = dataclasses.asdict(r)
+            if r.id in partial:
+                item["progress"] = partial[r.id].describe()
+            sys.stdout.write(json.dumps(item, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
         return
     table = Table(title=f"{len(rows)} order(s)" + (f" in state {state}" if state else ""))
     for col in ("id", "po number", "partner", "lines", "state", "reason", "from"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.id[:8], r.po_number or "-", r.partner or "-", str(r.line_count), r.state, r.reason or "", r.display_name or "")
+        shown, why = r.state, r.reason or ""
+        if r.id in partial:
+            shown, why = f"{r.state} (partly sent)", partial[r.id].describe()
+        table.add_row(r.id[:8], r.po_number or "-", r.partner or "-", str(r.line_count), shown, why, r.display_name or "")
     out.print(table)
 
 
@@ -104,6 +119,7 @@ def show(
     """Show one order: status, canonical content, deliveries and full history."""
     from gateway.store.assignments import for_order as assignment_of
     from gateway.store.findings import for_order
+    from gateway.store.outbox import step_progress
     from gateway.store.queries import order_detail
 
     gw = _gateway(config, existing=True)
@@ -111,6 +127,7 @@ def show(
         detail = order_detail(gw.store, order)
         decided, findings = for_order(gw.store, detail.order["id"])
         assigned = assignment_of(gw.store, detail.order["id"])
+        partial = step_progress(gw.store, [detail.order["id"]], gw.config.steps()).get(detail.order["id"])
     finally:
         gw.close()
     o, versions, msg = detail.order, detail.versions, detail.message
@@ -122,6 +139,8 @@ def show(
     if len(versions) > 1:
         listed = ", ".join(f"v{v['version']} {v['id'][:8]} {v['purpose']} {v['state']}" for v in versions)
         out.print(f"  versions: {listed}", markup=False)
+    if partial is not None and o["state"] in _OPEN:
+        out.print(f"  {partial.describe()}", markup=False)
     if o["reason"]:
         out.print(f"  {o['reason']}: {o['error']}", markup=False)
     if assigned is not None and (assigned["team"] or assigned["assignee"]):

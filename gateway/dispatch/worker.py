@@ -48,7 +48,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -125,7 +125,9 @@ class Dispatcher:
 
     `connectors` and `policies` are keyed by connector name; rows for connectors this node
     does not have are left for a node that does. With `channels`, it sends the documents too
-    (acknowledgements and confirmation e-mails), retried per `document_policy`. `clock` returns an aware UTC datetime
+    (acknowledgements and confirmation e-mails), retried per `document_policy`. `steps`
+    (connector -> the connectors it comes after, `GatewayConfig.steps`) holds a step back
+    until its earlier steps of the same order are sent (see `gateway.store.outbox`). `clock` returns an aware UTC datetime
     (default: the database's clock) and `sleep` waits a number of seconds; tests inject both
     so a back-off costs no real time.
     """
@@ -141,12 +143,14 @@ class Dispatcher:
         rand: Callable[[], float] = random.random,
         channels: DocumentChannels | None = None,
         document_policy: RetryPolicy | None = None,
+        steps: Mapping[str, Collection[str]] | None = None,
     ):
         self.store = store
         self.channels = channels
         self.document_policy = document_policy or _DEFAULT_POLICY
         self.connectors = dict(connectors)
         self.policies = dict(policies)
+        self.steps = {name: tuple(earlier) for name, earlier in (steps or {}).items()}
         self.config = config
         self._clock = clock
         self.sleep = sleep
@@ -222,6 +226,7 @@ class Dispatcher:
                     policies=self.policies,
                     documents=self.documents,
                     document_policy=self.document_policy,
+                    steps=self.steps,
                 )
                 stats.claimed += len(claims)
                 exhausted = len(claims) < room
@@ -346,7 +351,7 @@ class Dispatcher:
         while True:
             stats = self.run_once()
             total.add(stats)
-            due = next_due(self.store, connectors=names, documents=self.documents)
+            due = next_due(self.store, connectors=names, documents=self.documents, steps=self.steps)
             if due is None:
                 total.idle = True
                 return total
@@ -372,7 +377,7 @@ class Dispatcher:
             self._wake.clear()
             try:
                 stats = self.run_once()
-                due = None if stats.claimed else next_due(self.store, connectors=names, documents=self.documents)
+                due = None if stats.claimed else next_due(self.store, connectors=names, documents=self.documents, steps=self.steps)
                 wait_s = self.config.poll_seconds
                 if due is not None:
                     wait_s = min(wait_s, max((due - self.clock()).total_seconds(), _MIN_WAIT))

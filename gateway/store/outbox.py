@@ -48,6 +48,19 @@ A predecessor that is `dead` keeps its successors waiting, still `pending` (they
 letters and `list_dead` does not show them; `next_due` ignores them, so a dispatcher does not
 wait for them). Replaying the dead predecessor, once it is `sent`, releases them in order.
 A predecessor that no longer exists holds nothing back.
+
+Steps. A connector configured with ``after: [erp]`` (`TargetConfigBase.after`) is a step that
+depends on another: `claim_due` and `next_due` take the configuration's steps (connector ->
+every connector it comes after, `GatewayConfig.steps`) and leave such a row `pending`, never
+claimed, while a row of the same order to one of those connectors is not `sent`. The rule
+lives in the claim, not in a column, so an order queued before a connector gained `after:`
+obeys it too. Like an `after_id` wait, a step waiting on a dead predecessor is not a dead
+letter, costs no attempt and is released when the predecessor is replayed and sent; a
+predecessor the order has no row for (routing left it out) holds nothing back. When the step
+is claimed it gets each earlier step's receipt reference (`ClaimedDelivery.steps`, also
+``order["steps"][name]["reference"]`` for a payload mapping), and its attempt event names
+them. A step that succeeded is never sent again because a later one failed: each row
+retries on its own. `step_progress` describes an order whose steps are partly sent.
 """
 
 from __future__ import annotations
@@ -57,10 +70,10 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, or_, select, true, update
 
 from gateway.connector import Delivery, Receipt
 from gateway.retry import RetryPolicy
@@ -78,6 +91,7 @@ __all__ = [
     "Refused",
     "Result",
     "Sent",
+    "StepProgress",
     "claim_due",
     "due_count",
     "idempotency_key",
@@ -87,6 +101,7 @@ __all__ = [
     "new_deliveries",
     "next_due",
     "record",
+    "step_progress",
 ]
 
 log = logging.getLogger(__name__)
@@ -166,6 +181,7 @@ class ClaimedDelivery:
     control_number: str | None = None  # a document: its interchange control number
     body: bytes = b""  # a document: the bytes to send
     created_at: dt.datetime | None = None  # a document: when it was queued
+    steps: Mapping[str, str | None] = field(default_factory=dict)  # earlier steps: connector -> its receipt reference
 
     @property
     def is_document(self) -> bool:
@@ -188,6 +204,7 @@ class ClaimedDelivery:
             order=self.order,
             action=self.action,
             target_reference=self.target_reference,
+            steps=self.steps,
         )
 
 
@@ -204,6 +221,7 @@ def claim_due(
     policies: Mapping[str, RetryPolicy] | None = None,
     documents: bool = False,
     document_policy: RetryPolicy | None = None,
+    steps: Mapping[str, Collection[str]] | None = None,
 ) -> list[ClaimedDelivery]:
     """Claim up to `limit` due rows and commit the claim before anything is sent.
 
@@ -225,6 +243,10 @@ def claim_due(
     A row with an `after_id` is due only once that predecessor is `sent` (see the module
     docstring); without a `target_reference` of its own it gets the predecessor's receipt
     reference, stored on the row with the claim.
+
+    `steps` (connector -> the connectors it comes after) holds back a row until the rows of
+    its order to those connectors are `sent`; the claim hands it their receipt references
+    (see "Steps" in the module docstring).
     """
     if connectors is not None and not connectors and not documents:
         return []
@@ -258,7 +280,7 @@ def claim_due(
         for state, column in (("in_flight", o.c.lease_until), ("pending", o.c.next_attempt_at)):
             query = (
                 select(*columns)
-                .where(o.c.state == state, column <= now, claimable, _not_waiting())
+                .where(o.c.state == state, column <= now, claimable, _not_waiting(), _steps_done(steps))
                 .order_by(column, o.c.id)
                 .limit(limit - len(rows))
             )
@@ -273,6 +295,7 @@ def claim_due(
         inherited = _predecessor_references(
             conn, {r.after_id for r in rows if r.after_id is not None and not r.target_reference}
         )
+        earlier = _step_references(conn, [r for r in rows if r.kind == ORDER], steps or {})
         events: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         gone: set[str] = set()  # orders with a row dead-lettered by this claim
@@ -311,6 +334,9 @@ def claim_due(
                 detail = f"{action} {detail}" + (
                     f" (target reference {reference})" if reference else ""
                 )
+            done = earlier.get(r.id, {})
+            if done:
+                detail += " after " + ", ".join(f"{name} ({ref or 'no reference'})" for name, ref in done.items())
             if r.replays:
                 # A replay counts attempts from 1 again; without this the history showed
                 # "attempt 1 of 8" twice for one delivery (issue 14 #11).
@@ -330,7 +356,7 @@ def claim_due(
                     attempts=attempts,
                     first_attempt_at=first,
                     lease_until=lease_until,
-                    order=data.get(r.order_id) or {},
+                    order=_with_steps(data.get(r.order_id) or {}, done),
                     rescued=rescued,
                     action=action,
                     target_reference=reference or None,
@@ -340,6 +366,7 @@ def claim_due(
                     control_number=r.control_number,
                     body=bytes(r.body or b""),
                     created_at=as_utc(r.created_at),
+                    steps=done,
                 )
             )
         if updates:
@@ -363,9 +390,10 @@ def claim_due(
     return claimed
 
 
-def due_count(store: Store) -> int:
+def due_count(store: Store, *, steps: Mapping[str, Collection[str]] | None = None) -> int:
     """How many rows (orders and documents) are due now or in flight past their due time (by
-    the database's clock)."""
+    the database's clock). A step waiting for an earlier step (`steps`, as `claim_due` takes
+    them) is not due: `gateway run --once` does not wait for a step behind a dead one."""
     o = t.outbox
     with store.engine.connect() as conn:
         return int(
@@ -373,18 +401,25 @@ def due_count(store: Store) -> int:
                 select(func.count())
                 .select_from(o)
                 .where(o.c.state.in_([DeliveryState.PENDING, DeliveryState.IN_FLIGHT]))
-                .where(o.c.next_attempt_at <= store.db_now(conn))
+                .where(o.c.next_attempt_at <= store.db_now(conn), _steps_done(steps))
             ).scalar_one()
         )
 
 
-def next_due(store: Store, *, connectors: Collection[str] | None = None, documents: bool = False) -> dt.datetime | None:
+def next_due(
+    store: Store,
+    *,
+    connectors: Collection[str] | None = None,
+    documents: bool = False,
+    steps: Mapping[str, Collection[str]] | None = None,
+) -> dt.datetime | None:
     """When the earliest unfinished row becomes claimable (None: nothing is pending or in flight).
 
     For a pending row that is `next_attempt_at`; for an in-flight one, the end of its lease.
     `connectors` and `documents` choose the rows as `claim_due` does.
     Rows waiting for their predecessor to be sent are left out: they become due when it is
-    sent (which a pending predecessor already accounts for), never on their own.
+    sent (which a pending predecessor already accounts for), never on their own; so are
+    steps waiting for an earlier step (`steps`, as `claim_due` takes them).
     """
     o = t.outbox
     claimable_at = case(
@@ -392,7 +427,7 @@ def next_due(store: Store, *, connectors: Collection[str] | None = None, documen
         else_=o.c.next_attempt_at,
     )
     query = select(func.min(claimable_at)).where(
-        o.c.state.in_(["pending", "in_flight"]), _claimable(connectors, documents), _not_waiting()
+        o.c.state.in_(["pending", "in_flight"]), _claimable(connectors, documents), _not_waiting(), _steps_done(steps)
     )
     with store.engine.connect() as conn:
         value = conn.execute(query).scalar()
@@ -726,6 +761,106 @@ def _not_waiting() -> Any:
     o = t.outbox
     prev = o.alias("prev")
     return ~exists().where(prev.c.id == o.c.after_id, prev.c.state != "sent")
+
+
+def _steps_done(steps: Mapping[str, Collection[str]] | None) -> Any:
+    """The outbox row is not a step waiting for an earlier step of its order to be sent."""
+    o = t.outbox
+    conditions = []
+    for i, (name, earlier) in enumerate(sorted((steps or {}).items())):
+        if not earlier:
+            continue
+        sib = o.alias(f"step_{i}")
+        waiting = exists().where(
+            sib.c.order_id == o.c.order_id,
+            sib.c.kind == ORDER,
+            sib.c.connector.in_(sorted(earlier)),
+            sib.c.state != DeliveryState.SENT.value,
+        )
+        conditions.append(or_(o.c.connector != name, o.c.kind != ORDER, ~waiting))
+    return and_(true(), *conditions)
+
+
+def _step_references(conn: Connection, rows: Sequence[Any], steps: Mapping[str, Collection[str]]) -> dict[int, dict[str, str | None]]:
+    """outbox id -> {earlier step: its receipt reference} for the claimed `rows` that are steps."""
+    wanted = [r for r in rows if steps.get(r.connector) and r.order_id is not None]
+    if not wanted:
+        return {}
+    o = t.outbox
+    names = sorted({n for r in wanted for n in steps[r.connector]})
+    sent: dict[tuple[str, str], str | None] = {}
+    for s in conn.execute(
+        select(o.c.order_id, o.c.connector, o.c.receipt).where(
+            o.c.order_id.in_(sorted({r.order_id for r in wanted})),
+            o.c.kind == ORDER,
+            o.c.connector.in_(names),
+            o.c.state == DeliveryState.SENT.value,
+        )
+    ):
+        receipt = s.receipt
+        sent[(s.order_id, s.connector)] = _reference_text(receipt.get("reference")) if isinstance(receipt, dict) else None
+    return {
+        r.id: {n: sent[(r.order_id, n)] for n in sorted(steps[r.connector]) if (r.order_id, n) in sent} for r in wanted
+    }
+
+
+def _with_steps(order: dict[str, Any], done: Mapping[str, str | None]) -> dict[str, Any]:
+    """The order a step is handed: with ``steps.<name>.reference`` of each earlier step."""
+    if not done:
+        return order
+    return {**order, "steps": {name: {"reference": ref} for name, ref in done.items()}}
+
+
+@dataclass(frozen=True, slots=True)
+class StepProgress:
+    """Where an order whose deliveries are partly sent stands (`gateway show` / `orders`)."""
+
+    sent: tuple[str, ...]  # connectors that have it
+    waiting: tuple[tuple[str, str], ...]  # (connector, why it is not sent yet)
+
+    def describe(self) -> str:
+        done = ", ".join(self.sent) or "nothing"
+        open_ = "; ".join(f"{name} {why}" for name, why in self.waiting)
+        return f"partly sent: {done} done; {open_}"
+
+
+def step_progress(
+    store: Store, order_ids: Collection[str], steps: Mapping[str, Collection[str]] | None = None
+) -> dict[str, StepProgress]:
+    """For each of `order_ids` with some order rows sent and others not: what is done and why
+    each other step waits (for an earlier step, for its next retry, in flight, dead)."""
+    if not order_ids:
+        return {}
+    o = t.outbox
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(o.c.order_id, o.c.connector, o.c.state, o.c.attempts, o.c.last_error, o.c.next_attempt_at)
+            .where(o.c.order_id.in_(sorted(order_ids)), o.c.kind == ORDER)
+            .order_by(o.c.order_id, o.c.connector)
+        ).all()
+    by_order: dict[str, list[Any]] = {}
+    for r in rows:
+        by_order.setdefault(r.order_id, []).append(r)
+    out: dict[str, StepProgress] = {}
+    for order_id, mine in by_order.items():
+        state = {r.connector: r.state for r in mine}
+        sent = tuple(r.connector for r in mine if r.state == DeliveryState.SENT)
+        if not sent or len(sent) == len(mine):
+            continue
+        waiting = []
+        for r in mine:
+            if r.state == DeliveryState.SENT:
+                continue
+            before = [n for n in sorted((steps or {}).get(r.connector, ())) if n in state and state[n] != DeliveryState.SENT]
+            if before and r.state == DeliveryState.PENDING:
+                why = f"waits for {', '.join(before)}"
+            elif r.state == DeliveryState.PENDING and r.attempts:
+                why = f"retrying after attempt {r.attempts} ({_short(r.last_error or 'failed')[:80]}); next at {str(as_utc(r.next_attempt_at))[:19]}"
+            else:
+                why = {"pending": "queued", "in_flight": "being sent", "dead": "dead (replay it)"}.get(r.state, r.state)
+            waiting.append((r.connector, why))
+        out[order_id] = StepProgress(sent, tuple(waiting))
+    return out
 
 
 def _reference_text(value: object) -> str | None:

@@ -24,6 +24,7 @@ from sqlalchemy import insert, select
 
 from connectors.registry import TARGETS
 from connectors.targets.auth import ApiKeyAuth, BearerAuth
+from connectors.targets.easypost.config import EasyPostConfig
 from connectors.targets.erpnext.config import ERPNextConfig
 from connectors.targets.file import connector as file_module
 from connectors.targets.file.config import FileTargetConfig
@@ -32,6 +33,7 @@ from connectors.targets.hubspot.config import HubSpotConfig
 from connectors.targets.memory.config import MemoryTargetConfig
 from connectors.targets.memory.connector import MemoryConnector
 from connectors.targets.odoo.config import OdooConfig
+from connectors.targets.shipstation.config import ShipStationConfig
 from gateway.config import DispatchConfig
 from gateway.connector import Capabilities, Connector, Delivery
 from gateway.dispatch.worker import Dispatcher
@@ -47,6 +49,7 @@ from tests.support.fake_erp import FakeERP, Scripted
 from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext
 from tests.support.fake_hubspot import FakeHubSpot
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
+from tests.support.shipping_apis import EASYPOST_URL, SHIPSTATION_URL, FakeEasyPost, FakeShipStation
 
 GOLDEN = Order(
     po_number="PO-GOLD-1",
@@ -73,6 +76,7 @@ class Target:
     # what effects() holds for an order: the order itself, or the part of it an ERP keeps visible
     effect_of: Callable[[dict[str, Any]], Any] = lambda order: order
     change_of: Callable[[dict[str, Any]], Any] = lambda order: order  # what changes() holds for an update
+    updates: bool = True  # takes a changed order (EasyPost does not: a bought label cannot change)
 
 
 CHANGED = {**GOLDEN, "lines": [{**GOLDEN["lines"][0], "quantity": "12"}]}
@@ -261,6 +265,35 @@ def _odoo_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ta
         connector.close()
 
 
+def _shipstation_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """ShipStation behind `responses` (tests/support/shipping_apis.py); a payload mapping keeps
+    the golden order's 0.5 KG line (the built-in body takes whole units only)."""
+    mapping = tmp_path / "shipstation.jmespath"
+    mapping.write_text("{orderNumber: po_number, orderDate: order_date, items: lines[].{sku: sku, quantity: quantity}}")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        api = FakeShipStation(rsps)
+        cfg = ShipStationConfig(name="shipstation", url=SHIPSTATION_URL, api_key="k", api_secret="s", payload=mapping)  # type: ignore[arg-type]
+
+        @contextmanager
+        def scripted(status: int, body: Any, headers: dict[str, str] | None = None) -> Iterator[None]:
+            api.script(status, body, headers, times=5)
+            yield
+            api.clear_script()
+
+        def effect(order: dict[str, Any]) -> Any:
+            return {"orderNumber": order.get("orderNumber", order.get("po_number")), "skus": [i["sku"] for i in order.get("items", order.get("lines", []))]}
+
+        connector = build("target", cfg)
+        yield Target(
+            connector, lambda: [effect(b) for b in api.effects],
+            lambda: scripted(429, {"Message": "Too Many Requests"}, {"X-Rate-Limit-Reset": "5"}),
+            lambda: [(kind, body and [i["quantity"] for i in body["items"]]) for kind, body in api.changes],
+            lambda: scripted(400, {"Message": "The request is invalid.", "ModelState": {"apiOrder.items": ["Unknown SKU"]}}),
+            effect, lambda order: [line["quantity"] for line in order["lines"]],
+        )
+        connector.close()
+
+
 def _erpnext_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
     """ERPNext's REST API, in process (tests/support/fake_erpnext.py); a refusal is a disabled item."""
     monkeypatch.setenv("ERPNEXT_TOKEN", "api-key-1:api-secret-1")
@@ -301,6 +334,32 @@ def _hubspot_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         connector.close()
 
 
+def _easypost_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """EasyPost behind `responses`; the golden order has no route, so the defaults choose the rate."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        api = FakeEasyPost(rsps)
+        cfg = EasyPostConfig.model_validate({
+            "name": "easypost", "url": EASYPOST_URL, "api_key": "EZTK", "default_weight_oz": 16,
+            "default_carrier": "UPS", "default_service": "Ground",
+            "from_address": {"name": "Gateway Co", "street1": "9 Depot St", "city": "Sparks", "zip": "89431"},
+        })
+
+        @contextmanager
+        def scripted(status: int, code: str) -> Iterator[None]:
+            api.script(status, {"error": {"code": code, "message": code.lower(), "errors": []}}, times=5)
+            yield
+            api.clear_script()
+
+        connector = build("target", cfg)
+        yield Target(
+            connector, lambda: [{"to": e["to"], "service": e["service"]} for e in api.effects],
+            lambda: scripted(503, "INTERNAL_SERVER_ERROR"), lambda: list(api.changes),
+            lambda: scripted(422, "ADDRESS.VERIFY.FAILURE"),
+            lambda order: {"to": order["buyer"]["name"], "service": "Ground"}, updates=False,
+        )
+        connector.close()
+
+
 TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] = {
     "hubspot": _hubspot_target,
     "erpnext": _erpnext_target,
@@ -309,6 +368,8 @@ TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] 
     "file": _file_target,
     "memory": _memory_target,
     "tryton": _tryton_target,
+    "shipstation": _shipstation_target,
+    "easypost": _easypost_target,
 }
 
 
@@ -369,18 +430,21 @@ def test_capabilities_are_declared_data(target: Target) -> None:
     caps = target.connector.capabilities
     assert isinstance(caps, Capabilities) and isinstance(type(target.connector).capabilities, Capabilities)
     assert caps.idempotency_key  # every built-in target honours the delivery's key
-    assert caps.updates and caps.cancels  # as configured here (http_json: update_url, cancel_url)
+    assert caps.cancels and caps.updates == target.updates  # as configured here (http_json: update_url, cancel_url)
     assert isinstance(target.connector.name, str) and target.connector.name
 
 
 def test_update_and_cancel_after_create_each_have_one_effect(target: Target) -> None:
     created = target.connector.send(delivery())
     assert created.reference
-    for attempt in (1, 2):  # a repeat of an update or a cancel changes nothing more
+    for attempt in (1, 2) if target.updates else ():  # a repeat of an update or a cancel changes nothing more
         target.connector.send(delivery(CHANGED, "order-2", attempt, "update", created.reference))
     for attempt in (1, 2):
         target.connector.send(delivery(CHANGED, "order-3", attempt, "cancel", created.reference))
     assert target.effects() == [target.effect_of(GOLDEN)]  # still one order
+    if not target.updates:
+        assert target.changes() == [("cancel", None)]
+        return
     changes = dict(target.changes())
     assert len(target.changes()) == 2 and set(changes) == {"update", "cancel"}
     assert changes["update"] == target.change_of(CHANGED)  # an update carries the changed order
@@ -440,8 +504,14 @@ def test_through_the_dispatcher_an_update_follows_its_create(target: Target, sql
     d = Dispatcher(store, {name: target.connector}, {name: RetryPolicy()}, DispatchConfig(poll_seconds=3600),
                    clock=lambda: now, sleep=lambda s: None)
     stats = d.run_until_idle(timeout=60)
-    assert (stats.sent, stats.idle) == (2, True)
     assert target.effects() == [target.effect_of(GOLDEN)]
+    if not target.updates:  # never handed to it: a dead letter that says why
+        assert (stats.sent, stats.dead) == (1, 1)
+        with store.engine.connect() as c:
+            assert "does not declare that it can take an order update" in c.execute(select(t.outbox.c.last_error).where(t.outbox.c.state == "dead")).scalar_one()
+        store.dispose()
+        return
+    assert (stats.sent, stats.idle) == (2, True)
     assert target.changes() == [("update", target.change_of(CHANGED))]
     with store.engine.connect() as c:
         create, update = c.execute(select(t.outbox).order_by(t.outbox.c.id)).all()
@@ -470,7 +540,7 @@ def test_unknown_type_says_did_you_mean() -> None:
     with pytest.raises(ConfigError) as info:
         build("target", types.SimpleNamespace(type="http_jsn", name="erp"))
     assert "unknown connector type 'http_jsn'; did you mean 'http_json'?" in str(info.value)
-    with pytest.raises(ConfigError, match="known types: erpnext, file, http_json, hubspot, memory, odoo"):
+    with pytest.raises(ConfigError, match="known types: easypost, erpnext, file, http_json, hubspot, memory, odoo"):
         plugin_class("target", "smtp")
     with pytest.raises(ConfigError, match="has no type"):
         build("target", types.SimpleNamespace(name="erp"))

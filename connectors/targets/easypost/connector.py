@@ -1,0 +1,167 @@
+"""EasyPost target: buys a shipping label for each order (``type: easypost``).
+
+Calls (API v2, basic auth with the api_key)
+    create   GET /v2/shipments/{reference} first (``reference`` = the delivery's idempotency
+             key; EasyPost takes a shipment's reference in place of its id): a shipment made
+             by an earlier attempt is reused, and one already bought is answered at once, so
+             a retry never buys a second label. Otherwise POST /v2/shipments with to_address
+             (the order's ship-to), from_address (config), parcel (weight in ounces: the
+             route's catalogue weight, `gateway.routing`, else default_weight_oz) and
+             options.print_custom_1 (the earlier steps' references, ``after: [erp]``); then
+             the rate matching the route's carrier and service (through `rates`, else by name)
+             is bought: POST /v2/shipments/{id}/buy. The receipt reference is the shipment id;
+             its detail holds tracking_code, carrier, service and rate.
+    cancel   POST /v2/shipments/{id}/refund (skipped when a refund is already asked for).
+
+Capabilities
+    idempotency_key=True (reference lookup), idempotent=True, cancels=True, updates=False: a
+    bought label cannot be changed, so a changed order to this connector is a dead letter
+    naming the reason (cancel the label and send the order again, or let a person decide).
+
+Config keys (`EasyPostConfig`)
+    name, url, api_key (an ${env:NAME} reference), from_address, rates, default_weight_oz,
+    default_carrier / default_service (for an order without a route), timeout (connect, read), retry, after
+
+Errors: EasyPost answers ``{"error": {"code", "message", "errors": [{"field", "message"}]}}``
+(see `connectors.targets._shipping` for the status table)
+    429, 5xx, network    TransientError
+    401, 403             PermanentError (credentials)
+    other 4xx            PermanentError with the code, message and field errors
+    no rate for the route's carrier and service, no weight, no route, an id that is not a
+    shipment id: PermanentError (fix the routing or the catalogue, then replay)
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from connectors.targets._shipping import ShippingHttp, address, first_step_reference, route_of
+from connectors.targets.easypost.config import EasyPostConfig
+from gateway.connector import Capabilities, Delivery, Receipt
+from gateway.errors import PermanentError, TransientError
+
+__all__ = ["EasyPostConnector"]
+
+_SHIPMENT_ID = re.compile(r"^shp_[A-Za-z0-9]{1,64}$")
+_REFERENCE = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+_OUNCES_PER_KG = Decimal("35.27396195")
+
+
+def _message(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    text = f"{error.get('code') or 'ERROR'}: {error.get('message') or ''}".strip()
+    fields = [f"{e.get('field')}: {e.get('message')}" for e in error.get("errors") or [] if isinstance(e, dict)]
+    return text + (f" ({'; '.join(fields)})" if fields else "")
+
+
+class EasyPostConnector:
+    """Buys labels in EasyPost; see the module docstring for the contract."""
+
+    config_model = EasyPostConfig
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, cancels=True)
+
+    def __init__(self, config: EasyPostConfig):
+        self.config = config
+        self.name = config.name
+        self.http = ShippingHttp(
+            config.name, str(config.url), config.timeout, auth=(config.api_key.get_secret_value(), ""), message_of=_message
+        )
+
+    def send(self, delivery: Delivery) -> Receipt:
+        if delivery.action == "cancel":
+            self._refund(delivery.target_reference)
+            return Receipt(status=200, reference=delivery.target_reference, detail={"refund": "submitted"})
+        if delivery.action != "create":
+            raise PermanentError(f"{self.name}: unknown delivery action {delivery.action!r}")
+        reference = delivery.idempotency_key
+        if not _REFERENCE.match(reference):
+            raise PermanentError(f"{self.name}: idempotency key {reference!r} cannot be a shipment reference")
+        shipment = self.http.call("GET", f"/v2/shipments/{reference}", missing_ok=True)
+        if shipment is None:
+            shipment = self.http.call("POST", "/v2/shipments", {"shipment": self._shipment(delivery, reference)})
+        shipment_id = self._id(shipment)
+        if not _bought(shipment):
+            rate = self._rate(delivery.order, shipment)
+            shipment = self.http.call("POST", f"/v2/shipments/{shipment_id}/buy", {"rate": {"id": rate["id"]}})
+            if not _bought(shipment):
+                raise TransientError(f"{self.name}: buying shipment {shipment_id} answered without a label; looked up again")
+        selected = shipment.get("selected_rate") or {}
+        return Receipt(
+            status=200,
+            reference=shipment_id,
+            detail={
+                "tracking_code": shipment.get("tracking_code"), "carrier": selected.get("carrier"),
+                "service": selected.get("service"), "rate": selected.get("rate"),
+            },
+        )
+
+    def _id(self, shipment: Any) -> str:
+        shipment_id = shipment.get("id") if isinstance(shipment, dict) else None
+        if not isinstance(shipment_id, str) or not _SHIPMENT_ID.match(shipment_id):
+            raise TransientError(f"{self.name}: EasyPost answered without a shipment id")
+        return shipment_id
+
+    def _refund(self, reference: str | None) -> None:
+        if not reference or not _SHIPMENT_ID.match(reference):
+            raise PermanentError(f"{self.name}: {reference!r} is not an EasyPost shipment id")
+        shipment = self.http.call("GET", f"/v2/shipments/{reference}")
+        if isinstance(shipment, dict) and shipment.get("refund_status") in ("submitted", "refunded"):
+            return
+        self.http.call("POST", f"/v2/shipments/{reference}/refund")
+
+    def _shipment(self, delivery: Delivery, reference: str) -> dict[str, Any]:
+        order = delivery.order
+        to = address(order.get("ship_to"), name=(order.get("buyer") or {}).get("name"))
+        body: dict[str, Any] = {
+            "reference": reference,
+            "to_address": {
+                "name": to["name"], "street1": to["street1"], "street2": to["street2"], "city": to["city"],
+                "state": to["state"], "zip": to["postal_code"], "country": to["country"], "phone": to["phone"], "email": to["email"],
+            },
+            "from_address": self.config.from_address.model_dump(),
+            "parcel": {"weight": self._ounces(order)},
+        }
+        note = first_step_reference(delivery.steps)
+        if note:
+            body["options"] = {"print_custom_1": note[:35]}
+        return body
+
+    def _ounces(self, order: dict[str, Any]) -> float:
+        kg = route_of(order).get("weight_kg")
+        if kg is not None and Decimal(str(kg)) > 0:
+            return float((Decimal(str(kg)) * _OUNCES_PER_KG).quantize(Decimal("0.1")))
+        if self.config.default_weight_oz is not None:
+            return self.config.default_weight_oz
+        raise PermanentError(
+            f"{self.name}: order {order.get('po_number')} has no weight: its route has none (load items.weight_kg "
+            "in the catalogue, configure routing) and default_weight_oz is not set"
+        )
+
+    def _rate(self, order: dict[str, Any], shipment: dict[str, Any]) -> dict[str, Any]:
+        route = route_of(order)
+        carrier, service = str(route.get("carrier") or ""), str(route.get("service") or "")
+        if not carrier and self.config.default_carrier:
+            carrier, service = self.config.default_carrier, self.config.default_service or ""
+        if not carrier:
+            raise PermanentError(f"{self.name}: order {order.get('po_number')} has no route carrier to choose a rate by")
+        for choice in self.config.rates:
+            if (choice.carrier.lower(), choice.service.lower()) == (carrier.lower(), service.lower()):
+                carrier, service = choice.easypost_carrier, choice.easypost_service
+                break
+        rates = [r for r in shipment.get("rates") or [] if isinstance(r, dict)]
+        for rate in rates:
+            if (str(rate.get("carrier")).lower(), str(rate.get("service")).lower()) == (carrier.lower(), service.lower()):
+                return rate
+        offered = ", ".join(f"{r.get('carrier')} {r.get('service')}" for r in rates) or "none"
+        raise PermanentError(f"{self.name}: no EasyPost rate for {carrier} {service} (offered: {offered})")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _bought(shipment: Any) -> bool:
+    return isinstance(shipment, dict) and bool(shipment.get("postage_label") or shipment.get("tracking_code"))

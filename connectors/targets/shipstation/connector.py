@@ -1,0 +1,184 @@
+"""ShipStation target: each order becomes a ShipStation order (``type: shipstation``).
+
+Calls (API v1, basic auth with api_key / api_secret)
+    create   POST /orders/createorder with ``orderKey`` = the delivery's idempotency key:
+             ShipStation updates the order with that key instead of making a second one, so
+             a retry or a repeat after a crash has one effect. The receipt reference is the
+             ``orderId`` ShipStation gives it.
+    update   GET /orders/{orderId} (the receipt reference) for its orderKey, then createorder
+             with that key and the changed order: the same ShipStation order is updated.
+    cancel   the same, with ``orderStatus: cancelled``.
+    shipped  `shipped(reference)` looks an order up and, once ShipStation marked it shipped,
+             lists its shipments (GET /shipments?orderId=) with carrier and tracking number
+             (`gateway shipped ORDER`).
+
+The body: orderNumber (the PO number), orderDate, orderStatus, billTo / shipTo (the order's
+bill-to or buyer, and ship-to), items (lineItemKey, sku, name, whole quantity, unitPrice),
+requestedShippingService (the route's carrier and service, `gateway.routing`), weight (the
+route's catalogue weight, in ounces) and advancedOptions: storeId, customField1 with the
+earlier steps' references (``after: [erp]``: "erp: SO-17"), customField2 with the PO. A
+`payload` mapping replaces the body (orderKey is always set by the connector).
+
+Capabilities
+    idempotency_key=True, idempotent=True (orderKey), updates=True, cancels=True,
+    shipments=True (shipped lookups)
+
+Config keys (`ShipStationConfig`)
+    name, url, api_key, api_secret (${env:NAME} references), order_status, store_id, timeout
+    (connect, read), payload, retry, after
+
+Errors (see `connectors.targets._shipping`)
+    429                  TransientError, retry_after from X-Rate-Limit-Reset (seconds)
+    408, 5xx, network    TransientError
+    401, 403             PermanentError (credentials)
+    other 4xx            PermanentError with ShipStation's Message / ExceptionMessage
+    a fractional quantity, a reference that is not an orderId: PermanentError
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any
+
+import jmespath
+
+from connectors.targets._shipping import (
+    ShippingHttp,
+    address,
+    first_step_reference,
+    route_of,
+    whole,
+)
+from connectors.targets.shipstation.config import ShipStationConfig
+from gateway.connector import Capabilities, Delivery, Receipt
+from gateway.errors import PermanentError, TransientError
+from gateway.payload import load_payload
+
+__all__ = ["ShipStationConnector"]
+
+_ORDER_ID = re.compile(r"^[0-9]{1,18}$")
+_OUNCES_PER_KG = Decimal("35.27396195")
+
+
+def _message(body: Any) -> str | None:
+    """ShipStation's error text: {"Message": ..., "ExceptionMessage": ..., "ModelState": {...}}."""
+    if not isinstance(body, dict):
+        return None
+    parts = [str(body[k]) for k in ("Message", "ExceptionMessage") if body.get(k)]
+    state = body.get("ModelState")
+    if isinstance(state, dict):
+        parts += [f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in state.items()]
+    return "; ".join(parts) or None
+
+
+class ShipStationConnector:
+    """Sends orders to ShipStation; see the module docstring for the contract."""
+
+    config_model = ShipStationConfig
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, shipments=True)
+
+    def __init__(self, config: ShipStationConfig):
+        self.config = config
+        self.name = config.name
+        self._payload = load_payload(config.payload)
+        self.http = ShippingHttp(
+            config.name, str(config.url), config.timeout,
+            auth=(config.api_key.get_secret_value(), config.api_secret.get_secret_value()),
+            message_of=_message, retry_after_header="X-Rate-Limit-Reset",
+        )
+
+    def send(self, delivery: Delivery) -> Receipt:
+        if delivery.action == "create":
+            key = delivery.idempotency_key
+        elif delivery.action in ("update", "cancel"):
+            key = self._order_key(delivery.target_reference)
+        else:
+            raise PermanentError(f"{self.name}: unknown delivery action {delivery.action!r}")
+        body = self._body(delivery, key)
+        answer = self.http.call("POST", "/orders/createorder", body)
+        order_id = answer.get("orderId") if isinstance(answer, dict) else None
+        if not isinstance(order_id, int):
+            raise TransientError(f"{self.name}: createorder answered without an orderId; sent again with the same orderKey")
+        return Receipt(status=200, reference=str(order_id), detail={"orderKey": key, "orderStatus": answer.get("orderStatus")})
+
+    def shipped(self, reference: str) -> dict[str, Any] | None:
+        """The shipments of an order ShipStation marked shipped (None while it is not)."""
+        order = self.http.call("GET", f"/orders/{self._checked(reference)}")
+        if not isinstance(order, dict) or order.get("orderStatus") != "shipped":
+            return None
+        found = self.http.call("GET", f"/shipments?orderId={self._checked(reference)}")
+        shipments = found.get("shipments") if isinstance(found, dict) else None
+        return {
+            "order_id": reference,
+            "ship_date": order.get("shipDate"),
+            "shipments": [
+                {"carrier": s.get("carrierCode"), "service": s.get("serviceCode"), "tracking": s.get("trackingNumber"), "ship_date": s.get("shipDate")}
+                for s in shipments or []
+                if isinstance(s, dict) and not s.get("voided")
+            ],
+        }
+
+    def _checked(self, reference: str | None) -> str:
+        if not reference or not _ORDER_ID.match(reference):
+            raise PermanentError(f"{self.name}: {reference!r} is not a ShipStation orderId")
+        return reference
+
+    def _order_key(self, reference: str | None) -> str:
+        order = self.http.call("GET", f"/orders/{self._checked(reference)}")
+        key = order.get("orderKey") if isinstance(order, dict) else None
+        if not isinstance(key, str) or not key:
+            raise PermanentError(f"{self.name}: ShipStation order {reference} has no orderKey to update it by")
+        return key
+
+    def _body(self, delivery: Delivery, key: str) -> dict[str, Any]:
+        order = delivery.order
+        status = "cancelled" if delivery.action == "cancel" else self.config.order_status
+        if self.config.payload is not None:
+            try:
+                shaped = self._payload.render(order)
+            except (TypeError, ValueError, jmespath.exceptions.JMESPathError) as exc:
+                raise PermanentError(f"{self.name}: the payload mapping {self._payload.source} failed: {exc}") from None
+            if not isinstance(shaped, dict):
+                raise PermanentError(f"{self.name}: the payload mapping {self._payload.source} must give an object")
+            return {"orderStatus": status, **shaped, "orderKey": key}
+        route = route_of(order)
+        bill = order.get("bill_to") or order.get("buyer")
+        body: dict[str, Any] = {
+            "orderNumber": order.get("po_number"),
+            "orderKey": key,
+            "orderDate": f"{order.get('order_date') or dt.date.today().isoformat()}T00:00:00",
+            "orderStatus": status,
+            "billTo": _ss_address(bill),
+            "shipTo": _ss_address(order.get("ship_to") or bill),
+            "items": [
+                {
+                    "lineItemKey": str(line.get("line_number") or i),
+                    "sku": line.get("sku") or line.get("buyer_part_number"),
+                    "name": line.get("description") or line.get("sku") or "",
+                    "quantity": whole(line.get("quantity"), f"line {line.get('line_number') or i} quantity", self.name),
+                    "unitPrice": float(line["unit_price"]) if line.get("unit_price") is not None else None,
+                }
+                for i, line in enumerate(order.get("lines") or [], start=1)
+            ],
+            "advancedOptions": {"customField1": first_step_reference(delivery.steps), "customField2": order.get("po_number")},
+        }
+        if self.config.store_id is not None:
+            body["advancedOptions"]["storeId"] = self.config.store_id
+        if route.get("carrier"):
+            body["requestedShippingService"] = f"{route['carrier']} {route.get('service') or ''}".strip()
+        if route.get("weight_kg"):
+            body["weight"] = {"value": float(Decimal(str(route["weight_kg"])) * _OUNCES_PER_KG), "units": "ounces"}
+        return body
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _ss_address(party: Any) -> dict[str, Any]:
+    a = address(party)
+    return {
+        "name": a["name"], "street1": a["street1"], "street2": a["street2"], "city": a["city"],
+        "state": a["state"], "postalCode": a["postal_code"], "country": a["country"], "phone": a["phone"],
+    }

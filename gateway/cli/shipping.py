@@ -1,0 +1,54 @@
+"""Asking shipping services about orders they took (`Capabilities.shipments`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gateway.cli.common import ConfigOpt, _gateway, app, out
+from gateway.errors import GatewayError
+
+
+@app.command()
+def shipped(
+    order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Ask each shipping connector that took ORDER whether it shipped it, with tracking numbers."""
+    from gateway import plugins
+    from gateway.store.queries import order_detail
+
+    gw = _gateway(config, existing=True)
+    try:
+        detail = order_detail(gw.store, order)
+        configured = {c.name: c for c in gw.config.connectors}
+        table = Table(title=f"order {detail.order['id'][:8]} PO {detail.order['po_number'] or '-'}")
+        for col in ("connector", "reference", "shipped", "carrier", "service", "tracking"):
+            table.add_column(col)
+        asked = 0
+        for d in detail.deliveries:
+            cfg = configured.get(d["connector"])
+            reference = (d["receipt"] or {}).get("reference")
+            if cfg is None or d["state"] != "sent" or not reference:
+                continue
+            connector = plugins.build("target", cfg)
+            try:
+                if not connector.capabilities.shipments:
+                    continue
+                asked += 1
+                found = connector.shipped(str(reference))
+            finally:
+                connector.close()
+            if found is None:
+                table.add_row(d["connector"], str(reference), "not yet", "", "", "")
+            for s in (found or {}).get("shipments") or [{}]:
+                if found is not None:
+                    table.add_row(d["connector"], str(reference), str(s.get("ship_date") or found.get("ship_date") or "yes"),
+                                  str(s.get("carrier") or ""), str(s.get("service") or ""), str(s.get("tracking") or ""))
+    finally:
+        gw.close()
+    if not asked:
+        raise GatewayError(f"order {order} was not sent to a connector that can say whether it shipped (shipstation)")
+    out.print(table)
