@@ -7,7 +7,6 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,8 +25,9 @@ from tests.conftest import ROOT
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def gw(tmp_path: Path):
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory):
+    tmp_path = tmp_path_factory.mktemp("console")
     gateway = Gateway(
         GatewayConfig.model_validate(
             {
