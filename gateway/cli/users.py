@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,10 +11,22 @@ from rich.table import Table
 from gateway.cli.common import ConfigOpt, _gateway, app, err, out
 from gateway.errors import GatewayError
 
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
+
 users_app = typer.Typer(no_args_is_help=True, help="People who may log in to the web console (intake.console).")
 app.add_typer(users_app, name="users")
 
 PASSWORD_ENV = "GATEWAY_CONSOLE_PASSWORD"  # noqa: S105  (the name of a variable, not a password)
+
+
+def console_address(cfg: GatewayConfig) -> str | None:
+    """Where the console is served when `gateway run` runs with `cfg`, or None when it is off."""
+    intake = cfg.intake
+    if intake is None or intake.console is None:
+        return None
+    host = f"[{intake.host}]" if ":" in intake.host else intake.host
+    return f"http://{host}:{intake.port}/console/"
 
 
 @users_app.command("add")
@@ -46,16 +58,14 @@ def add(
     gw = _gateway(config)
     try:
         created = add_user(gw.store, name, role, hash_password(password), replace=replace)
-        console = gw.config.intake.console if gw.config.intake is not None else None
-        host = gw.config.intake.host if gw.config.intake is not None else "127.0.0.1"
-        port = gw.config.intake.port if gw.config.intake is not None else 8080
+        address = console_address(gw.config)
     finally:
         gw.close()
     err.print(f"user {name} {'added' if created else 'changed'} ({role})", markup=False)
-    if console is None:
+    if address is None:
         err.print("note: the console is off; add `intake: {console: {}}` to the configuration to serve it", markup=False)
     else:
-        err.print(f"log in at http://{host}:{port}/console/ while `gateway run` serves it", markup=False)
+        err.print(f"log in at {address} while `gateway run` serves it", markup=False)
 
 
 @users_app.command("list")

@@ -154,3 +154,12 @@ def test_templates_and_assets_ship_in_the_wheel() -> None:
     for path in shipped:
         rel = path.relative_to(ROOT / "gateway").as_posix()
         assert any(fnmatch.fnmatch(rel, pat) for pat in patterns), rel
+
+
+def test_the_shipped_configuration_serves_the_console_and_says_where() -> None:
+    from gateway.cli.users import console_address
+    from gateway.config import load_config
+
+    cfg = load_config(ROOT / "config" / "gateway.yaml", env={})
+    assert console_address(cfg) == "http://127.0.0.1:8080/console/"
+    assert console_address(cfg.model_copy(update={"intake": None})) is None
