@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -127,6 +128,7 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
     pages.mount("/static", StaticFiles(directory=str(static)), name="static")
     store = gateway.store
     lifetime = dt.timedelta(hours=config.session_hours)
+    failures = _Failures(config.max_failed_logins)
 
     def root(request: Request) -> str:
         return str(request.scope.get("root_path", "")).rstrip("/") or PREFIX
@@ -215,6 +217,12 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
         if not expected or not auth.same_token(form.get("csrf_token"), expected):
             raise _Denied("the login form's security token is missing or stale; reload the page")
         name, password = form.get("username", "").strip()[:100], form.get("password", "")[:1000]
+        if failures.blocked(name):
+            log.warning("console: login for %r refused: too many failed logins", name)
+            again = auth.new_token()
+            response = render(request, "login.html", None, status=429, csrf=again, next=target, error="Too many failed logins for this name; wait 15 minutes.")
+            _cookie(response, LOGIN_COOKIE, again, root(request), config, max_age=1800)
+            return response
 
         def check() -> str | None:
             user = users.find_user(store, name) if name else None
@@ -230,6 +238,7 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
 
         token = await run_in_threadpool(check)
         if token is None:
+            failures.add(name)
             log.warning("console: failed login for %r from %s", name, request.client.host if request.client else "?")
             again = auth.new_token()
             response = render(request, "login.html", None, status=401, csrf=again, next=target, error="Wrong name or password.")
@@ -423,6 +432,34 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
         return render(request, "users.html", who, rows=rows)
 
     return pages
+
+
+class _Failures:
+    """Failed logins per user name in the last 15 minutes (in memory, per process)."""
+
+    WINDOW = 900.0
+    MAX_NAMES = 10_000
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.seen: dict[str, list[float]] = {}
+
+    def _recent(self, name: str) -> list[float]:
+        now = time.monotonic()
+        kept = [at for at in self.seen.get(name.lower(), []) if now - at < self.WINDOW]
+        if kept:
+            self.seen[name.lower()] = kept
+        else:
+            self.seen.pop(name.lower(), None)
+        return kept
+
+    def blocked(self, name: str) -> bool:
+        return len(self._recent(name)) >= self.limit
+
+    def add(self, name: str) -> None:
+        if len(self.seen) >= self.MAX_NAMES:
+            self.seen.pop(next(iter(self.seen)))
+        self.seen.setdefault(name.lower(), []).append(time.monotonic())
 
 
 def _cookie(response: Response, name: str, value: str, path: str, config: ConsoleConfig, *, max_age: int) -> None:

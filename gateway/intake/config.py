@@ -173,6 +173,11 @@ class ConsoleConfig(BaseModel):
         "serves the console (the intake itself speaks plain HTTP).",
     )
     page_size: int = Field(50, ge=10, le=500, description="Rows per page in the order search and the queues.")
+    max_failed_logins: PositiveInt = Field(
+        10,
+        description="Failed logins for one user name within 15 minutes after which its logins are "
+        "refused (429) until the window passes: password guessing gets slow.",
+    )
 
 
 class IntakeConfig(BaseModel):

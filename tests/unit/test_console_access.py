@@ -34,7 +34,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory):
                 "store": {"url": f"sqlite:///{tmp_path / 'gateway.db'}"},
                 "partners": [{"name": "acme", "x12_ids": ["ZZ:ACMERETAIL"]}],
                 "connectors": [{"type": "file", "name": "outbox", "path": str(tmp_path / "outbox")}],
-                "intake": {"console": {}},
+                "intake": {"console": {"max_failed_logins": 3}},
             }
         )
     )
@@ -154,6 +154,16 @@ def test_templates_and_assets_ship_in_the_wheel() -> None:
     for path in shipped:
         rel = path.relative_to(ROOT / "gateway").as_posix()
         assert any(fnmatch.fnmatch(rel, pat) for pat in patterns), rel
+
+
+def test_password_guessing_is_stopped_after_the_configured_failures(gw: Gateway) -> None:
+    assert gw.config.intake is not None and gw.config.intake.console is not None
+    limit = gw.config.intake.console.max_failed_logins
+    add_user(gw.store, "locked", "viewer", auth.hash_password(PASSWORD))
+    c = client(gw)
+    assert [login(c, "locked", f"guess-{i:06d}") for i in range(limit)] == [401] * limit
+    assert login(c, "LOCKED", PASSWORD) == 429  # even the right password, for any spelling of the name
+    assert login(c, "viewer") == 303  # other names are not affected
 
 
 def test_the_shipped_configuration_serves_the_console_and_says_where() -> None:
