@@ -177,7 +177,8 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
         return who, form
 
     def back(request: Request, path: str, notice: str) -> RedirectResponse:
-        return RedirectResponse(f"{root(request)}{path}?{urlencode({'notice': notice})}", status_code=303)
+        sep = "&" if "?" in path else "?"
+        return RedirectResponse(f"{root(request)}{path}{sep}{urlencode({'notice': notice[:200]})}", status_code=303)
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -383,7 +384,9 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
         rows = await run_in_threadpool(
             lambda: gateway.pipeline.exceptions.waiting(limit=config.page_size * 4, **filters)
         )
-        return render(request, "exceptions.html", who, rows=rows, filters={k: v or "" for k, v in filters.items()})
+        chosen = {k: v for k, v in filters.items() if v}
+        here = "/exceptions" + (f"?{urlencode(chosen)}" if chosen else "")
+        return render(request, "exceptions.html", who, rows=rows, filters={k: v or "" for k, v in filters.items()}, here=here)
 
     @pages.get("/dead-letters", include_in_schema=False)
     async def dead_letters(request: Request) -> Response:

@@ -5,7 +5,7 @@
 that refuses connections. The operator is made with the real `gateway users add` (one
 subprocess), the intake serves the console on a free port, and one browser, launched once
 for the module, logs in, finds an order by its PO number, opens its timeline (htmx),
-approves a held order, replays a dead letter; a viewer sees no buttons and is refused when
+approves a held order, edits and assigns others, replays a dead letter; a viewer sees no buttons and is refused when
 it posts anyway; an anonymous visitor only sees the login page; a POST without the CSRF
 token is refused. Screenshots of the main pages go to $GATEWAY_TEST_ARTIFACTS/console (or
 the pytest tmp dir), never into the repository.
@@ -166,6 +166,29 @@ def test_an_operator_approves_a_held_order_and_replays_a_dead_letter(browser: An
         state = conn.execute(select(t.orders.c.state).where(t.orders.c.po_number == po)).scalar_one()
         who = conn.execute(select(t.rule_decisions.c.decided_by).join(t.orders, t.orders.c.id == t.rule_decisions.c.order_id).where(t.orders.c.po_number == po)).scalar_one()
     assert state == "validated" and who == "olivia (console)"
+
+    # an edit makes a new version, checked again (the history says who changed what); an assignment names the person
+    pack = [p for p in site.held if "pack" in p]
+    page.goto(f"{site.url}/orders?po={pack[1]}")
+    page.locator("#orders tbody a").first.click()
+    page.wait_for_selector("details.edit")
+    page.click("details.edit summary")
+    page.fill("textarea[name=set]", "lines[1].quantity=12")
+    page.click("button.edit")
+    page.wait_for_selector(".notice")
+    notice = page.text_content(".notice")
+    assert notice.startswith("edited: version 2 is ") and notice.endswith(page.text_content("#state"))
+    page.click("#show-timeline")
+    page.wait_for_selector("#timeline li")
+    assert "lines[1].quantity" in page.text_content("#timeline") and "olivia (console)" in page.text_content("#timeline")
+    page.goto(f"{site.url}/exceptions?reason=PRICE_OFF_LIST")
+    row = page.locator("#exceptions tbody tr").first
+    priceoff = row.get_attribute("data-po")
+    row.locator("input[name=to]").fill("maria")
+    row.locator("button.assign").click()
+    page.wait_for_selector(".notice")
+    assert "assigned to maria" in page.text_content(".notice") and "reason=PRICE_OFF_LIST" in page.url  # back where it was
+    assert page.locator(f"#exceptions tr[data-po='{priceoff}'] td").nth(5).text_content() == "maria"
 
     dead = list_dead(site.gw.store)
     assert len(dead) == 21
