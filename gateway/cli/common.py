@@ -37,7 +37,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Configuration file (YAML).", envvar="GATEWAY_CONFIG")]
 
-EXAMPLES = Path(__file__).parents[1] / "examples"  # gateway/examples, beside the cli package
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # gateway/examples
 
 
 def _config_path(path: Path | None) -> Path | None:
