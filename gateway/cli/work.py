@@ -121,3 +121,7 @@ def demo(
             out.print(f"\n{len(files)} order file(s) in {d}")
     finally:
         gw.close()
+    from gateway.cli.users import console_address
+
+    if (address := console_address(gw.config)) is not None:
+        out.print(f"\nweb console: {address} (`gateway users add NAME --role admin`, then `gateway run`)", markup=False)

@@ -431,6 +431,10 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         from gateway.intake.operator_api import mount_operator_api
 
         mount_operator_api(app, gateway, cfg.operator_api)
+    if cfg.console is not None:
+        from gateway.console import mount_console
+
+        mount_console(app, gateway, cfg.console)
     _openapi_without_422(app)
     return app
 

@@ -32,7 +32,7 @@ from pydantic import (
 from gateway.errors import ConfigError
 from gateway.intake.signatures import MIN_SECRET_LENGTH
 
-__all__ = ["MIN_SECRET_LENGTH", "FormConfig", "IntakeConfig", "OperatorApiConfig", "StoreConfig"]
+__all__ = ["MIN_SECRET_LENGTH", "ConsoleConfig", "FormConfig", "IntakeConfig", "OperatorApiConfig", "StoreConfig"]
 
 
 class FormConfig(BaseModel):
@@ -159,6 +159,27 @@ class OperatorApiConfig(BaseModel):
         return value.encode()
 
 
+class ConsoleConfig(BaseModel):
+    """The web console (/console/...), off unless configured; users come from `gateway users add`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_hours: PositiveFloat = Field(
+        8.0, description="A login lasts this long; then the person logs in again."
+    )
+    secure_cookie: bool = Field(
+        False,
+        description="Send the session cookie over HTTPS only: set it when a TLS-terminating proxy "
+        "serves the console (the intake itself speaks plain HTTP).",
+    )
+    page_size: int = Field(50, ge=10, le=500, description="Rows per page in the order search and the queues.")
+    max_failed_logins: PositiveInt = Field(
+        10,
+        description="Failed logins for one user name within 15 minutes after which its logins are "
+        "refused (429) until the window passes: password guessing gets slow.",
+    )
+
+
 class IntakeConfig(BaseModel):
     """The HTTP server that receives shop webhooks."""
 
@@ -206,6 +227,12 @@ class IntakeConfig(BaseModel):
         None,
         description="The operators' HTTP API (/api/exceptions, /api/orders/{id}/approve ...): off unless "
         "configured; every request carries the bearer token from the named environment variable.",
+    )
+
+    console: ConsoleConfig | None = Field(
+        None,
+        description="The web console at /console/ (orders, the exception queue, dead letters, "
+        "sources and partners): off unless configured; log in as a user made by `gateway users add`.",
     )
 
     @field_validator("forms")
