@@ -158,8 +158,9 @@ class ExceptionQueue:
                 {"kind": "edited", "order_id": row["id"], "message_id": row["message_id"], "at": utcnow(),
                  "detail": f"edited by {who} as version {new['version']} ({new['id'][:8]}): " + "; ".join(changes)},
             ]
+            order_repo.supersede(conn, row["id"], row["state"])
             plan = self._link(conn, new, events, override=False)
-            order_repo.supersede(conn, row["id"], row["state"], new)
+            order_repo.insert_batch(conn, [new])
             if self.stock is not None:
                 self.stock.refused(conn, row["id"])  # whatever the edited version held goes back
             events.append(

@@ -175,16 +175,17 @@ def edited_index(doc_index: int, version: int) -> int:
     return -(base * 1000 + version) - 1
 
 
-def supersede(conn: Connection, old_id: str, old_state: str, new: dict[str, Any]) -> None:
-    """A person's edit: `new` (version + 1) replaces the order `old_id`, which keeps its data
-    and history. GatewayError-free by design: the caller checked `old_state` under its lock."""
+def supersede(conn: Connection, old_id: str, old_state: str) -> None:
+    """A person's edit: the order `old_id` is replaced by a new version (written next with
+    `insert_batch`), and keeps its data and history. Done first, so that linking the new
+    version does not take the version it replaces for another order of the same PO.
+    GatewayError-free by design: the caller checked `old_state` under its lock."""
     move(OrderState, old_state, OrderState.SUPERSEDED)
     done = conn.execute(
         update(o).where(o.c.id == old_id, o.c.state == old_state).values(state=OrderState.SUPERSEDED.value, updated_at=utcnow())
     )
     if done.rowcount != 1:
         raise RuntimeError(f"order {old_id} changed while it was being edited; try again")
-    insert_batch(conn, [new])
 
 
 def reconsider(conn: Connection, order_id: str, old_state: str, state: str, reason: str | None, error: str | None) -> None:

@@ -104,3 +104,21 @@ def test_release_checks_again_and_refuses_what_cannot_be_released(store: Store, 
     assert released["state"] == "validated" and len(outbox(store)) == 1
     with pytest.raises(GatewayError, match="only a quarantined order"):
         pipeline.exceptions.release(row["id"], by="bo")
+
+
+def test_an_edit_of_a_held_order_is_not_taken_for_a_second_order_of_its_po(store: Store) -> None:
+    """A held order is a live version of its PO; its corrected version replaces it and must not
+    be refused as DUPLICATE_PO against it (found by the console's browser test)."""
+    from gateway.processing.decide import StoreHistory
+    from gateway.rules import InMemoryMasterData, RulesEngine, build_rules, validate_rule_configs
+
+    configs = build_rules(validate_rule_configs([{"type": "risk", "hold_above": 100}]))
+    p = Pipeline(store, connectors=["erp"], rules=lambda conn: RulesEngine(configs, InMemoryMasterData(), StoreHistory(conn)))
+    ingest(p, interchange([po("PO-9", [("500", "1.00", "A")])]))
+    [held] = orders(store)
+    assert held["state"] == "held" and held["reason"] == "HIGH_VALUE"
+    done = p.exceptions.edit(held["id"][:8], parse_assignments(["lines[1].quantity=50"]), by="ana")
+    assert (done.state, done.reason) == ("validated", None)
+    first, second = orders(store)
+    assert first["state"] == "superseded" and second["state"] == "validated"
+    assert [o["order_id"] for o in outbox(store)] == [second["id"]]
