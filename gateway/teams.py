@@ -185,6 +185,9 @@ def team_for_alert(
     """The first team that takes alerts of `kind` about this partner, channel or source."""
     def takes(team: TeamConfig) -> bool:
         m = team.match
-        return kind in team.alerts and _matches(m, ALERT_REASONS.get(kind), partner, channel) and (not m.sources or (source or "") in m.sources)
+        about_source = kind in ("silent_source", "poll_errors")
+        return kind in team.alerts and _matches(m, ALERT_REASONS.get(kind), partner, channel) and (
+            not (m.sources and about_source) or (source or "") in m.sources
+        )
 
     return next((team for team in teams if takes(team)), None)

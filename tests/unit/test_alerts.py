@@ -31,6 +31,9 @@ def test_an_alert_goes_to_the_first_team_that_takes_its_kind_and_matches() -> No
     assert pick("silent_source", source="shopify:main") == "shops"
     assert pick("silent_source", source="inbox") == "ops"
     assert pick("poll_errors", source="shopify:main") == "ops"  # shops takes silent_source only
+    sourced = [TeamConfig.model_validate({"name": "ops", "match": {"sources": ["inbox"]}})]
+    assert team_for_alert(sourced, "dead_letter", partner="acme") is sourced[0]  # sources concern source alerts only
+    assert team_for_alert(sourced, "silent_source", source="sftp") is None
     assert team_for_alert(ts[:3], "poll_errors", source="inbox") is None
 
 
