@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
+import time
 from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
@@ -30,6 +32,7 @@ from gateway.cli import app as cli
 from gateway.config import load_config
 from gateway.intake.metrics import metrics_router
 from gateway.processing.alerts import Alerter, PollHealth, alerter_for
+from gateway.service import run_service
 from gateway.store import alerts as alert_repo
 from gateway.store import tables as t
 from gateway.store.dead_letters import list_dead, replay
@@ -192,3 +195,46 @@ alerts:
         assert every == Counter({"dead_letter": REFUSED + 5, "silent_source": 2, "poll_errors": 2})
     finally:
         gw.close()
+
+
+def test_gateway_run_alerts_a_source_whose_polls_keep_failing(tmp_path: Path, hooks) -> None:  # noqa: F811
+    """The service itself: its poll jobs record each poll, its alert job raises poll_errors once
+    and the dispatcher thread delivers the signed message (after the receiver's first 503s)."""
+    blocked = tmp_path / "inbox"
+    hook_url = f"http://127.0.0.1:{hooks.server_address[1]}/hook"
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(
+        f"""\
+store: {{url: "sqlite:///{tmp_path / 'gateway.db'}"}}
+sources:
+  - {{type: folder, name: inbox, path: {blocked}, poll_seconds: 0.05}}
+connectors:
+  - {{type: file, name: outbox, path: {tmp_path / 'outbox'}}}
+dispatch: {{poll_seconds: 0.05, ack_retry: {{max_attempts: 5, base_seconds: 0.01, cap_seconds: 0.02}}}}
+exceptions:
+  teams:
+    - name: ops
+      notify: {{webhook: "{hook_url}", webhook_secret: "${{env:GW_HOOK_SECRET}}"}}
+alerts: {{check_seconds: 0.1, poll_errors_after: 3}}
+"""
+    )
+    gw = Gateway(load_config(cfg, env={**os.environ, "GW_HOOK_SECRET": SECRET}))
+    assert gw.sources  # made (with its folders), then the inbox becomes a file: every poll fails
+    blocked.rmdir()
+    blocked.write_text("a file where the inbox should be\n")
+    stop = threading.Event()
+    service = threading.Thread(target=run_service, args=(gw,), kwargs={"stop": stop, "max_seconds": 60})
+    service.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not hooks.got and service.is_alive() and time.monotonic() < deadline:
+            stop.wait(0.05)  # waiting for the event, not timing it
+    finally:
+        stop.set()
+        service.join()
+    (hook,) = hooks.got
+    assert verified(*hook)
+    sent = json.loads(hook[1])
+    assert (sent["kind"], sent["count"]) == ("poll_errors", 1)
+    (item,) = sent["items"]
+    assert item["source"] == "inbox" and item["errors"] >= 3 and "NotADirectoryError" in item["error"]
