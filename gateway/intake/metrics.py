@@ -17,6 +17,7 @@ GROUP BY queries), so any node answers for the whole store and nothing drifts be
     gateway_source_poll_errors{source}             a source's failed polls in a row (0 after a good one)
     gateway_source_silent{source}                  1 while a source in alerts.sources is alerted as silent
     gateway_alerts_pending{kind}                   alerts held back by a team's rate limit
+    gateway_stage_latency_seconds{stage,quantile}  receipt -> order and order -> sent, over the recent 500
     gateway_intake_requests_total{outcome}         this node's intake answers since it started
     gateway_up                                     1 when the store answered, else 0 (then 503)
 
@@ -55,6 +56,7 @@ _HELP = {
     "gateway_source_poll_errors": "The source's failed polls in a row.",
     "gateway_source_silent": "1 while the source is alerted as silent (alerts.sources).",
     "gateway_alerts_pending": "Alerts not sent yet (held back by a team's rate limit), by kind.",
+    "gateway_stage_latency_seconds": "Seconds from a message's receipt to its order (receive_to_order) and from the order to its delivery (order_to_sent), over the recent 500.",
     "gateway_intake_requests_total": "Intake answers of this node since it started, by outcome.",
     "gateway_up": "1 when the store answered the scrape.",
 }
@@ -103,6 +105,10 @@ def _alerting(snap: dict[str, Any] | None) -> list[str]:
     lines += _family("gateway_source_poll_errors", (({"source": k}, n) for k, n in sorted(snap["poll_errors"].items())))
     lines += _family("gateway_source_silent", (({"source": k}, 1 if k in snap["silent"] else 0) for k in sorted(snap["source_age"])))
     lines += _family("gateway_alerts_pending", (({"kind": k}, n) for k, n in sorted(snap["alerts_pending"].items())))
+    lines += _family(
+        "gateway_stage_latency_seconds",
+        (({"stage": st, "quantile": q}, round(v, 3)) for st, qs in sorted(snap.get("stage_latency", {}).items()) for q, v in sorted(qs.items())),
+    )
     return lines
 
 

@@ -262,6 +262,7 @@ def metrics_snapshot(conn: Connection, now: dt.datetime, partners: Collection[st
         base = _aware(at) if at is not None else (_aware(health[s].watched_since) if s in health else None)
         if base is not None:
             ages[s] = max(0.0, (now - base).total_seconds())
+    latencies = _stage_latencies(conn)
     unsent: dict[Any, Any] = dict(conn.execute(select(alerts.c.kind, func.count()).where(alerts.c.sent_at.is_(None)).group_by(alerts.c.kind)).all())
     return {
         "orders_by": sorted((c, p, s, n) for (c, p, s), n in by.items()),
@@ -272,7 +273,31 @@ def metrics_snapshot(conn: Connection, now: dt.datetime, partners: Collection[st
         "poll_errors": {s: int(health[s].errors) for s in watched if s in health},
         "silent": {k.split(":", 1)[1] for k in open_episodes(conn) if k.startswith("silent:")},
         "alerts_pending": {str(k): int(n) for k, n in unsent.items()},
+        "stage_latency": latencies,
     }
+
+
+_RECENT = 500  # stage latencies are taken over this many most recent orders / deliveries
+
+
+def _stage_latencies(conn: Connection) -> dict[str, dict[str, float]]:
+    """Median and 95th percentile, in seconds, of the recent orders' stages: from the message's
+    receipt to the order (receive_to_order) and from the order to its delivery's success
+    (order_to_sent). Counted in Python over a bounded sample: SQLite has no percentiles."""
+    o, ob, m = t.orders, t.outbox, t.messages
+    made = conn.execute(
+        select(m.c.received_at, o.c.created_at).select_from(o.join(m, m.c.id == o.c.message_id)).order_by(o.c.created_at.desc()).limit(_RECENT)
+    ).all()
+    sent = conn.execute(
+        select(o.c.created_at, ob.c.updated_at).select_from(ob.join(o, o.c.id == ob.c.order_id))
+        .where(ob.c.kind == "order", ob.c.state == "sent").order_by(ob.c.id.desc()).limit(_RECENT)
+    ).all()
+    out: dict[str, dict[str, float]] = {}
+    for stage, pairs in (("receive_to_order", made), ("order_to_sent", sent)):
+        spans = sorted(max(0.0, (_aware(b) - _aware(a)).total_seconds()) for a, b in pairs)
+        if spans:
+            out[stage] = {q: spans[min(len(spans) - 1, int(float(q) * len(spans)))] for q in ("0.5", "0.95")}
+    return out
 
 
 def _aware(value: Any) -> dt.datetime:

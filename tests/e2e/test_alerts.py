@@ -135,6 +135,8 @@ alerts:
         assert samples['gateway_source_poll_errors{source="inbox"}'] == "0" or 'gateway_source_poll_errors{source="inbox"}' not in samples
         assert float(samples['gateway_source_last_message_age_seconds{source="inbox"}']) < 30 * 60
         assert samples['gateway_source_silent{source="inbox"}'] == "0"
+        for stage in ("receive_to_order", "order_to_sent"):
+            assert float(samples[f'gateway_stage_latency_seconds{{stage="{stage}",quantile="0.95"}}']) >= 0
 
         # pass 2: five dead letters replayed die again: held back by the rate limit, no mail
         again = [d.outbox_id for d in list_dead(gw.store)][:5]

@@ -19,7 +19,7 @@ def _exported() -> set[str]:
     snapshot = {
         "messages": {}, "orders": {}, "outbox": [], "oldest_due_seconds": 0.0, "exceptions": [],
         "alerting": {"orders_by": [], "outbox_depth": 0, "outbox_oldest_seconds": 0.0, "dead_letters": {}, "source_age": {},
-                     "poll_errors": {}, "silent": set(), "alerts_pending": {}},
+                     "poll_errors": {}, "silent": set(), "alerts_pending": {}, "stage_latency": {}},
     }
     return {line.split()[2] for line in exposition(snapshot, {}).splitlines() if line.startswith("# TYPE ")}
 

@@ -68,3 +68,8 @@ def test_two_nodes_at_once_raise_each_alert_once_and_send_one_message(store: Sto
     sent = sorted((json.loads(b)["kind"], json.loads(b)["count"], len(json.loads(b)["items"])) for b in bodies)
     assert sent == [("dead_letter", 150, 10), ("silent_source", 1, 1)]
     assert all(r.raised == 0 and r.messages == 0 for r in (n.run() for n in nodes))  # no storm
+    with store.engine.connect() as conn:  # what /metrics shows of it, on this database too
+        snap = repo.metrics_snapshot(conn, now + dt.timedelta(minutes=1), ["acme"], ["inbox", "unwatched"])
+    assert snap["dead_letters"] == {"855": 150}
+    assert snap["silent"] == {"inbox"} and set(snap["source_age"]) == {"inbox"} and snap["source_age"]["inbox"] >= 2 * 3600
+    assert snap["outbox_depth"] == 2  # the two notices, not sent here (no dispatcher)
