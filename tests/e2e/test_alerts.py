@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -118,8 +119,8 @@ alerts:
         assert (sent["team"], sent["kind"], sent["count"], len(sent["items"]), sent["more"]) == ("ops", "dead_letter", REFUSED, 5, REFUSED - 5)
         assert {i["connector"] for i in sent["items"]} == {"erp"}
         # the waiting orders went to the desk, grouped (the team's existing notifications)
-        desk = _mails(smtp_sink, "desk@widgetco.example")
-        assert len(desk) == 1 and desk[0]["Subject"] == f"[gateway] {len(cases) - len(accepted)} order(s) waiting for team desk"
+        desk = [re.fullmatch(r"\[gateway\] (\d+) order\(s\) waiting for team desk", str(m["Subject"])) for m in _mails(smtp_sink, "desk@widgetco.example")]
+        assert all(desk) and sum(int(m[1]) for m in desk if m) == len(cases) - len(accepted)
 
         # /metrics after that known mix: exact counts
         api = FastAPI()
@@ -161,7 +162,7 @@ alerts:
         gw.run_until_idle()
         ops = _mails(smtp_sink, "ops@widgetco.example")
         assert [m["Subject"] for m in ops[1:]] == ["[gateway] 1 source alert(s) for team ops"]
-        assert "source inbox sent nothing for 31 minute(s)" in _text(ops[1])
+        assert re.search(r"source inbox sent nothing for 3\d minute\(s\); expected within 30 minute\(s\)", _text(ops[1]))
 
         # an hour later: the held-back dead letters go in one summary
         _back(gw, alert_repo.alert_sends, "last_sent_at", 61, kind="dead_letter")
