@@ -6,9 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from pathlib import Path
 
+import pytest
 from sqlalchemy import insert, select
 
+from gateway.config import load_config
+from gateway.errors import ConfigError
 from gateway.processing.alerts import Alerter
 from gateway.store import Store
 from gateway.store import alerts as repo
@@ -73,3 +77,14 @@ def test_two_nodes_at_once_raise_each_alert_once_and_send_one_message(store: Sto
     assert snap["dead_letters"] == {"855": 150}
     assert snap["silent"] == {"inbox"} and set(snap["source_age"]) == {"inbox"} and snap["source_age"]["inbox"] >= 2 * 3600
     assert snap["outbox_depth"] == 2  # the two notices, not sent here (no dispatcher)
+
+
+def test_a_watched_source_that_does_not_exist_is_a_configuration_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(
+        f"store: {{url: 'sqlite:///{tmp_path}/g.db'}}\nsources:\n  - {{type: folder, name: inbox, path: {tmp_path}/in}}\n"
+        "alerts:\n  sources:\n    inbx: {silent_after_minutes: 60}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "no source or intake shop (<platform>:<name>) is called 'inbx'; did you mean 'inbox'?" in str(err.value)
