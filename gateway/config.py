@@ -43,7 +43,7 @@ from gateway.routing import RoutingConfig
 from gateway.rules.base import RuleConfigBase
 from gateway.rules.config import MasterDataConfig
 from gateway.smtp import SmtpConfig
-from gateway.teams import ExceptionsConfig
+from gateway.teams import AlertsConfig, ExceptionsConfig
 
 __all__ = [
     "DispatchConfig",
@@ -175,6 +175,7 @@ class GatewayConfig(BaseModel):
     intake: IntakeConfig | None = Field(None, description="The HTTP intake service for cart webhooks (started by `gateway run`).")
     smtp: SmtpConfig | None = Field(None, description="Outgoing mail server for order confirmation replies to partners' order e-mails.")
     exceptions: ExceptionsConfig = Field(default_factory=ExceptionsConfig, description="The exception queue: teams that handle waiting orders and how they are told.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alerts to the teams: dead letters, silent sources, failing polls; see README \"Alerts\".")
     rules: list[RuleConfigBase] = Field(
         default_factory=list, description="Rules every new order goes through (accept, hold for a person, reject); see README \"Rules\"."
     )
@@ -590,6 +591,14 @@ def _check_semantics(cfg: GatewayConfig, lines: dict[tuple[Any, ...], int], path
         if rule.label in names_seen:
             problems.append(f"{_where(('rules', i, 'name'), lines, path)}: rule name {rule.label!r} is used twice; give each rule of the same type a name")
         names_seen.add(rule.label)
+    watched = {s.name for s in cfg.sources} | {f"{s.platform}:{s.name}" for s in (cfg.intake.stores if cfg.intake else [])}
+    for name in cfg.alerts.sources:
+        if name not in watched:
+            hint = difflib.get_close_matches(name, sorted(watched), n=1)
+            problems.append(
+                f"{_where(('alerts', 'sources', name), lines, path)}: no source or intake shop (<platform>:<name>) is called {name!r}"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+            )
     if cfg.dispatch.lease_seconds <= max((c.call_seconds() for c in cfg.connectors), default=0):
         problems.append(
             f"{_where(('dispatch', 'lease_seconds'), lines, path)}: must be longer than the slowest connector's "

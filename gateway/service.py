@@ -48,6 +48,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from gateway.app import Gateway
 from gateway.connector import Source
 from gateway.errors import GatewayError, StoreUnavailable
+from gateway.processing.alerts import PollHealth, alerter_for
 
 if TYPE_CHECKING:
     from connectors.sources.imap.source import ImapSource
@@ -139,9 +140,16 @@ def _idle_source(gw: Gateway, source: Source) -> ImapSource | None:
     return source if isinstance(source, ImapSource) else None
 
 
-def _poll_then_process(gw: Gateway, source: Source, process: _RunNow) -> Callable[[], None]:
+def _poll_then_process(gw: Gateway, source: Source, process: _RunNow, health: PollHealth | None = None) -> Callable[[], None]:
     def run() -> None:
-        received, _duplicates = gw.poll_source(source)
+        try:
+            received, _duplicates = gw.poll_source(source)
+        except Exception as exc:  # recorded for the poll_errors alert, then the guard logs it
+            if health is not None:
+                health.failed(source.name, exc)
+            raise
+        if health is not None:
+            health.ok(source.name)
         if received:
             process.request()
 
@@ -265,6 +273,7 @@ def _serve(
     process = _RunNow(sched, "process", _guard("process", gw.process))
     watch_stop = threading.Event()  # set when the service stops, however it stops
     watchers: list[threading.Thread] = []
+    health = PollHealth(gw.store)  # each source's polls, for the poll_errors alert and /metrics
     for source in gw.sources:
         interval = gw.source_config(source.name).poll_seconds
         job_id = f"poll:{source.name}"
@@ -272,7 +281,7 @@ def _serve(
         # Every poll that stored something runs the processor at once (a stored message
         # wakes processing); a poll that overruns its interval goes round again instead
         # of being skipped with a warning.
-        poll = _RunNow(sched, job_id, _guard(job_id, _poll_then_process(gw, source, process)))
+        poll = _RunNow(sched, job_id, _guard(job_id, _poll_then_process(gw, source, process, health)))
         sched.add_job(poll, "interval", seconds=interval, id=job_id, name=job_id, max_instances=2, next_run_time=_now())
         if imap is not None:
             watchers.append(
@@ -282,6 +291,10 @@ def _serve(
     if cfg.exceptions.teams:
         # Teams are told of newly waiting orders, and reminded past their limit (database clock).
         sched.add_job(_guard("notify", gw.notify), "interval", seconds=cfg.exceptions.check_seconds, id="notify", name="notify", next_run_time=_now())
+    if cfg.exceptions.teams:
+        # Alerts to the teams: dead letters, silent sources, failing polls; grouped and rate-limited.
+        alerts = alerter_for(gw)
+        sched.add_job(_guard("alerts", alerts.run), "interval", seconds=cfg.alerts.check_seconds, id="alerts", name="alerts", next_run_time=_now())
     if gw.ack_limits:  # documents a partner did not acknowledge in time: one warning each
         every = max(1.0, min(60.0, min(gw.ack_limits.values()) * 30))  # twice per the shortest limit, at most once a minute
         sched.add_job(_guard("overdue", gw.check_overdue), "interval", seconds=every, id="overdue", name="overdue", next_run_time=_now())

@@ -9,12 +9,22 @@ GROUP BY queries), so any node answers for the whole store and nothing drifts be
     gateway_outbox_oldest_due_seconds              how long the oldest due delivery has waited
     gateway_exceptions{state,reason}               held and quarantined orders by reason code
     gateway_documents_overdue                      documents sent and not acknowledged by the partner in time
+    gateway_orders_by_partner{channel,partner,state}  orders by channel, partner (configured ones; else "other") and state
+    gateway_outbox_depth                           deliveries and documents waiting to be sent (pending or in flight)
+    gateway_outbox_oldest_seconds                  age of the oldest of them
+    gateway_dead_letters{kind}                     dead outbox rows by kind (order, 855, notice, ...)
+    gateway_source_last_message_age_seconds{source}  since a source last delivered a message (or was first watched)
+    gateway_source_poll_errors{source}             a source's failed polls in a row (0 after a good one)
+    gateway_source_silent{source}                  1 while a source in alerts.sources is alerted as silent
+    gateway_alerts_pending{kind}                   alerts held back by a team's rate limit
+    gateway_stage_latency_seconds{stage,quantile}  receipt -> order and order -> sent, over the recent 500
     gateway_intake_requests_total{outcome}         this node's intake answers since it started
     gateway_up                                     1 when the store answered, else 0 (then 503)
 
 Alert on `gateway_outbox_oldest_due_seconds` (work is not leaving), on
 `gateway_outbox{state="dead"}` and `gateway_exceptions` growing, on `gateway_documents_overdue > 0`
 (a partner did not acknowledge what we sent within its acks.expect_within_minutes), and on `gateway_up == 0`.
+deploy/prometheus/alerts.yml holds such rules and deploy/grafana/gateway-dashboard.json a dashboard.
 """
 
 from __future__ import annotations
@@ -38,6 +48,15 @@ _HELP = {
     "gateway_outbox_oldest_due_seconds": "Seconds the oldest due outbox row has waited.",
     "gateway_exceptions": "Held and quarantined orders by state and reason code.",
     "gateway_documents_overdue": "Documents sent and not acknowledged by the partner within its acks.expect_within_minutes.",
+    "gateway_orders_by_partner": "Orders by channel, partner (a configured partner or shop, else other) and state.",
+    "gateway_outbox_depth": "Outbox rows waiting to be sent (pending or in flight).",
+    "gateway_outbox_oldest_seconds": "Seconds since the oldest outbox row waiting to be sent was queued.",
+    "gateway_dead_letters": "Dead outbox rows (deliveries and documents that gave up) by kind.",
+    "gateway_source_last_message_age_seconds": "Seconds since the source last delivered a message (or was first watched).",
+    "gateway_source_poll_errors": "The source's failed polls in a row.",
+    "gateway_source_silent": "1 while the source is alerted as silent (alerts.sources).",
+    "gateway_alerts_pending": "Alerts not sent yet (held back by a team's rate limit), by kind.",
+    "gateway_stage_latency_seconds": "Seconds from a message's receipt to its order (receive_to_order) and from the order to its delivery (order_to_sent), over the recent 500.",
     "gateway_intake_requests_total": "Intake answers of this node since it started, by outcome.",
     "gateway_up": "1 when the store answered the scrape.",
 }
@@ -68,9 +87,39 @@ def exposition(snapshot: dict[str, Any] | None, requests: dict[str, int]) -> str
         lines += _family("gateway_outbox_oldest_due_seconds", [({}, round(snapshot["oldest_due_seconds"], 3))])
         lines += _family("gateway_exceptions", (({"state": s, "reason": r or "none"}, n) for s, r, n in sorted(snapshot["exceptions"])))
         lines += _family("gateway_documents_overdue", [({}, snapshot.get("documents_overdue", 0))])
+        lines += _alerting(snapshot.get("alerting"))
     lines += _family("gateway_intake_requests_total", (({"outcome": k}, n) for k, n in sorted(requests.items())))
     lines += _family("gateway_up", [({}, 1 if snapshot is not None else 0)])
     return "\n".join(lines) + "\n"
+
+
+def _alerting(snap: dict[str, Any] | None) -> list[str]:
+    """The families for alerting (gateway.store.alerts.metrics_snapshot)."""
+    if snap is None:
+        return []
+    lines = _family("gateway_orders_by_partner", (({"channel": c, "partner": p, "state": s}, n) for c, p, s, n in snap["orders_by"]))
+    lines += _family("gateway_outbox_depth", [({}, snap["outbox_depth"])])
+    lines += _family("gateway_outbox_oldest_seconds", [({}, round(snap["outbox_oldest_seconds"], 3))])
+    lines += _family("gateway_dead_letters", (({"kind": k}, n) for k, n in sorted(snap["dead_letters"].items())))
+    lines += _family("gateway_source_last_message_age_seconds", (({"source": k}, round(v, 3)) for k, v in sorted(snap["source_age"].items())))
+    lines += _family("gateway_source_poll_errors", (({"source": k}, n) for k, n in sorted(snap["poll_errors"].items())))
+    lines += _family("gateway_source_silent", (({"source": k}, 1 if k in snap["silent"] else 0) for k in sorted(snap["source_age"])))
+    lines += _family("gateway_alerts_pending", (({"kind": k}, n) for k, n in sorted(snap["alerts_pending"].items())))
+    lines += _family(
+        "gateway_stage_latency_seconds",
+        (({"stage": st, "quantile": q}, round(v, 3)) for st, qs in sorted(snap.get("stage_latency", {}).items()) for q, v in sorted(qs.items())),
+    )
+    return lines
+
+
+def _alerting_snapshot(gateway: Any, conn: Any, now: Any) -> dict[str, Any]:
+    from gateway.store.alerts import metrics_snapshot as alerting
+
+    cfg = gateway.config
+    shops = cfg.intake.stores if cfg.intake is not None else []
+    partners = {p.name for p in cfg.partners} | {s.name for s in shops}
+    sources = {s.name for s in cfg.sources} | set(cfg.alerts.sources)
+    return alerting(conn, now, partners, sources)
 
 
 def metrics_router(gateway: Any, requests: Any) -> APIRouter:
@@ -83,8 +132,10 @@ def metrics_router(gateway: Any, requests: Any) -> APIRouter:
 
         try:
             with gateway.store.engine.connect() as conn:
-                snap = metrics_snapshot(conn, gateway.store.db_now(conn))
+                now = gateway.store.db_now(conn)
+                snap = metrics_snapshot(conn, now)
                 snap["documents_overdue"] = count_overdue(conn, getattr(gateway, "ack_limits", {}))
+                snap["alerting"] = _alerting_snapshot(gateway, conn, now)
                 return snap
         except Exception as exc:  # a scrape reports the store down, it never fails with a trace
             log.error("metrics: the store does not answer: %s", exc)

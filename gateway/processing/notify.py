@@ -9,6 +9,10 @@ One pass (`Notifier.run`, a scheduled job of `gateway run` and a step of `gatewa
 2. remind: a team's orders that still wait past its `remind_after_minutes`, by the database
    clock, are claimed (reminded_at set) and the team is told again, once, grouped the same way.
 
+A team is told of newly waiting orders when its `alerts` take ``quarantine`` and reminded when
+they take ``waiting`` (both by default). The other alerts (dead letters, silent sources,
+failing polls; gateway.processing.alerts) are sent through `notices` below, the same road.
+
 The assignments and the notifications are written in one transaction, as outbox documents of
 kind ``notice`` (`gateway.store.documents`): the one dispatcher sends them with its retry
 policy, dead letters and replay (`gateway.acks.channels`: ``smtp`` for a stored e-mail,
@@ -30,7 +34,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +48,7 @@ from gateway.teams import TeamConfig, team_for
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NOTICE", "Notifier", "NotifyStats", "render_email"]
+__all__ = ["NOTICE", "Notifier", "NotifyStats", "notices", "render_email", "team_email"]
 
 NOTICE = "notice"  # the outbox kind of a team notification
 _BATCH = 500
@@ -88,14 +92,15 @@ class Notifier:
             teams = {r["id"]: team_for(self.teams, reason=r["reason"], partner=r["partner"], channel=r["channel"]) for r in rows}
             for r in rows:
                 team = teams[r["id"]]
-                told = team is not None and bool(team.notify.email or team.notify.webhook)
+                told = team is not None and _tells(team, "quarantine")
                 records.append({"order_id": r["id"], "team": team.name if team else None, "assigned_at": now, "notified_at": now if told else None})
             taken = assignment_repo.record(conn, records)  # the claim: another node's orders are skipped
             for r in rows:
                 team = teams[r["id"]]
                 if team is not None and r["id"] in taken:
-                    by_team[team.name].append(r)
-                    told = bool(team.notify.email or team.notify.webhook)
+                    told = _tells(team, "quarantine")
+                    if told:
+                        by_team[team.name].append(r)
                     events.append({"kind": "assigned", "order_id": r["id"], "at": now, "detail": f"assigned to team {team.name}" + ("; the team is told" if told else "")})
             docs = [d for name, orders in by_team.items() for d in self._notices(self.by_name[name], orders, "waiting", now)]
             documents.queue(conn, None, docs)
@@ -109,7 +114,7 @@ class Notifier:
         stats = stats if stats is not None else NotifyStats()
         total = 0
         for team in self.teams:
-            if team.remind_after_minutes is None or not (team.notify.email or team.notify.webhook):
+            if team.remind_after_minutes is None or not _tells(team, "waiting"):
                 continue
             with self.store.begin() as conn:
                 now = db_now(conn)
@@ -151,28 +156,39 @@ class Notifier:
         return {"id": row["id"], "po_number": row["po_number"], "team": current["team"], "assignee": person}
 
     def _notices(self, team: TeamConfig, orders: list[dict[str, Any]], event: str, now: Any) -> list[documents.NewDocument]:
-        out: list[documents.NewDocument] = []
-        if team.notify.email:
-            if self.smtp is None:
-                out.append(documents.NewDocument(kind=NOTICE, partner=team.name, body=render_email(team, orders, event, now, None), channel=None,
-                                                 held_reason="team notifications by e-mail need an smtp: section"))
-            else:
-                out.append(documents.NewDocument(kind=NOTICE, partner=team.name, body=render_email(team, orders, event, now, self.smtp), channel="smtp"))
-        if team.notify.webhook is not None:
-            body = {
-                "id": str(uuid.uuid4()), "team": team.name, "event": event, "sent_at": now.isoformat(),
-                "orders": [
-                    {"id": r["id"], "po_number": r["po_number"], "partner": r["partner"], "channel": r["channel"], "state": r["state"],
-                     "reason": r["reason"], "error": r["error"], "waiting_since": r["created_at"].isoformat()}
-                    for r in orders
-                ],
-            }
-            out.append(documents.NewDocument(kind=NOTICE, partner=team.name, body=json.dumps(body).encode(), channel=f"webhook:{team.name}"))
-        return out
+        body = {
+            "id": str(uuid.uuid4()), "team": team.name, "event": event, "sent_at": now.isoformat(),
+            "orders": [
+                {"id": r["id"], "po_number": r["po_number"], "partner": r["partner"], "channel": r["channel"], "state": r["state"],
+                 "reason": r["reason"], "error": r["error"], "waiting_since": r["created_at"].isoformat()}
+                for r in orders
+            ],
+        }
+        return notices(team, self.smtp, lambda smtp: render_email(team, orders, event, now, smtp), body)
 
 
-def render_email(team: TeamConfig, orders: list[dict[str, Any]], event: str, now: Any, smtp: Any) -> bytes:
-    """One e-mail to the team listing the orders (stored whole; the dispatcher sends it as is)."""
+def _tells(team: TeamConfig, kind: str) -> bool:
+    """Whether the team takes alerts of `kind` and has a way to be told."""
+    return kind in team.alerts and bool(team.notify.email or team.notify.webhook)
+
+
+def notices(team: TeamConfig, smtp: Any, email: Callable[[Any], bytes], body: dict[str, Any]) -> list[documents.NewDocument]:
+    """The outbox documents that tell `team`: the e-mail `email(smtp)` makes, to its addresses
+    (held when there is no `smtp:` section), and `body` POSTed as JSON to its webhook."""
+    out: list[documents.NewDocument] = []
+    if team.notify.email:
+        if smtp is None:
+            out.append(documents.NewDocument(kind=NOTICE, partner=team.name, body=email(None), channel=None,
+                                             held_reason="team notifications by e-mail need an smtp: section"))
+        else:
+            out.append(documents.NewDocument(kind=NOTICE, partner=team.name, body=email(smtp), channel="smtp"))
+    if team.notify.webhook is not None:
+        out.append(documents.NewDocument(kind=NOTICE, partner=team.name, body=json.dumps(body).encode(), channel=f"webhook:{team.name}"))
+    return out
+
+
+def team_email(team: TeamConfig, smtp: Any, subject: str, text: str, now: Any) -> bytes:
+    """One e-mail to the team's addresses (stored whole; the dispatcher sends it as is)."""
     from email.message import EmailMessage
     from email.utils import format_datetime
 
@@ -181,11 +197,17 @@ def render_email(team: TeamConfig, orders: list[dict[str, Any]], event: str, now
     msg = EmailMessage()
     msg["From"] = smtp.from_address if smtp is not None else "gateway@localhost"
     msg["To"] = ", ".join(team.notify.email)
-    what = "still waiting" if event == "reminder" else "waiting"
-    msg["Subject"] = f"[gateway] {len(orders)} order(s) {what} for team {team.name}"
+    msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_message_id(f"notice-{team.name}-{uuid.uuid4()}", smtp.from_domain if smtp is not None else "localhost")
     msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text)
+    return bytes(msg)
+
+
+def render_email(team: TeamConfig, orders: list[dict[str, Any]], event: str, now: Any, smtp: Any) -> bytes:
+    """One e-mail to the team listing the orders (stored whole; the dispatcher sends it as is)."""
+    what = "still waiting" if event == "reminder" else "waiting"
     lead = (
         f"These orders have waited longer than {team.remind_after_minutes:g} minute(s):" if event == "reminder"
         else "These orders wait for a person:"
@@ -195,5 +217,4 @@ def render_email(team: TeamConfig, orders: list[dict[str, Any]], event: str, now
         lines.append(f"- {r['id'][:8]}  PO {r['po_number'] or '-'}  {r['partner'] or '-'} ({r['channel']})  {r['state']}")
         lines.append(f"    {r['reason']}: {(r['error'] or '')[:300]}")
     lines += ["", "`gateway show ID` shows an order; `gateway exceptions --team " + team.name + "` lists the team's queue."]
-    msg.set_content("\n".join(lines) + "\n")
-    return bytes(msg)
+    return team_email(team, smtp, f"[gateway] {len(orders)} order(s) {what} for team {team.name}", "\n".join(lines) + "\n", now)
