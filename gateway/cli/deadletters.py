@@ -32,7 +32,7 @@ dead_app = typer.Typer(
 app.add_typer(dead_app, name="dead-letters")
 
 # More dead letters than this in one filtered replay asks for --yes (or look first with --dry-run).
-HANDFUL = 10
+HANDFUL = 5
 
 Connector = Annotated[str | None, typer.Option("--connector", help="Only deliveries to this connector.")]
 Partner = Annotated[str | None, typer.Option("--partner", help="Only orders of this partner.")]
