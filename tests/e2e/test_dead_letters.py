@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.store import tables as t
-from tests.e2e.helpers import run_cli, write_config
+from tests.e2e.helpers import http_json, run_cli, write_config
 from tests.support.x12gen import interchange, po
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -72,9 +72,13 @@ def sink() -> Iterator[_Sink]:
     server.server_close()
 
 
-def test_dead_letters_are_filtered_edited_discarded_and_replayed_each_po_once(tmp_path: Path, sink: _Sink) -> None:
+def test_dead_letters_are_filtered_edited_discarded_and_replayed_each_po_once(
+    tmp_path: Path, sink: _Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"http://127.0.0.1:{sink.server_address[1]}/orders"
-    cfg = write_config(tmp_path, url, service=False)
+    monkeypatch.setenv("GW_DL_ERP_KEY", "k3y-" + "Qw9" * 8)
+    erp = http_json("erp", url) + "    secret_headers: {X-Api-Key: '${env:GW_DL_ERP_KEY}'}\n"
+    cfg = write_config(tmp_path, connectors=erp, service=False)
     txs = []
     for n in range(200):
         sku = "BAD-SKU" if n < 20 else "OLD-SKU" if n < 40 else f"SKU-{n}"
@@ -109,6 +113,14 @@ def test_dead_letters_are_filtered_edited_discarded_and_replayed_each_po_once(tm
         assert len(dead("--partner", partner)) == 40
     assert dead("--until", "2000-01-01") == [] and len(dead("--since", "2000-01-01")) == 40
     assert [r["po_number"] for r in dead("--po", "PO-003")] == ["PO-003"]
+
+    # What the ERP is sent for a dead order, exactly, before correcting it (nothing is sent).
+    shown = cli("mapping", "render", "erp", "PO-003").stdout
+    head, _, body = shown.partition("\n\n")
+    assert head.splitlines()[0] == f"POST {url}" and "X-Api-Key: ********" in head and "Qw9" not in shown
+    assert "\nIdempotency-Key: " in head
+    assert json.loads(body)["po_number"] == "PO-003" and json.loads(body)["lines"][0]["sku"] == "BAD-SKU"
+    cli("mapping", "render", "erpp", "PO-003", ok=False)
 
     # Correct the unknown SKU: a new version, queued to where the order died, gone from the list.
     for row in unknown:
