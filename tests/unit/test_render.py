@@ -59,3 +59,9 @@ def test_tryton_render_shows_the_sale_create_with_placeholders_and_no_session() 
     assert shown.headers["Authorization"] == "********" and "s3cret-pw" not in (shown.body or b"").decode()
     with pytest.raises(PermanentError, match="only a create"):
         conn.render(tryton_delivery(action="cancel", reference="S-1"))
+
+
+def test_http_json_render_masks_secrets_in_the_url() -> None:
+    conn = make(url="https://gw:pa55@erp.example.com/api/orders?apikey=q-secret&mode=x&flag", resolver=lambda h, p: ["93.184.216.34"])
+    shown = conn.render(delivery())
+    assert shown.url == "https://gw:********@erp.example.com/api/orders?apikey=********&mode=********&flag"

@@ -71,7 +71,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import jmespath
 import requests
@@ -203,7 +203,7 @@ class HttpJsonConnector:
         """The request `send` would make (`gateway mapping render`): secret headers masked, no
         DNS lookup and no connection."""
         endpoint, url, headers, body = self._request(delivery, secrets=False)
-        return RenderedRequest(endpoint.method, url, headers, body)
+        return RenderedRequest(endpoint.method, _masked_url(url), headers, body)
 
     def _request(self, delivery: Delivery, *, secrets: bool = True) -> tuple[Endpoint, str, dict[str, str], bytes | None]:
         """The endpoint, URL, headers and body of the delivery: what send sends and render shows."""
@@ -524,6 +524,20 @@ def _display_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}{port}{parts.path}"[:300]
+
+
+def _masked_url(url: str) -> str:
+    """The URL as sent, with what may be a secret masked: the password in it and the value of
+    every query parameter (API keys live there)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{mask(parts.password)}@", 1)
+    query = "&".join(
+        f"{name}={mask(value)}" if sep else name
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
