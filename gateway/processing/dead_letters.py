@@ -23,7 +23,6 @@ from gateway.processing.exception_queue import Edit, ExceptionQueue
 from gateway.states import OrderState
 from gateway.store import Store
 from gateway.store import dead_letters as repo
-from gateway.store import tables as t
 from gateway.versions import Plan
 
 if TYPE_CHECKING:
@@ -41,14 +40,7 @@ class DeadLetters:
 
     def order_of(self, outbox_id: int) -> str:
         """The order id of the dead delivery `outbox_id`; GatewayError when there is none."""
-        o = t.outbox
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                o.select().with_only_columns(o.c.order_id, o.c.state, o.c.kind).where(o.c.id == int(outbox_id))
-            ).first()
-        if row is None or row.kind != "order" or row.state != "dead":
-            raise GatewayError(f"no dead letter with id {outbox_id} (`gateway dead-letters` lists them)")
-        return str(row.order_id)
+        return repo.order_of(self.store, outbox_id)
 
     def edit(self, outbox_id: int, assignments: Sequence[tuple[str, str]], *, by: str) -> Edit:
         """Correct the order of dead delivery `outbox_id` and send the corrected version where

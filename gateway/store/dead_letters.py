@@ -44,6 +44,7 @@ __all__ = [
     "discard",
     "list_dead",
     "list_dead_documents",
+    "order_of",
     "replay",
     "retire",
 ]
@@ -275,6 +276,16 @@ def attempts_of(store: Store, outbox_ids: Iterable[int]) -> dict[int, list[Attem
             for r in rows:
                 found[r.outbox_id].append(Attempt(as_utc(r.at), r.kind, r.detail))  # type: ignore[arg-type]
     return found
+
+
+def order_of(store: Store, outbox_id: int) -> str:
+    """The order id of the dead delivery of an order `outbox_id`; GatewayError when it is not one."""
+    o = t.outbox
+    with store.engine.connect() as conn:
+        row = conn.execute(select(o.c.order_id, o.c.state, o.c.kind).where(o.c.id == int(outbox_id))).first()
+    if row is None or row.kind != ORDER or row.state != DeliveryState.DEAD:
+        raise GatewayError(f"no dead letter with id {outbox_id} (`gateway dead-letters` lists them)")
+    return str(row.order_id)
 
 
 def dead_deliveries(conn: Connection, order_id: str) -> list[Any]:

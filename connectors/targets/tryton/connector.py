@@ -66,7 +66,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -391,7 +391,9 @@ class TrytonConnector:
         (sale,) = self.client.model("sale.sale", "read", [sale_id], ["number", "state"])
         return dict(sale)
 
-    def _lines(self, order: dict[str, Any], products_of: Any = None) -> list[dict[str, Any]]:
+    def _lines(
+        self, order: dict[str, Any], products_of: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None
+    ) -> list[dict[str, Any]]:
         lines = order.get("lines") or []
         missing = [str(line.get("line_number") or i) for i, line in enumerate(lines, 1) if not line.get("sku")]
         if missing:
