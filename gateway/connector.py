@@ -10,7 +10,19 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-__all__ = ["Capabilities", "Connector", "Delivery", "RawMessage", "Receipt", "ShipmentSource", "Source", "StockSource"]
+__all__ = [
+    "Capabilities",
+    "Connector",
+    "Delivery",
+    "RawMessage",
+    "Receipt",
+    "RenderedRequest",
+    "Renderer",
+    "ShipmentSource",
+    "Source",
+    "StockSource",
+    "mask",
+]
 
 # stored/duplicate: committed (and, for a source that routes by outcome, processed without a
 # problem); review: a person must look at it; rejected: refused, by the source or the pipeline.
@@ -59,6 +71,7 @@ class Capabilities:
     cancels: bool = False  # can cancel an order it already has (action "cancel")
     stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
     shipments: bool = False  # offers shipped(reference): whether the service shipped the order, with tracking
+    renders: bool = False  # offers render(): the exact request a send would make, without sending (`gateway mapping render`)
 
 
 class StockSource(Protocol):
@@ -110,3 +123,35 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+MASK = "********"
+
+
+def mask(value: str) -> str:
+    """What a rendered request shows in place of a secret."""
+    return MASK if value else value
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRequest:
+    """The request a connector would send for a delivery, as `render` builds it: the same code
+    path as `send`, with secrets masked and no network I/O (`gateway mapping render`)."""
+
+    method: str  # HTTP method
+    url: str
+    headers: dict[str, str]  # secret values masked
+    body: bytes | None
+    # What the connector could not know without asking its target (e.g. a Tryton product's
+    # id): placeholder -> what it stands for. Empty when the request is exact.
+    placeholders: dict[str, str] = field(default_factory=dict)
+    note: str = ""  # e.g. the RPC method, or the calls made before this one
+
+
+class Renderer(Protocol):
+    """A connector that can show the request it would send (`Capabilities.renders`)."""
+
+    def render(self, delivery: Delivery) -> RenderedRequest:
+        """The request `send(delivery)` would make, secrets masked, nothing sent or resolved.
+        Raises PermanentError for a delivery that send would refuse before sending."""
+        ...

@@ -52,6 +52,7 @@ class OrderState(enum.StrEnum):
     DEAD = "dead"  # a delivery gave up; replay it once the cause is fixed
     SHIPPED = "shipped"  # the ERP or carrier reported it shipped: changes are held
     SUPERSEDED = "superseded"  # a person's edit replaced it with a new version (`gateway edit`)
+    DISCARDED = "discarded"  # a person discarded its dead delivery: never sent there (`gateway dead-letters discard`)
 
 
 class DeliveryState(enum.StrEnum):
@@ -63,6 +64,7 @@ class DeliveryState(enum.StrEnum):
     SENT = "sent"  # the target took it
     DEAD = "dead"  # permanent failure or retries exhausted; replayable
     HELD = "held"  # a document with no outbound channel configured for its partner: shown, never claimed
+    DISCARDED = "discarded"  # a dead letter a person discarded or replaced by an edited version: never sent
 
 
 class ReservationState(enum.StrEnum):
@@ -100,6 +102,9 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             (O.DISPATCHED, O.DEAD),  # a later delivery of the same order gave up
             (O.DEAD, O.VALIDATED),  # `gateway replay`
             (O.DEAD, O.DISPATCHED),
+            (O.DEAD, O.SUPERSEDED),  # `gateway dead-letters edit`: the corrected version is sent instead
+            (O.DEAD, O.DISCARDED),  # `gateway dead-letters discard`: a person decided it never goes
+            (O.DISCARDED, O.DEAD),  # another delivery of the same order gave up later
             (O.DISPATCHED, O.SHIPPED),
         }
     ),
@@ -115,6 +120,7 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             (D.IN_FLIGHT, D.DEAD),
             (D.PENDING, D.DEAD),  # given up before another try (its order was refused meanwhile)
             (D.DEAD, D.PENDING),  # `gateway replay`
+            (D.DEAD, D.DISCARDED),  # `gateway dead-letters discard`, or replaced by `gateway dead-letters edit`
         }
     ),
     ReservationState: frozenset(

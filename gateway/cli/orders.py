@@ -1,4 +1,4 @@
-"""Looking at orders, messages, dead letters and documents, and replaying them."""
+"""Looking at orders, messages and documents (dead letters and replays: gateway.cli.deadletters)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from gateway.errors import GatewayError
 from gateway.states import MessageState, OrderState
 
 if TYPE_CHECKING:
@@ -18,7 +17,6 @@ from gateway.cli.common import (
     ConfigOpt,
     _gateway,
     app,
-    err,
     out,
 )
 from gateway.cli.partners import _print_sources
@@ -194,39 +192,6 @@ def show(
     out.print(ht)
 
 
-@app.command("dead-letters")
-def dead_letters(
-    config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter (documents with \"kind\"), for scripts.")] = False,
-) -> None:
-    """List deliveries that gave up, with their last error (orders, then acknowledgements)."""
-    from gateway.store.dead_letters import list_dead, list_dead_documents
-
-    gw = _gateway(config, existing=True)
-    try:
-        rows = list_dead(gw.store)
-        acks = list_dead_documents(gw.store)
-    finally:
-        gw.close()
-    if as_json:
-        _json_lines([*rows, *acks])
-        return
-    table = Table(title=f"{len(rows)} dead letter(s)")
-    for col in ("id", "order", "po number", "connector", "attempts", "last status", "last error"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(str(r.outbox_id), r.order_id[:8], r.po_number or "-", r.connector, str(r.attempts), str(r.last_status or ""), (r.last_error or "")[:80])
-    out.print(table)
-    if acks:
-        at = Table(title=f"{len(acks)} acknowledgement(s) not delivered (replay them as ack:<id>)")
-        for col in ("id", "kind", "partner", "channel", "message", "attempts", "last error"):
-            at.add_column(col)
-        for a in acks:
-            kind = "confirmation e-mail" if a.kind == "MAILREPLY" else f"{a.kind} {a.control_number or ''}".strip()
-            at.add_row(f"ack:{a.outbox_id}", kind, a.partner or "-", a.channel, (a.message_id or "")[:8], str(a.attempts), (a.last_error or "")[:80])
-        out.print(at)
-
-
 def _partner_ack(a: Any) -> str:
     """The partner's acknowledgement of a document, as `show` and `documents` print it."""
     if a.get("partner_ack") or a.get("ack_status"):
@@ -264,44 +229,3 @@ def documents(
         sent = str(r["updated_at"])[:19] if r["state"] == "sent" else ""
         table.add_row(f"ack:{r['id']}", kind, r["partner"] or "-", (r["order_id"] or "")[:8], r["state"], sent, _partner_ack(r))
     out.print(table)
-
-
-@app.command()
-def replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (see `gateway dead-letters`): 12 for a delivery, ack:12 for an acknowledgement.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter (deliveries and acknowledgements).")] = False,
-    config: ConfigOpt = None,
-) -> None:
-    """Send dead letters again (after fixing what made them fail)."""
-    from gateway.store.dead_letters import list_dead, list_dead_documents
-    from gateway.store.dead_letters import replay as do_replay
-
-    if not ids and not all_:
-        raise GatewayError("name the dead letters to replay, or pass --all")
-    outbox_ids: list[int] = []
-    ack_ids: list[int] = []
-    for i in ids or []:
-        kind, _, num = i.lower().rpartition(":")
-        if kind not in ("", "ack") or not num.isdigit():
-            raise GatewayError(f"{i!r} is not a dead-letter id: give a number (a delivery) or ack:<number> (an acknowledgement)")
-        (ack_ids if kind == "ack" else outbox_ids).append(int(num))
-    gw = _gateway(config, existing=True)
-    try:
-        if not all_:
-            # Say which id is wrong instead of "0 queued" (issue 14 #15); nothing is queued then.
-            dead = {r.outbox_id for r in list_dead(gw.store)} if outbox_ids else set()
-            dead_acks = {r.outbox_id for r in list_dead_documents(gw.store)} if ack_ids else set()
-            unknown = [str(i) for i in sorted(set(outbox_ids) - dead)]
-            unknown += [f"ack:{i}" for i in sorted(set(ack_ids) - dead_acks)]
-            if unknown:
-                raise GatewayError(
-                    f"no dead letter with id {', '.join(unknown)}; nothing queued "
-                    "(`gateway dead-letters` lists them)"
-                )
-        # Orders and documents are rows of one outbox: one replay queues both.
-        n = do_replay(gw.store, "all" if all_ else [*outbox_ids, *ack_ids]) if all_ or outbox_ids or ack_ids else 0
-    finally:
-        gw.close()
-    err.print(f"{n} delivery(ies) queued again; `gateway run` sends them", markup=False)
-    if ids and n < len(ids):
-        raise typer.Exit(1)

@@ -13,20 +13,32 @@ variable NAME at start-up and compared in constant time (``hmac.compare_digest``
     POST /api/orders/{id}/release        {"by": NAME, "override": false}
     POST /api/orders/{id}/assign         {"by": NAME, "to": PERSON, "team": null}
 
+    GET  /api/dead-letters               dead deliveries of orders with their attempts, oldest
+                                         first (?connector=, ?partner=, ?error= substring,
+                                         ?since=, ?until= ISO 8601, ?order= id prefix, ?po=, ?limit=)
+    POST /api/dead-letters/{id}/replay   {"by": NAME}
+    POST /api/dead-letters/{id}/discard  {"by": NAME, "reason": TEXT}
+    POST /api/dead-letters/{id}/edit     {"by": NAME, "set": {"lines[1].sku": "A-1", ...}}
+    POST /api/dead-letters/replay        {"by": NAME, "connector": ..., "partner": ..., "error": ...,
+                                         "since": ..., "until": ..., "order": ..., "po": ...,
+                                         "dry_run": false}: every dead letter the filter matches
+
 `{id}` is an order id or its first characters (at least 6), as `gateway exceptions` shows
-them. Each action calls the same core function as the CLI (`Review.approve` / `reject`,
+them; for a dead letter it is its number, as `gateway dead-letters` shows it. Each action calls the same core function as the CLI (`Review.approve` / `reject`,
 `ExceptionQueue.edit` / `release`, `Notifier.assign`): the order's history records who did it and when, and
 the partner's 855/ORDRSP follows the decision. Errors are JSON, ``{"error": what went
 wrong and what to do}``:
 
     401  no or a wrong bearer token
     400  the body is not what the action needs (the message names the field)
-    404  no order has that id
+    404  no order (or no dead letter) has that id
     409  the order is not in a state the action applies to (e.g. approving a rejected order)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hmac
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -93,6 +105,27 @@ class Assign(_Action):
     team: str | None = Field(None, max_length=63, description="Move it to this team too (a name from exceptions.teams).")
 
 
+class DeadDiscard(_Action):
+    """Give up on a dead letter for good: never sent; the order's state says so."""
+
+    reason: str = Field(min_length=1, max_length=2000, description="Why it never goes (recorded).")
+
+
+class DeadReplayFilter(_Action):
+    """Replay every dead letter a filter matches (at least one field besides `by`)."""
+
+    connector: str | None = Field(None, max_length=100, description="Only deliveries to this connector.")
+    partner: str | None = Field(None, max_length=100, description="Only orders of this partner.")
+    error: str | None = Field(None, max_length=200, description="Only deliveries whose last error contains this text.")
+    since: dt.datetime | None = Field(None, description="Only deliveries that died at or after this time (UTC unless it says).")
+    until: dt.datetime | None = Field(None, description="Only deliveries that died before this time.")
+    order: str | None = Field(None, min_length=6, max_length=64, description="Only this order's (id or first 6+ characters).")
+    po: str | None = Field(None, max_length=100, description="Only orders with this PO number.")
+    dry_run: bool = Field(False, description="Only list what matches; queue nothing.")
+
+
+DeadId = Annotated[int, Path(ge=1, description="Dead-letter id, as `gateway dead-letters` shows it.")]
+
 OrderId = Annotated[
     str,
     Path(min_length=6, max_length=64, description="Order id or its first characters (at least 6)."),
@@ -126,6 +159,8 @@ def _refused(exc: GatewayError) -> JSONResponse:
     text = str(exc)
     if text.startswith("no order has an id") or text.startswith("give at least"):
         return _error(404, f"{text} (over HTTP: GET /api/exceptions lists the orders waiting)")
+    if text.startswith("no dead letter"):
+        return _error(404, f"{text} (over HTTP: GET /api/dead-letters)")
     return _error(409, text)
 
 
@@ -265,7 +300,86 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
     async def assign(order_id: OrderId, body: Assign) -> JSONResponse:
         return await _act(lambda: gateway.notifier.assign(order_id, to=body.to, by=body.by, team=body.team))
 
+    _dead_letter_routes(router, gateway)
     return router
+
+
+def _dead_letter_routes(router: APIRouter, gateway: Gateway) -> None:
+    """The dead-letter actions (gateway.store.dead_letters, gateway.processing.dead_letters),
+    the same functions `gateway dead-letters` and `gateway replay` call."""
+    from gateway.processing.dead_letters import DeadLetters
+    from gateway.store import dead_letters as repo
+
+    dead = DeadLetters(gateway.store, gateway.pipeline.exceptions)
+
+    def listed(rows: list[repo.DeadLetter], context: dict[int, list[repo.Attempt]]) -> list[dict[str, Any]]:
+        return [
+            _plain({**dataclasses.asdict(r), "attempt_log": [_plain(dataclasses.asdict(a)) for a in context.get(r.outbox_id, [])]})
+            for r in rows
+        ]
+
+    @router.get("/dead-letters", summary="Dead deliveries of orders with their attempts, oldest first")
+    async def dead_letters(
+        connector: Annotated[str | None, Query(max_length=100, description="Only deliveries to this connector.")] = None,
+        partner: Annotated[str | None, Query(max_length=100, description="Only orders of this partner.")] = None,
+        error: Annotated[str | None, Query(max_length=200, description="Only last errors containing this text.")] = None,
+        since: Annotated[dt.datetime | None, Query(description="Died at or after (ISO 8601).")] = None,
+        until: Annotated[dt.datetime | None, Query(description="Died before (ISO 8601).")] = None,
+        order: Annotated[str | None, Query(min_length=6, max_length=64, description="Order id or its first characters.")] = None,
+        po: Annotated[str | None, Query(max_length=100, description="PO number.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> JSONResponse:
+        which = repo.DeadFilter(connector, partner, error, _aware(since), _aware(until), order, po)
+
+        def read() -> dict[str, Any]:
+            rows = repo.list_dead(gateway.store, which, limit=limit)
+            return {"dead_letters": listed(rows, repo.attempts_of(gateway.store, [r.outbox_id for r in rows]))}
+
+        return await _act(read)
+
+    @router.post("/dead-letters/replay", summary="Replay every dead letter a filter matches")
+    async def replay_matching(body: DeadReplayFilter) -> JSONResponse:
+        which = repo.DeadFilter(body.connector, body.partner, body.error, _aware(body.since), _aware(body.until), body.order, body.po)
+        if which.is_empty():
+            return _error(400, "give a filter (connector, partner, error, since, until, order or po); `gateway replay --all` replays everything")
+
+        def run() -> dict[str, Any]:
+            ids = [r.outbox_id for r in repo.list_dead(gateway.store, which)]
+            queued = 0 if body.dry_run else repo.replay(gateway.store, ids, by=body.by)
+            return {"matched": ids, "queued": queued}
+
+        return await _act(run)
+
+    @router.post("/dead-letters/{dead_id}/replay", summary="Queue one dead letter again")
+    async def replay_one(dead_id: DeadId, body: Approve) -> JSONResponse:
+        def run() -> dict[str, Any]:
+            order_id = dead.order_of(dead_id)
+            return {"id": dead_id, "order_id": order_id, "queued": repo.replay(gateway.store, [dead_id], by=body.by)}
+
+        return await _act(run)
+
+    @router.post("/dead-letters/{dead_id}/discard", summary="Discard a dead letter: it is never sent")
+    async def discard_one(dead_id: DeadId, body: DeadDiscard) -> JSONResponse:
+        def run() -> dict[str, Any]:
+            order_id = dead.order_of(dead_id)
+            return {"id": dead_id, "order_id": order_id, "discarded": repo.discard(gateway.store, [dead_id], reason=body.reason, by=body.by)}
+
+        return await _act(run)
+
+    @router.post("/dead-letters/{dead_id}/edit", summary="Correct a dead letter's order and send the new version where it died")
+    async def edit_one(dead_id: DeadId, body: Edit) -> JSONResponse:
+        def run() -> dict[str, Any]:
+            done = dead.edit(dead_id, list(body.set.items()), by=body.by)
+            return dataclasses.asdict(done)
+
+        return await _act(run)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A time as given over HTTP: UTC unless it says otherwise."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 async def _act(run: Any) -> JSONResponse:

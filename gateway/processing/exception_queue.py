@@ -51,6 +51,9 @@ Queue = Callable[["Connection", list[tuple[dict[str, Any], Plan | None]], list[d
 Check = Callable[[Order], Sequence[Problem]]
 Answer = Callable[["Connection", dict[str, Any]], int]
 """Queues the accepted 855/ORDRSP for an order a person's action accepted (Review.answer)."""
+Requeue = Callable[["Connection", dict[str, Any], dict[str, Any], str], "Plan | None"]
+"""(conn, edited row, new row, who) -> the new version's deliveries in place of linking it
+(gateway.processing.dead_letters: an edited dead letter goes where it died, as it was going)."""
 
 _FROZEN = ("partner", "channel", "source", "purpose")
 # A refusal that says nothing about the order's own content: nothing to read again.
@@ -116,11 +119,20 @@ class ExceptionQueue:
         with self.store.engine.connect() as conn:
             return order_repo.exceptions(conn, limit=limit, partner=partner, reason=reason, team=team)
 
-    def edit(self, order_id: str, assignments: Sequence[tuple[str, str]], *, by: str) -> Edit:
-        """A corrected new version of a held or quarantined order (see the module docstring)."""
+    def edit(
+        self,
+        order_id: str,
+        assignments: Sequence[tuple[str, str]],
+        *,
+        by: str,
+        states: Sequence[OrderState] = (OrderState.HELD, OrderState.QUARANTINED),
+        requeue: Requeue | None = None,
+    ) -> Edit:
+        """A corrected new version of a held or quarantined order (see the module docstring);
+        `states` and `requeue` let the dead letters reuse it for a dead order."""
         who = _who(by)
         with self.store.begin() as conn:
-            row = self._open(conn, order_id, "edit")
+            row = self._open(conn, order_id, "edit", states)
             if row["data"] is None:
                 raise GatewayError(f"order {row['id'][:8]} holds no readable order to edit ({row['reason']}: {row['error']})")
             data = _loads(row["data"])
@@ -159,7 +171,10 @@ class ExceptionQueue:
                  "detail": f"edited by {who} as version {new['version']} ({new['id'][:8]}): " + "; ".join(changes)},
             ]
             order_repo.supersede(conn, row["id"], row["state"])
-            plan = self._link(conn, new, events, override=False)
+            if requeue is not None:
+                plan = requeue(conn, row, new, who)
+            else:
+                plan = self._link(conn, new, events, override=False)
             order_repo.insert_batch(conn, [new])
             if self.stock is not None:
                 self.stock.refused(conn, row["id"])  # whatever the edited version held goes back

@@ -73,7 +73,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import jmespath
 import requests
@@ -81,7 +81,7 @@ import requests
 from connectors.targets.auth import build_auth
 from connectors.targets.http_json.config import HttpJsonConfig
 from connectors.targets.http_json.transport import Call, GuardedAdapter
-from gateway.connector import Capabilities, Delivery, Receipt
+from gateway.connector import Capabilities, Delivery, Receipt, RenderedRequest, mask
 from gateway.errors import ConfigError, DeliveryError, PermanentError, TransientError
 from gateway.payload import load_payload
 from gateway.retry import parse_retry_after
@@ -147,7 +147,7 @@ class HttpJsonConnector:
     """
 
     # The class-level default; each instance declares updates/cancels from its config.
-    capabilities = Capabilities(idempotency_key=True, idempotent=False)
+    capabilities = Capabilities(idempotency_key=True, idempotent=False, renders=True)
 
     def __init__(
         self,
@@ -183,6 +183,7 @@ class HttpJsonConnector:
             idempotent=False,
             updates="update" in self._endpoints,
             cancels="cancel" in self._endpoints,
+            renders=True,
         )
         # Read once here, not on every send (requests scans the proxy variables per call):
         # each endpoint's proxies (HTTPS_PROXY, NO_PROXY, ...) and the CA bundle variables.
@@ -202,18 +203,29 @@ class HttpJsonConnector:
 
     # -- the Connector protocol ----------------------------------------------------------------
 
-    def send(self, delivery: Delivery) -> Receipt:
+    def render(self, delivery: Delivery) -> RenderedRequest:
+        """The request `send` would make (`gateway mapping render`): secret headers masked, no
+        DNS lookup and no connection."""
+        endpoint, url, headers, body = self._request(delivery, secrets=False)
+        return RenderedRequest(endpoint.method, _masked_url(url), headers, body)
+
+    def _request(self, delivery: Delivery, *, secrets: bool = True) -> tuple[Endpoint, str, dict[str, str], bytes | None]:
+        """The endpoint, URL, headers and body of the delivery: what send sends and render shows."""
         endpoint = self._endpoint_for(delivery)
         url = self._url_for(endpoint, delivery)
-        addresses = self._check(endpoint)
         body = None if endpoint.method == "DELETE" else self._body(delivery)
         headers = {"User-Agent": USER_AGENT, **self.config.headers}
-        headers.update({k: v.get_secret_value() for k, v in self.config.secret_headers.items()})
+        headers.update({k: v.get_secret_value() if secrets else mask(v.get_secret_value()) for k, v in self.config.secret_headers.items()})
         if body is not None:
             headers["Content-Type"] = "application/json"
         else:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         headers["Idempotency-Key"] = delivery.idempotency_key
+        return endpoint, url, headers, body
+
+    def send(self, delivery: Delivery) -> Receipt:
+        endpoint, url, headers, body = self._request(delivery)
+        addresses = self._check(endpoint)
         fallback = delivery.target_reference if endpoint.action != "create" else None
         for attempt in (1, 2):
             # outside the call: fetching a token talks to another host than the checked one
@@ -530,6 +542,20 @@ def _display_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}{port}{parts.path}"[:300]
+
+
+def _masked_url(url: str) -> str:
+    """The URL as sent, with what may be a secret masked: the password in it and the value of
+    every query parameter (API keys live there)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{mask(parts.password)}@", 1)
+    query = "&".join(
+        f"{name}={mask(value)}" if sep else name
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")

@@ -66,15 +66,15 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
 from connectors.targets.http_json.transport import Call, GuardedAdapter
 from connectors.targets.tryton.config import TrytonConfig
-from gateway.connector import Capabilities, Delivery, Receipt
+from gateway.connector import Capabilities, Delivery, Receipt, RenderedRequest, mask
 from gateway.errors import DeliveryError, PermanentError, TransientError
 
 __all__ = ["TrytonClient", "TrytonConnector", "TrytonError", "key_marker"]
@@ -275,7 +275,7 @@ def _rpc_error(where: str, error: Any) -> DeliveryError:
 class TrytonConnector:
     """Creates, updates and cancels sales; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, renders=True)
 
     def __init__(self, config: TrytonConfig, session: requests.Session | None = None):
         self.config = config
@@ -337,10 +337,38 @@ class TrytonConnector:
             if sale["state"] in ("draft", "quotation"):  # a crash between create and quote or confirm: finish it
                 sale = self._advance(sale["id"], sale["state"])
             return Receipt(status=200, reference=sale["number"], detail={"sale_id": sale["id"], "found": True})
-        lines = self._lines(order)
-        party = self._customer(order)
-        invoice_address = self._invoice_address(party)
-        shipment_address = self._shipment_address(party, order.get("ship_to")) or invoice_address
+        values = self._sale_values(delivery, self)
+        (sale_id,) = self.client.model("sale.sale", "create", [values])
+        sale = self._advance(sale_id)
+        return Receipt(status=200, reference=sale["number"], detail={"sale_id": sale_id, "state": sale["state"]})
+
+    def render(self, delivery: Delivery) -> RenderedRequest:
+        """The ``sale.sale.create`` call a create would make (`gateway mapping render`), with
+        the ids Tryton would be asked for (products, customer, addresses) as placeholders and
+        the session masked; nothing is sent. Updates and cancels look up the sale first, so
+        only creates are rendered."""
+        if delivery.action != "create":
+            raise PermanentError(f"Tryton {self.name}: only a create can be rendered (an {delivery.action} reads the sale first)")
+        names = _Placeholders(self)
+        values = self._sale_values(delivery, names)
+        body = json.dumps(
+            {"id": 1, "method": "model.sale.sale.create", "params": [[values], "<the user's preferences>"]},
+            default=_encode, indent=2,
+        ).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Authorization": mask("session")}
+        then = "sale.sale.quote" + (", sale.sale.confirm" if self.config.state == "confirmed" else "")
+        note = (f"after common.db.login as {self.config.user!r}, a search for this delivery's sale and the lookups of the "
+                f"placeholders below; then {then}")
+        return RenderedRequest("POST", self.client.endpoint, headers, body, names.seen, note)
+
+    def _sale_values(self, delivery: Delivery, lookup: _Lookup) -> dict[str, Any]:
+        """The values of the sale a create writes: what send sends and render shows."""
+        order = delivery.order
+        po = str(order.get("po_number") or "")
+        lines = self._lines(order, lookup.products)
+        party = lookup.customer(order)
+        invoice_address = lookup.invoice_address(party)
+        shipment_address = lookup.shipment_address(party, order.get("ship_to")) or invoice_address
         values: dict[str, Any] = {
             "party": party,
             "invoice_address": invoice_address,
@@ -352,9 +380,7 @@ class TrytonConnector:
         }
         if order.get("order_date"):
             values["sale_date"] = dt.date.fromisoformat(order["order_date"])
-        (sale_id,) = self.client.model("sale.sale", "create", [values])
-        sale = self._advance(sale_id)
-        return Receipt(status=200, reference=sale["number"], detail={"sale_id": sale_id, "state": sale["state"]})
+        return values
 
     def _advance(self, sale_id: int, state: str = "draft") -> dict[str, Any]:
         """Move a draft (or quoted) sale on to the configured state; the sale's number and state."""
@@ -365,7 +391,9 @@ class TrytonConnector:
         (sale,) = self.client.model("sale.sale", "read", [sale_id], ["number", "state"])
         return dict(sale)
 
-    def _lines(self, order: dict[str, Any]) -> list[dict[str, Any]]:
+    def _lines(
+        self, order: dict[str, Any], products_of: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None
+    ) -> list[dict[str, Any]]:
         lines = order.get("lines") or []
         missing = [str(line.get("line_number") or i) for i, line in enumerate(lines, 1) if not line.get("sku")]
         if missing:
@@ -373,11 +401,7 @@ class TrytonConnector:
         if not lines:
             raise PermanentError(f"PO {order.get('po_number')}: the order has no lines")
         codes = sorted({str(line["sku"]) for line in lines})
-        found = self.client.model(
-            "product.product", "search_read", [("code", "in", codes), ("salable", "=", True)], 0, None, None,
-            ["code", "sale_uom", "list_price"],
-        )
-        products = {p["code"]: p for p in found}
+        products = (products_of or self.products)(codes)
         unknown = [c for c in codes if c not in products]
         if unknown:
             raise PermanentError(
@@ -399,7 +423,24 @@ class TrytonConnector:
             out.append(values)
         return out
 
+    def products(self, codes: list[str]) -> dict[str, dict[str, Any]]:
+        """code -> the salable product (id, sale_uom, list_price) for each known code."""
+        found = self.client.model(
+            "product.product", "search_read", [("code", "in", codes), ("salable", "=", True)], 0, None, None,
+            ["code", "sale_uom", "list_price"],
+        )
+        return {p["code"]: p for p in found}
+
     # -- parties and addresses --------------------------------------------------------------------
+
+    def customer(self, order: dict[str, Any]) -> Any:
+        return self._customer(order)
+
+    def invoice_address(self, party: Any) -> Any:
+        return self._invoice_address(party)
+
+    def shipment_address(self, party: Any, ship_to: dict[str, Any] | None) -> Any:
+        return self._shipment_address(party, ship_to)
 
     def _customer_code(self, order: dict[str, Any]) -> tuple[str, str | None]:
         for source in self.config.customer_code_from:
@@ -493,3 +534,47 @@ class TrytonConnector:
             self.client.model("sale.sale", "cancel", [sale["id"]])
         return Receipt(status=200, reference=sale["number"], detail={"sale_id": sale["id"], "state": "cancelled"})
 
+
+
+class _Lookup(Protocol):
+    """Where a create's ids come from: Tryton itself (send), or placeholders (render)."""
+
+    def products(self, codes: list[str]) -> dict[str, dict[str, Any]]: ...
+    def customer(self, order: dict[str, Any]) -> Any: ...
+    def invoice_address(self, party: Any) -> Any: ...
+    def shipment_address(self, party: Any, ship_to: dict[str, Any] | None) -> Any: ...
+
+
+class _Placeholders:
+    """The lookups of a create, answered with named placeholders instead of asking Tryton."""
+
+    def __init__(self, connector: TrytonConnector):
+        self.connector = connector
+        self.seen: dict[str, str] = {}
+
+    def _name(self, key: str, what: str) -> str:
+        self.seen[key] = what
+        return key
+
+    def products(self, codes: list[str]) -> dict[str, dict[str, Any]]:
+        return {
+            c: {
+                "id": self._name(f"<product {c}>", f"the id of the salable product with code {c!r}"),
+                "sale_uom": self._name(f"<sale unit of {c}>", f"the sale unit of product {c!r}"),
+                "list_price": self._name(f"<list price of {c}>", f"the list price of {c!r} (used when the line has no price)"),
+            }
+            for c in codes
+        }
+
+    def customer(self, order: dict[str, Any]) -> Any:
+        code, _ = self.connector._customer_code(order)
+        how = " (created if missing)" if self.connector.config.create_customers else ""
+        return self._name(f"<customer {code}>", f"the id of the party with code {code!r}{how}")
+
+    def invoice_address(self, party: Any) -> Any:
+        return self._name("<invoice address>", f"the first address of {party} (created if it has none)")
+
+    def shipment_address(self, party: Any, ship_to: dict[str, Any] | None) -> Any:
+        if not ship_to or not (ship_to.get("address_lines") or ship_to.get("city") or ship_to.get("postal_code")):
+            return None
+        return self._name("<shipment address>", f"the address of {party} equal to the order's ship-to (created if none is)")
