@@ -51,6 +51,7 @@ class OrderState(enum.StrEnum):
     DISPATCHED = "dispatched"  # every delivery sent
     DEAD = "dead"  # a delivery gave up; replay it once the cause is fixed
     SHIPPED = "shipped"  # the ERP or carrier reported it shipped: changes are held
+    INVOICED = "invoiced"  # invoiced (after or without a shipment): changes are held as for a shipped order
     SUPERSEDED = "superseded"  # a person's edit replaced it with a new version (`gateway edit`)
 
 
@@ -100,7 +101,9 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             (O.DISPATCHED, O.DEAD),  # a later delivery of the same order gave up
             (O.DEAD, O.VALIDATED),  # `gateway replay`
             (O.DEAD, O.DISPATCHED),
-            (O.DISPATCHED, O.SHIPPED),
+            (O.DISPATCHED, O.SHIPPED),  # gateway.fulfilment: a shipment recorded (`gateway ship`)
+            (O.DISPATCHED, O.INVOICED),  # invoiced before (or without) a ship notice
+            (O.SHIPPED, O.INVOICED),  # `gateway invoice`
         }
     ),
     DeliveryState: frozenset(

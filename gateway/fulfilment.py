@@ -1,0 +1,262 @@
+"""What happens to an order after it was sent: shipments, invoices, and the documents they earn.
+
+The one entry point for everyone who learns that an order shipped or was invoiced: the
+`gateway ship` / `gateway invoice` commands, the operator API (POST /api/orders/{id}/shipment
+and /invoice), and connectors reporting back from an ERP or a carrier (ShipStation, EasyPost):
+
+    from gateway.fulfilment import Fulfilment, Invoice, Shipment, ShippedLine
+
+    f = Fulfilment(store, config)
+    done = f.record_shipment("PO-1001", Shipment(carrier="UPS", tracking=("1Z999AA10123456784",),
+                                                 lines=(ShippedLine("WID-1", Decimal(2)),)))
+    done.state          # "shipped"
+    done.documents      # ["856 000000007"] when the partner wants ship notices
+    f.record_invoice(done.order_id, Invoice(number="INV-1", tax=Decimal("1.50")))
+    f.send_stock_report("acme")
+
+Each call is one transaction: the shipment or invoice row (`gateway.store.shipments`), the
+order's move (dispatched -> shipped -> invoiced, `gateway.states`), an event in its history
+naming the carrier and tracking numbers or the invoice, and the partner's document (856 /
+DESADV, 810 / INVOIC) as an outbox row for its channel, with the partner's next control
+numbers. Each document is read back (pyx12, pydifact: `gateway.acks.readback`) before it is
+queued; the dispatcher sends it like an acknowledgement and the partner's 997/CONTRL to it is
+matched like any other (`gateway documents`). A shipped or invoiced order refuses changes
+(ALREADY_SHIPPED, `gateway.versions`).
+
+Errors (`GatewayError`, nothing recorded): the order is unknown or ambiguous, it is not in a
+state that can ship (it must have been sent: dispatched, or shipped already for a further
+shipment), a shipped line names no line of the order, or a document cannot be written (a
+value holds an X12 separator). They are the caller's to fix, never retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.acks.invoice import Invoice, build_810, build_invoic, invoice_total
+from gateway.acks.model import AckValueError
+from gateway.acks.outbound import _planned
+from gateway.acks.readback import check_edifact, check_x12
+from gateway.acks.ship_notice import (
+    Shipment,
+    ShippedLine,
+    build_856,
+    build_desadv,
+    gs08_of,
+    shipped_lines,
+)
+from gateway.acks.stock_report import build_846, build_invrpt
+from gateway.errors import GatewayError
+from gateway.formats.base import Envelope
+from gateway.model import Order
+from gateway.states import OrderState
+from gateway.store import documents
+from gateway.store import shipments as repo
+from gateway.store.control_numbers import StoredControlNumbers
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from gateway.config import GatewayConfig, PartnerConfig
+    from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Fulfilment", "Invoice", "Recorded", "Shipment", "ShippedLine"]
+
+# Where a shipment or an invoice may be recorded, and the state it leaves the order in.
+_SHIP_FROM = {OrderState.DISPATCHED.value: OrderState.SHIPPED, OrderState.SHIPPED.value: None, OrderState.INVOICED.value: None}
+_INVOICE_FROM = {OrderState.DISPATCHED.value: OrderState.INVOICED, OrderState.SHIPPED.value: OrderState.INVOICED, OrderState.INVOICED.value: None}
+# What each standard's document of each kind is called, and how it is read back.
+_KINDS = {("shipment", "x12"): "856", ("shipment", "edifact"): "DESADV", ("invoice", "x12"): "810", ("invoice", "edifact"): "INVOIC"}
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What one call recorded."""
+
+    order_id: str
+    po_number: str | None
+    state: str  # the order's state afterwards
+    documents: list[str] = field(default_factory=list)  # "856 000000007 for acme", ...
+
+
+class Fulfilment:
+    """Records shipments and invoices on orders and queues the partners' documents."""
+
+    def __init__(self, store: Store, config: GatewayConfig):
+        self.store = store
+        self.config = config
+        self._partners = {p.name: p for p in config.partners}
+
+    def record_shipment(self, order: str, shipment: Shipment, *, by: str = "", now: dt.datetime | None = None) -> Recorded:
+        """Record `shipment` of `order` (an id, id prefix or PO number): the order is shipped,
+        its history names the carrier and tracking numbers, the partner gets its 856/DESADV
+        where it wants ship notices. GatewayError when it cannot be recorded (nothing is)."""
+        if not shipment.carrier.strip():
+            raise GatewayError("name the carrier of the shipment (--carrier)")
+        with self.store.begin() as conn:
+            row = repo.locked_order(conn, order)
+            model = self._order(row)
+            new = self._next(row, _SHIP_FROM, "shipped")
+            items = self._lines(model, shipment.lines)
+            tracking = ", ".join(shipment.tracking)
+            what = ", ".join(f"{line.sku or line.buyer_part_number or line.gtin or i + 1} x {q}" for i, line, q in items)
+            detail = f"shipped by {shipment.carrier}{' ' + shipment.service if shipment.service else ''}" + (
+                f", tracking {tracking}" if tracking else ""
+            ) + f": {what}" + (f" (recorded by {by})" if by else "")
+            data = {
+                "carrier": shipment.carrier, "service": shipment.service, "tracking": list(shipment.tracking),
+                "ship_date": (shipment.ship_date or dt.date.today()).isoformat(),
+                "lines": [{"sku": s.sku, "quantity": str(s.quantity)} for s in shipment.lines],
+            }
+            repo.record(
+                conn, row, "shipment", data, new_state=new, detail=detail, carrier=shipment.carrier[:60],
+                service=(shipment.service or "")[:60] or None, tracking=tracking[:400] or None, day=shipment.ship_date, by=by,
+            )
+            cfg = self._partners.get(row["partner"] or "")
+            sent = self._document(conn, row, model, cfg, "shipment", shipment, now) if cfg is not None and cfg.acks.ship_notice else []
+            return Recorded(row["id"], row["po_number"], (new or OrderState(row["state"])).value, sent)
+
+    def record_invoice(self, order: str, invoice: Invoice, *, by: str = "", now: dt.datetime | None = None) -> Recorded:
+        """Record `invoice` of `order`: the order is invoiced, its history names the invoice,
+        the partner gets its 810/INVOIC where it wants invoices."""
+        if not invoice.number.strip():
+            raise GatewayError("give the invoice number (--number)")
+        with self.store.begin() as conn:
+            row = repo.locked_order(conn, order)
+            model = self._order(row)
+            new = self._next(row, _INVOICE_FROM, "invoiced")
+            self._lines(model, invoice.lines)
+            try:
+                total = invoice_total(model, invoice)
+            except AckValueError as exc:
+                raise GatewayError(str(exc)) from None
+            currency = invoice.currency or model.currency or ""
+            detail = f"invoiced: invoice {invoice.number}, total {total} {currency}".rstrip() + (f" (recorded by {by})" if by else "")
+            data = {
+                "number": invoice.number, "date": (invoice.date or dt.date.today()).isoformat(), "currency": currency or None,
+                "tax": None if invoice.tax is None else str(invoice.tax), "freight": None if invoice.freight is None else str(invoice.freight),
+                "total": str(total), "lines": [{"sku": s.sku, "quantity": str(s.quantity)} for s in invoice.lines],
+            }
+            repo.record(conn, row, "invoice", data, new_state=new, detail=detail, number=invoice.number[:60], day=invoice.date, total=total, by=by)
+            cfg = self._partners.get(row["partner"] or "")
+            sent = self._document(conn, row, model, cfg, "invoice", invoice, now) if cfg is not None and cfg.acks.invoice else []
+            return Recorded(row["id"], row["po_number"], (new or OrderState(row["state"])).value, sent)
+
+    def send_stock_report(self, partner: str, *, now: dt.datetime | None = None) -> str:
+        """Queue an 846/INVRPT with the stock available for `partner` now (its
+        acks.stock_report.skus, else every SKU); returns what was queued."""
+        cfg = self._partners.get(partner)
+        if cfg is None:
+            raise GatewayError(f"no partner named {partner!r}; `gateway partners` lists them")
+        skus = cfg.acks.stock_report.skus if cfg.acks.stock_report is not None else None
+        with self.store.begin() as conn:
+            levels = repo.available_stock(conn, skus)
+            envelope, gs08 = self._report_envelope(conn, cfg)
+            numbers = StoredControlNumbers(conn)
+            try:
+                if envelope.standard == "x12":
+                    kind, text = "846", build_846(levels, envelope=envelope, control_numbers=numbers, partner=cfg.name, gs08=gs08, now=now)
+                    check_x12(text, kind)
+                else:
+                    kind, text = "INVRPT", build_invrpt(levels, envelope=envelope, control_numbers=numbers, partner=cfg.name, now=now)
+                    check_edifact(text, kind)
+            except AckValueError as exc:
+                raise GatewayError(f"no stock report for {partner}: {exc}") from None
+            numbers.save()
+            return self._queue(conn, None, None, cfg, kind, text, f"{len(levels)} SKU(s)")
+
+    # -- the pieces ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _order(row: dict[str, Any]) -> Order:
+        data = row["data"]
+        if data is None:
+            raise GatewayError(f"order {row['id'][:8]} was refused unread; it has nothing to ship or invoice")
+        return Order.model_validate_json(data) if isinstance(data, str | bytes) else Order.model_validate(data)
+
+    @staticmethod
+    def _next(row: dict[str, Any], moves: dict[str, OrderState | None], what: str) -> OrderState | None:
+        if row["state"] not in moves:
+            raise GatewayError(
+                f"order {row['id'][:8]} (PO {row['po_number']}) is {row['state']}: only an order sent to its "
+                f"connectors (dispatched) can be {what}"
+            )
+        return moves[row["state"]]
+
+    @staticmethod
+    def _lines(order: Order, lines: tuple[ShippedLine, ...]) -> list[Any]:
+        try:
+            return shipped_lines(order, lines)
+        except AckValueError as exc:
+            raise GatewayError(str(exc)) from None
+
+    def _document(self, conn: Connection, row: dict[str, Any], order: Order, cfg: PartnerConfig, what: str, fact: Any, now: dt.datetime | None) -> list[str]:
+        """Build, read back and queue the partner's document for a shipment or an invoice."""
+        standard = str(order.channel)
+        kind = _KINDS.get((what, standard))
+        if kind is None:
+            return []  # an order that did not come by EDI gets no EDI document
+        numbers = StoredControlNumbers(conn)
+        builders: dict[str, Callable[..., str]] = {"856": build_856, "DESADV": build_desadv, "810": build_810, "INVOIC": build_invoic}
+        try:
+            text = builders[kind](order, fact, control_numbers=numbers, partner=cfg.name, now=now)
+            if standard == "x12":
+                check_x12(text, kind)
+            else:
+                check_edifact(text, kind)
+        except AckValueError as exc:
+            raise GatewayError(f"no {kind} for PO {order.po_number}: {exc}") from None
+        numbers.save()
+        return [self._queue(conn, row["message_id"], row["id"], cfg, kind, text, f"PO {order.po_number}")]
+
+    @staticmethod
+    def _queue(conn: Connection, message_id: str | None, order_id: str | None, cfg: PartnerConfig, kind: str, text: str, about: str) -> str:
+        p = _planned(kind, cfg, text)
+        doc = documents.NewDocument(
+            kind=kind, partner=cfg.name, body=text.encode("utf-8"), channel=p.channel, control_number=p.control_number, order_id=order_id,
+            held_reason=None if p.channel is not None else f"partner {cfg.name} has no outbound channel (acks.outbound, acks.sftp or acks.email) configured",
+        )
+        said = f"{documents.describe(kind, p.control_number, cfg.name)} ({about})"
+        documents.queue(conn, message_id, [doc], event_detail=said)
+        return said
+
+    @staticmethod
+    def _report_envelope(conn: Connection, cfg: PartnerConfig) -> tuple[Envelope, str]:
+        """The envelope a stock report answers: the partner's last EDI order's, else one made
+        from its first configured id and ours (acks.x12_id / acks.edifact_id)."""
+        for channel in ("x12", "edifact"):
+            last = repo.latest_order_of(conn, cfg.name, channel)
+            if last is not None:
+                data = last["data"]
+                order = Order.model_validate_json(data) if isinstance(data, str | bytes) else Order.model_validate(data)
+                s = order.source
+                env = Envelope(
+                    standard=channel, sender_id=s.sender_id, sender_qualifier=s.sender_qualifier, receiver_id=s.receiver_id,
+                    receiver_qualifier=s.receiver_qualifier, test_indicator=s.test_indicator,
+                )
+                return env, gs08_of(order)
+        if cfg.x12_ids and cfg.acks.x12_id:
+            theirs, ours = _split(cfg.x12_ids[0], ":", qualifier_first=True), _split(cfg.acks.x12_id, ":", qualifier_first=True)
+            return Envelope(standard="x12", sender_id=theirs[1], sender_qualifier=theirs[0], receiver_id=ours[1], receiver_qualifier=ours[0]), "004010"
+        if cfg.edifact_ids and cfg.acks.edifact_id:
+            theirs, ours = _split(cfg.edifact_ids[0], ":", qualifier_first=False), _split(cfg.acks.edifact_id, ":", qualifier_first=False)
+            return Envelope(standard="edifact", sender_id=theirs[1], sender_qualifier=theirs[0], receiver_id=ours[1], receiver_qualifier=ours[0]), ""
+        raise GatewayError(
+            f"partner {cfg.name} has sent no EDI order yet and its configuration names no ids for the envelope: "
+            "set its x12_ids and acks.x12_id (or edifact_ids and acks.edifact_id)"
+        )
+
+
+def _split(value: str, sep: str, *, qualifier_first: bool) -> tuple[str | None, str]:
+    """(qualifier, id) of 'QQ:ID' (X12) or 'ID:QQ' (EDIFACT); no qualifier: X12 ZZ, EDIFACT none."""
+    if sep not in value:
+        return ("ZZ" if qualifier_first else None), value
+    a, b = value.split(sep, 1)
+    return (a, b) if qualifier_first else (b, a)
+
