@@ -34,6 +34,7 @@ scheduler's "maximum number of running instances reached" is a debug line, not a
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -278,6 +279,14 @@ def _serve(
     if gw.ack_limits:  # documents a partner did not acknowledge in time: one warning each
         every = max(1.0, min(60.0, min(gw.ack_limits.values()) * 30))  # twice per the shortest limit, at most once a minute
         sched.add_job(_guard("overdue", gw.check_overdue), "interval", seconds=every, id="overdue", name="overdue", next_run_time=_now())
+    for partner in (p for p in cfg.partners if p.acks.stock_report is not None):
+        # Stock reports (846 / INVRPT, gateway.fulfilment) on each partner's own schedule; the
+        # first one interval after start, so that restarts do not send extra reports.
+        from gateway.fulfilment import Fulfilment
+
+        job = f"stock-report:{partner.name}"
+        report = functools.partial(Fulfilment(gw.store, cfg).send_stock_report, partner.name)
+        sched.add_job(_guard(job, report), "interval", minutes=partner.acks.stock_report.every_minutes, id=job, name=job)  # type: ignore[union-attr]
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It

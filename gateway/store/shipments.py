@@ -42,7 +42,7 @@ def locked_order(conn: Connection, given: str, *, partner: str | None = None) ->
         q = q.with_for_update()
     rows = [dict(r._mapping) for r in conn.execute(q)]
     if not rows:
-        raise GatewayError(f"no order with id or PO number {ident!r}; `gateway orders` lists them")
+        raise GatewayError(f"no order has an id or PO number {ident!r}; `gateway orders` lists them")
     keys = {r["order_key"] for r in rows}
     if len(rows) > 1 and (len(keys) > 1 or None in keys):
         ids = ", ".join(f"{r['id'][:8]} (PO {r['po_number']}, {r['partner'] or '-'})" for r in rows[:5])

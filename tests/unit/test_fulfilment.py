@@ -1,0 +1,151 @@
+"""Shipments, invoices and stock reports recorded on stored orders (gateway.fulfilment), on both
+databases: the order's moves and history, the partner's documents with consecutive control
+numbers, refusals that record nothing, and the partner's 997 / CONTRL matched to what we sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from gateway.acks.readback import check_x12
+from gateway.config import GatewayConfig
+from gateway.connector import Capabilities, RawMessage
+from gateway.errors import GatewayError
+from gateway.fulfilment import Fulfilment, Invoice, Shipment, ShippedLine
+from gateway.partners import PartnerDirectory
+from gateway.pipeline import Pipeline
+from gateway.store import tables as t
+from tests.support.x12gen import interchange, po
+
+CONFIG = GatewayConfig.model_validate(
+    {
+        "connectors": [{"type": "file", "name": "erp", "path": "/nonexistent"}],
+        "partners": [
+            {
+                "name": "acme", "x12_ids": ["ZZ:ACMERETAIL"],
+                "acks": {
+                    "functional": False, "ship_notice": True, "invoice": True, "outbound": "/srv/acme/out",
+                    "stock_report": {"every_minutes": 60, "skus": ["SKU-1", "SKU-2", "SKU-9"]},
+                },
+            },
+            {"name": "quiet", "x12_ids": ["ZZ:QUIETCO"], "acks": {"functional": False}},
+        ],
+    }
+)
+LINES = [("2", "9.99", "SKU-1"), ("3", "5.00", "SKU-2")]
+
+
+def pipeline(store):  # type: ignore[no-untyped-def]
+    return Pipeline(store, connectors=["erp"], partners=PartnerDirectory(CONFIG.partners), capabilities={"erp": Capabilities(updates=True, cancels=True)})
+
+
+def send(p: Pipeline, text: str, ref: str) -> None:
+    r = p.receive(RawMessage(body=text.encode(), source="t", source_ref=ref, display_name=f"{ref}.edi"))
+    p.process(r.message_id)
+
+
+def dispatched(store, *pos: str) -> None:  # type: ignore[no-untyped-def]
+    with store.begin() as c:
+        c.execute(update(t.orders).where(t.orders.c.po_number.in_(pos)).values(state="dispatched"))
+
+
+def order_row(store, po_number: str):  # type: ignore[no-untyped-def]
+    with store.engine.connect() as c:
+        return c.execute(select(t.orders).where(t.orders.c.po_number == po_number).order_by(t.orders.c.version.desc())).mappings().first()
+
+
+def docs(store):  # type: ignore[no-untyped-def]
+    with store.engine.connect() as c:
+        return list(c.execute(select(t.outbox).where(t.outbox.c.kind != "order").order_by(t.outbox.c.id)).mappings())
+
+
+def events(store, order_id: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with store.engine.connect() as c:
+        return [(e.kind, e.detail) for e in c.execute(select(t.events).where(t.events.c.order_id == order_id).order_by(t.events.c.id))]
+
+
+def test_ship_then_invoice_moves_the_order_records_history_and_queues_the_partners_documents(store) -> None:  # type: ignore[no-untyped-def]
+    p = pipeline(store)
+    send(p, interchange([po(f"PO-{i}", LINES, st=f"{i:04d}") for i in (1, 2, 3)]), "1")
+    send(p, interchange([po("Q-1", LINES)], sender="QUIETCO", icn="000000002"), "2")
+    dispatched(store, "PO-1", "PO-2", "Q-1")
+    f = Fulfilment(store, CONFIG)
+
+    done = f.record_shipment("PO-1", Shipment("UPSN", ("1Z999AA10123456784",), "GROUND", (ShippedLine("SKU-1", Decimal(1)),)), by="ann")
+    assert done.state == "shipped" and done.documents == ["856 000000001 for acme (PO PO-1)"]
+    again = f.record_shipment("PO-1", Shipment("UPSN", ("1Z999AA10123456791",)))  # the rest, later: still shipped
+    assert again.state == "shipped" and again.documents[0].startswith("856 000000002 ")
+    inv = f.record_invoice(done.order_id[:8], Invoice("INV-1", tax=Decimal("1.20")))
+    assert inv.state == "invoiced" and inv.documents[0].startswith("810 000000003 ")
+    assert f.record_invoice("PO-2", Invoice("INV-2")).state == "invoiced"  # invoiced without a ship notice
+    assert f.record_shipment("Q-1", Shipment("FDEG")).documents == []  # this partner wants none
+
+    history = events(store, done.order_id)
+    assert any(k == "shipment" and "tracking 1Z999AA10123456784" in d and "recorded by ann" in d for k, d in history)
+    assert any(k == "invoice" and "invoice INV-1, total 36.18" in d for k, d in history)  # 2*9.99 + 3*5 + 1.20
+    rows = docs(store)
+    assert [(r["kind"], r["control_number"], r["state"], r["connector"]) for r in rows] == [
+        ("856", "000000001", "pending", "folder:/srv/acme/out"), ("856", "000000002", "pending", "folder:/srv/acme/out"),
+        ("810", "000000003", "pending", "folder:/srv/acme/out"), ("810", "000000004", "pending", "folder:/srv/acme/out"),
+    ]
+    for r in rows:
+        check_x12(r["body"].decode(), r["kind"])
+    assert rows[0]["order_id"] == done.order_id and rows[0]["group_control_number"] == "1"
+
+    # Refusals record nothing: an order not sent yet, an unknown item, an unknown order.
+    with pytest.raises(GatewayError, match="is validated: only an order sent"):
+        f.record_shipment("PO-3", Shipment("UPSN"))
+    dispatched(store, "PO-3")
+    with pytest.raises(GatewayError, match="no line with item 'NOPE'"):
+        f.record_shipment("PO-3", Shipment("UPSN", lines=(ShippedLine("NOPE", Decimal(1)),)))
+    with pytest.raises(GatewayError, match="no order has an id or PO number"):
+        f.record_invoice("PO-404", Invoice("INV-9"))
+    assert order_row(store, "PO-3")["state"] == "dispatched" and len(docs(store)) == 4
+
+    # A change to a shipped or invoiced order waits for a person.
+    send(p, interchange([po("PO-1", [("9", "9.99", "SKU-1")], purpose="04")], icn="000000003"), "3")
+    change = order_row(store, "PO-1")
+    assert change["version"] == 2 and change["state"] == "held" and change["reason"] == "ALREADY_SHIPPED"
+
+
+def test_the_partners_997_and_contrl_are_matched_to_our_documents(store) -> None:  # type: ignore[no-untyped-def]
+    p = pipeline(store)
+    send(p, interchange([po("PO-1", LINES)]), "1")
+    dispatched(store, "PO-1")
+    f = Fulfilment(store, CONFIG)
+    f.record_shipment("PO-1", Shipment("UPSN", ("1Z1",)))
+    f.record_invoice("PO-1", Invoice("INV-1"))
+    ack = [
+        "ISA*00*          *00*          *ZZ*ACMERETAIL     *ZZ*WIDGETCO       *261127*1000*U*00401*000005001*0*P*>",
+        "GS*FA*ACMERETAIL*WIDGETCO*20261127*1000*5001*X*004010", "ST*997*0001", "AK1*SH*1", "AK2*856*0001", "AK5*A", "AK9*A*1*1*1",
+        "SE*6*0001", "ST*997*0002", "AK1*IN*2", "AK2*810*0001", "AK5*R*5", "AK9*R*1*1*0", "SE*6*0002", "GE*2*5001", "IEA*1*000005001",
+    ]
+    send(p, "~\n".join(ack) + "~\n", "ack")
+    assert [(r["kind"], r["ack_status"], r["ack_code"]) for r in docs(store)] == [("856", "accepted", "A"), ("810", "rejected", "R")]
+
+
+def test_stock_report_from_the_inventory_master_data(store) -> None:  # type: ignore[no-untyped-def]
+    f = Fulfilment(store, CONFIG)
+    with pytest.raises(GatewayError, match="no EDI order yet"):
+        f.send_stock_report("acme")  # no order to take the envelope from, and no acks.x12_id
+    with pytest.raises(GatewayError, match="no partner named 'nobody'"):
+        f.send_stock_report("nobody")
+    now = dt.datetime.now(dt.UTC)
+    with store.begin() as c:
+        c.execute(insert(t.stock), [
+            {"sku": "SKU-1", "warehouse": "A", "on_hand": 10, "reserved": 3, "source": "t", "updated_at": now},
+            {"sku": "SKU-1", "warehouse": "B", "on_hand": 5, "reserved": 0, "source": "t", "updated_at": now},
+            {"sku": "SKU-2", "warehouse": "A", "on_hand": 1, "reserved": 1, "source": "t", "updated_at": now},
+            {"sku": "OTHER", "warehouse": "A", "on_hand": 7, "reserved": 0, "source": "t", "updated_at": now},
+        ])
+    send(pipeline(store), interchange([po("PO-1", LINES)]), "1")
+    said = f.send_stock_report("acme")
+    assert said == "846 000000001 for acme (3 SKU(s))"
+    (row,) = docs(store)
+    body = row["body"].decode()
+    check_x12(body, "846")
+    assert "LIN**VP*SKU-1~QTY*33*12*EA~LIN**VP*SKU-2~QTY*33*0*EA~LIN**VP*SKU-9~QTY*33*0*EA~" in body
+    assert "*ZZ*WIDGETCO       *ZZ*ACMERETAIL     *" in body and row["order_id"] is None
