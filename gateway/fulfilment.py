@@ -21,7 +21,9 @@ DESADV, 810 / INVOIC) as an outbox row for its channel, with the partner's next 
 numbers. Each document is read back (pyx12, pydifact: `gateway.acks.readback`) before it is
 queued; the dispatcher sends it like an acknowledgement and the partner's 997/CONTRL to it is
 matched like any other (`gateway documents`). A shipped or invoiced order refuses changes
-(ALREADY_SHIPPED, `gateway.versions`).
+(ALREADY_SHIPPED, `gateway.versions`). With `acks.shipping_email` and `smtp:`, the buyer (the
+order's customer e-mail, else its buyer contact's) gets a shipping confirmation e-mail,
+queued in the same transaction and sent as an order confirmation is.
 
 Errors (`GatewayError`, nothing recorded): the order is unknown or ambiguous, it is not in a
 state that can ship (it must have been sent: dispatched, or shipped already for a further
@@ -33,8 +35,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.acks.invoice import Invoice, build_810, build_invoic, invoice_total
@@ -66,7 +71,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Fulfilment", "Invoice", "Recorded", "Shipment", "ShippedLine"]
+__all__ = ["Fulfilment", "Invoice", "Recorded", "Shipment", "ShippedLine", "buyer_address", "shipping_email"]
 
 # Where a shipment or an invoice may be recorded, and the state it leaves the order in.
 _SHIP_FROM = {OrderState.DISPATCHED.value: OrderState.SHIPPED, OrderState.SHIPPED.value: None, OrderState.INVOICED.value: None}
@@ -114,12 +119,14 @@ class Fulfilment:
                 "ship_date": (shipment.ship_date or dt.date.today()).isoformat(),
                 "lines": [{"sku": s.sku, "quantity": str(s.quantity)} for s in shipment.lines],
             }
-            repo.record(
+            number = repo.record(
                 conn, row, "shipment", data, new_state=new, detail=detail, carrier=shipment.carrier[:60],
                 service=(shipment.service or "")[:60] or None, tracking=tracking[:400] or None, day=shipment.ship_date, by=by,
             )
             cfg = self._partners.get(row["partner"] or "")
             sent = self._document(conn, row, model, cfg, "shipment", shipment, now) if cfg is not None and cfg.acks.ship_notice else []
+            if cfg is not None and cfg.acks.shipping_email:
+                sent += self._shipping_email(conn, row, model, shipment, items, number)
             return Recorded(row["id"], row["po_number"], (new or OrderState(row["state"])).value, sent)
 
     def record_invoice(self, order: str, invoice: Invoice, *, by: str = "", now: dt.datetime | None = None) -> Recorded:
@@ -215,6 +222,29 @@ class Fulfilment:
         numbers.save()
         return [self._queue(conn, row["message_id"], row["id"], cfg, kind, text, f"PO {order.po_number}")]
 
+    def _shipping_email(self, conn: Connection, row: dict[str, Any], order: Order, shipment: Shipment, items: list[Any], number: int) -> list[str]:
+        """The buyer's shipping confirmation, queued for `smtp:` as a stored e-mail (sent as it
+        is by the dispatcher, like an order confirmation); none without smtp: or a usable
+        buyer address."""
+        smtp = self.config.smtp
+        to = buyer_address(order)
+        if smtp is None or to is None:
+            why = "no smtp: section" if smtp is None else "the order names no usable buyer e-mail"
+            log.info("no shipping e-mail for PO %s: %s", order.po_number, why)
+            return []
+        from email import policy
+
+        from gateway.email_reply import make_message_id
+
+        msg = shipping_email(order, shipment, items, to=to, from_address=smtp.from_address)
+        msg["Message-ID"] = make_message_id(f"shipment-{number}", smtp.from_domain)
+        doc = documents.NewDocument(
+            kind=documents.CONFIRMATION, partner=row["partner"], body=msg.as_bytes(policy=policy.SMTP), channel="smtp", order_id=row["id"]
+        )
+        said = f"shipping e-mail to {to} (PO {order.po_number})"
+        documents.queue(conn, None, [doc], event_detail=said)
+        return [said]
+
     @staticmethod
     def _queue(conn: Connection, message_id: str | None, order_id: str | None, cfg: PartnerConfig, kind: str, text: str, about: str) -> str:
         p = _planned(kind, cfg, text)
@@ -251,6 +281,46 @@ class Fulfilment:
             f"partner {cfg.name} has sent no EDI order yet and its configuration names no ids for the envelope: "
             "set its x12_ids and acks.x12_id (or edifact_ids and acks.edifact_id)"
         )
+
+
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
+
+
+def buyer_address(order: Order) -> str | None:
+    """The buyer's e-mail (a cart's customer e-mail, else the buyer's contact), only when it is
+    one plain address: anything else from the order never becomes a recipient."""
+    contact = order.buyer.contact if order.buyer is not None else None
+    for value in (order.customer_email, contact.email if contact is not None else None):
+        if value and len(value) <= 254 and _ADDRESS.fullmatch(value.strip()):
+            return value.strip()
+    return None
+
+
+def _plain(value: object) -> str:
+    """A value from the order as one line of mail text: control characters dropped."""
+    return "".join(c for c in str(value) if c >= " " and c != "\x7f")[:200]
+
+
+def shipping_email(order: Order, shipment: Shipment, items: list[Any], *, to: str, from_address: str) -> EmailMessage:
+    """The shipping confirmation to the buyer: carrier, service, tracking numbers and lines."""
+    msg = EmailMessage()
+    msg["From"] = from_address
+    msg["To"] = to
+    msg["Subject"] = f"Your order {_plain(order.po_number)} has shipped"
+    msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
+    lines = [
+        f"Your order {_plain(order.po_number)} has shipped with {_plain(shipment.carrier)}"
+        + (f" ({_plain(shipment.service)})" if shipment.service else "") + ".",
+        "",
+    ]
+    if shipment.tracking:
+        lines += ["Tracking number(s):", *(f"  {_plain(t)}" for t in shipment.tracking), ""]
+    lines.append("Shipped:")
+    for i, line, quantity in items:
+        name = line.description or line.sku or line.buyer_part_number or line.gtin or f"line {i + 1}"
+        lines.append("  " + " ".join(v for v in (str(quantity), _plain(line.uom or ""), _plain(name)) if v))
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
 
 
 def _split(value: str, sep: str, *, qualifier_first: bool) -> tuple[str | None, str]:

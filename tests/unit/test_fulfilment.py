@@ -5,6 +5,7 @@ numbers, refusals that record nothing, and the partner's 997 / CONTRL matched to
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -149,3 +150,38 @@ def test_stock_report_from_the_inventory_master_data(store) -> None:  # type: ig
     check_x12(body, "846")
     assert "LIN**VP*SKU-1~QTY*33*12*EA~LIN**VP*SKU-2~QTY*33*0*EA~LIN**VP*SKU-9~QTY*33*0*EA~" in body
     assert "*ZZ*WIDGETCO       *ZZ*ACMERETAIL     *" in body and row["order_id"] is None
+
+
+def test_the_buyer_gets_a_shipping_email_when_the_partner_wants_one(store) -> None:  # type: ignore[no-untyped-def]
+    from email import policy
+    from email.parser import BytesParser
+
+    cfg = GatewayConfig.model_validate(
+        {
+            "connectors": [{"type": "file", "name": "erp", "path": "/nonexistent"}],
+            "smtp": {"host": "127.0.0.1", "port": 2525, "tls": "none", "from_address": "Orders <orders@widgetco.example>"},
+            "partners": [{"name": "acme", "x12_ids": ["ZZ:ACMERETAIL"], "acks": {"functional": False, "shipping_email": True}}],
+        }
+    )
+    p = pipeline(store)
+    send(p, interchange([po("PO-1", LINES, st="0001"), po("PO-2", LINES, st="0002")]), "1")
+    dispatched(store, "PO-1", "PO-2")
+    with store.begin() as c:
+        row = c.execute(select(t.orders.c.id, t.orders.c.data).where(t.orders.c.po_number == "PO-1")).one()
+        data = dict(row.data) if isinstance(row.data, dict) else json.loads(row.data)
+        data["customer_email"] = "jane@buyer.example"
+        c.execute(update(t.orders).where(t.orders.c.id == row.id).values(data=data))
+        other = c.execute(select(t.orders.c.id, t.orders.c.data).where(t.orders.c.po_number == "PO-2")).one()
+        data = dict(other.data) if isinstance(other.data, dict) else json.loads(other.data)
+        data["customer_email"] = "x@y.example\r\nBcc: all@evil.example"  # never a recipient
+        c.execute(update(t.orders).where(t.orders.c.id == other.id).values(data=data))
+    f = Fulfilment(store, cfg)
+    done = f.record_shipment("PO-1", Shipment("UPSN", ("1Z999AA10123456784",), "GROUND"))
+    assert done.documents == ["shipping e-mail to jane@buyer.example (PO PO-1)"]
+    assert f.record_shipment("PO-2", Shipment("UPSN")).documents == []
+    (row,) = docs(store)
+    assert (row["kind"], row["connector"], row["order_id"]) == ("MAILREPLY", "smtp", done.order_id)
+    msg = BytesParser(policy=policy.default).parsebytes(row["body"])
+    assert msg["To"] == "jane@buyer.example" and msg["Subject"] == "Your order PO-1 has shipped"
+    text = msg.get_content()
+    assert "with UPSN (GROUND)" in text and "  1Z999AA10123456784" in text and "  2 EA SKU-1" in text
