@@ -272,10 +272,11 @@ class Fulfilment:
                 )
                 return env, gs08_of(order)
         if cfg.x12_ids and cfg.acks.x12_id:
-            theirs, ours = _split(cfg.x12_ids[0], ":", qualifier_first=True), _split(cfg.acks.x12_id, ":", qualifier_first=True)
+            theirs, ours = _split(cfg.x12_ids[0], qualifier_first=True, default="ZZ"), _split(cfg.acks.x12_id, qualifier_first=True, default="ZZ")
             return Envelope(standard="x12", sender_id=theirs[1], sender_qualifier=theirs[0], receiver_id=ours[1], receiver_qualifier=ours[0]), "004010"
         if cfg.edifact_ids and cfg.acks.edifact_id:
-            theirs, ours = _split(cfg.edifact_ids[0], ":", qualifier_first=False), _split(cfg.acks.edifact_id, ":", qualifier_first=False)
+            # edifact_ids are written 'QQ:ID', acks.edifact_id 'ID:QQ' (as config.py describes them)
+            theirs, ours = _split(cfg.edifact_ids[0], qualifier_first=True), _split(cfg.acks.edifact_id, qualifier_first=False)
             return Envelope(standard="edifact", sender_id=theirs[1], sender_qualifier=theirs[0], receiver_id=ours[1], receiver_qualifier=ours[0]), ""
         raise GatewayError(
             f"partner {cfg.name} has sent no EDI order yet and its configuration names no ids for the envelope: "
@@ -323,10 +324,9 @@ def shipping_email(order: Order, shipment: Shipment, items: list[Any], *, to: st
     return msg
 
 
-def _split(value: str, sep: str, *, qualifier_first: bool) -> tuple[str | None, str]:
-    """(qualifier, id) of 'QQ:ID' (X12) or 'ID:QQ' (EDIFACT); no qualifier: X12 ZZ, EDIFACT none."""
-    if sep not in value:
-        return ("ZZ" if qualifier_first else None), value
-    a, b = value.split(sep, 1)
+def _split(value: str, *, qualifier_first: bool, default: str | None = None) -> tuple[str | None, str]:
+    """(qualifier, id) of 'QQ:ID' or 'ID:QQ'; without a colon, (`default`, value)."""
+    if ":" not in value:
+        return default, value
+    a, b = value.split(":", 1)
     return (a, b) if qualifier_first else (b, a)
-

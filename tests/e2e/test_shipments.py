@@ -5,22 +5,24 @@ and the operator HTTP API, and the 856s and 810s in the partner's outbound folde
     `gateway ship --file` (one process)          140 shipped, one row naming no order refused (exit 1)
     POST /api/orders/{PO}/shipment (x10)         the other 10 shipped over HTTP; 401 without the token
     `gateway invoice --file` (one process)       140 invoiced; one more over HTTP
+    `gateway send-stock-report acme`             an 846 with the stock of the master data
     changes (850 BEG01 04) to a shipped and an   held ALREADY_SHIPPED
-    invoiced order, `gateway run --once`         every 856 and 810 written to acme's folder: 291
-                                                 interchanges, ISA13 1..291 with no gap, each read
+    invoiced order, `gateway run --once`         every 856, 810 and the 846 written to acme's folder:
+                                                 292 interchanges, ISA13 1..292 with no gap, each read
                                                  back by pyx12; tracking numbers in the history
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, insert, select
 
 from gateway.acks.readback import check_x12
 from gateway.store import tables as t
@@ -140,6 +142,18 @@ def test_150_orders_shipped_and_invoiced_through_the_cli_and_http_send_856s_and_
     said = _run(cfg, "invoice", "--file", str(tmp_path / "inv.csv"))
     assert "140 invoice(s) recorded" in said
 
+    # A stock report now (in process: the same command, without another interpreter start).
+    from typer.testing import CliRunner
+
+    from gateway.cli import app as cli
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.begin() as c:
+        now = dt.datetime.now(dt.UTC)
+        c.execute(insert(t.stock), [{"sku": f"SKU-{k}", "warehouse": "W1", "on_hand": 100 * k, "reserved": 0, "source": "t", "updated_at": now} for k in (1, 2)])
+    done = CliRunner().invoke(cli, ["send-stock-report", "acme", "--config", str(cfg)])
+    assert done.exit_code == 0 and "queued 846 000000292 for acme (2 SKU(s))" in done.output, done.output
+
     # Changes to a shipped and an invoiced order wait for a person; the documents go out.
     changes = [po(p, [("9", "9.99", "SKU-1")], st=f"{i + 1:04d}", purpose="04") for i, p in enumerate((by_http[1], by_cli[0]))]
     (tmp_path / "inbox" / "changes.edi").write_text(interchange(changes, icn="000000999", gcn="999"))
@@ -147,7 +161,7 @@ def test_150_orders_shipped_and_invoiced_through_the_cli_and_http_send_856s_and_
 
     files = sorted((tmp_path / "out-acme").iterdir())
     kinds = [f.name.split("-", 1)[0] for f in files]
-    assert kinds.count("856") == len(pos) and kinds.count("810") == len(by_cli) + 1
+    assert kinds.count("856") == len(pos) and kinds.count("810") == len(by_cli) + 1 and kinds.count("846") == 1
     isa13 = []
     for f in files:
         text = f.read_text()
@@ -157,7 +171,6 @@ def test_150_orders_shipped_and_invoiced_through_the_cli_and_http_send_856s_and_
     shipped = {re.search(r"PRF\*([^*~]+)", f.read_text()).group(1) for f in files if f.name.startswith("856")}  # type: ignore[union-attr]
     assert shipped == set(pos)
 
-    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
     with engine.connect() as c:
         o = t.orders
         states = {(r.po_number, r.version): (r.state, r.reason) for r in c.execute(select(o.c.po_number, o.c.version, o.c.state, o.c.reason))}

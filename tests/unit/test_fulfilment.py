@@ -1,6 +1,7 @@
 """Shipments, invoices and stock reports recorded on stored orders (gateway.fulfilment), on both
 databases: the order's moves and history, the partner's documents with consecutive control
-numbers, refusals that record nothing, and the partner's 997 / CONTRL matched to what we sent."""
+numbers, refusals that record nothing, the partner's 997 / CONTRL matched to what we sent, the
+stock report's envelope and quantities, and the buyer's shipping e-mail."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import insert, select, update
 
-from gateway.acks.readback import check_x12
+from gateway.acks.readback import check_edifact, check_x12
 from gateway.config import GatewayConfig
 from gateway.connector import Capabilities, RawMessage
 from gateway.errors import GatewayError
@@ -19,6 +20,7 @@ from gateway.fulfilment import Fulfilment, Invoice, Shipment, ShippedLine
 from gateway.partners import PartnerDirectory
 from gateway.pipeline import Pipeline
 from gateway.store import tables as t
+from tests.e2e.helpers import ROOT
 from tests.support.x12gen import interchange, po
 
 CONFIG = GatewayConfig.model_validate(
@@ -33,6 +35,8 @@ CONFIG = GatewayConfig.model_validate(
                 },
             },
             {"name": "quiet", "x12_ids": ["ZZ:QUIETCO"], "acks": {"functional": False}},
+            {"name": "stocky", "edifact_ids": ["14:4000001000002"], "acks": {"functional": False, "edifact_id": "4000009000008:14", "outbound": "/srv/s"}},
+            {"name": "eddy", "edifact_ids": ["14:5412345000013"], "acks": {"functional": False, "ship_notice": True, "invoice": True, "outbound": "/srv/eddy"}},
         ],
     }
 )
@@ -106,26 +110,38 @@ def test_ship_then_invoice_moves_the_order_records_history_and_queues_the_partne
         f.record_invoice("PO-404", Invoice("INV-9"))
     assert order_row(store, "PO-3")["state"] == "dispatched" and len(docs(store)) == 4
 
+    # The partner's 997 is matched to our 856 and 810 by their GS06 (AK1 02).
+    ack = [
+        "ISA*00*          *00*          *ZZ*ACMERETAIL     *ZZ*WIDGETCO       *261127*1000*U*00401*000005001*0*P*>",
+        "GS*FA*ACMERETAIL*WIDGETCO*20261127*1000*5001*X*004010", "ST*997*0001", "AK1*SH*1", "AK2*856*0001", "AK5*A", "AK9*A*1*1*1",
+        "SE*6*0001", "ST*997*0002", "AK1*IN*3", "AK2*810*0001", "AK5*R*5", "AK9*R*1*1*0", "SE*6*0002", "GE*2*5001", "IEA*1*000005001",
+    ]
+    send(p, "~\n".join(ack) + "~\n", "ack")
+    acked = [(r["kind"], r["control_number"], r["ack_status"], r["ack_code"]) for r in docs(store)]
+    assert acked == [("856", "000000001", "accepted", "A"), ("856", "000000002", None, None), ("810", "000000003", "rejected", "R"), ("810", "000000004", None, None)]
+
     # A change to a shipped or invoiced order waits for a person.
     send(p, interchange([po("PO-1", [("9", "9.99", "SKU-1")], purpose="04")], icn="000000003"), "3")
     change = order_row(store, "PO-1")
     assert change["version"] == 2 and change["state"] == "held" and change["reason"] == "ALREADY_SHIPPED"
 
 
-def test_the_partners_997_and_contrl_are_matched_to_our_documents(store) -> None:  # type: ignore[no-untyped-def]
+def test_edifact_orders_get_desadv_and_invoic_matched_by_the_partners_contrl(store) -> None:  # type: ignore[no-untyped-def]
     p = pipeline(store)
-    send(p, interchange([po("PO-1", LINES)]), "1")
-    dispatched(store, "PO-1")
+    send(p, (ROOT / "tests" / "fixtures" / "edifact" / "orders_full_d96a.edi").read_text(encoding="latin-1"), "e1")
+    dispatched(store, "PO-4711")
     f = Fulfilment(store, CONFIG)
-    f.record_shipment("PO-1", Shipment("UPSN", ("1Z1",)))
-    f.record_invoice("PO-1", Invoice("INV-1"))
-    ack = [
-        "ISA*00*          *00*          *ZZ*ACMERETAIL     *ZZ*WIDGETCO       *261127*1000*U*00401*000005001*0*P*>",
-        "GS*FA*ACMERETAIL*WIDGETCO*20261127*1000*5001*X*004010", "ST*997*0001", "AK1*SH*1", "AK2*856*0001", "AK5*A", "AK9*A*1*1*1",
-        "SE*6*0001", "ST*997*0002", "AK1*IN*2", "AK2*810*0001", "AK5*R*5", "AK9*R*1*1*0", "SE*6*0002", "GE*2*5001", "IEA*1*000005001",
+    assert f.record_shipment("PO-4711", Shipment("DHL", ("JD0123",))).documents == ["DESADV 1 for eddy (PO PO-4711)"]
+    assert f.record_invoice("PO-4711", Invoice("INV-7", lines=(ShippedLine("ART-1", Decimal(12)),))).documents == ["INVOIC 2 for eddy (PO PO-4711)"]
+    for row in docs(store):
+        check_edifact(row["body"].decode(), row["kind"])
+    contrl = [
+        "UNA:+.? 'UNB+UNOC:3+5412345000013:14+8712345000004:14+261127:1000+77'",
+        "UNH+1+CONTRL:D:3:UN'UCI+1+8712345000004:14+5412345000013:14+7'UNT+3+1'",
+        "UNH+2+CONTRL:D:3:UN'UCI+2+8712345000004:14+5412345000013:14+4+13'UNT+3+2'UNZ+2+77'",
     ]
-    send(p, "~\n".join(ack) + "~\n", "ack")
-    assert [(r["kind"], r["ack_status"], r["ack_code"]) for r in docs(store)] == [("856", "accepted", "A"), ("810", "rejected", "R")]
+    send(p, "".join(contrl), "c1")
+    assert [(r["kind"], r["ack_status"]) for r in docs(store)] == [("DESADV", "accepted"), ("INVOIC", "rejected")]
 
 
 def test_stock_report_from_the_inventory_master_data(store) -> None:  # type: ignore[no-untyped-def]
@@ -145,7 +161,11 @@ def test_stock_report_from_the_inventory_master_data(store) -> None:  # type: ig
     send(pipeline(store), interchange([po("PO-1", LINES)]), "1")
     said = f.send_stock_report("acme")
     assert said == "846 000000001 for acme (3 SKU(s))"
-    (row,) = docs(store)
+    # Before any order, the envelope is made from the configured ids (EDIFACT 'QQ:ID' / 'ID:QQ').
+    assert f.send_stock_report("stocky") == "INVRPT 1 for stocky (3 SKU(s))"  # every SKU: SKU-1, SKU-2, OTHER
+    row, invrpt = docs(store)
+    check_edifact(invrpt["body"].decode(), "INVRPT")
+    assert "UNB+UNOC:3+4000009000008:14+4000001000002:14+" in invrpt["body"].decode()
     body = row["body"].decode()
     check_x12(body, "846")
     assert "LIN**VP*SKU-1~QTY*33*12*EA~LIN**VP*SKU-2~QTY*33*0*EA~LIN**VP*SKU-9~QTY*33*0*EA~" in body
