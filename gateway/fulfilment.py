@@ -25,6 +25,10 @@ matched like any other (`gateway documents`). A shipped or invoiced order refuse
 order's customer e-mail, else its buyer contact's) gets a shipping confirmation e-mail,
 queued in the same transaction and sent as an order confirmation is.
 
+Reporting the same thing again has one effect: a shipment with the same tracking numbers, or
+an invoice with the same number, as one recorded on the order already is answered with
+`Recorded(repeat=True)` and nothing is recorded or sent again (a connector may report twice).
+
 Errors (`GatewayError`, nothing recorded): the order is unknown or ambiguous, it is not in a
 state that can ship (it must have been sent: dispatched, or shipped already for a further
 shipment), a shipped line names no line of the order, or a document cannot be written (a
@@ -88,6 +92,7 @@ class Recorded:
     po_number: str | None
     state: str  # the order's state afterwards
     documents: list[str] = field(default_factory=list)  # "856 000000007 for acme", ...
+    repeat: bool = False  # recorded before (same tracking numbers / invoice number): nothing done again
 
 
 class Fulfilment:
@@ -106,10 +111,12 @@ class Fulfilment:
             raise GatewayError("name the carrier of the shipment (--carrier)")
         with self.store.begin() as conn:
             row = repo.locked_order(conn, order)
+            tracking = ", ".join(shipment.tracking)
+            if tracking and any(s["tracking"] == tracking[:400] for s in repo.of_order(conn, row["id"], "shipment")):
+                return Recorded(row["id"], row["po_number"], row["state"], repeat=True)  # a carrier or connector reporting again
             model = self._order(row)
             new = self._next(row, _SHIP_FROM, "shipped")
             items = self._lines(model, shipment.lines)
-            tracking = ", ".join(shipment.tracking)
             what = ", ".join(f"{line.sku or line.buyer_part_number or line.gtin or i + 1} x {q}" for i, line, q in items)
             detail = f"shipped by {shipment.carrier}{' ' + shipment.service if shipment.service else ''}" + (
                 f", tracking {tracking}" if tracking else ""
@@ -136,6 +143,8 @@ class Fulfilment:
             raise GatewayError("give the invoice number (--number)")
         with self.store.begin() as conn:
             row = repo.locked_order(conn, order)
+            if any(s["number"] == invoice.number[:60] for s in repo.of_order(conn, row["id"], "invoice")):
+                return Recorded(row["id"], row["po_number"], row["state"], repeat=True)
             model = self._order(row)
             new = self._next(row, _INVOICE_FROM, "invoiced")
             self._lines(model, invoice.lines)

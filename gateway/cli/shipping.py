@@ -92,7 +92,7 @@ def _run(kind: str, rows: Iterator[tuple[int, dict[str, Any]]], record: Any) -> 
             err.print(f"{values.get('order') or f'row {n}'}: {exc}", markup=False)
             continue
         done += 1
-        said = "; ".join(result.documents) or "no document (the partner wants none)"
+        said = "recorded before: nothing done again" if result.repeat else "; ".join(result.documents) or "no document (the partner wants none)"
         out.print(f"{result.order_id[:8]} PO {result.po_number}: {result.state}; {said}", markup=False, soft_wrap=True)
     if done + failed == 0:
         raise GatewayError(f"name the orders to record a {kind} for (ORDER arguments or --file)")

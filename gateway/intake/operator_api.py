@@ -320,7 +320,7 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
 
 
 def _recorded(done: Any) -> dict[str, Any]:
-    return {"id": done.order_id, "po_number": done.po_number, "state": done.state, "documents": done.documents}
+    return {"id": done.order_id, "po_number": done.po_number, "state": done.state, "documents": done.documents, "repeat": done.repeat}
 
 
 async def _act(run: Any) -> JSONResponse:

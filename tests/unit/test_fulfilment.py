@@ -86,6 +86,9 @@ def test_ship_then_invoice_moves_the_order_records_history_and_queues_the_partne
     inv = f.record_invoice(done.order_id[:8], Invoice("INV-1", tax=Decimal("1.20")))
     assert inv.state == "invoiced" and inv.documents[0].startswith("810 000000003 ")
     assert f.record_invoice("PO-2", Invoice("INV-2")).state == "invoiced"  # invoiced without a ship notice
+    # Reported again (a carrier hook, a connector's retry): one effect.
+    assert f.record_shipment("PO-1", Shipment("UPSN", ("1Z999AA10123456791",))).repeat
+    assert f.record_invoice("PO-2", Invoice("INV-2")).repeat
     assert f.record_shipment("Q-1", Shipment("FDEG")).documents == []  # this partner wants none
 
     history = events(store, done.order_id)
