@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_service"]
+__all__ = ["run_service", "schedule_stock_reports"]
 
 _WATCH_RETRY_SECONDS = 30.0  # after an unexpected error in an IDLE watcher thread
 _WATCH_JOIN_SECONDS = 10.0  # how long the stop waits for the IDLE watcher threads in all
@@ -279,14 +279,7 @@ def _serve(
     if gw.ack_limits:  # documents a partner did not acknowledge in time: one warning each
         every = max(1.0, min(60.0, min(gw.ack_limits.values()) * 30))  # twice per the shortest limit, at most once a minute
         sched.add_job(_guard("overdue", gw.check_overdue), "interval", seconds=every, id="overdue", name="overdue", next_run_time=_now())
-    for partner in (p for p in cfg.partners if p.acks.stock_report is not None):
-        # Stock reports (846 / INVRPT, gateway.fulfilment) on each partner's own schedule; the
-        # first one interval after start, so that restarts do not send extra reports.
-        from gateway.fulfilment import Fulfilment
-
-        job = f"stock-report:{partner.name}"
-        report = functools.partial(Fulfilment(gw.store, cfg).send_stock_report, partner.name)
-        sched.add_job(_guard(job, report), "interval", minutes=partner.acks.stock_report.every_minutes, id=job, name=job)  # type: ignore[union-attr]
+    schedule_stock_reports(sched, gw)
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It
@@ -346,6 +339,24 @@ def _serve(
         gw.close()
         log.info("configuration reloaded" if nxt is not None else "stopped")
     return nxt, server
+
+
+def schedule_stock_reports(sched: Any, gw: Gateway) -> list[str]:
+    """Add a job per partner with acks.stock_report: an 846 / INVRPT (gateway.fulfilment) every
+    `every_minutes`, the first one interval after start, so that restarts send no extra
+    reports. Returns the job ids."""
+    from gateway.fulfilment import Fulfilment
+
+    jobs = []
+    for partner in gw.config.partners:
+        report = partner.acks.stock_report
+        if report is None:
+            continue
+        job = f"stock-report:{partner.name}"
+        send = functools.partial(Fulfilment(gw.store, gw.config).send_stock_report, partner.name)
+        sched.add_job(_guard(job, send), "interval", minutes=report.every_minutes, id=job, name=job)
+        jobs.append(job)
+    return jobs
 
 
 def _serves_intake(cfg: GatewayConfig) -> bool:

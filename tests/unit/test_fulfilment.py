@@ -208,3 +208,27 @@ def test_the_buyer_gets_a_shipping_email_when_the_partner_wants_one(store) -> No
     assert msg["To"] == "jane@buyer.example" and msg["Subject"] == "Your order PO-1 has shipped"
     text = msg.get_content()
     assert "with UPSN (GROUND)" in text and "  1Z999AA10123456784" in text and "  2 EA SKU-1" in text
+
+
+def test_gateway_run_schedules_a_stock_report_per_partner_that_wants_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gateway.app import Gateway
+    from gateway.service import schedule_stock_reports
+    from gateway.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'g.db'}")  # the scheduling is the same on both databases
+
+    class Sched:
+        def __init__(self) -> None:
+            self.jobs: list[tuple[object, dict[str, object]]] = []
+
+        def add_job(self, fn: object, trigger: str, **kw: object) -> None:
+            self.jobs.append((fn, {"trigger": trigger, **kw}))
+
+    sched = Sched()
+    assert schedule_stock_reports(sched, Gateway(CONFIG, store=store)) == ["stock-report:acme"]
+    ((job, kw),) = sched.jobs
+    assert kw == {"trigger": "interval", "minutes": 60.0, "id": "stock-report:acme", "name": "stock-report:acme"}
+    send(pipeline(store), interchange([po("PO-1", LINES)]), "1")
+    job()  # type: ignore[operator]
+    assert [(r["kind"], r["partner"]) for r in docs(store)] == [("846", "acme")]
+    store.dispose()
