@@ -46,9 +46,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
+from gateway.acks.edifact import read_edifact_header
 from gateway.acks.invoice import Invoice, build_810, build_invoic, invoice_total
 from gateway.acks.model import AckValueError
-from gateway.acks.outbound import _planned
+from gateway.acks.outbound import _planned, _starts_interchange
 from gateway.acks.readback import check_edifact, check_x12
 from gateway.acks.ship_notice import (
     Shipment,
@@ -59,11 +60,12 @@ from gateway.acks.ship_notice import (
     shipped_lines,
 )
 from gateway.acks.stock_report import build_846, build_invrpt
+from gateway.acks.x12 import read_isa
 from gateway.errors import GatewayError
 from gateway.formats.base import Envelope
 from gateway.model import Order
 from gateway.states import OrderState
-from gateway.store import documents
+from gateway.store import documents, messages
 from gateway.store import shipments as repo
 from gateway.store.control_numbers import StoredControlNumbers
 
@@ -221,7 +223,7 @@ class Fulfilment:
         numbers = StoredControlNumbers(conn)
         builders: dict[str, Callable[..., str]] = {"856": build_856, "DESADV": build_desadv, "810": build_810, "INVOIC": build_invoic}
         try:
-            text = builders[kind](order, fact, control_numbers=numbers, partner=cfg.name, now=now)
+            text = builders[kind](order, fact, control_numbers=numbers, partner=cfg.name, now=now, **_syntax_of(conn, row, standard))
             if standard == "x12":
                 check_x12(text, kind)
             else:
@@ -291,6 +293,19 @@ class Fulfilment:
             f"partner {cfg.name} has sent no EDI order yet and its configuration names no ids for the envelope: "
             "set its x12_ids and acks.x12_id (or edifact_ids and acks.edifact_id)"
         )
+
+
+def _syntax_of(conn: Connection, row: dict[str, Any], standard: str) -> dict[str, Any]:
+    """The separators (X12) or syntax and separators (EDIFACT) of the interchange the order came
+    in, as its 855/ORDRSP copies them; none when the stored message does not start with it (the
+    order came inside an e-mail): the standard's defaults are used."""
+    head = messages.head(conn, row["message_id"])
+    if not _starts_interchange(head, standard):
+        return {}
+    try:
+        return {"separators": read_isa(head).separators} if standard == "x12" else {"header": read_edifact_header(head)}
+    except AckValueError:
+        return {}
 
 
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")

@@ -787,8 +787,12 @@ def edifact_party(w: EdifactWriter, role: str, party: Party, order: Order) -> No
     _nad(w, role, party, order)
 
 
-def edifact_begin(envelope: Envelope, control: int, now: dt.datetime) -> tuple[EdifactWriter, str]:
-    """A writer with the UNB written (UNOC 3, default separators) and its reference."""
-    syntax = _syntax(None, "UNOC", "3", None)
+def edifact_begin(envelope: Envelope, control: int, now: dt.datetime, header: EdifactHeader | None = None) -> tuple[EdifactWriter, str, bool]:
+    """A writer with the UNB written, its reference and whether to write a UNA: the syntax
+    and separators of the inbound `header` (default UNOC 3, the standard's separators)."""
+    if header is None:
+        syntax = _syntax(None, "UNOC", "3", None)
+    else:
+        syntax = _syntax(header.separators, header.syntax_identifier, header.syntax_version, header.has_una or None)
     w = _Writer(syntax.separators, syntax.identifier)
-    return w, _unb(w, syntax, envelope, control, now)
+    return w, _unb(w, syntax, envelope, control, now), syntax.una

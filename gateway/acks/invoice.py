@@ -24,8 +24,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from gateway.acks.edifact import edifact_number, edifact_party
-from gateway.acks.model import AckValueError, ControlNumbers
+from gateway.acks.edifact import EdifactHeader, edifact_number, edifact_party
+from gateway.acks.model import AckValueError, ControlNumbers, X12Separators
 from gateway.acks.ship_notice import (
     ShippedLine,
     edifact_begin_order,
@@ -76,11 +76,14 @@ def _cents(value: Decimal) -> str:
     return str(int((value * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
 
 
-def build_810(order: Order, invoice: Invoice, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None) -> str:
-    """An 810 invoice for `order`, in its own interchange."""
+def build_810(
+    order: Order, invoice: Invoice, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None,
+    separators: X12Separators | None = None,
+) -> str:
+    """An 810 invoice for `order`, in its own interchange (`separators`: the inbound one's)."""
     now = now or dt.datetime.now(dt.UTC)
     lines = invoice_lines(order, invoice)
-    w, control = x12_begin(order, "IN", "810", control_numbers=control_numbers, partner=partner, now=now)
+    w, control = x12_begin(order, "IN", "810", control_numbers=control_numbers, partner=partner, now=now, separators=separators)
     day = invoice.date or now.date()
     po_date = f"{order.order_date:%Y%m%d}" if order.order_date else None
     w.seg("BIG", f"{day:%Y%m%d}", invoice.number, po_date, order.po_number)
@@ -101,11 +104,15 @@ def build_810(order: Order, invoice: Invoice, *, control_numbers: ControlNumbers
     return x12_end(w, control)
 
 
-def build_invoic(order: Order, invoice: Invoice, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None) -> str:
-    """An INVOIC invoice (D96A) for `order`, in its own interchange."""
+def build_invoic(
+    order: Order, invoice: Invoice, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None,
+    header: EdifactHeader | None = None,
+) -> str:
+    """An INVOIC invoice (D96A) for `order`, in its own interchange (`header`: the inbound
+    interchange's syntax and separators)."""
     now = now or dt.datetime.now(dt.UTC)
     lines = invoice_lines(order, invoice)
-    w, reference = edifact_begin_order(order, "INVOIC", control_numbers=control_numbers, partner=partner, now=now)
+    w, reference, una = edifact_begin_order(order, "INVOIC", control_numbers=control_numbers, partner=partner, now=now, header=header)
     w.seg("BGM", "380", invoice.number, "9")
     w.seg("DTM", ("137", f"{invoice.date or now.date():%Y%m%d}", "102"))
     w.seg("RFF", ("ON", order.po_number))
@@ -117,7 +124,7 @@ def build_invoic(order: Order, invoice: Invoice, *, control_numbers: ControlNumb
         w.seg("CUX", ("2", currency, "4"))
 
     def n(value: Decimal) -> str:
-        return edifact_number(value, ".")
+        return edifact_number(value, w.sep.decimal)
 
     for index, (_, line, quantity, amount) in enumerate(lines, 1):
         edifact_item(w, index, line)
@@ -133,4 +140,4 @@ def build_invoic(order: Order, invoice: Invoice, *, control_numbers: ControlNumb
     if invoice.freight is not None:
         w.seg("MOA", ("64", n(invoice.freight)))
     w.seg("MOA", ("77", n(invoice_total(order, invoice))))
-    return edifact_end(w, reference)
+    return edifact_end(w, reference, una)

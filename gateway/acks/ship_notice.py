@@ -29,13 +29,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from gateway.acks.edifact import (
+    EdifactHeader,
     EdifactWriter,
     edifact_begin,
     edifact_number,
     edifact_order_envelope,
     edifact_party,
 )
-from gateway.acks.model import GROUP, INTERCHANGE, AckValueError, ControlNumbers, partner_key
+from gateway.acks.model import (
+    GROUP,
+    INTERCHANGE,
+    AckValueError,
+    ControlNumbers,
+    X12Separators,
+    partner_key,
+)
 from gateway.acks.x12 import X12Writer, x12_number, x12_order_envelope, x12_writer
 from gateway.model import Order, OrderLine, Party
 
@@ -93,11 +101,14 @@ def gs08_of(order: Order) -> str:
     return "005010" if (order.source.version or "").startswith("005") else "004010"
 
 
-def x12_begin(order: Order, functional_id: str, doc_type: str, *, control_numbers: ControlNumbers, partner: str | None, now: dt.datetime) -> tuple[X12Writer, int]:
-    """ISA, GS and ST of a document answering `order` (shared by the 856 and the 810); returns
-    the writer and ISA13."""
+def x12_begin(
+    order: Order, functional_id: str, doc_type: str, *, control_numbers: ControlNumbers, partner: str | None, now: dt.datetime,
+    separators: X12Separators | None = None,
+) -> tuple[X12Writer, int]:
+    """ISA, GS and ST of a document answering `order` (shared by the 856 and the 810), with the
+    inbound interchange's `separators` (default ``*`` ``:`` ``~``); returns the writer and ISA13."""
     env = x12_order_envelope(order)
-    w, isa_version = x12_writer(gs08_of(order))
+    w, isa_version = x12_writer(gs08_of(order), separators)
     key = partner or partner_key(env)
     control = control_numbers.next(key, INTERCHANGE)
     w.isa(env, control=control, now=now, version=isa_version)
@@ -137,11 +148,15 @@ def x12_party(w: X12Writer, code: str, party: Party | None) -> None:
         w.seg("N1", code, party.name)
 
 
-def build_856(order: Order, shipment: Shipment, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None) -> str:
-    """An 856 ship notice for `shipment` of `order`, in its own interchange."""
+def build_856(
+    order: Order, shipment: Shipment, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None,
+    separators: X12Separators | None = None,
+) -> str:
+    """An 856 ship notice for `shipment` of `order`, in its own interchange (`separators`: the
+    inbound interchange's, `read_isa`)."""
     now = now or dt.datetime.now(dt.UTC)
     items = shipped_lines(order, shipment.lines)
-    w, control = x12_begin(order, "SH", "856", control_numbers=control_numbers, partner=partner, now=now)
+    w, control = x12_begin(order, "SH", "856", control_numbers=control_numbers, partner=partner, now=now, separators=separators)
     shipped = shipment.ship_date or now.date()
     ident = shipment.shipment_id or (shipment.tracking[0] if shipment.tracking else f"{order.po_number}-{now:%Y%m%d}")
     w.seg("BSN", "00", ident, f"{now:%Y%m%d}", f"{now:%H%M}", "0001")
@@ -163,18 +178,22 @@ def build_856(order: Order, shipment: Shipment, *, control_numbers: ControlNumbe
     return x12_end(w, control)
 
 
-def edifact_begin_order(order: Order, message: str, *, control_numbers: ControlNumbers, partner: str | None, now: dt.datetime) -> tuple[EdifactWriter, str]:
-    """UNB and UNH (D96A) of a message answering `order` (shared by DESADV and INVOIC)."""
+def edifact_begin_order(
+    order: Order, message: str, *, control_numbers: ControlNumbers, partner: str | None, now: dt.datetime, header: EdifactHeader | None = None,
+) -> tuple[EdifactWriter, str, bool]:
+    """UNB and UNH (D96A) of a message answering `order` (shared by DESADV and INVOIC), in the
+    syntax and separators of the inbound `header`; returns the writer, UNB 0020 and whether a
+    UNA is written."""
     env = edifact_order_envelope(order)
-    w, reference = edifact_begin(env, control_numbers.next(partner or partner_key(env), INTERCHANGE), now)
+    w, reference, una = edifact_begin(env, control_numbers.next(partner or partner_key(env), INTERCHANGE), now, header)
     w.unh("1", (message, "D", "96A", "UN"))
-    return w, reference
+    return w, reference, una
 
 
-def edifact_end(w: EdifactWriter, reference: str) -> str:
+def edifact_end(w: EdifactWriter, reference: str, una: bool) -> str:
     w.unt()
     w.seg("UNZ", "1", reference)
-    return w.text(False)
+    return w.text(una)
 
 
 def edifact_item(w: EdifactWriter, index: int, line: OrderLine) -> None:
@@ -185,11 +204,15 @@ def edifact_item(w: EdifactWriter, index: int, line: OrderLine) -> None:
         w.seg("PIA", "1", *ids)
 
 
-def build_desadv(order: Order, shipment: Shipment, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None) -> str:
-    """A DESADV despatch advice (D96A) for `shipment` of `order`, in its own interchange."""
+def build_desadv(
+    order: Order, shipment: Shipment, *, control_numbers: ControlNumbers, partner: str | None = None, now: dt.datetime | None = None,
+    header: EdifactHeader | None = None,
+) -> str:
+    """A DESADV despatch advice (D96A) for `shipment` of `order`, in its own interchange
+    (`header`: the inbound interchange's syntax and separators, `read_edifact_header`)."""
     now = now or dt.datetime.now(dt.UTC)
     items = shipped_lines(order, shipment.lines)
-    w, reference = edifact_begin_order(order, "DESADV", control_numbers=control_numbers, partner=partner, now=now)
+    w, reference, una = edifact_begin_order(order, "DESADV", control_numbers=control_numbers, partner=partner, now=now, header=header)
     ident = shipment.shipment_id or (shipment.tracking[0] if shipment.tracking else f"{order.po_number}-{now:%Y%m%d}")
     w.seg("BGM", "351", ident, "9")
     w.seg("DTM", ("137", f"{now:%Y%m%d}", "102"))
@@ -204,6 +227,6 @@ def build_desadv(order: Order, shipment: Shipment, *, control_numbers: ControlNu
     w.seg("CPS", "1")
     for index, (_, line, quantity) in enumerate(items, 1):
         edifact_item(w, index, line)
-        w.seg("QTY", ("12", edifact_number(quantity, "."), line.uom))
+        w.seg("QTY", ("12", edifact_number(quantity, w.sep.decimal), line.uom))
     w.seg("CNT", ("2", str(len(items))))
-    return edifact_end(w, reference)
+    return edifact_end(w, reference, una)

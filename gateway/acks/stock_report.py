@@ -64,7 +64,7 @@ def build_invrpt(
     """An INVRPT (D96A) with the quantity available of each SKU in `levels`."""
     _check(levels)
     now = now or dt.datetime.now(dt.UTC)
-    w, reference = edifact_begin(envelope, control_numbers.next(partner, INTERCHANGE), now)
+    w, reference, una = edifact_begin(envelope, control_numbers.next(partner, INTERCHANGE), now)
     w.unh("1", ("INVRPT", "D", "96A", "UN"))
     w.seg("BGM", "35", report_id or f"STOCK{now:%Y%m%d%H%M}", "9")
     w.seg("DTM", ("137", f"{now:%Y%m%d}", "102"))
@@ -74,4 +74,4 @@ def build_invrpt(
         w.seg("QTY", ("145", edifact_number(max(available, Decimal(0)), ".")))
     w.unt()
     w.seg("UNZ", "1", reference)
-    return w.text(False)
+    return w.text(una)

@@ -138,6 +138,7 @@ def test_edifact_orders_get_desadv_and_invoic_matched_by_the_partners_contrl(sto
     assert f.record_invoice("PO-4711", Invoice("INV-7", lines=(ShippedLine("ART-1", Decimal(12)),))).documents == ["INVOIC 2 for eddy (PO PO-4711)"]
     for row in docs(store):
         check_edifact(row["body"].decode(), row["kind"])
+        assert row["body"].startswith(b"UNA:+,? '")  # the order's own syntax: decimal comma, its UNA
     contrl = [
         "UNA:+.? 'UNB+UNOC:3+5412345000013:14+8712345000004:14+261127:1000+77'",
         "UNH+1+CONTRL:D:3:UN'UCI+1+8712345000004:14+5412345000013:14+7'UNT+3+1'",
