@@ -112,7 +112,7 @@ class Fulfilment:
         if not shipment.carrier.strip():
             raise GatewayError("name the carrier of the shipment (--carrier)")
         with self.store.begin() as conn:
-            row = repo.locked_order(conn, order)
+            row = repo.locked_order(conn, order, prefer=tuple(_SHIP_FROM))
             tracking = ", ".join(shipment.tracking)
             if tracking and any(s["tracking"] == tracking[:400] for s in repo.of_order(conn, row["id"], "shipment")):
                 return Recorded(row["id"], row["po_number"], row["state"], repeat=True)  # a carrier or connector reporting again
@@ -125,7 +125,7 @@ class Fulfilment:
             ) + f": {what}" + (f" (recorded by {by})" if by else "")
             data = {
                 "carrier": shipment.carrier, "service": shipment.service, "tracking": list(shipment.tracking),
-                "ship_date": (shipment.ship_date or dt.date.today()).isoformat(),
+                "ship_date": (shipment.ship_date or _today(now)).isoformat(),
                 "lines": [{"sku": s.sku, "quantity": str(s.quantity)} for s in shipment.lines],
             }
             number = repo.record(
@@ -144,7 +144,7 @@ class Fulfilment:
         if not invoice.number.strip():
             raise GatewayError("give the invoice number (--number)")
         with self.store.begin() as conn:
-            row = repo.locked_order(conn, order)
+            row = repo.locked_order(conn, order, prefer=tuple(_INVOICE_FROM))
             if any(s["number"] == invoice.number[:60] for s in repo.of_order(conn, row["id"], "invoice")):
                 return Recorded(row["id"], row["po_number"], row["state"], repeat=True)
             model = self._order(row)
@@ -157,7 +157,7 @@ class Fulfilment:
             currency = invoice.currency or model.currency or ""
             detail = f"invoiced: invoice {invoice.number}, total {total} {currency}".rstrip() + (f" (recorded by {by})" if by else "")
             data = {
-                "number": invoice.number, "date": (invoice.date or dt.date.today()).isoformat(), "currency": currency or None,
+                "number": invoice.number, "date": (invoice.date or _today(now)).isoformat(), "currency": currency or None,
                 "tax": None if invoice.tax is None else str(invoice.tax), "freight": None if invoice.freight is None else str(invoice.freight),
                 "total": str(total), "lines": [{"sku": s.sku, "quantity": str(s.quantity)} for s in invoice.lines],
             }
@@ -293,6 +293,11 @@ class Fulfilment:
             f"partner {cfg.name} has sent no EDI order yet and its configuration names no ids for the envelope: "
             "set its x12_ids and acks.x12_id (or edifact_ids and acks.edifact_id)"
         )
+
+
+def _today(now: dt.datetime | None) -> dt.date:
+    """The date the documents carry by default (UTC, as their envelopes)."""
+    return (now or dt.datetime.now(dt.UTC)).date()
 
 
 def _syntax_of(conn: Connection, row: dict[str, Any], standard: str) -> dict[str, Any]:

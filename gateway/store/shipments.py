@@ -26,10 +26,12 @@ __all__ = ["available_stock", "latest_order_of", "locked_order", "of_order", "re
 _SUPERSEDED = (OrderState.SUPERSEDED.value,)
 
 
-def locked_order(conn: Connection, given: str, *, partner: str | None = None) -> dict[str, Any]:
+def locked_order(conn: Connection, given: str, *, partner: str | None = None, prefer: tuple[str, ...] = ()) -> dict[str, Any]:
     """The current version of the order whose id starts with `given` (6 characters at least)
     or whose PO number is `given` (of `partner` when given), locked for the caller's
-    transaction on PostgreSQL; GatewayError naming what to do when none or several match."""
+    transaction on PostgreSQL; GatewayError naming what to do when none or several match.
+    Of several versions, the newest in a state of `prefer` (a change held after shipping is
+    newer than the version that shipped), else the newest."""
     o = t.orders
     ident = given.strip()
     by_id = o.c.id.startswith(ident, autoescape=True) if len(ident) >= 6 else None
@@ -47,7 +49,7 @@ def locked_order(conn: Connection, given: str, *, partner: str | None = None) ->
     if len(rows) > 1 and (len(keys) > 1 or None in keys):
         ids = ", ".join(f"{r['id'][:8]} (PO {r['po_number']}, {r['partner'] or '-'})" for r in rows[:5])
         raise GatewayError(f"{ident!r} matches several orders: {ids}; give the order id")
-    return rows[0]
+    return next((r for r in rows if r["state"] in prefer), rows[0])
 
 
 def record(

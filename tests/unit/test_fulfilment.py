@@ -127,6 +127,9 @@ def test_ship_then_invoice_moves_the_order_records_history_and_queues_the_partne
     send(p, interchange([po("PO-1", [("9", "9.99", "SKU-1")], purpose="04")], icn="000000003"), "3")
     change = order_row(store, "PO-1")
     assert change["version"] == 2 and change["state"] == "held" and change["reason"] == "ALREADY_SHIPPED"
+    # The version that shipped is still the one a later report about the PO is recorded on.
+    late = f.record_shipment("PO-1", Shipment("UPSN", ("1Z999AA10123456808",)))
+    assert late.order_id == done.order_id and late.state == "invoiced"
 
 
 def test_edifact_orders_get_desadv_and_invoic_matched_by_the_partners_contrl(store) -> None:  # type: ignore[no-untyped-def]
