@@ -83,6 +83,15 @@ class DispatchConfig(BaseModel):
     )
 
 
+class StockReportConfig(BaseModel):
+    """A stock report (X12 846 / EDIFACT INVRPT) sent to a partner on a schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every_minutes: PositiveFloat = Field(description="Send one every this many minutes (`gateway run`); `gateway send-stock-report` sends one now.")
+    skus: list[str] | None = Field(None, description="Only these SKUs (default: every SKU in the stock master data).")
+
+
 class AckConfig(BaseModel):
     """Which acknowledgements a partner gets, and where they go."""
 
@@ -93,6 +102,12 @@ class AckConfig(BaseModel):
         "requested", description="X12 TA1: when ISA14 asks for one (and on envelope errors), always, or never."
     )
     order_response: bool = Field(False, description="Send an 855 (X12) or ORDRSP (EDIFACT) after validation.")
+    ship_notice: bool = Field(False, description="Send an 856 (X12) or DESADV (EDIFACT) when a shipment of its order is recorded (`gateway ship`).")
+    invoice: bool = Field(False, description="Send an 810 (X12) or INVOIC (EDIFACT) when an invoice of its order is recorded (`gateway invoice`).")
+    stock_report: StockReportConfig | None = Field(None, description="Send an 846 (X12) or INVRPT (EDIFACT) with the stock available, on a schedule.")
+    shipping_email: bool = Field(
+        False, description="E-mail the buyer (the order's customer e-mail) a shipping confirmation with the tracking numbers (needs smtp:)."
+    )
     outbound: Path | None = Field(None, description="Folder the partner's acknowledgements are written to (its outbound mailbox).")
     sftp: SftpChannelConfig | None = Field(None, description="Upload the partner's acknowledgements to this SFTP folder instead.")
     email: str | None = Field(

@@ -35,7 +35,7 @@ from gateway.validation import validate
 __all__ = ["Replayed", "replay_archive"]
 
 _THEN = {
-    "validated": "accept", "dispatched": "accept", "shipped": "accept", "dead": "accept",
+    "validated": "accept", "dispatched": "accept", "shipped": "accept", "invoiced": "accept", "dead": "accept",
     "held": "hold", "quarantined": "reject",
 }
 _WINDOW = dt.timedelta(days=14)

@@ -34,6 +34,7 @@ scheduler's "maximum number of running instances reached" is a debug line, not a
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_service"]
+__all__ = ["run_service", "schedule_stock_reports"]
 
 _WATCH_RETRY_SECONDS = 30.0  # after an unexpected error in an IDLE watcher thread
 _WATCH_JOIN_SECONDS = 10.0  # how long the stop waits for the IDLE watcher threads in all
@@ -303,6 +304,7 @@ def _serve(
             job_id = f"stock:{shop.name}"
             push = partial(_push_stock, gw, shop)
             sched.add_job(_guard(job_id, push), "interval", seconds=shop.every_minutes * 60, id=job_id, name=job_id, next_run_time=_now())
+    schedule_stock_reports(sched, gw)
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It
@@ -362,6 +364,24 @@ def _serve(
         gw.close()
         log.info("configuration reloaded" if nxt is not None else "stopped")
     return nxt, server
+
+
+def schedule_stock_reports(sched: Any, gw: Gateway) -> list[str]:
+    """Add a job per partner with acks.stock_report: an 846 / INVRPT (gateway.fulfilment) every
+    `every_minutes`, the first one interval after start, so that restarts send no extra
+    reports. Returns the job ids."""
+    from gateway.fulfilment import Fulfilment
+
+    jobs = []
+    for partner in gw.config.partners:
+        report = partner.acks.stock_report
+        if report is None:
+            continue
+        job = f"stock-report:{partner.name}"
+        send = functools.partial(Fulfilment(gw.store, gw.config).send_stock_report, partner.name)
+        sched.add_job(_guard(job, send), "interval", minutes=report.every_minutes, id=job, name=job)
+        jobs.append(job)
+    return jobs
 
 
 def _serves_intake(cfg: GatewayConfig) -> bool:

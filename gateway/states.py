@@ -51,6 +51,7 @@ class OrderState(enum.StrEnum):
     DISPATCHED = "dispatched"  # every delivery sent
     DEAD = "dead"  # a delivery gave up; replay it once the cause is fixed
     SHIPPED = "shipped"  # the ERP or carrier reported it shipped: changes are held
+    INVOICED = "invoiced"  # invoiced (after or without a shipment): changes are held as for a shipped order
     SUPERSEDED = "superseded"  # a person's edit replaced it with a new version (`gateway edit`)
     DISCARDED = "discarded"  # a person discarded its dead delivery: never sent there (`gateway dead-letters discard`)
 
@@ -106,6 +107,8 @@ TRANSITIONS: dict[type[enum.StrEnum], frozenset[tuple[enum.StrEnum | None, enum.
             (O.DEAD, O.DISCARDED),  # `gateway dead-letters discard`: a person decided it never goes
             (O.DISCARDED, O.DEAD),  # another delivery of the same order gave up later
             (O.DISPATCHED, O.SHIPPED),
+            (O.DISPATCHED, O.INVOICED),  # invoiced before (or without) a ship notice
+            (O.SHIPPED, O.INVOICED),  # `gateway invoice`
         }
     ),
     DeliveryState: frozenset(

@@ -39,7 +39,7 @@ CHANGES = {"change", "replace", "cancel"}
 # polled copy): a copy that differs from what we hold is a newer version, not a second order.
 STATEFUL_CHANNELS = {"shopify", "woocommerce"}
 # States of orders a new version can be linked to (the others were never accepted).
-LIVE = ("validated", "dispatched", "dead", "held", "shipped")
+LIVE = ("validated", "dispatched", "dead", "held", "shipped", "invoiced")
 
 
 @dataclass
@@ -163,7 +163,7 @@ class Linker:
         to, after its delivery and with its reference; held when the order has shipped or a
         target cannot take the change."""
         po, purpose = row["po_number"], row["purpose"]
-        if cur.state == "shipped":
+        if cur.state in ("shipped", "invoiced"):  # gateway.fulfilment
             mark(
                 "held",
                 "ALREADY_SHIPPED",

@@ -61,7 +61,7 @@ class AckChannel(Protocol):
 
 def file_name(ack: ClaimedDelivery) -> str:
     """The file name of an acknowledgement: kind, control number and row id (unique, stable)."""
-    suffix = "edi" if ack.kind in ("CONTRL", "ORDRSP") else "x12"
+    suffix = "edi" if ack.kind in ("CONTRL", "ORDRSP", "DESADV", "INVOIC", "INVRPT") else "x12"
     return f"{ack.kind}-{ack.control_number or ack.outbox_id}-{ack.outbox_id}.{suffix}"
 
 

@@ -77,10 +77,15 @@ __all__ = [
     "EDIFACT_ACK_CODES",
     "EdifactAckCode",
     "EdifactHeader",
+    "EdifactWriter",
     "build_contrl",
     "build_ordrsp",
     "edifact_ack_code",
+    "edifact_begin",
     "edifact_interchange_reasons",
+    "edifact_number",
+    "edifact_order_envelope",
+    "edifact_party",
     "read_edifact_header",
 ]
 
@@ -764,3 +769,30 @@ def _num(value: Decimal, decimal: str) -> str:
     if text in ("", "-0"):
         text = "0"
     return text.replace(".", decimal)
+
+
+# -- shared with the documents after the order (DESADV, INVOIC, INVRPT: gateway.acks.ship_notice, ...) --
+
+EdifactWriter = _Writer  # one outbound interchange, escaped, UNH..UNT counted
+edifact_number = _num  # a numeric value with the interchange's decimal mark
+
+
+def edifact_order_envelope(order: Order) -> Envelope:
+    """The inbound interchange `order` came in (what an answer swaps sender and recipient of)."""
+    return _order_envelope(order)
+
+
+def edifact_party(w: EdifactWriter, role: str, party: Party, order: Order) -> None:
+    """NAD for `party` in `role` (BY, SU, DP, IV), as the ORDRSP writes it."""
+    _nad(w, role, party, order)
+
+
+def edifact_begin(envelope: Envelope, control: int, now: dt.datetime, header: EdifactHeader | None = None) -> tuple[EdifactWriter, str, bool]:
+    """A writer with the UNB written, its reference and whether to write a UNA: the syntax
+    and separators of the inbound `header` (default UNOC 3, the standard's separators)."""
+    if header is None:
+        syntax = _syntax(None, "UNOC", "3", None)
+    else:
+        syntax = _syntax(header.separators, header.syntax_identifier, header.syntax_version, header.has_una or None)
+    w = _Writer(syntax.separators, syntax.identifier)
+    return w, _unb(w, syntax, envelope, control, now), syntax.una

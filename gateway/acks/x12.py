@@ -87,6 +87,7 @@ __all__ = [
     "X12_ACK_CODES",
     "IsaHeader",
     "X12AckCode",
+    "X12Writer",
     "build_855",
     "build_997",
     "build_999",
@@ -95,6 +96,9 @@ __all__ = [
     "read_isa",
     "x12_ack_code",
     "x12_ack_error",
+    "x12_number",
+    "x12_order_envelope",
+    "x12_writer",
 ]
 
 Level = Literal["interchange", "group", "transaction", "segment", "element", "business"]
@@ -952,3 +956,23 @@ def _num(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
+
+
+# -- shared with the documents after the order (856, 810, 846: gateway.acks.ship_notice, ...) --
+
+X12Writer = _Writer  # one outbound interchange: ISA/GS/ST/SE/GE/IEA counted as segments are added
+x12_number = _num  # an X12 numeric (R) value
+
+
+def x12_order_envelope(order: Order) -> Envelope:
+    """The inbound interchange `order` came in (what an answer swaps sender and receiver of)."""
+    return _order_envelope(order)
+
+
+def x12_writer(gs08: str, separators: X12Separators | None = None) -> tuple[X12Writer, str]:
+    """A writer for a document in GS08 version `gs08` (004010 / 005010), and its ISA12."""
+    if gs08 not in ("004010", "005010"):
+        raise AckValueError(f"GS08 must be 004010 or 005010, got {gs08!r}")
+    sep = separators or X12Separators()
+    isa_version = _isa_version(gs08)
+    return _Writer(sep, _repetition(sep) if isa_version == "00501" else None), isa_version

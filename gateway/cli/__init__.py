@@ -19,8 +19,8 @@ __all__ = ["app", "main"]
 
 # Imported in this order so that `gateway --help` lists the commands as an operator meets them.
 for _module in (
-    "translate", "work", "orders", "deadletters", "rendering", "review", "partners", "data",
-    "configuration", "connectors", "shipping", "users", "alerts",
+    "translate", "work", "orders", "deadletters", "rendering", "review", "fulfilment", "partners",
+    "data", "configuration", "connectors", "shipping", "users", "alerts",
 ):  # fmt: skip
     import_module(f"gateway.cli.{_module}")
 

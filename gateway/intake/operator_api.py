@@ -12,6 +12,13 @@ variable NAME at start-up and compared in constant time (``hmac.compare_digest``
     POST /api/orders/{id}/edit           {"by": NAME, "set": {"lines[1].quantity": "10", ...}}
     POST /api/orders/{id}/release        {"by": NAME, "override": false}
     POST /api/orders/{id}/assign         {"by": NAME, "to": PERSON, "team": null}
+    POST /api/orders/{id}/shipment       {"by": NAME, "carrier": "UPS", "tracking": ["1Z..."],
+                                          "service": null, "lines": {"SKU": QTY}, "ship_date": null}
+    POST /api/orders/{id}/invoice        {"by": NAME, "number": "INV-1", "date": null, "tax": null,
+                                          "freight": null, "total": null, "currency": null, "lines": {}}
+
+The last two (`gateway.fulfilment`) also take a PO number as `{id}`: the order becomes
+shipped / invoiced and the partner gets its 856/DESADV or 810/INVOIC where it wants one.
 
     GET  /api/dead-letters               dead deliveries of orders with their attempts, oldest
                                          first (?connector=, ?partner=, ?error= substring,
@@ -40,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hmac
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
@@ -125,6 +133,28 @@ class DeadReplayFilter(_Action):
 
 
 DeadId = Annotated[int, Path(ge=1, description="Dead-letter id, as `gateway dead-letters` shows it.")]
+
+class ShipmentBody(_Action):
+    """A shipment of the order (gateway.fulfilment.Shipment)."""
+
+    carrier: str = Field(min_length=1, max_length=60, description="The carrier (a SCAC such as UPSN, or a name).")
+    tracking: list[str] = Field(default_factory=list, max_length=100, description="Tracking numbers, one per package.")
+    service: str | None = Field(None, max_length=60, description="The service level (GROUND, 2DAY, ...).")
+    lines: dict[str, Decimal] = Field(default_factory=dict, description="SKU -> quantity shipped; empty: every line in full.")
+    ship_date: dt.date | None = Field(None, description="Ship date (default: today).")
+
+
+class InvoiceBody(_Action):
+    """An invoice of the order (gateway.fulfilment.Invoice)."""
+
+    number: str = Field(min_length=1, max_length=60, description="The invoice number.")
+    date: dt.date | None = Field(None, description="Invoice date (default: today).")
+    tax: Decimal | None = Field(None, description="Tax amount.")
+    freight: Decimal | None = Field(None, description="Freight charged.")
+    total: Decimal | None = Field(None, description="Invoice total (default: lines + tax + freight).")
+    currency: str | None = Field(None, min_length=3, max_length=3, description="ISO 4217 code (default: the order's).")
+    lines: dict[str, Decimal] = Field(default_factory=dict, description="SKU -> quantity invoiced; empty: every line in full.")
+
 
 OrderId = Annotated[
     str,
@@ -300,8 +330,32 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
     async def assign(order_id: OrderId, body: Assign) -> JSONResponse:
         return await _act(lambda: gateway.notifier.assign(order_id, to=body.to, by=body.by, team=body.team))
 
+    @router.post("/orders/{order_id}/shipment", summary="Record a shipment: the order is shipped, the partner gets its 856/DESADV")
+    async def shipment(order_id: OrderId, body: ShipmentBody) -> JSONResponse:
+        from gateway.fulfilment import Fulfilment, Shipment, ShippedLine
+
+        fact = Shipment(
+            carrier=body.carrier, tracking=tuple(body.tracking), service=body.service,
+            lines=tuple(ShippedLine(k, v) for k, v in body.lines.items()), ship_date=body.ship_date,
+        )
+        return await _act(lambda: _recorded(Fulfilment(gateway.store, gateway.config).record_shipment(order_id, fact, by=body.by)))
+
+    @router.post("/orders/{order_id}/invoice", summary="Record an invoice: the order is invoiced, the partner gets its 810/INVOIC")
+    async def invoice(order_id: OrderId, body: InvoiceBody) -> JSONResponse:
+        from gateway.fulfilment import Fulfilment, Invoice, ShippedLine
+
+        fact = Invoice(
+            number=body.number, date=body.date, tax=body.tax, freight=body.freight, total=body.total, currency=body.currency,
+            lines=tuple(ShippedLine(k, v) for k, v in body.lines.items()),
+        )
+        return await _act(lambda: _recorded(Fulfilment(gateway.store, gateway.config).record_invoice(order_id, fact, by=body.by)))
+
     _dead_letter_routes(router, gateway)
     return router
+
+
+def _recorded(done: Any) -> dict[str, Any]:
+    return {"id": done.order_id, "po_number": done.po_number, "state": done.state, "documents": done.documents, "repeat": done.repeat}
 
 
 def _dead_letter_routes(router: APIRouter, gateway: Gateway) -> None:

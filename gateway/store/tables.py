@@ -365,3 +365,23 @@ shop_stock = Table(
     Column("quantity", Integer, nullable=False),
     Column("pushed_at", TZ, nullable=False),
 )
+
+# What happened to an order after it was sent (0017, gateway.store.shipments): one row per
+# shipment or invoice recorded (`gateway ship` / `gateway invoice`, the operator API, a
+# connector reporting back). `data` holds what was reported (lines, tracking, amounts).
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),  # shipment | invoice
+    Column("carrier", String(60), nullable=True),
+    Column("service", String(60), nullable=True),
+    Column("tracking", String(400), nullable=True),  # tracking numbers, comma separated
+    Column("number", String(60), nullable=True),  # the invoice number
+    Column("day", Date, nullable=True),  # ship date or invoice date
+    Column("total", QTY, nullable=True),  # the invoice total
+    Column("data", JSON, nullable=False),
+    Column("recorded_by", String(100), nullable=True),
+    Column("created_at", TZ, nullable=False),
+)
