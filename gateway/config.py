@@ -86,7 +86,7 @@ class AdminConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field("127.0.0.1", description="Address the admin port listens on (0.0.0.0 in a container).")
-    port: int = Field(9464, ge=1, le=65535, description="TCP port of /healthz, /readyz and /metrics.")
+    port: int = Field(9464, ge=0, le=65535, description="TCP port of /healthz, /readyz and /metrics (0: any free port, logged at start).")
 
 
 class DispatchConfig(BaseModel):
