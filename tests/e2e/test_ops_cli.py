@@ -97,6 +97,10 @@ def test_operations_commands_on_a_day_of_orders(tmp_path: Path) -> None:
     with (tmp_path / "cycle.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["channel"] for r in rows] == ["csv", "x12", "*"] or [r["channel"] for r in rows][-1] == "*"
+    assert len(_jsonl("orders", *c, "-n", "1000", "--channel", "x12", "--partner", "acme")) == 200
+    assert [o["po_number"] for o in _jsonl("orders", *c, "--channel", "csv")] == ["4500012500"]
+    assert _jsonl("orders", *c, "--partner", "nobody") == [] == _jsonl("orders", *c, "--since", tomorrow)
+    assert len(_jsonl("orders", *c, "-n", "1000", "--until", tomorrow, "--state", "quarantined")) == 4
     bad = CliRunner().invoke(app, ["report", "volumes", *c, "--since", "yesterday"])
     assert bad.exit_code != 0
 
@@ -120,8 +124,10 @@ def test_operations_commands_on_a_day_of_orders(tmp_path: Path) -> None:
         assert purged == done["messages"]
         assert conn.execute(select(func.count()).select_from(t.messages)).scalar_one() == 21  # digests and metadata stay
     assert json.loads(_cli("purge", *c, "--older-than", "30", "--json"))["messages"] == 0
-    shown = _cli("show", "PO-01-3", *c)
-    assert "delivered to outbox" in shown or "dispatched" in shown
+    shown = json.loads(_cli("show", "PO-01-3", *c, "--json"))  # a purged order keeps all it had
+    assert (shown["state"], shown["data"]["po_number"], shown["message"]["display_name"]) == ("dispatched", "PO-01-3", "po01.edi")
+    assert [d["state"] for d in shown["deliveries"]] == ["sent"]
+    assert {"received", "validated", "dispatched", "body_purged"} <= {e["kind"] for e in shown["history"]}
 
     out = _cli("--version")
     assert re.fullmatch(r"gateway \S+\n", out)
