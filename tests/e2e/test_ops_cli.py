@@ -129,8 +129,8 @@ def test_operations_commands_on_a_day_of_orders(tmp_path: Path) -> None:
     assert [d["state"] for d in shown["deliveries"]] == ["sent"]
     assert {"received", "validated", "dispatched", "body_purged"} <= {e["kind"] for e in shown["history"]}
 
-    out = _cli("--version")
-    assert re.fullmatch(r"gateway \S+\n", out)
+    assert re.fullmatch(r"gateway \S+\n", _cli("--version"))
+    assert "complete " in _cli("--show-completion", "bash")  # shell completion is on
 
 
 def test_db_upgrade_is_an_explicit_step_when_migrate_is_off(tmp_path: Path, store_url: str) -> None:
