@@ -4,14 +4,18 @@ that cannot become formulas, and JSON log lines without personal data."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import logging
 from pathlib import Path
 
+from sqlalchemy import func, select, update
+
 from gateway.csvexport import safe_cell, write_rows
 from gateway.logs import JsonFormatter, Redact, log_context
 from gateway.store import Store, reports
+from gateway.store import tables as t
 from gateway.store.retention import purge_bodies
 from gateway.store.status import status
 from tests.support.x12gen import file_with_orders
@@ -46,6 +50,15 @@ def test_reports_and_status_on_both_databases(store: Store, tmp_path: Path) -> N
     assert {s.name: s.waiting for s in now.stages}["orders"] == 0
     assert now.throughput[0].orders_dispatched == 12
     assert purge_bodies(store, 1, dry_run=True).messages == 0  # received just now
+    with store.begin() as conn:
+        conn.execute(update(t.messages).values(received_at=store.db_now() - dt.timedelta(days=40)))
+    assert purge_bodies(store, 30, dry_run=True).messages == 1
+    done = purge_bodies(store, 30, policy="test")
+    assert (done.messages, done.dry_run) == (1, False) and done.bytes > 0
+    assert purge_bodies(store, 30).messages == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.message_bodies)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(t.orders)).scalar_one() == 12
 
 
 def test_percentile_is_nearest_rank() -> None:
