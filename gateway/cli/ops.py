@@ -17,10 +17,11 @@ db_app = typer.Typer(no_args_is_help=True, help="The store's schema: upgrade it 
 app.add_typer(db_app, name="db")
 
 
-def _store(config: Any, *, create: bool = False) -> Any:
+def _store(config: Any) -> Any:
+    """The store of an existing installation (never created here), without the gateway."""
     from gateway.store import Store
 
-    return _open_store(Store, _config(config), create=create)
+    return _open_store(Store, _config(config), create=False)
 
 
 def _age(seconds: float | None) -> str:

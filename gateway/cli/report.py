@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOpt, _gateway, app, err, out
+from gateway.cli.common import ConfigOpt, _config, _open_store, app, err, out
 from gateway.errors import GatewayError
 
 report_app = typer.Typer(no_args_is_help=True, help="Reports: volumes, touchless rate, exceptions, cycle time, dead-letter age.")
@@ -73,11 +73,13 @@ def _emit(
     start, stop = parse_when(since), parse_when(until, end=True)
     if start and stop and stop <= start:
         raise GatewayError("--until is not after --since: the period is empty")
-    gw = _gateway(config, existing=True)
+    from gateway.store import Store
+
+    store = _open_store(Store, _config(config), create=False)  # the store only: no sources or connectors
     try:
-        rows = query(gw.store, start, stop)
+        rows = query(store, start, stop)
     finally:
-        gw.close()
+        store.dispose()
     if csv is not None:
         from gateway.csvexport import write_csv
 
