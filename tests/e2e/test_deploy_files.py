@@ -62,7 +62,9 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert "ExecStartPre=/opt/gateway/bin/gateway db upgrade" in unit and "NoNewPrivileges=yes" in unit
     gateway = Path(sys.executable).with_name("gateway")  # the installed entry point stands in for /opt
     assert gateway.exists(), gateway
-    path = tmp_path / "gateway.service"
-    path.write_text(unit.replace("/opt/gateway/bin/gateway", str(gateway)))
-    done = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    paths = []
+    for name in ("gateway.service", "gateway-purge.service", "gateway-purge.timer"):
+        paths.append(tmp_path / name)
+        paths[-1].write_text((ROOT / "deploy" / name).read_text().replace("/opt/gateway/bin/gateway", str(gateway)))
+    done = subprocess.run([analyze, "verify", *map(str, paths)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
