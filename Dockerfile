@@ -1,7 +1,7 @@
+# syntax=docker/dockerfile:1
 # The order gateway as a container: `docker compose up` (docker-compose.yml) runs it with
 # PostgreSQL. Two stages: the first builds wheels (the gateway's and every dependency's), the
 # second installs only those wheels into a slim image and runs as an unprivileged user.
-# syntax=docker/dockerfile:1
 
 FROM python:3.11-slim AS build
 WORKDIR /src
