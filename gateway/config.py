@@ -64,6 +64,30 @@ class StoreConfig(BaseModel):
         "sqlite:///var/gateway.db",
         description="SQLAlchemy URL: sqlite:///path (embedded, one node) or postgresql+psycopg://... (several nodes).",
     )
+    migrate: bool = Field(
+        True,
+        description="Bring the schema up to date when the gateway opens the store; false: only `gateway db upgrade` does, and a store behind refuses to start.",
+    )
+
+
+class RetentionConfig(BaseModel):
+    """How long raw message bodies are kept (`gateway purge`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw_body_days: PositiveInt | None = Field(
+        None,
+        description="Raw bodies of messages whose orders are all final are removed this many days after receipt by `gateway purge`; unset: kept for ever.",
+    )
+
+
+class AdminConfig(BaseModel):
+    """The admin port `gateway run` always serves: /healthz, /readyz and /metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address the admin port listens on (0.0.0.0 in a container).")
+    port: int = Field(9464, ge=0, le=65535, description="TCP port of /healthz, /readyz and /metrics (0: any free port, logged at start).")
 
 
 class DispatchConfig(BaseModel):
@@ -201,6 +225,13 @@ class GatewayConfig(BaseModel):
         default_factory=list, description="Shops told our available stock (Shopify / WooCommerce), README \"Stock levels to the shops\"."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one readable line per event; json: one JSON object per line (GATEWAY_LOG_FORMAT overrides)."
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long raw message bodies are kept (`gateway purge`).")
+    admin: AdminConfig | None = Field(
+        None, description="The admin port `gateway run` serves whether or not an intake is configured: /healthz, /readyz, /metrics."
+    )
 
     # Each item is validated by the model of its own type, found in the plugin registry: a
     # type an installed package adds is configured exactly like a built-in one.

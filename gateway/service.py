@@ -213,16 +213,35 @@ def run_service(
     _quiet_scheduler_log()
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     server: IntakeServer | None = None  # kept across a reload when its address stays
-    while True:
-        if loaded is not None:
-            try:
-                loaded(gw)
-            except Exception as exc:  # a record for other commands; never a reason to stop
-                log.warning("could not record the loaded configuration: %s", exc)
-        nxt, server = _serve(gw, stop, hup, reload, deadline, server)
-        if nxt is None:
-            return
-        gw = nxt
+    admin = _start_admin(gw)  # probes and metrics, with or without an intake (issue 12)
+    try:
+        while True:
+            if loaded is not None:
+                try:
+                    loaded(gw)
+                except Exception as exc:  # a record for other commands; never a reason to stop
+                    log.warning("could not record the loaded configuration: %s", exc)
+            nxt, server = _serve(gw, stop, hup, reload, deadline, server)
+            if nxt is None:
+                return
+            gw = nxt
+            if admin is not None:
+                admin.serve(gw)  # the port stays; a changed admin: section needs a restart
+    finally:
+        if admin is not None:
+            admin.stop()
+
+
+def _start_admin(gw: Gateway) -> Any:
+    """The admin port when `admin:` is configured (gateway.intake.admin), else None."""
+    if gw.config.admin is None:
+        return None
+    from gateway.intake.admin import AdminServer
+
+    admin = AdminServer(gw, gw.config.admin)
+    admin.start()
+    log.info("admin port listening on %s (/healthz, /readyz, /metrics)", admin.url)
+    return admin
 
 
 def _reloaded(gw: Gateway, reload: Callable[[], Gateway]) -> Gateway | None:

@@ -10,7 +10,6 @@ a traceback (set GATEWAY_DEBUG=1 to see one).
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +20,9 @@ from rich.console import Console
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Order-entry integration gateway.")
+# Shell completion (`--install-completion`, `--show-completion`) is typer's own; it loads its
+# completion scripts only when asked, so `--help` stays fast (tests/e2e/test_fast_start.py).
+app = typer.Typer(add_completion=True, no_args_is_help=True, help="Order-entry integration gateway.")
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain the configuration.")
 app.add_typer(config_app, name="config")
 mapping_app = typer.Typer(no_args_is_help=True, help="Try mappings against sample files.")
@@ -62,12 +63,50 @@ def _gateway(path: Path | None, *, existing: bool = False) -> Any:
     """The gateway; `existing=True` (commands that look at or act on stored work) opens only a
     store that exists and exits with a one-line reason otherwise, creating nothing."""
     from gateway.app import Gateway
+    from gateway.logs import configure_logging
     from gateway.store import Store
 
     cfg = _config(path)
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("pyx12", "apscheduler.executors", "apscheduler.scheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL if noisy == "pyx12" else logging.WARNING)
-    return Gateway(cfg, store=Store(cfg.store.url, create=not existing))
+    configure_logging(cfg.log_level, cfg.log_format)
+    return Gateway(cfg, store=_open_store(Store, cfg, create=not existing))
 
 
+def _open_store(store_type: Any, cfg: GatewayConfig, *, create: bool) -> Any:
+    """The store; with `store.migrate: false` one whose schema is not the installed gateway's
+    is refused with the command that fixes it, and nothing is migrated."""
+    store = store_type(cfg.store.url, create=create, migrate=cfg.store.migrate)
+    if not cfg.store.migrate:
+        from gateway.errors import GatewayError
+        from gateway.store.schema import current_revision, head_revision
+
+        found, head = current_revision(store), head_revision()
+        if found != head:
+            store.dispose()
+            raise GatewayError(
+                f"the store's schema is at {found or 'nothing'}, this gateway needs {head}; "
+                "run `gateway db upgrade` (store.migrate is false)"
+            )
+    return store
+
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("order-gateway")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            found = "unknown (not installed)"
+        out.print(f"gateway {found}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the installed version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Order-entry integration gateway."""

@@ -33,13 +33,33 @@ def orders(
     state: Annotated[OrderState | None, typer.Option("--state", "-s", help="Only orders in this state.", case_sensitive=False)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per order, for scripts.")] = False,
+    partner: Annotated[str | None, typer.Option("--partner", "-p", help="Only this partner's orders.")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only orders from this channel (x12, edifact, cxml, csv, shopify, ...).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only orders read from this UTC date or ISO time on.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only orders read up to this UTC date (inclusive) or ISO time (exclusive).")] = None,
 ) -> None:
     """List recent orders with their state."""
+    from gateway.cli.report import parse_when
+
+    filters = {"partner": partner, "channel": channel, "since": parse_when(since), "until": parse_when(until, end=True)}
     gw = _gateway(config, existing=True)
     try:
-        _orders_table(gw, state=state.value if state else None, limit=limit, as_json=as_json)
+        _orders_table(gw, state=state.value if state else None, limit=limit, as_json=as_json, filters=filters)
     finally:
         gw.close()
+
+
+def _json_value(v: Any) -> Any:
+    """What json.dumps cannot write itself: times in ISO 8601, bytes as text, rows as dicts."""
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v).decode("utf-8", "replace")
+    if hasattr(v, "_asdict"):
+        return v._asdict()
+    if hasattr(v, "keys"):
+        return dict(v)
+    return str(v)
 
 
 def _json_lines(rows: Any) -> None:
@@ -50,13 +70,13 @@ def _json_lines(rows: Any) -> None:
         sys.stdout.write(json.dumps(dataclasses.asdict(r), default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
 
 
-def _orders_table(gw: Any, *, state: str | None, limit: int, as_json: bool = False) -> None:
+def _orders_table(gw: Any, *, state: str | None, limit: int, as_json: bool = False, filters: dict[str, Any] | None = None) -> None:
     import dataclasses
 
     from gateway.store.outbox import step_progress
     from gateway.store.queries import list_orders
 
-    rows = list_orders(gw.store, state=state, limit=limit)
+    rows = list_orders(gw.store, state=state, limit=limit, **(filters or {}))
     # An order whose deliveries are partly sent says so, and which step waits (issue 11).
     partial = step_progress(gw.store, [r.id for r in rows if r.state in _OPEN], gw.config.steps())
     if as_json:
@@ -111,7 +131,7 @@ def messages(
 def show(
     order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
     config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the canonical order as JSON only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything shown as one JSON object: the canonical order under \"data\", state, deliveries, acknowledgements and history.")] = False,
     sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was).")] = False,
 ) -> None:
     """Show one order: status, canonical content, deliveries and full history."""
@@ -131,7 +151,14 @@ def show(
     o, versions, msg = detail.order, detail.versions, detail.message
     deliveries, acks, history = detail.deliveries, detail.acks, detail.history
     if as_json:
-        sys.stdout.write(json.dumps(o["data"], indent=2) + "\n")
+        whole = {
+            **{k: o[k] for k in ("id", "po_number", "partner", "channel", "version", "state", "reason", "error", "position", "created_at", "updated_at", "data")},
+            "versions": [{k: v[k] for k in ("id", "version", "purpose", "state")} for v in versions],
+            "message": {k: msg[k] for k in ("id", "source", "display_name", "received_at", "state")},
+            "deliveries": deliveries, "acknowledgements": acks, "history": history,
+            "rules": {"decision": decided, "findings": findings}, "assigned": assigned,
+        }
+        sys.stdout.write(json.dumps(whole, indent=2, default=_json_value) + "\n")
         return
     out.print(f"[bold]Order {o['id']}[/bold]  PO {o['po_number'] or '-'}  version {o['version']}  state [bold]{o['state']}[/bold]")
     if len(versions) > 1:

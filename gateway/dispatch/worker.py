@@ -52,7 +52,7 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway import crashpoints
 from gateway.config import DispatchConfig
@@ -291,7 +291,7 @@ class Dispatcher:
             if self.channels.idempotent(claim.connector):
                 result = Failed(text + " (retried: the channel replaces what it wrote)", policy)
             else:
-                log.error("outbox %s (%s): %s", claim.outbox_id, claim.what, text, exc_info=exc)
+                log.error("outbox %s (%s): %s", claim.outbox_id, claim.what, text, exc_info=exc, extra=_ids(claim))
                 result = Refused(text + " (not retried: a repeat could send it twice)")
         else:
             result = Sent(Receipt(detail={"sent": how}))
@@ -302,7 +302,7 @@ class Dispatcher:
         text = f"unexpected {type(exc).__name__} from {claim.connector}: {exc}"
         if len(text) > _UNEXPECTED_CHARS:
             text = text[: _UNEXPECTED_CHARS - 1] + "…"
-        log.error("outbox %s to %s: %s", claim.outbox_id, claim.connector, text, exc_info=exc)
+        log.error("outbox %s to %s: %s", claim.outbox_id, claim.connector, text, exc_info=exc, extra=_ids(claim))
         if connector.capabilities.idempotent:
             return TransientError(text + " (retried: the connector is idempotent)")
         return PermanentError(text + " (not retried: a repeat could deliver the order twice)")
@@ -321,9 +321,12 @@ class Dispatcher:
         fields = []
         for (claim, result), verdict in zip(results, verdicts, strict=True):
             if verdict == "sent":
-                log.info("outbox %s (%s) sent to %s", claim.outbox_id, claim.what, claim.connector)
+                log.info("outbox %s (%s) sent to %s", claim.outbox_id, claim.what, claim.connector, extra=_ids(claim))
             elif not isinstance(result, Sent):
-                log.info("outbox %s to %s: %s (%s)", claim.outbox_id, claim.connector, verdict, loggable(result.error, result.status))
+                log.info(
+                    "outbox %s to %s: %s (%s)", claim.outbox_id, claim.connector, verdict, loggable(result.error, result.status),
+                    extra=_ids(claim),
+                )
             fields.append(_FIELDS[verdict])
         return fields
 
@@ -424,3 +427,8 @@ def _wait_any(wake: threading.Event, stop: threading.Event, seconds: float) -> N
 
 
 _DEFAULT_POLICY = RetryPolicy()
+
+
+def _ids(claim: ClaimedDelivery) -> dict[str, Any]:
+    """The ids a log line about one delivery carries (gateway.logs: JSON logs show them)."""
+    return {"delivery_id": claim.outbox_id, "order_id": claim.order_id, "message_id": claim.message_id}

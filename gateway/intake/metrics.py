@@ -34,10 +34,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-__all__ = ["exposition", "metrics_router"]
+__all__ = ["exposition", "health_router", "metrics_router"]
 
 log = logging.getLogger(__name__)
 
@@ -155,5 +155,54 @@ def metrics_router(gateway: Any, requests: Any) -> APIRouter:
             exposition(snap, dict(requests())), status_code=200 if snap is not None else 503,
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
+
+    return router
+
+
+def health_router(gateway: Any) -> APIRouter:
+    """`/healthz` (liveness) and `/readyz` (readiness) for an orchestrator.
+
+    /healthz answers 200 while the process serves HTTP at all: restart it only when this fails.
+    /readyz answers 200 when the store answers and its schema is the one this gateway needs
+    (`gateway db upgrade` done), else 503 with the reason: take the node out of service, do
+    not restart it.
+    """
+    router = APIRouter()
+    head: list[str] = []
+
+    def readiness() -> str | None:
+        from gateway.store.nodes import ping
+        from gateway.store.schema import current_revision, head_revision
+
+        problem = ping(gateway.store)
+        if problem is not None:
+            log.error("readyz: the store does not answer: %s", problem)
+            return "the store does not answer"
+        if not head:
+            head.append(head_revision())
+        try:
+            found = current_revision(gateway.store)
+        except Exception as exc:  # a probe reports, it never fails with a trace
+            log.error("readyz: cannot read the schema revision: %s", exc)
+            return "cannot read the schema revision"
+        if found != head[0]:
+            return f"the store's schema is at {found or 'nothing'}, this gateway needs {head[0]}: run `gateway db upgrade`"
+        return None
+
+    @router.get("/healthz", summary="Is the process alive?", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Can this node do work: store answering, schema up to date?",
+        tags=["operations"],
+        responses={503: {"description": "Not ready; `reason` says why."}},
+    )
+    async def readyz() -> JSONResponse:
+        reason = await run_in_threadpool(readiness)
+        if reason is None:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
 
     return router

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ __all__ = ["ProcessStats", "Processor"]
 # their bodies pass _CLAIM_BYTES together: one lease update for a group of small files.
 _CLAIM_GROUP = 16
 _CLAIM_BYTES = 1_000_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -633,6 +636,7 @@ class Processor:
         message_repo.finish(conn, message_id, "received", state, values)
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
+        log.info("message %s %s: %s", message_id, state, detail, extra={"message_id": message_id})
 
 
 def _sniff(body: bytes) -> str | None:

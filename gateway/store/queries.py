@@ -119,8 +119,18 @@ class OrderDetail:
     history: list[EventRow]
 
 
-def list_orders(store: Store, *, state: str | None = None, limit: int = 50) -> list[OrderListing]:
-    """The most recent orders first, optionally only those in `state`."""
+def list_orders(
+    store: Store,
+    *,
+    state: str | None = None,
+    limit: int = 50,
+    partner: str | None = None,
+    channel: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[OrderListing]:
+    """The most recent orders first, optionally only those in `state`, from `partner` or
+    `channel`, read from `since` (inclusive) to `until` (exclusive)."""
     o, m = t.orders, t.messages
     query = (
         select(o.c.id, o.c.po_number, o.c.partner, o.c.line_count, o.c.state, o.c.reason, m.c.display_name)
@@ -130,6 +140,14 @@ def list_orders(store: Store, *, state: str | None = None, limit: int = 50) -> l
     )
     if state:
         query = query.where(o.c.state == state)
+    if partner:
+        query = query.where(o.c.partner == partner)
+    if channel:
+        query = query.where(o.c.channel == channel)
+    if since is not None:
+        query = query.where(o.c.created_at >= since)
+    if until is not None:
+        query = query.where(o.c.created_at < until)
     with store.engine.connect() as conn:
         return [OrderListing(**r._asdict()) for r in conn.execute(query)]
 
