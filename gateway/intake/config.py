@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.as2.config import As2Config
 from gateway.errors import ConfigError
 from gateway.intake.signatures import MIN_SECRET_LENGTH
 
@@ -206,6 +207,12 @@ class IntakeConfig(BaseModel):
         None,
         description="The operators' HTTP API (/api/exceptions, /api/orders/{id}/approve ...): off unless "
         "configured; every request carries the bearer token from the named environment variable.",
+    )
+
+    as2: As2Config | None = Field(
+        None,
+        description="AS2 at POST /intake/as2: our AS2 id, certificate and key, and the partners that "
+        "send to us (gateway.as2.config).",
     )
 
     @field_validator("forms")

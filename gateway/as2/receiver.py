@@ -1,0 +1,270 @@
+"""Receiving AS2 messages: parse with pyas2lib, commit, then answer with the MDN.
+
+One message, in this order:
+
+1. AS2-From, AS2-To and Message-ID are present and printable ..... else 400, nothing stored
+2. pyas2lib decrypts, decompresses and verifies the signature with the partner's certificate
+   and our key (the partner's ``encrypt``/``sign`` settings make either mandatory)
+3. success: the payload is committed through `Pipeline.receive` (source ``as2``, partner from
+   the configuration of the AS2-From, dedupe key AS2-From + Message-ID), then the signed MDN
+   with the MIC is answered (sync) or the request is answered 200 and the MDN posted to the
+   partner's configured ``mdn_url`` (async, `MdnPoster`)
+4. decryption, signature, decompression or security failure from a configured partner: the
+   raw request is committed quarantined (reason ``AS2_DECRYPTION_FAILED``,
+   ``AS2_AUTHENTICATION_FAILED``, ...) for a person, then the negative MDN is answered with
+   pyas2lib's disposition (``processed/Error: decryption-failed`` ...)
+5. an unknown AS2-To or AS2-From: the negative MDN (``unknown-trading-partner``), nothing stored
+6. the store cannot be written: 503 with Retry-After and no MDN; the partner sends again
+
+A repeated Message-ID from the same partner is a duplicate in the store (no second message,
+so never a second order) and is answered with the same positive MDN as the first time: the
+partner may be resending because our first MDN never reached it. Every MDN we send is recorded
+as an ``as2_mdn`` event on the stored message (its Message-ID, disposition and MIC), for disputes.
+
+Errors: `ConfigError` at start-up (unreadable certificate or key, a partner not configured,
+a missing password variable); nothing raised per message, every outcome is an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.as2 import _oscrypto
+from gateway.as2.config import As2Config, As2PartnerConfig
+from gateway.connector import RawMessage
+from gateway.errors import ConfigError, StoreUnavailable
+from gateway.store import add_event
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.as2.mdn import MdnPoster
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SOURCE", "As2Answer", "As2Receiver", "load_certificate_files"]
+
+SOURCE = "as2"
+RETRY_AFTER_SECONDS = 60
+_PRINTABLE = re.compile(r"[!-~][ -~]{0,254}")  # a header value we store: printable ASCII, bounded
+# Headers of the HTTP request that are not part of the AS2 MIME message.
+_HOP_HEADERS = frozenset({"host", "connection", "content-length", "transfer-encoding", "keep-alive", "expect"})
+
+
+@dataclass(slots=True)
+class As2Answer:
+    """What the HTTP endpoint sends back."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Peer:
+    config: As2PartnerConfig
+    partner: Any  # pyas2lib.Partner
+
+
+def load_certificate_files(config: As2Config) -> tuple[bytes, bytes, dict[str, bytes], list[str]]:
+    """Our certificate and key and each partner's certificate, read from their files.
+
+    Returns (our certificate, our key, partner certificates by AS2 id, problems).
+    """
+    problems: list[str] = []
+
+    def read(path: Any, where: str) -> bytes:
+        try:
+            data: bytes = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"intake.as2.{where}: cannot read {path}: {exc.strerror or exc}")
+            return b""
+        if b"-----BEGIN " not in data:
+            problems.append(f"intake.as2.{where}: {path} is not PEM")
+        return data
+
+    cert = read(config.our_certificate, "our_certificate")
+    key = read(config.our_key, "our_key")
+    theirs = {
+        p.as2_id: read(p.certificate, f"partners[{i}].certificate") for i, p in enumerate(config.partners)
+    }
+    return cert, key, theirs, problems
+
+
+class As2Receiver:
+    """Turns one AS2 HTTP request into an answer; blocking, call it from a worker thread."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        config: As2Config,
+        *,
+        store_timeout: float,
+        poster: MdnPoster | None = None,
+    ):
+        _oscrypto.load()
+        from pyas2lib import Organization, Partner
+        from pyas2lib.exceptions import AS2Exception
+
+        self.gateway = gateway
+        self.config = config
+        self.store_timeout = store_timeout
+        self.poster = poster
+        cert, key, theirs, problems = load_certificate_files(config)
+        known = {p.name for p in getattr(gateway.config, "partners", [])}
+        for i, p in enumerate(config.partners):
+            if p.partner not in known:
+                problems.append(f"intake.as2.partners[{i}].partner: no partner {p.partner!r} under partners:")
+        try:
+            password = config.key_password()
+        except ConfigError as exc:
+            problems.extend(exc.problems if hasattr(exc, "problems") else [str(exc)])
+            password = None
+        if problems:
+            raise ConfigError(problems)
+        try:
+            self.org = Organization(
+                as2_name=config.our_id,
+                sign_key=cert + b"\n" + key,
+                sign_key_pass=password,  # type: ignore[arg-type]  # None: an unencrypted key
+                decrypt_key=cert + b"\n" + key,
+                decrypt_key_pass=password,  # type: ignore[arg-type]
+            )
+        except AS2Exception as exc:
+            raise ConfigError([f"intake.as2.our_key: {exc}"]) from None
+        self.anonymous = Organization(as2_name=config.our_id)
+        self.peers: dict[str, _Peer] = {}
+        for p in config.partners:
+            self.peers[p.as2_id] = _Peer(
+                p,
+                Partner(
+                    as2_name=p.as2_id,
+                    verify_cert=theirs[p.as2_id],
+                    encrypt_cert=theirs[p.as2_id],
+                    validate_certs=p.validate_certificate,
+                    encrypt=p.encrypt,
+                    sign=p.sign,
+                    compress=p.compress,
+                    mdn_mode="ASYNC" if p.mdn_mode == "async" else "SYNC",
+                    mdn_digest_alg="sha256" if p.mdn_sign else None,  # type: ignore[arg-type]
+                    enc_alg="aes_256_cbc",
+                ),
+            )
+
+    # -- one request -------------------------------------------------------------------------
+
+    def receive(self, headers: Iterable[tuple[str, str]], body: bytes, client: str = "?") -> As2Answer:
+        """Parse, commit, answer (see the module docstring)."""
+        pairs = [(k, v) for k, v in headers if k.lower() not in _HOP_HEADERS]
+        found = {k.lower(): v for k, v in pairs}
+        for name in ("as2-from", "as2-to", "message-id"):
+            if not _PRINTABLE.fullmatch(found.get(name, "")):
+                log.info("as2: request from %s without a usable %s header; refused", client, name)
+                return As2Answer(400, f"missing or invalid {name} header\n".encode())
+        if not body:
+            return As2Answer(400, b"empty body\n")
+        raw = "".join(f"{k}: {v}\r\n" for k, v in pairs).encode("latin-1", "replace") + b"\r\n" + body
+
+        from pyas2lib import Message
+
+        message = Message()
+        # To an unknown partner the negative MDN goes unsigned: an organization without keys
+        # (pyas2lib would otherwise sign with the settings of a partner it does not have).
+        org = self.org if _unquote(found["as2-from"]) in self.peers else self.anonymous
+        try:
+            status, (exc, _trace), mdn = message.parse(
+                raw,
+                find_org_cb=lambda as2_id: org if as2_id == self.config.our_id else None,
+                find_partner_cb=lambda as2_id: self.peers[as2_id].partner if as2_id in self.peers else None,
+            )
+        except Exception as crash:  # pyas2lib catches its own errors; this is a last resort, never a 500
+            log.warning("as2: request from %s could not be parsed: %s", client, type(crash).__name__)
+            return As2Answer(400, b"not an AS2 message\n")
+        as2_from = _unquote(found["as2-from"])
+        message_id = found["message-id"].strip().strip("<>")
+        peer = self.peers.get(as2_from) if _unquote(found["as2-to"]) == self.config.our_id else None
+        modifier = getattr(exc, "disposition_modifier", "") if exc is not None else ""
+        if peer is None:
+            log.warning("as2: message %r from unknown AS2 id %r (to %r) refused", message_id[:80], as2_from[:80], found["as2-to"][:80])
+            return self._answer_mdn(mdn, None, peer, status, fallback=403)
+
+        if status == "processed":
+            raw_message = RawMessage(
+                body=message.content,
+                source=SOURCE,
+                source_ref=f"as2:{as2_from}:{message_id}",
+                display_name=_payload_name(message) or f"as2 {message_id}",
+                dedupe_key=f"{as2_from}|{message_id}",
+            )
+        else:
+            reason = "AS2_" + (modifier or "unexpected-processing-error").upper().replace("-", "_")
+            log.warning(
+                "as2: message %r from %s refused (%s): %s; stored quarantined for a person",
+                message_id[:80], peer.config.partner, modifier, exc,
+            )
+            raw_message = RawMessage(
+                body=raw,
+                source=SOURCE,
+                source_ref=f"as2:{as2_from}:{message_id}",
+                display_name=f"as2 {message_id}",
+                rejected=f"{reason}: {status}: {modifier}: {str(exc)[:300]}",
+            )
+        try:
+            with self.gateway.store.lock_wait(self.store_timeout):
+                result = self.gateway.pipeline.receive(raw_message, partner=peer.config.partner)
+        except StoreUnavailable as err:
+            log.error("as2: message %r from %s not stored (%s); answered 503, the partner will resend", message_id[:80], peer.config.partner, err)
+            return As2Answer(503, b"store unavailable, send again later\n", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        log.info(
+            "as2: message %r from %s stored as %s%s (%s)",
+            message_id[:80], peer.config.partner, result.message_id, " (duplicate)" if result.duplicate else "", status,
+        )
+        return self._answer_mdn(mdn, result.message_id, peer, status)
+
+    def _answer_mdn(self, mdn: Any, stored: str | None, peer: _Peer | None, status: str, fallback: int = 200) -> As2Answer:
+        """The MDN in the HTTP answer (sync), or 200 now and the MDN posted later (async)."""
+        if mdn is None:  # the partner asked for no MDN
+            return As2Answer(fallback if status != "processed" else 200, f"{status}\n".encode())
+        if stored is not None:
+            self._record(stored, mdn, status)
+        if mdn.mdn_mode == "ASYNC" and peer is not None:
+            if peer.config.mdn_url and self.poster is not None:
+                self.poster.post(peer.config.mdn_url, mdn.headers, mdn.content, stored)
+                return As2Answer(200, b"")
+            log.warning("as2: %s asked for an asynchronous MDN but has no mdn_url configured: answered synchronously", peer.config.partner)
+        headers = {k: v for k, v in mdn.headers.items() if k.lower() != "mime-version"}
+        return As2Answer(200, mdn.content, headers)
+
+    def _record(self, stored: str, mdn: Any, status: str) -> None:
+        """The MDN we answer with, as an event of the stored message (for disputes)."""
+        mic = ""
+        for part in mdn.payload.walk() if mdn.payload is not None else ():
+            if part.get_content_type() == "message/disposition-notification":
+                text = part.as_string()
+                found = re.search(r"Received-content-MIC: *([^\r\n]+)", text, re.IGNORECASE)
+                mic = found.group(1) if found else ""
+        detail = f"MDN {mdn.message_id} for {mdn.orig_message_id}: {status}" + (f"; MIC {mic}" if mic else "")
+        try:
+            with self.gateway.store.begin() as conn:
+                add_event(conn, "as2_mdn", detail, message_id=stored)
+        except StoreUnavailable as exc:  # the message is committed; only the record is missing
+            log.error("as2: MDN for %s not recorded: %s", stored, exc)
+
+
+def _unquote(as2_name: str) -> str:
+    name = as2_name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"')
+    return name
+
+
+def _payload_name(message: Any) -> str | None:
+    """The file name the partner gave its payload (Content-Disposition), if any."""
+    try:
+        name = message.payload.get_filename() if message.payload is not None else None
+    except (TypeError, ValueError):
+        return None
+    return str(name) if name else None

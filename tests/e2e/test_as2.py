@@ -1,0 +1,242 @@
+"""End to end: pyas2lib acting as the partner sends AS2 messages over real HTTP to the intake
+on 127.0.0.1; the gateway answers with signed MDNs the partner verifies (MIC included), and
+each order reaches the ERP once. Also: a bad signature, a wrong certificate, an unknown
+partner, a repeated Message-ID and an asynchronous MDN. Keys are generated here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+
+from gateway.app import Gateway
+from gateway.as2 import _oscrypto
+from gateway.config import load_config
+from gateway.intake import IntakeServer
+from gateway.store import tables as t
+from tests.e2e.helpers import write_config
+from tests.support.fake_erp import FakeERP
+from tests.support.x12gen import file_with_orders
+
+pytestmark = pytest.mark.slow
+
+_oscrypto.load()
+from pyas2lib import Mdn, Message, Organization, Partner  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Pair:
+    key: bytes
+    cert: bytes
+
+
+def make_pair(name: str, *, days: int = 365) -> Pair:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return Pair(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        cert.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+@pytest.fixture(scope="module")
+def pairs() -> dict[str, Pair]:
+    return {name: make_pair(name) for name in ("widgetco", "acme", "stranger")}
+
+
+class MdnSink:
+    """A partner's asynchronous-MDN endpoint: records each POST, sets `got`."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.got = threading.Event()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                head = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items()).encode()
+                sink.received.append(head + b"\r\n" + body)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                sink.got.set()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mdn"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class World:
+    gw: Gateway
+    url: str
+    erp: FakeERP
+    sink: MdnSink
+    pairs: dict[str, Pair]
+    server: IntakeServer
+
+
+@pytest.fixture
+def world(tmp_path: Path, pairs: dict[str, Pair]) -> Iterator[World]:
+    for name, pair in pairs.items():
+        (tmp_path / f"{name}.crt").write_bytes(pair.cert)
+        (tmp_path / f"{name}.key").write_bytes(pair.key)
+    sink = MdnSink()
+    with FakeERP() as erp:
+        extra = (
+            "partners:\n  - name: acme\n    x12_ids: [ACMERETAIL]\n  - name: beta\n    x12_ids: [BETACO]\n"
+            "intake:\n  port: 0\n  as2:\n    our_id: WIDGETCO\n"
+            f"    our_certificate: {tmp_path / 'widgetco.crt'}\n    our_key: {tmp_path / 'widgetco.key'}\n"
+            "    partners:\n"
+            f"      - {{partner: acme, as2_id: ACMEAS2, certificate: {tmp_path / 'acme.crt'}}}\n"
+            f"      - {{partner: beta, as2_id: BETAAS2, certificate: {tmp_path / 'acme.crt'}, mdn_url: '{sink.url}'}}\n"
+        )
+        gw = Gateway(load_config(write_config(tmp_path, erp.url, extra=extra)))
+        server = IntakeServer(gw, gw.config.intake)
+        server.start()
+        try:
+            yield World(gw, server.url, erp, sink, pairs, server)
+        finally:
+            server.stop()
+            server.app.state.as2.poster.close()
+            gw.close()
+            sink.close()
+
+
+def partner_side(pairs: dict[str, Pair], as2_id: str = "ACMEAS2", *, signer: str = "acme", encrypt_to: str = "widgetco", mdn: str = "SYNC", mdn_url: str | None = None) -> tuple[Organization, Partner]:
+    """pyas2lib as the partner: its organization, and us as its partner."""
+    me = Organization(as2_name=as2_id, sign_key=pairs[signer].cert + pairs[signer].key, domain="acme.example", mdn_url=mdn_url)
+    us = Partner(
+        as2_name="WIDGETCO", encrypt_cert=pairs[encrypt_to].cert, verify_cert=pairs["widgetco"].cert,
+        sign=True, encrypt=True, compress=True, enc_alg="aes_256_cbc", mdn_mode=mdn, mdn_digest_alg="sha256",
+    )
+    return me, us
+
+
+def send(session: requests.Session, url: str, me: Organization, us: Partner, payload: bytes, message_id: str | None = None) -> tuple[Message, requests.Response]:
+    message = Message(me, us)
+    message.build(payload, filename="po.x12", content_type="application/edi-x12", message_id=message_id)
+    answer = session.post(f"{url}/intake/as2", data=message.content, headers=message.headers, timeout=10)
+    return message, answer
+
+
+def check_mdn(raw: bytes, message: Message) -> tuple[str, str | None]:
+    return Mdn().parse(raw, find_message_cb=lambda mid, rcpt: message if mid == message.message_id else None)
+
+
+def http_mdn(answer: requests.Response) -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items()).encode()
+    return head + b"\r\n" + answer.content
+
+
+def messages(gw: Gateway) -> list[tuple[str, str | None, str | None, str | None]]:
+    with gw.store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(t.messages.c.id, t.messages.c.state, t.messages.c.reason, t.messages.c.partner))]
+
+
+def events(gw: Gateway, kind: str) -> list[str]:
+    with gw.store.engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(t.events.c.detail).where(t.events.c.kind == kind))]
+
+
+def test_a_hundred_signed_encrypted_compressed_orders_arrive_once_each_with_verified_mdns(world: World) -> None:
+    me, us = partner_side(world.pairs)
+    sent: list[Message] = []
+    with requests.Session() as session:
+        for n in range(100):
+            payload = file_with_orders([f"AS2-{n:03d}"], icn=f"{n + 1:09d}")
+            message, answer = send(session, world.url, me, us, payload)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["Content-Type"].startswith("multipart/signed")
+            assert check_mdn(http_mdn(answer), message) == ("processed", None)  # signature and MIC checked
+            sent.append(message)
+        # The partner lost our MDN and sends again: the same Message-ID, the same bytes and a
+        # fresh encryption of the same payload. The same positive MDN, nothing new stored.
+        first = sent[0]
+        again = session.post(f"{world.url}/intake/as2", data=first.content, headers=first.headers, timeout=10)
+        assert check_mdn(http_mdn(again), first) == ("processed", None)
+        rebuilt, answer = send(session, world.url, me, us, file_with_orders(["AS2-000"], icn="000000001"), message_id=first.message_id.split("@")[0])
+        assert rebuilt.message_id == first.message_id
+        assert check_mdn(http_mdn(answer), rebuilt) == ("processed", None)
+        # A different payload under a Message-ID already used is the same message too: no order.
+        reused, answer = send(session, world.url, me, us, file_with_orders(["AS2-NEW"], icn="000000999"), message_id=sent[1].message_id.split("@")[0])
+        assert answer.status_code == 200
+    stored = messages(world.gw)
+    assert len(stored) == 100 and {p for *_, p in stored} == {"acme"}
+    world.gw.run_until_idle(60)
+    pos = sorted(o["body"]["po_number"] for o in world.erp.orders)
+    assert pos == [f"AS2-{n:03d}" for n in range(100)]
+    mdns = events(world.gw, "as2_mdn")
+    assert len(mdns) == 103 and all("processed" in d and "MIC" in d for d in mdns)
+
+
+def test_bad_signature_wrong_certificate_and_unknown_partner_get_negative_mdns(world: World) -> None:
+    payload = file_with_orders(["BAD-1"])
+    with requests.Session() as session:
+        # Signed with a key that is not the one whose certificate we hold for ACMEAS2.
+        me, us = partner_side(world.pairs, signer="stranger")
+        message, answer = send(session, world.url, me, us, payload)
+        assert answer.status_code == 200
+        assert check_mdn(http_mdn(answer), message) == ("processed/Error", "authentication-failed")
+        # Encrypted to a certificate that is not ours: we cannot decrypt it.
+        me, us = partner_side(world.pairs, encrypt_to="stranger")
+        message, answer = send(session, world.url, me, us, payload)
+        assert check_mdn(http_mdn(answer), message) == ("processed/Error", "decryption-failed")
+        # An AS2 id nobody configured: refused with an unsigned MDN (we sign for partners only).
+        me, us = partner_side(world.pairs, as2_id="NOBODY")
+        message, answer = send(session, world.url, me, us, payload)
+        assert answer.headers["Content-Type"].startswith("multipart/report")
+        assert b"processed/Error: unknown-trading-partner" in answer.content
+        # Not AS2 at all.
+        assert session.post(f"{world.url}/intake/as2", data=b"hello", timeout=10).status_code == 400
+    stored = sorted((state, reason, partner) for _, state, reason, partner in messages(world.gw))
+    assert stored == [
+        ("quarantined", "AS2_AUTHENTICATION_FAILED", "acme"),
+        ("quarantined", "AS2_DECRYPTION_FAILED", "acme"),
+    ]
+    world.gw.run_until_idle(20)
+    assert world.erp.orders == []
+
+
+def test_an_asynchronous_mdn_is_posted_to_the_configured_url(world: World) -> None:
+    me, us = partner_side(world.pairs, "BETAAS2", mdn="ASYNC", mdn_url="http://attacker.invalid/mdn")
+    with requests.Session() as session:
+        message, answer = send(session, world.url, me, us, file_with_orders(["ASYNC-1"], sender="BETACO"))
+    assert answer.status_code == 200 and answer.content == b""
+    assert world.sink.got.wait(20), "no asynchronous MDN arrived"
+    [raw] = world.sink.received
+    assert check_mdn(raw, message) == ("processed", None)
+    world.server.app.state.as2.poster.close()  # waits for the MDN's record
+    assert [d.split(" (")[0] for d in events(world.gw, "as2_mdn_posted")] == [f"MDN posted to {world.sink.url}"]
+    world.gw.run_until_idle(20)
+    assert [o["body"]["po_number"] for o in world.erp.orders] == ["ASYNC-1"]
