@@ -121,7 +121,7 @@ class As2Receiver:
         try:
             password = config.key_password()
         except ConfigError as exc:
-            problems.extend(exc.problems if hasattr(exc, "problems") else [str(exc)])
+            problems.extend(exc.problems)
             password = None
         if problems:
             raise ConfigError(problems)

@@ -18,7 +18,7 @@ from gateway.errors import ConfigError, GatewayError
 __all__ = ["app", "main"]
 
 # Imported in this order so that `gateway --help` lists the commands as an operator meets them.
-for _module in ("translate", "work", "orders", "review", "partners", "data", "configuration"):
+for _module in ("translate", "work", "orders", "review", "partners", "data", "configuration", "as2"):
     import_module(f"gateway.cli.{_module}")
 
 

@@ -25,7 +25,7 @@ from gateway.as2 import _oscrypto
 from gateway.config import load_config
 from gateway.intake import IntakeServer
 from gateway.store import tables as t
-from tests.e2e.helpers import write_config
+from tests.e2e.helpers import run_cli, write_config
 from tests.support.fake_erp import FakeERP
 from tests.support.x12gen import file_with_orders
 
@@ -240,3 +240,27 @@ def test_an_asynchronous_mdn_is_posted_to_the_configured_url(world: World) -> No
     assert [d.split(" (")[0] for d in events(world.gw, "as2_mdn_posted")] == [f"MDN posted to {world.sink.url}"]
     world.gw.run_until_idle(20)
     assert [o["body"]["po_number"] for o in world.erp.orders] == ["ASYNC-1"]
+
+
+def test_as2_check_lists_partners_with_certificate_expiry_and_fails_on_a_problem(tmp_path: Path, pairs: dict[str, Pair]) -> None:
+    for name, pair in {**pairs, "soon": make_pair("soon", days=10), "old": make_pair("old", days=-1)}.items():
+        (tmp_path / f"{name}.crt").write_bytes(pair.cert)
+        (tmp_path / f"{name}.key").write_bytes(pair.key)
+    extra = (
+        "partners:\n  - name: acme\n  - name: beta\n  - name: gamma\n"
+        "intake:\n  as2:\n    our_id: WIDGETCO\n"
+        f"    our_certificate: {tmp_path / 'widgetco.crt'}\n    our_key: {tmp_path / 'widgetco.key'}\n"
+        "    partners:\n"
+        f"      - {{partner: acme, as2_id: ACMEAS2, certificate: {tmp_path / 'acme.crt'}}}\n"
+        f"      - {{partner: beta, as2_id: BETAAS2, certificate: {tmp_path / 'soon.crt'}, mdn_mode: async}}\n"
+        f"      - {{partner: gamma, as2_id: GAMMAAS2, certificate: {tmp_path / 'old.crt'}}}\n"
+    )
+    cfg = write_config(tmp_path, "http://127.0.0.1:9/", extra=extra)
+    result = run_cli("as2", "check", "-c", str(cfg))
+    assert result.returncode == 1, result.stdout + result.stderr
+    expires = x509.load_pem_x509_certificate(pairs["acme"].cert).not_valid_after_utc.strftime("%Y-%m-%d")
+    lines = result.stdout.splitlines()
+    assert any("ACMEAS2" in line and expires in line and "ok" in line for line in lines), result.stdout
+    assert any("BETAAS2" in line and "expires in" in line for line in lines), result.stdout
+    assert "problem: gamma (GAMMAAS2): expired on" in result.stderr
+    assert "ours" in result.stdout and "WIDGETCO" in result.stdout
