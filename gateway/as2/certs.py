@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.as2.config import As2Config
-from gateway.as2.receiver import load_certificate_files
+from gateway.as2.identity import load_certificate_files
 from gateway.errors import ConfigError
 
 __all__ = ["EXPIRY_WARNING_DAYS", "CertificateFacts", "check"]

@@ -13,6 +13,7 @@
             encrypt: true                      # accept only encrypted messages
             sign: true                         # accept only signed messages
             mdn_url: https://as2.acme.example/mdn   # the only address async MDNs go to
+            url: https://as2.acme.example/as2       # where we send documents to it
 
 Keys and certificates are file paths, read once at start-up; the key's password comes only
 from the named environment variable. Every mistake is reported at start-up together.
@@ -21,6 +22,7 @@ from the named environment variable. Every mistake is reported at start-up toget
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -48,11 +50,19 @@ class As2PartnerConfig(BaseModel):
         description="The partner's certificate (PEM): verifies its signatures and signed MDNs, "
         "encrypts what we send it."
     )
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]{1,2000}$",
+        description="The partner's AS2 endpoint: where we send documents (`gateway as2 send`). "
+        "Without it nothing is sent to this partner by AS2.",
+    )
     encrypt: bool = Field(True, description="Accept only encrypted messages from this partner (and encrypt ours).")
     sign: bool = Field(True, description="Accept only signed messages from this partner (and sign ours).")
     compress: bool = Field(False, description="Compress the messages we send this partner.")
     mdn_mode: Literal["sync", "async"] = Field(
-        "sync", description="How we ask this partner for its MDN on what we send."
+        "sync",
+        description="How we ask this partner for its MDN on what we send (sending supports sync only, "
+        "for now).",
     )
     mdn_url: str | None = Field(
         None,
@@ -78,6 +88,11 @@ class As2Config(BaseModel):
         None,
         pattern=_ENV,
         description="Environment variable holding the password of our_key (only for an encrypted key).",
+    )
+    message_id_domain: str = Field(
+        default_factory=socket.getfqdn,
+        pattern=r"^[A-Za-z0-9.-]{1,200}$",
+        description="Right-hand side of the Message-IDs of what we send (default: this host's name).",
     )
     partners: list[As2PartnerConfig] = Field(
         default_factory=list, description="The partners whose AS2 messages are accepted."

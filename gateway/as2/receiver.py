@@ -33,10 +33,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.as2 import _oscrypto
-from gateway.as2.config import As2Config, As2PartnerConfig
+from gateway.as2.config import As2Config
+from gateway.as2.identity import Peer, load_identity
+from gateway.as2.sender import reported_mic
 from gateway.connector import RawMessage
-from gateway.errors import ConfigError, StoreUnavailable
+from gateway.errors import StoreUnavailable
 from gateway.store import add_event
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SOURCE", "As2Answer", "As2Receiver", "load_certificate_files"]
+__all__ = ["SOURCE", "As2Answer", "As2Receiver"]
 
 SOURCE = "as2"
 RETRY_AFTER_SECONDS = 60
@@ -63,37 +64,6 @@ class As2Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _Peer:
-    config: As2PartnerConfig
-    partner: Any  # pyas2lib.Partner
-
-
-def load_certificate_files(config: As2Config) -> tuple[bytes, bytes, dict[str, bytes], list[str]]:
-    """Our certificate and key and each partner's certificate, read from their files.
-
-    Returns (our certificate, our key, partner certificates by AS2 id, problems).
-    """
-    problems: list[str] = []
-
-    def read(path: Any, where: str) -> bytes:
-        try:
-            data: bytes = path.read_bytes()
-        except OSError as exc:
-            problems.append(f"intake.as2.{where}: cannot read {path}: {exc.strerror or exc}")
-            return b""
-        if b"-----BEGIN " not in data:
-            problems.append(f"intake.as2.{where}: {path} is not PEM")
-        return data
-
-    cert = read(config.our_certificate, "our_certificate")
-    key = read(config.our_key, "our_key")
-    theirs = {
-        p.as2_id: read(p.certificate, f"partners[{i}].certificate") for i, p in enumerate(config.partners)
-    }
-    return cert, key, theirs, problems
-
-
 class As2Receiver:
     """Turns one AS2 HTTP request into an answer; blocking, call it from a worker thread."""
 
@@ -105,54 +75,14 @@ class As2Receiver:
         store_timeout: float,
         poster: MdnPoster | None = None,
     ):
-        _oscrypto.load()
-        from pyas2lib import Organization, Partner
-        from pyas2lib.exceptions import AS2Exception
-
         self.gateway = gateway
         self.config = config
         self.store_timeout = store_timeout
         self.poster = poster
-        cert, key, theirs, problems = load_certificate_files(config)
-        known = {p.name for p in getattr(gateway.config, "partners", [])}
-        for i, p in enumerate(config.partners):
-            if p.partner not in known:
-                problems.append(f"intake.as2.partners[{i}].partner: no partner {p.partner!r} under partners:")
-        try:
-            password = config.key_password()
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            password = None
-        if problems:
-            raise ConfigError(problems)
-        try:
-            self.org = Organization(
-                as2_name=config.our_id,
-                sign_key=cert + b"\n" + key,
-                sign_key_pass=password,  # type: ignore[arg-type]  # None: an unencrypted key
-                decrypt_key=cert + b"\n" + key,
-                decrypt_key_pass=password,  # type: ignore[arg-type]
-            )
-        except AS2Exception as exc:
-            raise ConfigError([f"intake.as2.our_key: {exc}"]) from None
-        self.anonymous = Organization(as2_name=config.our_id)
-        self.peers: dict[str, _Peer] = {}
-        for p in config.partners:
-            self.peers[p.as2_id] = _Peer(
-                p,
-                Partner(
-                    as2_name=p.as2_id,
-                    verify_cert=theirs[p.as2_id],
-                    encrypt_cert=theirs[p.as2_id],
-                    validate_certs=p.validate_certificate,
-                    encrypt=p.encrypt,
-                    sign=p.sign,
-                    compress=p.compress,
-                    mdn_mode="ASYNC" if p.mdn_mode == "async" else "SYNC",
-                    mdn_digest_alg="sha256" if p.mdn_sign else None,  # type: ignore[arg-type]
-                    enc_alg="aes_256_cbc",
-                ),
-            )
+        identity = load_identity(config, (p.name for p in getattr(gateway.config, "partners", [])))
+        self.org = identity.org
+        self.anonymous = identity.anonymous
+        self.peers = identity.peers
 
     # -- one request -------------------------------------------------------------------------
 
@@ -224,7 +154,7 @@ class As2Receiver:
         )
         return self._answer_mdn(mdn, result.message_id, peer, status)
 
-    def _answer_mdn(self, mdn: Any, stored: str | None, peer: _Peer | None, status: str, fallback: int = 200) -> As2Answer:
+    def _answer_mdn(self, mdn: Any, stored: str | None, peer: Peer | None, status: str, fallback: int = 200) -> As2Answer:
         """The MDN in the HTTP answer (sync), or 200 now and the MDN posted later (async)."""
         if mdn is None:  # the partner asked for no MDN
             return As2Answer(fallback if status != "processed" else 200, f"{status}\n".encode())
@@ -240,12 +170,7 @@ class As2Receiver:
 
     def _record(self, stored: str, mdn: Any, status: str) -> None:
         """The MDN we answer with, as an event of the stored message (for disputes)."""
-        mic = ""
-        for part in mdn.payload.walk() if mdn.payload is not None else ():
-            if part.get_content_type() == "message/disposition-notification":
-                text = part.as_string()
-                found = re.search(r"Received-content-MIC: *([^\r\n]+)", text, re.IGNORECASE)
-                mic = found.group(1) if found else ""
+        mic = reported_mic(mdn.payload)
         detail = f"MDN {mdn.message_id} for {mdn.orig_message_id}: {status}" + (f"; MIC {mic}" if mic else "")
         try:
             with self.gateway.store.begin() as conn:

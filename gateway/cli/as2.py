@@ -1,13 +1,15 @@
-"""AS2: `gateway as2 check`."""
+"""AS2: `gateway as2 check`, `gateway as2 send`."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOpt, _config, app, err, out
+from gateway.cli.common import ConfigOpt, _config, _gateway, app, err, out
 
 as2_app = typer.Typer(no_args_is_help=True, help="AS2: our certificate and the partners' (intake.as2).")
 app.add_typer(as2_app, name="as2")
@@ -47,4 +49,50 @@ def check(config: ConfigOpt = None) -> None:
     for line in problems:
         err.print(f"problem: {line}", markup=False)
     if problems:
+        raise typer.Exit(1)
+
+
+@as2_app.command("send")
+def send(
+    partner: Annotated[str, typer.Argument(help="Partner name (under partners: and intake.as2.partners).")],
+    files: Annotated[list[Path], typer.Argument(help="Documents to send, one AS2 message each.")],
+    config: ConfigOpt = None,
+    content_type: Annotated[str, typer.Option("--content-type", help="MIME type of the documents.")] = "application/edi-x12",
+) -> None:
+    """Send documents to a partner by AS2 and check each MDN (signature and MIC).
+
+    Each verified MDN is stored (event as2_sent, with the MDN as received) for disputes. The
+    Message-ID comes from the document's content, so sending the same file again is
+    recognised by the partner as a resend. Exits 1 if any document was not confirmed."""
+    import hashlib
+
+    from gateway.as2.identity import load_identity
+    from gateway.as2.sender import As2Sender
+    from gateway.errors import DeliveryError
+    from gateway.store import add_event
+
+    gw = _gateway(config)
+    try:
+        as2 = gw.config.intake.as2 if gw.config.intake is not None else None
+        if as2 is None:
+            err.print("AS2 is not configured (intake.as2)")
+            raise typer.Exit(1)
+        sender = As2Sender(load_identity(as2, (p.name for p in gw.config.partners)), partner)
+        failed = 0
+        for path in files:
+            body = path.read_bytes()
+            ident = f"{partner}-{hashlib.sha256(body).hexdigest()[:40]}"
+            try:
+                receipt = sender.send(body, filename=path.name, message_id=ident, content_type=content_type)
+            except DeliveryError as exc:
+                failed += 1
+                err.print(f"not confirmed: {path.name}: {exc}", markup=False)
+                continue
+            with gw.store.begin() as conn:
+                add_event(conn, "as2_sent", f"{path.name} to {partner}: {receipt.summary()}\n\n{receipt.mdn.decode('latin-1')}")
+            out.print(f"sent {path.name}: {receipt.summary()}", markup=False, soft_wrap=True)
+        sender.close()
+    finally:
+        gw.close()
+    if failed:
         raise typer.Exit(1)

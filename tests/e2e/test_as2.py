@@ -264,3 +264,109 @@ def test_as2_check_lists_partners_with_certificate_expiry_and_fails_on_a_problem
     assert any("BETAAS2" in line and "expires in" in line for line in lines), result.stdout
     assert "problem: gamma (GAMMAAS2): expired on" in result.stderr
     assert "ours" in result.stdout and "WIDGETCO" in result.stdout
+
+
+# -- sending: pyas2lib as the partner's AS2 server -------------------------------------------
+
+
+class PartnerServer:
+    """The partner's AS2 endpoint: pyas2lib parses each message with the partner's key and the
+    certificate it holds for us (`our_cert`), and answers the signed MDN synchronously."""
+
+    def __init__(self, pairs: dict[str, Pair], our_cert: bytes) -> None:
+        self.payloads: list[bytes] = []
+        me = Organization(as2_name="ACMEAS2", sign_key=pairs["acme"].cert + pairs["acme"].key, decrypt_key=pairs["acme"].cert + pairs["acme"].key)
+        us = Partner(as2_name="WIDGETCO", verify_cert=our_cert, encrypt_cert=our_cert, sign=True, encrypt=True)
+        seen: set[str] = set()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                head = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items()).encode()
+                message = Message()
+                status, _exc, mdn = message.parse(
+                    head + b"\r\n" + body,
+                    find_org_cb=lambda i: me if i == "ACMEAS2" else None,
+                    find_partner_cb=lambda i: us if i == "WIDGETCO" else None,
+                    find_message_cb=lambda mid, _p: mid in seen,
+                )
+                if status == "processed":
+                    seen.add(message.message_id)
+                    server.payloads.append(message.content)
+                self.send_response(200)
+                for k, v in mdn.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(mdn.content)))
+                self.end_headers()
+                self.wfile.write(mdn.content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/as2"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def sending_config(tmp_path: Path, pairs: dict[str, Pair], url: str) -> Path:
+    for name, pair in pairs.items():
+        (tmp_path / f"{name}.crt").write_bytes(pair.cert)
+        (tmp_path / f"{name}.key").write_bytes(pair.key)
+    extra = (
+        "partners:\n  - name: acme\n"
+        "intake:\n  as2:\n    our_id: WIDGETCO\n"
+        f"    our_certificate: {tmp_path / 'widgetco.crt'}\n    our_key: {tmp_path / 'widgetco.key'}\n"
+        f"    partners:\n      - {{partner: acme, as2_id: ACMEAS2, certificate: {tmp_path / 'acme.crt'}, url: '{url}', compress: true}}\n"
+    )
+    return write_config(tmp_path, "http://127.0.0.1:9/", extra=extra)
+
+
+def test_as2_send_delivers_a_hundred_documents_and_stores_each_verified_mdn(tmp_path: Path, pairs: dict[str, Pair]) -> None:
+    partner = PartnerServer(pairs, pairs["widgetco"].cert)
+    try:
+        cfg = sending_config(tmp_path, pairs, partner.url)
+        docs = tmp_path / "out"
+        docs.mkdir()
+        files = []
+        for n in range(100):
+            (docs / f"855-{n:03d}.x12").write_bytes(file_with_orders([f"ACK-{n:03d}"], icn=f"{n + 1:09d}"))
+            files.append(str(docs / f"855-{n:03d}.x12"))
+        files.append(files[0])  # the same document twice: the partner sees a resend, not a new one
+        result = run_cli("as2", "send", "acme", *files, "-c", str(cfg), timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        sent = [line for line in result.stdout.splitlines() if line.startswith("sent ")]
+        assert len(sent) == 101 and all("MIC" in line and "confirmed" in line for line in sent[:100])
+        assert "duplicate-document" in sent[-1] and "@" in sent[-1] and "@None" not in sent[-1]
+        # MIME canonical form: a text document's line ends arrive as CRLF (X12 ignores them).
+        got = sorted(p.replace(b"\r\n", b"\n") for p in partner.payloads)
+        assert got == sorted((docs / f"855-{n:03d}.x12").read_bytes() for n in range(100))
+        gw = Gateway(load_config(cfg))
+        try:
+            stored = events(gw, "as2_sent")
+        finally:
+            gw.close()
+        assert len(stored) == 101 and all("Content-Type: multipart/signed" in d for d in stored)
+    finally:
+        partner.close()
+
+
+def test_a_refusing_partner_is_a_permanent_error(tmp_path: Path, pairs: dict[str, Pair]) -> None:
+    from gateway.as2.identity import load_identity
+    from gateway.as2.sender import As2Sender
+    from gateway.errors import PermanentError
+
+    partner = PartnerServer(pairs, pairs["stranger"].cert)  # it holds the wrong certificate for us
+    try:
+        cfg = load_config(sending_config(tmp_path, pairs, partner.url))
+        assert cfg.intake is not None and cfg.intake.as2 is not None
+        sender = As2Sender(load_identity(cfg.intake.as2, ["acme"]), "acme")
+        with pytest.raises(PermanentError, match="authentication-failed"):
+            sender.send(file_with_orders(["X-1"]), filename="855.x12")
+        sender.close()
+    finally:
+        partner.close()
