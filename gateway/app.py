@@ -99,7 +99,8 @@ class Gateway:
         # document whose channel is no longer configured becomes a dead letter, never lost.
         from gateway.acks.channels import ChannelSet
 
-        channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams)
+        intake = self.config.intake
+        channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams, as2=intake.as2 if intake else None)
         d = self.config.dispatch
         return Dispatcher(self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry)
 

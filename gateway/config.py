@@ -99,6 +99,7 @@ class AckConfig(BaseModel):
         pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$",
         description="E-mail the partner's acknowledgements to this address instead, each as an attachment (needs smtp:); for partners who send their EDI by e-mail.",
     )
+    as2: bool = Field(False, description="Send the partner's acknowledgements by AS2 instead, to the url of its intake.as2.partners entry (each MDN verified and kept).")
     x12_id: str | None = Field(None, description="Our ISA06 as 'QQ:ID' on outbound interchanges (default: the inbound ISA07:ISA08).")
     edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
     expect_within_minutes: PositiveFloat | None = Field(
