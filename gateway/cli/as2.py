@@ -46,6 +46,12 @@ def check(config: ConfigOpt = None) -> None:
         )
     out.print(table)
     problems = [f"{row.role} ({row.as2_id}): {p}" for row in rows for p in row.problems]
+    by_partner = {p.partner: p for p in as2.partners}
+    for partner in cfg.partners:
+        if partner.acks.as2 and by_partner.get(partner.name) is None:
+            problems.append(f"{partner.name}: acks.as2 is set but intake.as2.partners has no entry for it")
+        elif partner.acks.as2 and by_partner[partner.name].url is None:
+            problems.append(f"{partner.name}: acks.as2 is set but its intake.as2.partners entry has no url")
     for line in problems:
         err.print(f"problem: {line}", markup=False)
     if problems:

@@ -303,7 +303,7 @@ def test_as2_check_lists_partners_with_certificate_expiry_and_fails_on_a_problem
         (tmp_path / f"{name}.crt").write_bytes(pair.cert)
         (tmp_path / f"{name}.key").write_bytes(pair.key)
     extra = (
-        "partners:\n  - name: acme\n  - name: beta\n  - name: gamma\n"
+        "partners:\n  - name: acme\n  - name: beta\n    acks: {as2: true}\n  - name: gamma\n"
         "intake:\n  as2:\n    our_id: WIDGETCO\n"
         f"    our_certificate: {tmp_path / 'widgetco.crt'}\n    our_key: {tmp_path / 'widgetco.key'}\n"
         "    partners:\n"
@@ -319,6 +319,7 @@ def test_as2_check_lists_partners_with_certificate_expiry_and_fails_on_a_problem
     assert any("ACMEAS2" in line and expires in line and "ok" in line for line in lines), result.stdout
     assert any("BETAAS2" in line and "expires in" in line for line in lines), result.stdout
     assert "problem: gamma (GAMMAAS2): expired on" in result.stderr
+    assert "problem: beta: acks.as2 is set but its intake.as2.partners entry has no url" in result.stderr
     assert "ours" in result.stdout and "WIDGETCO" in result.stdout
 
 
