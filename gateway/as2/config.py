@@ -94,6 +94,12 @@ class As2Config(BaseModel):
         pattern=r"^[A-Za-z0-9.-]{1,200}$",
         description="Right-hand side of the Message-IDs of what we send (default: this host's name).",
     )
+    max_payload_bytes: int = Field(
+        50_000_000,
+        ge=1000,
+        description="A compressed message whose payload expands beyond this is refused "
+        "(decompression-failed) before it is expanded further: no decompression bombs.",
+    )
     partners: list[As2PartnerConfig] = Field(
         default_factory=list, description="The partners whose AS2 messages are accepted."
     )

@@ -83,6 +83,7 @@ class As2Receiver:
         self.org = identity.org
         self.anonymous = identity.anonymous
         self.peers = identity.peers
+        self._message_class = _bounded_message_class(config.max_payload_bytes)
 
     # -- one request -------------------------------------------------------------------------
 
@@ -98,9 +99,7 @@ class As2Receiver:
             return As2Answer(400, b"empty body\n")
         raw = "".join(f"{k}: {v}\r\n" for k, v in pairs).encode("latin-1", "replace") + b"\r\n" + body
 
-        from pyas2lib import Message
-
-        message = Message()
+        message = self._message_class()
         # To an unknown partner the negative MDN goes unsigned: an organization without keys
         # (pyas2lib would otherwise sign with the settings of a partner it does not have).
         org = self.org if _unquote(found["as2-from"]) in self.peers else self.anonymous
@@ -193,3 +192,44 @@ def _payload_name(message: Any) -> str | None:
     except (TypeError, ValueError):
         return None
     return str(name) if name else None
+
+
+def _bounded_message_class(limit: int) -> Any:
+    """pyas2lib's Message, with a decompression that stops past `limit` bytes.
+
+    pyas2lib expands compressed data in one call with no bound, and before the signature is
+    checked: anybody with our (public) certificate could send a few KB that expand to GBs.
+    This replaces its `_decompress_data` (same inputs and outputs) with a bounded one.
+    """
+    import zlib
+    from email import message_from_bytes as parse_mime
+
+    from asn1crypto import cms
+    from pyas2lib import Message
+    from pyas2lib.exceptions import DecompressionError
+
+    class _Bounded(Message):
+        def _decompress_data(self, payload: Any) -> tuple[bool, Any]:
+            if not (
+                payload.get_content_type() == "application/pkcs7-mime"
+                and payload.get_param("smime-type") == "compressed-data"
+            ):
+                return False, payload
+            try:
+                info = cms.ContentInfo.load(payload.get_payload(decode=True))
+                if info["content_type"].native != "compressed_data":
+                    raise DecompressionError("Compressed data not found in ASN.1")
+                data = info["content"]
+                if data["compression_algorithm"]["algorithm"].native != "zlib":
+                    raise DecompressionError("Unsupported compression algorithm")
+                inflater = zlib.decompressobj()
+                content = inflater.decompress(data["encap_content_info"]["content"].native, limit + 1)
+            except DecompressionError:
+                raise
+            except Exception as exc:
+                raise DecompressionError(f"Decompression failed with cause: {exc}") from exc
+            if len(content) > limit or inflater.unconsumed_tail:
+                raise DecompressionError(f"the decompressed payload is larger than {limit} bytes")
+            return True, parse_mime(content)
+
+    return _Bounded

@@ -5,7 +5,6 @@ partner, a repeated Message-ID and an asynchronous MDN. Keys are generated here.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +14,6 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from gateway.app import Gateway
@@ -26,6 +22,7 @@ from gateway.config import load_config
 from gateway.intake import IntakeServer
 from gateway.store import tables as t
 from tests.e2e.helpers import run_cli, write_config
+from tests.support.as2 import Pair, make_pair
 from tests.support.documents import documents
 from tests.support.fake_erp import FakeERP
 from tests.support.x12gen import file_with_orders
@@ -34,32 +31,6 @@ pytestmark = pytest.mark.slow
 
 _oscrypto.load()
 from pyas2lib import Mdn, Message, Organization, Partner  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Pair:
-    key: bytes
-    cert: bytes
-
-
-def make_pair(name: str, *, days: int = 365) -> Pair:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    return Pair(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        cert.public_bytes(serialization.Encoding.PEM),
-    )
 
 
 @pytest.fixture(scope="module")
