@@ -151,12 +151,12 @@ class As2Receiver:
             "as2: message %r from %s stored as %s%s (%s)",
             message_id[:80], peer.config.partner, result.message_id, " (duplicate)" if result.duplicate else "", status,
         )
-        return self._answer_mdn(mdn, result.message_id, peer, status)
+        return self._answer_mdn(mdn, result.message_id, peer, status, fallback=400)
 
-    def _answer_mdn(self, mdn: Any, stored: str | None, peer: Peer | None, status: str, fallback: int = 200) -> As2Answer:
+    def _answer_mdn(self, mdn: Any, stored: str | None, peer: Peer | None, status: str, fallback: int = 400) -> As2Answer:
         """The MDN in the HTTP answer (sync), or 200 now and the MDN posted later (async)."""
-        if mdn is None:  # the partner asked for no MDN
-            return As2Answer(fallback if status != "processed" else 200, f"{status}\n".encode())
+        if mdn is None:  # the partner asked for no MDN: the HTTP status is all it learns
+            return As2Answer(200 if status == "processed" else fallback, f"{status}\n".encode())
         if stored is not None:
             self._record(stored, mdn, status)
         if mdn.mdn_mode == "ASYNC" and peer is not None:

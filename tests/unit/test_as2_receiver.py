@@ -45,10 +45,10 @@ def receiver(tmp_path: Path, pairs: dict[str, Pair]) -> Iterator[As2Receiver]:
     gw.close()
 
 
-def build(pairs: dict[str, Pair], payload: bytes, *, sign: bool = True) -> tuple[list[tuple[str, str]], bytes]:
+def build(pairs: dict[str, Pair], payload: bytes, *, sign: bool = True, mdn: str | None = "SYNC") -> tuple[list[tuple[str, str]], bytes]:
     me = Organization(as2_name="ACMEAS2", sign_key=pairs["acme"].cert + pairs["acme"].key)
     us = Partner(as2_name="WIDGETCO", encrypt_cert=pairs["widgetco"].cert, verify_cert=pairs["widgetco"].cert,
-                 sign=sign, encrypt=True, compress=True, mdn_mode="SYNC", mdn_digest_alg="sha256")
+                 sign=sign, encrypt=True, compress=True, mdn_mode=mdn, mdn_digest_alg="sha256")
     message = Message(me, us)
     message.build(payload)
     return list(message.headers.items()), message.content
@@ -71,6 +71,9 @@ def test_an_unsigned_message_from_a_partner_that_must_sign_is_refused(receiver: 
     answer = receiver.receive(*build(pairs, b"ISA*...~", sign=False))
     assert b"processed/Error: insufficient-message-security" in answer.body
     assert stored(receiver) == [("quarantined", "AS2_INSUFFICIENT_MESSAGE_SECURITY")]
+    # Without an MDN requested, the HTTP status is the only answer: 400, not 200.
+    answer = receiver.receive(*build(pairs, b"ISA*..2~", sign=False, mdn=None))
+    assert answer.status == 400 and answer.body.startswith(b"processed/Error")
 
 
 def test_a_store_that_cannot_be_written_gets_503_and_no_mdn(receiver: As2Receiver, pairs: dict[str, Pair], monkeypatch: pytest.MonkeyPatch) -> None:
