@@ -108,7 +108,8 @@ class Gateway:
     def sends_documents(self) -> bool:
         """Whether this gateway sends acknowledgements or confirmation e-mails (a partner wants
         them, or an `smtp:` section is configured)."""
-        return bool(self.config.smtp is not None or self.pipeline.partners.wants_acks or self.config.exceptions.teams)
+        as2 = self.config.intake.as2 if self.config.intake is not None else None  # asynchronous MDNs
+        return bool(self.config.smtp is not None or self.pipeline.partners.wants_acks or self.config.exceptions.teams or as2)
 
     @cached_property
     def notifier(self) -> Any:

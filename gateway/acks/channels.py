@@ -12,6 +12,7 @@ channel:
     smtp            ConfirmationChannel  a stored e-mail (a confirmation, a team notice), sent as it is (smtp:)
     webhook:<team>  WebhookChannel       a team notice POSTed as signed JSON (exceptions.teams[].notify)
     as2:<partner>   As2AckChannel        sent by AS2, the partner's MDN verified (gateway.as2.channel)
+    as2mdn:<partner> As2MdnChannel       an asynchronous MDN we owe, posted to the partner's mdn_url
 
 Capabilities (declared, not probed): `idempotent` says whether sending the same row twice
 has one effect. A folder or SFTP write replaces the file of the same name, so an unknown
@@ -250,10 +251,10 @@ class ChannelSet:
         if kind == "webhook" and arg in self._webhooks:
             notify = self._webhooks[arg]
             return WebhookChannel(str(notify.webhook), notify.webhook_secret.get_secret_value().encode())
-        if kind == "as2" and arg and self._as2 is not None:
-            from gateway.as2.channel import As2AckChannel
+        if kind in ("as2", "as2mdn") and arg and self._as2 is not None:
+            from gateway.as2.channel import As2AckChannel, As2MdnChannel
 
-            return As2AckChannel(self._as2, arg, self._partner_names)
+            return As2AckChannel(self._as2, arg, self._partner_names) if kind == "as2" else As2MdnChannel(self._as2, arg)
         if kind in ("mail", "smtp") and self._smtp is None:
             raise ConfigError(f"channel {channel!r} needs an smtp: section in the configuration")
         if kind == "mail" and arg:

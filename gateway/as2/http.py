@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway.as2.config import As2Config
-from gateway.as2.mdn import MdnPoster
 from gateway.as2.receiver import As2Receiver
 
 if TYPE_CHECKING:
@@ -34,9 +33,8 @@ def mount_as2(
 ) -> As2Receiver:
     """Add POST /intake/as2 to `app`. `read_body` is the intake's bounded body reader and
     `refused` answers the `refusal` it raises (413, 408 ...)."""
-    poster = MdnPoster(gateway.store)
-    receiver = As2Receiver(gateway, config, store_timeout=store_timeout, poster=poster)
-    app.state.as2 = receiver  # its poster's thread is a daemon: it ends with the process
+    receiver = As2Receiver(gateway, config, store_timeout=store_timeout)
+    app.state.as2 = receiver
 
     @app.post(
         "/intake/as2",

@@ -7,8 +7,9 @@ One message, in this order:
    and our key (the partner's ``encrypt``/``sign`` settings make either mandatory)
 3. success: the payload is committed through `Pipeline.receive` (source ``as2``, partner from
    the configuration of the AS2-From, dedupe key AS2-From + Message-ID), then the signed MDN
-   with the MIC is answered (sync) or the request is answered 200 and the MDN posted to the
-   partner's configured ``mdn_url`` (async, `MdnPoster`)
+   with the MIC is answered (sync), or the MDN is queued as an outbox document (kind ``MDN``,
+   channel ``as2mdn:<partner>``) and the request answered 200: the dispatcher posts it to the
+   partner's configured ``mdn_url`` with its retries and dead letters (async)
 4. decryption, signature, decompression or security failure from a configured partner: the
    raw request is committed quarantined (reason ``AS2_DECRYPTION_FAILED``,
    ``AS2_AUTHENTICATION_FAILED``, ...) for a person, then the negative MDN is answered with
@@ -38,17 +39,19 @@ from gateway.as2.identity import Peer, load_identity
 from gateway.as2.sender import reported_mic
 from gateway.connector import RawMessage
 from gateway.errors import StoreUnavailable
-from gateway.store import add_event
+from gateway.store import add_event, documents
+from gateway.store.documents import NewDocument
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-    from gateway.as2.mdn import MdnPoster
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SOURCE", "As2Answer", "As2Receiver"]
+__all__ = ["MDN_CHANNEL", "MDN_KIND", "SOURCE", "As2Answer", "As2Receiver"]
 
 SOURCE = "as2"
+MDN_KIND = "MDN"  # an asynchronous MDN we owe a partner, as an outbox document
+MDN_CHANNEL = "as2mdn"
 RETRY_AFTER_SECONDS = 60
 _PRINTABLE = re.compile(r"[!-~][ -~]{0,254}")  # a header value we store: printable ASCII, bounded
 # Headers of the HTTP request that are not part of the AS2 MIME message.
@@ -73,12 +76,10 @@ class As2Receiver:
         config: As2Config,
         *,
         store_timeout: float,
-        poster: MdnPoster | None = None,
     ):
         self.gateway = gateway
         self.config = config
         self.store_timeout = store_timeout
-        self.poster = poster
         identity = load_identity(config, (p.name for p in getattr(gateway.config, "partners", [])))
         self.org = identity.org
         self.anonymous = identity.anonymous
@@ -160,12 +161,26 @@ class As2Receiver:
         if stored is not None:
             self._record(stored, mdn, status)
         if mdn.mdn_mode == "ASYNC" and peer is not None:
-            if peer.config.mdn_url and self.poster is not None:
-                self.poster.post(peer.config.mdn_url, mdn.headers, mdn.content, stored)
-                return As2Answer(200, b"")
+            if peer.config.mdn_url and stored is not None:
+                return self._queue_mdn(mdn, stored, peer)
             log.warning("as2: %s asked for an asynchronous MDN but has no mdn_url configured: answered synchronously", peer.config.partner)
         headers = {k: v for k, v in mdn.headers.items() if k.lower() != "mime-version"}
         return As2Answer(200, mdn.content, headers)
+
+    def _queue_mdn(self, mdn: Any, stored: str, peer: Peer) -> As2Answer:
+        """The asynchronous MDN as an outbox document; 200 once it is committed."""
+        headers = "".join(f"{k}: {v}\r\n" for k, v in mdn.headers.items() if k.lower() != "mime-version")
+        document = NewDocument(
+            kind=MDN_KIND, partner=peer.config.partner, body=headers.encode("utf-8") + b"\r\n" + mdn.content,
+            channel=f"{MDN_CHANNEL}:{peer.config.partner}",
+        )
+        try:
+            with self.gateway.store.lock_wait(self.store_timeout), self.gateway.store.begin() as conn:
+                documents.queue(conn, stored, [document], event_detail=f"asynchronous MDN {mdn.message_id} for {peer.config.partner}")
+        except StoreUnavailable as exc:  # the message is stored; its resend will queue the MDN
+            log.error("as2: asynchronous MDN for %s not queued (%s); answered 503", stored, exc)
+            return As2Answer(503, b"store unavailable, send again later\n", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return As2Answer(200, b"")
 
     def _record(self, stored: str, mdn: Any, status: str) -> None:
         """The MDN we answer with, as an event of the stored message (for disputes)."""
