@@ -89,3 +89,10 @@ def test_a_request_without_as2_headers_is_400(receiver: As2Receiver) -> None:
     assert receiver.receive([("content-type", "application/pkcs7-mime")], b"x").status == 400
     assert receiver.receive([("as2-from", "A"), ("as2-to", "B"), ("message-id", "<x\x01>")], b"x").status == 400
     assert stored(receiver) == []
+
+
+def test_an_asynchronous_mdn_is_never_awaited_as_acknowledged() -> None:
+    from gateway.as2.receiver import MDN_KIND
+    from gateway.store.documents import ACK_KINDS
+
+    assert MDN_KIND in ACK_KINDS  # else a partner's expect_within_minutes would flag our MDNs overdue
