@@ -312,6 +312,8 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
             p.acks.sftp.private_key_file = fix(p.acks.sftp.private_key_file)
     for c in cfg.connectors:
         c.resolve_paths(fix)
+    if cfg.intake is not None and cfg.intake.as2 is not None:
+        cfg.intake.as2.resolve_paths(fix)
     url = cfg.store.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url[len("sqlite:///") :]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -112,6 +113,13 @@ class As2Config(BaseModel):
         if dup:
             raise ValueError(f"AS2 id {sorted(dup)[0]!r} is configured twice")
         return value
+
+    def resolve_paths(self, fix: Callable[[Path | None], Path | None]) -> None:
+        """Relative certificate and key paths are relative to the configuration file."""
+        self.our_certificate = fix(self.our_certificate) or self.our_certificate
+        self.our_key = fix(self.our_key) or self.our_key
+        for p in self.partners:
+            p.certificate = fix(p.certificate) or p.certificate
 
     def key_password(self) -> str | None:
         """Our key's password from the environment; ConfigError when the variable is unset."""

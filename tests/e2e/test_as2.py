@@ -277,12 +277,12 @@ def test_as2_check_lists_partners_with_certificate_expiry_and_fails_on_a_problem
         (tmp_path / f"{name}.key").write_bytes(pair.key)
     extra = (
         "partners:\n  - name: acme\n  - name: beta\n    acks: {as2: true}\n  - name: gamma\n"
-        "intake:\n  as2:\n    our_id: WIDGETCO\n"
-        f"    our_certificate: {tmp_path / 'widgetco.crt'}\n    our_key: {tmp_path / 'widgetco.key'}\n"
+        "intake:\n  as2:\n    our_id: WIDGETCO\n"  # paths relative to the configuration file
+        "    our_certificate: widgetco.crt\n    our_key: widgetco.key\n"
         "    partners:\n"
-        f"      - {{partner: acme, as2_id: ACMEAS2, certificate: {tmp_path / 'acme.crt'}}}\n"
-        f"      - {{partner: beta, as2_id: BETAAS2, certificate: {tmp_path / 'soon.crt'}, mdn_mode: async}}\n"
-        f"      - {{partner: gamma, as2_id: GAMMAAS2, certificate: {tmp_path / 'old.crt'}}}\n"
+        "      - {partner: acme, as2_id: ACMEAS2, certificate: acme.crt}\n"
+        "      - {partner: beta, as2_id: BETAAS2, certificate: soon.crt, mdn_mode: async}\n"
+        "      - {partner: gamma, as2_id: GAMMAAS2, certificate: old.crt}\n"
     )
     cfg = write_config(tmp_path, "http://127.0.0.1:9/", extra=extra)
     result = run_cli("as2", "check", "-c", str(cfg))
