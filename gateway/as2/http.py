@@ -30,9 +30,11 @@ def mount_as2(
     read_body: Callable[[Request], Awaitable[bytes]],
     refused: Callable[[Any, Request], Response],
     refusal: type[Exception],
+    count: Callable[[str], None] = lambda _outcome: None,
 ) -> As2Receiver:
     """Add POST /intake/as2 to `app`. `read_body` is the intake's bounded body reader and
-    `refused` answers the `refusal` it raises (413, 408 ...)."""
+    `refused` answers the `refusal` it raises (413, 408 ...); `count` adds to the intake's
+    counters (outcome ``as2_<outcome>``, see `As2Answer.outcome`)."""
     receiver = As2Receiver(gateway, config, store_timeout=store_timeout)
     app.state.as2 = receiver
 
@@ -64,6 +66,7 @@ def mount_as2(
             return refused(exc, request)
         client = request.client.host if request.client else "?"
         answer = await run_in_threadpool(receiver.receive, list(request.headers.items()), body, client)
+        count(f"as2_{answer.outcome}")
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
     return receiver

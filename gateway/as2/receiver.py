@@ -65,6 +65,9 @@ class As2Answer:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # For the intake's counters (gateway_intake_requests_total{outcome="as2_..."}): accepted,
+    # duplicate, refused (a negative MDN), unknown_partner, malformed, store_unavailable.
+    outcome: str = "malformed"
 
 
 class As2Receiver:
@@ -119,7 +122,9 @@ class As2Receiver:
         modifier = getattr(exc, "disposition_modifier", "") if exc is not None else ""
         if peer is None:
             log.warning("as2: message %r from unknown AS2 id %r (to %r) refused", message_id[:80], as2_from[:80], found["as2-to"][:80])
-            return self._answer_mdn(mdn, None, peer, status, fallback=403)
+            answer = self._answer_mdn(mdn, None, peer, status, fallback=403)
+            answer.outcome = "unknown_partner"
+            return answer
 
         if status == "processed":
             raw_message = RawMessage(
@@ -147,12 +152,15 @@ class As2Receiver:
                 result = self.gateway.pipeline.receive(raw_message, partner=peer.config.partner)
         except StoreUnavailable as err:
             log.error("as2: message %r from %s not stored (%s); answered 503, the partner will resend", message_id[:80], peer.config.partner, err)
-            return As2Answer(503, b"store unavailable, send again later\n", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return As2Answer(503, b"store unavailable, send again later\n", {"Retry-After": str(RETRY_AFTER_SECONDS)}, "store_unavailable")
         log.info(
             "as2: message %r from %s stored as %s%s (%s)",
             message_id[:80], peer.config.partner, result.message_id, " (duplicate)" if result.duplicate else "", status,
         )
-        return self._answer_mdn(mdn, result.message_id, peer, status, fallback=400)
+        answer = self._answer_mdn(mdn, result.message_id, peer, status, fallback=400)
+        if answer.outcome != "store_unavailable":  # an asynchronous MDN could not be queued
+            answer.outcome = "refused" if status != "processed" else "duplicate" if result.duplicate else "accepted"
+        return answer
 
     def _answer_mdn(self, mdn: Any, stored: str | None, peer: Peer | None, status: str, fallback: int = 400) -> As2Answer:
         """The MDN in the HTTP answer (sync), or 200 now and the MDN posted later (async)."""
@@ -179,7 +187,7 @@ class As2Receiver:
                 documents.queue(conn, stored, [document], event_detail=f"asynchronous MDN {mdn.message_id} for {peer.config.partner}")
         except StoreUnavailable as exc:  # the message is stored; its resend will queue the MDN
             log.error("as2: asynchronous MDN for %s not queued (%s); answered 503", stored, exc)
-            return As2Answer(503, b"store unavailable, send again later\n", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return As2Answer(503, b"store unavailable, send again later\n", {"Retry-After": str(RETRY_AFTER_SECONDS)}, "store_unavailable")
         return As2Answer(200, b"")
 
     def _record(self, stored: str, mdn: Any, status: str) -> None:

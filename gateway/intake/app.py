@@ -436,7 +436,7 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
 
         mount_as2(
             app, gateway, cfg.as2, store_timeout=cfg.store_timeout_seconds, read_body=intake.read_body,
-            refused=lambda exc, request: intake.refused(exc, "as2", request), refusal=_Refused,
+            refused=lambda exc, request: intake.refused(exc, "as2", request), refusal=_Refused, count=intake.count,
         )
     _openapi_without_422(app)
     return app

@@ -212,6 +212,9 @@ def test_a_hundred_signed_encrypted_compressed_orders_arrive_once_each_and_their
         assert answer.status_code == 200
     stored = messages(world.gw)
     assert len(stored) == 100 and {p for *_, p in stored} == {"acme"}
+    metrics = requests.get(f"{world.url}/metrics", timeout=10).text
+    assert 'gateway_intake_requests_total{outcome="as2_accepted"} 100' in metrics
+    assert 'gateway_intake_requests_total{outcome="as2_duplicate"} 3' in metrics
     world.gw.run_until_idle(60)
     pos = sorted(o["body"]["po_number"] for o in world.erp.orders)
     assert pos == [f"AS2-{n:03d}" for n in range(100)]

@@ -64,6 +64,7 @@ def test_a_decompression_bomb_is_stopped_at_the_limit(receiver: As2Receiver, pai
     assert len(body) < 50_000
     answer = receiver.receive(headers, body)
     assert answer.status == 200 and b"processed/Error: decompression-failed" in answer.body
+    assert answer.outcome == "refused"
     assert stored(receiver) == [("quarantined", "AS2_DECOMPRESSION_FAILED")]
 
 
@@ -83,6 +84,7 @@ def test_a_store_that_cannot_be_written_gets_503_and_no_mdn(receiver: As2Receive
     monkeypatch.setattr(receiver.gateway.pipeline, "receive", down)
     answer = receiver.receive(*build(pairs, b"ISA*...~"))
     assert answer.status == 503 and answer.headers["Retry-After"] and b"disposition" not in answer.body.lower()
+    assert answer.outcome == "store_unavailable"
 
 
 def test_a_request_without_as2_headers_is_400(receiver: As2Receiver) -> None:
