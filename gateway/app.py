@@ -99,7 +99,8 @@ class Gateway:
         # document whose channel is no longer configured becomes a dead letter, never lost.
         from gateway.acks.channels import ChannelSet
 
-        channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams)
+        intake = self.config.intake
+        channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams, as2=intake.as2 if intake else None)
         d = self.config.dispatch
         return Dispatcher(
             self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry, steps=self.config.steps()
@@ -109,7 +110,8 @@ class Gateway:
     def sends_documents(self) -> bool:
         """Whether this gateway sends acknowledgements or confirmation e-mails (a partner wants
         them, or an `smtp:` section is configured)."""
-        return bool(self.config.smtp is not None or self.pipeline.partners.wants_acks or self.config.exceptions.teams)
+        as2 = self.config.intake.as2 if self.config.intake is not None else None  # asynchronous MDNs
+        return bool(self.config.smtp is not None or self.pipeline.partners.wants_acks or self.config.exceptions.teams or as2)
 
     @cached_property
     def notifier(self) -> Any:

@@ -139,6 +139,7 @@ class AckConfig(BaseModel):
         pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$",
         description="E-mail the partner's acknowledgements to this address instead, each as an attachment (needs smtp:); for partners who send their EDI by e-mail.",
     )
+    as2: bool = Field(False, description="Send the partner's acknowledgements by AS2 instead, to the url of its intake.as2.partners entry (each MDN verified and kept).")
     x12_id: str | None = Field(None, description="Our ISA06 as 'QQ:ID' on outbound interchanges (default: the inbound ISA07:ISA08).")
     edifact_id: str | None = Field(None, description="Our UNB sender as 'ID:QQ' (default: the inbound UNB recipient).")
     expect_within_minutes: PositiveFloat | None = Field(
@@ -379,6 +380,8 @@ def _resolve_paths(cfg: GatewayConfig, home: Path) -> GatewayConfig:
             p.acks.sftp.private_key_file = fix(p.acks.sftp.private_key_file)
     for c in cfg.connectors:
         c.resolve_paths(fix)
+    if cfg.intake is not None and cfg.intake.as2 is not None:
+        cfg.intake.as2.resolve_paths(fix)
     url = cfg.store.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url[len("sqlite:///") :]

@@ -11,6 +11,8 @@ channel:
     mail:<address>  MailAckChannel       e-mailed as an attachment (acks.email; needs smtp:)
     smtp            ConfirmationChannel  a stored e-mail (a confirmation, a team notice), sent as it is (smtp:)
     webhook:<team>  WebhookChannel       a team notice POSTed as signed JSON (exceptions.teams[].notify)
+    as2:<partner>   As2AckChannel        sent by AS2, the partner's MDN verified (gateway.as2.channel)
+    as2mdn:<partner> As2MdnChannel       an asynchronous MDN we owe, posted to the partner's mdn_url
 
 Capabilities (declared, not probed): `idempotent` says whether sending the same row twice
 has one effect. A folder or SFTP write replaces the file of the same name, so an unknown
@@ -209,8 +211,10 @@ class ChannelSet:
     Safe to share between the dispatcher's threads: a channel is built once, and one channel
     sends one document at a time (an SFTP session or an SMTP connection is not shared)."""
 
-    def __init__(self, partners: Iterable[Any] = (), smtp: Any = None, teams: Iterable[Any] = ()):
+    def __init__(self, partners: Iterable[Any] = (), smtp: Any = None, teams: Iterable[Any] = (), as2: Any = None):
+        partners = list(partners)
         self._sftp = {p.name: p.acks.sftp for p in partners if p.acks.sftp is not None}
+        self._as2, self._partner_names = as2, [p.name for p in partners]  # as2: intake.as2
         self._webhooks = {t.name: t.notify for t in teams if t.notify.webhook is not None and t.notify.webhook_secret is not None}
         self._smtp = smtp
         self._open: dict[str, AckChannel] = {}
@@ -247,6 +251,10 @@ class ChannelSet:
         if kind == "webhook" and arg in self._webhooks:
             notify = self._webhooks[arg]
             return WebhookChannel(str(notify.webhook), notify.webhook_secret.get_secret_value().encode())
+        if kind in ("as2", "as2mdn") and arg and self._as2 is not None:
+            from gateway.as2.channel import As2AckChannel, As2MdnChannel
+
+            return As2AckChannel(self._as2, arg, self._partner_names) if kind == "as2" else As2MdnChannel(self._as2, arg)
         if kind in ("mail", "smtp") and self._smtp is None:
             raise ConfigError(f"channel {channel!r} needs an smtp: section in the configuration")
         if kind == "mail" and arg:

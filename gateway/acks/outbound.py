@@ -434,8 +434,10 @@ def _order_ack(oa: _OrderAck, body: bytes, cfg: Any, numbers: StoredControlNumbe
 
 def _planned(kind: str, cfg: Any, text: str, po: str | None = None) -> PlannedAck:
     control = _control_of(kind, text)
-    if cfg.acks.sftp is not None:
-        channel: str | None = f"sftp:{cfg.name}"
+    if cfg.acks.as2:
+        channel: str | None = f"as2:{cfg.name}"
+    elif cfg.acks.sftp is not None:
+        channel = f"sftp:{cfg.name}"
     elif cfg.acks.email is not None:
         channel = f"mail:{cfg.acks.email}"
     elif cfg.acks.outbound is not None:

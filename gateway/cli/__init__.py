@@ -20,7 +20,7 @@ __all__ = ["app", "main"]
 # Imported in this order so that `gateway --help` lists the commands as an operator meets them.
 for _module in (
     "translate", "work", "orders", "deadletters", "rendering", "review", "fulfilment", "partners",
-    "data", "configuration", "connectors", "shipping", "users", "alerts", "report", "ops",
+    "data", "configuration", "connectors", "shipping", "users", "alerts", "report", "ops", "as2",
 ):  # fmt: skip
     import_module(f"gateway.cli.{_module}")
 

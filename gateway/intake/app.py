@@ -435,6 +435,13 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         from gateway.console import mount_console
 
         mount_console(app, gateway, cfg.console)
+    if cfg.as2 is not None:
+        from gateway.as2.http import mount_as2
+
+        mount_as2(
+            app, gateway, cfg.as2, store_timeout=cfg.store_timeout_seconds, read_body=intake.read_body,
+            refused=lambda exc, request: intake.refused(exc, "as2", request), refusal=_Refused, count=intake.count,
+        )
     _openapi_without_422(app)
     return app
 

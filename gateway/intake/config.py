@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.as2.config import As2Config
 from gateway.errors import ConfigError
 from gateway.intake.signatures import MIN_SECRET_LENGTH
 
@@ -233,6 +234,11 @@ class IntakeConfig(BaseModel):
         None,
         description="The web console at /console/ (orders, the exception queue, dead letters, "
         "sources and partners): off unless configured; log in as a user made by `gateway users add`.",
+    )
+    as2: As2Config | None = Field(
+        None,
+        description="AS2 at POST /intake/as2: our AS2 id, certificate and key, and the partners that "
+        "send to us (gateway.as2.config).",
     )
 
     @field_validator("forms")

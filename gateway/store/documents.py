@@ -52,8 +52,9 @@ __all__ = [
 
 CONFIRMATION = "MAILREPLY"  # the kind of a confirmation e-mail
 NO_CHANNEL = "-"  # the connector of a held document
-# Documents that are themselves acknowledgements: a partner does not acknowledge them.
-ACK_KINDS = ("TA1", "997", "999", "CONTRL")
+# Documents that are themselves acknowledgements: a partner does not acknowledge them
+# (MDN: an asynchronous AS2 receipt we owe, gateway.as2.receiver).
+ACK_KINDS = ("TA1", "997", "999", "CONTRL", "MDN")
 _WORST = {ACCEPTED: 0, ACCEPTED_WITH_ERRORS: 1, REJECTED: 2}
 
 
