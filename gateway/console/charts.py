@@ -23,7 +23,7 @@ __all__ = ["PALETTE", "bar_chart", "line_chart", "nice_top"]
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 28, 64
+LEFT, RIGHT, TOP, BOTTOM = 72, 12, 28, 64
 MAX_CATEGORIES = 120  # beyond this the labels are unreadable; the table below has every row
 
 
@@ -68,7 +68,7 @@ def _frame(title: str, top: float, unit: str, categories: Sequence[str], kind: s
         if i % every:
             continue
         x, y = f"{LEFT + step * (i + 0.5):.1f}", f"{TOP + plot_h + 12:.1f}"
-        label = name if len(name) <= 16 else name[:15] + "…"
+        label = name if len(name) <= 14 else name[:13] + "…"
         parts.append(
             Markup(
                 '<text class="x-label" x="{}" y="{}" font-size="11" text-anchor="end" fill="#333" transform="rotate(-35 {} {})">{}</text>'
