@@ -22,8 +22,8 @@ __all__ = ["PALETTE", "bar_chart", "line_chart", "nice_top"]
 #: Colours of the series in order (colour-blind safe, Okabe-Ito).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
-WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 72, 12, 28, 64
+WIDTH, HEIGHT = 720, 290
+LEFT, RIGHT, TOP, BOTTOM = 84, 12, 28, 94
 MAX_CATEGORIES = 120  # beyond this the labels are unreadable; the table below has every row
 
 
@@ -80,7 +80,7 @@ def _frame(title: str, top: float, unit: str, categories: Sequence[str], kind: s
 
 def _legend(series: Sequence[str]) -> list[Markup]:
     parts = []
-    x = LEFT + 200
+    x = max(LEFT, WIDTH - RIGHT - sum(24 + 7 * min(len(name), 24) for name in series))  # right-aligned, clear of the title
     for i, name in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         parts.append(Markup('<rect x="{}" y="7" width="10" height="10" fill="{}"/>').format(x, colour))

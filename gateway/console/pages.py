@@ -525,9 +525,9 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
 
     @pages.get("/reports/{name}.csv", include_in_schema=False)
     async def report_csv(request: Request, name: str) -> Response:
-        await who_is(request)
+        who = await who_is(request)
         if name not in reports.REPORTS:
-            raise _Denied(f"no report {name[:40]!r}")
+            return render(request, "error.html", who, status=404, title="No such report", message=f"no report {name[:40]!r}")
         problems: list[str] = []
         period = reports.Period.parse(request.query_params, dt.datetime.now(dt.UTC).date(), problems)
         partner = (request.query_params.get("partner") or "").strip()[:100] or None

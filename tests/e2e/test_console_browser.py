@@ -296,6 +296,7 @@ def test_an_operator_reads_the_reports_and_corrects_edits_replays_and_discards_d
     page.click("button.dl-replay-matching")
     page.wait_for_selector("#matching")
     assert page.text_content("#matching").startswith("1 dead letter(s) match")
+    site.shot(page, "dead-letters-confirm")
     page.click("button.dl-confirm")
     page.wait_for_selector(".notice")
     assert "1 dead letter(s) matching the filter queued again" in page.text_content(".notice")

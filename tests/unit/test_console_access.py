@@ -141,7 +141,7 @@ def test_a_viewer_sees_the_reports_and_downloads_them_as_csv(gw: Gateway) -> Non
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert csv.headers["content-disposition"] == f'attachment; filename="volumes-{today}-{today}.csv"'
     assert csv.text.splitlines()[0] == "day,channel,partner,orders" and csv.text.splitlines()[1] == f"{today},x12,acme,{read}"
-    assert c.get("/console/reports/nothing.csv").status_code == 403
+    assert c.get("/console/reports/nothing.csv").status_code == 404
     bad = c.get("/console/reports?since=yesterday&until=2026-13-01")
     assert bad.status_code == 200 and "is not a date" in bad.text
 
