@@ -39,7 +39,7 @@ def nice_top(value: float) -> float:
 
 
 def _number(value: float, unit: str) -> str:
-    text = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    text = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
     return f"{text}{unit}"
 
 

@@ -142,6 +142,8 @@ def test_a_viewer_sees_the_reports_and_downloads_them_as_csv(gw: Gateway) -> Non
     assert csv.headers["content-disposition"] == f'attachment; filename="volumes-{today}-{today}.csv"'
     assert csv.text.splitlines()[0] == "day,channel,partner,orders" and csv.text.splitlines()[1] == f"{today},x12,acme,{read}"
     assert c.get("/console/reports/nothing.csv").status_code == 404
+    other = c.get("/console/reports?partner=globex")
+    assert "0 order(s) read" in other.text and "partner globex" in other.text
     bad = c.get("/console/reports?since=yesterday&until=2026-13-01")
     assert bad.status_code == 200 and "is not a date" in bad.text
 
