@@ -14,7 +14,8 @@ a token bound to a short-lived pre-login cookie (double submit).
 Roles, each including the one before:
 
     viewer     reads every page
-    operator   + approves, rejects, edits, releases and assigns orders; replays dead letters
+    operator   + approves, rejects, edits, releases and assigns orders; replays, discards and
+               edits dead letters
     admin      + sees the users (users are added with `gateway users add`)
 """
 

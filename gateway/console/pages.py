@@ -7,8 +7,14 @@
     GET  /console/orders/{id}/timeline the order's events (an htmx fragment, a page without htmx)
     POST /console/orders/{id}/{action} approve | reject | edit | release | assign  (operator)
     GET  /console/exceptions           the exception queue (partner, reason, team)
-    GET  /console/dead-letters         deliveries and documents that gave up
-    POST /console/dead-letters/replay  queue the chosen ones again                   (operator)
+    GET  /console/dead-letters         deliveries and documents that gave up: filters (connector,
+                                       partner, error text, PO, since/until), each one's attempts
+    POST /console/dead-letters/{action} replay | discard (with a reason) the chosen    (operator)
+    POST /console/dead-letters/edit    correct one's order (PATH=VALUE lines), send it again
+    POST /console/dead-letters/replay-matching  every dead letter the filter matches, after
+                                       a confirmation page that says how many          (operator)
+    GET  /console/reports              charts and tables of `gateway report` for a period
+    GET  /console/reports/{name}.csv   one report as a spreadsheet-safe CSV download
     GET  /console/sources, /console/partners, /console/users (admin)
     GET  /console/static/...           CSS and htmx, from this package
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -35,7 +41,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from gateway.console import auth, view
+from gateway.console import auth, reports, view
 from gateway.errors import GatewayError
 from gateway.intake.config import ConsoleConfig
 from gateway.states import OrderState
@@ -44,6 +50,7 @@ from gateway.store import console_users as users
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.store.dead_letters import DeadFilter
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +76,39 @@ class DeadLetterAction:
 
     The hook for edit / discard / replay-by-filter (built on another branch): register a
     DeadLetterAction in DEAD_LETTER_ACTIONS and its button and route appear, checked for the
-    role and the CSRF token like every action. `run(gateway, outbox_ids, by)` returns a notice.
+    role and the CSRF token like every action. `run(gateway, outbox_ids, by, form)` returns a
+    notice (`by` is "NAME (console)"; `form` the posted fields, e.g. a discard's `reason`);
+    a GatewayError it raises is shown as "not done: ...".
     """
 
     name: str
     label: str
     role: str
-    run: Callable[[Gateway, list[int], str], str]
+    run: Callable[[Gateway, list[int], str, Mapping[str, str]], str]
 
 
-def _replay(gateway: Gateway, ids: list[int], by: str) -> str:
+def _replay(gateway: Gateway, ids: list[int], by: str, form: Mapping[str, str]) -> str:
     from gateway.store.dead_letters import replay
 
-    n = replay(gateway.store, ids)
+    n = replay(gateway.store, ids, by=by)
     log.info("console: %s replayed %d dead letter(s)", by, n)
     return f"{n} dead letter(s) queued again"
 
 
+def _discard(gateway: Gateway, ids: list[int], by: str, form: Mapping[str, str]) -> str:
+    from gateway.store.dead_letters import discard
+
+    reason = form.get("reason", "").strip()
+    if not reason:
+        raise GatewayError("give a reason to discard dead letters: the order's history keeps it")
+    n = discard(gateway.store, ids, reason=reason[:2000], by=by)
+    log.info("console: %s discarded %d dead letter(s)", by, n)
+    return f"{n} dead letter(s) discarded" + ("" if n == len(ids) else f" ({len(ids) - n} were not dead deliveries of orders)")
+
+
 DEAD_LETTER_ACTIONS: dict[str, DeadLetterAction] = {
     "replay": DeadLetterAction("replay", "Replay", "operator", _replay),
+    "discard": DeadLetterAction("discard", "Discard", "operator", _discard),
 }
 
 
@@ -391,13 +412,83 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
     @pages.get("/dead-letters", include_in_schema=False)
     async def dead_letters(request: Request) -> Response:
         who = await who_is(request)
-        from gateway.store.dead_letters import list_dead, list_dead_documents
+        from gateway.store.dead_letters import attempts_of, list_dead, list_dead_documents
 
-        def read() -> tuple[Any, Any]:
-            return list_dead(store, limit=1000), list_dead_documents(store, limit=1000)
+        problems: list[str] = []
+        which, chosen = _dead_filter(request.query_params, problems)
 
-        rows, docs = await run_in_threadpool(read)
-        return render(request, "dead_letters.html", who, rows=rows, docs=docs, actions=list(DEAD_LETTER_ACTIONS.values()))
+        def read() -> tuple[Any, Any, Any, list[str]]:
+            rows = list_dead(store, which, limit=1000)
+            # Documents have no partner, connector or PO of the kind filtered on: shown only unfiltered.
+            docs = list_dead_documents(store, limit=1000) if which.is_empty() else []
+            return rows, docs, attempts_of(store, [r.outbox_id for r in rows]), sorted({c.name for c in gateway.config.connectors})
+
+        try:
+            rows, docs, context, connectors = await run_in_threadpool(read)
+        except GatewayError as exc:
+            problems.append(str(exc))
+            rows, docs, context, connectors = [], [], {}, []
+        here = "/dead-letters" + (f"?{urlencode(chosen)}" if chosen else "")
+        return render(
+            request, "dead_letters.html", who, rows=rows, docs=docs, context=context, filters=chosen, here=here,
+            connectors=connectors, problems=problems, actions=list(DEAD_LETTER_ACTIONS.values()),
+        )
+
+    @pages.post("/dead-letters/edit", include_in_schema=False)
+    async def dead_letter_edit(request: Request) -> Response:
+        who, form = await checked(request, "operator")
+        came_from = _dead_back(form.get("back"))
+        by = f"{who.user} (console)"
+        from gateway.processing.dead_letters import DeadLetters
+        from gateway.processing.exception_queue import parse_assignments
+
+        def run() -> str:
+            dead_id = form.get("id", "")
+            if not dead_id.isdigit():
+                raise GatewayError("choose the dead letter to edit")
+            items = [line.strip() for line in form.get("set", "").splitlines() if line.strip()]
+            if not items:
+                raise GatewayError("give at least one PATH=VALUE line, e.g. lines[1].quantity=5")
+            done = DeadLetters(store, gateway.pipeline.exceptions).edit(int(dead_id), parse_assignments(items[:200]), by=by)
+            if done.state == OrderState.VALIDATED.value:
+                return f"edited: order {done.order_id[:8]} version {done.version} is queued again where it died"
+            return f"edited: order {done.order_id[:8]} version {done.version} is {done.state}: {done.reason}"
+
+        try:
+            notice = await run_in_threadpool(run)
+        except GatewayError as exc:
+            return back(request, came_from, f"not done: {exc}")
+        log.info("console: %s edited dead letter %s", who.user, form.get("id"))
+        return back(request, came_from, notice)
+
+    @pages.post("/dead-letters/replay-matching", include_in_schema=False)
+    async def dead_letter_replay_matching(request: Request) -> Response:
+        who, form = await checked(request, "operator")
+        from gateway.store.dead_letters import list_dead, replay
+
+        problems: list[str] = []
+        which, chosen = _dead_filter(form, problems)
+        here = "/dead-letters" + (f"?{urlencode(chosen)}" if chosen else "")
+        if problems or which.is_empty():
+            return back(request, here, "not done: " + ("; ".join(problems) or "give a filter first: replay all matching needs one"))
+        by = f"{who.user} (console)"
+        expected = form.get("expected", "")
+
+        def run() -> tuple[list[Any], int | None]:
+            rows = list_dead(store, which)
+            if form.get("confirm") == "yes" and expected == str(len(rows)):
+                return rows, replay(store, [r.outbox_id for r in rows], by=by)
+            return rows, None
+
+        try:
+            rows, queued = await run_in_threadpool(run)
+        except GatewayError as exc:
+            return back(request, here, f"not done: {exc}")
+        if queued is not None:
+            log.info("console: %s replayed %d dead letter(s) matching %s", who.user, queued, chosen)
+            return back(request, here, f"{queued} dead letter(s) matching the filter queued again")
+        changed = bool(expected) and expected != str(len(rows))
+        return render(request, "dead_letters_confirm.html", who, rows=rows, filters=chosen, here=here, changed=changed)
 
     @pages.post("/dead-letters/{action}", include_in_schema=False)
     async def dead_letter_action(request: Request, action: str) -> Response:
@@ -406,11 +497,44 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
             await who_is(request)
             raise _Denied(f"no dead-letter action {action!r}")
         who, form = await checked(request, found.role)
+        came_from = _dead_back(form.get("back"))
         ids = sorted({int(i) for i in form.get("id[]", "").split("\x1f") if i.isdigit()})
         if not ids:
-            return back(request, "/dead-letters", "choose at least one dead letter")
-        notice = await run_in_threadpool(found.run, gateway, ids, who.user)
-        return back(request, "/dead-letters", notice)
+            return back(request, came_from, "choose at least one dead letter")
+        try:
+            notice = await run_in_threadpool(found.run, gateway, ids, f"{who.user} (console)", form)
+        except GatewayError as exc:
+            return back(request, came_from, f"not done: {exc}")
+        return back(request, came_from, notice)
+
+    # -- reports ---------------------------------------------------------------------------
+
+    @pages.get("/reports", include_in_schema=False)
+    async def report_page(request: Request) -> Response:
+        who = await who_is(request)
+        q = request.query_params
+        problems: list[str] = []
+        period = reports.Period.parse(q, dt.datetime.now(dt.UTC).date(), problems)
+        partner = (q.get("partner") or "").strip()[:100] or None
+        found, partners = await run_in_threadpool(reports.sections, store, period, partner)
+        chosen = {"since": period.since.isoformat(), "until": period.until.isoformat()}
+        return render(
+            request, "reports.html", who, sections=found, period=period, partner=partner or "", partners=partners,
+            problems=problems, csv_query=urlencode(chosen | ({"partner": partner} if partner else {})),
+        )
+
+    @pages.get("/reports/{name}.csv", include_in_schema=False)
+    async def report_csv(request: Request, name: str) -> Response:
+        who = await who_is(request)
+        if name not in reports.REPORTS:
+            return render(request, "error.html", who, status=404, title="No such report", message=f"no report {name[:40]!r}")
+        problems: list[str] = []
+        period = reports.Period.parse(request.query_params, dt.datetime.now(dt.UTC).date(), problems)
+        partner = (request.query_params.get("partner") or "").strip()[:100] or None
+        text = await run_in_threadpool(reports.csv_text, store, name, period, partner)
+        filename = f"{name}-{period.since.isoformat()}-{period.until.isoformat()}.csv"  # a known name and two dates only
+        headers = _HEADERS | {"Content-Disposition": f'attachment; filename="{filename}"'}
+        return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
     # -- sources, partners, users ----------------------------------------------------------
 
@@ -480,6 +604,49 @@ def _next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or "\n" in value or "\r" in value:
         return "/orders"
     return value[:500]
+
+
+def _dead_back(value: str | None) -> str:
+    """Where a dead-letter action returns: the dead-letters page with the filter it came from."""
+    target = _next(value) if value else "/dead-letters"
+    return target if target.startswith("/dead-letters") else "/dead-letters"
+
+
+def _moment(value: str | None, name: str, problems: list[str], *, end: bool = False) -> dt.datetime | None:
+    """A since/until of the dead-letters filter as aware UTC: a date is its day's start (for
+    `end`, the next day's, so the day is included); a time without a zone is UTC."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()[:40]
+    try:
+        if len(text) == 10:
+            start = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tzinfo=dt.UTC)
+            return start + dt.timedelta(days=1) if end else start
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(f"{name}: {text[:20]!r} is not a date (YYYY-MM-DD) or an ISO time")
+        return None
+    return when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+DEAD_FILTERS = ("connector", "partner", "error", "po", "since", "until")
+
+
+def _dead_filter(given: Mapping[str, str], problems: list[str]) -> tuple[DeadFilter, dict[str, str]]:
+    """The dead-letters filter a query or form asks for, and its non-empty fields (for links)."""
+    from gateway.store.dead_letters import DeadFilter
+
+    chosen = {k: given.get(k, "").strip()[: 200 if k == "error" else 100] for k in DEAD_FILTERS}
+    chosen = {k: v for k, v in chosen.items() if v}
+    which = DeadFilter(
+        connector=chosen.get("connector"),
+        partner=chosen.get("partner"),
+        error=chosen.get("error"),
+        since=_moment(chosen.get("since"), "since", problems),
+        until=_moment(chosen.get("until"), "until", problems, end=True),
+        po=chosen.get("po"),
+    )
+    return which, chosen
 
 
 def _date(value: str | None, problems: list[str]) -> dt.date | None:

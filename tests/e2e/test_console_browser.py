@@ -7,12 +7,16 @@ subprocess), the intake serves the console on a free port, and one browser, laun
 for the module, logs in, finds an order by its PO number, opens its timeline (htmx),
 approves a held order, edits and assigns others, replays a dead letter; a viewer sees no buttons and is refused when
 it posts anyway; an anonymous visitor only sees the login page; a POST without the CSRF
-token is refused. Screenshots of the main pages go to $GATEWAY_TEST_ARTIFACTS/console (or
+token is refused. On the reports page the charts' numbers are the seeded orders' and a CSV
+download keeps a formula-like partner as text; on the dead-letters page an operator reads a
+letter's attempt log, edits one, replays another by filter (after the confirmation with the
+count) and discards a third with a reason, each recorded as `olivia (console)`. Screenshots of the main pages go to $GATEWAY_TEST_ARTIFACTS/console (or
 the pytest tmp dir), never into the repository.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -30,7 +34,8 @@ from gateway.console import auth
 from gateway.intake.server import IntakeServer
 from gateway.store import tables as t
 from gateway.store.console_users import add_user
-from gateway.store.dead_letters import list_dead
+from gateway.store.dead_letters import attempts_of, list_dead
+from gateway.store.reports import exceptions as exception_rates
 from tests.e2e.helpers import run_cli
 from tests.support import rulesgen as gen
 
@@ -238,3 +243,81 @@ def test_a_viewer_cannot_approve_or_replay_and_nobody_posts_without_the_token(br
     assert page.request.post(f"{site.url}/dead-letters/replay", form={"id": str(dead.outbox_id)}, max_redirects=0).status == 303
     assert dead.outbox_id in {d.outbox_id for d in list_dead(site.gw.store)}
     anonymous.close()
+
+
+def test_an_operator_reads_the_reports_and_corrects_edits_replays_and_discards_dead_letters(browser: Any, site: Site) -> None:
+    dead = list_dead(site.gw.store)
+    assert len(dead) >= 4
+    edited, by_filter, discarded = dead[0], dead[1], dead[2]
+    # A partner name that a spreadsheet would run as a formula (it arrives in orders as data).
+    formula = '=HYPERLINK("http://evil.example","x")'
+    with site.gw.store.begin() as conn:
+        conn.execute(t.orders.update().where(t.orders.c.id == by_filter.order_id).values(partner=formula))
+
+    page = logged_in(browser, site, "olivia", OPERATOR_PASSWORD)
+    page.goto(f"{site.url}/reports")
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    bar = page.locator(f"#report-volumes rect.bar[data-category='{today}']")
+    assert bar.count() == 1 and bar.get_attribute("data-value") == "112"  # every seeded order, read today over X12
+    assert page.text_content("#report-volumes .count") == "112 order(s) read"
+    shown = {
+        r.get_attribute("data-category"): r.get_attribute("data-value")
+        for r in page.locator("#report-exceptions rect.bar").all()
+    }
+    expected = {r.reason: f"{r.rate * 100:.1f}".removesuffix(".0") for r in exception_rates(site.gw.store) if r.reason != "*"}
+    assert shown == expected and sum(r.orders for r in exception_rates(site.gw.store) if r.reason != "*") >= len(site.held)
+    assert page.locator("#report-cycle-time svg, #report-cycle-time .hint").count() == 1
+    assert "erp" in page.text_content("#report-dead-letter-age table")
+    site.shot(page, "reports")
+    with page.expect_download() as got:
+        page.click("#report-volumes a.csv")
+    csv = Path(got.value.path()).read_text(encoding="utf-8").splitlines()
+    assert csv[0] == "day,channel,partner,orders"
+    assert f'{today},x12,"\'=HYPERLINK(""http://evil.example"",""x"")",1' in csv  # text, never a formula
+    assert sum(int(line.rsplit(",", 1)[1]) for line in csv[1:]) == 112
+
+    # context, then an edit of one dead letter's order: a new version queued where it died
+    page.goto(f"{site.url}/dead-letters?connector=erp")
+    row = page.locator(f"#dead tr[data-id='{edited.outbox_id}']")
+    row.locator("details.context summary").click()
+    assert "dead" in row.locator("ol.attempts").text_content()
+    page.click("#dead-edit summary")
+    page.select_option("#dead-edit select[name=id]", str(edited.outbox_id))
+    page.fill("#dead-edit textarea[name=set]", "lines[1].quantity=5")
+    page.click("button.dl-edit")
+    page.wait_for_selector(".notice")
+    assert "version 2 is queued again where it died" in page.text_content(".notice") and "connector=erp" in page.url
+
+    # replay by filter: a confirmation with the count first, then the replay
+    page.fill("#dead-filter input[name=partner]", formula)
+    page.click("#dead-filter button[type=submit]")
+    page.wait_for_selector("#replay-matching")
+    assert page.locator("#dead tbody tr").count() == 1
+    page.click("button.dl-replay-matching")
+    page.wait_for_selector("#matching")
+    assert page.text_content("#matching").startswith("1 dead letter(s) match")
+    site.shot(page, "dead-letters-confirm")
+    page.click("button.dl-confirm")
+    page.wait_for_selector(".notice")
+    assert "1 dead letter(s) matching the filter queued again" in page.text_content(".notice")
+
+    # discard with a reason
+    page.goto(f"{site.url}/dead-letters")
+    page.locator(f"#dead tr[data-id='{discarded.outbox_id}'] input[type=checkbox]").check()
+    page.click("button.dl-discard")  # without a reason: refused
+    page.wait_for_selector(".notice")
+    assert "give a reason" in page.text_content(".notice")
+    page.locator(f"#dead tr[data-id='{discarded.outbox_id}'] input[type=checkbox]").check()
+    page.fill("input[name=reason]", "the customer cancelled by phone")
+    page.click("button.dl-discard")
+    page.wait_for_selector(".notice")
+    assert "1 dead letter(s) discarded" in page.text_content(".notice")
+    site.shot(page, "dead-letters-after")
+
+    left = {d.outbox_id for d in list_dead(site.gw.store)}
+    assert not left & {edited.outbox_id, by_filter.outbox_id, discarded.outbox_id} and len(left) == len(dead) - 3
+    log = attempts_of(site.gw.store, [edited.outbox_id, by_filter.outbox_id, discarded.outbox_id])
+    assert "edited by olivia (console)" in log[edited.outbox_id][-1].detail
+    assert log[by_filter.outbox_id][-1].kind == "replayed" and "by olivia (console)" in log[by_filter.outbox_id][-1].detail
+    assert "discarded by olivia (console)" in log[discarded.outbox_id][-1].detail and "cancelled by phone" in log[discarded.outbox_id][-1].detail
+    page.context.close()

@@ -4,6 +4,7 @@ nothing, logins are checked against Argon2id hashes, and every asset ships in th
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import re
 import tomllib
@@ -20,6 +21,7 @@ from gateway.errors import GatewayError
 from gateway.intake.app import create_app
 from gateway.store import tables as t
 from gateway.store.console_users import add_user, find_user, list_users
+from gateway.store.reports import volumes
 from tests.conftest import ROOT
 
 PASSWORD = "correct horse battery"
@@ -70,12 +72,16 @@ def first_order(gw: Gateway) -> str:
 def test_anonymous_requests_see_nothing_but_the_login_page(gw: Gateway) -> None:
     c = client(gw)
     oid = first_order(gw)
-    for path in ("/console/", "/console/orders", f"/console/orders/{oid}", "/console/exceptions", "/console/dead-letters", "/console/sources", "/console/partners", "/console/users"):
+    for path in (
+        "/console/", "/console/orders", f"/console/orders/{oid}", "/console/exceptions", "/console/dead-letters", "/console/sources",
+        "/console/partners", "/console/users", "/console/reports", "/console/reports/volumes.csv",
+    ):
         r = c.get(path)
         assert r.status_code == 303 and r.headers["location"].startswith("/console/login?next="), path
         assert "PO" not in r.text
     assert c.post(f"/console/orders/{oid}/approve", data={}).status_code == 303
-    assert c.post("/console/dead-letters/replay", data={"id": "1"}).status_code == 303
+    for action in ("replay", "discard", "edit", "replay-matching"):
+        assert c.post(f"/console/dead-letters/{action}", data={"id": "1", "reason": "x", "set": "po_number=1"}).status_code == 303
     htmx = c.get(f"/console/orders/{oid}/timeline", headers={"HX-Request": "true"})
     assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/console/login")
     # assets are public (the login page needs them) and come from the package
@@ -115,6 +121,31 @@ def test_a_viewer_reads_but_cannot_approve_replay_or_see_users(gw: Gateway) -> N
     assert c.get("/console/users").status_code == 403
     page = c.get(f"/console/orders/{oid}").text
     assert "Approve" not in page and "Replay" not in c.get("/console/dead-letters").text
+    for action, data in (
+        ("discard", {"id": "1", "reason": "never"}), ("edit", {"id": "1", "set": "lines[1].quantity=5"}),
+        ("replay-matching", {"connector": "outbox", "confirm": "yes", "expected": "0"}),
+    ):
+        r = c.post(f"/console/dead-letters/{action}", data={**data, "csrf_token": token})
+        assert r.status_code == 403 and "needs the operator role" in r.text, action
+
+
+def test_a_viewer_sees_the_reports_and_downloads_them_as_csv(gw: Gateway) -> None:
+    c = client(gw)
+    assert login(c, "viewer") == 303
+    page = c.get("/console/reports")
+    assert page.status_code == 200 and page.text.count("<svg") >= 2 and page.text.count("Download CSV") == 5
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    read = sum(r.orders for r in volumes(gw.store))
+    assert f'data-series="x12" data-category="{today}" data-value="{read}"' in page.text  # the example's orders, read today
+    csv = c.get(f"/console/reports/volumes.csv?since={today}&until={today}")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.headers["content-disposition"] == f'attachment; filename="volumes-{today}-{today}.csv"'
+    assert csv.text.splitlines()[0] == "day,channel,partner,orders" and csv.text.splitlines()[1] == f"{today},x12,acme,{read}"
+    assert c.get("/console/reports/nothing.csv").status_code == 404
+    other = c.get("/console/reports?partner=globex")
+    assert "0 order(s) read" in other.text and "partner globex" in other.text
+    bad = c.get("/console/reports?since=yesterday&until=2026-13-01")
+    assert bad.status_code == 200 and "is not a date" in bad.text
 
 
 def test_a_post_without_the_csrf_token_changes_nothing(gw: Gateway) -> None:
