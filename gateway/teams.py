@@ -58,13 +58,13 @@ __all__ = [
     "team_for_alert",
 ]
 
-AlertKind = Literal["quarantine", "waiting", "dead_letter", "silent_source", "poll_errors"]
+AlertKind = Literal["quarantine", "waiting", "dead_letter", "partner_ack", "silent_source", "poll_errors"]
 # quarantine: newly held or quarantined orders; waiting: orders still waiting past remind_after_minutes;
 # dead_letter: a delivery or document that gave up; silent_source: no message for longer than
 # expected (and its recovery); poll_errors: a source whose polls keep failing (and its recovery).
-ALERT_KINDS: tuple[AlertKind, ...] = ("quarantine", "waiting", "dead_letter", "silent_source", "poll_errors")
+ALERT_KINDS: tuple[AlertKind, ...] = ("quarantine", "waiting", "dead_letter", "partner_ack", "silent_source", "poll_errors")
 # The reason code an alert that is not a waiting order matches `match.reasons` with.
-ALERT_REASONS: dict[str, str] = {"dead_letter": "DEAD_LETTER", "silent_source": "SOURCE_SILENT", "poll_errors": "POLL_ERRORS"}
+ALERT_REASONS: dict[str, str] = {"dead_letter": "DEAD_LETTER", "partner_ack": "PARTNER_ACK", "silent_source": "SOURCE_SILENT", "poll_errors": "POLL_ERRORS"}
 
 
 class TeamMatch(BaseModel):

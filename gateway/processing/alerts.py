@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AlertStats", "Alerter", "PollHealth", "alerter_for", "record_poll"]
 
-_KIND_TEXT = {"dead_letter": "dead letter(s)", "silent_source": "source alert(s)", "poll_errors": "poll alert(s)"}
+_KIND_TEXT = {"dead_letter": "dead letter(s)", "partner_ack": "document(s) a partner rejected or did not acknowledge", "silent_source": "source alert(s)", "poll_errors": "poll alert(s)"}
 
 
 @dataclass
@@ -113,6 +113,7 @@ class Alerter:
         with self.store.begin() as conn:
             now = db_now(conn)
             stats.raised += self._dead_letters(conn, now)
+            stats.raised += self._partner_acks(conn, now)
             stats.raised += self._sources(conn, now)
         self.send(stats)
         return stats
@@ -135,6 +136,27 @@ class Alerter:
             }
             summary = f"dead letter {'ack:' if r['kind'] != 'order' else ''}{r['id']}: {what}: {(r['last_error'] or 'gave up')[:200]}"
             new.append({"team": team.name, "kind": "dead_letter", "key": key, "summary": summary, "detail": detail, "created_at": now})
+        return repo.raise_alerts(conn, new)
+
+    def _partner_acks(self, conn: Any, now: dt.datetime) -> int:
+        """A document the partner rejected (997/999 R, CONTRL 4) or left unacknowledged past its
+        `expect_within_minutes`: the partner will not act on it as sent (issue 12)."""
+        rows = repo.partner_ack_problems(conn)
+        keyed = {f"ack:{r['id']}:{'rejected' if r['ack_status'] == 'rejected' else 'overdue'}": r for r in rows}
+        known = repo.known_keys(conn, "partner_ack", keyed)
+        new = []
+        for key, r in keyed.items():
+            if key in known:
+                continue
+            team = team_for_alert(self.teams, "partner_ack", partner=r["partner"])
+            if team is None:
+                continue
+            what = f"{documents.describe(r['kind'], r['control_number'], r['partner'])}"
+            rejected = r["ack_status"] == "rejected"
+            why = f"rejected by the partner: {(r['ack_errors'] or 'no reason given')[:200]}" if rejected else "not acknowledged in time"
+            detail = {"event": "rejected" if rejected else "overdue", "outbox_id": r["id"], "kind": r["kind"], "partner": r["partner"],
+                      "control_number": r["control_number"], "errors": (r["ack_errors"] or "")[:300], "sent_at": _iso(r["updated_at"])}  # fmt: skip
+            new.append({"team": team.name, "kind": "partner_ack", "key": key, "summary": f"{what} (outbox {r['id']}): {why}", "detail": detail, "created_at": now})
         return repo.raise_alerts(conn, new)
 
     def _sources(self, conn: Any, now: dt.datetime) -> int:

@@ -29,8 +29,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -158,6 +160,20 @@ def dead_letters(conn: Connection, limit: int = 1000) -> list[dict[str, Any]]:
         .select_from(ob.outerjoin(o, o.c.id == ob.c.order_id))
         .where(ob.c.state == "dead", ob.c.kind != "notice")
         .order_by(ob.c.updated_at.desc(), ob.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def partner_ack_problems(conn: Connection, limit: int = 1000) -> list[dict[str, Any]]:
+    """Documents we sent that the partner rejected, or did not acknowledge in time (marked
+    overdue by the scheduled check), newest first: id, kind, partner, control_number,
+    ack_status, ack_errors, overdue_at, updated_at."""
+    ob = t.outbox
+    query = (
+        select(ob.c.id, ob.c.kind, ob.c.partner, ob.c.control_number, ob.c.ack_status, ob.c.ack_errors, ob.c.overdue_at, ob.c.updated_at)
+        .where(ob.c.kind.notin_(("order", "notice")), or_(ob.c.ack_status == "rejected", and_(ob.c.overdue_at.is_not(None), ob.c.ack_status.is_(None))))
+        .order_by(ob.c.id.desc())
         .limit(limit)
     )
     return [dict(r._mapping) for r in conn.execute(query)]

@@ -88,3 +88,26 @@ def test_a_watched_source_that_does_not_exist_is_a_configuration_error(tmp_path:
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
     assert "no source or intake shop (<platform>:<name>) is called 'inbx'; did you mean 'inbox'?" in str(err.value)
+
+
+def test_documents_a_partner_rejected_or_left_unacknowledged_are_alerted_once(store: Store) -> None:
+    """issue 12: "overdue and rejected ones are shown and alerted"."""
+    now = dt.datetime.now(dt.UTC)
+    base = {"partner": "acme", "connector": "folder:out", "state": "sent", "attempts": 1, "created_at": now, "updated_at": now,
+            "next_attempt_at": now, "body": b"x", "ack_status": None, "ack_errors": None, "overdue_at": None}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(insert(t.outbox), [
+            {**base, "kind": "855", "idempotency_key": "r1", "control_number": "000000101", "ack_status": "rejected", "ack_errors": "AK5*R*5"},
+            {**base, "kind": "855", "idempotency_key": "o1", "control_number": "000000102", "overdue_at": now},
+            {**base, "kind": "855", "idempotency_key": "a1", "control_number": "000000103", "ack_status": "accepted"},
+            {**base, "kind": "997", "idempotency_key": "a2", "control_number": "000000104"},  # sent, not yet due
+        ])
+    team = TeamConfig.model_validate({"name": "edi", "alerts": ["partner_ack"], "notify": {"webhook": "http://127.0.0.1:9/hook", "webhook_secret": SECRET}})
+    alerter = Alerter(store, [team], AlertsConfig.model_validate({}))
+    first = alerter.run()
+    assert (first.raised, first.messages) == (2, 1)
+    assert alerter.run().raised == 0  # once each
+    with store.engine.connect() as conn:
+        [body] = [json.loads(r.body) for r in conn.execute(select(t.outbox.c.body).where(t.outbox.c.kind == "notice"))]
+    assert body["kind"] == "partner_ack" and body["count"] == 2
+    assert sorted((i["event"], i["control_number"]) for i in body["items"]) == [("overdue", "000000102"), ("rejected", "000000101")]
