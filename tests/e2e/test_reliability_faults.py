@@ -168,9 +168,10 @@ def test_f13_partial_success_retries_only_the_failing_connector(tmp_path: Path) 
         assert len(shipping.requests) >= 4 and shipping.orders == []
         show = run_cli("show", "PO-F13A", "--config", str(cfg), env={"COLUMNS": "300"})
         assert show.returncode == 0, show.stderr
-        lines = show.stdout.splitlines()
-        erp_line = next(line for line in lines if "erp" in line.split() and "sent" in line)
-        ship_line = next(line for line in lines if "shipping" in line.split() and "sent" not in line)
+        # The deliveries table: a row starts with its connector (history lines name them too).
+        rows = [line.replace("│", " ").split() for line in show.stdout.splitlines()]
+        erp_line = " ".join(next(r for r in rows if r[:2] == ["erp", "sent"]))
+        ship_line = " ".join(next(r for r in rows if r[:1] == ["shipping"] and r[1:2] != ["sent"]))
         assert "ERP-" in erp_line and ("retry" in ship_line or "pending" in ship_line or "503" in ship_line), show.stdout
         assert order_states(cfg)["PO-F13A"] == "validated"  # not dispatched while shipping waits
 
