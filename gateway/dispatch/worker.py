@@ -334,8 +334,7 @@ class Dispatcher:
         for claim, result in results:
             if claim.is_document or claim.connector not in self.breakers:
                 continue
-            ok = True if isinstance(result, Sent) else False if isinstance(result, Failed) else None if result.status is None else True
-            outcomes.setdefault(claim.connector, []).append(ok)
+            outcomes.setdefault(claim.connector, []).append(_reached(result))
         known = self._breaker_states
         # Successes to a breaker that is closed with no failures counted change nothing: no write.
         outcomes = {
@@ -535,6 +534,16 @@ class Dispatcher:
 
 
 _FIELDS = {"sent": "sent", "retry": "retried", "dead": "dead", "lost": "lost"}
+
+
+def _reached(result: Result) -> bool | None:
+    """For the breaker: the target answered (True), failed transiently (False), or the send
+    says nothing about it (None: refused before any call, or a connector bug without status)."""
+    if isinstance(result, Failed):
+        return False
+    if isinstance(result, Refused) and result.status is None:
+        return None
+    return True
 
 
 def _repeat_safe(connector: Connector) -> bool:
