@@ -103,7 +103,7 @@ class Gateway:
         d = self.config.dispatch
         return Dispatcher(
             self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry, steps=self.config.steps(),
-            breakers={c.name: c.breaker for c in self.config.connectors}, rates={c.name: c.rate_per_second for c in self.config.connectors},
+            breakers={c.name: c.breaker for c in self.config.connectors if c.breaker is not None}, rates={c.name: c.rate_per_second for c in self.config.connectors},
         )
 
     @property

@@ -117,7 +117,9 @@ class TargetConfigBase(BaseModel):
             "(their receipt references reach the payload as steps.<name>.reference)."
         ),
     )
-    breaker: BreakerConfig = Field(default_factory=BreakerConfig, description="Circuit breaker: stop sending to a target that keeps failing.")
+    breaker: BreakerConfig | None = Field(
+        None, description="Circuit breaker: stop sending to a target that keeps failing (`breaker: {}` for the defaults; default: none)."
+    )
     rate_per_second: PositiveFloat | None = Field(
         None, description="Most sends per second to this connector from one node (default: no limit)."
     )

@@ -27,11 +27,12 @@ def connectors(config: ConfigOpt = None) -> None:
             table.add_column(col)
         for c in gw.config.connectors:
             b = found.get(c.name)
-            state = b.state if b is not None else "closed"
+            state = "off" if c.breaker is None else b.state if b is not None else "closed"
             table.add_row(
                 c.name, c.type, state, str(b.failures if b is not None else 0),
                 _when(b.opened_at if b is not None and b.blocks else None), _when(b.retry_at if b is not None and b.blocks else None),
-                f"{c.breaker.failures} failures, {c.breaker.open_seconds:g} s", f"{c.rate_per_second:g}/s" if c.rate_per_second else "-",
+                f"{c.breaker.failures} failures, {c.breaker.open_seconds:g} s" if c.breaker else "-",
+                f"{c.rate_per_second:g}/s" if c.rate_per_second else "-",
             )
     finally:
         gw.close()

@@ -130,7 +130,7 @@ def _breakers_snapshot(gateway: Any, conn: Any) -> dict[str, int]:
     from gateway.store.breakers import states
 
     found = states(gateway.store, conn)
-    return {c.name: int(c.name in found and found[c.name].blocks) for c in gateway.config.connectors}
+    return {c.name: int(c.name in found and found[c.name].blocks) for c in gateway.config.connectors if c.breaker is not None}
 
 
 def metrics_router(gateway: Any, requests: Any) -> APIRouter:
