@@ -103,7 +103,8 @@ class Gateway:
         channels = ChannelSet(self.config.partners, self.config.smtp, self.config.exceptions.teams, as2=intake.as2 if intake else None)
         d = self.config.dispatch
         return Dispatcher(
-            self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry, steps=self.config.steps()
+            self.store, connectors, policies, d, channels=channels, document_policy=d.ack_retry, steps=self.config.steps(),
+            breakers={c.name: c.breaker for c in self.config.connectors if c.breaker is not None}, rates={c.name: c.rate_per_second for c in self.config.connectors},
         )
 
     @property

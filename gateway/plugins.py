@@ -35,7 +35,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from gateway.errors import ConfigError
@@ -43,6 +43,7 @@ from gateway.retry import RetryPolicy
 
 __all__ = [
     "ENTRY_POINT_GROUPS",
+    "BreakerConfig",
     "Kind",
     "PluginSpec",
     "SourceConfigBase",
@@ -91,6 +92,15 @@ class SourceConfigBase(BaseModel):
         """Make relative paths absolute (against the configuration's home); none by default."""
 
 
+class BreakerConfig(BaseModel):
+    """When to stop calling a target that keeps failing (see "Circuit breaker and rate limit" in the README)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failures: PositiveInt = Field(5, description="Transient failures in a row (over every node) that open the breaker.")
+    open_seconds: PositiveFloat = Field(60.0, description="Seconds no delivery is sent while open; then one probe delivery decides.")
+
+
 class TargetConfigBase(BaseModel):
     """What the core reads from every connector's configuration; each type adds its own keys."""
 
@@ -106,6 +116,15 @@ class TargetConfigBase(BaseModel):
             "Connectors whose delivery of the same order must be sent before this one is tried "
             "(their receipt references reach the payload as steps.<name>.reference)."
         ),
+    )
+    breaker: BreakerConfig | None = Field(
+        None, description="Circuit breaker: stop sending to a target that keeps failing (`breaker: {}` for the defaults; default: none)."
+    )
+    rate_per_second: PositiveFloat | None = Field(
+        None, description="Most sends per second to this connector from one node (default: no limit)."
+    )
+    poll_shipments_minutes: PositiveFloat | None = Field(
+        None, description="Ask this connector every N minutes whether the orders it took shipped (connectors that offer shipments, e.g. shipstation)."
     )
 
     def resolve_paths(self, fix: PathFixer) -> None:

@@ -41,13 +41,13 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway.app import Gateway
-from gateway.connector import Source
+from gateway.connector import ShipmentSource, Source
 from gateway.errors import GatewayError, StoreUnavailable
 from gateway.processing.alerts import PollHealth, alerter_for
 
@@ -68,6 +68,21 @@ def _push_stock(gw: Gateway, shop: Any) -> None:
     from gateway.shop_stock import push_stock
 
     push_stock(gw.store, shop)
+
+
+def _poll_shipments(gw: Gateway, name: str) -> None:
+    """One ``shipments:<connector>`` job: ask the connector which orders it took have shipped."""
+    from gateway import plugins
+    from gateway.tracking import ShipmentPoll
+
+    connector = plugins.build("target", next(c for c in gw.config.connectors if c.name == name))
+    try:
+        if not connector.capabilities.shipments:
+            log.warning("shipments: connector %s cannot say whether an order shipped; poll_shipments_minutes ignored", name)
+            return
+        ShipmentPoll(gw.store, gw.config).run(name, cast(ShipmentSource, connector))
+    finally:
+        connector.close()
 
 
 def _guard(name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -324,6 +339,11 @@ def _serve(
             push = partial(_push_stock, gw, shop)
             sched.add_job(_guard(job_id, push), "interval", seconds=shop.every_minutes * 60, id=job_id, name=job_id, next_run_time=_now())
     schedule_stock_reports(sched, gw)
+    for target in cfg.connectors:
+        if target.poll_shipments_minutes:  # shipments coming back from a shipping service (gateway.tracking)
+            job_id = f"shipments:{target.name}"
+            asking = partial(_poll_shipments, gw, target.name)
+            sched.add_job(_guard(job_id, asking), "interval", seconds=target.poll_shipments_minutes * 60, id=job_id, name=job_id, next_run_time=_now())
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It

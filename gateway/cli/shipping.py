@@ -15,10 +15,17 @@ from gateway.errors import GatewayError
 def shipped(
     order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
     config: ConfigOpt = None,
+    record: Annotated[bool, typer.Option("--record", help="Record what shipped on the order (shipped, tracking in its history, 856/DESADV).")] = False,
 ) -> None:
-    """Ask each shipping connector that took ORDER whether it shipped it, with tracking numbers."""
+    """Ask each shipping connector that took ORDER whether it shipped it, with tracking numbers.
+
+    With --record, each shipment found is recorded as `gateway ship` would (the same tracking
+    number twice is recorded once); the service does this itself for connectors with
+    poll_shipments_minutes."""
     from gateway import plugins
+    from gateway.fulfilment import Fulfilment
     from gateway.store.queries import order_detail
+    from gateway.tracking import record_found
 
     gw = _gateway(config, existing=True)
     try:
@@ -28,6 +35,8 @@ def shipped(
         for col in ("connector", "reference", "shipped", "carrier", "service", "tracking"):
             table.add_column(col)
         asked = 0
+        recorded: list[str] = []
+        state = str(detail.order["state"])
         for d in detail.deliveries:
             cfg = configured.get(d["connector"])
             reference = (d["receipt"] or {}).get("reference")
@@ -41,6 +50,10 @@ def shipped(
                 found = connector.shipped(str(reference))
             finally:
                 connector.close()
+            if record and found is not None:
+                for done in record_found(Fulfilment(gw.store, gw.config), detail.order["id"], d["connector"], found, state):
+                    state = done.state
+                    recorded.append(f"recorded: order {done.order_id[:8]} is {done.state}" + (f"; {', '.join(done.documents)}" if done.documents else ""))
             if found is None:
                 table.add_row(d["connector"], str(reference), "not yet", "", "", "")
             for s in (found or {}).get("shipments") or [{}]:
@@ -52,3 +65,7 @@ def shipped(
     if not asked:
         raise GatewayError(f"order {order} was not sent to a connector that can say whether it shipped (shipstation)")
     out.print(table)
+    for line in recorded:
+        out.print(line, markup=False)
+    if record and not recorded:
+        out.print("nothing new to record", markup=False)

@@ -29,6 +29,20 @@ What a connector raised decides what happens next:
                               (a blind retry of a non-idempotent call can post an order twice)
     ConfigError (a document)  its channel is not configured (any more): dead at once
 
+Circuit breaker and rate limit (given `breakers` and `rates`, by connector; `gateway.app`
+passes every connector's `breaker:` and `rate_per_second`). A connector whose breaker is open
+(`gateway.store.breakers`, shared by every node) has none of its rows claimed: they stay
+`pending` and use no attempt. Once its `open_seconds` passed, one node takes the probe and
+claims one row of it; the probe reaching the target closes the breaker, a transient failure
+opens it again. Only transient failures count, and only in a row; a result that never reached
+the target (a refusal of ours, a connector bug) counts for nothing. Opening and closing are
+logged at WARNING and written to the history. A rate limit spaces the sends of this node to
+one connector `1 / rate_per_second` apart (a token bucket of one, shared by the threads).
+
+The attempt is counted by the claim itself, committed before the send (`claim_due`): a
+delivery whose send kills the worker comes back after its lease as attempt n+1, and is dead
+once its policy's `max_attempts` are used up, never sent again.
+
 A worker that dies between the target's answer and the commit leaves the row `in_flight`;
 when its lease ends the row is claimed again and sent with the same idempotency key
 (crash point ``after_http_before_commit`` exercises exactly that window).
@@ -51,7 +65,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from gateway import crashpoints
@@ -64,8 +78,10 @@ from gateway.errors import (
     StoreUnavailable,
     TransientError,
 )
+from gateway.plugins import BreakerConfig
 from gateway.retry import RetryPolicy
 from gateway.store import Store
+from gateway.store import breakers as breaker_store
 from gateway.store.outbox import (
     ClaimedDelivery,
     Failed,
@@ -78,7 +94,7 @@ from gateway.store.outbox import (
     record,
 )
 
-__all__ = ["DispatchStats", "Dispatcher", "DocumentChannels"]
+__all__ = ["DispatchStats", "Dispatcher", "DocumentChannels", "RateLimit"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +136,28 @@ class DispatchStats:
         self.lost += other.lost
 
 
+class RateLimit:
+    """At most `per_second` calls a second from the threads sharing it: each caller takes the
+    next free slot, `1 / per_second` after the previous one, and sleeps until it comes (a
+    bucket of one token: no bursts). `clock` (monotonic seconds) and `sleep` are injectable."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.gap = 1.0 / per_second
+        self.clock = clock
+        self.sleep = sleep
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Return when this caller's slot has come."""
+        with self._lock:
+            now = self.clock()
+            slot = max(now, self._next)
+            self._next = slot + self.gap
+        if slot > now:
+            self.sleep(slot - now)
+
+
 class Dispatcher:
     """Sends due outbox rows through their connectors, with retries and dead letters.
 
@@ -129,7 +167,9 @@ class Dispatcher:
     (connector -> the connectors it comes after, `GatewayConfig.steps`) holds a step back
     until its earlier steps of the same order are sent (see `gateway.store.outbox`). `clock` returns an aware UTC datetime
     (default: the database's clock) and `sleep` waits a number of seconds; tests inject both
-    so a back-off costs no real time.
+    so a back-off costs no real time. `breakers` (connector -> BreakerConfig) turns on the
+    circuit breaker of those connectors, `rates` (connector -> sends per second) their rate
+    limit, timed by `monotonic` (see the module docstring).
     """
 
     def __init__(
@@ -144,6 +184,9 @@ class Dispatcher:
         channels: DocumentChannels | None = None,
         document_policy: RetryPolicy | None = None,
         steps: Mapping[str, Collection[str]] | None = None,
+        breakers: Mapping[str, BreakerConfig] | None = None,
+        rates: Mapping[str, float | None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.store = store
         self.channels = channels
@@ -161,6 +204,9 @@ class Dispatcher:
         self.stopping = threading.Event()
         per_connector = min(config.connector_workers or config.workers, config.workers)
         self._limits = {name: threading.BoundedSemaphore(per_connector) for name in self.connectors}
+        self.breakers = {n: (b.failures, b.open_seconds) for n, b in (breakers or {}).items() if n in self.connectors}
+        self._breaker_states: dict[str, breaker_store.Breaker] = {}  # as read at the start of the pass
+        self._rates = {n: RateLimit(r, monotonic, sleep) for n, r in (rates or {}).items() if r and n in self.connectors}
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         # Seconds one send takes (moving average): sizes the claim window (see the docstring).
@@ -213,6 +259,11 @@ class Dispatcher:
         workers = self.config.workers
         running: dict[Future[Result], ClaimedDelivery] = {}
         exhausted = False  # a claim found fewer rows than it asked for
+        if self.breakers and not self.stopping.is_set():
+            names -= self._read_breakers()
+            for claim in self._probes():
+                stats.claimed += 1
+                running[self.pool.submit(self._send, claim)] = claim
         while True:
             room = min(self._window() - len(running), self.config.batch - stats.claimed)
             claiming = not exhausted and not self.stopping.is_set()
@@ -242,6 +293,80 @@ class Dispatcher:
             results = [(running.pop(f), f.result()) for f in done]
             for verdict in self._record(results):
                 setattr(stats, verdict, getattr(stats, verdict) + 1)
+            if self.breakers:
+                for name, breaker in self._observe(results).items():
+                    if breaker.blocks:
+                        names.discard(name)
+
+    # -- circuit breakers ----------------------------------------------------------------------
+
+    def _read_breakers(self) -> set[str]:
+        """Read the breakers (every node's results count); the connectors not to claim for."""
+        self._breaker_states = {n: b for n, b in breaker_store.states(self.store).items() if n in self.breakers}
+        return {n for n, b in self._breaker_states.items() if b.blocks}
+
+    def _probes(self) -> list[ClaimedDelivery]:
+        """One claimed row for each open breaker whose time has come and whose probe this node took."""
+        now = self.clock()
+        claims: list[ClaimedDelivery] = []
+        for name, breaker in sorted(self._breaker_states.items()):
+            if not breaker.blocks or breaker.retry_at is None or breaker.retry_at > now:
+                continue
+            if not breaker_store.take_probe(self.store, name, now=now, hold_seconds=self.config.lease_seconds):
+                continue  # another node probes it
+            found = claim_due(
+                self.store, now=self._claim_time(), lease_seconds=self.config.lease_seconds, limit=1,
+                connectors={name}, policies=self.policies, steps=self.steps,
+            )
+            if found:
+                log.info("breaker of %s: probing with outbox %s", name, found[0].outbox_id)
+                claims += found
+                hold = now + dt.timedelta(seconds=self.config.lease_seconds)
+                self._breaker_states[name] = replace(breaker, state=breaker_store.HALF_OPEN, retry_at=hold)
+            else:  # nothing to probe with: it stays open, probed as soon as a row is due
+                after, _ = breaker_store.observe(self.store, {name: [None]}, self.breakers, now=now)
+                self._breaker_states.update(after)
+        return claims
+
+    def _observe(self, results: list[tuple[ClaimedDelivery, Result]]) -> dict[str, breaker_store.Breaker]:
+        """Count a recorded group of results against the breakers; those it changed or that block."""
+        outcomes: dict[str, list[bool | None]] = {}
+        for claim, result in results:
+            if claim.is_document or claim.connector not in self.breakers:
+                continue
+            outcomes.setdefault(claim.connector, []).append(_reached(result))
+        known = self._breaker_states
+        # Successes to a breaker that is closed with no failures counted change nothing: no write.
+        outcomes = {
+            n: seen for n, seen in outcomes.items()
+            if not all(seen) or n not in known or known[n].blocks or known[n].failures
+        }
+        if not outcomes:
+            return {}
+        try:
+            after, changes = breaker_store.observe(self.store, outcomes, self.breakers, now=self.clock())
+        except StoreUnavailable as exc:
+            log.error("breakers not updated, the store is unavailable: %s", exc)
+            return {}
+        self._breaker_states.update(after)
+        for change in changes:
+            log.warning("%s", change.detail, extra={"connector": change.connector})
+        return after
+
+    def _next_due(self) -> dt.datetime | None:
+        """When the next row this dispatcher may claim is due: a row of a connector whose
+        breaker is open is due when its probe may go."""
+        names = set(self.connectors)
+        later: list[dt.datetime] = []
+        for name, breaker in self._breaker_states.items():
+            if not breaker.blocks:
+                continue
+            names.discard(name)
+            due = next_due(self.store, connectors={name}, documents=False, steps=self.steps)
+            if due is not None:
+                later.append(max(due, breaker.retry_at or due))
+        due = next_due(self.store, connectors=names, documents=self.documents, steps=self.steps)
+        return min([d for d in (due, *later) if d is not None], default=None)
 
     def _window(self) -> int:
         """How many claims may be sending or queued at once: a queued claim should start
@@ -262,6 +387,9 @@ class Dispatcher:
             return Refused(f"{claim.connector} does not declare that it can take an order {claim.action}")
         started = time.monotonic()
         with self._limits[claim.connector]:
+            rate = self._rates.get(claim.connector)
+            if rate is not None:
+                rate.wait()
             try:
                 result: Receipt | DeliveryError = connector.send(claim.delivery())
             except DeliveryError as exc:
@@ -350,11 +478,10 @@ class Dispatcher:
         total = DispatchStats()
         deadline = self.clock() + dt.timedelta(seconds=timeout)
         wall_deadline = time.monotonic() + timeout
-        names = set(self.connectors)
         while True:
             stats = self.run_once()
             total.add(stats)
-            due = next_due(self.store, connectors=names, documents=self.documents, steps=self.steps)
+            due = self._next_due()
             if due is None:
                 total.idle = True
                 return total
@@ -375,12 +502,11 @@ class Dispatcher:
         due row or `poll_seconds` (rows queued by another node are found by that poll).
         """
         total = DispatchStats()
-        names = set(self.connectors)
         while not stop.is_set():
             self._wake.clear()
             try:
                 stats = self.run_once()
-                due = None if stats.claimed else next_due(self.store, connectors=names, documents=self.documents, steps=self.steps)
+                due = None if stats.claimed else self._next_due()
                 wait_s = self.config.poll_seconds
                 if due is not None:
                     wait_s = min(wait_s, max((due - self.clock()).total_seconds(), _MIN_WAIT))
@@ -408,6 +534,16 @@ class Dispatcher:
 
 
 _FIELDS = {"sent": "sent", "retry": "retried", "dead": "dead", "lost": "lost"}
+
+
+def _reached(result: Result) -> bool | None:
+    """For the breaker: the target answered (True), failed transiently (False), or the send
+    says nothing about it (None: refused before any call, or a connector bug without status)."""
+    if isinstance(result, Failed):
+        return False
+    if isinstance(result, Refused) and result.status is None:
+        return None
+    return True
 
 
 def _repeat_safe(connector: Connector) -> bool:

@@ -19,6 +19,7 @@ GROUP BY queries), so any node answers for the whole store and nothing drifts be
     gateway_alerts_pending{kind}                   alerts held back by a team's rate limit
     gateway_stage_latency_seconds{stage,quantile}  receipt -> order and order -> sent, over the recent 500
     gateway_intake_requests_total{outcome}         this node's intake answers since it started
+    gateway_connector_breaker_open{connector}      1 while the connector's circuit breaker is open (or probing), else 0
     gateway_up                                     1 when the store answered, else 0 (then 503)
 
 Alert on `gateway_outbox_oldest_due_seconds` (work is not leaving), on
@@ -58,6 +59,7 @@ _HELP = {
     "gateway_alerts_pending": "Alerts not sent yet (held back by a team's rate limit), by kind.",
     "gateway_stage_latency_seconds": "Seconds from a message's receipt to its order (receive_to_order) and from the order to its delivery (order_to_sent), over the recent 500.",
     "gateway_intake_requests_total": "Intake answers of this node since it started, by outcome.",
+    "gateway_connector_breaker_open": "1 while the connector's circuit breaker is open or probing (no deliveries sent to it), else 0.",
     "gateway_up": "1 when the store answered the scrape.",
 }
 _COUNTERS = {"gateway_intake_requests_total"}
@@ -88,6 +90,7 @@ def exposition(snapshot: dict[str, Any] | None, requests: dict[str, int]) -> str
         lines += _family("gateway_exceptions", (({"state": s, "reason": r or "none"}, n) for s, r, n in sorted(snapshot["exceptions"])))
         lines += _family("gateway_documents_overdue", [({}, snapshot.get("documents_overdue", 0))])
         lines += _alerting(snapshot.get("alerting"))
+        lines += _family("gateway_connector_breaker_open", (({"connector": c}, v) for c, v in sorted(snapshot.get("breakers", {}).items())))
     lines += _family("gateway_intake_requests_total", (({"outcome": k}, n) for k, n in sorted(requests.items())))
     lines += _family("gateway_up", [({}, 1 if snapshot is not None else 0)])
     return "\n".join(lines) + "\n"
@@ -122,6 +125,14 @@ def _alerting_snapshot(gateway: Any, conn: Any, now: Any) -> dict[str, Any]:
     return alerting(conn, now, partners, sources)
 
 
+def _breakers_snapshot(gateway: Any, conn: Any) -> dict[str, int]:
+    """Configured connector -> 1 while its breaker blocks deliveries (gateway.store.breakers)."""
+    from gateway.store.breakers import states
+
+    found = states(gateway.store, conn)
+    return {c.name: int(c.name in found and found[c.name].blocks) for c in gateway.config.connectors if c.breaker is not None}
+
+
 def metrics_router(gateway: Any, requests: Any) -> APIRouter:
     """`requests()` returns this node's intake counters (outcome -> count)."""
     router = APIRouter()
@@ -136,6 +147,7 @@ def metrics_router(gateway: Any, requests: Any) -> APIRouter:
                 snap = metrics_snapshot(conn, now)
                 snap["documents_overdue"] = count_overdue(conn, getattr(gateway, "ack_limits", {}))
                 snap["alerting"] = _alerting_snapshot(gateway, conn, now)
+                snap["breakers"] = _breakers_snapshot(gateway, conn)
                 return snap
         except Exception as exc:  # a scrape reports the store down, it never fails with a trace
             log.error("metrics: the store does not answer: %s", exc)
