@@ -248,13 +248,21 @@ def run_service(
 
 
 def _start_admin(gw: Gateway) -> Any:
-    """The admin port when `admin:` is configured (gateway.intake.admin), else None."""
-    if gw.config.admin is None:
-        return None
+    """The admin port (gateway.intake.admin), always: as configured under `admin:`, else on
+    127.0.0.1:9464. A configured port that cannot be bound stops the start; the default one,
+    taken by another node on this host, is logged and left out (that node serves its probes)."""
+    from gateway.config import AdminConfig
     from gateway.intake.admin import AdminServer
 
-    admin = AdminServer(gw, gw.config.admin)
-    admin.start()
+    configured = gw.config.admin
+    admin = AdminServer(gw, configured or AdminConfig())
+    try:
+        admin.start()
+    except GatewayError as exc:
+        if configured is not None:
+            raise
+        log.warning("admin port not served: %s; give this node its own `admin: {port: N}` for /healthz, /readyz and /metrics", exc)
+        return None
     log.info("admin port listening on %s (/healthz, /readyz, /metrics)", admin.url)
     return admin
 

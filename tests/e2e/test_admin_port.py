@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from sqlalchemy import text
 
@@ -19,8 +20,10 @@ from gateway.store import Store
 from tests.e2e.helpers import ROOT, file_target, gateway_cmd, write_config
 
 
-def test_run_serves_probes_without_an_intake(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, connectors=file_target("outbox", tmp_path / "outbox"), extra="admin: {port: 0}\n")
+@pytest.mark.parametrize("admin", ["admin: {port: 0}\n", ""], ids=["configured", "default"])
+def test_run_serves_probes_without_an_intake(tmp_path: Path, admin: str) -> None:
+    """Always on: as configured, else on 127.0.0.1:9464."""
+    cfg = write_config(tmp_path, connectors=file_target("outbox", tmp_path / "outbox"), extra=admin)
     proc = subprocess.Popen(
         gateway_cmd("run", "--config", str(cfg), "--for", "120"), cwd=ROOT, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "GATEWAY_LOG_FORMAT": "json"},
@@ -34,6 +37,8 @@ def test_run_serves_probes_without_an_intake(tmp_path: Path) -> None:
                 url = message.split()[4]
                 break
         assert url is not None, "the admin port never started"
+        if not admin:
+            assert url == "http://127.0.0.1:9464", url
         assert requests.get(f"{url}/healthz").json() == {"status": "ok"}
         ready = requests.get(f"{url}/readyz")
         assert ready.status_code == 200 and ready.json() == {"status": "ready"}
