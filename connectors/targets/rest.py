@@ -30,8 +30,13 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from connectors.targets.auth import AuthConfig, Authenticator, build_auth
-from connectors.targets.http_json.transport import Call, GuardedAdapter
-from gateway.errors import DeliveryError, PermanentError, TransientError
+from connectors.targets.http_json.transport import (
+    Call,
+    GuardedAdapter,
+    read_within,
+    transport_error,
+)
+from gateway.errors import PermanentError, TransientError
 from gateway.retry import parse_retry_after
 
 __all__ = [
@@ -197,40 +202,17 @@ class RestClient:
                 timeout=(self.timeout.connect, self.timeout.read), allow_redirects=False,
                 verify=self.verify_tls, stream=True,
             ) as response:
-                content = self._read(response, call)
+                content = read_within(response, call, MAX_RESPONSE_BYTES)
             if call.expired:
                 raise requests.exceptions.ReadTimeout("total deadline")
         except requests.exceptions.RequestException as exc:
-            raise self._map_error(exc, where, call) from None
+            raise transport_error(exc, where, call) from None
         decoded: Any
         try:
             decoded = json.loads(content) if content else None
         except ValueError:
             decoded = content[:EXCERPT_CHARS].decode("utf-8", "replace")
         return Answer(response.status_code, decoded, dict(response.headers))
-
-    @staticmethod
-    def _read(response: requests.Response, call: Call) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=65_536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES or call.expired:
-                break
-        return b"".join(chunks)
-
-    @staticmethod
-    def _map_error(exc: requests.exceptions.RequestException, where: str, call: Call) -> DeliveryError:
-        if call.expired:
-            return TransientError(f"no complete answer from {where} within {call.seconds:g} s; the retry looks the order up first")
-        if isinstance(exc, requests.exceptions.SSLError):
-            return PermanentError(f"TLS failure talking to {where}: a configuration problem (certificate, verify_tls)")
-        if isinstance(exc, requests.exceptions.Timeout):
-            return TransientError(f"timeout talking to {where}; the retry looks the order up first")
-        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-            return TransientError(f"connection to {where} failed: {type(exc).__name__}")
-        return PermanentError(f"request to {where} could not be made: {type(exc).__name__}")
 
 
 # -- what every ERP/CRM target reads from the canonical order --------------------------------

@@ -24,12 +24,6 @@ def _store(config: Any) -> Any:
     return _open_store(Store, _config(config), create=False)
 
 
-def _age(seconds: float | None) -> str:
-    from gateway.cli.report import _duration
-
-    return _duration(seconds)
-
-
 @app.command()
 def status(
     config: ConfigOpt = None,
@@ -38,6 +32,7 @@ def status(
     """Backlog per stage, throughput over the last 5 and 60 minutes, and the oldest waiting item."""
     import dataclasses
 
+    from gateway.store.reports import duration
     from gateway.store.status import status as read_status
 
     store = _store(config)
@@ -53,7 +48,7 @@ def status(
         table.add_column(col)
     for s in now.stages:
         since = f"{s.oldest_since:%Y-%m-%d %H:%M:%S}" if s.oldest_since else "-"
-        table.add_row(s.name, str(s.waiting), since, _age(s.oldest_age_seconds))
+        table.add_row(s.name, str(s.waiting), since, duration(s.oldest_age_seconds))
     out.print(table)
     tp = Table(title="throughput")
     for col in ("last", "messages received", "orders dispatched", "documents sent"):

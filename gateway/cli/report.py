@@ -42,18 +42,6 @@ def parse_when(value: str | None, *, end: bool = False) -> dt.datetime | None:
     return when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def _percent(rate: float) -> str:
     return f"{rate * 100:.1f}%"
 
@@ -140,25 +128,25 @@ def exceptions(config: ConfigOpt = None, since: SinceOpt = None, until: UntilOpt
 @report_app.command("cycle-time")
 def cycle_time(config: ConfigOpt = None, since: SinceOpt = None, until: UntilOpt = None, as_json: JsonOpt = False, csv: CsvOpt = None) -> None:
     """Receipt of the message to dispatch of the order: p50, p95 and max per channel."""
-    from gateway.store.reports import CycleTime
+    from gateway.store.reports import CycleTime, duration
     from gateway.store.reports import cycle_time as query
 
     _emit(config, since, until, as_json, csv, query, CycleTime, "cycle time, receipt to dispatch", {
-        "channel": lambda r: r.channel, "orders": lambda r: str(r.orders), "p50": lambda r: _duration(r.p50_seconds),
-        "p95": lambda r: _duration(r.p95_seconds), "max": lambda r: _duration(r.max_seconds),
+        "channel": lambda r: r.channel, "orders": lambda r: str(r.orders), "p50": lambda r: duration(r.p50_seconds),
+        "p95": lambda r: duration(r.p95_seconds), "max": lambda r: duration(r.max_seconds),
     })
 
 
 @report_app.command("dead-letter-age")
 def dead_letter_age(config: ConfigOpt = None, since: SinceOpt = None, until: UntilOpt = None, as_json: JsonOpt = False, csv: CsvOpt = None) -> None:
     """Dead letters per kind and connector, and how long they have waited since giving up."""
-    from gateway.store.reports import DeadLetterAge
+    from gateway.store.reports import DeadLetterAge, duration
     from gateway.store.reports import dead_letter_age as query
 
     _emit(config, since, until, as_json, csv, query, DeadLetterAge, "dead letters", {
         "kind": lambda r: r.kind, "connector": lambda r: r.connector, "count": lambda r: str(r.count),
-        "dead since": lambda r: f"{r.oldest_dead_since:%Y-%m-%d %H:%M}", "oldest": lambda r: _duration(r.oldest_age_seconds),
-        "median": lambda r: _duration(r.median_age_seconds),
+        "dead since": lambda r: f"{r.oldest_dead_since:%Y-%m-%d %H:%M}", "oldest": lambda r: duration(r.oldest_age_seconds),
+        "median": lambda r: duration(r.median_age_seconds),
     })
 
 

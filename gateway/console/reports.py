@@ -24,7 +24,7 @@ from gateway.csvexport import write_rows
 from gateway.store import reports as rq
 from gateway.store.db import Store
 
-__all__ = ["DEFAULT_DAYS", "REPORTS", "Period", "Section", "csv_text", "duration", "sections"]
+__all__ = ["DEFAULT_DAYS", "REPORTS", "Period", "Section", "csv_text", "sections"]
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
@@ -73,19 +73,6 @@ def _day(value: str | None, name: str, problems: list[str]) -> dt.date | None:
     except ValueError:
         problems.append(f"{name}: {value[:20]!r} is not a date (YYYY-MM-DD)")
         return None
-
-
-def duration(seconds: float | None) -> str:
-    """Seconds as people read them (as `gateway report` prints them)."""
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def _scale(values: list[float]) -> tuple[float, str]:
@@ -223,7 +210,7 @@ def _cycle(rows: list[rq.CycleTime]) -> Section:
     )
     return Section(
         "cycle-time", REPORTS["cycle-time"].title, chart, ["channel", "orders", "p50", "p95", "max"],
-        [[r.channel, str(r.orders), duration(r.p50_seconds), duration(r.p95_seconds), duration(r.max_seconds)] for r in rows],
+        [[r.channel, str(r.orders), rq.duration(r.p50_seconds), rq.duration(r.p95_seconds), rq.duration(r.max_seconds)] for r in rows],
     )
 
 
@@ -241,7 +228,7 @@ def _dead(rows: list[rq.DeadLetterAge]) -> Section:
     return Section(
         "dead-letter-age", REPORTS["dead-letter-age"].title, chart, ["kind", "connector", "count", "dead since", "oldest", "median"],
         [
-            [r.kind, r.connector, str(r.count), f"{r.oldest_dead_since:%Y-%m-%d %H:%M}", duration(r.oldest_age_seconds), duration(r.median_age_seconds)]
+            [r.kind, r.connector, str(r.count), f"{r.oldest_dead_since:%Y-%m-%d %H:%M}", rq.duration(r.oldest_age_seconds), rq.duration(r.median_age_seconds)]
             for r in rows
         ],
     )

@@ -32,6 +32,7 @@ from gateway.store import tables as t
 from gateway.store.db import Store
 
 __all__ = [
+    "duration",
     "CycleTime",
     "DeadLetterAge",
     "ExceptionRate",
@@ -267,3 +268,16 @@ def dead_letter_age(store: Store, since: dt.datetime | None = None, until: dt.da
             )
         )
     return sorted(result, key=lambda r: r.oldest_dead_since)
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as people read them in a report (`gateway report`, the console's reports page)."""
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

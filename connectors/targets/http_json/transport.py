@@ -26,12 +26,15 @@ import threading
 import time
 from typing import Any
 
+import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import ProxyManager
 from urllib3.util import connection as _connection
+
+from gateway.errors import DeliveryError, PermanentError, TransientError
 
 __all__ = ["WATCHDOG", "Call", "GuardedAdapter", "Watchdog"]
 
@@ -223,3 +226,30 @@ class GuardedAdapter(HTTPAdapter):
 
 def _norm(host: str) -> str:
     return host.strip("[]").rstrip(".").lower()
+
+
+def read_within(response: requests.Response, call: Call, limit: int) -> bytes:
+    """A streamed answer's body, cut at `limit` bytes or when the call's total deadline ran out
+    (the caller checks `call.expired`): what the RPC/REST connectors read an answer with."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=65_536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit or call.expired:
+            break
+    return b"".join(chunks)
+
+
+def transport_error(exc: requests.exceptions.RequestException, where: str, call: Call, looked_up: str = "order") -> DeliveryError:
+    """What a failed request means for a connector that looks `looked_up` (the order, the sale)
+    up before it creates it again: a lost answer is transient, a TLS problem permanent."""
+    if call.expired:
+        return TransientError(f"no complete answer from {where} within {call.seconds:g} s; the retry looks the {looked_up} up first")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return PermanentError(f"TLS failure talking to {where}: a configuration problem (certificate, verify_tls)")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TransientError(f"timeout talking to {where}; the retry looks the {looked_up} up first")
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        return TransientError(f"connection to {where} failed: {type(exc).__name__}")
+    return PermanentError(f"request to {where} could not be made: {type(exc).__name__}")

@@ -72,7 +72,12 @@ from typing import Any, Protocol
 
 import requests
 
-from connectors.targets.http_json.transport import Call, GuardedAdapter
+from connectors.targets.http_json.transport import (
+    Call,
+    GuardedAdapter,
+    read_within,
+    transport_error,
+)
 from connectors.targets.tryton.config import TrytonConfig
 from gateway.connector import Capabilities, Delivery, Receipt, RenderedRequest, mask
 from gateway.errors import DeliveryError, PermanentError, TransientError
@@ -204,11 +209,11 @@ class TrytonClient:
                 self.endpoint, data=body, headers=headers, timeout=self._timeout, allow_redirects=False,
                 verify=self.config.verify_tls, stream=True,
             ) as response:
-                content = self._read(response, call)
+                content = read_within(response, call, MAX_RESPONSE_BYTES)
             if call.expired:
                 raise requests.exceptions.ReadTimeout("total deadline")
         except requests.exceptions.RequestException as exc:
-            raise self._map_error(exc, method, call) from None
+            raise transport_error(exc, f"Tryton {self.config.name} ({method})", call, looked_up="sale") from None
         answer: Any = None
         if response.status_code == 200:
             try:
@@ -218,29 +223,6 @@ class TrytonClient:
         else:
             answer = content[:EXCERPT_CHARS].decode("utf-8", "replace")
         return response.status_code, answer
-
-    @staticmethod
-    def _read(response: requests.Response, call: Call) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=65_536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES or call.expired:
-                break
-        return b"".join(chunks)
-
-    def _map_error(self, exc: requests.exceptions.RequestException, method: str, call: Call) -> DeliveryError:
-        where = f"Tryton {self.config.name} ({method})"
-        if call.expired:
-            return TransientError(f"no complete answer from {where} within {call.seconds:g} s; the retry looks the sale up first")
-        if isinstance(exc, requests.exceptions.SSLError):
-            return PermanentError(f"TLS failure talking to {where}: a configuration problem (certificate, verify_tls)")
-        if isinstance(exc, requests.exceptions.Timeout):
-            return TransientError(f"timeout talking to {where}; the retry looks the sale up first")
-        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-            return TransientError(f"connection to {where} failed: {type(exc).__name__}")
-        return PermanentError(f"request to {where} could not be made: {type(exc).__name__}")
 
     def _result(self, method: str, status: int, answer: Any) -> Any:
         where = f"Tryton {self.config.name} ({method})"
