@@ -159,6 +159,7 @@ def edit(
     config: ConfigOpt = None,
 ) -> None:
     """Correct the order of a dead letter: a new version, checked again and queued to where it died."""
+    from gateway.cli.review import report_edit
     from gateway.processing.dead_letters import DeadLetters
 
     pairs = _assignments(assignments, patch)
@@ -167,13 +168,7 @@ def edit(
         done = DeadLetters(gw.store, gw.pipeline.exceptions).edit(dead_id, pairs, by=by)
     finally:
         gw.close()
-    for change in done.changes:
-        err.print(f"  {change}", markup=False)
-    if done.state == "validated":
-        err.print(f"order {done.order_id[:8]} (version {done.version}) queued again with the correction; `gateway run` sends it", markup=False)
-    else:
-        err.print(f"order {done.order_id[:8]} (version {done.version}) is {done.state}: {done.reason}: {done.error}", markup=False)
-        raise typer.Exit(1)
+    report_edit(done, "queued again with the correction")
 
 
 @dead_app.command("discard")

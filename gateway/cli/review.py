@@ -148,13 +148,7 @@ def edit(
         done = gw.pipeline.exceptions.edit(order, pairs, by=by)
     finally:
         gw.close()
-    for change in done.changes:
-        err.print(f"  {change}", markup=False)
-    if done.state == "validated":
-        err.print(f"order {done.order_id[:8]} (version {done.version}) accepted and queued; `gateway run` sends it", markup=False)
-    else:
-        err.print(f"order {done.order_id[:8]} (version {done.version}) is {done.state}: {done.reason}: {done.error}", markup=False)
-        raise typer.Exit(1)
+    report_edit(done, "accepted and queued")
 
 
 @app.command()
@@ -273,3 +267,15 @@ def reprocess(
         return
     what = f"{n} refused document(s)" if n else "the message"
     err.print(f"message {mid[:8]}: {what} will be read again; `gateway run` processes it", markup=False)
+
+
+def report_edit(done: Any, queued: str) -> None:
+    """What an edit changed and where the new version stands (`gateway edit`, `gateway
+    dead-letters edit`); exit 1 when the correction is still held or refused."""
+    for change in done.changes:
+        err.print(f"  {change}", markup=False)
+    if done.state == "validated":
+        err.print(f"order {done.order_id[:8]} (version {done.version}) {queued}; `gateway run` sends it", markup=False)
+    else:
+        err.print(f"order {done.order_id[:8]} (version {done.version}) is {done.state}: {done.reason}: {done.error}", markup=False)
+        raise typer.Exit(1)

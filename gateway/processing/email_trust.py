@@ -7,6 +7,8 @@ no network I/O (no DNS lookups either; our MTA did those).
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.translate import PartnerDirectory
 
 __all__ = ["email_partner"]
@@ -22,12 +24,14 @@ def email_partner(body: bytes, partners: PartnerDirectory, authserv_id: str | No
     from gateway.formats.email_sender import verify_sender
     from gateway.formats.outlook import OLE_MAGIC, msg_to_email
 
-    if body.startswith(OLE_MAGIC):
+    headers: Any
+    if body.startswith(OLE_MAGIC):  # read once: an unreadable .msg is refused with the reader's reason
         try:
-            msg_to_email(body)
+            headers = msg_to_email(body)
         except ParseError as exc:
             return None, exc.message, exc.reason
-    headers = mail_headers(body)
+    else:
+        headers = mail_headers(body)
     refusals = []
     for p in partners.configs:
         if not p.email_senders:
