@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -127,3 +130,32 @@ def test_a_confirmed_order_is_changed_in_place_and_cancelled_without_the_wizard(
     connector.send(Delivery(outbox_id=3, order_id="o-3", idempotency_key="c-1", attempt=1, order=changed,
                             action="cancel", target_reference=ref))
     assert sale["state"] == "cancel"
+
+
+class SlowSearchOdoo(FakeOdoo):
+    """Answers an empty partner search slowly, as a busy Odoo does: the window in which a
+    second worker searching for the same new customer also finds nothing."""
+
+    def _handle(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        answer = super()._handle(request)
+        args = json.loads(request.body or b"{}").get("params", {}).get("args", [])
+        if args[3:5] == ["res.partner", "search_read"] and json.loads(answer[2]).get("result") == []:
+            time.sleep(0.05)
+        return answer
+
+
+def test_concurrent_orders_of_a_new_customer_create_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # found by CI: the dispatcher's threads created one ISA sender as two res.partner records
+    monkeypatch.setenv("ODOO_KEY", "odoo-key-1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake = SlowSearchOdoo(mock)
+        connector = OdooConnector(OdooConfig(name="odoo", url=ODOO_URL, database="prod",  # type: ignore[arg-type]
+                                             username="gateway", password_env="ODOO_KEY"))
+        order = {**GOLDEN, "ship_to": {"name": "Dock 4", "address_lines": ["1 Quay St"], "city": "Leeds"}}
+        with ThreadPoolExecutor(8) as pool:
+            receipts = list(pool.map(lambda i: connector.send(delivery(order, key=f"key-{i}")), range(16)))
+        connector.close()
+    assert len({r.reference for r in receipts}) == 16 and len(fake.orders()) == 16
+    partners = list(fake.records["res.partner"].values())
+    assert sorted(p.get("type", "company") for p in partners) == ["company", "delivery"]  # one customer, one ship-to
+    assert {s["partner_id"] for s in fake.orders()} == {p["id"] for p in partners if p.get("ref") == "ACME"}

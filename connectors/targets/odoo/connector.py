@@ -66,6 +66,7 @@ from typing import Any
 import requests
 
 from connectors.targets.auth import env_secret
+from connectors.targets.keyed_lock import KeyedLocks
 from connectors.targets.odoo.config import OdooConfig
 from connectors.targets.rest import (
     RestClient,
@@ -116,6 +117,7 @@ class OdooConnector:
         self.client = RestClient.for_target(config, session)
         self._uid: int | None = None
         self._ids = 0
+        self._creating = KeyedLocks()  # res.partner has no unique ref: one find-or-create per customer
 
     def __repr__(self) -> str:
         return f"OdooConnector(name={self.name!r}, database={self.config.database!r})"
@@ -256,12 +258,13 @@ class OdooConnector:
 
     def _customer(self, order: dict[str, Any]) -> int:
         code, name = customer_code(order, self.config.customer_code_from)
-        found = self.execute("res.partner", "search_read", [[["ref", "=", code]]], fields=["id"], limit=1)
-        if found:
-            return int(found[0]["id"])
-        if not self.config.create_customers:
-            raise PermanentError(f"PO {order.get('po_number')}: no customer with ref {code!r} in Odoo {self.name}")
-        return int(self.execute("res.partner", "create", [{"name": name or code, "ref": code, "is_company": True}]))
+        with self._creating(("customer", code)):
+            found = self.execute("res.partner", "search_read", [[["ref", "=", code]]], fields=["id"], limit=1)
+            if found:
+                return int(found[0]["id"])
+            if not self.config.create_customers:
+                raise PermanentError(f"PO {order.get('po_number')}: no customer with ref {code!r} in Odoo {self.name}")
+            return int(self.execute("res.partner", "create", [{"name": name or code, "ref": code, "is_company": True}]))
 
     def _shipping(self, partner: int, ship_to: dict[str, Any] | None) -> int | None:
         if not ship_to or not (ship_to.get("address_lines") or ship_to.get("city") or ship_to.get("postal_code")):
@@ -270,13 +273,14 @@ class OdooConnector:
         wanted = {"street": street[0] if street else False, "street2": " ".join(street[1:]) or False,
                   "zip": ship_to.get("postal_code") or False, "city": ship_to.get("city") or False}
         domain = [["parent_id", "=", partner], ["type", "=", "delivery"], *([k, "=", v] for k, v in wanted.items())]
-        found = self.execute("res.partner", "search_read", [domain], fields=["id"], limit=1)
-        if found:
-            return int(found[0]["id"])
-        values = {"parent_id": partner, "type": "delivery", **wanted}
-        if ship_to.get("name"):
-            values["name"] = str(ship_to["name"])
-        return int(self.execute("res.partner", "create", [values]))
+        with self._creating(("ship_to", partner, *wanted.values())):
+            found = self.execute("res.partner", "search_read", [domain], fields=["id"], limit=1)
+            if found:
+                return int(found[0]["id"])
+            values = {"parent_id": partner, "type": "delivery", **wanted}
+            if ship_to.get("name"):
+                values["name"] = str(ship_to["name"])
+            return int(self.execute("res.partner", "create", [values]))
 
     # -- update and cancel --------------------------------------------------------------------------
 

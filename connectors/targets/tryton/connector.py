@@ -72,6 +72,7 @@ from typing import Any, Protocol
 
 import requests
 
+from connectors.targets.keyed_lock import KeyedLocks
 from connectors.targets.http_json.transport import (
     Call,
     GuardedAdapter,
@@ -263,6 +264,7 @@ class TrytonConnector:
         self.config = config
         self.name = config.name
         self.client = TrytonClient(config, session)
+        self._creating = KeyedLocks()  # party addresses have no unique key: one find-or-create at a time
 
     def __repr__(self) -> str:
         return f"TrytonConnector(name={self.name!r}, database={self.config.database!r})"
@@ -456,11 +458,13 @@ class TrytonConnector:
         return int(party)
 
     def _invoice_address(self, party: int) -> int:
-        found = self.client.model("party.address", "search", [("party", "=", party)], 0, 1, [("sequence", "ASC"), ("id", "ASC")])
-        if found:
-            return int(found[0])
-        (address,) = self.client.model("party.address", "create", [{"party": party}])
-        return int(address)
+        with self._creating(("invoice_address", party)):
+            found = self.client.model("party.address", "search", [("party", "=", party)], 0, 1,
+                                      [("sequence", "ASC"), ("id", "ASC")])
+            if found:
+                return int(found[0])
+            (address,) = self.client.model("party.address", "create", [{"party": party}])
+            return int(address)
 
     def _shipment_address(self, party: int, ship_to: dict[str, Any] | None) -> int | None:
         if not ship_to or not (ship_to.get("address_lines") or ship_to.get("city") or ship_to.get("postal_code")):
@@ -469,14 +473,15 @@ class TrytonConnector:
         wanted = {"street_unstructured": street or None, "city": ship_to.get("city") or None,
                   "postal_code": ship_to.get("postal_code") or None}
         domain: list[Any] = [("party", "=", party)] + [(k, "=", v) for k, v in wanted.items()]
-        found = self.client.model("party.address", "search", domain, 0, 1, None)
-        if found:
-            return int(found[0])
-        values = {"party": party, **wanted}
-        if ship_to.get("name"):
-            values["party_name"] = str(ship_to["name"])
-        (address,) = self.client.model("party.address", "create", [values])
-        return int(address)
+        with self._creating(("ship_to", party, *wanted.values())):
+            found = self.client.model("party.address", "search", domain, 0, 1, None)
+            if found:
+                return int(found[0])
+            values = {"party": party, **wanted}
+            if ship_to.get("name"):
+                values["party_name"] = str(ship_to["name"])
+            (address,) = self.client.model("party.address", "create", [values])
+            return int(address)
 
     # -- update and cancel ------------------------------------------------------------------------
 
