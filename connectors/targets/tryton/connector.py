@@ -72,13 +72,13 @@ from typing import Any, Protocol
 
 import requests
 
-from connectors.targets.keyed_lock import KeyedLocks
 from connectors.targets.http_json.transport import (
     Call,
     GuardedAdapter,
     read_within,
     transport_error,
 )
+from connectors.targets.keyed_lock import KeyedLocks
 from connectors.targets.tryton.config import TrytonConfig
 from gateway.connector import Capabilities, Delivery, Receipt, RenderedRequest, mask
 from gateway.errors import DeliveryError, PermanentError, TransientError
