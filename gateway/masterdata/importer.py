@@ -622,7 +622,8 @@ def _collect_account(values: dict[str, Any], accounts: dict[str, tuple[dict[str,
 def pull_stock(store: Store, rows: list[dict[str, Any]], *, source: str, replace: bool = False) -> tuple[int, int]:
     """Store stock rows a connector read from its system (`gateway data pull stock`): each
     (sku, warehouse, on_hand) checked as an import's cells are, written in one transaction;
-    `replace` removes the stock rows of SKUs and warehouses the system no longer lists.
+    `replace` removes the stock rows of SKUs and warehouses the system no longer lists,
+    only among those this source reported: stock from other systems or files stays.
     Returns (written, removed). ImportRefused naming the first bad row."""
     from gateway.store.masterdata import loading
 
@@ -636,7 +637,8 @@ def pull_stock(store: Store, rows: list[dict[str, Any]], *, source: str, replace
         if any(v is None for v in values.values()):
             raise ImportRefused(f"{source}: row {n} has no SKU, warehouse or on-hand quantity: {row!r}")
         clean.append(values)
-    with loading(store, "stock", source=source, fields={"sku", "warehouse", "on_hand"}, replace=replace) as loader:
+    with loading(store, "stock", source=source, fields={"sku", "warehouse", "on_hand"}, replace=replace,
+                 replace_own_rows_only=True) as loader:
         for start in range(0, len(clean), 5_000):
             loader.write(clean[start : start + 5_000])
     return loader.written, loader.removed

@@ -310,11 +310,15 @@ class Loader:
         self.conn.execute(stmt, full)
         self.written += len(full)
 
-    def replace_rest(self) -> None:
-        """Remove the rows of this kind the file did not have (`--replace`). Stock that is
-        reserved for orders is kept with nothing on hand rather than deleted."""
+    def replace_rest(self, *, own_rows_only: bool = False) -> None:
+        """Remove the rows of this kind the file did not have (`--replace`); with
+        `own_rows_only`, only those this source wrote last (a pull from one ERP leaves the
+        stock another ERP or a file reported). Stock that is reserved for orders is kept
+        with nothing on hand rather than deleted."""
         table = TABLES[self.kind]
         untouched = table.c.updated_at != self.stamp
+        if own_rows_only:
+            untouched = untouched & (table.c.source == self.source)
         if self.kind == "stock":
             self.removed += self.conn.execute(delete(table).where(untouched, table.c.reserved == 0)).rowcount
             self.conn.execute(update(table).where(untouched).values(on_hand=0, source=self.source, updated_at=self.stamp))
@@ -326,9 +330,12 @@ class Loader:
 
 
 @contextmanager
-def loading(store: Store, kind: str, *, source: str, fields: Collection[str], replace: bool = False) -> Iterator[Loader]:
+def loading(store: Store, kind: str, *, source: str, fields: Collection[str], replace: bool = False,
+            replace_own_rows_only: bool = False) -> Iterator[Loader]:
     """A transaction for importing one file of `kind`; committed when the block ends unless
-    the loader was discarded (then nothing of the file is stored)."""
+    the loader was discarded (then nothing of the file is stored). `replace` removes the
+    rows the file did not have: all of the kind, or with `replace_own_rows_only` those the
+    same source wrote."""
     if kind not in TABLES:
         raise ValueError(f"unknown master data kind {kind!r}")
     try:
@@ -338,7 +345,7 @@ def loading(store: Store, kind: str, *, source: str, fields: Collection[str], re
             if loader.discarded:
                 raise _Discard
             if replace:
-                loader.replace_rest()
+                loader.replace_rest(own_rows_only=replace_own_rows_only)
             add_event(conn, "masterdata_imported", f"{kind}: {loader.written} row(s) from {source}, {loader.removed} removed")
     except _Discard:
         pass

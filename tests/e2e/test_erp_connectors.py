@@ -124,6 +124,11 @@ def test_stock_is_pulled_from_odoo_and_erpnext_through_the_cli(tmp_path: Path, m
             pulled = runner.invoke(app, ["data", "pull", "stock", "--from", name, "--config", str(cfg)])
             assert pulled.exit_code == 0, pulled.output
             assert f"{244 if name == 'odoo' else 150} row(s) from {name}" in pulled.output
+        # Odoo drops 20 products; a --replace pull removes their 40 rows and none of ERPNext's
+        for product_id in [i for i, p in odoo.records["product.product"].items() if p["default_code"] in {f"P-{n:03d}" for n in range(20)}]:
+            del odoo.records["product.product"][product_id]
+        pulled = runner.invoke(app, ["data", "pull", "stock", "--from", "odoo", "--replace", "--config", str(cfg)])
+        assert pulled.exit_code == 0 and "204 row(s) from odoo" in pulled.output and pulled.output.endswith(", 40 removed\n"), pulled.output
 
     engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
     with engine.connect() as c:
@@ -133,6 +138,7 @@ def test_stock_is_pulled_from_odoo_and_erpnext_through_the_cli(tmp_path: Path, m
     for sku, warehouse, on_hand, source in rows:
         by_source.setdefault(source, {})[(sku, warehouse)] = float(on_hand)
     odoo_rows, erp_rows = by_source["erp:odoo"], by_source["erp:erpnext"]
-    assert len(odoo_rows) == 244 and odoo_rows[("P-007", "WH")] == 7.0 and odoo_rows[("P-007", "EAST")] == 1.75
+    assert len(odoo_rows) == 204 and odoo_rows[("P-027", "WH")] == 27.0 and odoo_rows[("P-027", "EAST")] == 6.75
+    assert ("P-007", "WH") not in odoo_rows
     assert ("SERVICE-1", "WH") not in odoo_rows and odoo_rows[("WID-1", "WH")] == 0.0
     assert len(erp_rows) == 150 and erp_rows[("E-001", "Finished Goods - AC")] == 76 * 1.5
