@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_x12 import generate  # noqa: E402
 from gateway.connector import RawMessage  # noqa: E402
+from gateway.gctune import tune_for_batches  # noqa: E402
 from gateway.pipeline import Pipeline  # noqa: E402
 from gateway.store import Store  # noqa: E402
 
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--connectors", type=int, default=1, help="outbox rows per order")
     ap.add_argument("--pg", default=None, help="also measure this PostgreSQL URL (an empty database)")
     args = ap.parse_args()
+    tune_for_batches()  # as gateway.app.Gateway does when it builds its pipeline
     with tempfile.TemporaryDirectory() as tmp:
         edi = Path(tmp) / "orders.edi"
         generate(edi, interchanges=max(1, args.orders // 10), per_interchange=10)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_x12 import generate  # noqa: E402
 from gateway.connector import RawMessage  # noqa: E402
+from gateway.gctune import tune_for_batches  # noqa: E402
 from gateway.masterdata.model import Account, Item, Price, StockLevel  # noqa: E402
 from gateway.pipeline import Pipeline  # noqa: E402
 from gateway.processing.decide import StoreHistory  # noqa: E402
@@ -111,6 +112,7 @@ def main() -> None:
         md = catalogue(args.items, stock=args.stock)
         gc.collect()
         gc.freeze()  # as the gateway does once it has read a master-data folder (gateway.app.RulesSetup)
+        tune_for_batches()  # as gateway.app.Gateway does when it builds its pipeline
         print(f"catalogue of {args.items:,} items with prices built in {time.process_time() - t0:.2f} s CPU")
         best: dict[str, float] = {}
         ruled = "with 10 rules, stock reserved and routed" if args.stock else "with 9 rules"

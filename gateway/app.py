@@ -49,6 +49,9 @@ class Gateway:
 
     @cached_property
     def pipeline(self) -> Pipeline:
+        from gateway.gctune import tune_for_batches
+
+        tune_for_batches()
         cfg = self.config
         return Pipeline(
             self.store,

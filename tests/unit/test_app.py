@@ -90,3 +90,32 @@ def test_leases_of_a_dead_node_are_released_at_start(tmp_path):
             assert c.execute(select(t.events.c.kind).where(t.events.c.kind == "recovered")).scalar() == "recovered"
     finally:
         gw.close()
+
+
+@pytest.fixture
+def gc_threshold():
+    import gc
+
+    saved = gc.get_threshold()
+    yield gc
+    gc.set_threshold(*saved)
+
+
+def test_the_pipeline_collects_young_garbage_less_often(tmp_path, gc_threshold):
+    """gateway.gctune: the default young threshold (700) rescans chunks of orders waiting for the
+    rules; a gateway reading orders raises it, and keeps a higher one a deployment chose."""
+    gc_threshold.set_threshold(700, 10, 10)
+    gw = Gateway(config(tmp_path))
+    try:
+        assert gw.pipeline is not None
+        assert gc_threshold.get_threshold() == (5000, 10, 10)
+        gc_threshold.set_threshold(50_000, 10, 10)
+        from gateway.gctune import tune_for_batches
+
+        tune_for_batches()
+        assert gc_threshold.get_threshold()[0] == 50_000
+        gc_threshold.set_threshold(0)  # turned off by the operator (PYTHON... or a wrapper): stays off
+        tune_for_batches()
+        assert gc_threshold.get_threshold()[0] == 0
+    finally:
+        gw.close()
