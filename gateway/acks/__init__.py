@@ -15,49 +15,120 @@ deciding when to send what, and allocating control numbers durably are the calle
 
 from __future__ import annotations
 
-from gateway.acks.edifact import (
-    EDIFACT_ACK_CODES,
-    EdifactAckCode,
-    EdifactHeader,
-    build_contrl,
-    build_ordrsp,
-    edifact_ack_code,
-    edifact_interchange_reasons,
-    read_edifact_header,
-)
-from gateway.acks.model import (
-    BUSINESS_REASONS,
-    GROUP,
-    INTERCHANGE,
-    AckError,
-    AckValueError,
-    ControlNumbers,
-    EdifactSeparators,
-    EnvelopeReasons,
-    GroupAck,
-    InMemoryControlNumbers,
-    InterchangeAck,
-    LineResult,
-    LineStatus,
-    PoDecision,
-    TransactionAck,
-    X12Separators,
-    is_business_reason,
-    partner_key,
-)
-from gateway.acks.x12 import (
-    X12_ACK_CODES,
-    IsaHeader,
-    X12AckCode,
-    build_855,
-    build_997,
-    build_999,
-    build_ta1,
-    interchange_reasons,
-    read_isa,
-    x12_ack_code,
-    x12_ack_error,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.acks.edifact import (
+        EDIFACT_ACK_CODES,
+        EdifactAckCode,
+        EdifactHeader,
+        build_contrl,
+        build_ordrsp,
+        edifact_ack_code,
+        edifact_interchange_reasons,
+        read_edifact_header,
+    )
+    from gateway.acks.model import (
+        BUSINESS_REASONS,
+        GROUP,
+        INTERCHANGE,
+        AckError,
+        AckValueError,
+        ControlNumbers,
+        EdifactSeparators,
+        EnvelopeReasons,
+        GroupAck,
+        InMemoryControlNumbers,
+        InterchangeAck,
+        LineResult,
+        LineStatus,
+        PoDecision,
+        TransactionAck,
+        X12Separators,
+        is_business_reason,
+        partner_key,
+    )
+    from gateway.acks.x12 import (
+        X12_ACK_CODES,
+        IsaHeader,
+        X12AckCode,
+        build_855,
+        build_997,
+        build_999,
+        build_ta1,
+        interchange_reasons,
+        read_isa,
+        x12_ack_code,
+        x12_ack_error,
+    )
+
+# Imported on first use (PEP 562): `gateway translate` reads partners' acknowledgements
+# (gateway.acks.inbound) and needs none of the builders, whose tables cost ~0.1 s to import.
+_WHERE = {
+    **dict.fromkeys(
+        (
+            "EDIFACT_ACK_CODES",
+            "EdifactAckCode",
+            "EdifactHeader",
+            "build_contrl",
+            "build_ordrsp",
+            "edifact_ack_code",
+            "edifact_interchange_reasons",
+            "read_edifact_header",
+        ),
+        "gateway.acks.edifact",
+    ),
+    **dict.fromkeys(
+        (
+            "AckError",
+            "AckValueError",
+            "BUSINESS_REASONS",
+            "ControlNumbers",
+            "EdifactSeparators",
+            "EnvelopeReasons",
+            "GROUP",
+            "GroupAck",
+            "INTERCHANGE",
+            "InMemoryControlNumbers",
+            "InterchangeAck",
+            "LineResult",
+            "LineStatus",
+            "PoDecision",
+            "TransactionAck",
+            "X12Separators",
+            "is_business_reason",
+            "partner_key",
+        ),
+        "gateway.acks.model",
+    ),
+    **dict.fromkeys(
+        (
+            "IsaHeader",
+            "X12AckCode",
+            "X12_ACK_CODES",
+            "build_855",
+            "build_997",
+            "build_999",
+            "build_ta1",
+            "interchange_reasons",
+            "read_isa",
+            "x12_ack_code",
+            "x12_ack_error",
+        ),
+        "gateway.acks.x12",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUSINESS_REASONS",

@@ -70,6 +70,8 @@ partners:
     assert '"po_number":"NW-2026-0042"' in done.stdout
     assert "gateway.config" in names and "gateway.translate" in names
     assert not _top(names) & set(WEB_AND_DB), sorted(_top(names) & set(WEB_AND_DB))
+    # Reading an order builds no acknowledgement: the 855/997/CONTRL builders' tables are not loaded.
+    assert not names & {"gateway.acks.x12", "gateway.acks.edifact"}, sorted(names & {"gateway.acks.x12", "gateway.acks.edifact"})
 
 
 def test_help_loads_no_configuration(tmp_path: Path) -> None:
