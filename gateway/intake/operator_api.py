@@ -270,6 +270,8 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
                 "decision": _plain(decided) if decided else None,
                 "assignment": _plain(assigned) if (assigned := assignment_of(gateway.store, detail.order["id"])) else None,
                 "findings": [_plain(f) for f in findings],
+                # One per connector, or per connector and part of a split order (gateway.parts).
+                "deliveries": [_plain(dict(d)) for d in detail.deliveries],
                 "history": [_plain(dict(h)) for h in detail.history],
             }
 
