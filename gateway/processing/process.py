@@ -589,7 +589,7 @@ class Processor:
         for row, plan in rows:
             if row["state"] != "validated" or plan is None:
                 continue
-            if row["id"] in split:
+            if row["id"] in split and not plan.parts:  # a plan that names its parts (a dead part edited) keeps them
                 plan.parts = {c: split[row["id"]] for c in plan.connectors if c in self.per_part}
             outbox.extend(
                 new_deliveries(
