@@ -2,26 +2,36 @@
 with stock in two warehouses, so a third of the orders split; ShipStation (behind
 `responses`, tests/support/shipping_apis.py) gets one order per part, the ERP (a file
 connector) one per order. Each part carries its own lines, warehouse, carrier and
-idempotency key; a second run sends nothing; a part ShipStation refuses leaves the other
-sent and the order says so (`gateway show --json`, `gateway dead-letters --part`); a
-cancellation reaches every part."""
+idempotency key. A part ShipStation refuses leaves the other sent and the order says so
+(`gateway show --json`, `gateway dead-letters --part`), and a person's correction goes to
+that part only; a second run sends nothing; a cancellation reaches every part."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 import responses
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from gateway.app import Gateway
 from gateway.cli import app
+from gateway.config import load_config
+from gateway.console import auth
+from gateway.intake.app import create_app
+from gateway.store.console_users import add_user
 from tests.support.shipping_apis import SHIPSTATION_URL, FakeShipStation
 from tests.support.x12gen import interchange, po
 
 N = 300
-ENV = {"SS_KEY": "ss-key", "SS_SECRET": "ss-secret"}
+TOKEN = "op-token-" + "Split9" * 5
+ENV = {"SS_KEY": "ss-key", "SS_SECRET": "ss-secret", "GW_OP_TOKEN": TOKEN}
+PASSWORD = "correct horse battery"
 QUICK = "{max_attempts: 3, base_seconds: 0.01, cap_seconds: 0.05}"
 
 
@@ -65,6 +75,7 @@ connectors:
     retry: {QUICK}
 rules:
   - type: stock
+intake: {{operator_api: {{token_env: GW_OP_TOKEN}}, console: {{}}}}
 routing:
   regions: {{"*": [EAST, WEST]}}
   carriers:
@@ -88,7 +99,27 @@ routing:
     return cfg
 
 
-def test_split_orders_reach_the_shipping_connector_once_per_part(tmp_path: Path) -> None:
+def shown_over_http(cfg: Path, order_id: str) -> tuple[list[dict[str, Any]], str]:
+    """The order's deliveries from the operator API, and its console page (a viewer logged in)."""
+    gw = Gateway(load_config(cfg, env=ENV))
+    try:
+        add_user(gw.store, "viv", "viewer", auth.hash_password(PASSWORD))
+        assert gw.config.intake is not None
+        c = TestClient(create_app(gw, gw.config.intake), follow_redirects=False)
+        api = c.get(f"/api/orders/{order_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert api.status_code == 200, api.text
+        login = c.get("/console/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
+        c.post("/console/login", data={"username": "viv", "password": PASSWORD, "csrf_token": csrf, "next": "/orders"})
+        page = c.get(f"/console/orders/{order_id}")
+        assert page.status_code == 200, page.text
+        return api.json()["deliveries"], page.text
+    finally:
+        gw.close()
+
+
+def test_split_orders_reach_the_shipping_connector_once_per_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_OP_TOKEN", TOKEN)
     cfg = setup(tmp_path)
     wanted = orders()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -140,9 +171,27 @@ def test_split_orders_reach_the_shipping_connector_once_per_part(tmp_path: Path)
         assert [(d["po_number"], d["connector"], d["part"], d["part_of"]) for d in dead] == [("POBAD", "shipstation", 2, 2)]
         assert "unknown product BAD-1" in dead[0]["last_error"]
         assert cli("dead-letters", "--part", "1", "--json", "-c", str(cfg)).strip() == ""
+        api, page = shown_over_http(cfg, bad["id"])
+        assert {(d["connector"], d["part_label"], d["state"]) for d in api} == {
+            ("erp", "", "sent"), ("shipstation", "part 1 of 2, warehouse EAST", "sent"), ("shipstation", "part 2 of 2, warehouse WEST", "dead"),
+        }
+        assert "part 1 of 2, warehouse EAST" in page and "part 2 of 2, warehouse WEST" in page
         listed = cli("orders", "-n", "500", "-c", str(cfg))
         assert listed.count("dispatched") == N - 1 and listed.count("dead (partly sent)") == 1
         assert "shipstation part 2 of 2 dead" in listed
+
+        # A person corrects the dead part's SKU: the corrected version goes to that part only.
+        before = len(ship.effects)
+        cli("dead-letters", "edit", str(dead[0]["outbox_id"]), "--set", "lines[2].sku=W-1", "--by", "ana", "-c", str(cfg))
+        cli("run", "--once", "--for", "30", "-c", str(cfg))
+        [fixed] = ship.effects[before:]
+        assert fixed["orderNumber"] == "POBAD" and fixed["orderKey"].endswith("-part-2")
+        assert fixed["orderKey"] not in {b["orderKey"] for b in by_po["POBAD"]}  # a new version, a new key
+        assert [(i["sku"], i["quantity"]) for i in fixed["items"]] == [("W-1", 1)]
+        edited = json.loads(cli("show", "POBAD", "--json", "-c", str(cfg)))
+        assert edited["version"] == 2 and edited["state"] == "dispatched"
+        assert [(d["connector"], d["part_label"], d["state"]) for d in edited["deliveries"]] == [("shipstation", "part 2 of 2, warehouse WEST", "sent")]
+        assert cli("dead-letters", "--json", "-c", str(cfg)).strip() == ""
 
         # A second run sends nothing again.
         calls = len(ship.requests)
