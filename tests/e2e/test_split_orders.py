@@ -100,7 +100,8 @@ routing:
 
 
 def shown_over_http(cfg: Path, order_id: str) -> tuple[list[dict[str, Any]], str]:
-    """The order's deliveries from the operator API, and its console page (a viewer logged in)."""
+    """The order's deliveries from the operator API, and its console page (a viewer logged in);
+    the API's dead letters of part 2 are that order's."""
     gw = Gateway(load_config(cfg, env=ENV))
     try:
         add_user(gw.store, "viv", "viewer", auth.hash_password(PASSWORD))
@@ -113,6 +114,8 @@ def shown_over_http(cfg: Path, order_id: str) -> tuple[list[dict[str, Any]], str
         c.post("/console/login", data={"username": "viv", "password": PASSWORD, "csrf_token": csrf, "next": "/orders"})
         page = c.get(f"/console/orders/{order_id}")
         assert page.status_code == 200, page.text
+        dead = c.get("/api/dead-letters", params={"part": 2}, headers={"Authorization": f"Bearer {TOKEN}"}).json()["dead_letters"]
+        assert [(d["order_id"], d["connector"], d["part"], d["part_of"]) for d in dead] == [(order_id, "shipstation", 2, 2)]
         return api.json()["deliveries"], page.text
     finally:
         gw.close()

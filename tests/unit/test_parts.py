@@ -199,3 +199,14 @@ def test_a_later_version_without_its_own_split_keeps_the_one_delivered(store: An
     later = seed(store, route=None, supersedes=first, version=2)  # a cancellation: its stock was given back, no route
     two = next(c for c in claim_due(store, now=T0, lease_seconds=60, limit=10) if c.order_id == later and c.part == 2)
     assert two.order["route"]["warehouse"] == "WEST" and [ln["sku"] for ln in two.order["lines"]] == ["W-2", "W-4"]
+
+
+def test_a_rendered_split_delivery_is_its_first_part_as_sent(store: Any) -> None:
+    from gateway.store.rendering import delivery_for
+
+    oid = seed(store)
+    shown = delivery_for(store, oid, "ship")
+    assert shown.idempotency_key == part_key(idempotency_key(oid, "ship"), 1)
+    assert [ln["sku"] for ln in shown.order["lines"]] == ["W-1", "W-2", "FEE"] and shown.order["part"]["number"] == 1
+    whole = delivery_for(store, oid, "erp")
+    assert len(whole.order["lines"]) == 4 and whole.order["route"]["split"] is True
