@@ -210,3 +210,19 @@ def test_a_rendered_split_delivery_is_its_first_part_as_sent(store: Any) -> None
     assert [ln["sku"] for ln in shown.order["lines"]] == ["W-1", "W-2", "FEE"] and shown.order["part"]["number"] == 1
     whole = delivery_for(store, oid, "erp")
     assert len(whole.order["lines"]) == 4 and whole.order["route"]["split"] is True
+
+
+def test_a_change_reaches_every_part_after_that_parts_delivery() -> None:
+    from gateway.versions import Linker, _Marker, _Version
+
+    caps = {"erp": Capabilities(updates=True, cancels=True), "ship": Capabilities(updates=True, cancels=True, ships=True)}
+    linker = Linker(caps, lambda partner: ["erp", "ship"])
+    cur = _Version("v1", 1, "dispatched", "h", ORDER, deliveries={"erp": (10, "E-1")}, parts={"ship": {1: (11, "100001", 2), 2: (12, "100002", 2)}})
+    row = {"id": "v2", "po_number": "PO-SPLIT", "purpose": "cancel", "partner": "acme"}
+    plan = linker._change_plan(row, cur, _Marker(row, []))
+    assert plan is not None and plan.action == "cancel" and plan.after == {"erp": 10}
+    rows = new_deliveries("v2", plan.connectors, T0, action=plan.action, after=plan.after, references=plan.references,
+                          parts=plan.parts, part_after=plan.part_after, part_references=plan.part_references)
+    assert [(r["connector"], r["part"], r["after_id"], r["target_reference"]) for r in rows] == [
+        ("erp", 0, 10, "E-1"), ("ship", 1, 11, "100001"), ("ship", 2, 12, "100002"),
+    ]
