@@ -72,6 +72,8 @@ class Gateway:
             rules=self.rules_engine if cfg.rules else None,
             reserve_stock=bool(cfg.rules) and (cfg.masterdata is None or cfg.masterdata.folder is None),
             router=Router(cfg.routing) if cfg.routing is not None else None,
+            # Connectors that get a split order once per part (`per_part`, default: those that ship).
+            per_part=[c.name for c in cfg.connectors if c.sends_parts(self.dispatcher.connectors[c.name].capabilities)],
         )
 
     # -- the rules and their master data -------------------------------------------------------------

@@ -72,6 +72,7 @@ class Capabilities:
     stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
     shipments: bool = False  # offers shipped(reference): whether the service shipped the order, with tracking
     renders: bool = False  # offers render(): the exact request a send would make, without sending (`gateway mapping render`)
+    ships: bool = False  # a shipping service: a split order reaches it once per warehouse part (`per_part`, gateway.parts)
 
 
 class StockSource(Protocol):

@@ -18,7 +18,7 @@ email_trust, acknowledge) and this class only assembles them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from gateway.connector import Capabilities, RawMessage
@@ -54,6 +54,7 @@ class Pipeline:
         rules: Decider | None = None,
         reserve_stock: bool = False,
         router: Router | None = None,
+        per_part: Collection[str] = (),
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -75,6 +76,7 @@ class Pipeline:
             rules=rules,
             reserve_stock=reserve_stock,
             router=router,
+            per_part=per_part,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
         self.review.stock = self.processor.stock

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from gateway.connector import Capabilities
 from gateway.errors import ConfigError
 from gateway.retry import RetryPolicy
 
@@ -127,9 +128,23 @@ class TargetConfigBase(BaseModel):
         None, description="Ask this connector every N minutes whether the orders it took shipped (connectors that offer shipments, e.g. shipstation)."
     )
 
+    per_part: bool | None = Field(
+        None,
+        description=(
+            "Send an order the routing split over warehouses as one delivery per part (its lines and its "
+            "warehouse, carrier, service and weight); default: yes for a connector that ships (shipstation, "
+            "easypost), no for the others (ERPs, CRM, http_json, file)."
+        ),
+    )
+
     def resolve_paths(self, fix: PathFixer) -> None:
         """Make relative paths absolute (against the configuration's home)."""
         self.payload = fix(self.payload)
+
+    def sends_parts(self, capabilities: Capabilities) -> bool:
+        """Whether this connector gets a split order once per part: `per_part` when set, else
+        whether its connector ships (`Capabilities.ships`)."""
+        return capabilities.ships if self.per_part is None else self.per_part
 
     def call_seconds(self) -> float:
         """The longest one send may take (the dispatch lease must be longer); 0: unbounded by config."""

@@ -51,6 +51,8 @@ class _Version:
     raw: Any  # the stored order: a dict, or JSON text not parsed until a change needs it
     # connector -> (outbox id, the target's reference from its receipt)
     deliveries: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    # A connector that got it in parts: connector -> part -> (outbox id, reference, parts)
+    parts: dict[str, dict[int, tuple[int, str | None, int]]] = field(default_factory=dict)
     unwritten: bool = False  # accepted earlier in this same batch: its deliveries have no ids yet
 
     @property
@@ -70,6 +72,12 @@ class Plan:
     after: dict[str, int] = field(default_factory=dict)
     references: dict[str, str | None] = field(default_factory=dict)
     replaces: str | None = None  # a change or cancellation: the id of the version it applies to
+    # A split order (gateway.parts): connector -> number of parts it gets, one row each; for a
+    # change, each part after the previous version's part with its reference, by (connector, part).
+    parts: dict[str, int] = field(default_factory=dict)
+    part_numbers: dict[str, list[int]] = field(default_factory=dict)  # only these parts (default: all)
+    part_after: dict[tuple[str, int], int] = field(default_factory=dict)
+    part_references: dict[tuple[str, int], str | None] = field(default_factory=dict)
 
 
 class Linker:
@@ -180,12 +188,19 @@ class Linker:
                 f"{', '.join(unable)} cannot take an order {action}; apply it there by hand",
             )
             return None
+        # A connector that got the current version in parts gets the change once per part,
+        # each after that part's delivery with its reference: a cancellation cancels every
+        # part, a change reaches every shipment (the split stays the one delivered).
+        split = {c: cur.parts[c] for c in targets if c in cur.parts}
         return Plan(
             targets,
             action,
             after={c: cur.deliveries[c][0] for c in targets if c in cur.deliveries},
             references={c: cur.deliveries[c][1] for c in targets if c in cur.deliveries},
             replaces=cur.id,
+            parts={c: max(v[2] for v in by_part.values()) for c, by_part in split.items()},
+            part_after={(c, n): v[0] for c, by_part in split.items() for n, v in by_part.items()},
+            part_references={(c, n): v[1] for c, by_part in split.items() for n, v in by_part.items()},
         )
 
     def _can(self, connector: str, action: str) -> bool:
@@ -206,7 +221,10 @@ class Linker:
                 ref = (
                     (d.receipt or {}).get("reference") if isinstance(d.receipt, dict) else None
                 )
-                by_id[d.order_id].deliveries[d.connector] = (d.id, ref)
+                if d.part:
+                    by_id[d.order_id].parts.setdefault(d.connector, {})[d.part] = (d.id, ref, d.part_of)
+                else:
+                    by_id[d.order_id].deliveries[d.connector] = (d.id, ref)
         return found
 
 

@@ -41,6 +41,9 @@ Since = Annotated[str | None, typer.Option("--since", help="Only deliveries that
 Until = Annotated[str | None, typer.Option("--until", help="Only deliveries that died before this time (ISO 8601; UTC unless it says).")]
 OrderOpt = Annotated[str | None, typer.Option("--order", help="Only the deliveries of this order (its id or first 6+ characters).")]
 PoOpt = Annotated[str | None, typer.Option("--po", help="Only the deliveries of orders with this PO number.")]
+PartOpt = Annotated[
+    int | None, typer.Option("--part", min=0, help="Only this part of split orders (a dead part is order + connector + part; 0: whole orders).")
+]
 By = Annotated[str | None, typer.Option("--by", help="Who does it (recorded in the order's history; default: your user name).")]
 
 
@@ -56,11 +59,11 @@ def _when(text: str | None, option: str) -> dt.datetime | None:
 
 def _filter(
     connector: str | None, partner: str | None, error: str | None, since: str | None, until: str | None,
-    order: str | None = None, po: str | None = None,
+    order: str | None = None, po: str | None = None, part: int | None = None,
 ) -> DeadFilter:
     from gateway.store.dead_letters import DeadFilter
 
-    return DeadFilter(connector, partner, error, _when(since, "--since"), _when(until, "--until"), order, po)
+    return DeadFilter(connector, partner, error, _when(since, "--since"), _when(until, "--until"), order, po, part)
 
 
 def _who(by: str | None) -> str:
@@ -86,6 +89,7 @@ def dead_letters(
     until: Until = None,
     order: OrderOpt = None,
     po: PoOpt = None,
+    part: PartOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many, oldest first.")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per dead letter with its context (attempts, errors, times); documents with \"kind\".")
@@ -99,7 +103,7 @@ def dead_letters(
 
     from gateway.store.dead_letters import attempts_of, list_dead, list_dead_documents
 
-    which = _filter(connector, partner, error, since, until, order, po)
+    which = _filter(connector, partner, error, since, until, order, po, part)
     gw = _gateway(config, existing=True)
     try:
         rows = list_dead(gw.store, which, limit=limit)
@@ -120,7 +124,7 @@ def dead_letters(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r.outbox_id), r.order_id[:8], r.po_number or "-", r.partner or "-", r.connector, str(r.attempts),
+            str(r.outbox_id), r.order_id[:8], r.po_number or "-", r.partner or "-", r.target, str(r.attempts),
             str(r.updated_at)[:19], str(r.last_status or ""), (r.last_error or "")[:80],
         )
     out.print(table)
@@ -199,6 +203,7 @@ def replay(
     order: OrderOpt = None,
     po: PoOpt = None,
     connector: Connector = None,
+    part: PartOpt = None,
     partner: Partner = None,
     error: ErrorText = None,
     since: Since = None,
@@ -212,7 +217,7 @@ def replay(
     from gateway.store.dead_letters import list_dead, list_dead_documents
     from gateway.store.dead_letters import replay as do_replay
 
-    which = _filter(connector, partner, error, since, until, order, po)
+    which = _filter(connector, partner, error, since, until, order, po, part)
     if ids and not which.is_empty():
         raise GatewayError("give dead-letter ids or a filter (--order, --po, --connector, ...), not both")
     if not ids and not all_ and which.is_empty():
@@ -233,7 +238,7 @@ def replay(
                 raise GatewayError(f"order {order or 'with PO ' + str(po)} has no dead delivery; nothing queued")
             if dry_run or (len(matched) > HANDFUL and not yes):
                 for r in matched:
-                    out.print(f"{r.outbox_id}\t{r.order_id[:8]}\t{r.po_number or '-'}\t{r.connector}\t{(r.last_error or '')[:80]}", markup=False)
+                    out.print(f"{r.outbox_id}\t{r.order_id[:8]}\t{r.po_number or '-'}\t{r.target}\t{(r.last_error or '')[:80]}", markup=False)
                 if dry_run:
                     err.print(f"{len(matched)} dead letter(s) match; --dry-run: nothing queued", markup=False)
                     return

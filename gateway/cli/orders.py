@@ -195,11 +195,11 @@ def show(
         out.print(ft)
     if deliveries:
         dt_ = Table(title="deliveries", show_edge=False)
-        for col in ("connector", "state", "attempts", "last status", "last error", "reference"):
+        for col in ("connector", "part", "state", "attempts", "last status", "last error", "reference"):
             dt_.add_column(col)
         for d in deliveries:
             ref = (d["receipt"] or {}).get("reference") if d["receipt"] else None
-            dt_.add_row(d["connector"], d["state"], str(d["attempts"]), str(d["last_status"] or ""), (d["last_error"] or "")[:60], ref or "")
+            dt_.add_row(d["connector"], d["part_label"] or "whole order", d["state"], str(d["attempts"]), str(d["last_status"] or ""), (d["last_error"] or "")[:60], ref or "")
         out.print(dt_)
     if acks:
         at = Table(title="acknowledgements", show_edge=False)

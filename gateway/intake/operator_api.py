@@ -22,13 +22,14 @@ shipped / invoiced and the partner gets its 856/DESADV or 810/INVOIC where it wa
 
     GET  /api/dead-letters               dead deliveries of orders with their attempts, oldest
                                          first (?connector=, ?partner=, ?error= substring,
-                                         ?since=, ?until= ISO 8601, ?order= id prefix, ?po=, ?limit=)
+                                         ?since=, ?until= ISO 8601, ?order= id prefix, ?po=, ?part=
+                                         a split order's part, ?limit=)
     POST /api/dead-letters/{id}/replay   {"by": NAME}
     POST /api/dead-letters/{id}/discard  {"by": NAME, "reason": TEXT}
     POST /api/dead-letters/{id}/edit     {"by": NAME, "set": {"lines[1].sku": "A-1", ...}}
     POST /api/dead-letters/replay        {"by": NAME, "connector": ..., "partner": ..., "error": ...,
                                          "since": ..., "until": ..., "order": ..., "po": ...,
-                                         "dry_run": false}: every dead letter the filter matches
+                                         "part": ..., "dry_run": false}: every dead letter the filter matches
 
 `{id}` is an order id or its first characters (at least 6), as `gateway exceptions` shows
 them; for a dead letter it is its number, as `gateway dead-letters` shows it. Each action calls the same core function as the CLI (`Review.approve` / `reject`,
@@ -129,6 +130,7 @@ class DeadReplayFilter(_Action):
     until: dt.datetime | None = Field(None, description="Only deliveries that died before this time.")
     order: str | None = Field(None, min_length=6, max_length=64, description="Only this order's (id or first 6+ characters).")
     po: str | None = Field(None, max_length=100, description="Only orders with this PO number.")
+    part: int | None = Field(None, ge=0, description="Only this part of split orders (0: whole-order deliveries).")
     dry_run: bool = Field(False, description="Only list what matches; queue nothing.")
 
 
@@ -270,6 +272,8 @@ def _router(gateway: Gateway, token: bytes) -> APIRouter:
                 "decision": _plain(decided) if decided else None,
                 "assignment": _plain(assigned) if (assigned := assignment_of(gateway.store, detail.order["id"])) else None,
                 "findings": [_plain(f) for f in findings],
+                # One per connector, or per connector and part of a split order (gateway.parts).
+                "deliveries": [_plain(dict(d)) for d in detail.deliveries],
                 "history": [_plain(dict(h)) for h in detail.history],
             }
 
@@ -381,9 +385,10 @@ def _dead_letter_routes(router: APIRouter, gateway: Gateway) -> None:
         until: Annotated[dt.datetime | None, Query(description="Died before (ISO 8601).")] = None,
         order: Annotated[str | None, Query(min_length=6, max_length=64, description="Order id or its first characters.")] = None,
         po: Annotated[str | None, Query(max_length=100, description="PO number.")] = None,
+        part: Annotated[int | None, Query(ge=0, description="A split order's part (0: whole-order deliveries).")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JSONResponse:
-        which = repo.DeadFilter(connector, partner, error, _aware(since), _aware(until), order, po)
+        which = repo.DeadFilter(connector, partner, error, _aware(since), _aware(until), order, po, part)
 
         def read() -> dict[str, Any]:
             rows = repo.list_dead(gateway.store, which, limit=limit)
@@ -393,7 +398,7 @@ def _dead_letter_routes(router: APIRouter, gateway: Gateway) -> None:
 
     @router.post("/dead-letters/replay", summary="Replay every dead letter a filter matches")
     async def replay_matching(body: DeadReplayFilter) -> JSONResponse:
-        which = repo.DeadFilter(body.connector, body.partner, body.error, _aware(body.since), _aware(body.until), body.order, body.po)
+        which = repo.DeadFilter(body.connector, body.partner, body.error, _aware(body.since), _aware(body.until), body.order, body.po, body.part)
         if which.is_empty():
             return _error(400, "give a filter (connector, partner, error, since, until, order or po); `gateway replay --all` replays everything")
 

@@ -54,12 +54,19 @@ class DeadLetters:
             repo.retire(conn, dead, by=who, replacement=new["id"], version=new["version"])
             if new["state"] != OrderState.VALIDATED.value:
                 return None  # waits in the exception queue with its reasons
+            # A dead part of a split order is sent again as that part (gateway.parts): the
+            # parts that were sent keep what they got.
+            parts = [d for d in dead if d.part]
             return Plan(
-                [d.connector for d in dead],
+                list(dict.fromkeys(d.connector for d in dead)),
                 action=dead[0].action if len({d.action for d in dead}) == 1 else "create",
-                after={d.connector: d.after_id for d in dead if d.after_id is not None},
-                references={d.connector: d.target_reference for d in dead if d.target_reference},
+                after={d.connector: d.after_id for d in dead if d.after_id is not None and not d.part},
+                references={d.connector: d.target_reference for d in dead if d.target_reference and not d.part},
                 replaces=None,
+                parts={d.connector: d.part_of for d in parts},
+                part_numbers={c: [d.part for d in parts if d.connector == c] for c in {d.connector for d in parts}},
+                part_after={(d.connector, d.part): d.after_id for d in parts if d.after_id is not None},
+                part_references={(d.connector, d.part): d.target_reference for d in parts if d.target_reference},
             )
 
         return self.exceptions.edit(order_id, assignments, by=by, states=(OrderState.DEAD,), requeue=requeue)

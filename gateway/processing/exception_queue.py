@@ -249,9 +249,11 @@ class ExceptionQueue:
     def _settle(self, conn: Connection, row: dict[str, Any], plan: Plan | None, events: list[dict[str, Any]], note: str) -> None:
         """Queue an accepted order to its connectors, as an approval does; else say why not."""
         if plan is not None:
-            self.queue(conn, [(row, plan)], events, {row["id"]: note})
             if self.stock is not None:
-                self.stock.approved(conn, row)  # reserve (and route) as an approval does
+                # Reserve (and route) as an approval does, before it is queued: a split
+                # route gives a per-part connector one delivery per part (gateway.parts).
+                self.stock.approved(conn, row)
+            self.queue(conn, [(row, plan)], events, {row["id"]: note})
             if self.answer is not None:
                 self.answer(conn, row)
         else:

@@ -17,7 +17,7 @@ import hashlib
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
 from gateway.model import Purpose
+from gateway.parts import part_count
 from gateway.processing.acknowledge import (
     acked_already,
     acknowledge,
@@ -108,8 +109,11 @@ class Processor:
         rules: Decider | None = None,
         reserve_stock: bool = False,
         router: Router | None = None,
+        per_part: Collection[str] = (),
     ):
         self.store = store
+        # Connectors that get an order the routing split once per part (gateway.parts).
+        self.per_part = frozenset(per_part)
         self.rules = rules  # the rules engine for a batch's transaction (gateway.processing.decide); None: no rules
         # Accepted orders reserve their stock (the stock rule's needs) in the batch's transaction;
         # only when the master data is the store's (a CSV folder has no reservations to keep).
@@ -575,12 +579,18 @@ class Processor:
         events: list[dict[str, Any]],
         mapped: dict[str, str],
     ) -> None:
-        """Outbox rows for each accepted order, per its plan; one 'validated' event each."""
+        """Outbox rows for each accepted order, per its plan; one 'validated' event each. A new
+        order the routing split reaches each `per_part` connector once per part (its route
+        is stored before it is queued); a change or cancellation reaches the parts its plan
+        names (gateway.versions)."""
         now = self.store.db_now(conn)  # due by the clock claims are measured on (reliability F19)
         outbox: list[dict[str, Any]] = []
+        split = self._split(conn, rows)
         for row, plan in rows:
             if row["state"] != "validated" or plan is None:
                 continue
+            if row["id"] in split and not plan.parts:  # a plan that names its parts (a dead part edited) keeps them
+                plan.parts = {c: split[row["id"]] for c in plan.connectors if c in self.per_part}
             outbox.extend(
                 new_deliveries(
                     row["id"],
@@ -589,6 +599,10 @@ class Processor:
                     action=plan.action,
                     after=plan.after,
                     references=plan.references,
+                    parts=plan.parts,
+                    part_numbers=plan.part_numbers,
+                    part_after=plan.part_after,
+                    part_references=plan.part_references,
                 )
             )
             what = (
@@ -609,6 +623,18 @@ class Processor:
                 }
             )
         order_repo.queue_deliveries(conn, outbox)
+
+    def _split(self, conn: Connection, rows: list[tuple[dict[str, Any], Plan | None]]) -> dict[str, int]:
+        """order id -> its number of parts, for the new orders among `rows` that the routing
+        split and that go to a per-part connector."""
+        new = [
+            row["id"] for row, plan in rows
+            if plan is not None and plan.action == "create" and row["state"] == "validated" and self.per_part.intersection(plan.connectors)
+        ]
+        if not new:
+            return {}
+        routes = masterdata_repo.routes_of(conn, new)
+        return {oid: n for oid, route in routes.items() if (n := part_count(route)) > 1}
 
     def _finish_message(
         self,

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, select, update
 
 from gateway.errors import GatewayError
+from gateway.parts import describe as part_name
 from gateway.states import DeliveryState, OrderState, move
 from gateway.store import Store, add_events, as_utc
 from gateway.store import tables as t
@@ -61,6 +62,7 @@ class DeadFilter:
     until: dt.datetime | None = None  # died before (aware UTC)
     order: str | None = None  # the first characters of the order id (at least 6)
     po: str | None = None  # the PO number, exactly (every version of it)
+    part: int | None = None  # a split order's part (gateway.parts; 0: whole-order deliveries)
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
@@ -89,6 +91,13 @@ class DeadLetter:
     last_error: str | None
     first_attempt_at: dt.datetime | None
     updated_at: dt.datetime
+    part: int = 0  # a split order's part (gateway.parts); 0: the whole order
+    part_of: int = 0  # how many parts the order was split into
+
+    @property
+    def target(self) -> str:
+        """The connector, and the part when it is one: "shipstation part 2 of 3"."""
+        return part_name(self.connector, self.part, self.part_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,8 @@ def list_dead(
             o.c.last_error,
             o.c.first_attempt_at,
             o.c.updated_at,
+            o.c.part,
+            o.c.part_of,
         )
         .join(od, od.c.id == o.c.order_id)
         .where(o.c.state == DeliveryState.DEAD, o.c.kind == ORDER, *_matching(which))
@@ -150,6 +161,8 @@ def list_dead(
                 last_error=r.last_error,
                 first_attempt_at=as_utc(r.first_attempt_at),
                 updated_at=as_utc(r.updated_at),  # type: ignore[arg-type]
+                part=r.part,
+                part_of=r.part_of,
             )
             for r in conn.execute(query)
         ]
@@ -184,7 +197,8 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"], *, by: str | None 
     who = f" by {_words(by, 'who you are (--by NAME)')}" if by is not None else ""
     o = t.outbox
     query = select(
-        o.c.id, o.c.order_id, o.c.connector, o.c.attempts, o.c.last_error, o.c.kind, o.c.message_id, o.c.partner, o.c.control_number
+        o.c.id, o.c.order_id, o.c.connector, o.c.attempts, o.c.last_error, o.c.kind, o.c.message_id, o.c.partner, o.c.control_number,
+        o.c.part, o.c.part_of,
     ).where(o.c.state == DeliveryState.DEAD)
     if ids != "all":
         wanted = sorted({int(i) for i in ids})
@@ -215,7 +229,7 @@ def replay(store: Store, ids: Iterable[int] | Literal["all"], *, by: str | None 
                 )
             )
             if r.kind == ORDER:
-                detail = f"dead delivery to {r.connector} queued again{who} after {r.attempts} attempts"
+                detail = f"dead delivery to {part_name(r.connector, r.part, r.part_of)} queued again{who} after {r.attempts} attempts"
             else:
                 detail = f"{describe(r.kind, r.control_number, r.partner)} queued again{who} after {r.attempts} attempt(s)"
             events.append(event_row("replayed", detail + (f"; last error: {r.last_error}" if r.last_error else ""), r, now))
@@ -257,6 +271,8 @@ def _matching(which: DeadFilter) -> list[Any]:
         where.append(od.c.id.startswith(ident, autoescape=True))
     if which.po is not None:
         where.append(od.c.po_number == which.po)
+    if which.part is not None:
+        where.append(o.c.part == which.part)
     return where
 
 
@@ -290,11 +306,11 @@ def order_of(store: Store, outbox_id: int) -> str:
 
 def dead_deliveries(conn: Connection, order_id: str) -> list[Any]:
     """(id, connector, action, after_id, target_reference, attempts, last_error, kind,
-    order_id, message_id) of the order's dead deliveries, locked for the caller's change."""
+    order_id, message_id, part, part_of) of the order's dead deliveries, locked for the caller's change."""
     o = t.outbox
     query = (
         select(o.c.id, o.c.connector, o.c.action, o.c.after_id, o.c.target_reference, o.c.attempts, o.c.last_error,
-               o.c.kind, o.c.order_id, o.c.message_id)
+               o.c.kind, o.c.order_id, o.c.message_id, o.c.part, o.c.part_of)
         .where(o.c.order_id == order_id, o.c.kind == ORDER, o.c.state == DeliveryState.DEAD)
         .order_by(o.c.id)
     )
@@ -314,14 +330,14 @@ def discard(store: Store, ids: Iterable[int], *, reason: str, by: str, now: dt.d
     o = t.outbox
     with store.begin() as conn:
         now = utc(now) if now is not None else store.db_now(conn)
-        query = select(o.c.id, o.c.order_id, o.c.connector, o.c.attempts, o.c.kind, o.c.message_id).where(
+        query = select(o.c.id, o.c.order_id, o.c.connector, o.c.attempts, o.c.kind, o.c.message_id, o.c.part, o.c.part_of).where(
             o.c.id.in_(wanted), o.c.state == DeliveryState.DEAD, o.c.kind == ORDER
         )
         if store.supports_skip_locked:
             query = query.with_for_update(of=o)
         rows = conn.execute(query.order_by(o.c.id)).all()
         events = [
-            event_row("discarded", f"dead delivery to {r.connector} discarded by {who} after {r.attempts} attempt(s): {why}", r, now)
+            event_row("discarded", f"dead delivery to {part_name(r.connector, r.part, r.part_of)} discarded by {who} after {r.attempts} attempt(s): {why}", r, now)
             for r in rows
         ]
         _to_discarded(conn, [r.id for r in rows], now)
@@ -341,7 +357,7 @@ def retire(conn: Connection, rows: list[Any], *, by: str, replacement: str, vers
         [
             event_row(
                 "discarded",
-                f"dead delivery to {r.connector} replaced by edited version {version} ({replacement[:8]}), edited by {by}",
+                f"dead delivery to {part_name(r.connector, r.part, r.part_of)} replaced by edited version {version} ({replacement[:8]}), edited by {by}",
                 r,
                 now,
             )

@@ -117,11 +117,11 @@ def current_versions(conn: Connection, keys: list[str], live: Iterable[str]) -> 
 
 
 def deliveries_of(conn: Connection, order_ids: list[str]) -> list[Any]:
-    """(order_id, connector, id, receipt) of the outbox rows of these orders."""
+    """(order_id, connector, id, receipt, part, part_of) of the outbox rows of these orders."""
     found: list[Any] = []
     ob = t.outbox
     for j in range(0, len(order_ids), _CHUNK):
-        found.extend(conn.execute(select(ob.c.order_id, ob.c.connector, ob.c.id, ob.c.receipt).where(ob.c.order_id.in_(order_ids[j : j + _CHUNK]))))
+        found.extend(conn.execute(select(ob.c.order_id, ob.c.connector, ob.c.id, ob.c.receipt, ob.c.part, ob.c.part_of).where(ob.c.order_id.in_(order_ids[j : j + _CHUNK]))))
     return found
 
 

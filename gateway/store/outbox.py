@@ -76,6 +76,8 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, bindparam, case, exists, func, or_, select, true, update
 
 from gateway.connector import Delivery, Receipt
+from gateway.parts import WHOLE, part_count, part_key, restrict
+from gateway.parts import describe as part_name
 from gateway.retry import RetryPolicy
 from gateway.states import DeliveryState, OrderState, move
 from gateway.store import Store, add_events, as_utc
@@ -100,6 +102,7 @@ __all__ = [
     "mark_sent",
     "new_deliveries",
     "next_due",
+    "part_routes",
     "record",
     "step_progress",
 ]
@@ -127,35 +130,56 @@ def new_deliveries(
     action: str = "create",
     after: Mapping[str, int] | None = None,
     references: Mapping[str, str | None] | None = None,
+    parts: Mapping[str, int] | None = None,
+    part_numbers: Mapping[str, Collection[int]] | None = None,
+    part_after: Mapping[tuple[str, int], int] | None = None,
+    part_references: Mapping[tuple[str, int], str | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for `insert(outbox)`, one per connector, due at once.
+    """Rows for `insert(outbox)`, one per connector (or per connector and part), due at once.
 
     `action` is create, update or cancel. For a later version of an order, `after` maps a
     connector to the outbox id of the delivery of the previous version to it (the row waits
     until that one is `sent`), and `references` to the target's id of the order when it is
     already known (otherwise it is taken from the predecessor's receipt at claim time).
     Connectors missing from either mapping get None.
+
+    `parts` maps a connector that gets a split order once per part to the number of parts
+    (gateway.parts): it gets rows 1..n (only those `part_numbers` lists, when it lists the
+    connector), each with its own idempotency key, and `part_after` / `part_references` by
+    (connector, part) in place of `after` / `references`.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown outbox action {action!r}; expected one of {', '.join(ACTIONS)}")
     after = after or {}
     references = references or {}
-    return [
-        {
-            "order_id": order_id,
-            "connector": name,
-            "idempotency_key": idempotency_key(order_id, name),
-            "state": move(DeliveryState, None, DeliveryState.PENDING).value,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-            "next_attempt_at": now,
-            "action": action,
-            "after_id": after.get(name),
-            "target_reference": _reference_text(references.get(name)),
-        }
-        for name in connectors
-    ]
+    parts = parts or {}
+    part_numbers = part_numbers or {}
+    part_after = part_after or {}
+    part_references = part_references or {}
+    rows: list[dict[str, Any]] = []
+    for name in connectors:
+        count = parts.get(name, 0)
+        numbers = sorted(part_numbers[name]) if name in part_numbers else range(1, count + 1)
+        for part in numbers if count > 1 else (WHOLE,):
+            key = (name, part)
+            rows.append(
+                {
+                    "order_id": order_id,
+                    "connector": name,
+                    "idempotency_key": part_key(idempotency_key(order_id, name), part),
+                    "state": move(DeliveryState, None, DeliveryState.PENDING).value,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "next_attempt_at": now,
+                    "action": action,
+                    "after_id": part_after.get(key) if part else after.get(name),
+                    "target_reference": _reference_text(part_references.get(key) if part else references.get(name)),
+                    "part": part,
+                    "part_of": count if part else 0,
+                }
+            )
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +206,8 @@ class ClaimedDelivery:
     body: bytes = b""  # a document: the bytes to send
     created_at: dt.datetime | None = None  # a document: when it was queued
     steps: Mapping[str, str | None] = field(default_factory=dict)  # earlier steps: connector -> its receipt reference
+    part: int = WHOLE  # a split order's part (gateway.parts); 0: the whole order
+    part_of: int = 0  # how many parts the order was split into (0: not split)
 
     @property
     def is_document(self) -> bool:
@@ -192,7 +218,14 @@ class ClaimedDelivery:
         """How the history and the logs name what is delivered."""
         if self.is_document:
             return describe(self.kind, self.control_number, self.partner)
+        if self.part != WHOLE:
+            return f"order {self.order_id} part {self.part} of {self.part_of}"
         return f"order {self.order_id}"
+
+    @property
+    def target(self) -> str:
+        """The connector, and the part when it is one: "shipstation part 2 of 3"."""
+        return part_name(self.connector, self.part, self.part_of)
 
     def delivery(self) -> Delivery:
         """What the connector is handed (an order row)."""
@@ -270,6 +303,8 @@ def claim_due(
         o.c.control_number,
         o.c.body,
         o.c.created_at,
+        o.c.part,
+        o.c.part_of,
     )
 
     claimed: list[ClaimedDelivery] = []
@@ -292,6 +327,7 @@ def claim_due(
         if not rows:
             return []
         data = _order_data(conn, {r.order_id for r in rows if r.kind == ORDER and r.order_id is not None})
+        split = part_routes(conn, {(r.order_id, r.part_of) for r in rows if r.kind == ORDER and r.part and r.order_id is not None})
         inherited = _predecessor_references(
             conn, {r.after_id for r in rows if r.after_id is not None and not r.target_reference}
         )
@@ -329,7 +365,7 @@ def claim_due(
                     "b_reference": reference,
                 }
             )
-            detail = f"attempt {attempts} of {policy.max_attempts} to {r.connector}"
+            detail = f"attempt {attempts} of {policy.max_attempts} to {part_name(r.connector, r.part, r.part_of)}"
             if action != "create":
                 detail = f"{action} {detail}" + (
                     f" (target reference {reference})" if reference else ""
@@ -356,7 +392,7 @@ def claim_due(
                     attempts=attempts,
                     first_attempt_at=first,
                     lease_until=lease_until,
-                    order=_with_steps(data.get(r.order_id) or {}, done),
+                    order=_with_steps(_payload(data, split, r), done),
                     rescued=rescued,
                     action=action,
                     target_reference=reference or None,
@@ -367,6 +403,8 @@ def claim_due(
                     body=bytes(r.body or b""),
                     created_at=as_utc(r.created_at),
                     steps=done,
+                    part=r.part,
+                    part_of=r.part_of,
                 )
             )
         if updates:
@@ -834,17 +872,20 @@ def step_progress(
     o = t.outbox
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(o.c.order_id, o.c.connector, o.c.state, o.c.attempts, o.c.last_error, o.c.next_attempt_at)
+            select(o.c.order_id, o.c.connector, o.c.state, o.c.attempts, o.c.last_error, o.c.next_attempt_at, o.c.part, o.c.part_of)
             .where(o.c.order_id.in_(sorted(order_ids)), o.c.kind == ORDER)
-            .order_by(o.c.order_id, o.c.connector)
+            .order_by(o.c.order_id, o.c.connector, o.c.part)
         ).all()
     by_order: dict[str, list[Any]] = {}
     for r in rows:
         by_order.setdefault(r.order_id, []).append(r)
     out: dict[str, StepProgress] = {}
     for order_id, mine in by_order.items():
-        state = {r.connector: r.state for r in mine}
-        sent = tuple(r.connector for r in mine if r.state == DeliveryState.SENT)
+        state: dict[str, str] = {}
+        for r in mine:  # a connector is done when all of its parts are
+            if state.get(r.connector) in (None, DeliveryState.SENT):
+                state[r.connector] = r.state
+        sent = tuple(part_name(r.connector, r.part, r.part_of) for r in mine if r.state == DeliveryState.SENT)
         if not sent or len(sent) == len(mine):
             continue
         waiting = []
@@ -858,7 +899,7 @@ def step_progress(
                 why = f"retrying after attempt {r.attempts} ({_short(r.last_error or 'failed')[:80]}); next at {str(as_utc(r.next_attempt_at))[:19]}"
             else:
                 why = {"pending": "queued", "in_flight": "being sent", "dead": "dead (replay it)"}.get(r.state, r.state)
-            waiting.append((r.connector, why))
+            waiting.append((part_name(r.connector, r.part, r.part_of), why))
         out[order_id] = StepProgress(sent, tuple(waiting))
     return out
 
@@ -888,15 +929,55 @@ def _predecessor_references(conn: Connection, ids: set[int]) -> dict[int, str]:
     return found
 
 
-def _order_data(conn: Connection, order_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """The canonical order of each delivery, with its route (gateway.routing) when it has one."""
+def _order_data(conn: Connection, order_ids: set[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+    """The canonical order of each delivery and its route (gateway.routing; None: not routed)."""
     rt = t.order_routes
     rows = conn.execute(
         select(t.orders.c.id, t.orders.c.data, rt.c.route)
         .select_from(t.orders.outerjoin(rt, rt.c.order_id == t.orders.c.id))
         .where(t.orders.c.id.in_(sorted(order_ids)))
     )
-    return {r.id: ({**r.data, "route": r.route} if isinstance(r.route, dict) else r.data) for r in rows if isinstance(r.data, dict)}
+    return {r.id: (r.data, r.route if isinstance(r.route, dict) else None) for r in rows if isinstance(r.data, dict)}
+
+
+_VERSIONS_BACK = 50  # how far a part looks back through an order's versions for its split
+
+
+def part_routes(conn: Connection, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """(order id, parts) -> the route that split it into that many parts: the order's own, or,
+    for a later version (a change or cancellation, which keeps the split it changes, see
+    gateway.versions) that was not routed again into as many parts, the nearest earlier
+    version's."""
+    rt, od = t.order_routes, t.orders
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    looking = {key: key[0] for key in wanted}  # (order, parts) -> the version looked at now
+    for _ in range(_VERSIONS_BACK):
+        if not looking:
+            break
+        ids = sorted(set(looking.values()))
+        routes = {r.order_id: r.route for r in conn.execute(select(rt.c.order_id, rt.c.route).where(rt.c.order_id.in_(ids)))}
+        earlier = {r.id: r.supersedes for r in conn.execute(select(od.c.id, od.c.supersedes).where(od.c.id.in_(ids)))}
+        for key, at in list(looking.items()):
+            route = routes.get(at)
+            if isinstance(route, dict) and part_count(route) == key[1]:
+                found[key] = route
+                del looking[key]
+            elif earlier.get(at):
+                looking[key] = earlier[at]
+            else:
+                del looking[key]
+    return found
+
+
+def _payload(
+    data: Mapping[str, tuple[dict[str, Any], dict[str, Any] | None]], split: Mapping[tuple[str, int], dict[str, Any]], row: Any
+) -> dict[str, Any]:
+    """What a claimed order row delivers: the whole order with its route, or one part of it
+    (gateway.parts)."""
+    order, route = data.get(row.order_id) or ({}, None)
+    if not row.part:
+        return restrict(order, route, WHOLE, 0)
+    return restrict(order, split.get((row.order_id, row.part_of)), row.part, row.part_of)
 
 
 def _to_dead(
@@ -954,11 +1035,14 @@ def _settle_orders(
     counts: dict[str, dict[str, int]] = {}
     names: dict[str, dict[str, list[str]]] = {}
     for r in conn.execute(
-        select(o.c.order_id, o.c.state, o.c.connector).where(o.c.order_id.in_(ids), o.c.kind == ORDER).order_by(o.c.connector)
+        select(o.c.order_id, o.c.state, o.c.connector, o.c.part, o.c.part_of)
+        .where(o.c.order_id.in_(ids), o.c.kind == ORDER)
+        .order_by(o.c.connector, o.c.part)
     ):
+        # A split order's parts count one by one: dispatched once every part is sent.
         by_state = counts.setdefault(r.order_id, {})
         by_state[r.state] = by_state.get(r.state, 0) + 1
-        names.setdefault(r.order_id, {}).setdefault(r.state, []).append(r.connector)
+        names.setdefault(r.order_id, {}).setdefault(r.state, []).append(part_name(r.connector, r.part, r.part_of))
     done: dict[str, list[str]] = {"dead": [], "dispatched": []}
     details: dict[str, str] = {}
     for order_id in ids:
@@ -966,8 +1050,10 @@ def _settle_orders(
         total = sum(by_state.values())
         if by_state.get("dead"):
             done["dead"].append(order_id)
+            sent = names[order_id].get("sent")
             details[order_id] = (
                 f"delivery to {', '.join(names[order_id]['dead'])} failed for good; replay it once the cause is fixed"
+                + (f" (partly sent: {', '.join(sent)} took it)" if sent else "")
             )
         elif total and by_state.get("sent") == total:
             done["dispatched"].append(order_id)

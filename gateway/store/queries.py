@@ -15,8 +15,10 @@ from typing import Any, TypedDict, cast
 from sqlalchemy import or_, select
 
 from gateway.errors import GatewayError
+from gateway.parts import label, part_route
 from gateway.store import tables as t
 from gateway.store.db import Store
+from gateway.store.outbox import part_routes
 
 __all__ = [
     "AckRow",
@@ -77,6 +79,9 @@ class DeliveryRow(TypedDict):
     last_status: int | None
     last_error: str | None
     receipt: dict[str, Any] | None
+    part: int  # a split order's part (gateway.parts); 0: the whole order
+    part_of: int  # how many parts the order was split into (0: not split)
+    part_label: str  # "part 2 of 3, warehouse WEST"; "" for the whole order
 
 
 class AckRow(TypedDict):
@@ -193,14 +198,21 @@ def order_detail(store: Store, given: str) -> OrderDetail:
             raise GatewayError(f"{given!r} matches several orders: {ids}; give more of the id")
         order = rows[-1]  # versions of one order: the latest is shown, the others listed
         ob, ev = t.outbox, t.events
-        deliveries = [
-            cast(DeliveryRow, dict(r))
+        rows_out = [
+            dict(r)
             for r in conn.execute(
-                select(ob.c.id, ob.c.connector, ob.c.state, ob.c.attempts, ob.c.last_status, ob.c.last_error, ob.c.receipt)
+                select(ob.c.id, ob.c.connector, ob.c.state, ob.c.attempts, ob.c.last_status, ob.c.last_error, ob.c.receipt,
+                       ob.c.part, ob.c.part_of)
                 .where(ob.c.order_id == order["id"], ob.c.kind == "order")
                 .order_by(ob.c.id)
             ).mappings()
         ]
+        split = part_routes(conn, {(order["id"], r["part_of"]) for r in rows_out if r["part"]})
+        deliveries = []
+        for r in rows_out:
+            mine = part_route(split.get((order["id"], r["part_of"])), r["part"])
+            r["part_label"] = label(r["part"], r["part_of"], mine.get("warehouse") if mine else None)
+            deliveries.append(cast(DeliveryRow, r))
         outbox_ids = [d["id"] for d in deliveries]
         history = [
             cast(EventRow, dict(r))

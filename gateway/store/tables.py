@@ -165,9 +165,13 @@ outbox = Table(
     Column("ack_message_id", String(36), nullable=True),
     # When a document became overdue (not acknowledged within the partner's acks.expect_within_minutes).
     Column("overdue_at", TZ, nullable=True),
-    # One delivery of an order per connector; documents are not orders (several per order and channel).
+    # A split order's part (0021, gateway.parts): its number (0: the whole order) and how many
+    # parts the order was split into (0: not split). A shipping connector gets one row per part.
+    Column("part", Integer, nullable=False, default=0, server_default="0"),
+    Column("part_of", Integer, nullable=False, default=0, server_default="0"),
+    # One delivery of an order per connector and part; documents are not orders (several per order and channel).
     Index(
-        "uq_outbox_order_connector", "order_id", "connector", unique=True,
+        "uq_outbox_order_connector", "order_id", "connector", "part", unique=True,
         sqlite_where=text("kind = 'order'"), postgresql_where=text("kind = 'order'"),
     ),
     # One index per claimable state: pending by due time, in flight by lease end (0006).

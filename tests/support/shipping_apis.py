@@ -2,7 +2,9 @@
 
 Each fake keeps the state its API keeps (orders by orderKey; shipments by id and reference),
 answers with the documented payloads and error bodies, and can be told to fail:
-``fake.script(status, body=None, headers=None)`` queues answers for the next requests.
+``fake.script(status, body=None, headers=None)`` queues answers for the next requests;
+``FakeShipStation.refuse_sku`` refuses (400, as ShipStation refuses an invalid order) every
+order holding one of those SKUs, however often it is sent.
 ``effects`` lists what a person would see made (an order, a bought label); ``changes`` the
 updates and cancellations, each recorded once (a repeat that changes nothing records nothing).
 """
@@ -60,6 +62,7 @@ class FakeShipStation(_Fake):
         super().__init__()
         self.orders: dict[str, dict[str, Any]] = {}  # orderKey -> order as ShipStation holds it
         self.shipments: dict[int, list[dict[str, Any]]] = {}
+        self.refuse_sku: set[str] = set()  # orders with any of these SKUs are refused (400)
         self._ids = itertools.count(100_001)
         rsps.add_callback(responses.POST, f"{url}/orders/createorder", callback=self._create)
         rsps.add_callback(responses.GET, re.compile(re.escape(url) + r"/orders/\d+$"), callback=self._get)
@@ -69,6 +72,9 @@ class FakeShipStation(_Fake):
         body, scripted = self._seen(request)
         if scripted:
             return scripted
+        refused = sorted({i.get("sku") for i in body.get("items") or []} & self.refuse_sku)
+        if refused:
+            return _ok(400, {"Message": "The request is invalid.", "ModelState": {"apiOrder.items": [f"unknown product {refused[0]}"]}})
         if not body.get("orderNumber") or not body.get("orderKey"):
             return _ok(400, {"Message": "The request is invalid.", "ModelState": {"apiOrder.orderNumber": ["The orderNumber field is required."]}})
         known = self.orders.get(body["orderKey"])

@@ -62,7 +62,7 @@ class EasyPostConnector:
     """Buys labels in EasyPost; see the module docstring for the contract."""
 
     config_model = EasyPostConfig
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, cancels=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, cancels=True, ships=True)
 
     def __init__(self, config: EasyPostConfig):
         self.config = config

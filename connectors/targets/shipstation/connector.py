@@ -77,7 +77,7 @@ class ShipStationConnector:
     """Sends orders to ShipStation; see the module docstring for the contract."""
 
     config_model = ShipStationConfig
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, shipments=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, shipments=True, ships=True)
 
     def __init__(self, config: ShipStationConfig):
         self.config = config
