@@ -1,6 +1,7 @@
 """Which orders a shipping connector took and has not reported shipped yet (`gateway.tracking`).
 
     awaiting_shipment(store, "shipstation")   # [(order_id, po_number, reference)], oldest first
+    order_taken(store, "labels", reference="shp_123")  # (order_id, po_number, state) or None
 
 An order is asked about while it is `dispatched` (sent everywhere, not shipped) and its
 delivery to the connector was `sent` with a receipt reference (the service's id of it).
@@ -8,13 +9,19 @@ delivery to the connector was `sent` with a receipt reference (the service's id 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
 
+from gateway.errors import StoreUnavailable
 from gateway.states import DeliveryState, OrderState
 from gateway.store import tables as t
 from gateway.store.db import Store
 
-__all__ = ["awaiting_shipment"]
+__all__ = ["awaiting_shipment", "order_taken"]
+
+# States an order can be recorded shipped in (gateway.fulfilment); preferred over the others
+# when several versions of one order were sent to the same connector.
+_SHIPPABLE = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value, OrderState.INVOICED.value)
 
 
 def awaiting_shipment(store: Store, connector: str, *, limit: int = 1000) -> list[tuple[str, str | None, str]]:
@@ -35,3 +42,34 @@ def awaiting_shipment(store: Store, connector: str, *, limit: int = 1000) -> lis
         if reference not in (None, ""):
             found.append((order_id, po_number, str(reference)))
     return found
+
+
+def order_taken(store: Store, connector: str, *, key: str | None = None, reference: str | None = None) -> tuple[str, str | None, str] | None:
+    """The order `connector` took with idempotency key `key` or receipt reference `reference`
+    (a service's webhook names one or both): (order_id, po_number, state), None if no order.
+
+    Of several versions of one order (a change is a new version sent under the same service
+    id), the newest in a state that can ship. The reference is matched inside the receipt's
+    JSON without an index: a scan of the connector's deliveries, fine at webhook rates."""
+    o, d = t.outbox, t.orders
+    matches = []
+    if key:
+        matches.append(o.c.idempotency_key == key[:100])
+    if reference:
+        matches.append(o.c.receipt["reference"].as_string() == reference[:200])
+    if not matches:
+        return None
+    q = (
+        select(d.c.id, d.c.po_number, d.c.state, d.c.version)
+        .join(o, o.c.order_id == d.c.id)
+        .where(o.c.kind == "order", o.c.connector == connector, or_(*matches))
+    )
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(q).all()
+    except OperationalError as exc:
+        raise StoreUnavailable(f"the store is unavailable: {type(exc.orig).__name__}") from exc
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r.state in _SHIPPABLE, r.version))
+    return best.id, best.po_number, best.state
