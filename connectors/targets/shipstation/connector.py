@@ -181,7 +181,7 @@ class ShipStationConnector:
             same_place = False
         if not same_place or given.username or given.password:
             raise WebhookRefused(f"{self.name}: the resource_url is not on the configured ShipStation API (https://{base.hostname}); not followed")
-        if given.path != base.path.rstrip("/") + "/shipments" or not _QUERY.match(given.query):
+        if given.path != base.path.rstrip("/") + "/shipments" or not _QUERY.match(given.query) or given.fragment:
             raise WebhookRefused(f"{self.name}: the resource_url is not a shipments list of the API; not followed")
         return "/shipments", [(k, v) for k, v in parse_qsl(given.query) if k.lower() != "page"]
 
