@@ -9,7 +9,9 @@ delivery to the connector was `sent` with a receipt reference (the service's id 
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from typing import Any
+
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from gateway.errors import StoreUnavailable
@@ -48,25 +50,21 @@ def order_taken(store: Store, connector: str, *, key: str | None = None, referen
     """The order `connector` took with idempotency key `key` or receipt reference `reference`
     (a service's webhook names one or both): (order_id, po_number, state), None if no order.
 
-    Of several versions of one order (a change is a new version sent under the same service
-    id), the newest in a state that can ship. The reference is matched inside the receipt's
-    JSON without an index: a scan of the connector's deliveries, fine at webhook rates."""
+    Of several versions of one order (a change is a new version, sent to the service as an
+    update of the same order), the newest in a state that can ship. The key is looked up by
+    its index, then the order's versions by theirs; the reference, when the key finds
+    nothing, inside the receipt's JSON without an index: a scan of the connector's
+    deliveries, fine at webhook rates."""
     o, d = t.outbox, t.orders
-    matches = []
-    if key:
-        matches.append(o.c.idempotency_key == key[:100])
-    if reference:
-        matches.append(o.c.receipt["reference"].as_string() == reference[:200])
-    if not matches:
-        return None
-    q = (
-        select(d.c.id, d.c.po_number, d.c.state, d.c.version)
-        .join(o, o.c.order_id == d.c.id)
-        .where(o.c.kind == "order", o.c.connector == connector, or_(*matches))
-    )
+    sent_to = select(d.c.id, d.c.po_number, d.c.state, d.c.version).join(o, o.c.order_id == d.c.id).where(o.c.kind == "order", o.c.connector == connector)
     try:
         with store.engine.connect() as conn:
-            rows = conn.execute(q).all()
+            rows: list[Any] = list(conn.execute(sent_to.where(o.c.idempotency_key == key[:100]))) if key else []
+            if rows:
+                versions = select(d.c.order_key).where(d.c.id == rows[0].id).scalar_subquery()
+                rows += conn.execute(sent_to.where(d.c.order_key == versions, d.c.order_key.is_not(None))).all()
+            elif reference:
+                rows = list(conn.execute(sent_to.where(o.c.receipt["reference"].as_string() == reference[:200])))
     except OperationalError as exc:
         raise StoreUnavailable(f"the store is unavailable: {type(exc.orig).__name__}") from exc
     if not rows:

@@ -15,12 +15,14 @@ services post:
 
 Then `gateway orders --json`, `gateway show --json` and `gateway documents --json` show each
 order shipped once with its own tracking number, the forged ones still dispatched, and one 856
-queued per shipped order of the partner that wants ship notices (none for the other).
+queued per shipped order of the partner that wants ship notices (none for the other); and
+`gateway config check` names a webhook secret's variable that is missing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -41,6 +43,7 @@ from gateway.config import load_config
 from gateway.intake import IntakeServer
 from gateway.store import tables as t
 from gateway.store.outbox import idempotency_key
+from tests.e2e.helpers import ROOT, gateway_cmd
 from tests.support.shipping_apis import (
     EASYPOST_URL,
     SHIPSTATION_URL,
@@ -177,6 +180,12 @@ def test_shipments_by_webhook_from_shipstation_and_easypost(tmp_path: Path, monk
     assert set(notices.values()) == {1}
     assert set(notices) == {p for p in pos["acme"] if p not in forged_only}
     assert not [d for d in docs if d["partner"] == "bolt"]
+
+    # `gateway config check` says when a webhook secret's variable is missing.
+    assert "configuration OK" in cli("config", "check", "-c", str(cfg))
+    env = {k: v for k, v in os.environ.items() if k != "SS_HOOK"}
+    done = subprocess.run(gateway_cmd("config", "check", "-c", str(cfg)), capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert done.returncode != 0 and "connector shipstation: webhook_secret_env: environment variable SS_HOOK is not set" in done.stderr, done.stderr
 
 
 def _locked_store_answers_503(tmp: Path, url: str, ep: FakeEasyPost, reference: str) -> None:

@@ -287,3 +287,45 @@ def test_the_intake_refuses_before_recording(client: TestClient, monkeypatch: py
     monkeypatch.delenv("EP_HOOK")
     missing = post("/intake/shipments/labels")
     assert missing.status_code == 503 and int(missing.headers["Retry-After"]) > 0  # our fault: the service retries later
+
+
+# -- finding the order an event names ---------------------------------------------------------------
+
+
+def test_the_order_is_found_by_key_or_reference_newest_shippable_version_first(tmp_path: Any) -> None:
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from gateway.store import Store
+    from gateway.store import tables as t
+    from gateway.store.outbox import idempotency_key
+    from gateway.store.tracking import order_taken
+
+    store = Store(f"sqlite:///{tmp_path / 'gateway.db'}")
+    now = dt.datetime.now(dt.UTC)
+    with store.begin() as conn:
+        conn.execute(insert(t.messages), [{"id": "m1", "received_at": now, "updated_at": now, "source": "t", "sha256": "a" * 64, "size": 1,
+                                           "state": "parsed", "warnings": [], "attempts": 0, "order_count": 3, "rejected_count": 0}])
+        orders = [("o1", 1, "dispatched", "acme|X|PO-1"), ("o2", 2, "dispatched", "acme|X|PO-1"), ("o3", 1, "held", "acme|X|PO-2")]
+        conn.execute(insert(t.orders), [
+            {"id": oid, "message_id": "m1", "doc_index": i, "created_at": now, "updated_at": now, "channel": "x12", "partner": "acme",
+             "po_number": key.rsplit("|", 1)[1], "order_key": key, "state": state, "version": version, "line_count": 1}
+            for i, (oid, version, state, key) in enumerate(orders)
+        ])
+        conn.execute(insert(t.outbox), [
+            {"order_id": oid, "connector": "ss", "idempotency_key": idempotency_key(oid, "ss"), "state": "sent", "attempts": 1,
+             "created_at": now, "updated_at": now, "next_attempt_at": now, "kind": "order", "action": "create" if oid != "o2" else "update",
+             "receipt": {"status": 200, "reference": ref, "detail": {}}}
+            for oid, ref in (("o1", "1001"), ("o2", "1001"), ("o3", "1003"))
+        ])
+    try:
+        # ShipStation names the first version's orderKey: the change (version 2) is the one shipped.
+        assert order_taken(store, "ss", key=idempotency_key("o1", "ss")) == ("o2", "PO-1", "dispatched")
+        assert order_taken(store, "ss", reference="1001") == ("o2", "PO-1", "dispatched")
+        assert order_taken(store, "ss", key="unknown-key", reference="1003") == ("o3", "PO-2", "held")  # the fulfilment refuses it
+        assert order_taken(store, "other", reference="1001") is None  # another connector's reference
+        assert order_taken(store, "ss", reference="1001' OR '1'='1") is None
+        assert order_taken(store, "ss") is None
+    finally:
+        store.dispose()
