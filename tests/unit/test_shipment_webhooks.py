@@ -292,7 +292,7 @@ def test_the_intake_refuses_before_recording(client: TestClient, monkeypatch: py
 # -- finding the order an event names ---------------------------------------------------------------
 
 
-def test_the_order_is_found_by_key_or_reference_newest_shippable_version_first(tmp_path: Any) -> None:
+def test_the_order_is_found_by_key_or_reference_newest_shippable_version_first(store_url: str) -> None:
     import datetime as dt
 
     from sqlalchemy import insert
@@ -302,7 +302,7 @@ def test_the_order_is_found_by_key_or_reference_newest_shippable_version_first(t
     from gateway.store.outbox import idempotency_key
     from gateway.store.tracking import order_taken
 
-    store = Store(f"sqlite:///{tmp_path / 'gateway.db'}")
+    store = Store(store_url)  # SQLite and PostgreSQL read the receipt's JSON differently
     now = dt.datetime.now(dt.UTC)
     with store.begin() as conn:
         conn.execute(insert(t.messages), [{"id": "m1", "received_at": now, "updated_at": now, "source": "t", "sha256": "a" * 64, "size": 1,
