@@ -103,7 +103,7 @@ class ShipmentWebhookIntake:
             log.warning("intake shipments/%s: %s; %d bytes from %s refused", name, exc, len(request.body), client)
             raise _Refused(401, "invalid signature or token") from None
         except WebhookRefused as exc:
-            raise _Refused(400, str(exc)) from None
+            raise _Refused(400, _printable(str(exc))) from None
         except ConfigError as exc:
             log.error("intake shipments/%s: %s; answered 503, the service will retry", name, exc)
             raise _Refused(503, "the gateway cannot verify this webhook yet, retry later") from None
@@ -132,10 +132,11 @@ class ShipmentWebhookIntake:
 
     def _record_one(self, name: str, event: ShipmentEvent) -> str:
         """Record one shipment; which count it adds to. StoreUnavailable goes up (503)."""
+        about = _printable(event.about)
         order = order_taken(self.gateway.store, name, key=event.order_key, reference=event.reference)
         if order is None:
             log.warning("intake shipments/%s: %s: no order sent to %s has that reference; nothing recorded (answered 200: "
-                        "a retry would not find one either)", name, event.about, name)
+                        "a retry would not find one either)", name, about, name)
             return "unknown"
         order_id, po_number, state = order
         try:
@@ -143,9 +144,14 @@ class ShipmentWebhookIntake:
         except StoreUnavailable:
             raise
         except GatewayError as exc:
-            log.warning("intake shipments/%s: %s for order %s (PO %s) not recorded: %s", name, event.about, order_id[:8], po_number, exc)
+            log.warning("intake shipments/%s: %s for order %s (PO %s) not recorded: %s", name, about, order_id[:8], po_number, exc)
             return "refused"
         return "recorded" if done else "repeats"
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """Text that holds values from a message, made safe for a log line or an answer."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 ConnectorName = Annotated[str, Path(description="The connector's name as configured under connectors.")]
