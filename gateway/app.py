@@ -355,13 +355,22 @@ class Gateway:
 
 
 def check_connectors(config: GatewayConfig) -> list[str]:
-    """Build every connector once, to surface problems (SSRF guard, payload files) at start-up."""
+    """Build every connector once, to surface problems (SSRF guard, payload files, a shipment
+    webhook secret's variable unset) at start-up."""
     problems: list[str] = []
     for c in config.connectors:
         try:
-            plugins.build("target", c).close()
+            connector = plugins.build("target", c)
         except (ConfigError, ValueError) as exc:
             problems.append(f"connector {c.name}: {exc}")
+            continue
+        try:
+            if connector.capabilities.shipment_webhooks:
+                connector.webhook_secret()  # read per webhook: say now that its variable is missing
+        except ConfigError as exc:
+            problems.append(str(exc))
+        finally:
+            connector.close()
     if config.intake is not None and config.intake.operator_api is not None:
         try:
             config.intake.operator_api.token()  # read at start-up: say now that it is missing

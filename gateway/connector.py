@@ -18,9 +18,12 @@ __all__ = [
     "Receipt",
     "RenderedRequest",
     "Renderer",
+    "ShipmentEvent",
     "ShipmentSource",
+    "ShipmentWebhooks",
     "Source",
     "StockSource",
+    "WebhookRequest",
     "mask",
 ]
 
@@ -71,6 +74,7 @@ class Capabilities:
     cancels: bool = False  # can cancel an order it already has (action "cancel")
     stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
     shipments: bool = False  # offers shipped(reference): whether the service shipped the order, with tracking
+    shipment_webhooks: bool = False  # offers shipment_events(): its service reports shipments by webhook (configured to)
     renders: bool = False  # offers render(): the exact request a send would make, without sending (`gateway mapping render`)
     ships: bool = False  # a shipping service: a split order reaches it once per warehouse part (`per_part`, gateway.parts)
 
@@ -91,6 +95,46 @@ class ShipmentSource(Protocol):
     def shipped(self, reference: str) -> dict[str, Any] | None:
         """None while the order (its receipt reference) is not shipped; else ``shipments``:
         carrier, service, tracking and ship_date of each."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One webhook as the intake received it, for a connector to verify and read."""
+
+    headers: Mapping[str, str]  # names lower-cased
+    query: Mapping[str, str]  # the URL's query parameters (a token some services put there)
+    body: bytes  # the raw bytes, exactly as received: signatures cover these
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentEvent:
+    """One shipment a service reported by webhook, and how to find the order it belongs to.
+
+    The core finds the order by `order_key` (the idempotency key the connector sent with the
+    order, `Delivery.idempotency_key`) or by `reference` (the receipt reference the connector
+    returned for it), whichever matches; then records `found` as a poll's answer would be."""
+
+    reference: str | None  # the service's id of the order (the receipt reference), if the event names it
+    order_key: str | None  # the key the connector created the order with, if the event names it
+    found: dict[str, Any]  # as ShipmentSource.shipped answers: ``shipments`` with carrier, service, tracking, ship_date
+    about: str  # for log lines: the service's event and object ids, never secrets or addresses
+
+
+class ShipmentWebhooks(Protocol):
+    """A connector whose service reports shipments by webhook (`Capabilities.shipment_webhooks`):
+    the intake's POST /intake/shipments/{connector} hands it each request."""
+
+    def webhook_secret(self) -> bytes:
+        """The webhook secret from the environment (its ``webhook_secret_env``); ConfigError
+        when the variable is unset or too short (`gateway config check` says so)."""
+        ...
+
+    def shipment_events(self, request: WebhookRequest) -> list[ShipmentEvent]:
+        """Verify `request` (constant time) and read the shipments it reports; [] for a
+        verified event that reports none. WebhookUnauthorized for a bad or missing signature
+        or token, WebhookRefused for a body the service does not send, ConfigError without a
+        secret, DeliveryError when the service must be asked and does not answer."""
         ...
 
 

@@ -10,6 +10,9 @@
     │   ├── TransientError     retry with back-off (connection errors, timeouts, 408, 429, 5xx)
     │   └── PermanentError     do not retry: dead-letter it (other 4xx, a payload the ERP refuses)
     ├── StoreUnavailable       the database cannot be reached: acknowledge nothing, try later
+    ├── WebhookRefused         a service's webhook we will not act on (its body is not what
+    │   │                      the service documents): answered 400, nothing recorded
+    │   └── WebhookUnauthorized  its signature or token is missing or wrong: answered 401
     └── StoreMissing           a read-only command found no store: say so, create nothing
 
 Unknown exceptions from a connector count as permanent unless the connector declares its
@@ -29,6 +32,8 @@ __all__ = [
     "StoreMissing",
     "StoreUnavailable",
     "TransientError",
+    "WebhookRefused",
+    "WebhookUnauthorized",
 ]
 
 
@@ -92,3 +97,13 @@ class StoreUnavailable(GatewayError):
 
 class StoreMissing(GatewayError):
     """A command that only reads found no store: nothing has been received yet."""
+
+
+class WebhookRefused(GatewayError):
+    """A webhook from a connector's service that cannot be acted on: its body is not what the
+    service documents. Answered 400; nothing is recorded. The message never echoes the body."""
+
+
+class WebhookUnauthorized(WebhookRefused):
+    """A webhook whose signature or token is missing or does not match: answered 401, nothing
+    is read from its body."""

@@ -2,6 +2,7 @@
 
     POST /intake/shopify/{store}       Shopify order webhooks (X-Shopify-Hmac-Sha256)
     POST /intake/woocommerce/{store}   WooCommerce order webhooks (X-WC-Webhook-Signature)
+    POST /intake/shipments/{connector} shipping services' shipment webhooks (gateway.intake.shipments)
     GET  /health                       200 while the store answers, else 503
     GET  /metrics                      the gateway's state for Prometheus (gateway.intake.metrics)
 
@@ -423,6 +424,9 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
     app.include_router(forms_router(gateway, cfg.forms, store_timeout=cfg.store_timeout_seconds))
     _shopify_route(app, intake)
     _woocommerce_route(app, intake)
+    from gateway.intake.shipments import shipments_route
+
+    shipments_route(app, intake)
     _health_route(app, intake)
     from gateway.intake.metrics import metrics_router
 

@@ -1,6 +1,7 @@
 """Which orders a shipping connector took and has not reported shipped yet (`gateway.tracking`).
 
     awaiting_shipment(store, "shipstation")   # [(order_id, po_number, reference)], oldest first
+    order_taken(store, "labels", reference="shp_123")  # (order_id, po_number, state) or None
 
 An order is asked about while it is `dispatched` (sent everywhere, not shipped) and its
 delivery to the connector was `sent` with a receipt reference (the service's id of it).
@@ -8,13 +9,21 @@ delivery to the connector was `sent` with a receipt reference (the service's id 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from gateway.errors import StoreUnavailable
 from gateway.states import DeliveryState, OrderState
 from gateway.store import tables as t
 from gateway.store.db import Store
 
-__all__ = ["awaiting_shipment"]
+__all__ = ["awaiting_shipment", "order_taken"]
+
+# States an order can be recorded shipped in (gateway.fulfilment); preferred over the others
+# when several versions of one order were sent to the same connector.
+_SHIPPABLE = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value, OrderState.INVOICED.value)
 
 
 def awaiting_shipment(store: Store, connector: str, *, limit: int = 1000) -> list[tuple[str, str | None, str]]:
@@ -35,3 +44,30 @@ def awaiting_shipment(store: Store, connector: str, *, limit: int = 1000) -> lis
         if reference not in (None, ""):
             found.append((order_id, po_number, str(reference)))
     return found
+
+
+def order_taken(store: Store, connector: str, *, key: str | None = None, reference: str | None = None) -> tuple[str, str | None, str] | None:
+    """The order `connector` took with idempotency key `key` or receipt reference `reference`
+    (a service's webhook names one or both): (order_id, po_number, state), None if no order.
+
+    Of several versions of one order (a change is a new version, sent to the service as an
+    update of the same order), the newest in a state that can ship. The key is looked up by
+    its index, then the order's versions by theirs; the reference, when the key finds
+    nothing, inside the receipt's JSON without an index: a scan of the connector's
+    deliveries, fine at webhook rates."""
+    o, d = t.outbox, t.orders
+    sent_to = select(d.c.id, d.c.po_number, d.c.state, d.c.version).join(o, o.c.order_id == d.c.id).where(o.c.kind == "order", o.c.connector == connector)
+    try:
+        with store.engine.connect() as conn:
+            rows: list[Any] = list(conn.execute(sent_to.where(o.c.idempotency_key == key[:100]))) if key else []
+            if rows:
+                versions = select(d.c.order_key).where(d.c.id == rows[0].id).scalar_subquery()
+                rows += conn.execute(sent_to.where(d.c.order_key == versions, d.c.order_key.is_not(None))).all()
+            elif reference:
+                rows = list(conn.execute(sent_to.where(o.c.receipt["reference"].as_string() == reference[:200])))
+    except OperationalError as exc:
+        raise StoreUnavailable(f"the store is unavailable: {type(exc.orig).__name__}") from exc
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r.state in _SHIPPABLE, r.version))
+    return best.id, best.po_number, best.state

@@ -16,11 +16,12 @@ import json
 import re
 from collections import deque
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import responses
 from requests import PreparedRequest
 
-__all__ = ["EASYPOST_URL", "SHIPSTATION_URL", "FakeEasyPost", "FakeShipStation"]
+__all__ = ["EASYPOST_URL", "SHIPSTATION_URL", "FakeEasyPost", "FakeShipStation", "easypost_event", "easypost_signature"]
 
 SHIPSTATION_URL = "https://ssapi.shipstation.test"
 EASYPOST_URL = "https://api.easypost.test"
@@ -56,17 +57,23 @@ def _ok(status: int, body: Any) -> Answer:
 
 
 class FakeShipStation(_Fake):
-    """POST /orders/createorder (upsert by orderKey), GET /orders/{orderId}, GET /shipments?orderId=."""
+    """POST /orders/createorder (upsert by orderKey), GET /orders/{orderId}, GET /shipments?orderId=,
+    and the shipments of a SHIP_NOTIFY webhook: GET /shipments?batchId=&page= (`notify`)."""
 
     def __init__(self, rsps: responses.RequestsMock, url: str = SHIPSTATION_URL):
         super().__init__()
         self.orders: dict[str, dict[str, Any]] = {}  # orderKey -> order as ShipStation holds it
         self.shipments: dict[int, list[dict[str, Any]]] = {}
         self.refuse_sku: set[str] = set()  # orders with any of these SKUs are refused (400)
+        self.batches: dict[int, list[dict[str, Any]]] = {}  # batchId -> the shipments a notification names
+        self.page_size = 100
+        self._url = url
         self._ids = itertools.count(100_001)
+        self._shipment_ids = itertools.count(500_001)
         rsps.add_callback(responses.POST, f"{url}/orders/createorder", callback=self._create)
         rsps.add_callback(responses.GET, re.compile(re.escape(url) + r"/orders/\d+$"), callback=self._get)
         rsps.add_callback(responses.GET, re.compile(re.escape(url) + r"/shipments\?orderId=\d+$"), callback=self._shipments)
+        rsps.add_callback(responses.GET, re.compile(re.escape(url) + r"/shipments\?batchId=\d+"), callback=self._batch)
 
     def _create(self, request: PreparedRequest) -> Answer:
         body, scripted = self._seen(request)
@@ -101,15 +108,36 @@ class FakeShipStation(_Fake):
         order_id = int(str(request.url).rsplit("=", 1)[1])
         return scripted or _ok(200, {"shipments": self.shipments.get(order_id, []), "total": 0, "page": 1, "pages": 1})
 
-    def ship(self, order_id: int, tracking: str) -> None:
-        """Mark an order shipped, as a person does in ShipStation."""
+    def _batch(self, request: PreparedRequest) -> Answer:
+        _, scripted = self._seen(request)
+        if scripted:
+            return scripted
+        query = dict(parse_qsl(urlsplit(str(request.url)).query))
+        listed, page = self.batches.get(int(query["batchId"]), []), int(query.get("page", "1"))
+        pages = max(1, -(-len(listed) // self.page_size))
+        shown = listed[(page - 1) * self.page_size : page * self.page_size]
+        return _ok(200, {"shipments": shown, "total": len(listed), "page": page, "pages": pages})
+
+    def ship(self, order_id: int, tracking: str) -> dict[str, Any]:
+        """Mark an order shipped, as a person does in ShipStation; the shipment made."""
+        key = number = None
         for order in self.orders.values():
             if order["orderId"] == order_id:
                 order["orderStatus"] = "shipped"
                 order["shipDate"] = "2026-12-05"
-        self.shipments.setdefault(order_id, []).append(
-            {"orderId": order_id, "carrierCode": "ups", "serviceCode": "ups_ground", "trackingNumber": tracking, "shipDate": "2026-12-05", "voided": False}
-        )
+                key, number = order["orderKey"], order["orderNumber"]
+        shipment = {
+            "shipmentId": next(self._shipment_ids), "orderId": order_id, "orderKey": key, "orderNumber": number, "carrierCode": "ups",
+            "serviceCode": "ups_ground", "trackingNumber": tracking, "shipDate": "2026-12-05", "voided": False,
+        }
+        self.shipments.setdefault(order_id, []).append(shipment)
+        return shipment
+
+    def notify(self, shipments: list[dict[str, Any]], *, kind: str = "SHIP_NOTIFY") -> bytes:
+        """The body of the webhook ShipStation posts about `shipments` (its resource_url lists them)."""
+        batch = len(self.batches) + 12_345_000
+        self.batches[batch] = list(shipments)
+        return json.dumps({"resource_url": f"{self._url}/shipments?batchId={batch}&includeShipmentItems=False", "resource_type": kind}).encode()
 
 
 class FakeEasyPost(_Fake):
@@ -182,3 +210,34 @@ class FakeEasyPost(_Fake):
         shipment["refund_status"] = "submitted"
         self.changes.append(("cancel", None))
         return _ok(200, shipment)
+
+
+def easypost_event(tracking: str, shipment_id: str | None, status: str = "in_transit", *, n: int = 1, carrier: str = "UPS",
+                   description: str = "tracker.updated") -> bytes:
+    """An EasyPost Event about a Tracker, as EasyPost posts it to a webhook (documented shape)."""
+    tracker = {
+        "id": f"trk_{n:032x}", "object": "Tracker", "mode": "test", "tracking_code": tracking, "status": status,
+        "status_detail": "arrived_at_facility" if status == "in_transit" else status, "created_at": "2026-12-05T08:00:00Z",
+        "updated_at": "2026-12-05T09:00:00Z", "signed_by": None, "weight": None, "est_delivery_date": "2026-12-08T00:00:00Z",
+        "shipment_id": shipment_id, "carrier": carrier,
+        "tracking_details": [
+            {"object": "TrackingDetail", "message": "Label created", "status": "pre_transit", "datetime": "2026-12-04T17:00:00Z"},
+            {"object": "TrackingDetail", "message": "Picked up", "status": "in_transit", "datetime": "2026-12-05T08:00:00Z"},
+        ],
+        "public_url": f"https://track.easypost.com/{tracking}", "fees": [],
+    }
+    event = {
+        "id": f"evt_{n:032x}", "object": "Event", "mode": "test", "description": description, "previous_attributes": {"status": "pre_transit"},
+        "created_at": "2026-12-05T09:00:00Z", "pending_urls": [], "completed_urls": [], "updated_at": "2026-12-05T09:00:00Z",
+        "status": "pending", "result": tracker,
+    }
+    return json.dumps(event).encode()
+
+
+def easypost_signature(body: bytes, secret: str) -> str:
+    """X-Hmac-Signature as EasyPost computes it: hex HMAC-SHA256 of the body under the NFKD secret."""
+    import hashlib
+    import hmac
+    import unicodedata
+
+    return "hmac-sha256-hex=" + hmac.new(unicodedata.normalize("NFKD", secret).encode("utf-8"), body, hashlib.sha256).hexdigest()

@@ -414,7 +414,9 @@ def test_health_is_ok_and_503_when_the_store_does_not_answer(client, gw, monkeyp
 def test_openapi_documents_every_endpoint(client):
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
-    assert set(paths) == {"/intake/shopify/{store}", "/intake/woocommerce/{store}", "/intake/forms/{form}", "/health", "/metrics"}
+    assert set(paths) == {
+        "/intake/shopify/{store}", "/intake/woocommerce/{store}", "/intake/shipments/{connector}", "/intake/forms/{form}", "/health", "/metrics",
+    }
     for path, item in paths.items():
         for op in item.values():
             assert op["summary"] and op["description"], path
@@ -426,6 +428,8 @@ def test_openapi_documents_every_endpoint(client):
         assert {"200", "400", "401", "404", "413", "415", "503"} <= set(op["responses"])
         assert "application/json" in op["requestBody"]["content"]
         assert all(p.get("description") for p in op["parameters"])
+    shipments = paths["/intake/shipments/{connector}"]["post"]
+    assert {"200", "400", "401", "404", "503"} <= set(shipments["responses"]) and "application/json" in shipments["requestBody"]["content"]
     names = {p["name"] for p in paths["/intake/shopify/{store}"]["post"]["parameters"]}
     assert {"x-shopify-hmac-sha256", "x-shopify-topic", "x-shopify-webhook-id"} <= names
     assert client.get("/docs").status_code == 200

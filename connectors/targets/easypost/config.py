@@ -55,6 +55,11 @@ class EasyPostConfig(TargetConfigBase):
     default_carrier: str | None = Field(None, description="EasyPost carrier bought for an order without a route (no routing configured).")
     default_service: str | None = Field(None, description="EasyPost service bought for an order without a route.")
     timeout: Timeouts = Field(default_factory=Timeouts, description="Connect and read timeouts of each API call.")
+    webhook_secret_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]{0,99}$",
+        description="Name of the environment variable holding the webhook secret given to EasyPost (X-Hmac-Signature, "
+        "at least 16 characters); unset: no shipment webhooks (POST /intake/shipments/<name> answers 404).",
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry policy for transient failures.")
 
     def call_seconds(self) -> float:

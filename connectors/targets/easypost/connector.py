@@ -12,15 +12,24 @@ Calls (API v2, basic auth with the api_key)
              is bought: POST /v2/shipments/{id}/buy. The receipt reference is the shipment id;
              its detail holds tracking_code, carrier, service and rate.
     cancel   POST /v2/shipments/{id}/refund (skipped when a refund is already asked for).
+    webhook  `shipment_events(request)`: an Event posted to /intake/shipments/{name}, signed
+             ``X-Hmac-Signature: hmac-sha256-hex=<hex>``: HMAC-SHA256 of the raw body keyed
+             with the webhook secret, NFKD-normalised and UTF-8 encoded (as EasyPost's own
+             clients check it), compared in constant time. A ``tracker.*`` event whose Tracker
+             is in_transit, out_for_delivery, available_for_pickup or delivered reports its
+             tracking_code and carrier for the order whose shipment id (the receipt
+             reference) is the tracker's shipment_id; any other event or status reports none.
 
 Capabilities
     idempotency_key=True (reference lookup), idempotent=True, cancels=True, updates=False: a
     bought label cannot be changed, so a changed order to this connector is a dead letter
     naming the reason (cancel the label and send the order again, or let a person decide).
+    shipment_webhooks when webhook_secret_env is set.
 
 Config keys (`EasyPostConfig`)
     name, url, api_key (an ${env:NAME} reference), from_address, rates, default_weight_oz,
-    default_carrier / default_service (for an order without a route), timeout (connect, read), retry, after
+    default_carrier / default_service (for an order without a route), timeout (connect, read),
+    webhook_secret_env, retry, after
 
 Errors: EasyPost answers ``{"error": {"code", "message", "errors": [{"field", "message"}]}}``
 (see `connectors.targets._shipping` for the status table)
@@ -29,24 +38,41 @@ Errors: EasyPost answers ``{"error": {"code", "message", "errors": [{"field", "m
     other 4xx            PermanentError with the code, message and field errors
     no rate for the route's carrier and service, no weight, no route, an id that is not a
     shipment id: PermanentError (fix the routing or the catalogue, then replay)
+    webhook: a signature missing or wrong: WebhookUnauthorized; a body that is not an Event, a
+    tracker event without a Tracker: WebhookRefused; the secret variable unset: ConfigError
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import re
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
 from connectors.targets._shipping import ShippingHttp, address, first_step_reference, route_of
+from connectors.targets._webhooks import json_object, same_secret, secret_from_env
 from connectors.targets.easypost.config import EasyPostConfig
-from gateway.connector import Capabilities, Delivery, Receipt
-from gateway.errors import PermanentError, TransientError
+from gateway.connector import Capabilities, Delivery, Receipt, ShipmentEvent, WebhookRequest
+from gateway.errors import (
+    ConfigError,
+    PermanentError,
+    TransientError,
+    WebhookRefused,
+    WebhookUnauthorized,
+)
 
 __all__ = ["EasyPostConnector"]
 
 _SHIPMENT_ID = re.compile(r"^shp_[A-Za-z0-9]{1,64}$")
 _REFERENCE = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 _OUNCES_PER_KG = Decimal("35.27396195")
+_SIGNATURE_PREFIX = b"hmac-sha256-hex="
+# A tracker in one of these has left the warehouse: the order shipped (pre_transit is a label
+# printed, not a parcel handed over; return_to_sender, failure and the like are no news to us).
+_SHIPPED = frozenset({"in_transit", "out_for_delivery", "available_for_pickup", "delivered"})
 
 
 def _message(body: Any) -> str | None:
@@ -67,6 +93,8 @@ class EasyPostConnector:
     def __init__(self, config: EasyPostConfig):
         self.config = config
         self.name = config.name
+        if config.webhook_secret_env is not None:
+            self.capabilities = dataclasses.replace(self.capabilities, shipment_webhooks=True)
         self.http = ShippingHttp(
             config.name, str(config.url), config.timeout, auth=(config.api_key.get_secret_value(), ""), message_of=_message
         )
@@ -98,6 +126,38 @@ class EasyPostConnector:
                 "service": selected.get("service"), "rate": selected.get("rate"),
             },
         )
+
+    def webhook_secret(self) -> bytes:
+        if self.config.webhook_secret_env is None:
+            raise ConfigError(f"connector {self.name}: shipment webhooks are not configured (set webhook_secret_env)")
+        # EasyPost's clients normalise the secret (NFKD) before keying the HMAC with its UTF-8 bytes.
+        return unicodedata.normalize("NFKD", secret_from_env(self.name, self.config.webhook_secret_env)).encode("utf-8")
+
+    def shipment_events(self, request: WebhookRequest) -> list[ShipmentEvent]:
+        """The shipment a tracker event reports (see the module docstring); [] for another event."""
+        given = request.headers.get("x-hmac-signature")
+        expected = _SIGNATURE_PREFIX + hmac.new(self.webhook_secret(), request.body, hashlib.sha256).hexdigest().encode("ascii")
+        if not same_secret(given.strip() if given else None, expected):
+            raise WebhookUnauthorized(f"{self.name}: X-Hmac-Signature is {'wrong' if given else 'missing'}")
+        event = json_object(request.body, "EasyPost")
+        if event.get("object") != "Event":
+            raise WebhookRefused(f"{self.name}: the body is not an EasyPost Event")
+        description = str(event.get("description") or "")
+        if not description.startswith("tracker."):
+            return []  # batch.updated, shipment.invoice.created, ...: nothing shipped
+        tracker = event.get("result")
+        if not isinstance(tracker, dict) or tracker.get("object") != "Tracker":
+            raise WebhookRefused(f"{self.name}: a {description[:40]} event without a Tracker")
+        if tracker.get("status") not in _SHIPPED:
+            return []
+        tracking = tracker.get("tracking_code")
+        if not isinstance(tracking, str) or not tracking.strip():
+            raise WebhookRefused(f"{self.name}: a {tracker.get('status')} tracker without a tracking_code")
+        shipment_id = tracker.get("shipment_id")
+        reference = shipment_id if isinstance(shipment_id, str) and _SHIPMENT_ID.match(shipment_id) else None
+        shipment = {"carrier": tracker.get("carrier"), "service": None, "tracking": tracking.strip(), "ship_date": _left(tracker)}
+        about = f"{str(event.get('id'))[:40]} {description[:40]} {str(tracker.get('id'))[:40]} ({tracker.get('status')}) of {reference}"
+        return [ShipmentEvent(reference=reference, order_key=None, found={"shipment_id": reference, "shipments": [shipment]}, about=about)]
 
     def _id(self, shipment: Any) -> str:
         shipment_id = shipment.get("id") if isinstance(shipment, dict) else None
@@ -161,6 +221,14 @@ class EasyPostConnector:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _left(tracker: dict[str, Any]) -> str | None:
+    """When the parcel left: the first tracking detail in transit (an ISO timestamp), if any."""
+    for detail in tracker.get("tracking_details") or []:
+        if isinstance(detail, dict) and detail.get("status") == "in_transit" and isinstance(detail.get("datetime"), str):
+            return str(detail["datetime"])
+    return None
 
 
 def _bought(shipment: Any) -> bool:

@@ -24,6 +24,11 @@ class ShipStationConfig(TargetConfigBase):
     )
     store_id: int | None = Field(None, description="ShipStation store (advancedOptions.storeId) the orders go to; unset: the manual store.")
     timeout: Timeouts = Field(default_factory=Timeouts, description="Connect and read timeouts of each API call.")
+    webhook_secret_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]{0,99}$",
+        description="Name of the environment variable holding the token ShipStation's SHIP_NOTIFY webhook URL carries "
+        "(?token=, at least 16 characters); unset: no shipment webhooks (POST /intake/shipments/<name> answers 404).",
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry policy for transient failures (429 waits X-Rate-Limit-Reset).")
 
     def call_seconds(self) -> float:

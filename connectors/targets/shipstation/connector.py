@@ -11,6 +11,14 @@ Calls (API v1, basic auth with api_key / api_secret)
     shipped  `shipped(reference)` looks an order up and, once ShipStation marked it shipped,
              lists its shipments (GET /shipments?orderId=) with carrier and tracking number
              (`gateway shipped ORDER`).
+    webhook  `shipment_events(request)`: a SHIP_NOTIFY (or ITEM_SHIP_NOTIFY) webhook posted to
+             /intake/shipments/{name}?token=... ShipStation signs nothing, so the token in the
+             URL is the proof (compared in constant time with ``webhook_secret_env``). Its
+             body names a ``resource_url``; it is followed only when it is https on the
+             configured API host and port, under the configured path, at /shipments (never a
+             URL from a message unchecked), with the API credentials, every page of it. Each
+             shipment not voided is an event for the order created with its orderKey (the
+             delivery's idempotency key) or its orderId (the receipt reference).
 
 The body: orderNumber (the PO number), orderDate, orderStatus, billTo / shipTo (the order's
 bill-to or buyer, and ship-to), items (lineItemKey, sku, name, whole quantity, unitPrice),
@@ -21,11 +29,11 @@ earlier steps' references (``after: [erp]``: "erp: SO-17"), customField2 with th
 
 Capabilities
     idempotency_key=True, idempotent=True (orderKey), updates=True, cancels=True,
-    shipments=True (shipped lookups)
+    shipments=True (shipped lookups), shipment_webhooks when webhook_secret_env is set
 
 Config keys (`ShipStationConfig`)
     name, url, api_key, api_secret (${env:NAME} references), order_status, store_id, timeout
-    (connect, read), payload, retry, after
+    (connect, read), webhook_secret_env, payload, retry, after
 
 Errors (see `connectors.targets._shipping`)
     429                  TransientError, retry_after from X-Rate-Limit-Reset (seconds)
@@ -33,14 +41,18 @@ Errors (see `connectors.targets._shipping`)
     401, 403             PermanentError (credentials)
     other 4xx            PermanentError with ShipStation's Message / ExceptionMessage
     a fractional quantity, a reference that is not an orderId: PermanentError
+    webhook: a token missing or wrong: WebhookUnauthorized; a body that is not a notification
+    or a resource_url elsewhere: WebhookRefused; the token variable unset: ConfigError
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jmespath
 
@@ -51,15 +63,25 @@ from connectors.targets._shipping import (
     route_of,
     whole,
 )
+from connectors.targets._webhooks import json_object, same_secret, secret_from_env
 from connectors.targets.shipstation.config import ShipStationConfig
-from gateway.connector import Capabilities, Delivery, Receipt
-from gateway.errors import PermanentError, TransientError
+from gateway.connector import Capabilities, Delivery, Receipt, ShipmentEvent, WebhookRequest
+from gateway.errors import (
+    ConfigError,
+    PermanentError,
+    TransientError,
+    WebhookRefused,
+    WebhookUnauthorized,
+)
 from gateway.payload import load_payload
 
 __all__ = ["ShipStationConnector"]
 
 _ORDER_ID = re.compile(r"^[0-9]{1,18}$")
 _OUNCES_PER_KG = Decimal("35.27396195")
+_SHIP_NOTIFY = frozenset({"SHIP_NOTIFY", "ITEM_SHIP_NOTIFY"})
+_QUERY = re.compile(r"^[A-Za-z0-9=&_.%+-]{0,500}$")  # a resource_url's query: ids and flags, nothing else
+_MAX_PAGES = 50  # of one notification's shipments (ShipStation pages them by 100 by default)
 
 
 def _message(body: Any) -> str | None:
@@ -82,6 +104,8 @@ class ShipStationConnector:
     def __init__(self, config: ShipStationConfig):
         self.config = config
         self.name = config.name
+        if config.webhook_secret_env is not None:
+            self.capabilities = dataclasses.replace(self.capabilities, shipment_webhooks=True)
         self._payload = load_payload(config.payload)
         self.http = ShippingHttp(
             config.name, str(config.url), config.timeout,
@@ -113,12 +137,53 @@ class ShipStationConnector:
         return {
             "order_id": reference,
             "ship_date": order.get("shipDate"),
-            "shipments": [
-                {"carrier": s.get("carrierCode"), "service": s.get("serviceCode"), "tracking": s.get("trackingNumber"), "ship_date": s.get("shipDate")}
-                for s in shipments or []
-                if isinstance(s, dict) and not s.get("voided")
-            ],
+            "shipments": [_shipment(s) for s in shipments or [] if isinstance(s, dict) and not s.get("voided")],
         }
+
+    def webhook_secret(self) -> bytes:
+        if self.config.webhook_secret_env is None:
+            raise ConfigError(f"connector {self.name}: shipment webhooks are not configured (set webhook_secret_env)")
+        return secret_from_env(self.name, self.config.webhook_secret_env).encode("utf-8")
+
+    def shipment_events(self, request: WebhookRequest) -> list[ShipmentEvent]:
+        """The shipments a SHIP_NOTIFY names (see the module docstring); [] for another kind."""
+        if not same_secret(request.query.get("token"), self.webhook_secret()):
+            raise WebhookUnauthorized(f"{self.name}: the token in the webhook URL is {'wrong' if request.query.get('token') else 'missing'}")
+        note = json_object(request.body, "ShipStation")
+        kind = note.get("resource_type")
+        if kind not in _SHIP_NOTIFY:
+            return []
+        path, query = self._resource(note.get("resource_url"))
+        events = []
+        page, pages = 1, 1
+        while page <= pages:
+            params = [*query, ("page", str(page))] if page > 1 else query
+            found = self.http.call("GET", f"{path}?{urlencode(params)}" if params else path)
+            if not isinstance(found, dict) or not isinstance(found.get("shipments"), list):
+                raise TransientError(f"{self.name}: {kind} resource answered without a shipments list; ShipStation may send it again")
+            for s in found["shipments"]:
+                if isinstance(s, dict) and not s.get("voided"):
+                    events.append(_event(s, kind))
+            pages = min(_MAX_PAGES, found["pages"]) if isinstance(found.get("pages"), int) else 1
+            page += 1
+        return events
+
+    def _resource(self, url: Any) -> tuple[str, list[tuple[str, str]]]:
+        """The path (under the base URL) and query of a notification's resource_url, checked:
+        https, the configured host and port, /shipments under the configured path."""
+        if not isinstance(url, str) or len(url) > 1000:
+            raise WebhookRefused(f"{self.name}: the notification has no resource_url")
+        base = urlsplit(self.http.base_url)
+        try:
+            given = urlsplit(url)
+            same_place = given.scheme == "https" and (given.hostname or "").lower() == (base.hostname or "").lower() and given.port == base.port
+        except ValueError:  # a port that is not a number, a broken IPv6 address
+            same_place = False
+        if not same_place or given.username or given.password:
+            raise WebhookRefused(f"{self.name}: the resource_url is not on the configured ShipStation API (https://{base.hostname}); not followed")
+        if given.path != base.path.rstrip("/") + "/shipments" or not _QUERY.match(given.query) or given.fragment:
+            raise WebhookRefused(f"{self.name}: the resource_url is not a shipments list of the API; not followed")
+        return "/shipments", [(k, v) for k, v in parse_qsl(given.query) if k.lower() != "page"]
 
     def _checked(self, reference: str | None) -> str:
         if not reference or not _ORDER_ID.match(reference):
@@ -174,6 +239,22 @@ class ShipStationConnector:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _shipment(s: dict[str, Any]) -> dict[str, Any]:
+    """One of ShipStation's shipments as the core reads a shipment (`gateway.tracking`)."""
+    return {"carrier": s.get("carrierCode"), "service": s.get("serviceCode"), "tracking": s.get("trackingNumber"), "ship_date": s.get("shipDate")}
+
+
+def _event(s: dict[str, Any], kind: str) -> ShipmentEvent:
+    """A shipment of a notification as the event of the order it belongs to."""
+    key, order_id = s.get("orderKey"), s.get("orderId")
+    return ShipmentEvent(
+        reference=str(order_id) if isinstance(order_id, int) else None,
+        order_key=key if isinstance(key, str) and key else None,
+        found={"order_id": order_id, "ship_date": s.get("shipDate"), "shipments": [_shipment(s)]},
+        about=f"{kind} shipment {str(s.get('shipmentId'))[:20]} of order {str(order_id)[:20]}",
+    )
 
 
 def _ss_address(party: Any) -> dict[str, Any]:
