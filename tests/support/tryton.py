@@ -64,6 +64,25 @@ class Inspector:
         if ids:
             self.rpc("sale.sale", "write", ids, {"comment": None})
 
+    def invoice(self, sale_id: int) -> dict[str, Any]:
+        """Invoice a processing sale as a person does in Tryton: "Create Invoice" (manual invoice
+        method), the fixture's 10 % tax on its lines, post. The posted invoice: number, total, tax."""
+        self.rpc("sale.sale", "manual_invoice", [sale_id])
+        (sale,) = self.rpc("sale.sale", "read", [sale_id], ["invoices"])
+        tax = self.rpc("account.tax", "search", [("name", "=", "Tax 0.10")], 0, 1, None)
+        invoices = list(sale["invoices"])
+        for invoice in self.rpc("account.invoice", "read", invoices, ["lines"]):
+            self.rpc("account.invoice.line", "write", list(invoice["lines"]), {"taxes": [["add", tax]]})
+        self.rpc("account.invoice", "post", invoices)
+        (posted,) = self.rpc("account.invoice", "read", invoices, ["number", "state", "total_amount", "tax_amount"])
+        return dict(posted)
+
+    def ship(self, sale_id: int) -> None:
+        """Send a sale's customer shipments (reserved whatever the stock, picked, packed, done)."""
+        (sale,) = self.rpc("sale.sale", "read", [sale_id], ["shipments"])
+        for step in ("assign_force", "pick", "pack", "do"):
+            self.rpc("stock.shipment.out", step, list(sale["shipments"]))
+
     def close(self) -> None:
         self.conn.close()
 
