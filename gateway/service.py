@@ -8,6 +8,10 @@ connectors, and acknowledgements and confirmation e-mails -> their channels) is 
 of its own (`Dispatcher.serve`): it sends while rows are due and then sleeps until the
 processor queues something, the next retry is due or its poll.
 
+A connector with `poll_status_minutes` gets a job of its own, ``status:<name>``: it asks the
+connector's system what became of the orders it took and records shipments and invoices
+(`gateway.tracking`); the documents that queues go out through the dispatcher.
+
 An IMAP source with `idle: true` also gets a daemon thread, `imap-idle:<name>`, that waits
 in IMAP IDLE on a connection of its own (`ImapSource.wait_for_mail`). When the server
 reports new mail, the thread makes the scheduler run that source's poll job at once, and
