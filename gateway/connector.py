@@ -6,22 +6,28 @@ not parse, a connector does not retry on its own.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 __all__ = [
     "Capabilities",
     "Connector",
     "Delivery",
+    "InvoiceFound",
     "RawMessage",
     "Receipt",
     "RenderedRequest",
     "Renderer",
     "ShipmentEvent",
+    "ShipmentFound",
     "ShipmentSource",
     "ShipmentWebhooks",
     "Source",
+    "StatusFound",
+    "StatusSource",
     "StockSource",
     "WebhookRequest",
     "mask",
@@ -75,6 +81,7 @@ class Capabilities:
     stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
     shipments: bool = False  # offers shipped(reference): whether the service shipped the order, with tracking
     shipment_webhooks: bool = False  # offers shipment_events(): its service reports shipments by webhook (configured to)
+    status: bool = False  # offers status(reference): what the system did with the order since (shipments, invoices)
     renders: bool = False  # offers render(): the exact request a send would make, without sending (`gateway mapping render`)
     ships: bool = False  # a shipping service: a split order reaches it once per warehouse part (`per_part`, gateway.parts)
 
@@ -135,6 +142,48 @@ class ShipmentWebhooks(Protocol):
         verified event that reports none. WebhookUnauthorized for a bad or missing signature
         or token, WebhookRefused for a body the service does not send, ConfigError without a
         secret, DeliveryError when the service must be asked and does not answer."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentFound:
+    """One shipment a system reports for an order it took."""
+
+    carrier: str | None = None  # None: the system names none (the connector's name is recorded)
+    service: str | None = None
+    tracking: str | None = None  # None: no tracking number (recorded only on an order not shipped yet)
+    ship_date: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFound:
+    """One posted invoice a system reports for an order it took. Amounts as the system holds
+    them (an ERP's float made Decimal with ``Decimal(str(x))``); the core rounds them to the
+    currency's places before recording."""
+
+    number: str
+    date: dt.date | None = None
+    total: Decimal | None = None  # with tax; None: the order's lines plus tax
+    tax: Decimal | None = None
+    currency: str | None = None  # ISO 4217 code; None: the order's
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFound:
+    """What a system did with an order it took, as far as it can tell now."""
+
+    shipped: bool = False  # shipped in full (with or without `shipments` listed)
+    shipments: tuple[ShipmentFound, ...] = ()
+    invoices: tuple[InvoiceFound, ...] = ()  # posted invoices only; empty while not invoiced
+
+
+class StatusSource(Protocol):
+    """A connector whose system reports back on the orders it took (`Capabilities.status`):
+    the service's ``status:<name>`` job asks it about each one (`gateway.tracking`)."""
+
+    def status(self, reference: str) -> StatusFound:
+        """The status of the order the system knows as `reference` (its receipt reference).
+        Raise TransientError or PermanentError (gateway.errors) when it cannot say."""
         ...
 
 

@@ -35,7 +35,15 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from gateway.connector import Capabilities
@@ -124,8 +132,13 @@ class TargetConfigBase(BaseModel):
     rate_per_second: PositiveFloat | None = Field(
         None, description="Most sends per second to this connector from one node (default: no limit)."
     )
-    poll_shipments_minutes: PositiveFloat | None = Field(
-        None, description="Ask this connector every N minutes whether the orders it took shipped (connectors that offer shipments, e.g. shipstation)."
+    poll_status_minutes: PositiveFloat | None = Field(
+        None,
+        validation_alias=AliasChoices("poll_status_minutes", "poll_shipments_minutes"),
+        description=(
+            "Ask this connector every N minutes what became of the orders it took: shipments and invoices from an ERP "
+            "(tryton, odoo, erpnext), shipments from a shipping service (shipstation). Old name: poll_shipments_minutes."
+        ),
     )
 
     per_part: bool | None = Field(

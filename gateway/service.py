@@ -8,6 +8,10 @@ connectors, and acknowledgements and confirmation e-mails -> their channels) is 
 of its own (`Dispatcher.serve`): it sends while rows are due and then sleeps until the
 processor queues something, the next retry is due or its poll.
 
+A connector with `poll_status_minutes` gets a job of its own, ``status:<name>``: it asks the
+connector's system what became of the orders it took and records shipments and invoices
+(`gateway.tracking`); the documents that queues go out through the dispatcher.
+
 An IMAP source with `idle: true` also gets a daemon thread, `imap-idle:<name>`, that waits
 in IMAP IDLE on a connection of its own (`ImapSource.wait_for_mail`). When the server
 reports new mail, the thread makes the scheduler run that source's poll job at once, and
@@ -41,13 +45,13 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway.app import Gateway
-from gateway.connector import ShipmentSource, Source
+from gateway.connector import Source
 from gateway.errors import GatewayError, StoreUnavailable
 from gateway.processing.alerts import PollHealth, alerter_for
 
@@ -70,19 +74,12 @@ def _push_stock(gw: Gateway, shop: Any) -> None:
     push_stock(gw.store, shop)
 
 
-def _poll_shipments(gw: Gateway, name: str) -> None:
-    """One ``shipments:<connector>`` job: ask the connector which orders it took have shipped."""
-    from gateway import plugins
-    from gateway.tracking import ShipmentPoll
+def _poll_status(gw: Gateway, name: str) -> None:
+    """One ``status:<connector>`` job: ask the connector what became of the orders it took
+    (shipments, invoices) and record it (gateway.tracking)."""
+    from gateway.tracking import poll_connector
 
-    connector = plugins.build("target", next(c for c in gw.config.connectors if c.name == name))
-    try:
-        if not connector.capabilities.shipments:
-            log.warning("shipments: connector %s cannot say whether an order shipped; poll_shipments_minutes ignored", name)
-            return
-        ShipmentPoll(gw.store, gw.config).run(name, cast(ShipmentSource, connector))
-    finally:
-        connector.close()
+    poll_connector(gw.store, gw.config, next(c for c in gw.config.connectors if c.name == name))
 
 
 def _guard(name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -348,10 +345,10 @@ def _serve(
             sched.add_job(_guard(job_id, push), "interval", seconds=shop.every_minutes * 60, id=job_id, name=job_id, next_run_time=_now())
     schedule_stock_reports(sched, gw)
     for target in cfg.connectors:
-        if target.poll_shipments_minutes:  # shipments coming back from a shipping service (gateway.tracking)
-            job_id = f"shipments:{target.name}"
-            asking = partial(_poll_shipments, gw, target.name)
-            sched.add_job(_guard(job_id, asking), "interval", seconds=target.poll_shipments_minutes * 60, id=job_id, name=job_id, next_run_time=_now())
+        if target.poll_status_minutes:  # shipments and invoices coming back from the connector's system (gateway.tracking)
+            job_id = f"status:{target.name}"
+            asking = partial(_poll_status, gw, target.name)
+            sched.add_job(_guard(job_id, asking), "interval", seconds=target.poll_status_minutes * 60, id=job_id, name=job_id, next_run_time=_now())
     if cfg.connectors or gw.sends_documents:
         # The dispatcher is a thread of its own, not a scheduled job: it keeps going while
         # rows are due and sleeps until something is queued (Gateway.process wakes it). It

@@ -1,19 +1,32 @@
-"""Shipments coming back: ask the shipping connectors (`Capabilities.shipments`) about the orders
-they took and record what shipped through `gateway.fulfilment` (issue 11).
+"""Status coming back: ask the connectors about the orders they took, and record what their
+systems did with them (shipments, invoices) through `gateway.fulfilment` (issue 11).
 
-    poll = ShipmentPoll(store, config)
-    poll.run("shipstation", connector)        # PollResult(asked=120, shipped=37, recorded=38, ...)
-    record_found(fulfilment, order_id, "shipstation", connector.shipped(reference), state)
+    poll = StatusPoll(store, config)
+    poll.run("erp", connector)        # PollResult(asked=120, shipped=0, invoiced=37, recorded=38, ...)
+    poll_configured(store, config)    # one poll of each connector with poll_status_minutes (`gateway run --once`)
 
-`ShipmentPoll.run` is the service's ``shipments:<connector>`` job, every
-`poll_shipments_minutes` of the connector; `gateway shipped ORDER --record` records one order.
-Each shipment the service reports becomes a `Fulfilment.record_shipment`: the order moves to
-shipped, its history names the carrier and tracking number, the partner gets its 856/DESADV.
-Reporting the same tracking number again has one effect (the fulfilment's rule), so a poll
-that overlaps another, or a person recording by hand, records nothing twice.
+Two kinds of connector answer (declared data, `gateway.connector.Capabilities`):
 
-Errors: a connector's DeliveryError while asking about one order is logged and that order
-is asked again at the next poll; a shipment the fulfilment refuses (GatewayError) is logged.
+    status=True      `status(reference) -> StatusFound`: shipments and posted invoices (the ERPs:
+                     Tryton, Odoo, ERPNext). Asked about each order it took that is dispatched
+                     or shipped (not yet invoiced).
+    shipments=True   `shipped(reference)`, a shipping service's answer (ShipStation), read as a
+                     StatusFound by `shipped_status`. Asked about each dispatched order.
+
+`StatusPoll.run` is the service's ``status:<connector>`` job, every `poll_status_minutes` of
+the connector (old name: `poll_shipments_minutes`); `gateway run --once` runs one poll of each
+such connector before its work (the 810s and 856s it queues are sent in the same run); `gateway
+shipped ORDER --record` records one order. Each shipment becomes a `Fulfilment.record_shipment`
+(the order moves to shipped, its history names carrier and tracking, the partner gets its
+856/DESADV); each invoice a `Fulfilment.record_invoice` (the order moves to invoiced, its history
+names the invoice and its total, the partner gets its 810/INVOIC). The amounts are rounded to
+the currency's places here (`gateway.money`), once for every connector. Reporting the same
+tracking number or invoice number again has one effect (the fulfilment's rule), so a poll that
+overlaps another, or a person recording by hand, records nothing twice.
+
+Errors: a connector's DeliveryError while asking about one order is logged and that order is
+asked again at the next poll; a shipment or invoice the fulfilment refuses (GatewayError) is
+logged. Neither stops the poll.
 """
 
 from __future__ import annotations
@@ -21,20 +34,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from gateway.connector import InvoiceFound, ShipmentFound, StatusFound
 from gateway.errors import DeliveryError, GatewayError
-from gateway.fulfilment import Fulfilment, Recorded, Shipment
-from gateway.store.tracking import awaiting_shipment
+from gateway.fulfilment import Fulfilment, Invoice, Recorded, Shipment
+from gateway.money import money
+from gateway.states import OrderState
+from gateway.store.tracking import awaiting_status
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
-    from gateway.connector import ShipmentSource
+    from gateway.connector import Connector, ShipmentSource, StatusSource
+    from gateway.plugins import TargetConfigBase
     from gateway.store import Store
 
-__all__ = ["PollResult", "ShipmentPoll", "record_found", "shipments_of"]
+__all__ = [
+    "PollResult", "StatusPoll", "invoice_of", "poll_configured", "poll_connector", "record_found", "shipments_of", "shipped_status",
+]
 
 log = logging.getLogger(__name__)
+
+# The orders a connector is asked about: sent, and not yet as far as it can report.
+_ASKED_SHIPMENTS: tuple[str, ...] = (OrderState.DISPATCHED.value,)
+_ASKED_STATUS: tuple[str, ...] = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value)
 
 
 @dataclass(slots=True)
@@ -43,70 +66,124 @@ class PollResult:
 
     asked: int = 0  # orders asked about
     shipped: int = 0  # of them, reported shipped
-    recorded: int = 0  # shipments recorded (a repeat is not counted)
-    errors: int = 0  # orders the connector could not answer about, or whose shipment was refused
+    invoiced: int = 0  # of them, reported invoiced
+    recorded: int = 0  # shipments and invoices recorded (a repeat is not counted)
+    errors: int = 0  # orders the connector could not answer about, or whose news was refused
 
 
-def shipments_of(found: dict[str, Any], carrier: str) -> list[Shipment]:
-    """The shipments in a `ShipmentSource.shipped` answer; `carrier` names one that gives none.
-    A shipped order with no shipment listed gives one shipment without tracking."""
-    listed = [s for s in found.get("shipments") or [] if isinstance(s, dict)]
-    if not listed:
-        return [Shipment(carrier=carrier, ship_date=_date(found.get("ship_date")))]
+def shipped_status(found: dict[str, Any] | None) -> StatusFound:
+    """A shipping service's `ShipmentSource.shipped` answer as a StatusFound (None: not shipped).
+    A shipped order with no shipment listed is one shipment without tracking."""
+    if found is None:
+        return StatusFound()
+    listed = tuple(
+        ShipmentFound(
+            carrier=str(s["carrier"]) if s.get("carrier") else None, service=str(s["service"]) if s.get("service") else None,
+            tracking=str(s["tracking"]) if s.get("tracking") else None, ship_date=_date(s.get("ship_date") or found.get("ship_date")),
+        )
+        for s in found.get("shipments") or [] if isinstance(s, dict)
+    )
+    return StatusFound(shipped=True, shipments=listed or (ShipmentFound(ship_date=_date(found.get("ship_date"))),))
+
+
+def shipments_of(found: StatusFound, carrier: str) -> list[Shipment]:
+    """The shipments to record for `found`; `carrier` names those whose system names none.
+    Shipped without any listed: one shipment without tracking."""
+    listed = found.shipments or ((ShipmentFound(),) if found.shipped else ())
     return [
         Shipment(
-            carrier=str(s.get("carrier") or carrier)[:60], service=str(s["service"])[:60] if s.get("service") else None,
-            tracking=(str(s["tracking"])[:100],) if s.get("tracking") else (), ship_date=_date(s.get("ship_date") or found.get("ship_date")),
+            carrier=(s.carrier or carrier)[:60], service=s.service[:60] if s.service else None,
+            tracking=(s.tracking[:100],) if s.tracking else (), ship_date=s.ship_date,
         )
         for s in listed
     ]
 
 
-def record_found(fulfilment: Fulfilment, order_id: str, connector: str, found: dict[str, Any], state: str) -> list[Recorded]:
-    """Record each shipment of `found` on the order (in `state` now); what was recorded anew.
-    A shipment without a tracking number is recorded only on an order not shipped yet (it
-    cannot be told from one recorded before)."""
+def invoice_of(found: InvoiceFound) -> Invoice:
+    """The invoice to record for `found`: its amounts rounded to the currency's places."""
+    return Invoice(
+        number=found.number.strip()[:60], date=found.date, tax=money(found.tax, found.currency),
+        total=money(found.total, found.currency), currency=(found.currency or "").upper()[:3] or None,
+    )
+
+
+def record_found(fulfilment: Fulfilment, order_id: str, connector: str, found: StatusFound, state: str) -> list[Recorded]:
+    """Record each shipment, then each invoice, of `found` on the order (in `state` now); what
+    was recorded anew. A shipment without a tracking number is recorded only on an order not
+    shipped yet (it cannot be told from one recorded before)."""
     done = []
     for shipment in shipments_of(found, connector):
-        if not shipment.tracking and state != "dispatched":
+        if not shipment.tracking and state != OrderState.DISPATCHED.value:
             continue
         result = fulfilment.record_shipment(order_id, shipment, by=connector)
+        state = result.state
+        if not result.repeat:
+            done.append(result)
+    for invoice in found.invoices:
+        result = fulfilment.record_invoice(order_id, invoice_of(invoice), by=connector)
         state = result.state
         if not result.repeat:
             done.append(result)
     return done
 
 
-class ShipmentPoll:
+class StatusPoll:
     """Asks one connector at a time about the orders it took (the service's job)."""
 
     def __init__(self, store: Store, config: GatewayConfig):
         self.store = store
         self.fulfilment = Fulfilment(store, config)
 
-    def run(self, name: str, connector: ShipmentSource) -> PollResult:
-        """Ask `connector` (configured as `name`) about each dispatched order it took."""
+    def run(self, name: str, connector: Connector) -> PollResult:
+        """Ask `connector` (configured as `name`) about each order it took that it may have news
+        of; a connector that offers neither status nor shipments is asked nothing."""
+        caps = connector.capabilities
+        if caps.status:
+            ask, states = cast("StatusSource", connector).status, _ASKED_STATUS
+        elif caps.shipments:
+            shipped = cast("ShipmentSource", connector).shipped
+            ask, states = (lambda reference: shipped_status(shipped(reference))), _ASKED_SHIPMENTS
+        else:
+            log.warning("status: connector %s cannot say what became of an order; poll_status_minutes ignored", name)
+            return PollResult()
         result = PollResult()
-        for order_id, po_number, reference in awaiting_shipment(self.store, name):
+        for order_id, po_number, state, reference in awaiting_status(self.store, name, states):
             result.asked += 1
             try:
-                found = connector.shipped(reference)
+                found = ask(reference)
             except DeliveryError as exc:
                 result.errors += 1
-                log.warning("shipments from %s: order %s (PO %s, %s) not answered: %s", name, order_id[:8], po_number, reference, exc)
+                log.warning("status from %s: order %s (PO %s, %s) not answered: %s", name, order_id[:8], po_number, reference, exc)
                 continue
-            if found is None:
+            result.shipped += bool(found.shipped or found.shipments)
+            result.invoiced += bool(found.invoices)
+            if not (found.shipped or found.shipments or found.invoices):
                 continue
-            result.shipped += 1
             try:
-                result.recorded += len(record_found(self.fulfilment, order_id, name, found, "dispatched"))
+                result.recorded += len(record_found(self.fulfilment, order_id, name, found, state))
             except GatewayError as exc:
                 result.errors += 1
-                log.warning("shipments from %s: shipment of order %s (PO %s) not recorded: %s", name, order_id[:8], po_number, exc)
+                log.warning("status from %s: news of order %s (PO %s) not recorded: %s", name, order_id[:8], po_number, exc)
         if result.asked:
-            log.info("shipments from %s: %d order(s) asked, %d shipped, %d shipment(s) recorded, %d error(s)",
-                     name, result.asked, result.shipped, result.recorded, result.errors)
+            log.info("status from %s: %d order(s) asked, %d shipped, %d invoiced, %d recorded, %d error(s)",
+                     name, result.asked, result.shipped, result.invoiced, result.recorded, result.errors)
         return result
+
+
+def poll_connector(store: Store, config: GatewayConfig, target: TargetConfigBase) -> PollResult:
+    """One poll of the configured connector `target` (built for it, closed after)."""
+    from gateway import plugins
+
+    connector = plugins.build("target", target)
+    try:
+        return StatusPoll(store, config).run(target.name, connector)
+    finally:
+        connector.close()
+
+
+def poll_configured(store: Store, config: GatewayConfig) -> dict[str, PollResult]:
+    """One poll of each connector with `poll_status_minutes` (`gateway run --once`)."""
+    return {t.name: poll_connector(store, config, t) for t in config.connectors if t.poll_status_minutes}
 
 
 def _date(value: object) -> dt.date | None:

@@ -20,6 +20,7 @@ Transport error mapping
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from gateway.retry import parse_retry_after
 
 __all__ = [
     "DEFAULT_CODE_SOURCES", "Answer", "CodeSource", "RestClient", "RestTimeouts", "customer_code", "excerpt",
-    "Verifiable", "key_marker", "order_lines", "segment", "transient_status", "unknown_products",
+    "Verifiable", "iso_date", "key_marker", "order_lines", "segment", "transient_status", "unknown_products",
 ]
 
 USER_AGENT = "order-gateway/0.1"
@@ -254,3 +255,12 @@ def unknown_products(order: dict[str, Any], system: str, unknown: list[str]) -> 
 def key_marker(key: str) -> str:
     """The text that ties a record in the target to one delivery (looked up before creating)."""
     return f"order-gateway delivery {key}"
+
+
+def iso_date(value: object) -> dt.date | None:
+    """An API's ISO date ("2026-12-05", or a timestamp that starts with one); None for None,
+    False (Odoo's empty value) or anything else."""
+    try:
+        return dt.date.fromisoformat(value[:10]) if isinstance(value, str) and value else None
+    except ValueError:
+        return None

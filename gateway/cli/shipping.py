@@ -21,11 +21,11 @@ def shipped(
 
     With --record, each shipment found is recorded as `gateway ship` would (the same tracking
     number twice is recorded once); the service does this itself for connectors with
-    poll_shipments_minutes."""
+    poll_status_minutes."""
     from gateway import plugins
     from gateway.fulfilment import Fulfilment
     from gateway.store.queries import order_detail
-    from gateway.tracking import record_found
+    from gateway.tracking import record_found, shipped_status
 
     gw = _gateway(config, existing=True)
     try:
@@ -51,7 +51,7 @@ def shipped(
             finally:
                 connector.close()
             if record and found is not None:
-                for done in record_found(Fulfilment(gw.store, gw.config), detail.order["id"], d["connector"], found, state):
+                for done in record_found(Fulfilment(gw.store, gw.config), detail.order["id"], d["connector"], shipped_status(found), state):
                     state = done.state
                     recorded.append(f"recorded: order {done.order_id[:8]} is {done.state}" + (f"; {', '.join(done.documents)}" if done.documents else ""))
             if found is None:

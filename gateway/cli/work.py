@@ -80,10 +80,16 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Work until nothing is left to do, then exit.")] = False,
     seconds: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
 ) -> None:
-    """Run the gateway: poll sources, make orders, deliver them. Stops cleanly on SIGTERM."""
+    """Run the gateway: poll sources, make orders, deliver them. Stops cleanly on SIGTERM.
+
+    With --once, each connector with poll_status_minutes is first asked once what became of
+    the orders it took (shipments, invoices); the documents that earns are sent in the run."""
     gw = _gateway(config)
     if once:
+        from gateway.tracking import poll_configured
+
         try:
+            poll_configured(gw.store, gw.config)
             gw.run_until_idle(seconds or 60.0)
         finally:
             gw.close()

@@ -1,14 +1,16 @@
-"""Which orders a shipping connector took and has not reported shipped yet (`gateway.tracking`).
+"""Which orders a connector took and may have news of (`gateway.tracking`).
 
-    awaiting_shipment(store, "shipstation")   # [(order_id, po_number, reference)], oldest first
+    awaiting_status(store, "erp", ("dispatched", "shipped"))   # [(order_id, po_number, state, reference)], oldest first
     order_taken(store, "labels", reference="shp_123")  # (order_id, po_number, state) or None
 
-An order is asked about while it is `dispatched` (sent everywhere, not shipped) and its
-delivery to the connector was `sent` with a receipt reference (the service's id of it).
+An order is asked about while it is in one of the given states (sent everywhere and not yet
+as far as the connector can report) and its delivery to the connector was `sent` with a
+receipt reference (the system's id of it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -19,30 +21,33 @@ from gateway.states import DeliveryState, OrderState
 from gateway.store import tables as t
 from gateway.store.db import Store
 
-__all__ = ["awaiting_shipment", "order_taken"]
+__all__ = ["awaiting_status", "order_taken"]
 
 # States an order can be recorded shipped in (gateway.fulfilment); preferred over the others
 # when several versions of one order were sent to the same connector.
 _SHIPPABLE = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value, OrderState.INVOICED.value)
 
 
-def awaiting_shipment(store: Store, connector: str, *, limit: int = 1000) -> list[tuple[str, str | None, str]]:
-    """Dispatched orders `connector` took, with its reference of each, oldest first (at most `limit`)."""
+def awaiting_status(store: Store, connector: str, states: Sequence[str], *, limit: int = 1000) -> list[tuple[str, str | None, str, str]]:
+    """Orders in `states` that `connector` took, with their state and its reference of each,
+    oldest first (at most `limit`)."""
     o, d = t.outbox, t.orders
     q = (
-        select(d.c.id, d.c.po_number, o.c.receipt)
+        select(d.c.id, d.c.po_number, d.c.state, o.c.receipt)
         .join(o, o.c.order_id == d.c.id)
-        .where(o.c.kind == "order", o.c.connector == connector, o.c.state == DeliveryState.SENT.value, d.c.state == OrderState.DISPATCHED.value)
+        .where(o.c.kind == "order", o.c.connector == connector, o.c.state == DeliveryState.SENT.value, d.c.state.in_(list(states)))
         .order_by(d.c.created_at, d.c.id)
         .limit(limit)
     )
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     found = []
-    for order_id, po_number, receipt in rows:
+    seen = set()  # an order changed after it was sent has a delivery per version: ask once
+    for order_id, po_number, state, receipt in rows:
         reference = (receipt or {}).get("reference") if isinstance(receipt, dict) else None
-        if reference not in (None, ""):
-            found.append((order_id, po_number, str(reference)))
+        if reference not in (None, "") and order_id not in seen:
+            seen.add(order_id)
+            found.append((order_id, po_number, state, str(reference)))
     return found
 
 

@@ -1,6 +1,6 @@
 """Issue 11, status coming back: 100 purchase orders through the real CLI (in process) to
 ShipStation (behind `responses`, tests/support/shipping_apis.py); a person ships 60 of them
-there (one in two packages); the service's ``shipments:shipstation`` job records each shipment
+there (one in two packages); the service's ``status:shipstation`` job records each shipment
 (shipped, the tracking number in the order's history), a second poll records nothing again,
 and `gateway shipped PO --record` records one order by hand, once."""
 
@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from gateway.app import Gateway
 from gateway.cli import app
 from gateway.config import load_config
-from gateway.service import _poll_shipments
+from gateway.service import _poll_status
 from gateway.store import tables as t
 from tests.support.shipping_apis import SHIPSTATION_URL, FakeShipStation
 from tests.support.x12gen import interchange, po
@@ -63,9 +63,9 @@ connectors:
 
         gw = Gateway(load_config(cfg))
         try:
-            _poll_shipments(gw, "shipstation")  # the service's job, as the scheduler runs it
+            _poll_status(gw, "shipstation")  # the service's job, as the scheduler runs it
             asked = len(ss.requests)
-            _poll_shipments(gw, "shipstation")  # the next poll asks only the orders not shipped
+            _poll_status(gw, "shipstation")  # the next poll asks only the orders not shipped
             assert len(ss.requests) - asked == N - SHIPPED  # one GET /orders/{id} each, not shipped: no /shipments
             with gw.store.engine.connect() as conn:
                 states = Counter(conn.execute(select(t.orders.c.state)).scalars())

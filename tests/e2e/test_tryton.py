@@ -201,3 +201,54 @@ def test_data_pull_stock_refreshes_the_inventory_from_tryton(tmp_path: Path, ins
     assert "erp:erp" in status.stdout, status.stdout
     wrong = run_cli("data", "pull", "stock", "--from", "nobody", "-c", str(cfg), env=ENV)
     assert wrong.returncode != 0 and "no connector is named 'nobody'" in wrong.stderr
+
+
+def test_invoices_and_shipments_come_back_from_tryton(tmp_path: Path, inspector: tryton.Inspector) -> None:
+    """Issue 11, status coming back: 20 POs become sales through `gateway run --once`; in Tryton
+    10 are invoiced (posted, with the 10 % tax) and 10 shipped, 5 of them both. The next run's
+    status poll records each: the order shipped or invoiced with Tryton's invoice number and
+    total, the partner's 856s and 810s in its folder; a third run records and sends nothing."""
+    run = uuid.uuid4().hex[:8].upper()
+    partner = (
+        f"partners:\n  - name: acme\n    x12_ids: ['ZZ:ACMERETAIL']\n"
+        f"    acks: {{outbound: {tmp_path / 'out'}, functional: false, ship_notice: true, invoice: true}}\n"
+    )
+    target = tryton_target() + "    poll_status_minutes: 60\n"
+    cfg = write_config(tmp_path, connectors=target, stable=0.1, poll=None, service=False, extra=partner)
+    numbers = [f"ST{run}-{i:02d}" for i in range(20)]
+    txs = [po(n, [(str(i % 4 + 1), "12.35", f"SKU-{i % 20 + 1}"), ("3", "0.99", "WID-1")], st=f"{i + 1:04d}") for i, n in enumerate(numbers)]
+    drop(tmp_path / "inbox", "pos.edi", interchange(txs).encode())
+    first = run_cli("run", "--once", "-c", str(cfg), env=ENV, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    sales = {s["reference"]: s for s in inspector.sales([("reference", "like", f"ST{run}-%")])}
+    assert sorted(sales) == numbers
+
+    invoiced = {n: inspector.invoice(sales[n]["id"]) for n in numbers[:10]}
+    for n in numbers[5:15]:
+        inspector.ship(sales[n]["id"])
+    assert all(i["state"] == "posted" and i["tax_amount"] > 0 for i in invoiced.values())
+
+    second = run_cli("run", "--once", "-c", str(cfg), env=ENV, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+
+    def stored() -> tuple[dict[str, str], list[tuple[str, str, str | None, Decimal | None]]]:
+        engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+        with engine.connect() as c:
+            states = dict(c.execute(select(t.orders.c.po_number, t.orders.c.state)).all())  # type: ignore[arg-type]
+            rows = [(r.po_number, r.kind, r.number, None if r.total is None else Decimal(str(r.total)).quantize(Decimal("0.01")))
+                    for r in c.execute(select(t.orders.c.po_number, t.shipments.c.kind, t.shipments.c.number, t.shipments.c.total)
+                                       .join(t.orders, t.orders.c.id == t.shipments.c.order_id))]
+        engine.dispose()
+        return states, sorted(rows, key=lambda r: (r[0], r[1]))
+
+    states, rows = stored()
+    assert states == {n: "invoiced" if i < 10 else "shipped" if i < 15 else "dispatched" for i, n in enumerate(numbers)}
+    assert [r for r in rows if r[1] == "invoice"] == [(n, "invoice", i["number"], i["total_amount"]) for n, i in sorted(invoiced.items())]
+    assert sorted(r[0] for r in rows if r[1] == "shipment") == numbers[5:15]
+    kinds = sorted(f.name.split("-", 1)[0] for f in (tmp_path / "out").iterdir())
+    assert kinds == ["810"] * 10 + ["856"] * 10
+
+    third = run_cli("run", "--once", "-c", str(cfg), env=ENV, timeout=300)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert stored() == (states, rows)
+    assert len(list((tmp_path / "out").iterdir())) == 20

@@ -5,6 +5,11 @@ POST /api/method/frappe.client.cancel and .../update_child_qty_rate. Errors have
 body ({"exc_type", "exception", "_server_messages"}) and status (417 validation, 409
 duplicate, 404 missing, 401 authentication).
 
+`invoice()` does what billing a Sales Order leaves behind: a submitted Sales Invoice whose
+item rows (Sales Invoice Item) name the order in ``sales_order``, float amounts, and the order's
+``per_billed`` 100. A list filter ``[child doctype, field, op, value]`` matches a document once
+per matching child row, as Frappe's join does.
+
 Fault knobs: `script` (the next calls answer (status, exc_type) or raise an exception),
 `lose_answer_of` ("POST Sales Order": the order is created, the answer is lost).
 """
@@ -35,7 +40,8 @@ class FakeERPNext:
     def __init__(self, mock: responses.RequestsMock, url: str = ERPNEXT_URL):
         self.url = url
         self.lock = threading.Lock()
-        self.docs: dict[str, dict[str, dict[str, Any]]] = {"Customer": {}, "Item": {}, "Sales Order": {}, "Bin": {}}
+        self.docs: dict[str, dict[str, dict[str, Any]]] = {"Customer": {}, "Item": {}, "Sales Order": {}, "Bin": {},
+                                                           "Sales Invoice": {}}
         self.changes: list[tuple[str, Any]] = []
         self.script: list[Any] = []
         self.lose_answer_of: str | None = None
@@ -51,6 +57,22 @@ class FakeERPNext:
 
     def orders(self) -> list[dict[str, Any]]:
         return list(self.docs["Sales Order"].values())
+
+    def invoice(self, order: str, total: float, tax: float, *, docstatus: int = 1, per_billed: float = 100.0,
+                date: str = "2026-12-05") -> str:
+        """Bill Sales Order `order` in one Sales Invoice (one item row per order row); its name."""
+        with self.lock:
+            so = self.docs["Sales Order"][order]
+            self.serial += 1
+            name = f"ACC-SINV-2026-{self.serial:05d}"
+            items = [{"name": f"sii-{self.serial}-{i}", "item_code": row["item_code"], "qty": row["qty"], "sales_order": order}
+                     for i, row in enumerate(so["items"])]
+            self.docs["Sales Invoice"][name] = {
+                "name": name, "docstatus": docstatus, "is_return": 0, "posting_date": date, "grand_total": total,
+                "total_taxes_and_charges": tax, "currency": "USD", "customer": so["customer"], "items": items,
+            }
+            so["per_billed"] = per_billed
+            return name
 
     def _handle(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         with self.lock:
@@ -102,7 +124,7 @@ class FakeERPNext:
         table = self.docs[doctype]
         if name is None and method == "GET":
             filters, fields = json.loads(query.get("filters", "[]")), json.loads(query.get("fields", "[]"))
-            found = [d for d in table.values() if all(self._match(d, f) for f in filters)]
+            found = [d for d in table.values() for _ in range(self._rows_matching(d, filters))]
             limit = int(query.get("limit_page_length", "20"))
             return 200, {"data": [{f: d.get(f) for f in fields} for d in found[: limit or None]]}
         if name is None and method == "POST":
@@ -150,6 +172,16 @@ class FakeERPNext:
             row = {k: v for k, v in item.items() if k not in ("docname", "conversion_factor", "delivery_date")}
             rows.append({"name": item.get("docname") or f"row-{self.serial}", "rate": 0.0, **row})
         return rows
+
+    def _rows_matching(self, doc: dict[str, Any], filters: list[list[Any]]) -> int:
+        """How often `doc` is listed: 0 or 1, or once per child row a child-table filter matches."""
+        times = 1
+        for term in filters:
+            if len(term) == 4:  # [child doctype, field, op, value]: Frappe joins the child table
+                times *= sum(self._match(row, term[1:]) for row in doc.get("items") or [])
+            elif not self._match(doc, term):
+                return 0
+        return times
 
     @staticmethod
     def _match(doc: dict[str, Any], term: list[Any]) -> bool:

@@ -1,8 +1,11 @@
 """An in-process Odoo behind `responses`: POST <url>/jsonrpc with the documented shapes.
 
 Only what the Odoo target calls: common.authenticate, and execute_kw on res.partner,
-product.product, sale.order and sale.order.line (search_read, read, create, write,
-action_confirm, action_cancel), with domains of [field, '=' | 'in', value] terms. Errors have
+product.product, sale.order, sale.order.line and account.move (search_read, read, create,
+write, action_confirm, action_cancel), with domains of [field, '=' | 'in', value] terms.
+`invoice()` does what invoicing a sales order in Odoo leaves behind: an account.move
+(out_invoice, posted, float amounts, currency_id as [id, "USD"]) in the order's invoice_ids and
+its invoice_status "invoiced". Errors have
 Odoo's JSON-RPC shape ({"code": 200, "message": "Odoo Server Error", "data": {"name": ...}}).
 
 Fault knobs: `script` (the next calls answer these instead: an HTTP status, an error name
@@ -35,7 +38,8 @@ class FakeOdoo:
         self.url, self.database, self.login, self.key = url, database, login, key
         self.lock = threading.Lock()
         self.records: dict[str, dict[int, dict[str, Any]]] = {
-            "res.partner": {}, "product.product": {}, "sale.order": {}, "sale.order.line": {}, "stock.warehouse": {}}
+            "res.partner": {}, "product.product": {}, "sale.order": {}, "sale.order.line": {}, "stock.warehouse": {},
+            "account.move": {}}
         self.on_hand: dict[tuple[int, str], float] = {}  # (warehouse id, default_code) -> qty_available
         self.next_id = 1
         self.calls: list[tuple[str, str]] = []  # (model, method) of every execute_kw
@@ -62,6 +66,18 @@ class FakeOdoo:
 
     def orders(self) -> list[dict[str, Any]]:
         return list(self.records["sale.order"].values())
+
+    def invoice(self, name: str, total: float, tax: float, *, state: str = "posted", move_type: str = "out_invoice",
+                date: str = "2026-12-05", status: str = "invoiced") -> str:
+        """Invoice sales order `name` as Odoo records it; the invoice's name."""
+        with self.lock:
+            order = next(o for o in self.records["sale.order"].values() if o["name"] == name)
+            number = f"INV/2026/{self.next_id:05d}" if state == "posted" else "/"
+            mid = self.add("account.move", {"name": number, "move_type": move_type, "state": state, "invoice_date": date if state == "posted" else False,
+                                            "amount_total": total, "amount_tax": tax, "currency_id": [2, "USD"]})
+            order["invoice_ids"] = [*(order.get("invoice_ids") or []), mid]
+            order["invoice_status"] = status
+            return number
 
     def lines_of(self, order: dict[str, Any]) -> list[tuple[str, float]]:
         products = self.records["product.product"]

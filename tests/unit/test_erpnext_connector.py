@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ import responses
 from connectors.targets.auth import ApiKeyAuth
 from connectors.targets.erpnext.config import ERPNextConfig
 from connectors.targets.erpnext.connector import ERPNextConnector, ERPNextError, frappe_message
-from gateway.connector import Delivery
+from gateway.connector import Delivery, InvoiceFound, StatusFound
 from gateway.errors import PermanentError, TransientError
+from gateway.tracking import invoice_of
 from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext, frappe_error
 from tests.unit.test_target_contract import GOLDEN
 
@@ -124,3 +127,41 @@ def test_the_message_comes_from_server_messages() -> None:
     assert frappe_message(json.loads(body)) == "Delivery Date is mandatory"
     assert frappe_message({"exc_type": "ValidationError", "exception": "frappe.ValidationError: x"}) == "frappe.ValidationError: x"
     assert frappe_message("<html>") == "<html>"
+
+
+# -- status: invoices coming back (gateway.tracking) ------------------------------------------------
+
+
+def test_status_reports_submitted_invoices_once_the_order_is_billed_in_full(erpnext: tuple[FakeERPNext, ERPNextConnector]) -> None:
+    fake, connector = erpnext
+    name = str(connector.send(delivery()).reference)
+    assert connector.status(name) == StatusFound()  # per_billed 0: not asked for invoices at all
+    assert ("GET", "/api/resource/Sales Invoice") not in fake.requests
+    first = fake.invoice(name, 40.0, 3.0, per_billed=50.0)  # half billed: not yet
+    assert connector.status(name) == StatusFound()
+    fake.invoice(name, 1.0, 0.0, docstatus=0)  # a draft invoice: left out by the filter
+    second = fake.invoice(name, 35.980000000000004, 2.99)  # the rest: billed in full now
+    found = connector.status(name).invoices  # each invoice has two item rows: listed twice by the join, read once
+    assert [f.number for f in found] == [first, second]
+    assert found[1] == InvoiceFound(number=second, date=dt.date(2026, 12, 5), total=Decimal("35.980000000000004"),
+                                    tax=Decimal("2.99"), currency="USD")
+    assert invoice_of(found[1]).total == Decimal("35.98")
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [((417, "PermissionError"), ERPNextError), ((500, "QueryTimeoutError"), TransientError), ((503, ""), TransientError)],
+)
+def test_a_status_call_maps_frappe_errors_like_a_send(erpnext: tuple[FakeERPNext, ERPNextConnector], script: Any,
+                                                      error: type[Exception]) -> None:
+    fake, connector = erpnext
+    name = str(connector.send(delivery()).reference)
+    fake.invoice(name, 10.0, 0.0)
+    fake.script = [script]  # Frappe's error body, as the Sales Order lookup's answer
+    with pytest.raises(error) as info:
+        connector.status(name)
+    assert isinstance(info.value, TransientError) == (error is TransientError)
+    assert "api-secret-1" not in str(info.value)
+    assert connector.status(name).invoices  # the next poll asks again
+    with pytest.raises(PermanentError, match="no Sales Order 'SAL-ORD-2026-99999'"):
+        connector.status("SAL-ORD-2026-99999")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,8 +16,9 @@ import responses
 
 from connectors.targets.odoo.config import OdooConfig
 from connectors.targets.odoo.connector import OdooConnector, OdooError
-from gateway.connector import Delivery
+from gateway.connector import Delivery, InvoiceFound, StatusFound
 from gateway.errors import ConfigError, PermanentError, TransientError
+from gateway.tracking import invoice_of
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 from tests.unit.test_target_contract import GOLDEN
 
@@ -159,3 +162,45 @@ def test_concurrent_orders_of_a_new_customer_create_it_once(monkeypatch: pytest.
     partners = list(fake.records["res.partner"].values())
     assert sorted(p.get("type", "company") for p in partners) == ["company", "delivery"]  # one customer, one ship-to
     assert {s["partner_id"] for s in fake.orders()} == {p["id"] for p in partners if p.get("ref") == "ACME"}
+
+
+# -- status: invoices coming back (gateway.tracking) ------------------------------------------------
+
+
+def test_status_reports_posted_invoices_only_once_the_order_is_invoiced(odoo: tuple[FakeOdoo, OdooConnector]) -> None:
+    fake, connector = odoo
+    name = str(connector.send(delivery()).reference)
+    assert connector.status(name) == StatusFound()  # confirmed, nothing invoiced: invoice_ids is false
+    fake.invoice(name, 35.98, 3.27, state="draft", status="to invoice")  # a draft: not yet
+    assert connector.status(name) == StatusFound()
+    number = fake.invoice(name, 107.91000000000001, 9.81)  # Odoo's float, as JSON carries it
+    fake.invoice(name, -10.0, 0.0, move_type="out_refund")  # a credit note is not an invoice of the order
+    (found,) = connector.status(name).invoices
+    assert found == InvoiceFound(number=number, date=dt.date(2026, 12, 5), total=Decimal("107.91000000000001"),
+                                 tax=Decimal("9.81"), currency="USD")
+    assert invoice_of(found).total == Decimal("107.91")  # rounded to the currency's places by the core
+    assert fake.calls[-2:] == [("sale.order", "search_read"), ("account.move", "read")]
+
+
+def test_upselling_counts_as_invoiced_and_an_unknown_order_is_permanent(odoo: tuple[FakeOdoo, OdooConnector]) -> None:
+    fake, connector = odoo
+    name = str(connector.send(delivery()).reference)
+    fake.invoice(name, 10.0, 0.0, status="upselling")
+    assert len(connector.status(name).invoices) == 1
+    with pytest.raises(PermanentError, match="no sales order 'S99999'"):
+        connector.status("S99999")
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [("odoo.exceptions.AccessError", OdooError), ("psycopg2.errors.SerializationFailure", TransientError), (503, TransientError)],
+)
+def test_a_status_call_maps_odoo_errors_like_a_send(odoo: tuple[FakeOdoo, OdooConnector], script: Any, error: type[Exception]) -> None:
+    fake, connector = odoo
+    name = str(connector.send(delivery()).reference)
+    fake.invoice(name, 10.0, 0.0)
+    fake.script = [script]
+    with pytest.raises(error) as info:
+        connector.status(name)
+    assert isinstance(info.value, TransientError) == (error is TransientError)
+    assert connector.status(name).invoices  # the next poll asks again and gets its answer

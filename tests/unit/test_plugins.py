@@ -77,3 +77,15 @@ def test_loading_a_configuration_imports_only_the_types_it_names(tmp_path: Path)
     done = subprocess.run([sys.executable, "-c", probe, str(cfg)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_poll_status_minutes_loads_under_its_old_name_too_but_not_both(tmp_path: Path) -> None:
+    cfg = tmp_path / "g.yaml"
+    target = f"connectors:\n  - type: file\n    name: out\n    path: {tmp_path / 'out'}\n"
+    for key in ("poll_status_minutes", "poll_shipments_minutes"):
+        cfg.write_text(target + f"    {key}: 15\n")
+        (loaded,) = load_config(cfg).connectors
+        assert loaded.poll_status_minutes == 15
+    cfg.write_text(target + "    poll_status_minutes: 15\n    poll_shipments_minutes: 30\n")
+    with pytest.raises(ConfigError, match="poll_shipments_minutes"):
+        load_config(cfg)

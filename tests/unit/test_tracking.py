@@ -1,10 +1,14 @@
-"""What a shipping connector's `shipped()` answer becomes (gateway.tracking.shipments_of)."""
+"""What a connector's answer becomes: a shipping service's `shipped()` dict read as a StatusFound
+(gateway.tracking.shipped_status), the shipments and invoices recorded from it."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
-from gateway.tracking import shipments_of
+from gateway.connector import InvoiceFound, ShipmentFound, StatusFound
+from gateway.money import decimal_of, money
+from gateway.tracking import invoice_of, shipments_of, shipped_status
 
 
 def test_each_listed_shipment_with_its_carrier_tracking_and_date() -> None:
@@ -16,11 +20,34 @@ def test_each_listed_shipment_with_its_carrier_tracking_and_date() -> None:
             "garbage",
         ],
     }
-    first, second = shipments_of(found, "shipstation")
+    first, second = shipments_of(shipped_status(found), "shipstation")
     assert (first.carrier, first.service, first.tracking, first.ship_date) == ("ups", "ups_ground", ("1Z1",), dt.date(2026, 12, 5))
     assert (second.carrier, second.service, second.tracking, second.ship_date) == ("shipstation", None, ("1Z2",), None)
 
 
 def test_a_shipped_order_without_shipments_is_one_shipment_without_tracking() -> None:
-    (only,) = shipments_of({"ship_date": "2026-12-05", "shipments": []}, "shipstation")
+    (only,) = shipments_of(shipped_status({"ship_date": "2026-12-05", "shipments": []}), "shipstation")
     assert (only.carrier, only.tracking, only.ship_date) == ("shipstation", (), dt.date(2026, 12, 5))
+
+
+def test_invoice_amounts_are_rounded_half_up_to_the_currency_places() -> None:
+    found = InvoiceFound(number=" INV-7 ", total=Decimal("107.905"), tax=Decimal("0.30000000000000004"), currency="usd")
+    invoice = invoice_of(found)
+    assert (invoice.number, invoice.total, invoice.tax, invoice.currency) == ("INV-7", Decimal("107.91"), Decimal("0.30"), "USD")
+    assert invoice_of(InvoiceFound(number="1", total=Decimal("1500.5"), currency="JPY")).total == Decimal("1501")
+    assert invoice_of(InvoiceFound(number="1", total=Decimal("2.0005"), currency="KWD")).total == Decimal("2.001")
+    assert invoice_of(InvoiceFound(number="1")).total is None  # the fulfilment then adds up the order's lines
+
+
+def test_numbers_from_an_api_become_decimals_or_nothing() -> None:
+    assert decimal_of(0.1 + 0.2) == Decimal("0.30000000000000004") and decimal_of(3) == Decimal(3)
+    assert [decimal_of(v) for v in (None, False, "n/a", float("nan"), float("inf"))] == [None] * 5
+    assert money(None, "USD") is None
+
+
+def test_an_erp_status_lists_shipments_with_the_connector_named_where_it_names_no_carrier() -> None:
+    found = StatusFound(shipped=True, shipments=(ShipmentFound(ship_date=dt.date(2026, 12, 4)), ShipmentFound(carrier="DHL", tracking="JD01")))
+    first, second = shipments_of(found, "erp")
+    assert (first.carrier, first.tracking, first.ship_date) == ("erp", (), dt.date(2026, 12, 4))
+    assert (second.carrier, second.tracking) == ("DHL", ("JD01",))
+    assert shipments_of(StatusFound(invoices=(InvoiceFound(number="1"),)), "erp") == []  # invoiced, not shipped

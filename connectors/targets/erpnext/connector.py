@@ -12,6 +12,11 @@ Capabilities
                            deleted; an already cancelled (or deleted) order is fine
     stock_levels()         ``actual_qty`` of each ``Bin`` (one per item and warehouse) as
                            master-data ``stock`` rows; `gateway data pull stock --from NAME`
+    status=True            `status(name)`: once the Sales Order is billed in full (``per_billed``
+                           100), its submitted Sales Invoices (name, posting_date, grand_total,
+                           total_taxes_and_charges, currency; returns left out). The gateway's
+                           ``status:<name>`` job records each once (`gateway.tracking`, config
+                           ``poll_status_minutes``). ERPNext reports no shipments here.
 
 Config keys (`ERPNextConfig`)
     name, url, auth (see connectors/targets/auth.py; ERPNext's ``Authorization: token
@@ -31,6 +36,20 @@ What a create does
        items (item_code, qty, rate when the order has a price, else the price list's) and
        key_field; then ``PUT {"docstatus": 1}`` to submit. The receipt's reference is the
        Sales Order's name (``SAL-ORD-2026-00001``).
+
+What a status call does
+    1. ``GET /api/resource/Sales Order?filters=[["name","=",NAME]]&fields=["name","docstatus",
+       "per_billed"]`` (none: PermanentError)
+    2. only when per_billed >= 100: ``GET /api/resource/Sales Invoice?filters=[["Sales Invoice
+       Item","sales_order","=",NAME],["docstatus","=",1],["is_return","=",0]]`` with the fields
+       above: a filter on the child table (Sales Invoice Item.sales_order links each invoiced row
+       to its order) matches an invoice once per row, so the answer is read once per name.
+       Amounts are floats, made Decimal here and rounded to the currency's places by the core.
+    Sources: Frappe's REST API (frappeframework.com/docs/user/en/api/rest: ``filters`` and
+    ``fields`` as JSON, ``[doctype, field, operator, value]`` for a child table's field),
+    ERPNext's Sales Order ``per_billed`` and Sales Invoice / Sales Invoice Item fields
+    (erpnext/selling/doctype/sales_order/sales_order.json, erpnext/accounts/doctype/
+    sales_invoice/sales_invoice.json, sales_invoice_item.json).
 
 Error mapping (Frappe answers ``{"exc_type": ..., "exception": ..., "_server_messages": ...}``)
     HTTP 408, 429, 5xx                       TransientError (Retry-After honoured)
@@ -66,14 +85,16 @@ from connectors.targets.rest import (
     RestClient,
     customer_code,
     excerpt,
+    iso_date,
     key_marker,
     order_lines,
     segment,
     transient_status,
     unknown_products,
 )
-from gateway.connector import Capabilities, Delivery, Receipt
+from gateway.connector import Capabilities, Delivery, InvoiceFound, Receipt, StatusFound
 from gateway.errors import DeliveryError, PermanentError, TransientError
+from gateway.money import decimal_of
 
 __all__ = ["ERPNextConnector", "ERPNextError", "frappe_message"]
 
@@ -110,7 +131,7 @@ def frappe_message(body: Any) -> str:
 class ERPNextConnector:
     """Creates, updates and cancels Sales Orders; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, status=True)
 
     def __init__(self, config: ERPNextConfig, session: requests.Session | None = None):
         self.config = config
@@ -167,6 +188,27 @@ class ERPNextConnector:
         bins = self._list("Bin", filters, ["item_code", "warehouse", "actual_qty"])
         return [{"sku": b["item_code"], "warehouse": b["warehouse"], "on_hand": Decimal(str(b["actual_qty"]))}
                 for b in sorted(bins, key=lambda b: (b["warehouse"], b["item_code"]))]
+
+    def status(self, reference: str) -> StatusFound:
+        """The submitted Sales Invoices of Sales Order `reference` once it is billed in full
+        (per_billed 100); nothing before."""
+        self.client.start_send()
+        found = self._list("Sales Order", [["name", "=", reference]], ["name", "docstatus", "per_billed"], limit=1)
+        if not found:
+            raise PermanentError(f"no Sales Order {reference!r} in ERPNext {self.name}")
+        billed = decimal_of(found[0].get("per_billed")) or Decimal(0)
+        if billed < 100:
+            return StatusFound()
+        filters = [["Sales Invoice Item", "sales_order", "=", reference], ["docstatus", "=", 1], ["is_return", "=", 0]]
+        rows = self._list("Sales Invoice", filters, ["name", "posting_date", "grand_total", "total_taxes_and_charges", "currency"])
+        invoices = {
+            str(r["name"]): InvoiceFound(
+                number=str(r["name"]), date=iso_date(r.get("posting_date")), total=decimal_of(r.get("grand_total")),
+                tax=decimal_of(r.get("total_taxes_and_charges")), currency=str(r["currency"]) if r.get("currency") else None,
+            )
+            for r in rows if r.get("name")
+        }
+        return StatusFound(invoices=tuple(invoices.values()))
 
     # -- the Connector protocol ---------------------------------------------------------------------
 

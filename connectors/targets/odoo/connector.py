@@ -16,6 +16,13 @@ Capabilities
     stock_levels()         on-hand quantity (``qty_available``) of each product with an internal
                            reference per warehouse (``stock.warehouse``), read in the context of
                            that warehouse; services are left out. `gateway data pull stock --from NAME`
+    status=True            `status(name)`: once the sales order's ``invoice_status`` is ``invoiced``
+                           (or ``upselling``: invoiced in full, more could be sold), its posted
+                           customer invoices (``invoice_ids``: account.move name, invoice_date,
+                           amount_total, amount_tax, currency_id; drafts, cancelled ones and credit
+                           notes left out). The gateway's ``status:<name>`` job records each once
+                           (`gateway.tracking`, config ``poll_status_minutes``). Odoo reports no
+                           shipments here.
 
 Config keys (`OdooConfig`)
     name, url, database, username, password_env (the NAME of the variable holding the user's
@@ -38,6 +45,19 @@ What a create does (each step one ``POST <url>/jsonrpc``)
        date_order and ``order_line: [(0, 0, {product_id, product_uom_qty, price_unit})]``
        (the order's price, else the product's list price), then ``action_confirm`` for
        state confirmed. The receipt's reference is the order's name (``S00042``).
+
+What a status call does
+    1. ``sale.order`` search_read on name = the receipt reference, fields name, state,
+       invoice_status, invoice_ids (an unknown name is a PermanentError)
+    2. only when invoice_status is invoiced or upselling: ``account.move`` read of invoice_ids,
+       fields name, move_type, state, invoice_date, amount_total, amount_tax, currency_id
+       (a many2one: ``[id, "USD"]``); amounts are floats, made Decimal here and rounded to the
+       currency's places by the core
+    Sources: Odoo's external API (odoo/documentation, content/developer/reference/external_api.rst:
+    execute_kw with search_read / read and ``fields``), ``sale.order.invoice_status`` (selection
+    upselling, invoiced, to invoice, no) and ``invoice_ids`` (addons/sale/models/sale_order.py),
+    ``account.move`` name, state (draft, posted, cancel), move_type (out_invoice, out_refund, ...),
+    invoice_date, amount_total, amount_tax, currency_id (addons/account/models/account_move.py).
 
 Error mapping
     HTTP 408, 429, 5xx                    TransientError (Retry-After honoured)
@@ -72,16 +92,20 @@ from connectors.targets.rest import (
     RestClient,
     customer_code,
     excerpt,
+    iso_date,
     key_marker,
     order_lines,
     transient_status,
     unknown_products,
 )
-from gateway.connector import Capabilities, Delivery, Receipt
+from gateway.connector import Capabilities, Delivery, InvoiceFound, Receipt, StatusFound
 from gateway.errors import DeliveryError, PermanentError, TransientError
+from gateway.money import decimal_of
 
 __all__ = ["OdooConnector", "OdooError", "rpc_error"]
 
+# sale.order invoice_status values meaning invoiced in full ("upselling": and more could be sold)
+INVOICED = frozenset({"invoiced", "upselling"})
 TRANSIENT_ERROR_HINTS = (
     "SerializationFailure", "TransactionRollbackError", "OperationalError", "LockNotAvailable", "could not serialize",
 )
@@ -108,7 +132,7 @@ def rpc_error(where: str, error: Any) -> DeliveryError:
 class OdooConnector:
     """Creates, updates and cancels sales orders; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, status=True)
 
     def __init__(self, config: OdooConfig, session: requests.Session | None = None):
         self.config = config
@@ -183,6 +207,30 @@ class OdooConnector:
                 rows.append({"sku": product["default_code"], "warehouse": warehouse["code"] or warehouse["name"],
                              "on_hand": Decimal(str(product["qty_available"]))})
         return rows
+
+    def status(self, reference: str) -> StatusFound:
+        """The posted customer invoices of sales order `reference` once Odoo counts it invoiced
+        in full (invoice_status invoiced or upselling); nothing before."""
+        self.client.start_send()
+        found = self.execute("sale.order", "search_read", [[["name", "=", reference]]],
+                             fields=["name", "state", "invoice_status", "invoice_ids"], limit=1)
+        if not found:
+            raise PermanentError(f"no sales order {reference!r} in Odoo {self.name}")
+        sale = dict(found[0])
+        if sale.get("invoice_status") not in INVOICED or not sale.get("invoice_ids"):
+            return StatusFound()
+        moves = self.execute("account.move", "read", [list(sale["invoice_ids"])],
+                             fields=["name", "move_type", "state", "invoice_date", "amount_total", "amount_tax", "currency_id"])
+        invoices = tuple(
+            InvoiceFound(
+                number=str(m["name"]), date=iso_date(m.get("invoice_date")), total=decimal_of(m.get("amount_total")),
+                tax=decimal_of(m.get("amount_tax")),
+                currency=str(m["currency_id"][1]) if isinstance(m.get("currency_id"), list) and len(m["currency_id"]) > 1 else None,
+            )
+            for m in moves
+            if m.get("state") == "posted" and m.get("move_type") == "out_invoice" and m.get("name") not in (None, False, "/")
+        )
+        return StatusFound(invoices=invoices)
 
     # -- the Connector protocol ---------------------------------------------------------------------
 

@@ -13,6 +13,14 @@ Capabilities
     stock_levels()         on-hand quantities per warehouse as master-data ``stock`` rows
                            (``product.product`` quantity in the context of each warehouse);
                            a method for now, not yet reachable from the CLI
+    status=True            `status(number)`: the sale's posted invoices once its ``invoice_state``
+                           is awaiting payment, partially paid or paid (account.invoice number,
+                           invoice_date, total_amount, tax_amount, currency; drafts, cancelled
+                           invoices and credit notes left out), and shipped once its
+                           ``shipment_state`` is sent (each done customer shipment with its
+                           effective date; Tryton's base modules hold no carrier or tracking
+                           number). The gateway's ``status:<name>`` job records them once
+                           (`gateway.tracking`, config ``poll_status_minutes``).
 
 Config keys (`TrytonConfig`)
     name, url, database, user, password (``${env:NAME}`` only), customer_code_from (bill_to,
@@ -38,6 +46,21 @@ What a create does (each step one RPC call, each its own Tryton transaction)
        product's list price), then ``sale.sale.quote`` and, for state confirmed,
        ``sale.sale.confirm``
     The receipt's reference is the sale's number (set by Tryton when quoted).
+
+What a status call does
+    1. ``sale.sale.search_read`` on number = the receipt reference: number, invoice_state,
+       shipment_state, invoices, shipments (Function fields: the ids of the account.invoice and
+       stock.shipment.out records of the sale's lines); none is a PermanentError
+    2. ``account.invoice.read`` of those invoices (number, type, state, invoice_date,
+       total_amount, tax_amount, currency.code) when invoiced; ``stock.shipment.out.read``
+       (number, state, effective_date) when sent. Amounts arrive as Decimals (Tryton's
+       ``{"__class__": "Decimal"}``).
+    Sources: trytond-sale 8.2 sale/sale.py (invoice_state: none, pending, awaiting payment,
+    partially paid, paid, exception; shipment_state: none, waiting, partially shipped, sent,
+    exception; ``get_invoices`` / ``get_shipments``), trytond-account-invoice 8.2
+    account_invoice/invoice.py (state: draft, validated, posted, paid, cancelled; type in/out;
+    number, invoice_date, total_amount, tax_amount), trytond-stock 8.2 stock/shipment.py
+    (effective_date), read from the installed packages (github.com/tryton/tryton, modules/).
 
 Error mapping
     HTTP 401 on a call                    the session expired: log in again, once, and repeat
@@ -80,8 +103,18 @@ from connectors.targets.http_json.transport import (
 )
 from connectors.targets.keyed_lock import KeyedLocks
 from connectors.targets.tryton.config import TrytonConfig
-from gateway.connector import Capabilities, Delivery, Receipt, RenderedRequest, mask
+from gateway.connector import (
+    Capabilities,
+    Delivery,
+    InvoiceFound,
+    Receipt,
+    RenderedRequest,
+    ShipmentFound,
+    StatusFound,
+    mask,
+)
 from gateway.errors import DeliveryError, PermanentError, TransientError
+from gateway.money import decimal_of
 
 __all__ = ["TrytonClient", "TrytonConnector", "TrytonError", "key_marker"]
 
@@ -93,6 +126,8 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429})
 TRANSIENT_RPC_ERRORS = frozenset({"ConcurrencyException", "TimeOutException", "RateLimitException"})
 TRANSIENT_SERVER_HINTS = ("database is locked", "DatabaseOperationalError", "could not serialize", "deadlock")
 EXCERPT_CHARS = 300
+# sale.sale invoice_state values that mean an invoice was posted
+INVOICED = frozenset({"awaiting payment", "partially paid", "paid"})
 
 
 def key_marker(key: str) -> str:
@@ -258,7 +293,7 @@ def _rpc_error(where: str, error: Any) -> DeliveryError:
 class TrytonConnector:
     """Creates, updates and cancels sales; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, renders=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, renders=True, status=True)
 
     def __init__(self, config: TrytonConfig, session: requests.Session | None = None):
         self.config = config
@@ -305,6 +340,35 @@ class TrytonConnector:
                 rows.append({"sku": product["code"], "warehouse": warehouse["code"] or warehouse["name"],
                              "on_hand": Decimal(str(product["quantity"]))})
         return rows
+
+    # -- status (invoices and shipments coming back) ---------------------------------------------
+
+    def status(self, reference: str) -> StatusFound:
+        """What Tryton did with sale `reference`: its posted invoices once invoiced, shipped
+        once every line was sent."""
+        self.client.start_send()
+        found = self.client.model("sale.sale", "search_read", [("number", "=", reference)], 0, 2, None,
+                                  ["number", "invoice_state", "shipment_state", "invoices", "shipments"])
+        if not found:
+            raise PermanentError(f"no sale {reference!r} in Tryton {self.name}")
+        sale = found[0]
+        invoices: tuple[InvoiceFound, ...] = ()
+        if sale["invoice_state"] in INVOICED and sale["invoices"]:
+            rows = self.client.model("account.invoice", "read", list(sale["invoices"]),
+                                     ["number", "type", "state", "invoice_date", "total_amount", "tax_amount", "currency.code"])
+            invoices = tuple(
+                InvoiceFound(number=str(r["number"]), date=r["invoice_date"], total=decimal_of(r["total_amount"]),
+                             tax=decimal_of(r["tax_amount"]), currency=(r.get("currency.") or {}).get("code"))
+                # a credit note is an "out" invoice with a negative total: not an invoice of the order
+                for r in rows if r["state"] in ("posted", "paid") and r["type"] == "out" and r["number"]
+                and (decimal_of(r["total_amount"]) or 0) >= 0
+            )
+        shipped = sale["shipment_state"] == "sent"
+        shipments: tuple[ShipmentFound, ...] = ()
+        if shipped and sale["shipments"]:
+            rows = self.client.model("stock.shipment.out", "read", list(sale["shipments"]), ["number", "state", "effective_date"])
+            shipments = tuple(ShipmentFound(ship_date=r["effective_date"]) for r in rows if r["state"] == "done")
+        return StatusFound(shipped=shipped, shipments=shipments, invoices=invoices)
 
     # -- create ---------------------------------------------------------------------------------
 
