@@ -7,6 +7,7 @@ orders name, each with a list price; the price tolerance is wide so most orders 
 and both runs write the same outbox rows (a held order would write less and flatter the rules).
 
     .venv/bin/python bench/bench_rules.py [--orders 10000] [--items 50000] [--stock]
+    valgrind --tool=callgrind .venv/bin/python bench/bench_rules.py --orders 1000 --once with   # and 2000, and --once without
 
 `--stock` adds the stock rule (policy backorder) and `routing:` (two warehouses per region, a
 carrier table): every accepted order's lines are reserved in the store (two warehouses hold
@@ -102,6 +103,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each; the best CPU time counts")
     ap.add_argument("--stock", action="store_true", help="add the stock rule, reservations and routing")
+    ap.add_argument("--once", choices=["without", "with"], help="one run of one kind, printing nothing: for callgrind (see README)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         edi = Path(tmp) / "orders.edi"
@@ -113,6 +115,11 @@ def main() -> None:
         gc.collect()
         gc.freeze()  # as the gateway does once it has read a master-data folder (gateway.app.RulesSetup)
         tune_for_batches()  # as gateway.app.Gateway does when it builds its pipeline
+        if args.once:
+            # Instruction counts do not depend on what else the machine runs: run this under
+            # callgrind for N and 2N orders of each kind; the differences are per-order costs.
+            run(f"sqlite:///{tmp}/once.db", body, md if args.once == "with" else None, stock=args.items if args.stock and args.once == "with" else 0)
+            return
         print(f"catalogue of {args.items:,} items with prices built in {time.process_time() - t0:.2f} s CPU")
         best: dict[str, float] = {}
         ruled = "with 10 rules, stock reserved and routed" if args.stock else "with 9 rules"
