@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Annotated
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
@@ -78,8 +79,16 @@ class ShipmentWebhookIntake:
     def __init__(self, gateway: Gateway, *, store_timeout: float):
         self.gateway = gateway
         self.store_timeout = store_timeout
-        self.configs = {c.name: c for c in gateway.config.connectors}
-        self.fulfilment = Fulfilment(gateway.store, gateway.config)
+
+    # Read on the first webhook, not when the app is built: the admin port builds the same app
+    # for its probes before (and without) a gateway configuration of connectors.
+    @cached_property
+    def configs(self) -> dict[str, Any]:
+        return {c.name: c for c in self.gateway.config.connectors}
+
+    @cached_property
+    def fulfilment(self) -> Fulfilment:
+        return Fulfilment(self.gateway.store, self.gateway.config)
 
     def receive(self, name: str, request: WebhookRequest, client: str) -> JSONResponse:
         """One webhook for connector `name` (blocking: runs in the thread pool)."""
