@@ -41,7 +41,7 @@ from gateway.errors import DeliveryError, GatewayError
 from gateway.fulfilment import Fulfilment, Invoice, Recorded, Shipment
 from gateway.money import money
 from gateway.states import OrderState
-from gateway.store.tracking import awaiting_status
+from gateway.store.tracking import awaiting_status, mark_shipped
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -138,16 +138,20 @@ class StatusPoll:
         """Ask `connector` (configured as `name`) about each order it took that it may have news
         of; a connector that offers neither status nor shipments is asked nothing."""
         caps = connector.capabilities
+        parts_in: tuple[str, ...] = ()
         if caps.status:
             ask, states = cast("StatusSource", connector).status, _ASKED_STATUS
         elif caps.shipments:
             shipped = cast("ShipmentSource", connector).shipped
             ask, states = (lambda reference: shipped_status(shipped(reference))), _ASKED_SHIPMENTS
+            # A split order is shipped once its first part is: its other parts are still asked.
+            parts_in = (OrderState.SHIPPED.value,)
         else:
             log.warning("status: connector %s cannot say what became of an order; poll_status_minutes ignored", name)
             return PollResult()
         result = PollResult()
-        for order_id, po_number, state, reference in awaiting_status(self.store, name, states):
+        reported: list[int] = []
+        for order_id, po_number, state, reference, outbox_id in awaiting_status(self.store, name, states, parts_in=parts_in):
             result.asked += 1
             try:
                 found = ask(reference)
@@ -164,6 +168,10 @@ class StatusPoll:
             except GatewayError as exc:
                 result.errors += 1
                 log.warning("status from %s: news of order %s (PO %s) not recorded: %s", name, order_id[:8], po_number, exc)
+                continue
+            if parts_in and (found.shipped or found.shipments):
+                reported.append(outbox_id)
+        mark_shipped(self.store, reported)
         if result.asked:
             log.info("status from %s: %d order(s) asked, %d shipped, %d invoiced, %d recorded, %d error(s)",
                      name, result.asked, result.shipped, result.invoiced, result.recorded, result.errors)

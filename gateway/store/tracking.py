@@ -1,19 +1,24 @@
 """Which orders a connector took and may have news of (`gateway.tracking`).
 
-    awaiting_status(store, "erp", ("dispatched", "shipped"))   # [(order_id, po_number, state, reference)], oldest first
+    awaiting_status(store, "erp", ("dispatched", "shipped"))   # [Awaiting(order_id, po_number, state, reference, outbox_id)], oldest first
+    awaiting_status(store, "shipstation", ("dispatched",), parts_in=("shipped",))  # and parts of a split order not reported yet
+    mark_shipped(store, [outbox_id, ...])   # that part's service reported it shipped: not asked again
     order_taken(store, "labels", reference="shp_123")  # (order_id, po_number, state) or None
 
 An order is asked about while it is in one of the given states (sent everywhere and not yet
 as far as the connector can report) and its delivery to the connector was `sent` with a
-receipt reference (the system's id of it).
+receipt reference (the system's id of it). Each delivery is asked about once per poll by its
+own reference, so every part of a split order (`gateway.parts`: one service order per
+warehouse) is asked, also after the order became shipped with the first part's shipment, until
+that part's service reports it (`mark_shipped`, a flag in the delivery's receipt).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from gateway.errors import StoreUnavailable
@@ -21,34 +26,62 @@ from gateway.states import DeliveryState, OrderState
 from gateway.store import tables as t
 from gateway.store.db import Store
 
-__all__ = ["awaiting_status", "order_taken"]
+__all__ = ["Awaiting", "awaiting_status", "mark_shipped", "order_taken"]
 
 # States an order can be recorded shipped in (gateway.fulfilment); preferred over the others
 # when several versions of one order were sent to the same connector.
 _SHIPPABLE = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value, OrderState.INVOICED.value)
 
 
-def awaiting_status(store: Store, connector: str, states: Sequence[str], *, limit: int = 1000) -> list[tuple[str, str | None, str, str]]:
-    """Orders in `states` that `connector` took, with their state and its reference of each,
-    oldest first (at most `limit`)."""
+class Awaiting(NamedTuple):
+    order_id: str
+    po_number: str | None
+    state: str
+    reference: str  # the system's id of what it took (for a split order: of this part)
+    outbox_id: int
+
+
+def awaiting_status(
+    store: Store, connector: str, states: Sequence[str], *, parts_in: Sequence[str] = (), limit: int = 1000
+) -> list[Awaiting]:
+    """The deliveries `connector` took of orders in `states`, and of split orders in `parts_in`
+    whose part was not reported shipped yet, with the reference of each, oldest order first (at
+    most `limit`); one per reference (the versions of a changed order share theirs)."""
     o, d = t.outbox, t.orders
+    wanted: ColumnElement[bool] = d.c.state.in_(list(states))
+    if parts_in:
+        wanted = or_(wanted, and_(d.c.state.in_(list(parts_in)), o.c.part_of > 1))
     q = (
-        select(d.c.id, d.c.po_number, d.c.state, o.c.receipt)
+        select(d.c.id, d.c.po_number, d.c.state, o.c.receipt, o.c.id.label("outbox_id"))
         .join(o, o.c.order_id == d.c.id)
-        .where(o.c.kind == "order", o.c.connector == connector, o.c.state == DeliveryState.SENT.value, d.c.state.in_(list(states)))
-        .order_by(d.c.created_at, d.c.id)
+        .where(o.c.kind == "order", o.c.connector == connector, o.c.state == DeliveryState.SENT.value, wanted)
+        .order_by(d.c.created_at, d.c.id, o.c.part)
         .limit(limit)
     )
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     found = []
-    seen = set()  # an order changed after it was sent has a delivery per version: ask once
-    for order_id, po_number, state, receipt in rows:
-        reference = (receipt or {}).get("reference") if isinstance(receipt, dict) else None
-        if reference not in (None, "") and order_id not in seen:
-            seen.add(order_id)
-            found.append((order_id, po_number, state, str(reference)))
+    seen = set()
+    for order_id, po_number, state, receipt, outbox_id in rows:
+        receipt = receipt if isinstance(receipt, dict) else {}
+        reference = receipt.get("reference")
+        if reference in (None, "") or receipt.get("shipped") or str(reference) in seen:
+            continue
+        seen.add(str(reference))
+        found.append(Awaiting(order_id, po_number, state, str(reference), outbox_id))
     return found
+
+
+def mark_shipped(store: Store, outbox_ids: Collection[int]) -> None:
+    """Note on each delivery that its service reported it shipped, so the poll stops asking."""
+    if not outbox_ids:
+        return
+    o = t.outbox
+    with store.begin() as conn:
+        for row in conn.execute(select(o.c.id, o.c.receipt).where(o.c.id.in_(sorted(outbox_ids)))).all():
+            receipt = dict(row.receipt) if isinstance(row.receipt, dict) else {}
+            if not receipt.get("shipped"):
+                conn.execute(update(o).where(o.c.id == row.id).values(receipt={**receipt, "shipped": True}))
 
 
 def order_taken(store: Store, connector: str, *, key: str | None = None, reference: str | None = None) -> tuple[str, str | None, str] | None:

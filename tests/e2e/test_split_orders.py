@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import responses
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from gateway.app import Gateway
@@ -24,6 +25,7 @@ from gateway.cli import app
 from gateway.config import load_config
 from gateway.console import auth
 from gateway.intake.app import create_app
+from gateway.store import tables as t
 from gateway.store.console_users import add_user
 from tests.support.shipping_apis import SHIPSTATION_URL, FakeShipStation
 from tests.support.x12gen import interchange, po
@@ -214,3 +216,32 @@ def test_split_orders_reach_the_shipping_connector_once_per_part(tmp_path: Path,
         assert sorted((d["connector"], d["part"]) for d in gone["deliveries"] if d["state"] == "sent") == [
             ("erp", 0), ("shipstation", 1), ("shipstation", 2),
         ]
+
+        # Shipments come back per part (`poll_status_minutes`, asked by `gateway run --once`): a
+        # split order is shipped once its first part is, and its other part is still asked
+        # until ShipStation reports it too; then neither is asked again.
+        cfg.write_text(cfg.read_text().replace(f"    retry: {QUICK}\n", f"    retry: {QUICK}\n    poll_status_minutes: 5\n", 1))
+        shipping = sorted(p for p in split - {"POBAD", target})[:40]
+        ids = {(o["orderNumber"], int(k.rsplit("-part-", 1)[1])): o["orderId"] for k, o in ship.orders.items() if "-part-" in k}
+        for number in shipping:
+            ship.ship(ids[(number, 1)], f"1Z{number}E")
+        cli("run", "--once", "--for", "30", "-c", str(cfg))
+        first = [json.loads(line) for line in cli("orders", "--state", "shipped", "--json", "--limit", "1000", "-c", str(cfg)).splitlines()]
+        assert sorted(o["po_number"] for o in first) == shipping
+        for number in shipping:
+            ship.ship(ids[(number, 2)], f"1Z{number}W")
+        cli("run", "--once", "--for", "30", "-c", str(cfg))
+        for number in shipping[:: len(shipping) // 8]:
+            history = cli("show", number, "-c", str(cfg))
+            assert f"1Z{number}E" in history and f"1Z{number}W" in history, history
+        gw = Gateway(load_config(cfg, env=ENV))
+        try:
+            with gw.store.engine.connect() as conn:
+                tracked = Counter(conn.execute(select(t.shipments.c.tracking).where(t.shipments.c.kind == "shipment")).scalars())
+        finally:
+            gw.close()
+        assert sorted(tracked) == sorted(f"1Z{n}{w}" for n in shipping for w in "EW") and set(tracked.values()) == {1}
+        asked_before = len(ship.requests)
+        cli("run", "--once", "--for", "30", "-c", str(cfg))
+        parts_asked = {url for _, url, _ in ship.requests[asked_before:] if any(url.endswith(f"/orders/{ids[(n, p)]}") for n in shipping for p in (1, 2))}
+        assert parts_asked == set(), sorted(parts_asked)[:5]
