@@ -195,11 +195,13 @@ def show(
         out.print(ft)
     if deliveries:
         dt_ = Table(title="deliveries", show_edge=False)
-        for col in ("connector", "part", "state", "attempts", "last status", "last error", "reference"):
+        split = any(d["part_label"] for d in deliveries)  # a part column only for a split order
+        for col in ("connector", *(("part",) if split else ()), "state", "attempts", "last status", "last error", "reference"):
             dt_.add_column(col)
         for d in deliveries:
             ref = (d["receipt"] or {}).get("reference") if d["receipt"] else None
-            dt_.add_row(d["connector"], d["part_label"] or "whole order", d["state"], str(d["attempts"]), str(d["last_status"] or ""), (d["last_error"] or "")[:60], ref or "")
+            part = (d["part_label"] or "whole order",) if split else ()
+            dt_.add_row(d["connector"], *part, d["state"], str(d["attempts"]), str(d["last_status"] or ""), (d["last_error"] or "")[:60], ref or "")
         out.print(dt_)
     if acks:
         at = Table(title="acknowledgements", show_edge=False)
