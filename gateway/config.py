@@ -98,7 +98,9 @@ class DispatchConfig(BaseModel):
         120.0, description="A claimed delivery not finished within this time is taken up again (after a crash)."
     )
     batch: PositiveInt = Field(500, description="Most deliveries claimed in one pass (a window at a time); passes follow each other while rows are due.")
-    workers: PositiveInt = Field(4, description="Deliveries sent in parallel.")
+    workers: PositiveInt = Field(
+        8, description="Deliveries sent in parallel (threads). A send mostly waits for the target, so more threads hide its latency; cap one connector with connector_workers or rate_per_second."
+    )
     ack_retry: RetryPolicy = Field(
         default_factory=RetryPolicy, description="Retry policy of acknowledgements and confirmation e-mails (then a dead letter)."
     )

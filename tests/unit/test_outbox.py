@@ -15,6 +15,7 @@ from gateway.store import as_utc
 from gateway.store import tables as t
 from gateway.store.dead_letters import list_dead, replay
 from gateway.store.outbox import (
+    Sent,
     claim_due,
     idempotency_key,
     mark_dead,
@@ -22,6 +23,7 @@ from gateway.store.outbox import (
     mark_sent,
     new_deliveries,
     next_due,
+    record,
 )
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -263,6 +265,26 @@ def test_a_late_success_is_still_recorded(store: Any) -> None:
     claim(store, T0 + dt.timedelta(seconds=LEASE + 1))
     assert mark_sent(store, stale, Receipt(status=201), now=T0)
     assert order_state(store, oid) == "dispatched"
+
+
+
+def test_a_group_with_a_row_settled_meanwhile_records_the_others(store: Any) -> None:
+    """Results are recorded a group at a time, optimistically: when one row of the group was
+    settled by the worker that took it over, the others are still recorded, and the settled
+    one keeps its first result (one 'sent' event, not two)."""
+    first, second, third = (seed(store, po=f"PO-{i}") for i in range(3))
+    stale = {c.order_id: c for c in claim(store)}
+    [fresh] = claim(store, T0 + dt.timedelta(seconds=LEASE + 1), limit=1)
+    assert mark_sent(store, fresh, Receipt(status=201, reference="taken-over"), now=T0)
+    group = [(stale[oid], Sent(Receipt(status=201, reference=f"late-{oid[:4]}"))) for oid in (first, second, third)]
+    verdicts = record(store, group, now=T0 + dt.timedelta(seconds=LEASE + 2))
+    settled = fresh.order_id
+    assert verdicts == ["lost" if oid == settled else "sent" for oid in (first, second, third)]
+    for oid in (first, second, third):
+        [r] = rows(store, oid)
+        assert r.state == "sent" and order_state(store, oid) == "dispatched"
+        assert r.receipt["reference"] == ("taken-over" if oid == settled else f"late-{oid[:4]}")
+        assert kinds(store, oid).count("sent") == 1
 
 
 # -- dead letters and replay -------------------------------------------------------------------
