@@ -52,7 +52,7 @@ from gateway.errors import (
 from gateway.fulfilment import Fulfilment
 from gateway.intake.app import RETRY_AFTER_SECONDS, _doc, _error, _Refused
 from gateway.store.tracking import order_taken
-from gateway.tracking import record_found, shipped_status
+from gateway.tracking import record_found
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -149,7 +149,7 @@ class ShipmentWebhookIntake:
             return "unknown"
         order_id, po_number, state = order
         try:
-            done = record_found(self.fulfilment, order_id, name, shipped_status(event.found), state)
+            done = record_found(self.fulfilment, order_id, name, event.found, state)
         except StoreUnavailable:
             raise
         except GatewayError as exc:

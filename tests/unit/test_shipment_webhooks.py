@@ -4,6 +4,7 @@ payloads, and the intake's answers (TestClient) for what is refused before anyth
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from connectors.targets.easypost.config import EasyPostConfig
 from connectors.targets.shipstation.config import ShipStationConfig
 from gateway.app import Gateway, check_connectors
 from gateway.config import GatewayConfig
-from gateway.connector import WebhookRequest
+from gateway.connector import ShipmentFound, StatusFound, WebhookRequest
 from gateway.errors import ConfigError, TransientError, WebhookRefused, WebhookUnauthorized
 from gateway.intake import IntakeConfig, create_app
 from gateway.plugins import build
@@ -67,7 +68,7 @@ def test_easypost_signature_good_bad_missing_and_wrong_length() -> None:
     body = easypost_event("1Z999", "shp_00000001")
     good = easypost_signature(body, EP_SECRET)
     [event] = ep.shipment_events(ep_request(body, good))
-    assert event.reference == "shp_00000001" and event.found["shipments"][0]["tracking"] == "1Z999"
+    assert event.reference == "shp_00000001" and event.found.shipments[0].tracking == "1Z999"
     refused = {
         "other secret": easypost_signature(body, EP_SECRET + "x"),
         "other body": easypost_signature(body + b" ", EP_SECRET),
@@ -117,7 +118,9 @@ def test_a_tracker_that_left_reports_the_shipment_of_its_label(status: str) -> N
     ep = easypost(webhook_secret_env="EP_HOOK")
     [event] = signed(ep, easypost_event("9400100000000000000001", "shp_abc123", status, carrier="USPS"))
     assert (event.reference, event.order_key) == ("shp_abc123", None)
-    assert event.found["shipments"] == [{"carrier": "USPS", "service": None, "tracking": "9400100000000000000001", "ship_date": "2026-12-05T08:00:00Z"}]
+    assert event.found == StatusFound(shipped=True, shipments=(
+        ShipmentFound(carrier="USPS", service=None, tracking="9400100000000000000001", ship_date=dt.date(2026, 12, 5)),
+    ))
     assert "evt_" in event.about and status in event.about
 
 
@@ -190,7 +193,9 @@ def test_shipstation_follows_every_page_and_skips_voided_shipments(api: FakeShip
     assert [u.split("page=")[-1] if "page=" in u else "1" for _, u, _ in api.requests] == ["1", "2", "3"]
     assert all(a and a.startswith("Basic ") for a in api.authorization)  # with the API credentials
     e = next(e for e in events if e.reference == "900001")
-    assert e.found["shipments"] == [{"carrier": "ups", "service": "ups_ground", "tracking": "1ZSS00001", "ship_date": "2026-12-05"}]
+    assert e.found == StatusFound(shipped=True, shipments=(
+        ShipmentFound(carrier="ups", service="ups_ground", tracking="1ZSS00001", ship_date=dt.date(2026, 12, 5)),
+    ))
 
 
 def test_other_notifications_report_nothing(api: FakeShipStation) -> None:
