@@ -29,9 +29,10 @@ service; what was recorded before it is a repeat then, so nothing is lost or dou
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
@@ -39,7 +40,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway import plugins
-from gateway.connector import ShipmentEvent, ShipmentWebhooks, WebhookRequest
+from gateway.connector import Connector, ShipmentEvent, ShipmentWebhooks, WebhookRequest
 from gateway.errors import (
     ConfigError,
     GatewayError,
@@ -79,6 +80,12 @@ class ShipmentWebhookIntake:
     def __init__(self, gateway: Gateway, *, store_timeout: float):
         self.gateway = gateway
         self.store_timeout = store_timeout
+        # One connector per name for the intake's life, built on its first webhook (building
+        # reads its payload file and opens an HTTP session); requests arrive on several threads,
+        # which share it as the dispatcher's threads share theirs. `close` closes them.
+        self._connectors: dict[str, Connector] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
     # Read on the first webhook, not when the app is built: the admin port builds the same app
     # for its probes before (and without) a gateway configuration of connectors.
@@ -95,14 +102,37 @@ class ShipmentWebhookIntake:
         cfg = self.configs.get(name)
         if cfg is None:
             raise _Refused(404, "unknown connector")
-        connector = plugins.build("target", cfg)
+        connector, own = self._connector(cfg)
         try:
             if not connector.capabilities.shipment_webhooks:
                 raise _Refused(404, "this connector takes no shipment webhooks")
-            events = self._events(name, connector, request, client)
+            events = self._events(name, cast("ShipmentWebhooks", connector), request, client)
         finally:
-            connector.close()
+            if own:
+                connector.close()
         return self._record(name, events)
+
+    def close(self) -> None:
+        """Close the connectors built so far: the intake's server stops, or a reload replaced
+        this app (`gateway.intake.app.close_app`). A webhook still in flight after this gets a
+        connector of its own, closed after it, so nothing is left open and nothing refused."""
+        with self._lock:
+            self._closed, built = True, list(self._connectors.values())
+            self._connectors.clear()
+        for connector in built:
+            connector.close()
+
+    def _connector(self, cfg: Any) -> tuple[Connector, bool]:
+        """The connector configured as `cfg`, and whether it is the caller's to close (only
+        once the intake is closed)."""
+        with self._lock:
+            connector = self._connectors.get(cfg.name)
+            if connector is None:
+                connector = plugins.build("target", cfg)
+                if self._closed:
+                    return connector, True
+                self._connectors[cfg.name] = connector
+            return connector, False
 
     def _events(self, name: str, connector: ShipmentWebhooks, request: WebhookRequest, client: str) -> list[ShipmentEvent]:
         try:

@@ -11,16 +11,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import responses
 from fastapi.testclient import TestClient
 
 from connectors.targets.easypost.config import EasyPostConfig
 from connectors.targets.shipstation.config import ShipStationConfig
+from gateway import plugins
 from gateway.app import Gateway, check_connectors
 from gateway.config import GatewayConfig
 from gateway.connector import ShipmentFound, StatusFound, WebhookRequest
 from gateway.errors import ConfigError, TransientError, WebhookRefused, WebhookUnauthorized
-from gateway.intake import IntakeConfig, create_app
+from gateway.intake import IntakeConfig, IntakeServer, create_app
+from gateway.intake.shipments import ShipmentWebhookIntake
 from gateway.plugins import build
 from tests.support.shipping_apis import (
     EASYPOST_URL,
@@ -292,6 +295,59 @@ def test_the_intake_refuses_before_recording(client: TestClient, monkeypatch: py
     monkeypatch.delenv("EP_HOOK")
     missing = post("/intake/shipments/labels")
     assert missing.status_code == 503 and int(missing.headers["Retry-After"]) > 0  # our fault: the service retries later
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any]]:
+    """The connectors `plugins.build` makes from now on, and those closed, in order."""
+    built: list[Any] = []
+    closed: list[Any] = []
+    real_build = plugins.build
+
+    def counted(kind: str, cfg: Any, **deps: Any) -> Any:
+        connector = real_build(kind, cfg, **deps)
+        real_close = connector.close
+        connector.close = lambda: (closed.append(connector), real_close())
+        built.append(connector)
+        return connector
+
+    monkeypatch.setattr(plugins, "build", counted)
+    return built, closed
+
+
+def test_the_intake_builds_each_connector_once_and_closes_it_when_its_server_stops(
+    tmp_path: Any, builds: tuple[list[Any], list[Any]]
+) -> None:
+    built, closed = builds
+    body = easypost_event("1Z1", "shp_1")
+    headers = {"X-Hmac-Signature": easypost_signature(body, EP_SECRET)}
+    gw = Gateway(gateway_config(tmp_path))
+    try:
+        with IntakeServer(gw, IntakeConfig(port=0)) as server:
+            for _ in range(2):
+                assert requests.post(f"{server.url}/intake/shipments/labels", data=body, headers=headers, timeout=10).status_code == 200
+            assert (len(built), closed) == (1, [])  # one connector for both webhooks, kept open
+            server.replace(gw, IntakeConfig(port=0))  # a reload: the replaced app's connector is closed
+            assert closed == built
+            assert requests.post(f"{server.url}/intake/shipments/labels", data=body, headers=headers, timeout=10).status_code == 200
+            assert len(built) == 2 and closed == built[:1]
+        assert closed == built  # stopping the server closed the new app's connector too
+    finally:
+        gw.close()
+
+
+def test_a_webhook_after_the_intake_closed_builds_its_own_connector_and_closes_it(
+    tmp_path: Any, builds: tuple[list[Any], list[Any]]
+) -> None:
+    built, closed = builds
+    hooks = ShipmentWebhookIntake(Gateway(gateway_config(tmp_path)), store_timeout=5)
+    hooks.close()
+    body = easypost_event("1Z1", "shp_1")
+    try:
+        hooks.receive("labels", ep_request(body, easypost_signature(body, EP_SECRET)), "test")
+        assert len(built) == 1 and closed == built  # a request in flight when a reload closed its app: nothing left open
+    finally:
+        hooks.gateway.close()
 
 
 # -- finding the order an event names ---------------------------------------------------------------
