@@ -52,6 +52,7 @@ from gateway.errors import (
 )
 from gateway.fulfilment import Fulfilment
 from gateway.intake.app import RETRY_AFTER_SECONDS, _doc, _error, _Refused
+from gateway.redact import printable
 from gateway.store.tracking import order_taken
 from gateway.tracking import record_found
 
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["ShipmentWebhookAnswer", "ShipmentWebhookIntake", "shipments_route"]
+
+_SHOWN = 300  # characters of a service's text (an event's ids, a refusal) in a log line or an answer
 
 
 class ShipmentWebhookAnswer(BaseModel):
@@ -142,7 +145,7 @@ class ShipmentWebhookIntake:
             log.warning("intake shipments/%s: %s; %d bytes from %s refused", name, exc, len(request.body), client)
             raise _Refused(401, "invalid signature or token") from None
         except WebhookRefused as exc:
-            raise _Refused(400, _printable(str(exc))) from None
+            raise _Refused(400, printable(str(exc), _SHOWN)) from None
         except ConfigError as exc:
             log.error("intake shipments/%s: %s; answered 503, the service will retry", name, exc)
             raise _Refused(503, "the gateway cannot verify this webhook yet, retry later") from None
@@ -171,7 +174,7 @@ class ShipmentWebhookIntake:
 
     def _record_one(self, name: str, event: ShipmentEvent) -> str:
         """Record one shipment; which count it adds to. StoreUnavailable goes up (503)."""
-        about = _printable(event.about)
+        about = printable(event.about, _SHOWN)
         order = order_taken(self.gateway.store, name, key=event.order_key, reference=event.reference)
         if order is None:
             log.warning("intake shipments/%s: %s: no order sent to %s has that reference; nothing recorded (answered 200: "
@@ -186,11 +189,6 @@ class ShipmentWebhookIntake:
             log.warning("intake shipments/%s: %s for order %s (PO %s) not recorded: %s", name, about, order_id[:8], po_number, exc)
             return "refused"
         return "recorded" if done else "repeats"
-
-
-def _printable(text: str, limit: int = 300) -> str:
-    """Text that holds values from a message, made safe for a log line or an answer."""
-    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 ConnectorName = Annotated[str, Path(description="The connector's name as configured under connectors.")]
