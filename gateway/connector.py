@@ -23,7 +23,6 @@ __all__ = [
     "Renderer",
     "ShipmentEvent",
     "ShipmentFound",
-    "ShipmentSource",
     "ShipmentWebhooks",
     "Source",
     "StatusFound",
@@ -79,7 +78,9 @@ class Capabilities:
     updates: bool = False  # can take a changed version of an order it already has (action "update")
     cancels: bool = False  # can cancel an order it already has (action "cancel")
     stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
-    shipments: bool = False  # offers shipped(reference): whether the service shipped the order, with tracking
+    # A shipping service: status(reference) says whether it shipped the order, with tracking; it is
+    # asked about dispatched orders (and a split order's other parts), never for invoices.
+    shipments: bool = False
     shipment_webhooks: bool = False  # offers shipment_events(): its service reports shipments by webhook (configured to)
     status: bool = False  # offers status(reference): what the system did with the order since (shipments, invoices)
     renders: bool = False  # offers render(): the exact request a send would make, without sending (`gateway mapping render`)
@@ -92,16 +93,6 @@ class StockSource(Protocol):
 
     def stock_levels(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
         """Rows of the master-data ``stock`` kind: sku, warehouse, on_hand (Decimal)."""
-        ...
-
-
-class ShipmentSource(Protocol):
-    """A connector whose service ships orders (`Capabilities.shipments`): `gateway shipped`
-    asks it whether an order it took has shipped."""
-
-    def shipped(self, reference: str) -> dict[str, Any] | None:
-        """None while the order (its receipt reference) is not shipped; else ``shipments``:
-        carrier, service, tracking and ship_date of each."""
         ...
 
 
@@ -124,7 +115,7 @@ class ShipmentEvent:
 
     reference: str | None  # the service's id of the order (the receipt reference), if the event names it
     order_key: str | None  # the key the connector created the order with, if the event names it
-    found: dict[str, Any]  # as ShipmentSource.shipped answers: ``shipments`` with carrier, service, tracking, ship_date
+    found: StatusFound  # as StatusSource.status answers: shipped, with the shipment reported
     about: str  # for log lines: the service's event and object ids, never secrets or addresses
 
 
@@ -178,8 +169,10 @@ class StatusFound:
 
 
 class StatusSource(Protocol):
-    """A connector whose system reports back on the orders it took (`Capabilities.status`):
-    the service's ``status:<name>`` job asks it about each one (`gateway.tracking`)."""
+    """A connector whose system reports back on the orders it took: an ERP
+    (`Capabilities.status`: shipments and invoices) or a shipping service
+    (`Capabilities.shipments`: shipments only, `gateway shipped` asks it too). The service's
+    ``status:<name>`` job asks it about each one (`gateway.tracking`)."""
 
     def status(self, reference: str) -> StatusFound:
         """The status of the order the system knows as `reference` (its receipt reference).

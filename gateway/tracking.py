@@ -5,13 +5,13 @@ systems did with them (shipments, invoices) through `gateway.fulfilment` (issue 
     poll.run("erp", connector)        # PollResult(asked=120, shipped=0, invoiced=37, recorded=38, ...)
     poll_configured(store, config)    # one poll of each connector with poll_status_minutes (`gateway run --once`)
 
-Two kinds of connector answer (declared data, `gateway.connector.Capabilities`):
+Every connector that answers is asked `status(reference) -> StatusFound`; what kind it is
+(declared data, `gateway.connector.Capabilities`) decides which orders it is asked about:
 
-    status=True      `status(reference) -> StatusFound`: shipments and posted invoices (the ERPs:
-                     Tryton, Odoo, ERPNext). Asked about each order it took that is dispatched
-                     or shipped (not yet invoiced).
-    shipments=True   `shipped(reference)`, a shipping service's answer (ShipStation), read as a
-                     StatusFound by `shipped_status`. Asked about each dispatched order.
+    status=True      an ERP (Tryton, Odoo, ERPNext): shipments and posted invoices. Asked about
+                     each order it took that is dispatched or shipped (not yet invoiced).
+    shipments=True   a shipping service (ShipStation): shipments only. Asked about each
+                     dispatched order, and about a split order's other parts after it shipped.
 
 `StatusPoll.run` is the service's ``status:<connector>`` job, every `poll_status_minutes` of
 the connector (old name: `poll_shipments_minutes`); `gateway run --once` runs one poll of each
@@ -31,10 +31,9 @@ logged. Neither stops the poll.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from gateway.connector import InvoiceFound, ShipmentFound, StatusFound
 from gateway.errors import DeliveryError, GatewayError
@@ -45,12 +44,12 @@ from gateway.store.tracking import awaiting_status, mark_shipped
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
-    from gateway.connector import Connector, ShipmentSource, StatusSource
+    from gateway.connector import Connector, StatusSource
     from gateway.plugins import TargetConfigBase
     from gateway.store import Store
 
 __all__ = [
-    "PollResult", "StatusPoll", "invoice_of", "poll_configured", "poll_connector", "record_found", "shipments_of", "shipped_status",
+    "PollResult", "StatusPoll", "invoice_of", "poll_configured", "poll_connector", "record_found", "shipments_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,21 +68,6 @@ class PollResult:
     invoiced: int = 0  # of them, reported invoiced
     recorded: int = 0  # shipments and invoices recorded (a repeat is not counted)
     errors: int = 0  # orders the connector could not answer about, or whose news was refused
-
-
-def shipped_status(found: dict[str, Any] | None) -> StatusFound:
-    """A shipping service's `ShipmentSource.shipped` answer as a StatusFound (None: not shipped).
-    A shipped order with no shipment listed is one shipment without tracking."""
-    if found is None:
-        return StatusFound()
-    listed = tuple(
-        ShipmentFound(
-            carrier=str(s["carrier"]) if s.get("carrier") else None, service=str(s["service"]) if s.get("service") else None,
-            tracking=str(s["tracking"]) if s.get("tracking") else None, ship_date=_date(s.get("ship_date") or found.get("ship_date")),
-        )
-        for s in found.get("shipments") or [] if isinstance(s, dict)
-    )
-    return StatusFound(shipped=True, shipments=listed or (ShipmentFound(ship_date=_date(found.get("ship_date"))),))
 
 
 def shipments_of(found: StatusFound, carrier: str) -> list[Shipment]:
@@ -140,15 +124,15 @@ class StatusPoll:
         caps = connector.capabilities
         parts_in: tuple[str, ...] = ()
         if caps.status:
-            ask, states = cast("StatusSource", connector).status, _ASKED_STATUS
+            states = _ASKED_STATUS
         elif caps.shipments:
-            shipped = cast("ShipmentSource", connector).shipped
-            ask, states = (lambda reference: shipped_status(shipped(reference))), _ASKED_SHIPMENTS
+            states = _ASKED_SHIPMENTS
             # A split order is shipped once its first part is: its other parts are still asked.
             parts_in = (OrderState.SHIPPED.value,)
         else:
             log.warning("status: connector %s cannot say what became of an order; poll_status_minutes ignored", name)
             return PollResult()
+        ask = cast("StatusSource", connector).status
         result = PollResult()
         reported: list[int] = []
         for order_id, po_number, state, reference, outbox_id in awaiting_status(self.store, name, states, parts_in=parts_in):
@@ -193,10 +177,3 @@ def poll_configured(store: Store, config: GatewayConfig) -> dict[str, PollResult
     """One poll of each connector with `poll_status_minutes` (`gateway run --once`)."""
     return {t.name: poll_connector(store, config, t) for t in config.connectors if t.poll_status_minutes}
 
-
-def _date(value: object) -> dt.date | None:
-    """The date of an ISO date or timestamp ("2026-12-05", "2026-12-05T00:00:00.0000000"); None if not one."""
-    try:
-        return dt.date.fromisoformat(str(value)[:10]) if value else None
-    except ValueError:
-        return None

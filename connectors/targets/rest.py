@@ -38,6 +38,7 @@ from connectors.targets.http_json.transport import (
     transport_error,
 )
 from gateway.errors import PermanentError, TransientError
+from gateway.redact import printable
 from gateway.retry import parse_retry_after
 
 __all__ = [
@@ -99,7 +100,7 @@ def segment(value: object, what: str) -> str:
 def excerpt(body: Any, secrets: list[str]) -> str:
     """A one-line excerpt of an answer for an error message, secrets masked."""
     text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, default=str)
-    text = "".join(ch if ch.isprintable() else " " for ch in text)[:EXCERPT_CHARS]
+    text = printable(text, EXCERPT_CHARS, " ")
     for secret in secrets:
         text = text.replace(secret, "***")
     return text

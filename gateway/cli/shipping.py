@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
@@ -23,9 +23,10 @@ def shipped(
     number twice is recorded once); the service does this itself for connectors with
     poll_status_minutes."""
     from gateway import plugins
+    from gateway.connector import ShipmentFound, StatusSource
     from gateway.fulfilment import Fulfilment
     from gateway.store.queries import order_detail
-    from gateway.tracking import record_found, shipped_status
+    from gateway.tracking import record_found
 
     gw = _gateway(config, existing=True)
     try:
@@ -47,19 +48,17 @@ def shipped(
                 if not connector.capabilities.shipments:
                     continue
                 asked += 1
-                found = connector.shipped(str(reference))
+                found = cast("StatusSource", connector).status(str(reference))
             finally:
                 connector.close()
-            if record and found is not None:
-                for done in record_found(Fulfilment(gw.store, gw.config), detail.order["id"], d["connector"], shipped_status(found), state):
+            if record and found.shipped:
+                for done in record_found(Fulfilment(gw.store, gw.config), detail.order["id"], d["connector"], found, state):
                     state = done.state
                     recorded.append(f"recorded: order {done.order_id[:8]} is {done.state}" + (f"; {', '.join(done.documents)}" if done.documents else ""))
-            if found is None:
+            if not found.shipped:
                 table.add_row(d["connector"], str(reference), "not yet", "", "", "")
-            for s in (found or {}).get("shipments") or [{}]:
-                if found is not None:
-                    table.add_row(d["connector"], str(reference), str(s.get("ship_date") or found.get("ship_date") or "yes"),
-                                  str(s.get("carrier") or ""), str(s.get("service") or ""), str(s.get("tracking") or ""))
+            for s in (found.shipments or (ShipmentFound(),)) if found.shipped else ():
+                table.add_row(d["connector"], str(reference), str(s.ship_date or "yes"), s.carrier or "", s.service or "", s.tracking or "")
     finally:
         gw.close()
     if not asked:

@@ -68,6 +68,7 @@ from gateway.formats.base import (
 )
 from gateway.formats.outlook import OLE_MAGIC, msg_to_email
 from gateway.formats.ziplimits import ZipProblem, is_zip, read_zip
+from gateway.redact import printable
 
 __all__ = ["MAX_ATTACHMENT", "MAX_DEPTH", "MAX_MESSAGE", "MAX_PARTS", "EmailParser", "mail_headers"]
 
@@ -462,7 +463,7 @@ def _safe_filename(part: Message) -> str | None:
     value = _safe(part.get_filename, None)
     if not isinstance(value, str) or not value.strip():
         return None
-    return "".join(c if c.isprintable() else "?" for c in value.strip())[:200]
+    return printable(value.strip(), 200)
 
 
 def _safe_bytes(part: Message) -> bytes:

@@ -31,6 +31,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from gateway.errors import ParseError
+from gateway.redact import printable
 
 __all__ = ["OLE_MAGIC", "msg_to_email"]
 
@@ -224,7 +225,7 @@ def _decode_html(data: bytes, codepage: int | None) -> str:
 
 def _clean(value: str) -> str:
     """One line without control characters: header values come from the file."""
-    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    return " ".join(printable(value, replacement=" ").split())
 
 
 def _set(msg: EmailMessage, name: str, value: str) -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "SHOPIFY_TOPICS",
     "WOOCOMMERCE_TOPICS",
+    "close_app",
     "create_app",
     "json_nesting_depth",
 ]
@@ -448,6 +449,15 @@ def create_app(gateway: Gateway, config: IntakeConfig | None = None) -> FastAPI:
         )
     _openapi_without_422(app)
     return app
+
+
+def close_app(app: FastAPI) -> None:
+    """Close what an app of `create_app` holds open: the connectors its shipment webhooks
+    built. Its server calls this when it stops or replaces the app (`IntakeServer`): uvicorn
+    runs it with lifespan off, so no shutdown hook of the app would run."""
+    hooks = getattr(app.state, "shipment_webhooks", None)  # an admin app has none
+    if hooks is not None:
+        hooks.close()
 
 
 def _counts(intake: _Intake) -> dict[str, int]:

@@ -35,7 +35,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gateway.errors import GatewayError
-from gateway.intake.app import create_app
+from gateway.intake.app import close_app, create_app
 from gateway.intake.config import IntakeConfig
 
 if TYPE_CHECKING:
@@ -151,11 +151,13 @@ class IntakeServer:
     def replace(self, gateway: Gateway, config: IntakeConfig) -> None:
         """Serve new requests with `gateway` and `config` (a reload), without closing the port.
 
-        Requests in flight finish with the application they started with.
+        Requests in flight finish with the application they started with; the connectors it
+        holds are closed now (`close_app`: one still in flight builds its own).
         """
         if not self.can_take(config):
             raise GatewayError("intake: a new address or connection limits need a new server")
-        self.app, self.config = create_app(gateway, config), config
+        old, self.app, self.config = self.app, create_app(gateway, config), config
+        close_app(old)
 
     @property
     def port(self) -> int:
@@ -231,6 +233,7 @@ class IntakeServer:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+        close_app(self.app)  # after the requests in flight: the connectors they used
 
     def __enter__(self) -> IntakeServer:
         return self.start()

@@ -29,9 +29,10 @@ service; what was recorded before it is a repeat then, so nothing is lost or dou
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
@@ -39,7 +40,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway import plugins
-from gateway.connector import ShipmentEvent, ShipmentWebhooks, WebhookRequest
+from gateway.connector import Connector, ShipmentEvent, ShipmentWebhooks, WebhookRequest
 from gateway.errors import (
     ConfigError,
     GatewayError,
@@ -51,8 +52,9 @@ from gateway.errors import (
 )
 from gateway.fulfilment import Fulfilment
 from gateway.intake.app import RETRY_AFTER_SECONDS, _doc, _error, _Refused
+from gateway.redact import printable
 from gateway.store.tracking import order_taken
-from gateway.tracking import record_found, shipped_status
+from gateway.tracking import record_found
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -61,6 +63,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["ShipmentWebhookAnswer", "ShipmentWebhookIntake", "shipments_route"]
+
+_SHOWN = 300  # characters of a service's text (an event's ids, a refusal) in a log line or an answer
 
 
 class ShipmentWebhookAnswer(BaseModel):
@@ -79,6 +83,12 @@ class ShipmentWebhookIntake:
     def __init__(self, gateway: Gateway, *, store_timeout: float):
         self.gateway = gateway
         self.store_timeout = store_timeout
+        # One connector per name for the intake's life, built on its first webhook (building
+        # reads its payload file and opens an HTTP session); requests arrive on several threads,
+        # which share it as the dispatcher's threads share theirs. `close` closes them.
+        self._connectors: dict[str, Connector] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
     # Read on the first webhook, not when the app is built: the admin port builds the same app
     # for its probes before (and without) a gateway configuration of connectors.
@@ -95,14 +105,37 @@ class ShipmentWebhookIntake:
         cfg = self.configs.get(name)
         if cfg is None:
             raise _Refused(404, "unknown connector")
-        connector = plugins.build("target", cfg)
+        connector, own = self._connector(cfg)
         try:
             if not connector.capabilities.shipment_webhooks:
                 raise _Refused(404, "this connector takes no shipment webhooks")
-            events = self._events(name, connector, request, client)
+            events = self._events(name, cast("ShipmentWebhooks", connector), request, client)
         finally:
-            connector.close()
+            if own:
+                connector.close()
         return self._record(name, events)
+
+    def close(self) -> None:
+        """Close the connectors built so far: the intake's server stops, or a reload replaced
+        this app (`gateway.intake.app.close_app`). A webhook still in flight after this gets a
+        connector of its own, closed after it, so nothing is left open and nothing refused."""
+        with self._lock:
+            self._closed, built = True, list(self._connectors.values())
+            self._connectors.clear()
+        for connector in built:
+            connector.close()
+
+    def _connector(self, cfg: Any) -> tuple[Connector, bool]:
+        """The connector configured as `cfg`, and whether it is the caller's to close (only
+        once the intake is closed)."""
+        with self._lock:
+            connector = self._connectors.get(cfg.name)
+            if connector is None:
+                connector = plugins.build("target", cfg)
+                if self._closed:
+                    return connector, True
+                self._connectors[cfg.name] = connector
+            return connector, False
 
     def _events(self, name: str, connector: ShipmentWebhooks, request: WebhookRequest, client: str) -> list[ShipmentEvent]:
         try:
@@ -112,7 +145,7 @@ class ShipmentWebhookIntake:
             log.warning("intake shipments/%s: %s; %d bytes from %s refused", name, exc, len(request.body), client)
             raise _Refused(401, "invalid signature or token") from None
         except WebhookRefused as exc:
-            raise _Refused(400, _printable(str(exc))) from None
+            raise _Refused(400, printable(str(exc), _SHOWN)) from None
         except ConfigError as exc:
             log.error("intake shipments/%s: %s; answered 503, the service will retry", name, exc)
             raise _Refused(503, "the gateway cannot verify this webhook yet, retry later") from None
@@ -141,7 +174,7 @@ class ShipmentWebhookIntake:
 
     def _record_one(self, name: str, event: ShipmentEvent) -> str:
         """Record one shipment; which count it adds to. StoreUnavailable goes up (503)."""
-        about = _printable(event.about)
+        about = printable(event.about, _SHOWN)
         order = order_taken(self.gateway.store, name, key=event.order_key, reference=event.reference)
         if order is None:
             log.warning("intake shipments/%s: %s: no order sent to %s has that reference; nothing recorded (answered 200: "
@@ -149,18 +182,13 @@ class ShipmentWebhookIntake:
             return "unknown"
         order_id, po_number, state = order
         try:
-            done = record_found(self.fulfilment, order_id, name, shipped_status(event.found), state)
+            done = record_found(self.fulfilment, order_id, name, event.found, state)
         except StoreUnavailable:
             raise
         except GatewayError as exc:
             log.warning("intake shipments/%s: %s for order %s (PO %s) not recorded: %s", name, about, order_id[:8], po_number, exc)
             return "refused"
         return "recorded" if done else "repeats"
-
-
-def _printable(text: str, limit: int = 300) -> str:
-    """Text that holds values from a message, made safe for a log line or an answer."""
-    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 ConnectorName = Annotated[str, Path(description="The connector's name as configured under connectors.")]

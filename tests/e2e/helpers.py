@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +24,26 @@ def http_json(name: str, url: str, *, retry: str = SHORT_RETRY, timeout: str | N
         f"  - type: http_json\n    name: {name}\n    url: {url}\n    allow_private_targets: true\n"
         f"    reference: id\n{timeout_line}    retry: {retry}\n"
     )
+
+
+# What a shipping connector needs besides its options: its credentials from the environment
+# (the tests set SS_KEY and SS_SECRET, EP_KEY) and, for EasyPost, the depot labels ship from.
+_SHIPPING_KEYS = {
+    "shipstation": "    api_key: ${env:SS_KEY}\n    api_secret: ${env:SS_SECRET}\n",
+    "easypost": (
+        "    api_key: ${env:EP_KEY}\n"
+        '    from_address: {name: Gateway Co, street1: 9 Depot St, city: Sparks, state: NV, zip: "89431"}\n'
+    ),
+}
+
+
+def shipping_connector(kind: Literal["shipstation", "easypost"], name: str, url: str, **options: str | list[str]) -> str:
+    """One `connectors:` entry: a ShipStation or EasyPost target at `url` (a fake of
+    tests.support.shipping_apis) with its keys from the environment, then each of `options`
+    as ``key: value``: a list as a flow sequence (``after=["erp"]``), a string as YAML text
+    (``retry=QUICK``)."""
+    lines = "".join(f"    {key}: {'[' + ', '.join(value) + ']' if isinstance(value, list) else value}\n" for key, value in options.items())
+    return f"  - type: {kind}\n    name: {name}\n    url: {url}\n{_SHIPPING_KEYS[kind]}{lines}"
 
 
 def file_target(name: str, path: Path) -> str:

@@ -19,6 +19,7 @@ from gateway.cli import app
 from gateway.config import load_config
 from gateway.service import _poll_status
 from gateway.store import tables as t
+from tests.e2e.helpers import shipping_connector
 from tests.support.shipping_apis import SHIPSTATION_URL, FakeShipStation
 from tests.support.x12gen import interchange, po
 
@@ -36,18 +37,13 @@ def cli(*args: str) -> str:
 def test_shipments_come_back_from_shipstation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
+    shipping = shipping_connector("shipstation", "shipstation", SHIPSTATION_URL, poll_shipments_minutes="10")  # the old name, still read
     cfg = tmp_path / "gateway.yaml"
     cfg.write_text(
         f"""\
 store: {{url: "sqlite:///{tmp_path / 'gateway.db'}"}}
 connectors:
-  - type: shipstation
-    name: shipstation
-    url: {SHIPSTATION_URL}
-    api_key: ${{env:SS_KEY}}
-    api_secret: ${{env:SS_SECRET}}
-    poll_shipments_minutes: 10
-"""
+{shipping}"""
     )
     edi = tmp_path / "pos.edi"
     edi.write_text(interchange([po(f"PO{i:04d}", st=f"{i:04d}") for i in range(1, N + 1)]))

@@ -43,7 +43,7 @@ from gateway.config import load_config
 from gateway.intake import IntakeServer
 from gateway.store import tables as t
 from gateway.store.outbox import idempotency_key
-from tests.e2e.helpers import ROOT, gateway_cmd
+from tests.e2e.helpers import ROOT, gateway_cmd, shipping_connector
 from tests.support.shipping_apis import (
     EASYPOST_URL,
     SHIPSTATION_URL,
@@ -70,29 +70,15 @@ def cli(*args: str) -> str:
 
 
 def config(tmp: Path) -> Path:
+    shipping = shipping_connector("shipstation", "shipstation", SHIPSTATION_URL, webhook_secret_env="SS_HOOK", retry=QUICK) + shipping_connector(
+        "easypost", "labels", EASYPOST_URL, default_weight_oz="12", default_carrier="UPS", default_service="Ground", webhook_secret_env="EP_HOOK", retry=QUICK
+    )
     cfg = tmp / "gateway.yaml"
     cfg.write_text(
         f"""\
 store: {{url: "sqlite:///{tmp / 'gateway.db'}"}}
 connectors:
-  - type: shipstation
-    name: shipstation
-    url: {SHIPSTATION_URL}
-    api_key: ${{env:SS_KEY}}
-    api_secret: ${{env:SS_SECRET}}
-    webhook_secret_env: SS_HOOK
-    retry: {QUICK}
-  - type: easypost
-    name: labels
-    url: {EASYPOST_URL}
-    api_key: ${{env:EP_KEY}}
-    from_address: {{name: Gateway Co, street1: 9 Depot St, city: Sparks, state: NV, zip: "89431"}}
-    default_weight_oz: 12
-    default_carrier: UPS
-    default_service: Ground
-    webhook_secret_env: EP_HOOK
-    retry: {QUICK}
-partners:
+{shipping}partners:
   - name: acme
     x12_ids: ["ZZ:ACMERETAIL"]
     acks: {{outbound: {tmp / 'out-acme'}, functional: false, ship_notice: true}}

@@ -13,6 +13,7 @@ import responses
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from tests.e2e.helpers import shipping_connector
 from tests.support.shipping_apis import EASYPOST_URL, SHIPSTATION_URL, FakeEasyPost, FakeShipStation
 from tests.support.x12gen import interchange, po
 
@@ -28,28 +29,16 @@ def cli(*args: str) -> str:
 
 
 def test_erp_then_shipstation_and_easypost_through_the_cli(tmp_path: Path) -> None:
+    shipping = shipping_connector("shipstation", "shipstation", SHIPSTATION_URL, after=["erp"], retry=QUICK) + shipping_connector(
+        "easypost", "labels", EASYPOST_URL, after=["erp"], retry=QUICK, rates="[{carrier: UPSN, service: GND, easypost_carrier: UPS, easypost_service: Ground}]"
+    )
     cfg = tmp_path / "gateway.yaml"
     cfg.write_text(
         f"""\
 store: {{url: "sqlite:///{tmp_path / 'gateway.db'}"}}
 connectors:
   - {{type: file, name: erp, path: {tmp_path / 'erp'}}}
-  - type: shipstation
-    name: shipstation
-    url: {SHIPSTATION_URL}
-    after: [erp]
-    api_key: ${{env:SS_KEY}}
-    api_secret: ${{env:SS_SECRET}}
-    retry: {QUICK}
-  - type: easypost
-    name: labels
-    url: {EASYPOST_URL}
-    after: [erp]
-    api_key: ${{env:EP_KEY}}
-    from_address: {{name: Gateway Co, street1: 9 Depot St, city: Sparks, state: NV, zip: "89431"}}
-    rates: [{{carrier: UPSN, service: GND, easypost_carrier: UPS, easypost_service: Ground}}]
-    retry: {QUICK}
-rules:
+{shipping}rules:
   - type: stock
 routing:
   regions: {{"*": [EAST]}}

@@ -27,6 +27,7 @@ from gateway.console import auth
 from gateway.intake.app import create_app
 from gateway.store import tables as t
 from gateway.store.console_users import add_user
+from tests.e2e.helpers import shipping_connector
 from tests.support.shipping_apis import SHIPSTATION_URL, FakeShipStation
 from tests.support.x12gen import interchange, po
 
@@ -60,6 +61,7 @@ def orders() -> dict[str, list[tuple[str, str, str]]]:
 
 
 def setup(tmp: Path) -> Path:
+    shipping = shipping_connector("shipstation", "shipstation", SHIPSTATION_URL, after=["erp"], retry=QUICK)
     cfg = tmp / "gateway.yaml"
     cfg.write_text(
         f"""\
@@ -68,14 +70,7 @@ sources:
   - {{type: folder, name: inbox, path: {tmp / 'inbox'}, poll_seconds: 0.05, stable_seconds: 0}}
 connectors:
   - {{type: file, name: erp, path: {tmp / 'erp'}}}
-  - type: shipstation
-    name: shipstation
-    url: {SHIPSTATION_URL}
-    after: [erp]
-    api_key: ${{env:SS_KEY}}
-    api_secret: ${{env:SS_SECRET}}
-    retry: {QUICK}
-rules:
+{shipping}rules:
   - type: stock
 intake: {{operator_api: {{token_env: GW_OP_TOKEN}}, console: {{}}}}
 routing:

@@ -4,22 +4,26 @@ payloads, and the intake's answers (TestClient) for what is refused before anyth
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import responses
 from fastapi.testclient import TestClient
 
 from connectors.targets.easypost.config import EasyPostConfig
 from connectors.targets.shipstation.config import ShipStationConfig
+from gateway import plugins
 from gateway.app import Gateway, check_connectors
 from gateway.config import GatewayConfig
-from gateway.connector import WebhookRequest
+from gateway.connector import ShipmentFound, StatusFound, WebhookRequest
 from gateway.errors import ConfigError, TransientError, WebhookRefused, WebhookUnauthorized
-from gateway.intake import IntakeConfig, create_app
+from gateway.intake import IntakeConfig, IntakeServer, create_app
+from gateway.intake.shipments import ShipmentWebhookIntake
 from gateway.plugins import build
 from tests.support.shipping_apis import (
     EASYPOST_URL,
@@ -67,7 +71,7 @@ def test_easypost_signature_good_bad_missing_and_wrong_length() -> None:
     body = easypost_event("1Z999", "shp_00000001")
     good = easypost_signature(body, EP_SECRET)
     [event] = ep.shipment_events(ep_request(body, good))
-    assert event.reference == "shp_00000001" and event.found["shipments"][0]["tracking"] == "1Z999"
+    assert event.reference == "shp_00000001" and event.found.shipments[0].tracking == "1Z999"
     refused = {
         "other secret": easypost_signature(body, EP_SECRET + "x"),
         "other body": easypost_signature(body + b" ", EP_SECRET),
@@ -117,7 +121,9 @@ def test_a_tracker_that_left_reports_the_shipment_of_its_label(status: str) -> N
     ep = easypost(webhook_secret_env="EP_HOOK")
     [event] = signed(ep, easypost_event("9400100000000000000001", "shp_abc123", status, carrier="USPS"))
     assert (event.reference, event.order_key) == ("shp_abc123", None)
-    assert event.found["shipments"] == [{"carrier": "USPS", "service": None, "tracking": "9400100000000000000001", "ship_date": "2026-12-05T08:00:00Z"}]
+    assert event.found == StatusFound(shipped=True, shipments=(
+        ShipmentFound(carrier="USPS", service=None, tracking="9400100000000000000001", ship_date=dt.date(2026, 12, 5)),
+    ))
     assert "evt_" in event.about and status in event.about
 
 
@@ -190,7 +196,9 @@ def test_shipstation_follows_every_page_and_skips_voided_shipments(api: FakeShip
     assert [u.split("page=")[-1] if "page=" in u else "1" for _, u, _ in api.requests] == ["1", "2", "3"]
     assert all(a and a.startswith("Basic ") for a in api.authorization)  # with the API credentials
     e = next(e for e in events if e.reference == "900001")
-    assert e.found["shipments"] == [{"carrier": "ups", "service": "ups_ground", "tracking": "1ZSS00001", "ship_date": "2026-12-05"}]
+    assert e.found == StatusFound(shipped=True, shipments=(
+        ShipmentFound(carrier="ups", service="ups_ground", tracking="1ZSS00001", ship_date=dt.date(2026, 12, 5)),
+    ))
 
 
 def test_other_notifications_report_nothing(api: FakeShipStation) -> None:
@@ -287,6 +295,59 @@ def test_the_intake_refuses_before_recording(client: TestClient, monkeypatch: py
     monkeypatch.delenv("EP_HOOK")
     missing = post("/intake/shipments/labels")
     assert missing.status_code == 503 and int(missing.headers["Retry-After"]) > 0  # our fault: the service retries later
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any]]:
+    """The connectors `plugins.build` makes from now on, and those closed, in order."""
+    built: list[Any] = []
+    closed: list[Any] = []
+    real_build = plugins.build
+
+    def counted(kind: str, cfg: Any, **deps: Any) -> Any:
+        connector = real_build(kind, cfg, **deps)
+        real_close = connector.close
+        connector.close = lambda: (closed.append(connector), real_close())
+        built.append(connector)
+        return connector
+
+    monkeypatch.setattr(plugins, "build", counted)
+    return built, closed
+
+
+def test_the_intake_builds_each_connector_once_and_closes_it_when_its_server_stops(
+    tmp_path: Any, builds: tuple[list[Any], list[Any]]
+) -> None:
+    built, closed = builds
+    body = easypost_event("1Z1", "shp_1")
+    headers = {"X-Hmac-Signature": easypost_signature(body, EP_SECRET)}
+    gw = Gateway(gateway_config(tmp_path))
+    try:
+        with IntakeServer(gw, IntakeConfig(port=0)) as server:
+            for _ in range(2):
+                assert requests.post(f"{server.url}/intake/shipments/labels", data=body, headers=headers, timeout=10).status_code == 200
+            assert (len(built), closed) == (1, [])  # one connector for both webhooks, kept open
+            server.replace(gw, IntakeConfig(port=0))  # a reload: the replaced app's connector is closed
+            assert closed == built
+            assert requests.post(f"{server.url}/intake/shipments/labels", data=body, headers=headers, timeout=10).status_code == 200
+            assert len(built) == 2 and closed == built[:1]
+        assert closed == built  # stopping the server closed the new app's connector too
+    finally:
+        gw.close()
+
+
+def test_a_webhook_after_the_intake_closed_builds_its_own_connector_and_closes_it(
+    tmp_path: Any, builds: tuple[list[Any], list[Any]]
+) -> None:
+    built, closed = builds
+    hooks = ShipmentWebhookIntake(Gateway(gateway_config(tmp_path)), store_timeout=5)
+    hooks.close()
+    body = easypost_event("1Z1", "shp_1")
+    try:
+        hooks.receive("labels", ep_request(body, easypost_signature(body, EP_SECRET)), "test")
+        assert len(built) == 1 and closed == built  # a request in flight when a reload closed its app: nothing left open
+    finally:
+        hooks.gateway.close()
 
 
 # -- finding the order an event names ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import responses
 from connectors.targets.shipstation.config import ShipStationConfig
 from connectors.targets.shipstation.connector import ShipStationConnector
 from gateway.config import load_config
-from gateway.connector import Delivery
+from gateway.connector import Delivery, ShipmentFound, StatusFound
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.plugins import build
 from gateway.store.outbox import idempotency_key
@@ -111,13 +112,22 @@ def test_a_fractional_quantity_is_refused_before_any_call(api: FakeShipStation, 
     assert api.requests == []
 
 
-def test_shipped_lookup(api: FakeShipStation, ss: ShipStationConnector) -> None:
+def test_status_lookup(api: FakeShipStation, ss: ShipStationConnector) -> None:
     created = ss.send(delivery())
     assert created.reference is not None
-    assert ss.shipped(created.reference) is None
-    api.ship(int(created.reference), "1Z999")
-    found = ss.shipped(created.reference)
-    assert found is not None and found["shipments"] == [{"carrier": "ups", "service": "ups_ground", "tracking": "1Z999", "ship_date": "2026-12-05"}]
+    assert ss.status(created.reference) == StatusFound()  # not shipped yet
+    api.ship(int(created.reference), "1Z999")["shipDate"] = "2026-12-05T00:00:00.0000000"  # as ShipStation writes it
+    api.ship(int(created.reference), "1Z998")["voided"] = True
+    assert ss.status(created.reference) == StatusFound(
+        shipped=True, shipments=(ShipmentFound(carrier="ups", service="ups_ground", tracking="1Z999", ship_date=dt.date(2026, 12, 5)),)
+    )
+
+
+def test_shipped_without_a_shipment_listed_is_dated_by_the_order(api: FakeShipStation, ss: ShipStationConnector) -> None:
+    created = ss.send(delivery())
+    assert created.reference is not None
+    api.ship(int(created.reference), "1Z999")["voided"] = True
+    assert ss.status(created.reference) == StatusFound(shipped=True, shipments=(ShipmentFound(ship_date=dt.date(2026, 12, 5)),))
 
 
 def test_credentials_come_only_from_the_environment(tmp_path: Path) -> None:

@@ -1,33 +1,39 @@
-"""What a connector's answer becomes: a shipping service's `shipped()` dict read as a StatusFound
-(gateway.tracking.shipped_status), the shipments and invoices recorded from it."""
+"""What a connector's answer becomes: the shipments and invoices recorded from a StatusFound
+(gateway.tracking), and a shipping service's dates and shipments as its connector reads them
+(connectors.targets._shipping)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
+from connectors.targets._shipping import service_date, shipment_found
 from gateway.connector import InvoiceFound, ShipmentFound, StatusFound
 from gateway.money import decimal_of, money
-from gateway.tracking import invoice_of, shipments_of, shipped_status
+from gateway.tracking import invoice_of, shipments_of
+
+
+def test_a_service_date_is_the_day_of_its_date_or_timestamp() -> None:
+    assert service_date("2026-12-05") == dt.date(2026, 12, 5)
+    assert service_date("2026-12-05T00:00:00.0000000") == dt.date(2026, 12, 5)  # ShipStation
+    assert service_date("2026-12-05T08:00:00Z") == dt.date(2026, 12, 5)  # EasyPost
+    assert [service_date(v) for v in (None, "", "not a date", "2026-13-01")] == [None] * 4
 
 
 def test_each_listed_shipment_with_its_carrier_tracking_and_date() -> None:
-    found = {
-        "ship_date": "2026-12-04",
-        "shipments": [
-            {"carrier": "ups", "service": "ups_ground", "tracking": "1Z1", "ship_date": "2026-12-05T00:00:00.0000000"},
-            {"carrier": None, "service": None, "tracking": "1Z2", "ship_date": "not a date"},
-            "garbage",
-        ],
-    }
-    first, second = shipments_of(shipped_status(found), "shipstation")
+    found = StatusFound(shipped=True, shipments=(
+        shipment_found(carrier="ups", service="ups_ground", tracking="1Z1", ship_date="2026-12-05T00:00:00.0000000"),
+        shipment_found(carrier=None, service="", tracking=12345, ship_date="not a date"),
+    ))
+    first, second = shipments_of(found, "shipstation")
     assert (first.carrier, first.service, first.tracking, first.ship_date) == ("ups", "ups_ground", ("1Z1",), dt.date(2026, 12, 5))
-    assert (second.carrier, second.service, second.tracking, second.ship_date) == ("shipstation", None, ("1Z2",), None)
+    assert (second.carrier, second.service, second.tracking, second.ship_date) == ("shipstation", None, ("12345",), None)
 
 
 def test_a_shipped_order_without_shipments_is_one_shipment_without_tracking() -> None:
-    (only,) = shipments_of(shipped_status({"ship_date": "2026-12-05", "shipments": []}), "shipstation")
-    assert (only.carrier, only.tracking, only.ship_date) == ("shipstation", (), dt.date(2026, 12, 5))
+    (only,) = shipments_of(StatusFound(shipped=True), "shipstation")
+    assert (only.carrier, only.tracking, only.ship_date) == ("shipstation", (), None)
+    assert shipments_of(StatusFound(), "shipstation") == []  # not shipped yet
 
 
 def test_invoice_amounts_are_rounded_half_up_to_the_currency_places() -> None:

@@ -72,6 +72,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from connectors.sources.imap.config import ImapSourceConfig
 from gateway.connector import AckOutcome, RawMessage
 from gateway.errors import ConfigError, TransientError
+from gateway.redact import printable
 from gateway.store.cursors import get_cursor, write_cursor
 from gateway.store.db import Store
 
@@ -126,7 +127,7 @@ def _header_text(value: Any) -> str:
     except Exception:  # malformed encoded words: show them as they are
         text = raw
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = printable(text, replacement=" ")
     return " ".join(text.replace("/", "-").replace("\\", "-").split())[:200]
 
 

@@ -52,10 +52,23 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
-from connectors.targets._shipping import ShippingHttp, address, first_step_reference, route_of
+from connectors.targets._shipping import (
+    ShippingHttp,
+    address,
+    first_step_reference,
+    route_of,
+    shipment_found,
+)
 from connectors.targets._webhooks import json_object, same_secret, secret_from_env
 from connectors.targets.easypost.config import EasyPostConfig
-from gateway.connector import Capabilities, Delivery, Receipt, ShipmentEvent, WebhookRequest
+from gateway.connector import (
+    Capabilities,
+    Delivery,
+    Receipt,
+    ShipmentEvent,
+    StatusFound,
+    WebhookRequest,
+)
 from gateway.errors import (
     ConfigError,
     PermanentError,
@@ -155,9 +168,9 @@ class EasyPostConnector:
             raise WebhookRefused(f"{self.name}: a {tracker.get('status')} tracker without a tracking_code")
         shipment_id = tracker.get("shipment_id")
         reference = shipment_id if isinstance(shipment_id, str) and _SHIPMENT_ID.match(shipment_id) else None
-        shipment = {"carrier": tracker.get("carrier"), "service": None, "tracking": tracking.strip(), "ship_date": _left(tracker)}
+        shipment = shipment_found(carrier=tracker.get("carrier"), service=None, tracking=tracking.strip(), ship_date=_left(tracker))
         about = f"{str(event.get('id'))[:40]} {description[:40]} {str(tracker.get('id'))[:40]} ({tracker.get('status')}) of {reference}"
-        return [ShipmentEvent(reference=reference, order_key=None, found={"shipment_id": reference, "shipments": [shipment]}, about=about)]
+        return [ShipmentEvent(reference=reference, order_key=None, found=StatusFound(shipped=True, shipments=(shipment,)), about=about)]
 
     def _id(self, shipment: Any) -> str:
         shipment_id = shipment.get("id") if isinstance(shipment, dict) else None

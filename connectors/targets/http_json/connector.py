@@ -84,6 +84,7 @@ from connectors.targets.http_json.transport import Call, GuardedAdapter
 from gateway.connector import Capabilities, Delivery, Receipt, RenderedRequest, mask
 from gateway.errors import ConfigError, DeliveryError, PermanentError, TransientError
 from gateway.payload import load_payload
+from gateway.redact import printable
 from gateway.retry import parse_retry_after
 
 __all__ = ["Endpoint", "HttpJsonConnector", "UnsafeTarget", "redact"]
@@ -485,7 +486,7 @@ def _environ_ca_bundle() -> bool | str:
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """One line of text with control characters, secrets, e-mails and bearer tokens masked."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = printable(text, replacement=" ")
     for secret in secrets:
         text = text.replace(secret, "***")
     text = _EMAIL.sub("<email>", text)

@@ -8,9 +8,10 @@ Calls (API v1, basic auth with api_key / api_secret)
     update   GET /orders/{orderId} (the receipt reference) for its orderKey, then createorder
              with that key and the changed order: the same ShipStation order is updated.
     cancel   the same, with ``orderStatus: cancelled``.
-    shipped  `shipped(reference)` looks an order up and, once ShipStation marked it shipped,
-             lists its shipments (GET /shipments?orderId=) with carrier and tracking number
-             (`gateway shipped ORDER`).
+    status   `status(reference)` looks an order up and, once ShipStation marked it shipped,
+             answers shipped with its shipments not voided (GET /shipments?orderId=): carrier,
+             service, tracking number and ship date (`gateway shipped ORDER`, the
+             ``status:<name>`` poll of `gateway.tracking`).
     webhook  `shipment_events(request)`: a SHIP_NOTIFY (or ITEM_SHIP_NOTIFY) webhook posted to
              /intake/shipments/{name}?token=... ShipStation signs nothing, so the token in the
              URL is the proof (compared in constant time with ``webhook_secret_env``). Its
@@ -29,7 +30,8 @@ earlier steps' references (``after: [erp]``: "erp: SO-17"), customField2 with th
 
 Capabilities
     idempotency_key=True, idempotent=True (orderKey), updates=True, cancels=True,
-    shipments=True (shipped lookups), shipment_webhooks when webhook_secret_env is set
+    shipments=True (a shipping service: `status` is asked about dispatched orders, never
+    about invoices), shipment_webhooks when webhook_secret_env is set
 
 Config keys (`ShipStationConfig`)
     name, url, api_key, api_secret (${env:NAME} references), order_status, store_id, timeout
@@ -61,11 +63,20 @@ from connectors.targets._shipping import (
     address,
     first_step_reference,
     route_of,
+    shipment_found,
     whole,
 )
 from connectors.targets._webhooks import json_object, same_secret, secret_from_env
 from connectors.targets.shipstation.config import ShipStationConfig
-from gateway.connector import Capabilities, Delivery, Receipt, ShipmentEvent, WebhookRequest
+from gateway.connector import (
+    Capabilities,
+    Delivery,
+    Receipt,
+    ShipmentEvent,
+    ShipmentFound,
+    StatusFound,
+    WebhookRequest,
+)
 from gateway.errors import (
     ConfigError,
     PermanentError,
@@ -127,18 +138,16 @@ class ShipStationConnector:
             raise TransientError(f"{self.name}: createorder answered without an orderId; sent again with the same orderKey")
         return Receipt(status=200, reference=str(order_id), detail={"orderKey": key, "orderStatus": answer.get("orderStatus")})
 
-    def shipped(self, reference: str) -> dict[str, Any] | None:
-        """The shipments of an order ShipStation marked shipped (None while it is not)."""
+    def status(self, reference: str) -> StatusFound:
+        """Shipped, with the shipments not voided, once ShipStation marked the order so."""
         order = self.http.call("GET", f"/orders/{self._checked(reference)}")
         if not isinstance(order, dict) or order.get("orderStatus") != "shipped":
-            return None
+            return StatusFound()
         found = self.http.call("GET", f"/shipments?orderId={self._checked(reference)}")
         shipments = found.get("shipments") if isinstance(found, dict) else None
-        return {
-            "order_id": reference,
-            "ship_date": order.get("shipDate"),
-            "shipments": [_shipment(s) for s in shipments or [] if isinstance(s, dict) and not s.get("voided")],
-        }
+        listed = tuple(_shipment(s, order.get("shipDate")) for s in shipments or [] if isinstance(s, dict) and not s.get("voided"))
+        # Shipped with none listed: still one shipment, on the day ShipStation says the order shipped.
+        return StatusFound(shipped=True, shipments=listed or (_shipment({}, order.get("shipDate")),))
 
     def webhook_secret(self) -> bytes:
         if self.config.webhook_secret_env is None:
@@ -241,9 +250,13 @@ class ShipStationConnector:
         self.http.close()
 
 
-def _shipment(s: dict[str, Any]) -> dict[str, Any]:
-    """One of ShipStation's shipments as the core reads a shipment (`gateway.tracking`)."""
-    return {"carrier": s.get("carrierCode"), "service": s.get("serviceCode"), "tracking": s.get("trackingNumber"), "ship_date": s.get("shipDate")}
+def _shipment(s: dict[str, Any], order_ship_date: object = None) -> ShipmentFound:
+    """One of ShipStation's shipments as the core reads a shipment; dated by the order's
+    shipDate when it has none of its own."""
+    return shipment_found(
+        carrier=s.get("carrierCode"), service=s.get("serviceCode"), tracking=s.get("trackingNumber"),
+        ship_date=s.get("shipDate") or order_ship_date,
+    )
 
 
 def _event(s: dict[str, Any], kind: str) -> ShipmentEvent:
@@ -252,7 +265,7 @@ def _event(s: dict[str, Any], kind: str) -> ShipmentEvent:
     return ShipmentEvent(
         reference=str(order_id) if isinstance(order_id, int) else None,
         order_key=key if isinstance(key, str) and key else None,
-        found={"order_id": order_id, "ship_date": s.get("shipDate"), "shipments": [_shipment(s)]},
+        found=StatusFound(shipped=True, shipments=(_shipment(s),)),
         about=f"{kind} shipment {str(s.get('shipmentId'))[:20]} of order {str(order_id)[:20]}",
     )
 
