@@ -671,7 +671,7 @@ def _sent_event(claim: ClaimedDelivery, receipt: Receipt, now: dt.datetime) -> d
         return event_row("sent", f"{claim.what} {how}", claim, now)
     parts = [
         f"HTTP {receipt.status}" if receipt.status else "accepted",
-        f"by {claim.connector}",
+        f"by {claim.target}",  # a split order's part names itself: "by shipstation part 1 of 2"
     ]
     if claim.action != "create":
         parts.insert(0, f"{claim.action}:")
