@@ -56,7 +56,9 @@ class Item:
 
     def base_quantity(self, quantity: Decimal, uom: str | None) -> Decimal | None:
         """`quantity` of `uom` in base units; None when the item is not sold in that unit."""
-        unit = (uom or self.base_uom).upper()
+        if uom is None or uom == self.base_uom:  # most order lines: the base unit
+            return quantity
+        unit = uom.upper()
         if unit == self.base_uom.upper():
             return quantity
         factor = self.uoms.get(unit)

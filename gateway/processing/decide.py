@@ -52,8 +52,8 @@ __all__ = ["DECIDE_CHUNK", "Decider", "Ship", "StockStep", "StoreHistory", "appl
 Decider = Callable[["Connection"], RulesEngine]
 """Builds the rules engine for one chunk of orders (master data and history read through `conn`)."""
 
-DUPLICATE_WINDOW = dt.timedelta(days=14)
-DECIDE_CHUNK = 50  # new orders decided together (one master-data prefetch each)  # how far back the same content counts as a duplicate
+DUPLICATE_WINDOW = dt.timedelta(days=14)  # how far back the same content counts as a duplicate
+DECIDE_CHUNK = 50  # new orders decided together (one master-data prefetch each)
 
 
 class StoreHistory:

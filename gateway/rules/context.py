@@ -84,13 +84,19 @@ class OrderContext:
     lines: list[ResolvedLine]
     account: Account | None
     batch: BatchContext
-    value: Decimal = Decimal(0)
+    value: Decimal = Decimal(0)  # `order_value`
+    lines_value: Decimal = Decimal(0)  # the sum of the priced lines (`lines_value`), worked out once
     fingerprint: str | None = None  # the order's content (see `fingerprint`)
     stock_needs: list[StockNeed] = field(default_factory=list)  # what to reserve if accepted (the stock rule)
 
     def prices(self, sku: str) -> list[Price]:
         """Prices valid on the order date for `sku`: the account's contract prices first."""
-        return self.batch.price_table(self.account.code if self.account else None).get(sku, [])
+        return self.price_table().get(sku, [])
+
+    def price_table(self) -> Mapping[str, list[Price]]:
+        """Prices valid on the order date by SKU, the account's contract prices first: for a
+        rule that reads every line's, once per order."""
+        return self.batch.price_table(self.account.code if self.account else None)
 
     def order_count(self) -> int | None:
         """Orders the account placed before; None: unknown (no account or no history)."""
@@ -205,20 +211,22 @@ class BatchContext:
         ln = order.lines[index]
         label = ln.line_number or str(index + 1)
         sku = ln.sku
-        item: Item | None = None
-        if sku and sku in self.items:
-            item = self.items[sku]
-        elif ln.buyer_part_number and order.partner and (ref := self.xrefs.get(order.partner, {}).get(ln.buyer_part_number)):
-            sku, item = ref, self.items.get(ref)
-        elif ln.gtin and ln.gtin in self.by_gtin:
-            item = self.by_gtin[ln.gtin]
-            sku = item.sku
+        item: Item | None = self.items.get(sku) if sku else None
+        if item is None:  # not the seller's SKU: the partner's cross-reference, else the GTIN
+            if ln.buyer_part_number and order.partner and (ref := self.xrefs.get(order.partner, {}).get(ln.buyer_part_number)):
+                sku, item = ref, self.items.get(ref)
+            elif ln.gtin and ln.gtin in self.by_gtin:
+                item = self.by_gtin[ln.gtin]
+                sku = item.sku
         base = item.base_quantity(ln.quantity, ln.uom) if item is not None else None
         return ResolvedLine(index, label, ln, sku, item, base)
 
     def order(self, order: Order) -> OrderContext:
         lines = [self.resolve(order, i) for i in range(len(order.lines))]
-        ctx = OrderContext(order, lines, self.account_of(order), self, order_value(order))
+        priced = lines_value(order)
+        totals = order.totals
+        value = totals.total if totals is not None and totals.total is not None else priced  # order_value
+        ctx = OrderContext(order, lines, self.account_of(order), self, value, priced)
         ctx.fingerprint = fingerprint(order, ctx)
         return ctx
 

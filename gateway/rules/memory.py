@@ -49,6 +49,9 @@ class InMemoryMasterData:
         self._prices: dict[str, list[Price]] = {}
         for p in prices:
             self._prices.setdefault(p.sku, []).append(p)
+        # SKUs whose only price is a list price valid on every day: their list is the answer
+        # for every customer and day (most of a catalogue; the look-up is per order line).
+        self._plain = {sku for sku, found in self._prices.items() if len(found) == 1 and _always(found[0])}
         self._stock: dict[str, list[StockLevel]] = {}
         for s in stock:
             self._stock.setdefault(s.sku, []).append(s)
@@ -80,9 +83,13 @@ class InMemoryMasterData:
     def prices(self, skus: Collection[str], customer: str | None, day: dt.date) -> Mapping[str, list[Price]]:
         self.calls += 1
         out: dict[str, list[Price]] = {}
+        plain = self._plain
         for sku in skus:
             found = self._prices.get(sku)
             if not found:
+                continue
+            if sku in plain:
+                out[sku] = list(found)
                 continue
             valid = [p for p in found if (p.customer is None or p.customer == customer) and p.valid_on(day)]
             if len(valid) > 1:
@@ -114,6 +121,11 @@ class InMemoryMasterData:
             if want is not None and want in self._by[attr]:
                 return self._by[attr][want]
         return None
+
+
+def _always(price: Price) -> bool:
+    """A list price valid on every day."""
+    return price.customer is None and price.valid_from is None and price.valid_to is None
 
 
 class InMemoryHistory:

@@ -26,9 +26,11 @@ from pydantic import Field
 from gateway.masterdata.model import Price
 from gateway.model import Order
 from gateway.rules.base import Finding, Outcome, Rule, RuleConfigBase, money
-from gateway.rules.context import OrderContext, ResolvedLine, lines_value
+from gateway.rules.context import OrderContext, ResolvedLine
 
 __all__ = ["PriceConfig", "PriceRule", "expected_price"]
+
+_NONE: list[Price] = []  # a SKU without prices (never appended to)
 
 
 class PriceConfig(RuleConfigBase):
@@ -54,14 +56,18 @@ def expected_price(rl: ResolvedLine, prices: list[Price], currency: str | None) 
     """The price that applies to a line (None: none known in the order's currency)."""
     if rl.item is None:
         return None
-    want = currency.upper() if currency else None
+    return _applying(prices, currency.upper() if currency else None, rl.base or rl.line.quantity)
+
+
+def _applying(prices: list[Price], want: str | None, base: Decimal) -> Price | None:
+    """Of `prices` (contract prices first), the one for currency `want` (None: any) and a
+    quantity of `base` units: the customer's, else the list's, for the largest min_quantity."""
+    if len(prices) == 1:  # the usual case: one list price
+        p = prices[0]
+        return p if (want is None or p.currency == want) and p.min_quantity <= base else None
     usable = [p for p in prices if want is None or p.currency == want]
-    if len(usable) == 1:  # the usual case: one list price
-        return usable[0] if usable[0].min_quantity <= (rl.base or rl.line.quantity) else None
     contract = [p for p in usable if p.customer is not None]
-    group = contract or usable
-    base = rl.base or rl.line.quantity
-    reached = [p for p in group if p.min_quantity <= base]
+    reached = [p for p in contract or usable if p.min_quantity <= base]
     return max(reached, key=lambda p: p.min_quantity, default=None)
 
 
@@ -69,6 +75,8 @@ def per_line_unit(rl: ResolvedLine, price: Price) -> Decimal | None:
     """`price` converted to the line's unit of measure (None: the units do not convert)."""
     item = rl.item
     assert item is not None
+    if price.uom is None and rl.line.uom is None:  # both in the item's base unit: most lines
+        return price.unit_price
     base_uom = item.base_uom.upper()
     if (price.uom is None or price.uom.upper() == base_uom) and (rl.line.uom is None or rl.line.uom.upper() == base_uom):
         return price.unit_price
@@ -86,10 +94,12 @@ class PriceRule(Rule):
     def check(self, order: Order, ctx: OrderContext) -> Iterable[Finding]:
         cfg = self.config
         assert isinstance(cfg, PriceConfig)
+        table = ctx.price_table()  # read once per order, not per line (a third of this rule's time)
+        want = order.currency.upper() if order.currency else None
         for rl in ctx.lines:
             if rl.item is None or rl.sku is None or rl.base is None:
                 continue  # an unknown item or a unit it is not sold in: the catalogue rule says so
-            price = expected_price(rl, ctx.prices(rl.sku), order.currency)
+            price = _applying(table.get(rl.sku, _NONE), want, rl.base)
             ours = per_line_unit(rl, price) if price is not None else None
             if ours is None:
                 yield self.finding(
@@ -123,13 +133,13 @@ class PriceRule(Rule):
                     price=money(ours),
                     sent=money(given),
                 )
-        yield from self._totals(order, cfg)
+        yield from self._totals(order, ctx, cfg)
 
-    def _totals(self, order: Order, cfg: PriceConfig) -> Iterable[Finding]:
+    def _totals(self, order: Order, ctx: OrderContext, cfg: PriceConfig) -> Iterable[Finding]:
         t = order.totals
         if t is None or not order.lines or any(ln.unit_price is None for ln in order.lines):
             return
-        lines = lines_value(order)
+        lines = ctx.lines_value
         if t.subtotal is not None:
             declared, what = t.subtotal, "subtotal"
         elif t.total is not None:
