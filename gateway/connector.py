@@ -78,8 +78,10 @@ class Capabilities:
     updates: bool = False  # can take a changed version of an order it already has (action "update")
     cancels: bool = False  # can cancel an order it already has (action "cancel")
     stock: bool = False  # offers stock_levels(): the ERP's on-hand quantities for the inventory master data
-    # A shipping service: status(reference) says whether it shipped the order, with tracking; it is
-    # asked about dispatched orders (and a split order's other parts), never for invoices.
+    # status(reference) reports shipments, with tracking: a shipping service (then it is asked about
+    # dispatched orders and a split order's other parts, never for invoices) or an ERP that reads
+    # its deliveries. `gateway shipped` asks it, and an order invoiced before anything shipped is
+    # still asked about its shipment.
     shipments: bool = False
     shipment_webhooks: bool = False  # offers shipment_events(): its service reports shipments by webhook (configured to)
     status: bool = False  # offers status(reference): what the system did with the order since (shipments, invoices)

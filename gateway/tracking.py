@@ -13,6 +13,10 @@ Every connector that answers is asked `status(reference) -> StatusFound`; what k
     shipments=True   a shipping service (ShipStation): shipments only. Asked about each
                      dispatched order, and about a split order's other parts after it shipped.
 
+A connector whose answers carry shipments (shipments=True: the shipping services, and Tryton,
+which reads its customer shipments) is also asked about an order invoiced with no shipment
+recorded (an ERP that bills on order invoices before anything ships), until one is recorded.
+
 `StatusPoll.run` is the service's ``status:<connector>`` job, every `poll_status_minutes` of
 the connector (old name: `poll_shipments_minutes`); `gateway run --once` runs one poll of each
 such connector before its work (the 810s and 856s it queues are sent in the same run); `gateway
@@ -54,9 +58,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The orders a connector is asked about: sent, and not yet as far as it can report.
+# The orders a connector is asked about: sent, and not yet as far as it can report. An order
+# the ERP invoiced before anything shipped (billed on order) is invoiced with no shipment: it
+# is still asked about its shipment, by the ERP and by a shipping service, until one is recorded.
 _ASKED_SHIPMENTS: tuple[str, ...] = (OrderState.DISPATCHED.value,)
 _ASKED_STATUS: tuple[str, ...] = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value)
+_UNSHIPPED: tuple[str, ...] = (OrderState.INVOICED.value,)
 
 
 @dataclass(slots=True)
@@ -91,14 +98,18 @@ def invoice_of(found: InvoiceFound) -> Invoice:
     )
 
 
-def record_found(fulfilment: Fulfilment, order_id: str, connector: str, found: StatusFound, state: str) -> list[Recorded]:
+def record_found(
+    fulfilment: Fulfilment, order_id: str, connector: str, found: StatusFound, state: str, *, unshipped: bool = False
+) -> list[Recorded]:
     """Record each shipment, then each invoice, of `found` on the order (in `state` now); what
-    was recorded anew. A shipment without a tracking number is recorded only on an order not
-    shipped yet (it cannot be told from one recorded before)."""
+    was recorded anew. A shipment without a tracking number is recorded only on an order with
+    none recorded yet (it cannot be told from one recorded before): a dispatched order, or one
+    the caller knows is `unshipped` (invoiced first: `Awaiting.unshipped`)."""
     done = []
     for shipment in shipments_of(found, connector):
-        if not shipment.tracking and state != OrderState.DISPATCHED.value:
+        if not shipment.tracking and state != OrderState.DISPATCHED.value and not unshipped:
             continue
+        unshipped = False  # one recorded now
         result = fulfilment.record_shipment(order_id, shipment, by=connector)
         state = result.state
         if not result.repeat:
@@ -128,14 +139,16 @@ class StatusPoll:
         elif caps.shipments:
             states = _ASKED_SHIPMENTS
             # A split order is shipped once its first part is: its other parts are still asked.
-            parts_in = (OrderState.SHIPPED.value,)
+            parts_in = (OrderState.SHIPPED.value, OrderState.INVOICED.value)
         else:
             log.warning("status: connector %s cannot say what became of an order; poll_status_minutes ignored", name)
             return PollResult()
         ask = cast("StatusSource", connector).status
         result = PollResult()
         reported: list[int] = []
-        for order_id, po_number, state, reference, outbox_id in awaiting_status(self.store, name, states, parts_in=parts_in):
+        for order_id, po_number, state, reference, outbox_id, unshipped in awaiting_status(
+            self.store, name, states, parts_in=parts_in, unshipped_in=_UNSHIPPED if caps.shipments else ()
+        ):
             result.asked += 1
             try:
                 found = ask(reference)
@@ -148,7 +161,7 @@ class StatusPoll:
             if not (found.shipped or found.shipments or found.invoices):
                 continue
             try:
-                result.recorded += len(record_found(self.fulfilment, order_id, name, found, state))
+                result.recorded += len(record_found(self.fulfilment, order_id, name, found, state, unshipped=unshipped))
             except GatewayError as exc:
                 result.errors += 1
                 log.warning("status from %s: news of order %s (PO %s) not recorded: %s", name, order_id[:8], po_number, exc)

@@ -1,7 +1,8 @@
 """Which orders a connector took and may have news of (`gateway.tracking`).
 
-    awaiting_status(store, "erp", ("dispatched", "shipped"))   # [Awaiting(order_id, po_number, state, reference, outbox_id)], oldest first
-    awaiting_status(store, "shipstation", ("dispatched",), parts_in=("shipped",))  # and parts of a split order not reported yet
+    awaiting_status(store, "erp", ("dispatched", "shipped"))   # [Awaiting(order_id, po_number, state, reference, outbox_id, unshipped)], oldest first
+    awaiting_status(store, "shipstation", ("dispatched",), parts_in=("shipped", "invoiced"),  # and parts of a split order not reported yet,
+                    unshipped_in=("invoiced",))                                        # and orders invoiced before they shipped
     mark_shipped(store, [outbox_id, ...])   # that part's service reported it shipped: not asked again
     order_taken(store, "labels", reference="shp_123")  # (order_id, po_number, state) or None
 
@@ -39,20 +40,26 @@ class Awaiting(NamedTuple):
     state: str
     reference: str  # the system's id of what it took (for a split order: of this part)
     outbox_id: int
+    unshipped: bool  # no shipment is recorded on the order yet
 
 
 def awaiting_status(
-    store: Store, connector: str, states: Sequence[str], *, parts_in: Sequence[str] = (), limit: int = 1000
+    store: Store, connector: str, states: Sequence[str], *, parts_in: Sequence[str] = (), unshipped_in: Sequence[str] = (),
+    limit: int = 1000,
 ) -> list[Awaiting]:
-    """The deliveries `connector` took of orders in `states`, and of split orders in `parts_in`
-    whose part was not reported shipped yet, with the reference of each, oldest order first (at
-    most `limit`); one per reference (the versions of a changed order share theirs)."""
-    o, d = t.outbox, t.orders
+    """The deliveries `connector` took of orders in `states`, of split orders in `parts_in`
+    whose part was not reported shipped yet, and of orders in `unshipped_in` with no shipment
+    recorded (invoiced before anything shipped), with the reference of each, oldest order first
+    (at most `limit`); one per reference (the versions of a changed order share theirs)."""
+    o, d, s = t.outbox, t.orders, t.shipments
     wanted: ColumnElement[bool] = d.c.state.in_(list(states))
     if parts_in:
         wanted = or_(wanted, and_(d.c.state.in_(list(parts_in)), o.c.part_of > 1))
+    shipped = select(s.c.id).where(s.c.order_id == d.c.id, s.c.kind == "shipment").exists()
+    if unshipped_in:
+        wanted = or_(wanted, and_(d.c.state.in_(list(unshipped_in)), ~shipped))
     q = (
-        select(d.c.id, d.c.po_number, d.c.state, o.c.receipt, o.c.id.label("outbox_id"))
+        select(d.c.id, d.c.po_number, d.c.state, o.c.receipt, o.c.id.label("outbox_id"), shipped.label("shipped"))
         .join(o, o.c.order_id == d.c.id)
         .where(o.c.kind == "order", o.c.connector == connector, o.c.state == DeliveryState.SENT.value, wanted)
         .order_by(d.c.created_at, d.c.id, o.c.part)
@@ -62,13 +69,13 @@ def awaiting_status(
         rows = conn.execute(q).all()
     found = []
     seen = set()
-    for order_id, po_number, state, receipt, outbox_id in rows:
+    for order_id, po_number, state, receipt, outbox_id, any_shipped in rows:
         receipt = receipt if isinstance(receipt, dict) else {}
         reference = receipt.get("reference")
         if reference in (None, "") or receipt.get("shipped") or str(reference) in seen:
             continue
         seen.add(str(reference))
-        found.append(Awaiting(order_id, po_number, state, str(reference), outbox_id))
+        found.append(Awaiting(order_id, po_number, state, str(reference), outbox_id, not any_shipped))
     return found
 
 

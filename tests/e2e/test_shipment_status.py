@@ -2,7 +2,8 @@
 ShipStation (behind `responses`, tests/support/shipping_apis.py); a person ships 60 of them
 there (one in two packages); the service's ``status:shipstation`` job records each shipment
 (shipped, the tracking number in the order's history), a second poll records nothing again,
-and `gateway shipped PO --record` records one order by hand, once."""
+and `gateway shipped PO --record` records one order by hand, once. Orders invoiced before
+they shipped (billed on order) are still asked about their shipment until it is recorded."""
 
 from __future__ import annotations
 
@@ -79,3 +80,27 @@ connectors:
         assert "1ZLATE" in first and "is shipped" in first
         assert "nothing new to record" in cli("shipped", f"PO{N:04d}", "--record", "-c", str(cfg))
         assert "nothing new to record" in cli("shipped", "PO0001", "--record", "-c", str(cfg))
+
+        # Billed on order: 20 orders invoiced before anything shipped are still asked about
+        # their shipment, recorded once it comes (they stay invoiced), then not asked again.
+        billed = [f"PO{i:04d}" for i in range(SHIPPED + 1, SHIPPED + 21)]
+        invoices = tmp_path / "invoices.csv"
+        invoices.write_text("order,number\n" + "".join(f"{p},INV-{p}\n" for p in billed))
+        cli("invoice", "--file", str(invoices), "-c", str(cfg))
+        for p in billed:
+            ss.ship(ids[p], f"1ZBILLED{p}")
+        gw = Gateway(load_config(cfg))
+        try:
+            _poll_status(gw, "shipstation")
+            asked = len(ss.requests)
+            _poll_status(gw, "shipstation")  # only the orders still neither shipped nor invoiced
+            assert len(ss.requests) - asked == N - SHIPPED - len(billed) - 1  # (PO0100 shipped by hand)
+            with gw.store.engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.orders.c.po_number, t.orders.c.state, t.shipments.c.tracking)
+                    .join(t.shipments, t.shipments.c.order_id == t.orders.c.id)
+                    .where(t.shipments.c.kind == "shipment", t.orders.c.po_number.in_(billed))
+                ).all()
+        finally:
+            gw.close()
+        assert sorted(rows) == [(p, "invoiced", f"1ZBILLED{p}") for p in billed]

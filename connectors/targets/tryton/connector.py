@@ -21,6 +21,9 @@ Capabilities
                            effective date; Tryton's base modules hold no carrier or tracking
                            number). The gateway's ``status:<name>`` job records them once
                            (`gateway.tracking`, config ``poll_status_minutes``).
+    shipments=True         its status carries shipments: `gateway shipped ORDER` asks it, and a
+                           sale invoiced before it shipped is still asked until its shipment is
+                           recorded (once: it has no tracking number to tell two apart)
 
 Config keys (`TrytonConfig`)
     name, url, database, user, password (``${env:NAME}`` only), customer_code_from (bill_to,
@@ -293,7 +296,9 @@ def _rpc_error(where: str, error: Any) -> DeliveryError:
 class TrytonConnector:
     """Creates, updates and cancels sales; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, renders=True, status=True)
+    capabilities = Capabilities(
+        idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, renders=True, status=True, shipments=True
+    )
 
     def __init__(self, config: TrytonConfig, session: requests.Session | None = None):
         self.config = config
