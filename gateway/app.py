@@ -366,7 +366,7 @@ def check_connectors(config: GatewayConfig) -> list[str]:
             continue
         try:
             if connector.capabilities.shipment_webhooks:
-                connector.webhook_secret()  # read per webhook: say now that its variable is missing
+                connector.webhook_secrets()  # read per webhook: say now that a variable is missing
         except ConfigError as exc:
             problems.append(str(exc))
         finally:

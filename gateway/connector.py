@@ -125,9 +125,11 @@ class ShipmentWebhooks(Protocol):
     """A connector whose service reports shipments by webhook (`Capabilities.shipment_webhooks`):
     the intake's POST /intake/shipments/{connector} hands it each request."""
 
-    def webhook_secret(self) -> bytes:
-        """The webhook secret from the environment (its ``webhook_secret_env``); ConfigError
-        when the variable is unset or too short (`gateway config check` says so)."""
+    def webhook_secrets(self) -> list[bytes]:
+        """The webhook secrets accepted now, from the environment: the current one (its
+        ``webhook_secret_env``), then the previous one while the service is switched over
+        (``webhook_previous_secret_env``). ConfigError when a variable is unset or too short
+        (`gateway config check` says so)."""
         ...
 
     def shipment_events(self, request: WebhookRequest) -> list[ShipmentEvent]:

@@ -1,5 +1,6 @@
 """What the shipping connectors' webhooks share (`ShipmentWebhooks`): the secret from the
-environment, a constant-time comparison, and the body read as one JSON object.
+environment (and, while it is being changed, the previous one: both are accepted until the
+service uses the new one), a constant-time comparison, and the body read as one JSON object.
 
 The intake bounds the body's size and time before a connector sees it; the connector checks
 the signature or token before it reads anything from the body.
@@ -10,11 +11,12 @@ from __future__ import annotations
 import hmac
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.errors import ConfigError, WebhookRefused
 
-__all__ = ["MIN_SECRET_LENGTH", "json_object", "same_secret", "secret_from_env"]
+__all__ = ["MIN_SECRET_LENGTH", "any_same_secret", "json_object", "previous_secret_from_env", "same_secret", "secret_from_env"]
 
 #: Shorter secrets are refused: an empty one (an unset variable) would let anybody in.
 MIN_SECRET_LENGTH = 16
@@ -32,6 +34,21 @@ def secret_from_env(connector: str, env: str) -> str:
     return value
 
 
+def previous_secret_from_env(connector: str, env: str | None) -> str | None:
+    """The previous webhook secret (``webhook_previous_secret_env``), accepted beside the
+    current one while a service switches over; None when not configured or its variable is
+    unset (the switch is over). ConfigError when it is set but too short."""
+    value = os.environ.get(env, "") if env is not None else ""
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"connector {connector}: webhook_previous_secret_env: environment variable {env} is too short; "
+            f"set it to the old secret (at least {MIN_SECRET_LENGTH} characters), or unset it once the service uses the new one"
+        )
+    return value
+
+
 def same_secret(given: str | bytes | None, expected: bytes) -> bool:
     """Whether `given` equals `expected`, in time that does not depend on where they differ
     (`hmac.compare_digest`); a missing value is simply wrong."""
@@ -43,6 +60,13 @@ def same_secret(given: str | bytes | None, expected: bytes) -> bool:
         except UnicodeEncodeError:
             return False
     return hmac.compare_digest(given, expected)
+
+
+def any_same_secret(given: str | bytes | None, expected: Sequence[bytes]) -> bool:
+    """Whether `given` equals one of `expected` (the current and the previous secret): each is
+    compared, in constant time, whichever matches."""
+    matches = [same_secret(given, secret) for secret in expected]
+    return any(matches)
 
 
 def json_object(body: bytes, service: str) -> dict[str, Any]:

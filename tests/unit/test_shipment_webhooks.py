@@ -106,7 +106,7 @@ def test_easypost_without_its_secret_in_the_environment_is_a_config_error(monkey
         easypost(webhook_secret_env="EP_HOOK").shipment_events(ep_request(b"{}", "hmac-sha256-hex=00"))
     monkeypatch.setenv("EP_HOOK", "short")
     with pytest.raises(ConfigError, match="EP_HOOK is too short"):
-        easypost(webhook_secret_env="EP_HOOK").webhook_secret()
+        easypost(webhook_secret_env="EP_HOOK").webhook_secrets()
 
 
 # -- EasyPost: the documented events ------------------------------------------------------------
@@ -185,6 +185,37 @@ def test_shipstation_token_good_bad_missing_and_wrong_length(api: FakeShipStatio
         with pytest.raises(WebhookUnauthorized):
             ss.shipment_events(ss_request(body, token))
     assert len(api.requests) == asked  # a refused notification makes no call with our credentials
+
+
+def test_a_previous_secret_is_accepted_while_the_service_switches_over(api: FakeShipStation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rotation: with webhook_previous_secret_env set, both the new and the old secret are
+    accepted (EasyPost's signature and ShipStation's token); unset the variable and only the
+    new one is; a third is never. A previous secret set too short is a configuration error."""
+    old_ep, old_ss = "ep-old-webhook-secret-987654", "ss-old-webhook-token-987654321"
+    monkeypatch.setenv("EP_OLD", old_ep)
+    monkeypatch.setenv("SS_OLD", old_ss)
+    ep = easypost(webhook_secret_env="EP_HOOK", webhook_previous_secret_env="EP_OLD")
+    ss = shipstation(webhook_secret_env="SS_HOOK", webhook_previous_secret_env="SS_OLD")
+    body = easypost_event("1Z42", "shp_00000042")
+    notify = api.notify(shipped(api, 1))
+    for secret in (EP_SECRET, old_ep):
+        assert ep.shipment_events(ep_request(body, easypost_signature(body, secret)))
+    for token in (SS_TOKEN, old_ss):
+        assert ss.shipment_events(ss_request(notify, token))
+    with pytest.raises(WebhookUnauthorized):
+        ep.shipment_events(ep_request(body, easypost_signature(body, "ep-third-webhook-secret-000")))
+    with pytest.raises(WebhookUnauthorized):
+        ss.shipment_events(ss_request(notify, "ss-third-webhook-token-0000000"))
+    monkeypatch.delenv("EP_OLD")
+    monkeypatch.delenv("SS_OLD")  # the switch is over
+    with pytest.raises(WebhookUnauthorized):
+        ep.shipment_events(ep_request(body, easypost_signature(body, old_ep)))
+    with pytest.raises(WebhookUnauthorized):
+        ss.shipment_events(ss_request(notify, old_ss))
+    assert ss.shipment_events(ss_request(notify, SS_TOKEN))
+    monkeypatch.setenv("SS_OLD", "short")
+    with pytest.raises(ConfigError, match="webhook_previous_secret_env: environment variable SS_OLD is too short"):
+        ss.webhook_secrets()
 
 
 def test_shipstation_follows_every_page_and_skips_voided_shipments(api: FakeShipStation) -> None:

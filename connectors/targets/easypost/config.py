@@ -60,6 +60,11 @@ class EasyPostConfig(TargetConfigBase):
         description="Name of the environment variable holding the webhook secret given to EasyPost (X-Hmac-Signature, "
         "at least 16 characters); unset: no shipment webhooks (POST /intake/shipments/<name> answers 404).",
     )
+    webhook_previous_secret_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]{0,99}$",
+        description="Name of the environment variable holding the previous webhook secret, accepted beside the current "
+        "one while the service is switched to the new one; unset it (or its variable) when the switch is done.",
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry policy for transient failures.")
 
     def call_seconds(self) -> float:

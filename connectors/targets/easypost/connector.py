@@ -29,7 +29,8 @@ Capabilities
 Config keys (`EasyPostConfig`)
     name, url, api_key (an ${env:NAME} reference), from_address, rates, default_weight_oz,
     default_carrier / default_service (for an order without a route), timeout (connect, read),
-    webhook_secret_env, retry, after
+    webhook_secret_env, webhook_previous_secret_env (accepted too while EasyPost is switched to a
+    new secret), retry, after
 
 Errors: EasyPost answers ``{"error": {"code", "message", "errors": [{"field", "message"}]}}``
 (see `connectors.targets._shipping` for the status table)
@@ -59,7 +60,12 @@ from connectors.targets._shipping import (
     route_of,
     shipment_found,
 )
-from connectors.targets._webhooks import json_object, same_secret, secret_from_env
+from connectors.targets._webhooks import (
+    any_same_secret,
+    json_object,
+    previous_secret_from_env,
+    secret_from_env,
+)
 from connectors.targets.easypost.config import EasyPostConfig
 from gateway.connector import (
     Capabilities,
@@ -140,17 +146,22 @@ class EasyPostConnector:
             },
         )
 
-    def webhook_secret(self) -> bytes:
+    def webhook_secrets(self) -> list[bytes]:
         if self.config.webhook_secret_env is None:
             raise ConfigError(f"connector {self.name}: shipment webhooks are not configured (set webhook_secret_env)")
+        current = secret_from_env(self.name, self.config.webhook_secret_env)
+        previous = previous_secret_from_env(self.name, self.config.webhook_previous_secret_env)
         # EasyPost's clients normalise the secret (NFKD) before keying the HMAC with its UTF-8 bytes.
-        return unicodedata.normalize("NFKD", secret_from_env(self.name, self.config.webhook_secret_env)).encode("utf-8")
+        return [unicodedata.normalize("NFKD", s).encode("utf-8") for s in (current, previous) if s]
 
     def shipment_events(self, request: WebhookRequest) -> list[ShipmentEvent]:
         """The shipment a tracker event reports (see the module docstring); [] for another event."""
         given = request.headers.get("x-hmac-signature")
-        expected = _SIGNATURE_PREFIX + hmac.new(self.webhook_secret(), request.body, hashlib.sha256).hexdigest().encode("ascii")
-        if not same_secret(given.strip() if given else None, expected):
+        expected = [
+            _SIGNATURE_PREFIX + hmac.new(secret, request.body, hashlib.sha256).hexdigest().encode("ascii")
+            for secret in self.webhook_secrets()
+        ]
+        if not any_same_secret(given.strip() if given else None, expected):
             raise WebhookUnauthorized(f"{self.name}: X-Hmac-Signature is {'wrong' if given else 'missing'}")
         event = json_object(request.body, "EasyPost")
         if event.get("object") != "Event":

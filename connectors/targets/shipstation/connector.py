@@ -35,7 +35,8 @@ Capabilities
 
 Config keys (`ShipStationConfig`)
     name, url, api_key, api_secret (${env:NAME} references), order_status, store_id, timeout
-    (connect, read), webhook_secret_env, payload, retry, after
+    (connect, read), webhook_secret_env, webhook_previous_secret_env (the old token, accepted too
+    while the webhook URL is changed), payload, retry, after
 
 Errors (see `connectors.targets._shipping`)
     429                  TransientError, retry_after from X-Rate-Limit-Reset (seconds)
@@ -66,7 +67,12 @@ from connectors.targets._shipping import (
     shipment_found,
     whole,
 )
-from connectors.targets._webhooks import json_object, same_secret, secret_from_env
+from connectors.targets._webhooks import (
+    any_same_secret,
+    json_object,
+    previous_secret_from_env,
+    secret_from_env,
+)
 from connectors.targets.shipstation.config import ShipStationConfig
 from gateway.connector import (
     Capabilities,
@@ -149,14 +155,16 @@ class ShipStationConnector:
         # Shipped with none listed: still one shipment, on the day ShipStation says the order shipped.
         return StatusFound(shipped=True, shipments=listed or (_shipment({}, order.get("shipDate")),))
 
-    def webhook_secret(self) -> bytes:
+    def webhook_secrets(self) -> list[bytes]:
         if self.config.webhook_secret_env is None:
             raise ConfigError(f"connector {self.name}: shipment webhooks are not configured (set webhook_secret_env)")
-        return secret_from_env(self.name, self.config.webhook_secret_env).encode("utf-8")
+        current = secret_from_env(self.name, self.config.webhook_secret_env)
+        previous = previous_secret_from_env(self.name, self.config.webhook_previous_secret_env)
+        return [s.encode("utf-8") for s in (current, previous) if s]
 
     def shipment_events(self, request: WebhookRequest) -> list[ShipmentEvent]:
         """The shipments a SHIP_NOTIFY names (see the module docstring); [] for another kind."""
-        if not same_secret(request.query.get("token"), self.webhook_secret()):
+        if not any_same_secret(request.query.get("token"), self.webhook_secrets()):
             raise WebhookUnauthorized(f"{self.name}: the token in the webhook URL is {'wrong' if request.query.get('token') else 'missing'}")
         note = json_object(request.body, "ShipStation")
         kind = note.get("resource_type")
