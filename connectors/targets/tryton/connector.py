@@ -10,9 +10,9 @@ Capabilities
                            draft, quotation or confirmed (moved back to draft, then on to `state`)
     cancels=True           the sale's cancel transition (a confirmed sale goes to draft first);
                            an already cancelled sale is fine
-    stock_levels()         on-hand quantities per warehouse as master-data ``stock`` rows
-                           (``product.product`` quantity in the context of each warehouse);
-                           a method for now, not yet reachable from the CLI
+    stock=True             `stock_levels()`: on-hand quantities per warehouse as master-data
+                           ``stock`` rows (``product.product`` quantity in the context of each
+                           warehouse), read by `gateway data pull stock --from NAME`
     status=True            `status(number)`: the sale's posted invoices once its ``invoice_state``
                            is awaiting payment, partially paid or paid (account.invoice number,
                            invoice_date, total_amount, tax_amount, currency; drafts, cancelled
