@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 
 # The orders a connector is asked about: sent, and not yet as far as it can report. An order
 # the ERP invoiced before anything shipped (billed on order) is invoiced with no shipment: it
-# is still asked about its shipment, by the ERP and by a shipping service, until one is recorded.
+# is still asked about its shipment, by the connectors whose status carries shipments
+# (Capabilities.shipments), until one is recorded.
 _ASKED_SHIPMENTS: tuple[str, ...] = (OrderState.DISPATCHED.value,)
 _ASKED_STATUS: tuple[str, ...] = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value)
 _UNSHIPPED: tuple[str, ...] = (OrderState.INVOICED.value,)
