@@ -7,8 +7,10 @@ them (float amounts, as Frappe answers) and is briefly unavailable for one order
                     invoiced with ERPNext's number, total and tax rounded to cents; acme (which wants
                     invoices) gets an 810 for each of its orders in its folder, globex none; the
                     one order ERPNext could not answer about is asked again at the next poll
-    run --once #3   that order is recorded; nothing else is recorded or sent again, and the
-                    invoiced orders are no longer asked about
+    run --once #3   that order is recorded; nothing else is recorded or sent again; the
+                    invoiced orders are asked only about their delivery (billed on order)
+    run --once #4   ERPNext delivered 30 of them: each gets its shipment (transporter, LR number)
+                    and stays invoiced; then only the others are asked
     an overlapping poll that read the order list before the others recorded: every invoice is
     a repeat, nothing is recorded twice
 """
@@ -136,8 +138,29 @@ def test_invoices_come_back_from_erpnext_once_each_and_reach_the_partner_that_wa
         again = len(erp.requests)
         run_once(cfg)
         assert recorded() == expected
-        # Only the orders not invoiced are asked now (not billed: no Sales Invoice list).
-        assert len(erp.requests) - again == FILES * PER_FILE - len(billed)
+        # Every order is asked once more: those not billed about their invoice, the billed ones
+        # (ERPNext bills on order here) about their delivery: a Sales Order lookup each, and for
+        # a billed one its invoice list again (the ERP answers the whole status; each invoice is
+        # a repeat); not delivered: no Delivery Note list.
+        assert len(erp.requests) - again == FILES * PER_FILE + len(billed)
+        assert not any(path == "/api/resource/Delivery Note" for _, path in erp.requests[again:])
+        assert recorded() == expected
+
+        # ERPNext delivers 30 of the billed orders: each gets its shipment (transporter and
+        # transport receipt number) and stays invoiced; then it is no longer asked.
+        delivered = billed[100:130]
+        for number in delivered:
+            erp.deliver(orders[number], lr_no=f"LR-{number}")
+        run_once(cfg)
+        with engine.connect() as c:
+            shipped = c.execute(
+                select(t.orders.c.po_number, t.orders.c.state, t.shipments.c.carrier, t.shipments.c.tracking)
+                .join(t.orders, t.orders.c.id == t.shipments.c.order_id).where(t.shipments.c.kind == "shipment")
+            ).all()
+        assert sorted(shipped) == [(n, "invoiced", "DHL Express", f"LR-{n}") for n in delivered]
+        again = len(erp.requests)
+        run_once(cfg)
+        assert len(erp.requests) - again == FILES * PER_FILE + len(billed) - 2 * len(delivered)
 
         # A poll that read the order list before the others recorded: every invoice a repeat.
         gw = Gateway(load_config(cfg))

@@ -7,7 +7,8 @@ duplicate, 404 missing, 401 authentication).
 
 `invoice()` does what billing a Sales Order leaves behind: a submitted Sales Invoice whose
 item rows (Sales Invoice Item) name the order in ``sales_order``, float amounts, and the order's
-``per_billed`` 100. A list filter ``[child doctype, field, op, value]`` matches a document once
+``per_billed`` 100; `deliver()` likewise a submitted Delivery Note (items naming the order in
+``against_sales_order``, transporter_name, lr_no) and ``per_delivered`` 100. A list filter ``[child doctype, field, op, value]`` matches a document once
 per matching child row, as Frappe's join does.
 
 Fault knobs: `script` (the next calls answer (status, exc_type) or raise an exception),
@@ -41,7 +42,7 @@ class FakeERPNext:
         self.url = url
         self.lock = threading.Lock()
         self.docs: dict[str, dict[str, dict[str, Any]]] = {"Customer": {}, "Item": {}, "Sales Order": {}, "Bin": {},
-                                                           "Sales Invoice": {}}
+                                                           "Sales Invoice": {}, "Delivery Note": {}}
         self.changes: list[tuple[str, Any]] = []
         self.script: list[Any] = []
         self.lose_answer_of: str | None = None
@@ -72,6 +73,22 @@ class FakeERPNext:
                 "total_taxes_and_charges": tax, "currency": "USD", "customer": so["customer"], "items": items,
             }
             so["per_billed"] = per_billed
+            return name
+
+    def deliver(self, order: str, *, lr_no: str | None = None, transporter: str | None = "DHL Express", docstatus: int = 1,
+                per_delivered: float = 100.0, date: str = "2026-12-05") -> str:
+        """Deliver Sales Order `order` in one Delivery Note (one item row per order row); its name."""
+        with self.lock:
+            so = self.docs["Sales Order"][order]
+            self.serial += 1
+            name = f"MAT-DN-2026-{self.serial:05d}"
+            items = [{"name": f"dni-{self.serial}-{i}", "item_code": row["item_code"], "qty": row["qty"], "against_sales_order": order}
+                     for i, row in enumerate(so["items"])]
+            self.docs["Delivery Note"][name] = {
+                "name": name, "docstatus": docstatus, "is_return": 0, "posting_date": date, "transporter_name": transporter,
+                "lr_no": lr_no, "customer": so["customer"], "items": items,
+            }
+            so["per_delivered"] = per_delivered
             return name
 
     def _handle(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:

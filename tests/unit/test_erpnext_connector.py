@@ -14,7 +14,7 @@ import responses
 from connectors.targets.auth import ApiKeyAuth
 from connectors.targets.erpnext.config import ERPNextConfig
 from connectors.targets.erpnext.connector import ERPNextConnector, ERPNextError, frappe_message
-from gateway.connector import Delivery, InvoiceFound, StatusFound
+from gateway.connector import Delivery, InvoiceFound, ShipmentFound, StatusFound
 from gateway.errors import PermanentError, TransientError
 from gateway.tracking import invoice_of
 from tests.support.fake_erpnext import ERPNEXT_URL, FakeERPNext, frappe_error
@@ -146,6 +146,29 @@ def test_status_reports_submitted_invoices_once_the_order_is_billed_in_full(erpn
     assert found[1] == InvoiceFound(number=second, date=dt.date(2026, 12, 5), total=Decimal("35.980000000000004"),
                                     tax=Decimal("2.99"), currency="USD")
     assert invoice_of(found[1]).total == Decimal("35.98")
+
+
+def test_status_reports_delivery_notes_once_the_order_is_delivered_in_full(erpnext: tuple[FakeERPNext, ERPNextConnector]) -> None:
+    """ERPNext's deliveries come back as shipments: nothing while per_delivered < 100, then
+    each submitted Delivery Note once (the item join lists it once per row), the transporter
+    as carrier and the transport receipt number as tracking; a draft note is left out."""
+    fake, connector = erpnext
+    name = str(connector.send(delivery()).reference)
+    fake.deliver(name, lr_no="LR-1", per_delivered=60.0)  # part delivered: not yet
+    found = connector.status(name)
+    assert found == StatusFound() and ("GET", "/api/resource/Delivery Note") not in fake.requests
+    fake.deliver(name, lr_no="LR-DRAFT", docstatus=0)
+    fake.deliver(name, lr_no=" 1Z999AA10123456784 ", transporter=None, date="2026-12-06")
+    found = connector.status(name)
+    assert found.shipped and not found.invoices
+    assert found.shipments == (
+        ShipmentFound(carrier="DHL Express", tracking="LR-1", ship_date=dt.date(2026, 12, 5)),
+        ShipmentFound(carrier=None, tracking="1Z999AA10123456784", ship_date=dt.date(2026, 12, 6)),
+    )
+    fake.invoice(name, 10.0, 0.0)  # billed too: both come back in one answer
+    both = connector.status(name)
+    assert both.shipments == found.shipments and len(both.invoices) == 1
+    assert connector.capabilities.shipments  # invoiced first, it is still asked about its delivery
 
 
 @pytest.mark.parametrize(

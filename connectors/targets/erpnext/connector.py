@@ -16,7 +16,11 @@ Capabilities
                            100), its submitted Sales Invoices (name, posting_date, grand_total,
                            total_taxes_and_charges, currency; returns left out). The gateway's
                            ``status:<name>`` job records each once (`gateway.tracking`, config
-                           ``poll_status_minutes``). ERPNext reports no shipments here.
+                           ``poll_status_minutes``).
+    shipments=True         and once it is delivered in full (``per_delivered`` 100), shipped with
+                           its submitted Delivery Notes (returns left out): posting_date, the
+                           transporter_name as carrier, the transport receipt number ``lr_no``
+                           as tracking (`gateway shipped ORDER` asks it too)
 
 Config keys (`ERPNextConfig`)
     name, url, auth (see connectors/targets/auth.py; ERPNext's ``Authorization: token
@@ -39,8 +43,11 @@ What a create does
 
 What a status call does
     1. ``GET /api/resource/Sales Order?filters=[["name","=",NAME]]&fields=["name","docstatus",
-       "per_billed"]`` (none: PermanentError)
-    2. only when per_billed >= 100: ``GET /api/resource/Sales Invoice?filters=[["Sales Invoice
+       "per_billed","per_delivered"]`` (none: PermanentError)
+    2. only when per_delivered >= 100: ``GET /api/resource/Delivery Note?filters=[["Delivery
+       Note Item","against_sales_order","=",NAME],["docstatus","=",1],["is_return","=",0]]``
+       with name, posting_date, transporter_name and lr_no, read once per name
+    3. only when per_billed >= 100: ``GET /api/resource/Sales Invoice?filters=[["Sales Invoice
        Item","sales_order","=",NAME],["docstatus","=",1],["is_return","=",0]]`` with the fields
        above: a filter on the child table (Sales Invoice Item.sales_order links each invoiced row
        to its order) matches an invoice once per row, so the answer is read once per name.
@@ -49,7 +56,10 @@ What a status call does
     ``fields`` as JSON, ``[doctype, field, operator, value]`` for a child table's field),
     ERPNext's Sales Order ``per_billed`` and Sales Invoice / Sales Invoice Item fields
     (erpnext/selling/doctype/sales_order/sales_order.json, erpnext/accounts/doctype/
-    sales_invoice/sales_invoice.json, sales_invoice_item.json).
+    sales_invoice/sales_invoice.json, sales_invoice_item.json), ``per_delivered`` and Delivery
+    Note / Delivery Note Item fields (erpnext/stock/doctype/delivery_note/delivery_note.json:
+    lr_no "Transport Receipt (LR) No", transporter_name; delivery_note_item.json:
+    against_sales_order).
 
 Error mapping (Frappe answers ``{"exc_type": ..., "exception": ..., "_server_messages": ...}``)
     HTTP 408, 429, 5xx                       TransientError (Retry-After honoured)
@@ -92,7 +102,14 @@ from connectors.targets.rest import (
     transient_status,
     unknown_products,
 )
-from gateway.connector import Capabilities, Delivery, InvoiceFound, Receipt, StatusFound
+from gateway.connector import (
+    Capabilities,
+    Delivery,
+    InvoiceFound,
+    Receipt,
+    ShipmentFound,
+    StatusFound,
+)
 from gateway.errors import DeliveryError, PermanentError, TransientError
 from gateway.money import decimal_of
 
@@ -131,7 +148,7 @@ def frappe_message(body: Any) -> str:
 class ERPNextConnector:
     """Creates, updates and cancels Sales Orders; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, status=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, status=True, shipments=True)
 
     def __init__(self, config: ERPNextConfig, session: requests.Session | None = None):
         self.config = config
@@ -190,15 +207,18 @@ class ERPNextConnector:
                 for b in sorted(bins, key=lambda b: (b["warehouse"], b["item_code"]))]
 
     def status(self, reference: str) -> StatusFound:
-        """The submitted Sales Invoices of Sales Order `reference` once it is billed in full
+        """Sales Order `reference`'s submitted Delivery Notes once it is delivered in full
+        (per_delivered 100) and its submitted Sales Invoices once it is billed in full
         (per_billed 100); nothing before."""
         self.client.start_send()
-        found = self._list("Sales Order", [["name", "=", reference]], ["name", "docstatus", "per_billed"], limit=1)
+        found = self._list("Sales Order", [["name", "=", reference]], ["name", "docstatus", "per_billed", "per_delivered"], limit=1)
         if not found:
             raise PermanentError(f"no Sales Order {reference!r} in ERPNext {self.name}")
+        delivered = (decimal_of(found[0].get("per_delivered")) or Decimal(0)) >= 100
+        shipments = self._deliveries(reference) if delivered else ()
         billed = decimal_of(found[0].get("per_billed")) or Decimal(0)
         if billed < 100:
-            return StatusFound()
+            return StatusFound(shipped=delivered, shipments=shipments)
         filters = [["Sales Invoice Item", "sales_order", "=", reference], ["docstatus", "=", 1], ["is_return", "=", 0]]
         rows = self._list("Sales Invoice", filters, ["name", "posting_date", "grand_total", "total_taxes_and_charges", "currency"])
         invoices = {
@@ -208,7 +228,22 @@ class ERPNextConnector:
             )
             for r in rows if r.get("name")
         }
-        return StatusFound(invoices=tuple(invoices.values()))
+        return StatusFound(shipped=delivered, shipments=shipments, invoices=tuple(invoices.values()))
+
+    def _deliveries(self, reference: str) -> tuple[ShipmentFound, ...]:
+        """The submitted Delivery Notes of Sales Order `reference` (not returns), one shipment
+        each: the transporter as carrier, the transport receipt (LR) number as tracking."""
+        filters = [["Delivery Note Item", "against_sales_order", "=", reference], ["docstatus", "=", 1], ["is_return", "=", 0]]
+        rows = self._list("Delivery Note", filters, ["name", "posting_date", "transporter_name", "lr_no"])
+        notes = {
+            str(r["name"]): ShipmentFound(
+                carrier=str(r["transporter_name"]) if r.get("transporter_name") else None,
+                tracking=str(r.get("lr_no") or "").strip() or None,
+                ship_date=iso_date(r.get("posting_date")),
+            )
+            for r in rows if r.get("name")
+        }
+        return tuple(notes.values())
 
     # -- the Connector protocol ---------------------------------------------------------------------
 
