@@ -15,7 +15,8 @@ Every connector that answers is asked `status(reference) -> StatusFound`; what k
 
 A connector whose answers carry shipments (shipments=True: the shipping services, and Tryton,
 which reads its customer shipments) is also asked about an order invoiced with no shipment
-recorded (an ERP that bills on order invoices before anything ships), until one is recorded.
+recorded (an ERP that bills on order invoices before anything ships), until one is recorded,
+for `UNSHIPPED_DAYS` after the order was received.
 
 `StatusPoll.run` is the service's ``status:<connector>`` job, every `poll_status_minutes` of
 the connector (old name: `poll_shipments_minutes`); `gateway run --once` runs one poll of each
@@ -35,6 +36,7 @@ logged. Neither stops the poll.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 _ASKED_SHIPMENTS: tuple[str, ...] = (OrderState.DISPATCHED.value,)
 _ASKED_STATUS: tuple[str, ...] = (OrderState.DISPATCHED.value, OrderState.SHIPPED.value)
 _UNSHIPPED: tuple[str, ...] = (OrderState.INVOICED.value,)
+# How long such an order is asked: one that never ships (a service, a cancelled delivery) must
+# not be asked at every poll for ever, taking the places of the orders behind it.
+UNSHIPPED_DAYS = 60
 
 
 @dataclass(slots=True)
@@ -148,7 +153,8 @@ class StatusPoll:
         result = PollResult()
         reported: list[int] = []
         for order_id, po_number, state, reference, outbox_id, unshipped in awaiting_status(
-            self.store, name, states, parts_in=parts_in, unshipped_in=_UNSHIPPED if caps.shipments else ()
+            self.store, name, states, parts_in=parts_in, unshipped_in=_UNSHIPPED if caps.shipments else (),
+            unshipped_since=self.store.db_now() - dt.timedelta(days=UNSHIPPED_DAYS),
         ):
             result.asked += 1
             try:

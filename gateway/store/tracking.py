@@ -16,10 +16,11 @@ that part's service reports it (`mark_shipped`, a flag in the delivery's receipt
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.exc import OperationalError
 
 from gateway.errors import StoreUnavailable
@@ -45,19 +46,21 @@ class Awaiting(NamedTuple):
 
 def awaiting_status(
     store: Store, connector: str, states: Sequence[str], *, parts_in: Sequence[str] = (), unshipped_in: Sequence[str] = (),
-    limit: int = 1000,
+    unshipped_since: dt.datetime | None = None, limit: int = 1000,
 ) -> list[Awaiting]:
     """The deliveries `connector` took of orders in `states`, of split orders in `parts_in`
     whose part was not reported shipped yet, and of orders in `unshipped_in` with no shipment
-    recorded (invoiced before anything shipped), with the reference of each, oldest order first
-    (at most `limit`); one per reference (the versions of a changed order share theirs)."""
+    recorded (invoiced before anything shipped; only those received since `unshipped_since`,
+    so orders that never ship are not asked forever), with the reference of each, oldest order
+    first (at most `limit`); one per reference (the versions of a changed order share theirs)."""
     o, d, s = t.outbox, t.orders, t.shipments
     wanted: ColumnElement[bool] = d.c.state.in_(list(states))
     if parts_in:
         wanted = or_(wanted, and_(d.c.state.in_(list(parts_in)), o.c.part_of > 1))
     shipped = select(s.c.id).where(s.c.order_id == d.c.id, s.c.kind == "shipment").exists()
     if unshipped_in:
-        wanted = or_(wanted, and_(d.c.state.in_(list(unshipped_in)), ~shipped))
+        recent = d.c.created_at >= unshipped_since if unshipped_since is not None else true()
+        wanted = or_(wanted, and_(d.c.state.in_(list(unshipped_in)), ~shipped, recent))
     q = (
         select(d.c.id, d.c.po_number, d.c.state, o.c.receipt, o.c.id.label("outbox_id"), shipped.label("shipped"))
         .join(o, o.c.order_id == d.c.id)
