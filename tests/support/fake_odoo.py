@@ -5,7 +5,10 @@ product.product, sale.order, sale.order.line and account.move (search_read, read
 write, action_confirm, action_cancel), with domains of [field, '=' | 'in', value] terms.
 `invoice()` does what invoicing a sales order in Odoo leaves behind: an account.move
 (out_invoice, posted, float amounts, currency_id as [id, "USD"]) in the order's invoice_ids and
-its invoice_status "invoiced". Errors have
+its invoice_status "invoiced"; `deliver()` a stock.picking in its picking_ids. ``fields_get``
+answers the fields each model has (``inventory=False``: no picking_ids, as an Odoo without the
+Inventory app; ``delivery_app=False``: no carrier fields), and reading a field a model lacks is
+Odoo's "Invalid field" error. Errors have
 Odoo's JSON-RPC shape ({"code": 200, "message": "Odoo Server Error", "data": {"name": ...}}).
 
 Fault knobs: `script` (the next calls answer these instead: an HTTP status, an error name
@@ -34,12 +37,15 @@ def odoo_error(name: str, message: str) -> dict[str, Any]:
 
 class FakeOdoo:
     def __init__(self, mock: responses.RequestsMock, url: str = ODOO_URL, *, database: str = "prod",
-                 login: str = "gateway", key: str = "odoo-key-1"):
+                 login: str = "gateway", key: str = "odoo-key-1", inventory: bool = True, delivery_app: bool = True):
         self.url, self.database, self.login, self.key = url, database, login, key
         self.lock = threading.Lock()
         self.records: dict[str, dict[int, dict[str, Any]]] = {
             "res.partner": {}, "product.product": {}, "sale.order": {}, "sale.order.line": {}, "stock.warehouse": {},
-            "account.move": {}}
+            "account.move": {}, "stock.picking": {}}
+        # What fields_get answers: the Inventory app adds sale.order.picking_ids, the Delivery
+        # app stock.picking's carrier fields.
+        self.inventory, self.delivery_app = inventory, delivery_app
         self.on_hand: dict[tuple[int, str], float] = {}  # (warehouse id, default_code) -> qty_available
         self.next_id = 1
         self.calls: list[tuple[str, str]] = []  # (model, method) of every execute_kw
@@ -78,6 +84,17 @@ class FakeOdoo:
             order["invoice_ids"] = [*(order.get("invoice_ids") or []), mid]
             order["invoice_status"] = status
             return number
+
+    def deliver(self, name: str, *, state: str = "done", tracking: str | None = None, carrier: str | None = "UPS",
+                code: str = "outgoing", date: str = "2026-12-05 14:30:00") -> int:
+        """A picking of sales order `name` as the Inventory app records it; its id."""
+        with self.lock:
+            order = next(o for o in self.records["sale.order"].values() if o["name"] == name)
+            pid = self.add("stock.picking", {"name": f"WH/OUT/{self.next_id:05d}", "state": state, "picking_type_code": code,
+                                             "date_done": date if state == "done" else False,
+                                             "carrier_id": [9, carrier] if carrier else False, "carrier_tracking_ref": tracking or False})
+            order["picking_ids"] = [*(order.get("picking_ids") or []), pid]
+            return pid
 
     def lines_of(self, order: dict[str, Any]) -> list[tuple[str, float]]:
         products = self.records["product.product"]
@@ -132,9 +149,11 @@ class FakeOdoo:
             if model == "product.product" and warehouse is not None:
                 found = [{**r, "qty_available": self.on_hand.get((warehouse, r["default_code"]), 0.0)} for r in found]
             found = found[: kwargs.get("limit") or None]
-            return [self._fields(r, kwargs.get("fields")) for r in found]
+            return [self._fields(r, kwargs.get("fields"), model) for r in found]
         if method == "read":
-            return [self._fields(table[i], kwargs.get("fields")) for i in margs[0]]
+            return [self._fields(table[i], kwargs.get("fields"), model) for i in margs[0]]
+        if method == "fields_get":
+            return {f: {"type": "char"} for f in self._model_fields(model)}
         if method == "create":
             return self._create(model, margs[0])
         if method == "write":
@@ -196,6 +215,15 @@ class FakeOdoo:
             self.changes.append(("update", {"lines": self.lines_of(self.records[model][rid])}))
         self.records[model][rid].update(values)
 
+    def _model_fields(self, model: str) -> set[str]:
+        fields = {f for r in self.records[model].values() for f in r}
+        if model == "sale.order":
+            fields |= {"name", "state", "invoice_status", "invoice_ids"} | ({"picking_ids"} if self.inventory else set())
+        if model == "stock.picking":
+            fields |= {"name", "state", "picking_type_code", "date_done"} | (
+                {"carrier_id", "carrier_tracking_ref"} if self.delivery_app else set())
+        return fields - ({"picking_ids"} if not self.inventory else set())
+
     @staticmethod
     def _match(record: dict[str, Any], term: list[Any]) -> bool:
         field, op, value = term
@@ -208,8 +236,9 @@ class FakeOdoo:
             return bool(have != value)
         raise LookupError("builtins.ValueError", f"Invalid domain operator {op!r}")
 
-    @staticmethod
-    def _fields(record: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    def _fields(self, record: dict[str, Any], fields: list[str] | None, model: str | None = None) -> dict[str, Any]:
         if not fields:
             return dict(record)
+        if model in ("sale.order", "stock.picking") and (unknown := set(fields) - self._model_fields(model)):
+            raise LookupError("builtins.ValueError", f"Invalid field {sorted(unknown)[0]!r} on model {model!r}")
         return {"id": record["id"], **{f: record.get(f, False) for f in fields}}

@@ -16,7 +16,7 @@ import responses
 
 from connectors.targets.odoo.config import OdooConfig
 from connectors.targets.odoo.connector import OdooConnector, OdooError
-from gateway.connector import Delivery, InvoiceFound, StatusFound
+from gateway.connector import Delivery, InvoiceFound, ShipmentFound, StatusFound
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.tracking import invoice_of
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
@@ -180,6 +180,46 @@ def test_status_reports_posted_invoices_only_once_the_order_is_invoiced(odoo: tu
                                  tax=Decimal("9.81"), currency="USD")
     assert invoice_of(found).total == Decimal("107.91")  # rounded to the currency's places by the core
     assert fake.calls[-2:] == [("sale.order", "search_read"), ("account.move", "read")]
+
+
+def test_status_reports_the_done_deliveries_once_none_is_open(odoo: tuple[FakeOdoo, OdooConnector]) -> None:
+    """With the Inventory app: nothing while an outgoing picking is still open; then each done
+    one is a shipment (date_done, carrier_id and carrier_tracking_ref); a cancelled one and an
+    incoming one (a return) are not; fields_get is asked once per model."""
+    fake, connector = odoo
+    name = str(connector.send(delivery()).reference)
+    fake.deliver(name, tracking="1Z999AA10123456784", date="2026-12-05 14:30:00")
+    fake.deliver(name, state="assigned")  # the backorder, still waiting
+    assert connector.status(name) == StatusFound()
+    fake.deliver(name, state="cancel")
+    fake.deliver(name, code="incoming", tracking="RETURN-1")
+    fake.records["stock.picking"][max(fake.records["stock.picking"]) - 2]["state"] = "done"  # the backorder leaves
+    fake.records["stock.picking"][max(fake.records["stock.picking"]) - 2]["date_done"] = "2026-12-07 09:00:00"
+    found = connector.status(name)
+    assert found.shipped and not found.invoices
+    assert found.shipments == (
+        ShipmentFound(carrier="UPS", tracking="1Z999AA10123456784", ship_date=dt.date(2026, 12, 5)),
+        ShipmentFound(carrier="UPS", tracking=None, ship_date=dt.date(2026, 12, 7)),
+    )
+    fake.invoice(name, 10.0, 0.0)
+    assert connector.status(name).shipments == found.shipments
+    assert fake.calls.count(("sale.order", "fields_get")) == fake.calls.count(("stock.picking", "fields_get")) == 1
+
+
+def test_an_odoo_without_inventory_reports_invoices_and_no_deliveries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sale.order has no picking_ids without the Inventory app, and asking for it would be
+    Odoo's "Invalid field" error: the connector asks fields_get first and leaves it out."""
+    monkeypatch.setenv("ODOO_KEY", "odoo-key-1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake = FakeOdoo(mock, inventory=False, delivery_app=False)
+        connector = OdooConnector(OdooConfig(name="odoo", url=ODOO_URL, database="prod",  # type: ignore[arg-type]
+                                             username="gateway", password_env="ODOO_KEY"))
+        name = str(connector.send(delivery()).reference)
+        fake.invoice(name, 10.0, 0.0)
+        found = connector.status(name)
+        assert not found.shipped and found.shipments == () and len(found.invoices) == 1
+        assert ("stock.picking", "read") not in fake.calls
+        connector.close()
 
 
 def test_upselling_counts_as_invoiced_and_an_unknown_order_is_permanent(odoo: tuple[FakeOdoo, OdooConnector]) -> None:

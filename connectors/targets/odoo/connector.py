@@ -21,8 +21,11 @@ Capabilities
                            customer invoices (``invoice_ids``: account.move name, invoice_date,
                            amount_total, amount_tax, currency_id; drafts, cancelled ones and credit
                            notes left out). The gateway's ``status:<name>`` job records each once
-                           (`gateway.tracking`, config ``poll_status_minutes``). Odoo reports no
-                           shipments here.
+                           (`gateway.tracking`, config ``poll_status_minutes``).
+    shipments=True         with the Inventory app: once every outgoing picking of the order is
+                           done or cancelled, shipped with each done one (date_done; with the
+                           Delivery app carrier_id and carrier_tracking_ref as carrier and
+                           tracking). Without Inventory it reports no shipments.
 
 Config keys (`OdooConfig`)
     name, url, database, username, password_env (the NAME of the variable holding the user's
@@ -47,9 +50,14 @@ What a create does (each step one ``POST <url>/jsonrpc``)
        state confirmed. The receipt's reference is the order's name (``S00042``).
 
 What a status call does
+    0. once per connector and model: ``fields_get`` of sale.order and stock.picking (attributes
+       type): whether picking_ids, carrier_id and carrier_tracking_ref exist in this database
     1. ``sale.order`` search_read on name = the receipt reference, fields name, state,
-       invoice_status, invoice_ids (an unknown name is a PermanentError)
-    2. only when invoice_status is invoiced or upselling: ``account.move`` read of invoice_ids,
+       invoice_status, invoice_ids, and picking_ids with Inventory (an unknown name is a
+       PermanentError)
+    2. when it has pickings: ``stock.picking`` read of picking_ids, fields name, state,
+       picking_type_code, date_done (and carrier_id, carrier_tracking_ref where they exist)
+    3. only when invoice_status is invoiced or upselling: ``account.move`` read of invoice_ids,
        fields name, move_type, state, invoice_date, amount_total, amount_tax, currency_id
        (a many2one: ``[id, "USD"]``); amounts are floats, made Decimal here and rounded to the
        currency's places by the core
@@ -57,7 +65,10 @@ What a status call does
     execute_kw with search_read / read and ``fields``), ``sale.order.invoice_status`` (selection
     upselling, invoiced, to invoice, no) and ``invoice_ids`` (addons/sale/models/sale_order.py),
     ``account.move`` name, state (draft, posted, cancel), move_type (out_invoice, out_refund, ...),
-    invoice_date, amount_total, amount_tax, currency_id (addons/account/models/account_move.py).
+    invoice_date, amount_total, amount_tax, currency_id (addons/account/models/account_move.py),
+    ``sale.order.picking_ids`` (addons/sale_stock), ``stock.picking`` state (draft, waiting,
+    confirmed, assigned, done, cancel), picking_type_code, date_done (addons/stock), carrier_id and
+    carrier_tracking_ref (addons/stock_delivery, ``delivery`` before 17).
 
 Error mapping
     HTTP 408, 429, 5xx                    TransientError (Retry-After honoured)
@@ -98,7 +109,14 @@ from connectors.targets.rest import (
     transient_status,
     unknown_products,
 )
-from gateway.connector import Capabilities, Delivery, InvoiceFound, Receipt, StatusFound
+from gateway.connector import (
+    Capabilities,
+    Delivery,
+    InvoiceFound,
+    Receipt,
+    ShipmentFound,
+    StatusFound,
+)
 from gateway.errors import DeliveryError, PermanentError, TransientError
 from gateway.money import decimal_of
 
@@ -132,7 +150,7 @@ def rpc_error(where: str, error: Any) -> DeliveryError:
 class OdooConnector:
     """Creates, updates and cancels sales orders; see the module docstring for the contract."""
 
-    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, status=True)
+    capabilities = Capabilities(idempotency_key=True, idempotent=True, updates=True, cancels=True, stock=True, status=True, shipments=True)
 
     def __init__(self, config: OdooConfig, session: requests.Session | None = None):
         self.config = config
@@ -142,6 +160,7 @@ class OdooConnector:
         self._uid: int | None = None
         self._ids = 0
         self._creating = KeyedLocks()  # res.partner has no unique ref: one find-or-create per customer
+        self._known: dict[str, frozenset[str]] = {}  # model -> its fields (`_fields_of`)
 
     def __repr__(self) -> str:
         return f"OdooConnector(name={self.name!r}, database={self.config.database!r})"
@@ -209,16 +228,19 @@ class OdooConnector:
         return rows
 
     def status(self, reference: str) -> StatusFound:
-        """The posted customer invoices of sales order `reference` once Odoo counts it invoiced
-        in full (invoice_status invoiced or upselling); nothing before."""
+        """Sales order `reference`'s deliveries once every outgoing one is done or cancelled
+        (with Odoo's Inventory app), and its posted customer invoices once Odoo counts it
+        invoiced in full (invoice_status invoiced or upselling); nothing before."""
         self.client.start_send()
-        found = self.execute("sale.order", "search_read", [[["name", "=", reference]]],
-                             fields=["name", "state", "invoice_status", "invoice_ids"], limit=1)
+        inventory = "picking_ids" in self._fields_of("sale.order")
+        fields = ["name", "state", "invoice_status", "invoice_ids", *(["picking_ids"] if inventory else [])]
+        found = self.execute("sale.order", "search_read", [[["name", "=", reference]]], fields=fields, limit=1)
         if not found:
             raise PermanentError(f"no sales order {reference!r} in Odoo {self.name}")
         sale = dict(found[0])
+        shipments = self._deliveries(sale.get("picking_ids") or [])
         if sale.get("invoice_status") not in INVOICED or not sale.get("invoice_ids"):
-            return StatusFound()
+            return StatusFound(shipped=bool(shipments), shipments=shipments)
         moves = self.execute("account.move", "read", [list(sale["invoice_ids"])],
                              fields=["name", "move_type", "state", "invoice_date", "amount_total", "amount_tax", "currency_id"])
         invoices = tuple(
@@ -230,7 +252,38 @@ class OdooConnector:
             for m in moves
             if m.get("state") == "posted" and m.get("move_type") == "out_invoice" and m.get("name") not in (None, False, "/")
         )
-        return StatusFound(invoices=invoices)
+        return StatusFound(shipped=bool(shipments), shipments=shipments, invoices=invoices)
+
+    def _deliveries(self, picking_ids: list[int]) -> tuple[ShipmentFound, ...]:
+        """The done outgoing pickings, one shipment each, once none is still open (waiting,
+        assigned, ...); () before. Carrier and tracking reference where Odoo's Delivery app
+        adds them (carrier_id, carrier_tracking_ref)."""
+        if not picking_ids:
+            return ()
+        extra = [f for f in ("carrier_id", "carrier_tracking_ref") if f in self._fields_of("stock.picking")]
+        picks = self.execute("stock.picking", "read", [list(picking_ids)], fields=["name", "state", "picking_type_code", "date_done", *extra])
+        outgoing = [p for p in picks if p.get("picking_type_code") == "outgoing"]
+        done = [p for p in outgoing if p.get("state") == "done"]
+        if not done or any(p.get("state") not in ("done", "cancel") for p in outgoing):
+            return ()
+        return tuple(
+            ShipmentFound(
+                carrier=str(p["carrier_id"][1]) if isinstance(p.get("carrier_id"), list) and len(p["carrier_id"]) > 1 else None,
+                tracking=str(p.get("carrier_tracking_ref") or "").strip() or None,
+                ship_date=iso_date(p.get("date_done")),
+            )
+            for p in done
+        )
+
+    def _fields_of(self, model: str) -> frozenset[str]:
+        """The fields `model` has in this database (``fields_get``, once per connector): the
+        Inventory and Delivery apps add the ones deliveries are read from, and asking for a
+        field a model lacks is an error."""
+        known = self._known.get(model)
+        if known is None:
+            known = frozenset(self.execute(model, "fields_get", [], attributes=["type"]) or {})
+            self._known[model] = known
+        return known
 
     # -- the Connector protocol ---------------------------------------------------------------------
 
