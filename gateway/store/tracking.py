@@ -1,6 +1,6 @@
 """Which orders a connector took and may have news of (`gateway.tracking`).
 
-    awaiting_status(store, "erp", ("dispatched", "shipped"))   # [Awaiting(order_id, po_number, state, reference, outbox_id, unshipped)], oldest first
+    awaiting_status(store, "erp", ("dispatched", "shipped"))   # Awaiting(order_id, po_number, state, reference, outbox_id, unshipped), ..., oldest first
     awaiting_status(store, "shipstation", ("dispatched",), parts_in=("shipped", "invoiced"),  # and parts of a split order not reported yet,
                     unshipped_in=("invoiced",))                                        # and orders invoiced before they shipped
     mark_shipped(store, [outbox_id, ...])   # that part's service reported it shipped: not asked again
@@ -17,10 +17,10 @@ that part's service reports it (`mark_shipped`, a flag in the delivery's receipt
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, literal, or_, select, true, tuple_, update
 from sqlalchemy.exc import OperationalError
 
 from gateway.errors import StoreUnavailable
@@ -46,13 +46,17 @@ class Awaiting(NamedTuple):
 
 def awaiting_status(
     store: Store, connector: str, states: Sequence[str], *, parts_in: Sequence[str] = (), unshipped_in: Sequence[str] = (),
-    unshipped_since: dt.datetime | None = None, limit: int = 1000,
-) -> list[Awaiting]:
+    unshipped_since: dt.datetime | None = None, page: int = 1000,
+) -> Iterator[Awaiting]:
     """The deliveries `connector` took of orders in `states`, of split orders in `parts_in`
     whose part was not reported shipped yet, and of orders in `unshipped_in` with no shipment
     recorded (invoiced before anything shipped; only those received since `unshipped_since`,
     so orders that never ship are not asked forever), with the reference of each, oldest order
-    first (at most `limit`); one per reference (the versions of a changed order share theirs)."""
+    first; one per reference (the versions of a changed order share theirs).
+
+    Every one of them, read `page` at a time (each page on a connection of its own, closed
+    before its rows are handed out, and after the last row of the one before): a poll that
+    stopped at a fixed number would ask the same oldest orders every time and never the rest."""
     o, d, s = t.outbox, t.orders, t.shipments
     wanted: ColumnElement[bool] = d.c.state.in_(list(states))
     if parts_in:
@@ -61,25 +65,32 @@ def awaiting_status(
     if unshipped_in:
         recent = d.c.created_at >= unshipped_since if unshipped_since is not None else true()
         wanted = or_(wanted, and_(d.c.state.in_(list(unshipped_in)), ~shipped, recent))
-    q = (
-        select(d.c.id, d.c.po_number, d.c.state, o.c.receipt, o.c.id.label("outbox_id"), shipped.label("shipped"))
+    query = (
+        select(d.c.id, d.c.po_number, d.c.state, o.c.receipt, o.c.id.label("outbox_id"), shipped.label("shipped"), d.c.created_at)
         .join(o, o.c.order_id == d.c.id)
         .where(o.c.kind == "order", o.c.connector == connector, o.c.state == DeliveryState.SENT.value, wanted)
-        .order_by(d.c.created_at, d.c.id, o.c.part)
-        .limit(limit)
+        .order_by(d.c.created_at, d.c.id, o.c.id)
+        .limit(page)
     )
-    with store.engine.connect() as conn:
-        rows = conn.execute(q).all()
-    found = []
-    seen = set()
-    for order_id, po_number, state, receipt, outbox_id, any_shipped in rows:
-        receipt = receipt if isinstance(receipt, dict) else {}
-        reference = receipt.get("reference")
-        if reference in (None, "") or receipt.get("shipped") or str(reference) in seen:
-            continue
-        seen.add(str(reference))
-        found.append(Awaiting(order_id, po_number, state, str(reference), outbox_id, not any_shipped))
-    return found
+    seen: set[str] = set()
+    after: tuple[Any, str, int] | None = None
+    while True:
+        keys = (d.c.created_at, d.c.id, o.c.id)
+        # Each value bound as its column's type: SQLite compares the stored text of a timestamp.
+        q = query if after is None else query.where(tuple_(*keys) > tuple_(*(literal(v, k.type) for v, k in zip(after, keys, strict=True))))
+        with store.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        for order_id, po_number, state, receipt, outbox_id, any_shipped, _ in rows:
+            receipt = receipt if isinstance(receipt, dict) else {}
+            reference = receipt.get("reference")
+            if reference in (None, "") or receipt.get("shipped") or str(reference) in seen:
+                continue
+            seen.add(str(reference))
+            yield Awaiting(order_id, po_number, state, str(reference), outbox_id, not any_shipped)
+        if len(rows) < page:
+            return
+        last = rows[-1]
+        after = (last.created_at, last.id, last.outbox_id)
 
 
 def mark_shipped(store: Store, outbox_ids: Collection[int]) -> None:

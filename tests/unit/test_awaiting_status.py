@@ -42,13 +42,27 @@ def test_invoiced_orders_without_a_shipment_are_asked_for_a_while(store: Any) ->
     order(store, "BILLED-LONG-AGO", "invoiced", days_old=90)
     order(store, "SHIPPED", "shipped", shipped=True)
 
-    plain = awaiting_status(store, "erp", ("dispatched",))
+    plain = list(awaiting_status(store, "erp", ("dispatched",)))
     assert [(a.po_number, a.unshipped) for a in plain] == [("DISPATCHED", True)]
-    asked = awaiting_status(store, "erp", ("dispatched",), unshipped_in=("invoiced",), unshipped_since=NOW - dt.timedelta(days=60))
+    asked = list(awaiting_status(store, "erp", ("dispatched",), unshipped_in=("invoiced",), unshipped_since=NOW - dt.timedelta(days=60)))
     assert sorted((a.po_number, a.state, a.reference, a.unshipped) for a in asked) == [
         ("BILLED", "invoiced", "REF-BILLED", True), ("DISPATCHED", "dispatched", "REF-DISPATCHED", True),
     ]
-    forever = awaiting_status(store, "erp", ("dispatched", "shipped"), unshipped_in=("invoiced",))
+    forever = list(awaiting_status(store, "erp", ("dispatched", "shipped"), unshipped_in=("invoiced",)))
     assert sorted((a.po_number, a.unshipped) for a in forever) == [
         ("BILLED", True), ("BILLED-LONG-AGO", True), ("DISPATCHED", True), ("SHIPPED", False),
     ]
+
+
+def test_every_awaiting_order_is_asked_page_by_page_oldest_first(store: Any) -> None:
+    """A poll reads the orders a page at a time until the last: none is left behind because
+    older ones never change (a fixed limit asked the same oldest orders at every poll)."""
+    for i in range(7):
+        order(store, f"PO-{i}", "dispatched", days_old=10 - i)
+    same_time = {order(store, f"TIE-{i}", "dispatched", days_old=2) for i in range(4)}  # one batch: one created_at
+    order(store, "DONE", "invoiced", shipped=True)
+    found = list(awaiting_status(store, "erp", ("dispatched",), page=3))
+    pages = [a.po_number for a in found]
+    assert pages[:7] == [f"PO-{i}" for i in range(7)] and sorted(pages[7:]) == [f"TIE-{i}" for i in range(4)]
+    assert {a.order_id for a in found[7:]} == same_time and len(set(pages)) == 11
+    assert [a.po_number for a in awaiting_status(store, "erp", ("dispatched",), page=11)] == pages  # a full last page
