@@ -1,7 +1,7 @@
 """What the shipping connectors (ShipStation, EasyPost) share: one HTTP session per connector
 with deadlines and pinned addresses, the mapping of an answer to the core's errors, and the
 canonical order's parts a carrier needs (addresses, the route, whole quantities), and a
-service's shipment as the core reads it (`shipment_found`, `service_date`).
+service's shipment as the core reads it (`shipment_found`).
 
 Error mapping of every call (each connector names the API's message)::
 
@@ -13,7 +13,6 @@ Error mapping of every call (each connector names the API's message)::
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,11 +22,12 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from connectors.targets.http_json.transport import Call, GuardedAdapter
+from connectors.targets.rest import iso_date
 from gateway.connector import ShipmentFound
 from gateway.errors import PermanentError, TransientError
 
 __all__ = [
-    "ShippingHttp", "Timeouts", "address", "first_step_reference", "route_of", "service_date", "shipment_found", "whole",
+    "ShippingHttp", "Timeouts", "address", "first_step_reference", "route_of", "shipment_found", "whole",
 ]
 
 _TRANSIENT = frozenset({408, 425, 429})
@@ -153,20 +153,11 @@ def first_step_reference(steps: Mapping[str, str | None]) -> str | None:
     return "; ".join(found) or None
 
 
-def service_date(value: object) -> dt.date | None:
-    """The date of a service's ISO date or timestamp ("2026-12-05", ShipStation's
-    "2026-12-05T00:00:00.0000000", EasyPost's "2026-12-05T08:00:00Z"); None if not one."""
-    try:
-        return dt.date.fromisoformat(str(value)[:10]) if value else None
-    except ValueError:
-        return None
-
-
 def shipment_found(*, carrier: object, service: object, tracking: object, ship_date: object) -> ShipmentFound:
     """One shipment as a service's JSON gives it (a value may be missing, empty or not text) as
-    the core reads it: text or None, the date parsed (`service_date`)."""
+    the core reads it: text or None, the date parsed (`connectors.targets.rest.iso_date`)."""
     return ShipmentFound(
-        carrier=_text(carrier), service=_text(service), tracking=_text(tracking), ship_date=service_date(ship_date)
+        carrier=_text(carrier), service=_text(service), tracking=_text(tracking), ship_date=iso_date(ship_date)
     )
 
 

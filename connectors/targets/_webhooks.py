@@ -25,12 +25,9 @@ MIN_SECRET_LENGTH = 16
 def secret_from_env(connector: str, env: str) -> str:
     """The webhook secret in environment variable `env`; ConfigError when unset or too short."""
     value = os.environ.get(env, "")
-    if len(value) < MIN_SECRET_LENGTH:
-        raise ConfigError(
-            f"connector {connector}: webhook_secret_env: environment variable {env} "
-            f"{'is not set' if not value else 'is too short'}; set it to the webhook secret "
-            f"(at least {MIN_SECRET_LENGTH} characters) the service was given"
-        )
+    _check_length(connector, "webhook_secret_env", env, value,
+                  f"{'is not set' if not value else 'is too short'}; set it to the webhook secret "
+                  f"(at least {MIN_SECRET_LENGTH} characters) the service was given")
     return value
 
 
@@ -41,12 +38,16 @@ def previous_secret_from_env(connector: str, env: str | None) -> str | None:
     value = os.environ.get(env, "") if env is not None else ""
     if not value:
         return None
-    if len(value) < MIN_SECRET_LENGTH:
-        raise ConfigError(
-            f"connector {connector}: webhook_previous_secret_env: environment variable {env} is too short; "
-            f"set it to the old secret (at least {MIN_SECRET_LENGTH} characters), or unset it once the service uses the new one"
-        )
+    _check_length(connector, "webhook_previous_secret_env", env, value,
+                  f"is too short; set it to the old secret (at least {MIN_SECRET_LENGTH} characters), "
+                  "or unset it once the service uses the new one")
     return value
+
+
+def _check_length(connector: str, key: str, env: str | None, value: str, what: str) -> None:
+    """ConfigError naming the connector, its key and the variable when `value` is too short."""
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"connector {connector}: {key}: environment variable {env} {what}")
 
 
 def same_secret(given: str | bytes | None, expected: bytes) -> bool:

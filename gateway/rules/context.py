@@ -63,11 +63,12 @@ class ResolvedLine:
     base: Decimal | None = None  # quantity in the item's base unit; None: unknown item, or a unit it is not sold in
 
 
-def order_value(order: Order) -> Decimal:
-    """The order's value: the declared total when there is one, else the sum of its lines."""
+def order_value(order: Order, priced: Decimal | None = None) -> Decimal:
+    """The order's value: the declared total when there is one, else the sum of its lines
+    (`priced`, when the caller summed them already)."""
     if order.totals is not None and order.totals.total is not None:
         return order.totals.total
-    return lines_value(order)
+    return lines_value(order) if priced is None else priced
 
 
 def lines_value(order: Order) -> Decimal:
@@ -224,9 +225,7 @@ class BatchContext:
     def order(self, order: Order) -> OrderContext:
         lines = [self.resolve(order, i) for i in range(len(order.lines))]
         priced = lines_value(order)
-        totals = order.totals
-        value = totals.total if totals is not None and totals.total is not None else priced  # order_value
-        ctx = OrderContext(order, lines, self.account_of(order), self, value, priced)
+        ctx = OrderContext(order, lines, self.account_of(order), self, order_value(order, priced), priced)
         ctx.fingerprint = fingerprint(order, ctx)
         return ctx
 

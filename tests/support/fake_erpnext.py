@@ -62,33 +62,29 @@ class FakeERPNext:
     def invoice(self, order: str, total: float, tax: float, *, docstatus: int = 1, per_billed: float = 100.0,
                 date: str = "2026-12-05") -> str:
         """Bill Sales Order `order` in one Sales Invoice (one item row per order row); its name."""
-        with self.lock:
-            so = self.docs["Sales Order"][order]
-            self.serial += 1
-            name = f"ACC-SINV-2026-{self.serial:05d}"
-            items = [{"name": f"sii-{self.serial}-{i}", "item_code": row["item_code"], "qty": row["qty"], "sales_order": order}
-                     for i, row in enumerate(so["items"])]
-            self.docs["Sales Invoice"][name] = {
-                "name": name, "docstatus": docstatus, "is_return": 0, "posting_date": date, "grand_total": total,
-                "total_taxes_and_charges": tax, "currency": "USD", "customer": so["customer"], "items": items,
-            }
-            so["per_billed"] = per_billed
-            return name
+        return self._follow_on(order, "Sales Invoice", "ACC-SINV", "sales_order", ("per_billed", per_billed), {
+            "docstatus": docstatus, "posting_date": date, "grand_total": total, "total_taxes_and_charges": tax, "currency": "USD",
+        })
 
     def deliver(self, order: str, *, lr_no: str | None = None, transporter: str | None = "DHL Express", docstatus: int = 1,
                 per_delivered: float = 100.0, date: str = "2026-12-05") -> str:
         """Deliver Sales Order `order` in one Delivery Note (one item row per order row); its name."""
+        return self._follow_on(order, "Delivery Note", "MAT-DN", "against_sales_order", ("per_delivered", per_delivered), {
+            "docstatus": docstatus, "posting_date": date, "transporter_name": transporter, "lr_no": lr_no,
+        })
+
+    def _follow_on(self, order: str, doctype: str, series: str, link: str, progress: tuple[str, float],
+                   values: dict[str, Any]) -> str:
+        """A document made from Sales Order `order` (an invoice, a delivery note): one item row
+        per order row naming the order in `link`, and the order's `progress` field set; its name."""
         with self.lock:
             so = self.docs["Sales Order"][order]
             self.serial += 1
-            name = f"MAT-DN-2026-{self.serial:05d}"
-            items = [{"name": f"dni-{self.serial}-{i}", "item_code": row["item_code"], "qty": row["qty"], "against_sales_order": order}
+            name = f"{series}-2026-{self.serial:05d}"
+            items = [{"name": f"{series.lower()}-{self.serial}-{i}", "item_code": row["item_code"], "qty": row["qty"], link: order}
                      for i, row in enumerate(so["items"])]
-            self.docs["Delivery Note"][name] = {
-                "name": name, "docstatus": docstatus, "is_return": 0, "posting_date": date, "transporter_name": transporter,
-                "lr_no": lr_no, "customer": so["customer"], "items": items,
-            }
-            so["per_delivered"] = per_delivered
+            self.docs[doctype][name] = {"name": name, "is_return": 0, "customer": so["customer"], "items": items, **values}
+            so[progress[0]] = progress[1]
             return name
 
     def _handle(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:

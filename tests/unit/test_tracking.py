@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from connectors.targets._shipping import service_date, shipment_found
+from connectors.targets._shipping import shipment_found
+from connectors.targets.rest import iso_date as service_date  # the date parser every connector uses
 from gateway.connector import InvoiceFound, ShipmentFound, StatusFound
 from gateway.money import decimal_of, money
 from gateway.tracking import invoice_of, shipments_of

@@ -219,31 +219,38 @@ class ERPNextConnector:
         billed = decimal_of(found[0].get("per_billed")) or Decimal(0)
         if billed < 100:
             return StatusFound(shipped=delivered, shipments=shipments)
-        filters = [["Sales Invoice Item", "sales_order", "=", reference], ["docstatus", "=", 1], ["is_return", "=", 0]]
-        rows = self._list("Sales Invoice", filters, ["name", "posting_date", "grand_total", "total_taxes_and_charges", "currency"])
-        invoices = {
-            str(r["name"]): InvoiceFound(
+        rows = self._submitted("Sales Invoice", "Sales Invoice Item", "sales_order", reference,
+                               ["posting_date", "grand_total", "total_taxes_and_charges", "currency"])
+        invoices = tuple(
+            InvoiceFound(
                 number=str(r["name"]), date=iso_date(r.get("posting_date")), total=decimal_of(r.get("grand_total")),
                 tax=decimal_of(r.get("total_taxes_and_charges")), currency=str(r["currency"]) if r.get("currency") else None,
             )
-            for r in rows if r.get("name")
-        }
-        return StatusFound(shipped=delivered, shipments=shipments, invoices=tuple(invoices.values()))
+            for r in rows
+        )
+        return StatusFound(shipped=delivered, shipments=shipments, invoices=invoices)
 
     def _deliveries(self, reference: str) -> tuple[ShipmentFound, ...]:
         """The submitted Delivery Notes of Sales Order `reference` (not returns), one shipment
         each: the transporter as carrier, the transport receipt (LR) number as tracking."""
-        filters = [["Delivery Note Item", "against_sales_order", "=", reference], ["docstatus", "=", 1], ["is_return", "=", 0]]
-        rows = self._list("Delivery Note", filters, ["name", "posting_date", "transporter_name", "lr_no"])
-        notes = {
-            str(r["name"]): ShipmentFound(
+        rows = self._submitted("Delivery Note", "Delivery Note Item", "against_sales_order", reference,
+                               ["posting_date", "transporter_name", "lr_no"])
+        return tuple(
+            ShipmentFound(
                 carrier=str(r["transporter_name"]) if r.get("transporter_name") else None,
                 tracking=str(r.get("lr_no") or "").strip() or None,
                 ship_date=iso_date(r.get("posting_date")),
             )
-            for r in rows if r.get("name")
-        }
-        return tuple(notes.values())
+            for r in rows
+        )
+
+    def _submitted(self, doctype: str, child: str, link: str, reference: str, fields: list[str]) -> list[dict[str, Any]]:
+        """The submitted `doctype` documents (not returns) whose `child` rows name Sales Order
+        `reference` in `link`, each once: Frappe's child-table filter lists a document once
+        per matching row."""
+        filters = [[child, link, "=", reference], ["docstatus", "=", 1], ["is_return", "=", 0]]
+        once = {str(r["name"]): r for r in self._list(doctype, filters, ["name", *fields]) if r.get("name")}
+        return list(once.values())
 
     # -- the Connector protocol ---------------------------------------------------------------------
 

@@ -247,7 +247,7 @@ class OdooConnector:
             InvoiceFound(
                 number=str(m["name"]), date=iso_date(m.get("invoice_date")), total=decimal_of(m.get("amount_total")),
                 tax=decimal_of(m.get("amount_tax")),
-                currency=str(m["currency_id"][1]) if isinstance(m.get("currency_id"), list) and len(m["currency_id"]) > 1 else None,
+                currency=_name_of(m.get("currency_id")),
             )
             for m in moves
             if m.get("state") == "posted" and m.get("move_type") == "out_invoice" and m.get("name") not in (None, False, "/")
@@ -268,7 +268,7 @@ class OdooConnector:
             return ()
         return tuple(
             ShipmentFound(
-                carrier=str(p["carrier_id"][1]) if isinstance(p.get("carrier_id"), list) and len(p["carrier_id"]) > 1 else None,
+                carrier=_name_of(p.get("carrier_id")),
                 tracking=str(p.get("carrier_tracking_ref") or "").strip() or None,
                 ship_date=iso_date(p.get("date_done")),
             )
@@ -407,6 +407,11 @@ class OdooConnector:
                 )
         return Receipt(status=200, reference=sale["name"], detail={"order_id": sale["id"], "state": "cancel"})
 
+
+
+def _name_of(many2one: Any) -> str | None:
+    """The display name of a many2one as Odoo reads it (``[id, "USD"]``); None for False."""
+    return str(many2one[1]) if isinstance(many2one, list) and len(many2one) > 1 else None
 
 
 def _line_commands(have: list[dict[str, Any]], wanted: list[dict[str, Any]], *, confirmed: bool) -> list[list[Any]]:

@@ -28,7 +28,7 @@ from gateway.model import Order
 from gateway.rules.base import Finding, Outcome, Rule, RuleConfigBase, money
 from gateway.rules.context import OrderContext, ResolvedLine
 
-__all__ = ["PriceConfig", "PriceRule", "expected_price"]
+__all__ = ["PriceConfig", "PriceRule"]
 
 _NONE: list[Price] = []  # a SKU without prices (never appended to)
 
@@ -50,13 +50,6 @@ class PriceConfig(RuleConfigBase):
         ge=0,
         description="How far (in the order currency) declared totals may be from the sum of the lines.",
     )
-
-
-def expected_price(rl: ResolvedLine, prices: list[Price], currency: str | None) -> Price | None:
-    """The price that applies to a line (None: none known in the order's currency)."""
-    if rl.item is None:
-        return None
-    return _applying(prices, currency.upper() if currency else None, rl.base or rl.line.quantity)
 
 
 def _applying(prices: list[Price], want: str | None, base: Decimal) -> Price | None:
