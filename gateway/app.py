@@ -48,6 +48,11 @@ class Gateway:
         self._node_lock: Any = None
 
     @cached_property
+    def partners(self) -> PartnerDirectory:
+        """The configured trading partners, as translation reads them."""
+        return PartnerDirectory(self.config.partners, mappings_root=self.config.mappings)
+
+    @cached_property
     def pipeline(self) -> Pipeline:
         from gateway.gctune import tune_for_batches
 
@@ -57,7 +62,7 @@ class Gateway:
             self.store,
             # A connector named as some partner's test connector gets no production order by default.
             connectors=[c.name for c in cfg.connectors if not any(c.name in p.test_connectors for p in cfg.partners)],
-            partners=PartnerDirectory(cfg.partners, mappings_root=cfg.mappings),
+            partners=self.partners,
             partner_connectors={
                 **{p.name: p.connectors for p in cfg.partners if p.connectors is not None},
                 **{s.name: s.connectors for s in (cfg.intake.stores if cfg.intake else []) if s.connectors is not None},

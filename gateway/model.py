@@ -13,6 +13,7 @@ understand still travels in ``unmapped`` as raw segments, so a person can see it
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -38,6 +39,7 @@ __all__ = [
     "Source",
     "Tax",
     "Totals",
+    "content_digest",
     "order_json_schema",
 ]
 
@@ -284,6 +286,16 @@ class Order(_Model):
 
 
 Party.model_rebuild()
+
+
+def content_digest(text: str) -> str:
+    """The sha256 of an order's JSON (`Order.model_dump_json()`) without its `source`: the same
+    order in another envelope, file or e-mail has the same digest (a re-sent order is
+    recognised by it, and an order's sources read again are checked against it).
+
+    `source` is the model's last field and a quote inside a JSON string is always escaped, so
+    the last ``,"source":{`` is the start of that field."""
+    return hashlib.sha256(text[: text.rfind(',"source":{')].encode()).hexdigest()
 
 
 def order_json_schema() -> dict[str, Any]:

@@ -158,8 +158,12 @@ def translate(
     message_id: str | None = None,
     require_partner: bool = False,
     trace: bool = False,
+    only: int | None = None,
 ) -> Iterator[TranslationEvent]:
     """Parse and map one input. Raises ParseError (an InputRejected) when it cannot be read.
+
+    `only`: map the document of that index alone (the others are parsed, not mapped, and yield
+    nothing): to read one order's sources again (gateway.provenance).
 
     `partner` forces the partner (a folder dedicated to one partner, `--partner`); otherwise
     it is looked up from each envelope's sender. With `require_partner`, a document from a
@@ -179,6 +183,8 @@ def translate(
         parser = get_parser(fmt)
     mail_id = _mail_id(stream) if fmt == "email" else None
     for ev in parser.parse(stream, name=name):
+        if only is not None and isinstance(ev, (Document, DocumentRejected)) and ev.index != only:
+            continue
         if isinstance(ev, Document):
             for out in _map(fmt, ev, partner, directory, message_id, name, require_partner, trace):
                 if mail_id and isinstance(out, Translated):

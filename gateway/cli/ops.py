@@ -109,7 +109,9 @@ def purge(
 ) -> None:
     """Remove the raw bodies of finished messages older than the retention policy. Digests,
     metadata, canonical orders, deliveries and history are kept (README "Retention")."""
+    from gateway.provenance import keep_sources
     from gateway.store.retention import purge_bodies
+    from gateway.translate import PartnerDirectory
 
     cfg = _config(config)
     days = older_than or cfg.retention.raw_body_days
@@ -117,8 +119,10 @@ def purge(
         raise GatewayError("no retention policy: pass --older-than DAYS or set retention.raw_body_days")
     policy = f"older than {days} days" + ("" if older_than else " (retention.raw_body_days)")
     store = _store(config)
+    partners = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
     try:
-        done = purge_bodies(store, days, dry_run=dry_run, policy=policy)
+        # An X12 or EDIFACT order's sources are read from its body when asked: kept before it goes.
+        done = purge_bodies(store, days, dry_run=dry_run, policy=policy, before=lambda conn, ids: keep_sources(conn, ids, partners))
     finally:
         store.dispose()
     if as_json:

@@ -49,6 +49,16 @@ def orders(
         gw.close()
 
 
+def _sources(gw: Any, detail: Any) -> Any:
+    """The shown order's sources, stored or read again from its message (gateway.provenance)."""
+    from gateway.provenance import sources_of
+    from gateway.store.console_queries import message_body
+
+    o, msg = detail.order, detail.message
+    body = None if o["provenance"] else message_body(gw.store, msg["id"])
+    return sources_of(o, msg, body, gw.partners)
+
+
 def _json_value(v: Any) -> Any:
     """What json.dumps cannot write itself: times in ISO 8601, bytes as text, rows as dicts."""
     if hasattr(v, "isoformat"):
@@ -132,7 +142,7 @@ def show(
     order: Annotated[str, typer.Argument(help="Order id (or its first characters) or PO number.")],
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything shown as one JSON object: the canonical order under \"data\", state, deliveries, acknowledgements and history.")] = False,
-    sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was).")] = False,
+    sources: Annotated[bool, typer.Option("--sources", help="Also list every value with where it came from (and how sure the reading was); with --json under \"sources\".")] = False,
 ) -> None:
     """Show one order: status, canonical content, deliveries and full history."""
     from gateway.store.assignments import for_order as assignment_of
@@ -146,6 +156,7 @@ def show(
         decided, findings = for_order(gw.store, detail.order["id"])
         assigned = assignment_of(gw.store, detail.order["id"])
         partial = step_progress(gw.store, [detail.order["id"]], gw.config.steps()).get(detail.order["id"])
+        found = _sources(gw, detail) if sources and detail.order["data"] else None
     finally:
         gw.close()
     o, versions, msg = detail.order, detail.versions, detail.message
@@ -158,6 +169,8 @@ def show(
             "deliveries": deliveries, "acknowledgements": acks, "history": history,
             "rules": {"decision": decided, "findings": findings}, "assigned": assigned,
         }
+        if found is not None:
+            whole["sources"], whole["sources_note"] = found.values, found.note
         sys.stdout.write(json.dumps(whole, indent=2, default=_json_value) + "\n")
         return
     out.print(f"[bold]Order {o['id']}[/bold]  PO {o['po_number'] or '-'}  version {o['version']}  state [bold]{o['state']}[/bold]")
@@ -183,8 +196,8 @@ def show(
         for ln in d["lines"]:
             lines.add_row(*(str(ln.get(k) or "") for k in ("line_number", "quantity", "uom", "unit_price", "sku", "buyer_part_number", "gtin", "description")))
         out.print(lines)
-        if sources:
-            _print_sources(d, o["provenance"] or {})
+        if found is not None:
+            _print_sources(d, found.values, note=found.note)
     if decided is not None:
         who = f" (then {decided['outcome']} by {decided['decided_by']})" if decided["decided_by"] else ""
         ft = Table(title=f"rules: {len(findings)} finding(s){who}", show_edge=False)

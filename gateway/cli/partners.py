@@ -97,7 +97,7 @@ def _print_traced(ev: Any) -> None:
     _print_sources(ev.order.model_dump(mode="json"), ev.provenance, title=f"PO {ev.order.po_number} ({ev.position})")
 
 
-def _print_sources(data: dict[str, Any], provenance: dict[str, str], *, title: str = "where each value came from") -> None:
+def _print_sources(data: dict[str, Any], provenance: dict[str, str], *, title: str = "where each value came from", note: str | None = None) -> None:
     table = Table(title=title, show_edge=False)
     for col in ("field", "value", "from"):
         table.add_column(col, overflow="fold")
@@ -106,7 +106,9 @@ def _print_sources(data: dict[str, Any], provenance: dict[str, str], *, title: s
             continue
         table.add_row(path, str(value)[:60], provenance.get(path) or _nearest(provenance, path))
     out.print(table)
-    if not provenance:
+    if note is not None:
+        out.print(f"  ({note})", markup=False)
+    elif not provenance:
         out.print("  (no sources recorded: processing.provenance is off, or the order predates it)", markup=False)
 
 

@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.console import auth, reports, view
 from gateway.errors import GatewayError
 from gateway.intake.config import ConsoleConfig
+from gateway.provenance import Sources, sources_of
 from gateway.states import OrderState
 from gateway.store import console_queries as cq
 from gateway.store import console_users as users
@@ -322,16 +323,18 @@ def console_app(gateway: Gateway, config: ConsoleConfig) -> FastAPI:
         def read() -> dict[str, Any]:
             detail = order_detail(store, order_id[:100])
             o = detail.order
-            provenance = o.get("provenance") or {}
+            body = cq.message_body(store, o["message_id"])
+            # stored, or read again from the message (X12, EDIFACT: gateway.provenance)
+            sources = sources_of(o, detail.message, body, gateway.partners) if o.get("data") else Sources()
             values = [
-                (path, value, view.source_of(provenance, path))
+                (path, value, view.source_of(sources.values, path))
                 for path, value in view.leaves(o.get("data") or {})
                 if value not in (None, [], {})
             ]
-            raw, cut = view.raw_text(cq.message_body(store, o["message_id"]))
+            raw, cut = view.raw_text(body)
             decided, findings = findings_of(store, o["id"])
             return {
-                "o": o, "detail": detail, "values": values, "raw": raw, "raw_cut": cut,
+                "o": o, "detail": detail, "values": values, "sources_note": sources.note, "raw": raw, "raw_cut": cut,
                 "findings": findings, "decision": decided, "assignment": assignment_of(store, o["id"]),
             }
 

@@ -13,7 +13,6 @@ network I/O.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import logging
 import time
@@ -28,7 +27,7 @@ from gateway.acks.outbound import AckCollector
 from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
-from gateway.model import Purpose
+from gateway.model import Purpose, content_digest
 from gateway.parts import part_count
 from gateway.processing.acknowledge import (
     acked_already,
@@ -48,6 +47,7 @@ from gateway.processing.interchanges import (
 from gateway.processing.review import hold_for_review
 from gateway.processing.run import Batch, Run, is_cut_off, is_test
 from gateway.processing.stock import StockFollower
+from gateway.provenance import DERIVED_FORMATS
 from gateway.routing import Router
 from gateway.store import RawJSON, Store, add_event, add_events, new_id, utcnow
 from gateway.store import documents as documents_repo
@@ -255,7 +255,8 @@ class Processor:
                 partners=self.partners,
                 message_id=message_id,
                 require_partner=self.partners.enforced,
-                trace=self.provenance,
+                # X12 and EDIFACT orders' sources are read again when asked (gateway.provenance)
+                trace=self.provenance and (fmt or _sniff(body)) not in DERIVED_FORMATS,
             )
             for ev in events:
                 if run.acks is not None:
@@ -326,13 +327,11 @@ class Processor:
         order, message_id, batch = ev.order, run.message_id, run.batch
         now = utcnow()
         oid = new_id()
-        # pydantic serializes in Rust; the same text is stored and, without `source`, hashed to
-        # recognise a re-sent order whatever envelope it came in. `source` is the model's last
-        # field and a quote inside a JSON string is always escaped, so the last `,"source":{`
-        # is the start of that field.
+        # pydantic serializes in Rust; the same text is stored and hashed (`content_digest`)
+        # to recognise a re-sent order whatever envelope it came in.
         text = order.model_dump_json()
         data = RawJSON(text)
-        content_hash = hashlib.sha256(text[: text.rfind(',"source":{')].encode()).hexdigest()
+        content_hash = content_digest(text)
         # A partner's PO number names one order whatever the channel (a UBL change may follow
         # an X12 original); without a configured partner, the channel and sender stand in.
         if order.partner:

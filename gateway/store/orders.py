@@ -35,6 +35,8 @@ __all__ = [
     "exceptions",
     "supersede",
     "reconsider",
+    "set_sources",
+    "without_sources",
     "waiting_for",
 ]
 
@@ -216,3 +218,30 @@ def for_confirmation(conn: Connection, message_id: str) -> list[dict[str, Any]]:
         select(o.c.id, o.c.po_number, o.c.state, o.c.reason, o.c.error, o.c.data).where(o.c.message_id == message_id).order_by(o.c.doc_index)
     )
     return [dict(r) for r in rows.mappings()]
+
+
+def without_sources(conn: Connection, message_ids: Iterable[str]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Messages of `message_ids` whose orders have no sources stored, each with those orders
+    (gateway.provenance.keep_sources)."""
+    m, o = t.messages, t.orders
+    messages = {
+        r["id"]: dict(r)
+        for r in conn.execute(select(m.c.id, m.c.format, m.c.partner, m.c.display_name).where(m.c.id.in_(list(message_ids)))).mappings()
+    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    if messages:
+        rows = conn.execute(
+            select(o.c.id, o.c.message_id, o.c.doc_index, o.c.data, o.c.content_hash, o.c.provenance)
+            .where(o.c.message_id.in_(list(messages)))
+            .order_by(o.c.message_id, o.c.doc_index, o.c.version)
+        ).mappings()
+        for r in rows:  # "none stored" is SQL NULL or JSON null by backend and age: read, not queried
+            if not r["provenance"] and r["data"]:
+                found.setdefault(r["message_id"], []).append(dict(r))
+    return [(messages[mid], orders) for mid, orders in found.items()]
+
+
+def set_sources(conn: Connection, sources: dict[str, dict[str, str]]) -> None:
+    """Store orders' sources (order id -> dotted field path -> where the value came from)."""
+    for oid, values in sources.items():
+        conn.execute(update(t.orders).where(t.orders.c.id == oid).values(provenance=values))

@@ -2,7 +2,7 @@
 
 Only the bytes go (`message_bodies`). Everything a dispute needs stays: the message row (its
 sha256 digest, size, source, name, partner, format, times, state and reason), its canonical
-orders with their provenance and rules' findings, every delivery with its receipt and the
+orders with their sources (those read again from the body are stored first: gateway.provenance) and rules' findings, every delivery with its receipt and the
 documents we sent (their bodies are in the outbox, not here), and the full history. A
 `body_purged` event records when and under which policy.
 
@@ -20,9 +20,10 @@ A body is purged only when all of these hold:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, exists, func, not_, or_, select
+from sqlalchemy import Connection, and_, delete, exists, func, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import tables as t
@@ -62,10 +63,14 @@ def _purgeable(cutoff: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def purge_bodies(store: Store, older_than_days: int, *, dry_run: bool = False, policy: str = "") -> PurgeResult:
+def purge_bodies(
+    store: Store, older_than_days: int, *, dry_run: bool = False, policy: str = "", before: Callable[[Connection, list[str]], object] | None = None
+) -> PurgeResult:
     """Remove the raw bodies of final messages received more than `older_than_days` ago (by
     the database's clock); `dry_run` only counts them. Works in batches of 500 messages, one
-    transaction each, so a large purge never holds the store for long."""
+    transaction each, so a large purge never holds the store for long. `before(conn, ids)`
+    runs in each batch's transaction before its bodies go (gateway.provenance.keep_sources:
+    what is read again from a body is kept first)."""
     if older_than_days < 1:
         raise ValueError("older_than_days must be at least 1")
     m, mb = t.messages, t.message_bodies
@@ -83,6 +88,8 @@ def purge_bodies(store: Store, older_than_days: int, *, dry_run: bool = False, p
             if not rows:
                 break
             ids = [r.id for r in rows]
+            if before is not None:
+                before(conn, ids)
             conn.execute(delete(mb).where(mb.c.message_id.in_(ids)))
             add_events(conn, [{"kind": "body_purged", "message_id": i, "detail": note} for i in ids])
         total += len(rows)
