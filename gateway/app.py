@@ -5,6 +5,7 @@ One object, passed around instead of globals; the CLI and the service both build
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -79,7 +80,18 @@ class Gateway:
             router=Router(cfg.routing) if cfg.routing is not None else None,
             # Connectors that get a split order once per part (`per_part`, default: those that ship).
             per_part=[c.name for c in cfg.connectors if c.sends_parts(self.dispatcher.connectors[c.name].capabilities)],
+            decide_pool=self._decide_pool,
         )
+
+    @cached_property
+    def _decide_pool(self) -> Any:
+        """Worker processes that apply the rules beside the reading (gateway.processing.decide_worker)."""
+        cfg = self.config
+        if not cfg.rules or cfg.processing.decide_workers == 0 or self.store.url != cfg.store.url or ":memory:" in cfg.store.url:
+            return None  # a worker opens the configured store itself: not one only this process can see
+        from gateway.processing.decide_worker import DecidePool
+
+        return DecidePool(functools.partial(decide_in_worker, cfg), size=cfg.processing.decide_workers)
 
     # -- the rules and their master data -------------------------------------------------------------
 
@@ -349,6 +361,8 @@ class Gateway:
     def close(self) -> None:
         if "dispatcher" in self.__dict__:
             self.dispatcher.close()
+        if self.__dict__.get("_decide_pool") is not None:
+            self._decide_pool.close()
         for source in self.__dict__.get("sources", []):
             close = getattr(source, "close", None)
             if callable(close):
@@ -382,6 +396,14 @@ def check_connectors(config: GatewayConfig) -> list[str]:
         except ConfigError as exc:
             problems.append(str(exc))
     return problems
+
+
+def decide_in_worker(config: GatewayConfig) -> tuple[str, Any]:
+    """In a decide worker process: the store's URL and the configured rules engine, with a
+    master-data folder already read (gateway.processing.decide_worker)."""
+    setup = RulesSetup(config)
+    setup.masterdata()
+    return config.store.url, setup.engine
 
 
 class RulesSetup:

@@ -199,6 +199,13 @@ class ProcessingConfig(BaseModel):
     authserv_id: str | None = Field(
         None, description="The authserv-id our own mail server writes in Authentication-Results (only that header is trusted)."
     )
+    decide_workers: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Processes that apply the rules beside the reading of a large message (256 KB or more); "
+        "0: always in the reading process.",
+    )
     provenance: bool = Field(
         True,
         description="Keep, for each order, where each field came from: stored with orders from e-mail, files and carts; "

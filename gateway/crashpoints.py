@@ -6,7 +6,9 @@ once; unset (always, in production) every `hit()` is a dictionary lookup and not
 
 Points: after_store (raw message committed, source not yet acknowledged), before_ack (in
 gateway.ingest, just before the source's acknowledging action), after_orders (orders committed), after_http_before_commit
-(a connector answered, the outbox not yet updated).
+(a connector answered, the outbox not yet updated), decide_worker (a decide worker process,
+before it decides a chunk: gateway.processing.decide_worker; the variable reaches it through
+the environment it inherits).
 """
 
 from __future__ import annotations

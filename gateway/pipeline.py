@@ -24,6 +24,7 @@ from typing import Any
 from gateway.connector import Capabilities, RawMessage
 from gateway.processing.acknowledge import confirm
 from gateway.processing.decide import Decider
+from gateway.processing.decide_worker import DecidePool
 from gateway.processing.exception_queue import ExceptionQueue
 from gateway.processing.process import Processor, ProcessStats
 from gateway.processing.receive import ReceiveResult, display_name, receive, receive_many
@@ -55,6 +56,7 @@ class Pipeline:
         reserve_stock: bool = False,
         router: Router | None = None,
         per_part: Collection[str] = (),
+        decide_pool: DecidePool | None = None,
     ):
         self.store = store
         self.connectors = list(connectors)
@@ -77,6 +79,7 @@ class Pipeline:
             reserve_stock=reserve_stock,
             router=router,
             per_part=per_part,
+            decide_pool=decide_pool,
         )
         self.review = Review(store, self.partners, self.linker, self.processor.queue)
         self.review.stock = self.processor.stock

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from gateway.acks.outbound import AckCollector
 
-__all__ = ["DECIDE_CHUNK", "Decider", "Ship", "StockStep", "StoreHistory", "apply", "decide_chunk", "line_results", "reserve_stock"]
+__all__ = ["DECIDE_CHUNK", "Decided", "Decider", "Ship", "StockStep", "StoreHistory", "apply", "decide_chunk", "decide_orders", "line_results", "reserve_stock"]
 
 Decider = Callable[["Connection"], RulesEngine]
 """Builds the rules engine for one chunk of orders (master data and history read through `conn`)."""
@@ -73,16 +73,27 @@ class StoreHistory:
         return findings_repo.seen(self.conn, fingerprints, utcnow() - self.window)
 
 
+Decided = tuple[Decision, list[LineResult], "Ship"]
+"""One order's decision, its lines' answers (empty when no 855/ORDRSP is wanted) and where it ships."""
+
+
+def decide_orders(engine: RulesEngine, orders: list[Order], seen: dict[str, str], *, answers: bool = True) -> list[Decided]:
+    """The decisions of a few new orders (in process, or in a decide worker: gateway.processing.decide_worker).
+    `answers`: the partner gets an 855/ORDRSP, so each line's answer is worked out too."""
+    out: list[Decided] = []
+    for order, decision in zip(orders, engine.decide(orders, seen=seen), strict=True):
+        ship = order.ship_to
+        out.append((decision, line_results(order, decision) if answers else [], Ship(ship.country if ship else None, ship.region if ship else None, order.requested_delivery_date)))
+    return out
+
+
 def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]], seen: dict[str, str], *, answers: bool = True) -> None:
     """Decide a few new orders as they are read; each row keeps its decision (``_decision``)
     until its batch is written. Deciding in small chunks, not the whole batch at once, keeps
     few canonical orders alive: a batch of 500 held would make Python's garbage collector
-    cost more than the rules (bench/bench_rules.py).
-    `answers`: the partner gets an 855/ORDRSP, so each line's answer is worked out too."""
-    decisions = engine.decide([order for _, order in pending], seen=seen)
-    for (row, order), decision in zip(pending, decisions, strict=True):
-        ship = order.ship_to
-        row["_decision"] = (decision, line_results(order, decision) if answers else [], Ship(ship.country if ship else None, ship.region if ship else None, order.requested_delivery_date))
+    cost more than the rules (bench/bench_rules.py)."""
+    for (row, _), decided in zip(pending, decide_orders(engine, [order for _, order in pending], seen, answers=answers), strict=True):
+        row["_decision"] = decided
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from gateway.acks.outbound import AckCollector
 from gateway.errors import InputRejected
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
-from gateway.model import Purpose, content_digest
+from gateway.model import Order, Purpose, content_digest
 from gateway.parts import part_count
 from gateway.processing.acknowledge import (
     acked_already,
@@ -37,6 +37,7 @@ from gateway.processing.acknowledge import (
     store_ready_acks,
 )
 from gateway.processing.decide import DECIDE_CHUNK, Decider, StockStep, apply, decide_chunk
+from gateway.processing.decide_worker import LARGE_BYTES, DecidePool, RemoteRun, WorkerGone
 from gateway.processing.email_trust import email_partner
 from gateway.processing.interchanges import (
     close_interchange,
@@ -110,8 +111,10 @@ class Processor:
         reserve_stock: bool = False,
         router: Router | None = None,
         per_part: Collection[str] = (),
+        decide_pool: DecidePool | None = None,
     ):
         self.store = store
+        self.decide_pool = decide_pool if rules is not None else None  # workers that decide beside the reading
         # Connectors that get an order the routing split once per part (gateway.parts).
         self.per_part = frozenset(per_part)
         self.rules = rules  # the rules engine for a batch's transaction (gateway.processing.decide); None: no rules
@@ -246,42 +249,48 @@ class Processor:
             acked_already(self.store, run)
         # Known before any of its orders is written: a cut-off interchange sends nothing.
         run.truncated = incomplete_interchanges(body)
-        try:
-            events = translate(
-                io.BytesIO(body),
-                name=name,
-                format=fmt,
-                partner=partner,
-                partners=self.partners,
-                message_id=message_id,
-                require_partner=self.partners.enforced,
-                # X12 and EDIFACT orders' sources are read again when asked (gateway.provenance)
-                trace=self.provenance and (fmt or _sniff(body)) not in DERIVED_FORMATS,
-            )
-            for ev in events:
-                if run.acks is not None:
-                    collect_ack(ev, run.acks)
-                if isinstance(ev, InterchangeOpened):
-                    run.warnings.extend(ev.warnings)
-                    open_interchange(ev, run)
-                elif isinstance(ev, InterchangeClosed):
-                    close_interchange(ev, run)
-                elif ev.index in done or (ev.envelope is not None and ev.envelope.interchange_index in run.skipping):
-                    continue
-                elif isinstance(ev, Translated):
-                    run.warnings.extend(ev.warnings)
-                    self._add_order(ev, run)
-                else:
-                    self._add_rejection(ev, run)
-                if len(run.batch) >= self.batch_orders:
-                    self._flush(run)
-        except InputRejected as exc:
+        run.large = len(body) >= LARGE_BYTES
+        if run.large and self.decide_pool is not None:
+            self.decide_pool.warm()  # its orders are decided beside the reading once it is ready
+        try:  # the decide worker lent to this run goes back however it ends
+            try:
+                events = translate(
+                    io.BytesIO(body),
+                    name=name,
+                    format=fmt,
+                    partner=partner,
+                    partners=self.partners,
+                    message_id=message_id,
+                    require_partner=self.partners.enforced,
+                    # X12 and EDIFACT orders' sources are read again when asked (gateway.provenance)
+                    trace=self.provenance and (fmt or _sniff(body)) not in DERIVED_FORMATS,
+                )
+                for ev in events:
+                    if run.acks is not None:
+                        collect_ack(ev, run.acks)
+                    if isinstance(ev, InterchangeOpened):
+                        run.warnings.extend(ev.warnings)
+                        open_interchange(ev, run)
+                    elif isinstance(ev, InterchangeClosed):
+                        close_interchange(ev, run)
+                    elif ev.index in done or (ev.envelope is not None and ev.envelope.interchange_index in run.skipping):
+                        continue
+                    elif isinstance(ev, Translated):
+                        run.warnings.extend(ev.warnings)
+                        self._add_order(ev, run)
+                    else:
+                        self._add_rejection(ev, run)
+                    if len(run.batch) >= self.batch_orders:
+                        self._flush(run)
+            except InputRejected as exc:
+                self._flush(run)
+                with self.store.begin() as conn:
+                    self._finish_message(conn, message_id, "quarantined", exc.reason, str(exc), warnings=run.warnings, fmt=fmt)
+                stats.rejected_messages = 1
+                return stats
             self._flush(run)
-            with self.store.begin() as conn:
-                self._finish_message(conn, message_id, "quarantined", exc.reason, str(exc), warnings=run.warnings, fmt=fmt)
-            stats.rejected_messages = 1
-            return stats
-        self._flush(run)
+        finally:
+            self._give_back_worker(run)
         crashpoints.hit("after_orders")
         with self.store.begin() as conn:
             counts = order_repo.state_counts(conn, message_id)
@@ -390,7 +399,8 @@ class Processor:
             run.orders += 1
             row["_mapped"] = mapped
             if self.rules is not None and order.purpose == Purpose.ORIGINAL and not order.lines_are_changes:
-                run.to_decide.append((row, order))
+                # a worker reads the order's JSON: the canonical order is not kept alive for it
+                run.to_decide.append((row, order if run.remote is None else None))
                 if len(run.to_decide) >= DECIDE_CHUNK:
                     self._decide(run)
             if ev.review:
@@ -459,16 +469,67 @@ class Processor:
 
     def _decide(self, run: Run) -> None:
         """The rules over the new orders read since the last chunk (their master data and
-        order history read on a connection of their own)."""
+        order history read on a connection of their own): from the second chunk of a message
+        on, by a decide worker when one is ready (gateway.processing.decide_worker)."""
         if not run.to_decide or self.rules is None:
+            return
+        if run.remote is None and run.large and self.decide_pool is not None and not run.remote_failed:
+            worker = self.decide_pool.lend()
+            if worker is not None:
+                run.remote = RemoteRun(worker, new_id())
+        if run.remote is not None:
+            rows = [row for row, _ in run.to_decide]
+            run.to_decide = []
+            try:
+                run.remote.send(rows, run.acks is not None, run.fingerprints)
+            except WorkerGone as exc:
+                self._decide_left(run, exc)
             return
         with self.store.engine.connect() as conn:
             decide_chunk(self.rules(conn), run.to_decide, run.fingerprints, answers=run.acks is not None)
         run.to_decide = []
 
+    def _collect(self, run: Run) -> None:
+        """Every decision the worker still owes this run, before its batch is written."""
+        if run.remote is None or not run.remote.pending:
+            return
+        try:
+            run.remote.collect(run.fingerprints, timeout=self.lease_seconds)
+        except WorkerGone as exc:
+            self._decide_left(run, exc)
+
+    def _decide_left(self, run: Run, exc: WorkerGone) -> None:
+        """The worker failed or died: what it still held is decided here, in the order sent,
+        and the rest of the message too."""
+        assert run.remote is not None and self.rules is not None and self.decide_pool is not None
+        log.warning("decide worker: %s; deciding in process", exc, extra={"message_id": run.message_id})
+        rows = run.remote.left()
+        self.decide_pool.give_back(run.remote.worker, healthy=False)
+        run.remote, run.remote_failed = None, True
+        if rows:
+            pending = [(row, Order.model_validate_json(str(row["data"]))) for row in rows]
+            with self.store.engine.connect() as conn:
+                decide_chunk(self.rules(conn), pending, run.fingerprints, answers=run.acks is not None)
+
+    def _give_back_worker(self, run: Run) -> None:
+        if run.remote is not None and self.decide_pool is not None:
+            remote, run.remote = run.remote, None
+            log.info(
+                "message %s: %d order(s) decided by decide worker %s", run.message_id, remote.decided, remote.worker.process.pid,
+                extra={"message_id": run.message_id},
+            )
+            healthy = not remote.pending
+            if healthy:
+                try:
+                    remote.worker.tx.send(("end", remote.key))
+                except (OSError, ValueError):
+                    healthy = False
+            self.decide_pool.give_back(remote.worker, healthy=healthy)
+
     def _flush(self, run: Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
         self._decide(run)
+        self._collect(run)
         batch = run.batch
         if not (batch.orders or batch.events or batch.digests or run.undecided or (run.acks is not None and run.acks.ready())):
             return

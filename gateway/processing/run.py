@@ -60,6 +60,9 @@ class Run:
     # and the content of those decided so far in this message (the duplicates rule).
     to_decide: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    large: bool = False  # its orders are decided by a worker once one is ready (gateway.processing.decide_worker)
+    remote: Any = None  # the decide worker lent to this run (gateway.processing.decide_worker.RemoteRun)
+    remote_failed: bool = False  # it failed: the rest is decided in process
     # Partners' acknowledgements of what we sent read from this message (gateway.acks.inbound),
     # and those refused: (UNMATCHED_ACK or MALFORMED_ACK, what a person is told).
     acks_read: list[str] = field(default_factory=list)
