@@ -103,7 +103,7 @@ def _serve(inp: Pipe, out: Pipe, spec: DeciderSpec) -> None:
                 mine.update(seed)
                 known = len(mine)
                 orders = [Order.model_validate_json(text) for text in texts]
-                with store.engine.connect() as conn:
+                with Store.reading(), store.engine.connect() as conn:  # never waits for the gateway's batch
                     decided = decide_orders(decider(conn), orders, mine, answers=answers)
                 # what this chunk added: the last entries (a dict keeps insertion order)
                 added = dict(itertools.islice(reversed(mine.items()), len(mine) - known))

@@ -485,7 +485,7 @@ class Processor:
             except WorkerGone as exc:
                 self._decide_left(run, exc)
             return
-        with self.store.engine.connect() as conn:
+        with Store.reading(), self.store.engine.connect() as conn:
             decide_chunk(self.rules(conn), run.to_decide, run.fingerprints, answers=run.acks is not None)
         run.to_decide = []
 
@@ -494,7 +494,8 @@ class Processor:
         if run.remote is None or not run.remote.pending:
             return
         try:
-            run.remote.collect(run.fingerprints, timeout=self.lease_seconds)
+            # bounded: the batch's transaction is open (a chunk takes milliseconds; a hung worker is replaced)
+            run.remote.collect(run.fingerprints, timeout=min(self.lease_seconds, 30.0))
         except WorkerGone as exc:
             self._decide_left(run, exc)
 
@@ -508,7 +509,7 @@ class Processor:
         run.remote, run.remote_failed = None, True
         if rows:
             pending = [(row, Order.model_validate_json(str(row["data"]))) for row in rows]
-            with self.store.engine.connect() as conn:
+            with Store.reading(), self.store.engine.connect() as conn:  # also inside the batch's transaction
                 decide_chunk(self.rules(conn), pending, run.fingerprints, answers=run.acks is not None)
 
     def _give_back_worker(self, run: Run) -> None:
@@ -529,7 +530,6 @@ class Processor:
     def _flush(self, run: Run) -> None:
         """Write a batch of orders with their outbox rows and events in one transaction."""
         self._decide(run)
-        self._collect(run)
         batch = run.batch
         if not (batch.orders or batch.events or batch.digests or run.undecided or (run.acks is not None and run.acks.ready())):
             return
@@ -558,6 +558,8 @@ class Processor:
             found: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             stock: StockStep | None = None
             if self.rules is not None:
+                # The worker's last decisions are awaited only now: linking above ran meanwhile.
+                self._collect(run)
                 stock = StockStep(self.keeper, conn, self.router) if self.keeper is not None else None
                 found_rows, decided, _accepted = apply(batch.orders, plans, batch.events, mapped, run.acks, stock)
                 found = (found_rows, decided)

@@ -167,6 +167,20 @@ class Store:
 
     @staticmethod
     @contextmanager
+    def reading() -> Iterator[None]:
+        """Transactions begun inside only read: on SQLite they start deferred (a WAL snapshot
+        that never waits for a writer, and that a writer never waits for) instead of BEGIN
+        IMMEDIATE. For the rules' reads of master data and order history, which may run while
+        this process's own batch transaction holds the write lock (gateway.processing.decide_worker).
+        A write inside fails at once (SQLITE_BUSY) instead of waiting."""
+        token = _READING.set(True)
+        try:
+            yield
+        finally:
+            _READING.reset(token)
+
+    @staticmethod
+    @contextmanager
     def lock_wait(seconds: float) -> Iterator[None]:
         """Write transactions begun inside wait at most `seconds` for a lock another writer holds.
 
@@ -258,6 +272,8 @@ _LOCK_WAIT: ContextVar[float | None] = ContextVar("gateway_store_lock_wait", def
 # Set by Store.redoable: the transactions of one caller whose loss on power failure only
 # means doing the work again.
 _REDOABLE: ContextVar[bool] = ContextVar("gateway_store_redoable", default=False)
+# Set by Store.reading: transactions that only read (deferred on SQLite).
+_READING: ContextVar[bool] = ContextVar("gateway_store_reading", default=False)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -296,4 +312,4 @@ def _configure_sqlite(engine: Engine) -> None:
         if conn.info.get("synchronous", "FULL") != sync:
             conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
             conn.info["synchronous"] = sync
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _READING.get() else "BEGIN IMMEDIATE")
