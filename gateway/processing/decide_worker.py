@@ -28,6 +28,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -70,6 +71,11 @@ def _serve(inp: Pipe, out: Pipe, spec: DeciderSpec) -> None:
     from gateway.processing.decide import decide_orders
     from gateway.store import Store
 
+    # Ctrl-C in a terminal and a hang-up reach the whole process group: they are the gateway's
+    # to handle (it stops this worker when it stops).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     url, decider = spec()
     store = Store(url, migrate=False)
     tune_for_batches()
@@ -195,6 +201,7 @@ class DecidePool:
         self._idle: list[DecideWorker] = []
         self._all: list[DecideWorker] = []
         self._closed = False
+        self._failed_starts = 0  # workers that died before they were ready, in a row
 
     def warm(self, wait: float = 0.0) -> bool:
         """Start a worker now if there is none (a large message begins): it is ready sooner.
@@ -203,14 +210,31 @@ class DecidePool:
         with self._lock:
             if not self._closed and not self._all:
                 self._start()
-            workers = list(self._all)
         deadline = time.monotonic() + wait
         while True:
-            if any(w.poll_ready() for w in workers):
-                return True
-            if time.monotonic() >= deadline or all(w.broken for w in workers):
-                return False
+            with self._lock:
+                self._check()
+                if any(w.ready for w in self._all):
+                    return True
+                if self._closed or not self._all or time.monotonic() >= deadline:
+                    return False
             time.sleep(0.01)
+
+    def _check(self) -> None:
+        """Read the workers' "ready"; discard the broken. Three that die before they are ready
+        in a row (say a master-data folder that cannot be read there) close the pool."""
+        for w in list(self._all):
+            was_ready = w.ready
+            w.poll_ready()
+            if w.ready and not was_ready:
+                self._failed_starts = 0
+            if w.broken:
+                self._discard(w)
+                if not was_ready:
+                    self._failed_starts += 1
+        if self._failed_starts >= 3 and not self._closed:
+            log.error("decide workers keep failing before they are ready (see their errors above); deciding in process")
+            self._closed = True
 
     def _start(self) -> None:
         try:
@@ -225,12 +249,9 @@ class DecidePool:
     def lend(self) -> DecideWorker | None:
         """A ready worker for one run, else None (and one is started if there is room)."""
         with self._lock:
+            self._check()
             if self._closed:
                 return None
-            for w in list(self._all):
-                w.poll_ready()
-                if w.broken:
-                    self._discard(w)
             for w in self._idle:
                 if w.ready:
                     self._idle.remove(w)
