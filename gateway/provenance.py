@@ -14,23 +14,27 @@ more than the order itself, and building and writing them took a quarter of inge
 sources stored: that reading is costly to repeat (OCR) and its confidences are part of them.
 
 Before retention removes a message's body, the sources of its orders are stored after all
-(:func:`keep_sources`), so an old order keeps everything a dispute needs.
+(:func:`keep_sources`: each message mapped again once, outside the write transaction), so an
+old order keeps everything a dispute needs; a message that cannot be read again keeps its body.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.model import content_digest
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
+    from gateway.store import Store
+    from gateway.store.retention import Kept
     from gateway.translate import PartnerDirectory
 
-__all__ = ["DERIVED_FORMATS", "Sources", "derive", "keep_sources", "sources_of"]
+__all__ = ["DERIVED_FORMATS", "NOTE", "Derived", "Sources", "derive", "keep_sources", "sources_of"]
+
+log = logging.getLogger(__name__)
 
 DERIVED_FORMATS = frozenset({"x12", "edifact"})
 """Formats whose orders' sources are read again from the kept message instead of stored."""
@@ -49,49 +53,71 @@ def derive(
     body: bytes,
     *,
     fmt: str | None,
-    doc_index: int,
     partners: PartnerDirectory,
     name: str = "<input>",
     partner: str | None = None,
     message_id: str | None = None,
-) -> tuple[dict[str, str], str] | None:
-    """Map document `doc_index` of `body` again with tracing on: its sources and the content
-    digest of the order it reads as; None when the message no longer yields that order."""
-    from gateway.errors import InputRejected
+    only: int | None = None,
+) -> dict[int, Derived]:
+    """Map `body`'s documents again with tracing on (`only`: that document alone; the others
+    are parsed, not mapped): by document index, each order's sources, content digest and PO
+    number. Raises what translating raises (InputRejected when it cannot be read)."""
     from gateway.translate import Translated, translate
 
-    try:
-        for ev in translate(
-            io.BytesIO(body), name=name, format=fmt, partner=partner, partners=partners,
-            message_id=message_id, require_partner=partners.enforced, trace=True, only=doc_index,
-        ):
-            if isinstance(ev, Translated) and ev.index == doc_index:
-                return dict(ev.provenance), content_digest(ev.order.model_dump_json())
-    except InputRejected:
-        return None
-    return None
+    found: dict[int, Derived] = {}
+    for ev in translate(
+        io.BytesIO(body), name=name, format=fmt, partner=partner, partners=partners,
+        message_id=message_id, require_partner=partners.enforced, trace=True, only=only,
+    ):
+        if isinstance(ev, Translated):
+            found[ev.index] = Derived(dict(ev.provenance), content_digest(ev.order.model_dump_json()), ev.order.po_number)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """One document mapped again: its sources, the digest of the order it reads as, its PO."""
+
+    values: dict[str, str]
+    digest: str
+    po_number: str
+
+
+_EDITED = "this version differs from what its message reads as now (a person's edit, or a mapping changed since): the sources are those of the message's values"
+_GONE = "no sources: the message no longer reads as this order with the current mappings"
+
+
+def _judge(order: dict[str, Any], found: Derived | None) -> Sources:
+    """The sources of an order row from its document mapped again (None: not found)."""
+    if found is None or found.po_number != order.get("po_number"):  # another order at that index: never its sources
+        return Sources(note=_GONE)
+    return Sources(found.values, None if found.digest == order.get("content_hash") else _EDITED)
 
 
 def sources_of(order: dict[str, Any], message: dict[str, Any], body: bytes | None, partners: PartnerDirectory) -> Sources:
     """The sources of an order row (`gateway.store.tables.orders`) read from `message` (its
     messages row) with raw `body` (None: removed by retention)."""
-    if order.get("provenance"):
-        return Sources(dict(order["provenance"]))
+    stored = order.get("provenance")
+    if stored:
+        values = dict(stored)
+        return Sources(values, values.pop(NOTE, None))
     fmt = message.get("format") or (_detect(body) if body is not None else None)
     if body is None:
         return Sources(note="no sources: the message's raw body was removed by retention before they were kept")
     if not order.get("data") or fmt not in DERIVED_FORMATS:
         return Sources(note="no sources recorded: processing.provenance was off when it was read, or the order predates it")
-    found = derive(
-        body, fmt=fmt, doc_index=order["doc_index"], partners=partners, name=message.get("display_name") or "<input>",
-        partner=message.get("partner"), message_id=message.get("id"),
-    )
-    if found is None:
-        return Sources(note="no sources: the message no longer reads as this order with the current mappings")
-    values, digest = found
-    if digest != order.get("content_hash"):
-        return Sources(values, "this version differs from what its message reads as now (a person's edit, or a mapping changed since): the sources are those of the message's values")
-    return Sources(values)
+    try:
+        found = derive(
+            body, fmt=fmt, only=order["doc_index"], partners=partners, name=message.get("display_name") or "<input>",
+            partner=message.get("partner"), message_id=message.get("id"),
+        )
+    except Exception as exc:  # a person asked: a reason, not a traceback
+        return Sources(note=f"no sources: the message could not be read again ({type(exc).__name__}: {exc})"[:500])
+    return _judge(order, found.get(order["doc_index"]))
+
+
+NOTE = "_note"
+"""Key of a stored note beside the stored sources (what a person is told with them)."""
 
 
 def _detect(body: bytes) -> str | None:
@@ -105,19 +131,36 @@ def _detect(body: bytes) -> str | None:
         return None
 
 
-def keep_sources(conn: Connection, message_ids: list[str], partners: PartnerDirectory) -> int:
-    """Store the sources of the orders of `message_ids` that have none stored, read from their
-    bodies: called by retention in its transaction before it removes those bodies. Returns how
-    many orders got them."""
+def keep_sources(store: Store, message_ids: list[str], partners: PartnerDirectory) -> Kept:
+    """The sources retention must store before it removes the bodies of `message_ids`: each
+    message is mapped again once, outside any write transaction. A message that cannot be read
+    now (a mapping or configuration error) keeps its body, with a warning: its orders' sources
+    would otherwise be lost. An order the message no longer yields gets a note saying so."""
     from gateway.store import messages as message_repo
     from gateway.store import orders as order_repo
+    from gateway.store.retention import Kept
 
-    kept: dict[str, dict[str, str]] = {}
-    for message, orders in order_repo.without_sources(conn, message_ids):
-        body = message_repo.read_body(conn, message["id"])
+    kept = Kept()
+    for mid in message_ids:
+        with store.reading(), store.engine.connect() as conn:
+            found = order_repo.without_sources(conn, [mid])
+            if not found:
+                continue
+            message, orders = found[0]
+            body = message_repo.read_body(conn, mid)
+        fmt = message.get("format") or _detect(body)
+        if fmt not in DERIVED_FORMATS:
+            continue  # stored with their orders at ingest, or never recorded
+        try:
+            derived = derive(body, fmt=fmt, partners=partners, name=message.get("display_name") or "<input>", partner=message.get("partner"), message_id=mid)
+        except Exception as exc:
+            log.warning("retention keeps the body of message %s: its orders' sources cannot be read again (%s: %s)", mid, type(exc).__name__, exc)
+            kept.keep_bodies.add(mid)
+            continue
         for order in orders:
-            found = sources_of(order, message, body, partners)
-            if found.values:
-                kept[order["id"]] = found.values
-    order_repo.set_sources(conn, kept)
-    return len(kept)
+            judged = _judge(order, derived.get(order["doc_index"]))
+            values = dict(judged.values)
+            if judged.note is not None:
+                values[NOTE] = judged.note
+            kept.sources[order["id"]] = (mid, values)
+    return kept

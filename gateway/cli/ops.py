@@ -122,7 +122,7 @@ def purge(
     partners = PartnerDirectory(cfg.partners, mappings_root=cfg.mappings)
     try:
         # An X12 or EDIFACT order's sources are read from its body when asked: kept before it goes.
-        done = purge_bodies(store, days, dry_run=dry_run, policy=policy, before=lambda conn, ids: keep_sources(conn, ids, partners))
+        done = purge_bodies(store, days, dry_run=dry_run, policy=policy, keep=lambda ids: keep_sources(store, ids, partners))
     finally:
         store.dispose()
     if as_json:

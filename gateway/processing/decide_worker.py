@@ -153,7 +153,11 @@ def _widen(pipe: Pipe) -> None:
 
 
 class DecideWorker:
-    """One worker process and the gateway's ends of its two pipes (`tx`: chunks, `rx`: answers)."""
+    """One worker process and the gateway's ends of its two pipes (`tx`: chunks, `rx`: answers).
+
+    Chunks are handed to a feeder thread (`post`), which writes them to the pipe: the reading
+    thread never blocks on a worker that stopped reading (hung, or stopped by a signal); it
+    notices at `collect`'s timeout, and the worker is killed, which ends the feeder's write."""
 
     def __init__(self, spec: DeciderSpec):
         ctx = mp.get_context("spawn")
@@ -161,11 +165,34 @@ class DecideWorker:
         their_rx, self.tx = ctx.Pipe(duplex=False)  # chunks
         _widen(self.tx)
         self.process = ctx.Process(target=_serve, args=(their_rx, their_tx, spec), daemon=True, name="gateway-decide")
-        self.process.start()
-        their_rx.close()
-        their_tx.close()
+        try:
+            self.process.start()
+        except BaseException:
+            for end in (self.rx, self.tx):
+                end.close()
+            raise
+        finally:
+            their_rx.close()
+            their_tx.close()
         self.ready = False
         self.broken = False
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._feeder = threading.Thread(target=self._feed, daemon=True, name="decide-feeder")
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while (msg := self._outbox.get()) is not None:
+            try:
+                self.tx.send(msg)
+            except Exception:  # the worker is gone (killed, or closed): collect notices
+                self.broken = True
+                return
+
+    def post(self, msg: tuple[Any, ...]) -> None:
+        """Hand a message to the worker without waiting for it to be written."""
+        if self.broken:
+            raise WorkerGone("the decide worker is gone")
+        self._outbox.put(msg)
 
     def poll_ready(self) -> bool:
         if not self.ready and not self.broken:
@@ -175,20 +202,28 @@ class DecideWorker:
                     self.broken = not self.ready
                 elif not self.process.is_alive():
                     self.broken = True
-            except (EOFError, OSError):
+            except Exception:
                 self.broken = True
         return self.ready
 
     def stop(self) -> None:
-        if self.poll_ready():  # ready: told to stop; still starting: killed at once, not waited for
-            with contextlib.suppress(OSError, ValueError):
-                self.tx.send(("stop",))
-            self.process.join(timeout=5)
+        """Tell an idle, ready worker to finish (it has nothing pending); kill it otherwise."""
+        if self.ready and not self.broken:
+            self._outbox.put(("stop",))
+            self.process.join(timeout=2)
+        self.kill()
+
+    def kill(self) -> None:
+        """At once: a worker that failed, hung or still holds chunks is not waited for."""
         if self.process.is_alive():
             self.process.kill()
             self.process.join(timeout=5)
-        self.tx.close()
-        self.rx.close()
+        self.broken = True
+        self._outbox.put(None)  # the feeder ends (its pending write ended with the process)
+        self._feeder.join(timeout=5)
+        for end in (self.tx, self.rx):
+            with contextlib.suppress(OSError):
+                end.close()
 
 
 class DecidePool:
@@ -261,24 +296,40 @@ class DecidePool:
             return None
 
     def give_back(self, worker: DecideWorker, *, healthy: bool) -> None:
+        """A lent worker back; one that failed, died or still holds chunks is killed (not under
+        the pool's lock: other threads lend and give back meanwhile)."""
         with self._lock:
-            if healthy and not self._closed and worker.process.is_alive():
+            keep = healthy and not self._closed and not worker.broken and worker.process.is_alive()
+            if keep:
                 self._idle.append(worker)
             else:
-                self._discard(worker)
+                self._forget(worker)
+        if not keep and (not healthy or worker.broken):
+            worker.kill()
+        elif not keep:
+            worker.stop()  # healthy, but the pool closed meanwhile
 
-    def _discard(self, worker: DecideWorker) -> None:
+    def _forget(self, worker: DecideWorker) -> None:
         if worker in self._idle:
             self._idle.remove(worker)
         if worker in self._all:
             self._all.remove(worker)
-        worker.stop()
+
+    def _discard(self, worker: DecideWorker) -> None:
+        """Forget and kill a broken or still-starting worker (nothing of it can be pending)."""
+        self._forget(worker)
+        worker.kill()
 
     def close(self) -> None:
+        """Stop the idle workers; a worker lent to a run that is still going is stopped when
+        that run gives it back."""
         with self._lock:
             self._closed = True
-            for w in list(self._all):
-                self._discard(w)
+            idle = list(self._idle)
+            for w in idle:
+                self._forget(w)
+        for w in idle:
+            w.stop()
 
 
 @dataclass
@@ -296,13 +347,9 @@ class RemoteRun:
         chunk = self.sent
         self.sent += 1
         texts = [str(row["data"]) for row in rows]
-        try:
-            self.worker.tx.send(("decide", self.key, chunk, answers, texts, {} if self.seeded else dict(seed)))
-        except (OSError, ValueError) as exc:
-            self.pending[chunk] = rows
-            raise WorkerGone(f"the decide worker is gone ({exc})") from exc
-        self.seeded = True
         self.pending[chunk] = rows
+        self.worker.post(("decide", self.key, chunk, answers, texts, {} if self.seeded else dict(seed)))
+        self.seeded = True
 
     def collect(self, fingerprints: dict[str, str], timeout: float = 300.0) -> None:
         """Wait for every chunk sent; each row gets its ``_decision``. Raises WorkerGone (the
@@ -313,7 +360,9 @@ class RemoteRun:
                 if not self.worker.rx.poll(timeout):
                     raise WorkerGone(f"the decide worker gave no answer in {timeout:.0f} s")
                 msg = self.worker.rx.recv()
-            except (EOFError, OSError) as exc:
+            except WorkerGone:
+                raise
+            except Exception as exc:  # EOF: it died; a closed pipe: killed meanwhile
                 raise WorkerGone(f"the decide worker died ({exc or type(exc).__name__})") from exc
             if msg[1] != self.key or msg[2] not in self.pending:
                 continue  # an answer for an earlier run that stopped before collecting it

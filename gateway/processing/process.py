@@ -522,8 +522,8 @@ class Processor:
             healthy = not remote.pending
             if healthy:
                 try:
-                    remote.worker.tx.send(("end", remote.key))
-                except (OSError, ValueError):
+                    remote.worker.post(("end", remote.key))
+                except WorkerGone:
                     healthy = False
             self.decide_pool.give_back(remote.worker, healthy=healthy)
 

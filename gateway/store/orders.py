@@ -231,12 +231,12 @@ def without_sources(conn: Connection, message_ids: Iterable[str]) -> list[tuple[
     found: dict[str, list[dict[str, Any]]] = {}
     if messages:
         rows = conn.execute(
-            select(o.c.id, o.c.message_id, o.c.doc_index, o.c.data, o.c.content_hash, o.c.provenance)
-            .where(o.c.message_id.in_(list(messages)))
+            select(o.c.id, o.c.message_id, o.c.doc_index, o.c.po_number, o.c.content_hash, o.c.provenance)
+            .where(o.c.message_id.in_(list(messages)), o.c.content_hash.is_not(None))  # mapped orders only
             .order_by(o.c.message_id, o.c.doc_index, o.c.version)
         ).mappings()
         for r in rows:  # "none stored" is SQL NULL or JSON null by backend and age: read, not queried
-            if not r["provenance"] and r["data"]:
+            if not r["provenance"]:
                 found.setdefault(r["message_id"], []).append(dict(r))
     return [(messages[mid], orders) for mid, orders in found.items()]
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, and_, delete, exists, func, not_, or_, select
+from sqlalchemy import and_, delete, exists, func, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.store import tables as t
 from gateway.store.db import Store, add_events
+from gateway.store.orders import set_sources
 
-__all__ = ["FINAL_ORDER_STATES", "PurgeResult", "purge_bodies"]
+__all__ = ["FINAL_ORDER_STATES", "Kept", "PurgeResult", "purge_bodies"]
 
 FINAL_ORDER_STATES = ("dispatched", "shipped", "superseded", "duplicate", "stale")
 _OPEN_DELIVERY = ("pending", "in_flight", "held", "dead")
@@ -63,14 +64,23 @@ def _purgeable(cutoff: dt.datetime) -> ColumnElement[bool]:
     )
 
 
+@dataclass
+class Kept:
+    """What to store before bodies go (gateway.provenance.keep_sources): sources by order id,
+    each with the message it is from, and the messages whose bodies must stay for now."""
+
+    sources: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    keep_bodies: set[str] = field(default_factory=set)
+
+
 def purge_bodies(
-    store: Store, older_than_days: int, *, dry_run: bool = False, policy: str = "", before: Callable[[Connection, list[str]], object] | None = None
+    store: Store, older_than_days: int, *, dry_run: bool = False, policy: str = "", keep: Callable[[list[str]], Kept] | None = None
 ) -> PurgeResult:
     """Remove the raw bodies of final messages received more than `older_than_days` ago (by
     the database's clock); `dry_run` only counts them. Works in batches of 500 messages, one
-    transaction each, so a large purge never holds the store for long. `before(conn, ids)`
-    runs in each batch's transaction before its bodies go (gateway.provenance.keep_sources:
-    what is read again from a body is kept first)."""
+    transaction each, so a large purge never holds the store for long. `keep(ids)` runs
+    before each batch's transaction, outside it: what it returns is stored in the transaction
+    (for messages still purgeable then) and the messages it names keep their bodies."""
     if older_than_days < 1:
         raise ValueError("older_than_days must be at least 1")
     m, mb = t.messages, t.message_bodies
@@ -82,14 +92,22 @@ def purge_bodies(
         return PurgeResult(cutoff, int(n), int(size), True)
     total = size_total = 0
     note = f"raw body removed by retention ({policy or f'older than {older_than_days} days'}); digest, orders and history kept"
+    stay: set[str] = set()  # bodies `keep` said must stay
     while True:
+        with store.reading(), store.engine.connect() as conn:
+            batch = [r.id for r in conn.execute(select(m.c.id).where(where, m.c.id.not_in(sorted(stay)) if stay else true()).limit(_BATCH))]
+        if not batch:
+            break
+        kept = keep(batch) if keep is not None else Kept()
+        stay |= kept.keep_bodies
         with store.begin() as conn:
-            rows = conn.execute(select(m.c.id, m.c.size).where(where).limit(_BATCH)).all()
+            candidates = [i for i in batch if i not in kept.keep_bodies]
+            rows = conn.execute(select(m.c.id, m.c.size).where(where, m.c.id.in_(candidates))).all() if candidates else []
             if not rows:
-                break
-            ids = [r.id for r in rows]
-            if before is not None:
-                before(conn, ids)
+                continue
+            ids = [r.id for r in rows]  # still purgeable now
+            chosen = set(ids)
+            set_sources(conn, {oid: values for oid, (mid, values) in kept.sources.items() if mid in chosen})
             conn.execute(delete(mb).where(mb.c.message_id.in_(ids)))
             add_events(conn, [{"kind": "body_purged", "message_id": i, "detail": note} for i in ids])
         total += len(rows)
