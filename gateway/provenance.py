@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.formats import detect_body
 from gateway.model import content_digest
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def sources_of(order: dict[str, Any], message: dict[str, Any], body: bytes | Non
     if stored:
         values = dict(stored)
         return Sources(values, values.pop(NOTE, None))
-    fmt = message.get("format") or (_detect(body) if body is not None else None)
+    fmt = message.get("format") or (detect_body(body) if body is not None else None)
     if body is None:
         return Sources(note="no sources: the message's raw body was removed by retention before they were kept")
     if not order.get("data") or fmt not in DERIVED_FORMATS:
@@ -120,17 +121,6 @@ NOTE = "_note"
 """Key of a stored note beside the stored sources (what a person is told with them)."""
 
 
-def _detect(body: bytes) -> str | None:
-    """The format of a message stored without one (a folder's file is recognised by content)."""
-    from gateway.errors import InputRejected
-    from gateway.formats import detect
-
-    try:
-        return detect(body[:4096])
-    except InputRejected:
-        return None
-
-
 def keep_sources(store: Store, message_ids: list[str], partners: PartnerDirectory) -> Kept:
     """The sources retention must store before it removes the bodies of `message_ids`: each
     message is mapped again once, outside any write transaction. A message that cannot be read
@@ -141,14 +131,13 @@ def keep_sources(store: Store, message_ids: list[str], partners: PartnerDirector
     from gateway.store.retention import Kept
 
     kept = Kept()
-    for mid in message_ids:
-        with store.reading(), store.engine.connect() as conn:
-            found = order_repo.without_sources(conn, [mid])
-            if not found:
-                continue
-            message, orders = found[0]
+    with store.reading(), store.engine.connect() as conn:
+        pending = order_repo.without_sources(conn, message_ids)
+    for message, orders in pending:
+        mid = message["id"]
+        with store.reading(), store.engine.connect() as conn:  # one body in memory at a time
             body = message_repo.read_body(conn, mid)
-        fmt = message.get("format") or _detect(body)
+        fmt = message.get("format") or detect_body(body)
         if fmt not in DERIVED_FORMATS:
             continue  # stored with their orders at ingest, or never recorded
         try:

@@ -8,7 +8,7 @@ from typing import Any
 from gateway.errors import ParseError
 from gateway.formats.base import Parser
 
-__all__ = ["FORMATS", "detect", "get_parser"]
+__all__ = ["FORMATS", "detect", "detect_body", "get_parser"]
 
 # name -> "module:Class"; imported only when used, so a format's dependencies load lazily.
 FORMATS: dict[str, str] = {
@@ -56,3 +56,11 @@ def detect(head: bytes) -> str:
         reason="NOT_RECOGNIZED",
         position="byte 0",
     )
+
+
+def detect_body(body: bytes) -> str | None:
+    """The format of a stored message from its first 4 KB; None when nothing recognises it."""
+    try:
+        return detect(body[:4096])
+    except ParseError:
+        return None

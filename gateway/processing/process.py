@@ -25,6 +25,7 @@ from pydantic_core import to_json
 from gateway import crashpoints
 from gateway.acks.outbound import AckCollector
 from gateway.errors import InputRejected
+from gateway.formats import detect_body
 from gateway.formats.base import InterchangeClosed, InterchangeOpened
 from gateway.formats.envelope import incomplete_interchanges
 from gateway.model import Order, Purpose, content_digest
@@ -230,7 +231,8 @@ class Processor:
         fmt = format or row["format"]
         partner = partner or row["partner"]
         name = row["display_name"] or "<input>"
-        if self.partners.enforced and (fmt or _sniff(body)) == "email":
+        kind = fmt or detect_body(body)  # a folder's file is recognised by its content
+        if self.partners.enforced and kind == "email":
             # Who sent it decides whose orders these are; an e-mail is never accepted on
             # the strength of its From header alone (see gateway.formats.email_sender).
             found, problem, reason = email_partner(body, self.partners, self.authserv_id)
@@ -263,7 +265,7 @@ class Processor:
                     message_id=message_id,
                     require_partner=self.partners.enforced,
                     # X12 and EDIFACT orders' sources are read again when asked (gateway.provenance)
-                    trace=self.provenance and (fmt or _sniff(body)) not in DERIVED_FORMATS,
+                    trace=self.provenance and kind not in DERIVED_FORMATS,
                 )
                 for ev in events:
                     if run.acks is not None:
@@ -725,13 +727,3 @@ class Processor:
         detail = f"{reason}: {error}" if reason else f"{orders} orders accepted, {rejected} quarantined"
         add_event(conn, state, detail, message_id=message_id)
         log.info("message %s %s: %s", message_id, state, detail, extra={"message_id": message_id})
-
-
-def _sniff(body: bytes) -> str | None:
-    from gateway.errors import InputRejected
-    from gateway.formats import detect
-
-    try:
-        return detect(body[:4096])
-    except InputRejected:
-        return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from gateway.states import DeliveryState, OrderState, move
 from gateway.store import tables as t
@@ -243,5 +243,8 @@ def without_sources(conn: Connection, message_ids: Iterable[str]) -> list[tuple[
 
 def set_sources(conn: Connection, sources: dict[str, dict[str, str]]) -> None:
     """Store orders' sources (order id -> dotted field path -> where the value came from)."""
-    for oid, values in sources.items():
-        conn.execute(update(t.orders).where(t.orders.c.id == oid).values(provenance=values))
+    if sources:
+        conn.execute(
+            update(t.orders).where(t.orders.c.id == bindparam("b_id")).values(provenance=bindparam("b_sources")),
+            [{"b_id": oid, "b_sources": values} for oid, values in sources.items()],
+        )
