@@ -7,7 +7,7 @@ orders name, each with a list price; the price tolerance is wide so most orders 
 and both runs write the same outbox rows (a held order would write less and flatter the rules).
 
     .venv/bin/python bench/bench_rules.py [--orders 10000] [--items 50000] [--stock]
-    valgrind --tool=callgrind .venv/bin/python bench/bench_rules.py --orders 1000 --once with   # and 2000, and --once without
+    valgrind --tool=callgrind .venv/bin/python bench/bench_rules.py --workers 0 --orders 1000 --once with   # and 2000, and --once without
 
 `--stock` adds the stock rule (policy backorder) and `routing:` (two warehouses per region, a
 carrier table): every accepted order's lines are reserved in the store (two warehouses hold
@@ -150,7 +150,9 @@ def main() -> None:
         if args.once:
             # Instruction counts do not depend on what else the machine runs: run this under
             # callgrind for N and 2N orders of each kind; the differences are per-order costs.
-            run(f"sqlite:///{tmp}/once.db", body, md if args.once == "with" else None, stock=args.items if args.stock and args.once == "with" else 0)
+            with_rules = args.once == "with"
+            run(f"sqlite:///{tmp}/once.db", body, md if with_rules else None, stock=args.items if args.stock and with_rules else 0,
+                workers=args.workers if with_rules else 0, items=args.items, warm=True)
             return
         print(f"catalogue of {args.items:,} items with prices built in {time.process_time() - t0:.2f} s CPU")
         wall: dict[str, float] = {}

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from gateway.masterdata.model import (
 )
 from gateway.states import ReservationState, move
 from gateway.store import tables as t
-from gateway.store.db import Store, add_event, add_events, as_utc, utcnow
+from gateway.store.db import Bulk, Store, add_event, add_events, as_utc, utcnow
 
 __all__ = [
     "KindStatus",
@@ -93,7 +94,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _IN_CHUNK = 1000  # IN-list size: well inside SQLite's and PostgreSQL's parameter limits
 _STEP = Decimal("0.0001")  # the columns' scale
-_EPS = Decimal("0.00005")  # half a step: SQLite compares REALs, PostgreSQL exact numerics
+_EPS = Decimal("0.00005")
+_ONE = Decimal(1)  # half a step: SQLite compares REALs, PostgreSQL exact numerics
 
 
 def _num(value: Any) -> Decimal | None:
@@ -103,6 +105,16 @@ def _num(value: Any) -> Decimal | None:
     d = value if isinstance(value, Decimal) else Decimal(str(value))
     d = d.quantize(_STEP)
     return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+
+
+def _stored(value: Any) -> Decimal:
+    """A stored quantity as an exact Decimal at the columns' scale, without `_num`'s tidying
+    (a hot path: one per stock row read for a batch). SQLite hands back int or float."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    return Decimal(repr(value)).quantize(_STEP) if value is not None else Decimal(0)
 
 
 def _chunks(values: Collection[str]) -> Iterator[list[str]]:
@@ -485,7 +497,8 @@ class ReserveResult:
 def _quantity(q: Decimal) -> Decimal:
     if q <= 0:
         raise ValueError(f"a reservation needs a positive quantity, not {q}")
-    return _num(q.quantize(_STEP, rounding=ROUND_UP)) or q
+    d = q.quantize(_STEP, rounding=ROUND_UP)
+    return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()  # as _num tidies it
 
 
 class StockKeeper:
@@ -605,45 +618,49 @@ class StockKeeper:
             return results
         snap: dict[str, dict[str, Decimal]] = {}
         for chunk in _chunks({ln.sku for _, lines in fresh for ln in lines}):
-            for row in conn.execute(select(_s.c.sku, _s.c.warehouse, _AVAIL).where(_s.c.sku.in_(chunk))):
-                snap.setdefault(row.sku, {})[row.warehouse] = _num(row.available) or Decimal(0)
-        planned: list[tuple[str, Sequence[ReserveLine], list[list[tuple[str, Decimal]]]]] = []
+            # Straight to the driver (a read per order line: SQLAlchemy's result rows and
+            # expanding IN cost three times SQLite's own work). The SQL holds placeholders only.
+            for sku, wh, available in Bulk(conn, _SNAPSHOT_SQL.format(", ".join("?" * len(chunk)))).read(tuple(chunk)):
+                snap.setdefault(sku, {})[wh] = _stored(available)
+        planned: list[tuple[str, list[tuple[ReserveLine, Decimal, list[tuple[str, Decimal]]]]]] = []
         totals: dict[tuple[str, str], Decimal] = {}
         for oid, lines in fresh:
-            taken_per_line = []
+            per_line = []
             for line in lines:
-                taken = _plan_take(snap.get(line.sku, {}), line, _quantity(line.quantity))
+                want = _quantity(line.quantity)
+                taken = _plan_take(snap.get(line.sku, {}), line, want)
                 for wh, q in taken:
-                    totals[(line.sku, wh)] = totals.get((line.sku, wh), Decimal(0)) + q
-                taken_per_line.append(taken)
-            planned.append((oid, lines, taken_per_line))
-        params = [{"b_sku": sku, "b_wh": wh, "b_min": q - _EPS, "b_q": q} for (sku, wh), q in sorted(totals.items())]
+                    key = (line.sku, wh)
+                    totals[key] = totals[key] + q if key in totals else q
+                per_line.append((line, want, taken))
+            planned.append((oid, per_line))
+        take = Bulk(conn, _TAKE_SQL)
+        num = take.processor(_s.c.reserved)
+        params = [(num(q), sku, wh, num(q - _EPS)) for (sku, wh), q in sorted(totals.items())]
         savepoint = conn.begin_nested()
-        if params and conn.execute(_TAKE, params).rowcount != len(params):
+        if take.run(params) != len(params):
             savepoint.rollback()
             results.update({oid: self._reserve(conn, oid, lines, True) for oid, lines in fresh})
             return results
         savepoint.commit()
         now = utcnow()
+        put = Bulk(conn, _INSERT_SQL)
+        stamp = put.processor(r.c.created_at)(now)
         state = move(ReservationState, None, ReservationState.RESERVED).value
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         events: list[dict[str, Any]] = []
-        for oid, lines, taken_per_line in planned:
+        for oid, per_line in planned:
             done = []
-            for line, taken in zip(lines, taken_per_line, strict=True):
-                want = _quantity(line.quantity)
-                got = sum((q for _, q in taken), Decimal(0))
+            for line, want, taken in per_line:
+                held = tuple(Reservation(oid, line.line, line.sku, wh, q) for wh, q in taken)
+                got = taken[0][1] if len(taken) == 1 else sum((q for _, q in taken), Decimal(0))
                 outcome = ReserveOutcome.RESERVED if got >= want else ReserveOutcome.PARTIAL if got > 0 else ReserveOutcome.SHORT
-                done.append(LineReservation(line.line, line.sku, want, outcome, tuple(Reservation(oid, line.line, line.sku, wh, q) for wh, q in taken)))
-                rows.extend(
-                    {"order_id": oid, "line": line.line, "sku": line.sku, "warehouse": wh, "quantity": q, "state": state, "created_at": now, "updated_at": now}
-                    for wh, q in taken
-                )
+                done.append(LineReservation(line.line, line.sku, want, outcome, held))
+                rows.extend((oid, line.line, line.sku, wh, num(q), state, stamp, stamp) for wh, q in taken)
             result = ReserveResult(oid, tuple(done))
             results[oid] = result
             events.append({"kind": "stock_reserved", "order_id": oid, "at": now, "detail": _detail(result.reservations)})
-        if rows:
-            conn.execute(insert(r), rows)
+        put.run(rows)
         add_events(conn, events)
         return results
 
@@ -651,8 +668,10 @@ class StockKeeper:
 def _plan_take(snap: dict[str, Decimal], line: ReserveLine, want: Decimal) -> list[tuple[str, Decimal]]:
     """What `_take` (partial) would take of one line, worked out on a picture of what is
     available (updated in place)."""
-    candidates = sorted(((wh, a) for wh, a in snap.items() if line.warehouse is None or wh == line.warehouse), key=lambda c: (-c[1], c[0]))
-    candidates = _preferred(candidates, line.prefer)
+    if line.prefer:  # the route's order, as _preferred gives it (without sorting by quantity first)
+        candidates = [(wh, snap[wh]) for wh in _preference(line.prefer) if wh in snap and (line.warehouse is None or wh == line.warehouse)]
+    else:
+        candidates = sorted(((wh, a) for wh, a in snap.items() if line.warehouse is None or wh == line.warehouse), key=lambda c: (-c[1], c[0]))
     for wh, avail in candidates:
         if avail + _EPS >= want:
             snap[wh] = avail - want
@@ -709,6 +728,13 @@ _TAKE = (
     .where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"), _s.c.on_hand - _s.c.reserved >= bindparam("b_min"))
     .values(reserved=_s.c.reserved + bindparam("b_q"))
 )
+# The same two statements for the batch path (Bulk: straight to the driver's executemany).
+_TAKE_SQL = "UPDATE stock SET reserved = reserved + ? WHERE sku = ? AND warehouse = ? AND on_hand - reserved >= ?"
+_INSERT_SQL = (
+    "INSERT INTO stock_reservations (order_id, line, sku, warehouse, quantity, state, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SNAPSHOT_SQL = "SELECT sku, warehouse, on_hand - reserved FROM stock WHERE sku IN ({})"
 _AVAIL = (_s.c.on_hand - _s.c.reserved).label("available")
 _AVAILABLE = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku")).order_by(_AVAIL.desc(), _s.c.warehouse)
 _AVAILABLE_IN = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"))
@@ -726,6 +752,14 @@ def _available(conn: Connection, sku: str, warehouse: str | None) -> list[tuple[
     else:
         rows = conn.execute(_AVAILABLE_IN, {"b_sku": sku, "b_wh": warehouse}).all()
     return [(r.warehouse, (_num(r.available) or Decimal(0))) for r in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _preference(prefer: tuple[str, ...]) -> tuple[str, ...]:
+    """The warehouses of a route in the order `_preferred` ranks them (a repeated name counts
+    where it last appears)."""
+    rank = {wh: i for i, wh in enumerate(prefer)}
+    return tuple(sorted(rank, key=rank.__getitem__))
 
 
 def _preferred(candidates: list[tuple[str, Decimal]], prefer: tuple[str, ...]) -> list[tuple[str, Decimal]]:

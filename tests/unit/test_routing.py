@@ -140,3 +140,49 @@ def test_a_batch_whose_picture_is_stale_falls_back_to_one_order_at_a_time(store:
     with store.engine.connect() as conn:
         (reserved,) = conn.execute(t.stock.select().with_only_columns(t.stock.c.reserved)).one()
     assert reserved == 4
+
+
+def test_a_batch_of_many_random_orders_gets_what_one_order_after_another_gets(store: Store):
+    """The batch path (its own SQL straight to the driver) against `reserve`, order by order,
+    on the same stock: 300 orders of 1-6 lines over 40 SKUs in three warehouses, scarce
+    enough that lines split and fall short, fractional quantities, routed and unrouted lines."""
+    import random
+
+    from sqlalchemy import delete, select, update
+
+    rng = random.Random(10)
+    skus = [f"S-{n}" for n in range(40)]
+    _seed(store, [(s, wh, rng.randint(0, 60)) for s in skus for wh in ("EAST", "WEST", "FAR") if rng.random() < 0.8])
+    routes = [("EAST", "WEST"), ("WEST",), ("FAR", "EAST", "WEST"), ()]
+    orders = [
+        (
+            f"o-{n}",
+            [
+                ReserveLine(str(i), rng.choice(skus), Decimal(rng.choice(["1", "2.5", "7", "0.3333", "12"])), rng.choice([None, None, "EAST"]), rng.choice(routes))
+                for i in range(1, rng.randint(1, 6) + 1)
+            ],
+        )
+        for n in range(300)
+    ]
+    keeper = StockKeeper(store)
+
+    def stored() -> tuple[list[tuple[str, str, Decimal]], list[tuple[str, str, str, str, Decimal]]]:
+        with store.engine.connect() as conn:
+            stock = sorted((r.sku, r.warehouse, Decimal(r.reserved)) for r in conn.execute(select(t.stock)))
+            held = sorted((r.order_id, r.line, r.sku, r.warehouse, Decimal(r.quantity)) for r in conn.execute(select(t.stock_reservations)))
+            stamps = {type(r.created_at) for r in conn.execute(select(t.stock_reservations))}
+        assert stamps <= {dt.datetime}  # read back as datetimes, as rows written by SQLAlchemy are
+        return stock, held
+
+    one_by_one = {oid: keeper.reserve(oid, lines, partial=True) for oid, lines in orders}
+    expected = stored()
+    assert any(not x.complete for x in one_by_one.values()) and any(len(x.reservations) > len(x.lines) for x in one_by_one.values())
+    with store.begin() as conn:  # the same stock again, untouched
+        conn.execute(delete(t.stock_reservations))
+        conn.execute(update(t.stock).values(reserved=Decimal(0)))
+    with store.begin() as conn:
+        batch = keeper.reserve_many(conn, orders)
+    assert stored() == expected
+    for oid, _ in orders:
+        assert [(x.line, x.requested, x.outcome, x.reserved) for x in batch[oid].lines] == [(x.line, x.requested, x.outcome, x.reserved) for x in one_by_one[oid].lines]
+        assert sorted((r.sku, r.warehouse, r.quantity) for r in batch[oid].reservations) == sorted((r.sku, r.warehouse, r.quantity) for r in one_by_one[oid].reservations)
