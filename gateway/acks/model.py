@@ -36,6 +36,7 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 from gateway.formats.base import Envelope
+from gateway.pickling import by_fields
 
 __all__ = [
     "BUSINESS_REASONS",
@@ -376,6 +377,7 @@ class PoDecision(StrEnum):
         return cls.ACCEPTED_WITH_CHANGES
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class LineResult:
     """The seller's answer for one order line, paired with `Order.lines` by position.

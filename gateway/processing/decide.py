@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.acks.model import LineResult, LineStatus
 from gateway.model import Order
+from gateway.pickling import by_fields
 from gateway.routing import PartLine, Router
 from gateway.rules import Decision, Outcome, RulesEngine
 from gateway.rules.base import Finding
@@ -96,6 +97,7 @@ def decide_chunk(engine: RulesEngine, pending: list[tuple[dict[str, Any], Order]
         row["_decision"] = decided
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Ship:
     """Where and when an order is to go, for routing."""
@@ -254,4 +256,9 @@ def line_results(order: Order, decision: Decision) -> list[LineResult]:
     for fnd in decision.findings:
         if fnd.line and "price" in fnd.data:
             prices.setdefault(fnd.line, Decimal(fnd.data["price"]))
-    return [LineResult(status=LineStatus.PRICE_CHANGED, unit_price=prices[label]) if label in prices else LineResult() for label in labels]
+    return [LineResult(status=LineStatus.PRICE_CHANGED, unit_price=prices[label]) if label in prices else _AS_ORDERED for label in labels]
+
+
+# One shared answer (it is frozen) for every line accepted as ordered: a decision's lines then
+# pickle to and from the decide worker as one object and references to it.
+_AS_ORDERED = LineResult()

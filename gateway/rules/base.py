@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.model import Channel, Order
+from gateway.pickling import by_fields
 
 if TYPE_CHECKING:
     from gateway.rules.context import OrderContext
@@ -46,6 +47,7 @@ class Outcome(StrEnum):
 _SEVERITY = {Outcome.ACCEPT: 0, Outcome.HOLD: 1, Outcome.REJECT: 2}
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One thing a rule found about an order (or one of its lines)."""
@@ -72,6 +74,7 @@ class Finding:
         }
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class StockNeed:
     """Stock an accepted order must hold for one line (the stock rule says so; the decide step
@@ -88,6 +91,7 @@ class StockNeed:
     weight_kg: Decimal | None = None  # per base unit (the catalogue's), for routing
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The rules' verdict on one order."""
