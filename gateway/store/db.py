@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -280,9 +280,10 @@ class Bulk:
             return 0
         return int(self.conn.exec_driver_sql(self.sql, rows).rowcount)
 
-    def read(self, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
-        """Run once as a query; its rows as the driver returns them (no type processing)."""
-        yield from self.conn.exec_driver_sql(self.sql, params)
+    def read(self, params: tuple[Any, ...]) -> Sequence[tuple[Any, ...]]:
+        """Run once as a query; its rows as the driver returns them (no type processing),
+        fetched at once (row by row costs a Python call per row)."""
+        return self.conn.exec_driver_sql(self.sql, params).fetchall()
 
 
 def _same(value: Any) -> Any:

@@ -652,11 +652,16 @@ class StockKeeper:
         for oid, per_line in planned:
             done = []
             for line, want, taken in per_line:
-                held = tuple(Reservation(oid, line.line, line.sku, wh, q) for wh, q in taken)
-                got = taken[0][1] if len(taken) == 1 else sum((q for _, q in taken), Decimal(0))
+                if len(taken) == 1:  # most lines: the whole of it from one warehouse
+                    wh, got = taken[0]
+                    held: tuple[Reservation, ...] = (Reservation(oid, line.line, line.sku, wh, got),)
+                    rows.append((oid, line.line, line.sku, wh, num(got), state, stamp, stamp))
+                else:
+                    held = tuple(Reservation(oid, line.line, line.sku, wh, q) for wh, q in taken)
+                    got = sum((q for _, q in taken), Decimal(0))
+                    rows.extend((oid, line.line, line.sku, wh, num(q), state, stamp, stamp) for wh, q in taken)
                 outcome = ReserveOutcome.RESERVED if got >= want else ReserveOutcome.PARTIAL if got > 0 else ReserveOutcome.SHORT
                 done.append(LineReservation(line.line, line.sku, want, outcome, held))
-                rows.extend((oid, line.line, line.sku, wh, num(q), state, stamp, stamp) for wh, q in taken)
             result = ReserveResult(oid, tuple(done))
             results[oid] = result
             events.append({"kind": "stock_reserved", "order_id": oid, "at": now, "detail": _detail(result.reservations)})
