@@ -94,8 +94,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _IN_CHUNK = 1000  # IN-list size: well inside SQLite's and PostgreSQL's parameter limits
 _STEP = Decimal("0.0001")  # the columns' scale
-_EPS = Decimal("0.00005")
-_ONE = Decimal(1)  # half a step: SQLite compares REALs, PostgreSQL exact numerics
+_EPS = Decimal("0.00005")  # half a step: SQLite compares REALs, PostgreSQL exact numerics
+_ONE = Decimal(1)
 
 
 def _num(value: Any) -> Decimal | None:
