@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     ap.add_argument("--workers", type=int, default=1, help="decide workers (processing.decide_workers; 0: rules in process)")
     ap.add_argument("--stock", action="store_true", help="add the stock rule, reservations and routing")
-    ap.add_argument("--once", choices=["without", "with"], help="one run of one kind, printing nothing: for callgrind (see README)")
+    ap.add_argument("--once", choices=["without", "with"], help="one run of one kind, printing nothing: for callgrind (see README; --workers 0 decides in process, else the worker is started before the clock)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         edi = Path(tmp) / "orders.edi"
