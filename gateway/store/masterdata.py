@@ -103,8 +103,12 @@ def _num(value: Any) -> Decimal | None:
     if value is None:
         return None
     d = value if isinstance(value, Decimal) else Decimal(str(value))
-    d = d.quantize(_STEP)
-    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+    return _tidy(d.quantize(_STEP))
+
+
+def _tidy(d: Decimal) -> Decimal:
+    """12, not 12.0000; 2.5, not 2.5000."""
+    return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()
 
 
 def _stored(value: Any) -> Decimal:
@@ -497,8 +501,7 @@ class ReserveResult:
 def _quantity(q: Decimal) -> Decimal:
     if q <= 0:
         raise ValueError(f"a reservation needs a positive quantity, not {q}")
-    d = q.quantize(_STEP, rounding=ROUND_UP)
-    return d.quantize(_ONE) if d == d.to_integral_value() else d.normalize()  # as _num tidies it
+    return _tidy(q.quantize(_STEP, rounding=ROUND_UP))
 
 
 class StockKeeper:
@@ -673,10 +676,9 @@ class StockKeeper:
 def _plan_take(snap: dict[str, Decimal], line: ReserveLine, want: Decimal) -> list[tuple[str, Decimal]]:
     """What `_take` (partial) would take of one line, worked out on a picture of what is
     available (updated in place)."""
-    if line.prefer:  # the route's order, as _preferred gives it (without sorting by quantity first)
-        candidates = [(wh, snap[wh]) for wh in _preference(line.prefer) if wh in snap and (line.warehouse is None or wh == line.warehouse)]
-    else:
-        candidates = sorted(((wh, a) for wh, a in snap.items() if line.warehouse is None or wh == line.warehouse), key=lambda c: (-c[1], c[0]))
+    candidates = [(wh, a) for wh, a in snap.items() if line.warehouse is None or wh == line.warehouse]
+    # a routed line goes by the route's order alone: no need to sort by quantity first
+    candidates = _preferred(candidates, line.prefer) if line.prefer else sorted(candidates, key=lambda c: (-c[1], c[0]))
     for wh, avail in candidates:
         if avail + _EPS >= want:
             snap[wh] = avail - want
@@ -725,21 +727,17 @@ def _result(order_id: str, lines: Sequence[ReserveLine], held: list[Reservation]
     return ReserveResult(order_id, tuple(done), repeated=repeated)
 
 
-# Built once: a statement built per call costs more than running it (SQLAlchemy then finds its
-# compiled form in the cache by the statement's identity, not by rebuilding it).
 _s = t.stock
-_TAKE = (
-    update(_s)
-    .where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"), _s.c.on_hand - _s.c.reserved >= bindparam("b_min"))
-    .values(reserved=_s.c.reserved + bindparam("b_q"))
-)
-# The same two statements for the batch path (Bulk: straight to the driver's executemany).
+# The statements every reservation runs, one at a time or a batch's at once (Bulk: straight to
+# the driver; the one conditional update that moves stock into `reserved` is _TAKE_SQL).
 _TAKE_SQL = "UPDATE stock SET reserved = reserved + ? WHERE sku = ? AND warehouse = ? AND on_hand - reserved >= ?"
 _INSERT_SQL = (
     "INSERT INTO stock_reservations (order_id, line, sku, warehouse, quantity, state, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SNAPSHOT_SQL = "SELECT sku, warehouse, on_hand - reserved FROM stock WHERE sku IN ({})"
+# Built once: a statement built per call costs more than running it (SQLAlchemy then finds its
+# compiled form in the cache by the statement's identity, not by rebuilding it).
 _AVAIL = (_s.c.on_hand - _s.c.reserved).label("available")
 _AVAILABLE = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku")).order_by(_AVAIL.desc(), _s.c.warehouse)
 _AVAILABLE_IN = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"))
@@ -747,8 +745,9 @@ _AVAILABLE_IN = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sk
 
 def _try_take(conn: Connection, sku: str, warehouse: str, q: Decimal) -> bool:
     """The one statement that moves stock into `reserved`: only if that much is available."""
-    done = conn.execute(_TAKE, {"b_sku": sku, "b_wh": warehouse, "b_min": q - _EPS, "b_q": q})
-    return done.rowcount == 1
+    take = Bulk(conn, _TAKE_SQL)
+    num = take.processor(_s.c.reserved)
+    return take.run([(num(q), sku, warehouse, num(q - _EPS))]) == 1
 
 
 def _available(conn: Connection, sku: str, warehouse: str | None) -> list[tuple[str, Decimal]]:
@@ -771,8 +770,8 @@ def _preferred(candidates: list[tuple[str, Decimal]], prefer: tuple[str, ...]) -
     """The candidates a routed line may take from, in the route's order of preference."""
     if not prefer:
         return candidates
-    rank = {wh: i for i, wh in enumerate(prefer)}
-    return sorted((c for c in candidates if c[0] in rank), key=lambda c: rank[c[0]])
+    available = dict(candidates)
+    return [(wh, available[wh]) for wh in _preference(prefer) if wh in available]
 
 
 def _take(conn: Connection, line: ReserveLine, want: Decimal, partial: bool) -> list[tuple[str, Decimal]]:
