@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,9 @@ from gateway.connector import Delivery
 from gateway.errors import PermanentError, TransientError
 from gateway.plugins import build
 from tests.support import tryton
+
+# The live-Tryton tests share its one database with tests/e2e/test_tryton.py: one xdist worker.
+pytestmark = pytest.mark.xdist_group("tryton")
 
 RPC = "http://erp.example.com:8000/shop/rpc/"
 ORDER: dict[str, Any] = {
@@ -209,6 +213,31 @@ def test_error_mapping(fake: FakeTryton, status: int, payload: Any, error: type[
         assert not isinstance(info.value, TransientError)
 
 
+@pytest.mark.parametrize(
+    ("listed", "error", "text"),
+    [
+        ((200, {"result": ["shop", "demo"]}), TransientError, "could not open database 'shop' to log in"),
+        ((403, ""), TransientError, "could not open database 'shop'"),  # [database] list = False
+        ((200, {"result": ["demo"]}), PermanentError, "has no database 'shop'"),
+    ],
+)
+def test_a_404_to_the_login_is_permanent_only_for_a_database_tryton_does_not_list(
+    listed: tuple[int, Any], error: type[Exception], text: str
+) -> None:
+    """Tryton's login answers 404 for a database it has not got and for one it failed to open
+    (seen in CI: SQLite locked under load); the second passes and must be retried."""
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, RPC, status=404, body="Not Found")
+        status, payload = listed
+        mock.add(responses.POST, "http://erp.example.com:8000/rpc/", status=status,
+                 json={"id": 2, **payload} if isinstance(payload, dict) else None, body=None if isinstance(payload, dict) else payload)
+        with pytest.raises(error, match=text) as info:
+            TrytonConnector(config()).send(delivery())
+        assert json.loads(mock.calls[1].request.body or b"{}")["method"] == "common.db.list"
+    if error is PermanentError:
+        assert not isinstance(info.value, TransientError)
+
+
 def test_connection_refused_and_timeouts_are_transient() -> None:
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, RPC, body=requests.exceptions.ConnectionError("refused"))
@@ -254,6 +283,18 @@ def inspector() -> Iterator[tryton.Inspector]:
     found = tryton.Inspector()
     yield found
     found.close()
+
+
+def test_a_database_the_real_server_has_not_got_is_a_permanent_error_that_names_it() -> None:
+    cfg = TrytonConfig(name="erp", url=tryton.tryton_url(), database="nosuchdb", user=tryton.USER,  # type: ignore[arg-type]
+                       password=tryton.PASSWORD)
+    connector = TrytonConnector(cfg)
+    try:
+        with pytest.raises(PermanentError, match="Tryton erp has no database 'nosuchdb'") as info:
+            connector.send(delivery(_real_order(f"NODB-{uuid.uuid4().hex[:8]}")))
+        assert not isinstance(info.value, TransientError)
+    finally:
+        connector.close()
 
 
 def _real_order(po: str, **extra: Any) -> dict[str, Any]:

@@ -68,7 +68,11 @@ What a status call does
 Error mapping
     HTTP 401 on a call                    the session expired: log in again, once, and repeat
     login refused (401/403)               PermanentError (wrong user or password: configuration)
-    HTTP 404 (unknown database)           PermanentError
+    HTTP 404 on login                     Tryton says 404 both for a database it does not have
+                                          and for one it could not open (locked, its server
+                                          down): ``common.db.list`` decides; PermanentError only
+                                          when the list answers without the database
+    HTTP 404 on any other call            PermanentError (the database is gone)
     HTTP 408, 429, 5xx                    TransientError
     other HTTP 4xx                        PermanentError (e.g. 403: the user may not call it)
     connection refused/reset, timeouts,   TransientError (an ambiguous timeout is safe: step 2
@@ -196,6 +200,8 @@ class TrytonClient:
     def login(self) -> None:
         password = self.config.password.get_secret_value()
         status, answer = self._post("common.db.login", [self.config.user, {"password": password}, "en"], auth=None)
+        if status == 404:
+            raise self._login_not_found()
         if status in (401, 403):
             raise PermanentError(
                 f"Tryton {self.config.name} refused the login of user {self.config.user!r} (HTTP {status}): "
@@ -207,6 +213,24 @@ class TrytonClient:
         self._auth = "Session " + base64.b64encode(raw).decode("ascii")
         status, answer = self._post("model.res.user.get_preferences", [True, {}], auth=self._auth)
         self.context = dict(self._result("model.res.user.get_preferences", status, answer))
+
+    def _login_not_found(self) -> DeliveryError:
+        """What a 404 to the login means. Tryton's login answers 404 when the database is not
+        one it has, and also when opening it failed (DatabaseOperationalError: SQLite locked,
+        PostgreSQL restarting or out of connections), which passes: only the server's list of
+        databases tells the two apart (it is off when ``[database] list`` is false)."""
+        db = self.config.database
+        try:
+            status, names = self._post("common.db.list", [], auth=None, url=str(self.config.url).rstrip("/") + "/rpc/")
+        except DeliveryError:
+            status, names = 0, None
+        listed = names.get("result") if status == 200 and isinstance(names, dict) else None
+        if isinstance(listed, list) and db not in listed:
+            return PermanentError(f"Tryton {self.config.name} has no database {db!r}: check `database:` in the connector's configuration")
+        return TransientError(
+            f"Tryton {self.config.name} could not open database {db!r} to log in (HTTP 404): it is busy or its "
+            "database server is unavailable (if the name is wrong, the retries end in a dead letter)"
+        )
 
     def call(self, method: str, *params: Any, context: dict[str, Any] | None = None) -> Any:
         """``method`` with ``params`` and the user's context (plus `context`) appended; the result."""
@@ -228,7 +252,7 @@ class TrytonClient:
 
     # -- transport ------------------------------------------------------------------------------
 
-    def _post(self, method: str, params: list[Any], *, auth: str | None) -> tuple[int, Any]:
+    def _post(self, method: str, params: list[Any], *, auth: str | None, url: str | None = None) -> tuple[int, Any]:
         self._ids += 1
         body = json.dumps({"id": self._ids, "method": method, "params": params}, default=_encode).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
@@ -245,7 +269,7 @@ class TrytonClient:
         call = Call(seconds, self.config.url.host or "", None)
         try:
             with call, self.session.post(
-                self.endpoint, data=body, headers=headers, timeout=self._timeout, allow_redirects=False,
+                url or self.endpoint, data=body, headers=headers, timeout=self._timeout, allow_redirects=False,
                 verify=self.config.verify_tls, stream=True,
             ) as response:
                 content = read_within(response, call, MAX_RESPONSE_BYTES)
