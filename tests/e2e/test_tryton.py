@@ -21,7 +21,9 @@ from tests.support import tryton
 from tests.support.tcpfault import TcpFault
 from tests.support.x12gen import interchange, po
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+# One Tryton database serves the whole run: its tests go to one xdist worker (scripts/test runs
+# two), so a test that reads "the sales made since" never sees another worker's.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_group("tryton")]
 
 FILES = 100
 ENV = {"GW_TRYTON_PASSWORD": tryton.PASSWORD}

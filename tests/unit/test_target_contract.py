@@ -51,6 +51,9 @@ from tests.support.fake_hubspot import FakeHubSpot
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 from tests.support.shipping_apis import EASYPOST_URL, SHIPSTATION_URL, FakeEasyPost, FakeShipStation
 
+# The live-Tryton tests share its one database with tests/e2e/test_tryton.py: one xdist worker.
+pytestmark = pytest.mark.xdist_group("tryton")
+
 GOLDEN = Order(
     po_number="PO-GOLD-1",
     order_date=dt.date(2026, 11, 27),
