@@ -421,9 +421,13 @@ def test_a_transient_fault_surfaces_as_transient_error(target: Target) -> None:
 
 def test_a_permanent_fault_surfaces_as_permanent_error(target: Target) -> None:
     """A refusal is a PermanentError (dead-lettered, never retried), and it leaves no effect."""
-    with target.permanent_fault(), pytest.raises(PermanentError) as info:
-        target.connector.send(delivery())
-    assert not isinstance(info.value, TransientError)
+    with target.permanent_fault():
+        try:
+            receipt = target.connector.send(delivery())
+        except PermanentError as exc:
+            assert not isinstance(exc, TransientError)
+        else:  # seen once under load against Tryton: say what was delivered, and to what
+            pytest.fail(f"no PermanentError: the send returned {receipt!r}; the target holds {target.effects()!r}")
     assert target.effects() == []
     target.connector.send(delivery(attempt=2))  # replayed after the fix: delivered once
     assert target.effects() == [target.effect_of(GOLDEN)]
