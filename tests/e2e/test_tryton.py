@@ -21,9 +21,7 @@ from tests.support import tryton
 from tests.support.tcpfault import TcpFault
 from tests.support.x12gen import interchange, po
 
-# One Tryton database serves the whole run: its tests go to one xdist worker (scripts/test runs
-# two), so a test that reads "the sales made since" never sees another worker's.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_group("tryton")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 FILES = 100
 ENV = {"GW_TRYTON_PASSWORD": tryton.PASSWORD}
@@ -46,10 +44,10 @@ def drop(inbox: Path, name: str, body: bytes) -> None:
 
 @pytest.fixture
 def inspector():
-    tryton.tryton_url()
-    found = tryton.Inspector()
-    yield found
-    found.close()
+    with tryton.exclusive():  # the test has the Tryton database to itself
+        found = tryton.Inspector()
+        yield found
+        found.close()
 
 
 def test_a_hundred_x12_files_become_one_sale_each(tmp_path: Path, inspector: tryton.Inspector) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,6 +27,21 @@ def tryton_url() -> str:
             pytest.fail("GATEWAY_TEST_TRYTON_URL is not set: scripts/test starts Tryton and sets it")
         pytest.skip("Tryton not running (GATEWAY_TEST_TRYTON_URL unset); eval \"$(scripts/services/tryton-test.sh start)\"")
     return url
+
+
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """The one Tryton database for this test alone, until it ends. Tests against it read "the
+    sales made since", switch products off and on and reuse PO numbers, so two at once (the
+    suite runs on two xdist workers) would see each other's. A lock file per server, not xdist's
+    test groups: pytest 9 ignores the node ids xdist 3.8's loadgroup rewrites, silently."""
+    port = urlsplit(tryton_url()).port or 80
+    with (Path(tempfile.gettempdir()) / f"gateway-test-tryton-{port}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def connector(name: str = "erp", **options: Any) -> TrytonConnector:

@@ -51,9 +51,6 @@ from tests.support.fake_hubspot import FakeHubSpot
 from tests.support.fake_odoo import ODOO_URL, FakeOdoo
 from tests.support.shipping_apis import EASYPOST_URL, SHIPSTATION_URL, FakeEasyPost, FakeShipStation
 
-# The live-Tryton tests share its one database with tests/e2e/test_tryton.py: one xdist worker.
-pytestmark = pytest.mark.xdist_group("tryton")
-
 GOLDEN = Order(
     po_number="PO-GOLD-1",
     order_date=dt.date(2026, 11, 27),
@@ -179,52 +176,53 @@ def _tryton_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """The real Tryton server: effects are the sales made during the test (PO and customer; the
     lines are checked through changes and in tests/unit/test_tryton.py), changes come from
     Tryton's own log of the sale (a line write is an update, the cancelled transition a cancel)."""
-    inspector = tryton.Inspector()
-    # every test sends the same PO with the same key: an earlier test's sale must not answer for it
-    inspector.forget_deliveries([("reference", "=", GOLDEN["po_number"])])
-    first = inspector.last_sale_id()
-    connector = tryton.connector("erp", state="quotation")
+    with tryton.exclusive():  # the test has the Tryton database to itself
+        inspector = tryton.Inspector()
+        # every test sends the same PO with the same key: an earlier test's sale must not answer for it
+        inspector.forget_deliveries([("reference", "=", GOLDEN["po_number"])])
+        first = inspector.last_sale_id()
+        connector = tryton.connector("erp", state="quotation")
 
-    def sales() -> list[dict[str, Any]]:
-        return inspector.sales([("id", ">", first)])
+        def sales() -> list[dict[str, Any]]:
+            return inspector.sales([("id", ">", first)])
 
-    def changes() -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        for sale in sales():
-            for entry in inspector.log(sale["id"]):
-                if entry["event"] == "write" and entry["target"] == "lines":
-                    out.append(("update", {"lines": inspector.lines(sale)}))
-                elif entry["event"] == "transition" and entry["target"] == "state:cancelled":
-                    out.append(("cancel", None))
-        return out
+        def changes() -> list[tuple[str, Any]]:
+            out: list[tuple[str, Any]] = []
+            for sale in sales():
+                for entry in inspector.log(sale["id"]):
+                    if entry["event"] == "write" and entry["target"] == "lines":
+                        out.append(("update", {"lines": inspector.lines(sale)}))
+                    elif entry["event"] == "transition" and entry["target"] == "state:cancelled":
+                        out.append(("cancel", None))
+            return out
 
-    @contextmanager
-    def fault() -> Iterator[None]:
-        def refused(*args: Any, **kwargs: Any) -> Any:
-            raise requests.exceptions.ConnectionError("connection refused")
+        @contextmanager
+        def fault() -> Iterator[None]:
+            def refused(*args: Any, **kwargs: Any) -> Any:
+                raise requests.exceptions.ConnectionError("connection refused")
 
-        with monkeypatch.context() as m:
-            m.setattr(connector.client.session, "post", refused)
-            yield
+            with monkeypatch.context() as m:
+                m.setattr(connector.client.session, "post", refused)
+                yield
 
-    @contextmanager
-    def refusal() -> Iterator[None]:
-        inspector.set_salable("WID-1", False)  # Tryton no longer sells it: an unknown product
-        try:
-            yield
-        finally:
-            inspector.set_salable("WID-1", True)
+        @contextmanager
+        def refusal() -> Iterator[None]:
+            inspector.set_salable("WID-1", False)  # Tryton no longer sells it: an unknown product
+            try:
+                yield
+            finally:
+                inspector.set_salable("WID-1", True)
 
-    def effect_of(order: dict[str, Any]) -> Any:
-        return {"reference": order["po_number"], "customer": order["buyer"]["code"]}
+        def effect_of(order: dict[str, Any]) -> Any:
+            return {"reference": order["po_number"], "customer": order["buyer"]["code"]}
 
-    yield Target(
-        connector,
-        lambda: [{"reference": s["reference"], "customer": s["customer"]} for s in sales()],
-        fault, changes, refusal, effect_of, lambda order: {"lines": tryton.order_lines(order)},
-    )
-    connector.close()
-    inspector.close()
+        yield Target(
+            connector,
+            lambda: [{"reference": s["reference"], "customer": s["customer"]} for s in sales()],
+            fault, changes, refusal, effect_of, lambda order: {"lines": tryton.order_lines(order)},
+        )
+        connector.close()
+        inspector.close()
 
 
 def _erp_effect(order: dict[str, Any]) -> Any:
@@ -376,7 +374,8 @@ TARGET_TYPES: dict[str, Callable[[Path, pytest.MonkeyPatch], Iterator[Target]]] 
 }
 
 
-@pytest.fixture(params=sorted(TARGET_TYPES))
+# Tryton's test may wait for another worker's test against the same server (tryton.exclusive).
+@pytest.fixture(params=[pytest.param(n, marks=pytest.mark.timeout(600)) if n == "tryton" else n for n in sorted(TARGET_TYPES)])
 def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
     yield from TARGET_TYPES[request.param](tmp_path, monkeypatch)
 

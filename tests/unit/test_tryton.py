@@ -22,9 +22,6 @@ from gateway.errors import PermanentError, TransientError
 from gateway.plugins import build
 from tests.support import tryton
 
-# The live-Tryton tests share its one database with tests/e2e/test_tryton.py: one xdist worker.
-pytestmark = pytest.mark.xdist_group("tryton")
-
 RPC = "http://erp.example.com:8000/shop/rpc/"
 ORDER: dict[str, Any] = {
     "po_number": "PO-77",
@@ -279,10 +276,14 @@ def test_config_is_built_through_the_registry_and_checks_the_database_name() -> 
 
 @pytest.fixture
 def inspector() -> Iterator[tryton.Inspector]:
-    tryton.tryton_url()
-    found = tryton.Inspector()
-    yield found
-    found.close()
+    with tryton.exclusive():  # the test has the Tryton database to itself
+        found = tryton.Inspector()
+        yield found
+        found.close()
+
+
+# A live test may wait for another worker's test against the same Tryton (tryton.exclusive).
+LIVE = pytest.mark.timeout(600)
 
 
 def test_a_database_the_real_server_has_not_got_is_a_permanent_error_that_names_it() -> None:
@@ -321,6 +322,7 @@ def _failing_after(connector: TrytonConnector, method: str, exc: Exception) -> C
     return lambda: setattr(session, "post", real)
 
 
+@LIVE
 def test_a_lost_answer_to_the_create_never_makes_a_second_sale(inspector: tryton.Inspector) -> None:
     po = f"LOST-{id(inspector)}"
     connector = tryton.connector("erp")
@@ -336,6 +338,7 @@ def test_a_lost_answer_to_the_create_never_makes_a_second_sale(inspector: tryton
     connector.close()
 
 
+@LIVE
 def test_a_crash_between_create_and_confirm_is_finished_by_the_retry(inspector: tryton.Inspector) -> None:
     po = f"HALF-{id(inspector)}"
     connector = tryton.connector("erp")
@@ -349,6 +352,7 @@ def test_a_crash_between_create_and_confirm_is_finished_by_the_retry(inspector: 
     connector.close()
 
 
+@LIVE
 def test_an_expired_session_on_the_real_server_logs_in_again(inspector: tryton.Inspector) -> None:
     po = f"SESS-{id(inspector)}"
     connector = tryton.connector("erp")
@@ -359,6 +363,7 @@ def test_an_expired_session_on_the_real_server_logs_in_again(inspector: tryton.I
     connector.close()
 
 
+@LIVE
 def test_ship_to_addresses_are_found_or_created_once(inspector: tryton.Inspector) -> None:
     connector = tryton.connector("erp", state="quotation")
     code = f"C{id(inspector)}"
@@ -377,6 +382,7 @@ def test_ship_to_addresses_are_found_or_created_once(inspector: tryton.Inspector
     connector.close()
 
 
+@LIVE
 def test_stock_levels_are_tryton_on_hand_quantities_per_warehouse(inspector: tryton.Inspector) -> None:
     connector = tryton.connector("erp")
     before = {r["sku"]: r["on_hand"] for r in connector.stock_levels(["SKU-20", "GAD-9"])}
