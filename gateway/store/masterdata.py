@@ -637,17 +637,16 @@ class StockKeeper:
                     totals[key] = totals[key] + q if key in totals else q
                 per_line.append((line, want, taken))
             planned.append((oid, per_line))
-        take = Bulk(conn, _TAKE_SQL)
-        num = take.processor(_s.c.reserved)
-        params = [(num(q), sku, wh, num(q - _EPS)) for (sku, wh), q in sorted(totals.items())]
+        takes = [(sku, wh, q) for (sku, wh), q in sorted(totals.items())]
         savepoint = conn.begin_nested()
-        if take.run(params) != len(params):
+        if _take_each(conn, takes) != len(takes):
             savepoint.rollback()
             results.update({oid: self._reserve(conn, oid, lines, True) for oid, lines in fresh})
             return results
         savepoint.commit()
         now = utcnow()
         put = Bulk(conn, _INSERT_SQL)
+        num = put.processor(r.c.quantity)
         stamp = put.processor(r.c.created_at)(now)
         state = move(ReservationState, None, ReservationState.RESERVED).value
         rows: list[tuple[Any, ...]] = []
@@ -743,11 +742,16 @@ _AVAILABLE = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku")
 _AVAILABLE_IN = select(_s.c.warehouse, _AVAIL).where(_s.c.sku == bindparam("b_sku"), _s.c.warehouse == bindparam("b_wh"))
 
 
-def _try_take(conn: Connection, sku: str, warehouse: str, q: Decimal) -> bool:
-    """The one statement that moves stock into `reserved`: only if that much is available."""
+def _take_each(conn: Connection, takes: Sequence[tuple[str, str, Decimal]]) -> int:
+    """The one statement that moves stock into `reserved`, for each (sku, warehouse, quantity)
+    only if that much is available there; how many of them it took."""
     take = Bulk(conn, _TAKE_SQL)
     num = take.processor(_s.c.reserved)
-    return take.run([(num(q), sku, warehouse, num(q - _EPS))]) == 1
+    return take.run([(num(q), sku, wh, num(q - _EPS)) for sku, wh, q in takes])
+
+
+def _try_take(conn: Connection, sku: str, warehouse: str, q: Decimal) -> bool:
+    return _take_each(conn, [(sku, warehouse, q)]) == 1
 
 
 def _available(conn: Connection, sku: str, warehouse: str | None) -> list[tuple[str, Decimal]]:

@@ -44,10 +44,8 @@ def drop(inbox: Path, name: str, body: bytes) -> None:
 
 @pytest.fixture
 def inspector():
-    with tryton.exclusive():  # the test has the Tryton database to itself
-        found = tryton.Inspector()
+    with tryton.inspecting() as found:  # the test has the Tryton database to itself
         yield found
-        found.close()
 
 
 def test_a_hundred_x12_files_become_one_sale_each(tmp_path: Path, inspector: tryton.Inspector) -> None:

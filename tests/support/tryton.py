@@ -44,6 +44,17 @@ def exclusive() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@contextmanager
+def inspecting() -> Iterator[Inspector]:
+    """An Inspector, with the Tryton database to this test alone (`exclusive`) until it ends."""
+    with exclusive():
+        found = Inspector()
+        try:
+            yield found
+        finally:
+            found.close()
+
+
 def connector(name: str = "erp", **options: Any) -> TrytonConnector:
     cfg = TrytonConfig(name=name, url=tryton_url(), database=DATABASE, user=USER, password=PASSWORD, **options)  # type: ignore[arg-type]
     return TrytonConnector(cfg)

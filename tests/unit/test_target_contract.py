@@ -176,8 +176,7 @@ def _tryton_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """The real Tryton server: effects are the sales made during the test (PO and customer; the
     lines are checked through changes and in tests/unit/test_tryton.py), changes come from
     Tryton's own log of the sale (a line write is an update, the cancelled transition a cancel)."""
-    with tryton.exclusive():  # the test has the Tryton database to itself
-        inspector = tryton.Inspector()
+    with tryton.inspecting() as inspector:  # the test has the Tryton database to itself
         # every test sends the same PO with the same key: an earlier test's sale must not answer for it
         inspector.forget_deliveries([("reference", "=", GOLDEN["po_number"])])
         first = inspector.last_sale_id()
@@ -222,7 +221,6 @@ def _tryton_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
             fault, changes, refusal, effect_of, lambda order: {"lines": tryton.order_lines(order)},
         )
         connector.close()
-        inspector.close()
 
 
 def _erp_effect(order: dict[str, Any]) -> Any:

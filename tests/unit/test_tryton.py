@@ -276,10 +276,8 @@ def test_config_is_built_through_the_registry_and_checks_the_database_name() -> 
 
 @pytest.fixture
 def inspector() -> Iterator[tryton.Inspector]:
-    with tryton.exclusive():  # the test has the Tryton database to itself
-        found = tryton.Inspector()
+    with tryton.inspecting() as found:  # the test has the Tryton database to itself
         yield found
-        found.close()
 
 
 # A live test may wait for another worker's test against the same Tryton (tryton.exclusive).

@@ -173,6 +173,7 @@ class TrytonClient:
     def __init__(self, config: TrytonConfig, session: requests.Session | None = None):
         self.config = config
         self.endpoint = str(config.url).rstrip("/") + f"/{config.database}/rpc/"
+        self.server_endpoint = str(config.url).rstrip("/") + "/rpc/"  # calls about the server, not one database
         self._own_session = session is None
         if session is None:
             session = requests.Session()
@@ -221,7 +222,7 @@ class TrytonClient:
         databases tells the two apart (it is off when ``[database] list`` is false)."""
         db = self.config.database
         try:
-            status, names = self._post("common.db.list", [], auth=None, url=str(self.config.url).rstrip("/") + "/rpc/")
+            status, names = self._post("common.db.list", [], auth=None, url=self.server_endpoint)
         except DeliveryError:
             status, names = 0, None
         listed = names.get("result") if status == 200 and isinstance(names, dict) else None
