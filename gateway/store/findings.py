@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, true, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from gateway.store import tables as t
 from gateway.store.db import utcnow
@@ -23,6 +23,26 @@ __all__ = ["decided_at", "decision_of", "findings_of", "for_order", "forget", "i
 
 f, d = t.rule_findings, t.rule_decisions
 _CHUNK = 500
+
+# The rules' two history look-ups run for every chunk of 50 new orders: built once, so
+# SQLAlchemy neither builds the statement nor works out its cache key again each time (half
+# of each look-up's cost, bench/bench_rules.py). `before` is a far future unless replaying.
+_NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+_COUNTS = (
+    select(d.c.account, func.count())
+    .where(d.c.account.in_(bindparam("names", expanding=True)), d.c.outcome != "reject", d.c.decided_at < bindparam("before", type_=t.TZ))
+    .group_by(d.c.account)
+)
+_SEEN = (
+    select(d.c.fingerprint, t.orders.c.id, t.orders.c.po_number, t.orders.c.channel)
+    .join(t.orders, t.orders.c.id == d.c.order_id)
+    .where(
+        d.c.fingerprint.in_(bindparam("fps", expanding=True)),
+        d.c.decided_at >= bindparam("since", type_=t.TZ),
+        d.c.decided_at < bindparam("before", type_=t.TZ),
+        d.c.outcome != "reject",
+    )
+)
 
 
 def insert(conn: Connection, findings: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> None:
@@ -67,11 +87,7 @@ def order_counts(conn: Connection, accounts: Collection[str], *, before: dt.date
     out: dict[str, int] = {}
     names = list(accounts)
     for i in range(0, len(names), _CHUNK):
-        rows = conn.execute(
-            select(d.c.account, func.count())
-            .where(d.c.account.in_(names[i : i + _CHUNK]), d.c.outcome != "reject", d.c.decided_at < before if before else true())
-            .group_by(d.c.account)
-        )
+        rows = conn.execute(_COUNTS, {"names": names[i : i + _CHUNK], "before": before or _NEVER})
         out.update({r[0]: int(r[1]) for r in rows})
     return out
 
@@ -88,14 +104,8 @@ def seen(conn: Connection, fingerprints: Collection[str], since: dt.datetime, *,
     `before`: only those decided before that time (`gateway replay-archive`)."""
     out: dict[str, str] = {}
     fps = list(fingerprints)
-    o = t.orders
     for i in range(0, len(fps), _CHUNK):
-        rows = conn.execute(
-            select(d.c.fingerprint, o.c.id, o.c.po_number, o.c.channel)
-            .join(o, o.c.id == d.c.order_id)
-            .where(d.c.fingerprint.in_(fps[i : i + _CHUNK]), d.c.decided_at >= since, d.c.outcome != "reject")
-            .where(d.c.decided_at < before if before else true())
-        )
+        rows = conn.execute(_SEEN, {"fps": fps[i : i + _CHUNK], "since": since, "before": before or _NEVER})
         for r in rows:
             out.setdefault(r.fingerprint, f"order {r.id[:8]} PO {r.po_number} ({r.channel})")
     return out
