@@ -10,6 +10,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.errors import GatewayError, StoreUnavailable
+from gateway.gctune import YOUNG_THRESHOLD
 from tests.support.x12gen import file_with_orders
 
 
@@ -108,7 +109,7 @@ def test_the_pipeline_collects_young_garbage_less_often(tmp_path, gc_threshold):
     gw = Gateway(config(tmp_path))
     try:
         assert gw.pipeline is not None
-        assert gc_threshold.get_threshold() == (5000, 10, 10)
+        assert gc_threshold.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
         gc_threshold.set_threshold(50_000, 10, 10)
         from gateway.gctune import tune_for_batches
 
