@@ -2,9 +2,11 @@
 rule over a 50,000-item catalogue (in memory, as `masterdata: {folder: ...}` loads it).
 
 Same path as `gateway ingest` (Pipeline.receive + process). Prints CPU ms per order of each
-run and the overhead of the rules (target: at most 20%). The catalogue holds every SKU the
-orders name, each with a list price; the price tolerance is wide so most orders are accepted
-and both runs write the same outbox rows (a held order would write less and flatter the rules).
+run and the overhead of the rules (target: at most 20%). On a shared VM these figures move by
+30-50% between runs; bench_rules_instructions.py counts the same runs in instructions. The
+catalogue holds every SKU the orders name, each with a list price; the price tolerance is wide
+so most orders are accepted and both runs write the same outbox rows (a held order would write
+less and flatter the rules).
 
     .venv/bin/python bench/bench_rules.py [--orders 10000] [--items 50000] [--stock]
     valgrind --tool=callgrind .venv/bin/python bench/bench_rules.py --workers 0 --orders 1000 --once with   # and 2000, and --once without
