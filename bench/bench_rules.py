@@ -9,7 +9,7 @@ so most orders are accepted and both runs write the same outbox rows (a held ord
 less and flatter the rules).
 
     .venv/bin/python bench/bench_rules.py [--orders 10000] [--items 50000] [--stock]
-    valgrind --tool=callgrind .venv/bin/python bench/bench_rules.py --workers 0 --orders 1000 --once with   # and 2000, and --once without
+    valgrind --tool=callgrind .venv/bin/python bench/bench_rules.py --workers 0 --orders 1000 --once with   # and 2000, and --once without (bench_rules_instructions.py runs all four)
 
 `--stock` adds the stock rule (policy backorder) and `routing:` (two warehouses per region, a
 carrier table): every accepted order's lines are reserved in the store (two warehouses hold

@@ -31,7 +31,8 @@ BENCH = Path(__file__).resolve().parent / "bench_rules.py"
 def instructions(kind: str, orders: int, stock: bool, out: Path) -> int:
     """Instructions of one `bench_rules.py --once KIND` run of `orders` orders."""
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(BENCH), "--workers", "0", "--orders", str(orders), "--once", kind]
-    done = subprocess.run([*cmd, "--stock"] if stock else cmd, capture_output=True, text=True, check=False)
+    cmd += ["--stock"] if stock else []
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"callgrind run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
